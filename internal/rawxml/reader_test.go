@@ -1,0 +1,201 @@
+package rawxml
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+const httpbind = "http://jabber.org/protocol/httpbind"
+
+// readAll reads the root and every child of doc.
+func readAll(t *testing.T, doc string, opts Options) (Root, []Element, error) {
+	t.Helper()
+	rd := NewReader(strings.NewReader(doc), opts)
+	root, err := rd.Root()
+	if err != nil {
+		return root, nil, err
+	}
+	var els []Element
+	for {
+		el, err := rd.Next()
+		if err == ErrRootEnd {
+			return root, els, nil
+		}
+		if err != nil {
+			return root, els, err
+		}
+		els = append(els, el)
+	}
+}
+
+func TestChildrenKeepTheirBytes(t *testing.T) {
+	opts := Options{DefaultNS: "jabber:client"}
+	for _, tc := range []struct {
+		name string
+		doc  string
+		want []string
+	}{
+		{
+			name: "R-XMPP-3 stanza without xmlns gets jabber:client",
+			doc:  `<body xmlns='` + httpbind + `' rid='1'><message to='a@b'><body>hi &amp; bye</body></message></body>`,
+			want: []string{`<message xmlns='jabber:client' to='a@b'><body>hi &amp; bye</body></message>`},
+		},
+		{
+			name: "R-WRAP-6 own namespace kept byte for byte",
+			doc:  `<body xmlns="` + httpbind + `"><auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">AGEAYg==</auth></body>`,
+			want: []string{`<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">AGEAYg==</auth>`},
+		},
+		{
+			name: "self-closing and whitespace between children",
+			doc:  "<body xmlns='" + httpbind + "'>\n <presence/>\n\t<iq type='get' id='1'><query xmlns='jabber:iq:roster'/></iq> </body>",
+			want: []string{`<presence xmlns='jabber:client'/>`, `<iq xmlns='jabber:client' type='get' id='1'><query xmlns='jabber:iq:roster'/></iq>`},
+		},
+		{
+			name: "root prefix declarations copied into children",
+			doc:  `<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='x'><stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>`,
+			want: []string{`<stream:features xmlns:stream='http://etherx.jabber.org/streams'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>`},
+		},
+		{
+			name: "a child redeclaring the prefix keeps its own",
+			doc:  `<b xmlns='` + httpbind + `' xmlns:x='urn:a'><x:y xmlns:x='urn:b'/></b>`,
+			want: []string{`<x:y xmlns:x='urn:b'/>`},
+		},
+		{
+			name: "non-ASCII and entities untouched",
+			doc:  `<body xmlns='` + httpbind + `'><message xml:lang='de'><body>Grüße &#x1F600; &lt;3</body></message></body>`,
+			want: []string{`<message xmlns='jabber:client' xml:lang='de'><body>Grüße &#x1F600; &lt;3</body></message>`},
+		},
+		{
+			name: "CDATA kept",
+			doc:  `<body xmlns='` + httpbind + `'><message><body><![CDATA[<b>]]></body></message></body>`,
+			want: []string{`<message xmlns='jabber:client'><body><![CDATA[<b>]]></body></message>`},
+		},
+		{
+			name: "XML declaration allowed before the root",
+			doc:  `<?xml version='1.0' encoding='utf-8'?><body xmlns='` + httpbind + `'/>`,
+			want: nil,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, els, err := readAll(t, tc.doc, opts)
+			if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("error: %v", err)
+			}
+			if len(els) != len(tc.want) {
+				t.Fatalf("got %d children, want %d", len(els), len(tc.want))
+			}
+			for i := range els {
+				if string(els[i].Raw) != tc.want[i] {
+					t.Errorf("child %d:\n got %s\nwant %s", i, els[i].Raw, tc.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		doc  string
+		want error
+	}{
+		{"R-WRAP-3 comment", `<body xmlns='` + httpbind + `'><!-- x --></body>`, ErrRestricted},
+		{"R-WRAP-3 comment in child", `<body xmlns='` + httpbind + `'><message><!-- x --></message></body>`, ErrRestricted},
+		{"R-WRAP-3 processing instruction", `<body xmlns='` + httpbind + `'><?php x?></body>`, ErrRestricted},
+		{"R-WRAP-3 DOCTYPE", `<!DOCTYPE body [<!ENTITY x "y">]><body xmlns='` + httpbind + `'/>`, ErrRestricted},
+		{"R-WRAP-3 undefined entity", `<body xmlns='` + httpbind + `'><message><body>&x;</body></message></body>`, ErrMalformed},
+		{"late XML declaration", ` <?xml version='1.0'?><a/>`, ErrRestricted},
+		{"R-WRAP-4 text in root", `<body xmlns='` + httpbind + `'>hello</body>`, ErrText},
+		{"R-WRAP-2 mismatched end tag", `<body xmlns='` + httpbind + `'><message></iq></body>`, ErrMalformed},
+		{"R-WRAP-2 mismatched root end", `<body xmlns='` + httpbind + `'></bodx>`, ErrMalformed},
+		{"R-WRAP-2 truncated", `<body xmlns='` + httpbind + `'><message>`, io.ErrUnexpectedEOF},
+		{"repeated attribute on root", `<body rid='1' rid='2'/>`, ErrMalformed},
+		{"undeclared prefix", `<body xmlns='` + httpbind + `'><x:y/></body>`, ErrMalformed},
+		{"too deep", `<body xmlns='` + httpbind + `'><a><b><c><d/></c></b></a></body>`, ErrLimit},
+		{"too big", `<body xmlns='` + httpbind + `'><a>` + strings.Repeat("x", 200) + `</a></body>`, ErrLimit},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := readAll(t, tc.doc, Options{MaxDepth: 4, MaxElementSize: 100})
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestRootAttributesByNamespace(t *testing.T) {
+	// R-XMPP-5: match by namespace URI, not by prefix.
+	doc := `<body xmlns='` + httpbind + `' xmlns:x='urn:xmpp:xbosh' rid='7' x:restart='true' xml:lang='en'/>`
+	root, _, err := readAll(t, doc, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if root.NS() != httpbind || root.Name.Local != "body" {
+		t.Errorf("root = %v in %q", root.Name, root.NS())
+	}
+	for _, tc := range []struct{ ns, local, want string }{
+		{"", "rid", "7"},
+		{"urn:xmpp:xbosh", "restart", "true"},
+		{XMLNamespace, "lang", "en"},
+	} {
+		if got, ok := root.Get(tc.ns, tc.local); !ok || got != tc.want {
+			t.Errorf("Get(%q, %q) = %q, %v; want %q", tc.ns, tc.local, got, ok, tc.want)
+		}
+	}
+	if _, ok := root.Get("", "restart"); ok {
+		t.Error("prefixed attribute matched without its namespace")
+	}
+}
+
+// TestStreamReuse checks that a Reader over a bufio.Reader leaves what
+// follows the current child unread, so a stream restart can start a new
+// Reader on the same connection.
+func TestStreamReuse(t *testing.T) {
+	br := bufio.NewReader(strings.NewReader(`<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'><success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/><?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='2'><stream:features/>`))
+	rd := NewReader(br, Options{DefaultNS: "jabber:client"})
+	if _, err := rd.Root(); err != nil {
+		t.Fatal(err)
+	}
+	el, err := rd.Next()
+	if err != nil || el.Name.Local != "success" || el.NS != "urn:ietf:params:xml:ns:xmpp-sasl" {
+		t.Fatalf("first child %v %q: %v", el.Name, el.NS, err)
+	}
+	rd = NewReader(br, Options{DefaultNS: "jabber:client"})
+	root, err := rd.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := root.Get("", "id"); id != "2" {
+		t.Fatalf("second header id = %q", id)
+	}
+	el, err = rd.Next()
+	if err != nil || el.NS != "http://etherx.jabber.org/streams" {
+		t.Fatalf("features: %v %q %v", el.Name, el.NS, err)
+	}
+}
+
+func BenchmarkNext(b *testing.B) {
+	doc := `<body xmlns='` + httpbind + `' rid='1' sid='abc'>` +
+		strings.Repeat(`<message to='bob@example.org' type='chat' id='x1'><body>Hello there &amp; welcome</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>`, 3) +
+		`</body>`
+	b.SetBytes(int64(len(doc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		rd := NewReader(strings.NewReader(doc), Options{DefaultNS: "jabber:client"})
+		if _, err := rd.Root(); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			_, err := rd.Next()
+			if err == ErrRootEnd {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
