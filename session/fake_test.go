@@ -1,0 +1,300 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeClock is a Clock whose time moves only when Advance is called.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	c    *fakeClock
+	when time.Time
+	f    func()
+	done bool
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1e9, 0)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{c: c, when: c.now.Add(d), f: f}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+func (t *fakeTimer) Stop() bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	was := !t.done
+	t.done = true
+	return was
+}
+
+// Advance moves time forward by d, running due timers in order, in the
+// caller's goroutine.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	end := c.now.Add(d)
+	c.mu.Unlock()
+	for {
+		c.mu.Lock()
+		sort.SliceStable(c.timers, func(i, j int) bool { return c.timers[i].when.Before(c.timers[j].when) })
+		var due *fakeTimer
+		for _, t := range c.timers {
+			if !t.done && !t.when.After(end) {
+				due = t
+				break
+			}
+		}
+		if due == nil {
+			c.now = end
+			c.mu.Unlock()
+			return
+		}
+		due.done = true
+		c.now = due.when
+		c.mu.Unlock()
+		due.f()
+	}
+}
+
+// fakeUpstream is an Upstream scripted by the test: elements sent on in
+// come out of Next; writes are recorded.
+type fakeUpstream struct {
+	in chan []byte
+	// end, when closed, makes Next return endErr.
+	end    chan struct{}
+	endErr error
+
+	mu       sync.Mutex
+	writes   []string // written stanzas, "<restart>" and "<close>"
+	closed   chan struct{}
+	closeOne sync.Once
+	writeErr error
+}
+
+func newFakeUpstream() *fakeUpstream {
+	return &fakeUpstream{in: make(chan []byte), end: make(chan struct{}), closed: make(chan struct{})}
+}
+
+func (u *fakeUpstream) Next() ([]byte, error) {
+	select {
+	case el := <-u.in:
+		return el, nil
+	case <-u.end:
+		return nil, u.endErr
+	case <-u.closed:
+		return nil, io.EOF
+	}
+}
+
+func (u *fakeUpstream) Write(p ...[]byte) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.writeErr != nil {
+		return u.writeErr
+	}
+	for _, b := range p {
+		u.writes = append(u.writes, string(b))
+	}
+	return nil
+}
+
+func (u *fakeUpstream) Restart() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.writes = append(u.writes, "<restart>")
+	return nil
+}
+
+func (u *fakeUpstream) Close() error {
+	u.closeOne.Do(func() {
+		u.mu.Lock()
+		u.writes = append(u.writes, "<close>")
+		u.mu.Unlock()
+		close(u.closed)
+	})
+	return nil
+}
+
+// fail makes Next return err.
+func (u *fakeUpstream) fail(err error) {
+	u.endErr = err
+	close(u.end)
+}
+
+func (u *fakeUpstream) written() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]string(nil), u.writes...)
+}
+
+// send delivers one element from the server, waiting until the session's
+// reader has taken it.
+func (u *fakeUpstream) send(t *testing.T, el string) {
+	t.Helper()
+	select {
+	case u.in <- []byte(el):
+	case <-time.After(5 * time.Second):
+		t.Fatal("session reader did not take the element")
+	}
+}
+
+// harness is one session under test.
+type harness struct {
+	t     *testing.T
+	clock *fakeClock
+	up    *fakeUpstream
+	reg   *Registry
+	s     *Session
+}
+
+const firstRID = 1000
+
+func newHarness(t *testing.T, p Params) *harness {
+	t.Helper()
+	h := &harness{t: t, clock: newFakeClock(), up: newFakeUpstream()}
+	h.reg = NewRegistry(slog.New(slog.DiscardHandler), h.clock)
+	s, err := h.reg.Create(p, h.up, firstRID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.s = s
+	t.Cleanup(func() { h.up.Close() })
+	return h
+}
+
+func defaultParams() Params {
+	return Params{Wait: 60 * time.Second, Hold: 1, Requests: 2, Inactivity: 30 * time.Second}
+}
+
+// call is a request in flight.
+type call struct {
+	rid  uint64
+	resp chan *Response
+	err  chan error
+}
+
+// start sends req without waiting for its answer.
+func (h *harness) start(ctx context.Context, req Request) *call {
+	c := &call{rid: req.RID, resp: make(chan *Response, 1), err: make(chan error, 1)}
+	go func() {
+		r, err := h.s.Handle(ctx, req)
+		if err != nil {
+			c.err <- err
+			return
+		}
+		c.resp <- r
+	}()
+	return c
+}
+
+// wait returns the call's response, failing the test after a deadline.
+func (c *call) wait(t *testing.T) *Response {
+	t.Helper()
+	select {
+	case r := <-c.resp:
+		if r.RID != c.rid {
+			t.Fatalf("response for rid %d carries rid %d", c.rid, r.RID)
+		}
+		return r
+	case err := <-c.err:
+		t.Fatalf("rid %d: %v", c.rid, err)
+	case <-time.After(5 * time.Second):
+		t.Fatalf("rid %d: no response", c.rid)
+	}
+	return nil
+}
+
+// pending asserts the call has no response yet. The session answers under
+// its lock, so after waitHeld observed the state, no answer is in flight.
+func (c *call) pending(t *testing.T) {
+	t.Helper()
+	select {
+	case r := <-c.resp:
+		t.Fatalf("rid %d answered early: %+v", c.rid, r)
+	case err := <-c.err:
+		t.Fatalf("rid %d failed early: %v", c.rid, err)
+	default:
+	}
+}
+
+// waitHeld waits until n requests are held.
+func (h *harness) waitHeld(n int) {
+	h.t.Helper()
+	h.waitFor(func(s *Session) bool { return len(s.held) == n }, "%d held requests", n)
+}
+
+func (h *harness) waitFor(cond func(*Session) bool, what string, args ...any) {
+	h.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		h.s.mu.Lock()
+		ok := cond(h.s)
+		h.s.mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for "+what, args...)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitWritten waits until the upstream has seen want, in order.
+func (h *harness) waitWritten(want ...string) {
+	h.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := h.up.written()
+		if equal(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("upstream got %q, want %q", got, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func payload(r *Response) []string {
+	var out []string
+	for _, p := range r.Payload {
+		out = append(out, string(p))
+	}
+	return out
+}
+
+var errLost = errors.New("connection reset by peer")

@@ -1,0 +1,140 @@
+package session
+
+// processLocked handles a request whose turn has come: its payload goes
+// upstream and it is held, or answered if it ends the session.
+func (s *Session) processLocked(r *request) {
+	switch {
+	case r.Restart:
+		// R-XMPP-7: stanzas in a restart request are not forwarded.
+		s.ops = append(s.ops, op{restart: true})
+	case len(r.Payload) > 0:
+		// R-HOLD-1: forward at once, while the request is held.
+		s.ops = append(s.ops, op{data: r.Payload})
+	}
+	if r.Terminate {
+		s.terminateLocked(r)
+		return
+	}
+	if r.gone {
+		// Its client went away before its turn: answer into the cache
+		// only, so a resend of the rid still gets a reply.
+		s.cacheLocked(&Response{RID: r.RID})
+		return
+	}
+	s.held = append(s.held, r)
+	if s.Params.Wait > 0 {
+		rid := r.RID
+		r.timer = s.clock.AfterFunc(s.Params.Wait, func() { s.expire(rid) })
+	}
+	s.releaseLocked()
+}
+
+// releaseLocked answers held requests that must not be held any longer:
+// the oldest when there is data for it (R-HOLD-5, R-HOLD-6), the oldest ones
+// beyond Params.Hold (R-HOLD-4), and all of them in a polling session
+// (R-POLL-1). With nothing left held, the inactivity clock starts.
+func (s *Session) releaseLocked() {
+	if len(s.held) > 0 && len(s.queue) > 0 {
+		s.answerLocked(s.held[0], &Response{Payload: s.takeQueueLocked()})
+	}
+	for len(s.held) > s.Params.Hold || (len(s.held) > 0 && s.Params.Wait == 0) {
+		s.answerLocked(s.held[0], &Response{})
+	}
+	if len(s.held) == 0 && s.final == nil {
+		s.startIdleLocked()
+	}
+}
+
+// answerLocked sends resp to the oldest held request r and caches it.
+func (s *Session) answerLocked(r *request, resp *Response) {
+	if len(s.held) == 0 || s.held[0] != r {
+		panic("session: answering a request out of rid order")
+	}
+	s.held[0] = nil
+	s.held = s.held[1:]
+	stop(r.timer)
+	resp.RID = r.RID
+	if resp.Type != TypeError {
+		s.cacheLocked(resp)
+	}
+	r.done <- resp
+}
+
+// expire answers the held request rid once it has waited Params.Wait
+// (R-HOLD-3), and every older one first, keeping rid order.
+func (s *Session) expire(rid uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.held) > 0 && s.held[0].RID <= rid {
+		s.answerLocked(s.held[0], &Response{Payload: s.takeQueueLocked()})
+	}
+	s.releaseLocked()
+}
+
+// deliver queues an element from the server and answers the oldest held
+// request with it if there is one.
+func (s *Session) deliver(el []byte) {
+	s.mu.Lock()
+	defer s.runWrites()
+	defer s.mu.Unlock()
+	if s.final != nil {
+		return
+	}
+	s.queue = append(s.queue, el)
+	s.queueBytes += int64(len(el))
+	if max := s.Params.MaxQueueBytes; max > 0 && s.queueBytes > max {
+		s.log.Warn("queue limit reached: client is not collecting stanzas", "bytes", s.queueBytes, "limit", max)
+		s.endLocked(&Response{Type: TypeTerminate, Condition: UndefinedCondition})
+		return
+	}
+	s.releaseLocked()
+}
+
+func (s *Session) takeQueueLocked() [][]byte {
+	q := s.queue
+	s.queue = nil
+	s.queueBytes = 0
+	return q
+}
+
+// startIdleLocked starts the inactivity clock (R-INACT-1, R-INACT-2).
+func (s *Session) startIdleLocked() {
+	if s.idle != nil || s.Params.Inactivity <= 0 {
+		return
+	}
+	s.idleGen++
+	gen := s.idleGen
+	s.idle = s.clock.AfterFunc(s.Params.Inactivity, func() { s.idleExpired(gen) })
+}
+
+func (s *Session) stopIdleLocked() {
+	if s.idle != nil {
+		s.idle.Stop()
+		s.idle = nil
+		s.idleGen++
+	}
+}
+
+// idleExpired ends a session that had nothing held for
+// Params.Inactivity. Ended sessions linger that long too, as tombstones
+// that still answer resent rids and tell the client why the session ended,
+// and are then removed.
+func (s *Session) idleExpired(gen uint64) {
+	s.mu.Lock()
+	if gen != s.idleGen || len(s.held) > 0 {
+		s.mu.Unlock()
+		return
+	}
+	s.idle = nil
+	ended := s.final != nil
+	if !ended {
+		s.log.Info("session inactive: ending it", "inactivity", s.Params.Inactivity)
+		s.endLocked(&Response{Type: TypeTerminate, Condition: ItemNotFound})
+		// R-INACT-1: the session is gone as if it never was; a client
+		// coming back later gets item-not-found.
+		s.told = true
+	}
+	s.mu.Unlock()
+	s.runWrites()
+	s.reg.remove(s)
+}

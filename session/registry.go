@@ -1,0 +1,117 @@
+package session
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"sync"
+)
+
+// ErrShutdown is returned by Registry.Create once Shutdown has begun.
+var ErrShutdown = errors.New("session: shutting down")
+
+// Registry holds the live sessions by ID. The zero value is not usable;
+// use NewRegistry.
+type Registry struct {
+	log   *slog.Logger // immutable
+	clock Clock        // immutable
+
+	mu       sync.RWMutex
+	sessions map[string]*Session
+	closed   bool
+}
+
+// NewRegistry returns an empty registry whose sessions log to log and
+// keep time by clock (SystemClock if nil).
+func NewRegistry(log *slog.Logger, clock Clock) *Registry {
+	if clock == nil {
+		clock = SystemClock{}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Registry{log: log, clock: clock, sessions: make(map[string]*Session)}
+}
+
+// newID returns a session ID of 144 random bits (R-RESP-1).
+func newID() string {
+	var b [18]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// Create registers a new session relaying to up, whose creation request
+// had request ID rid, and starts reading from up. The creation response
+// itself is the caller's to write.
+func (r *Registry) Create(p Params, up Upstream, rid uint64) (*Session, error) {
+	if p.Requests < 1 {
+		p.Requests = p.Hold + 1
+	}
+	s := &Session{
+		Params: p,
+		up:     up,
+		clock:  r.clock,
+		reg:    r,
+		last:   rid,
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, ErrShutdown
+	}
+	for {
+		s.ID = newID()
+		if _, taken := r.sessions[s.ID]; !taken {
+			break
+		}
+	}
+	s.log = r.log.With("sid", s.ID)
+	r.sessions[s.ID] = s
+	r.mu.Unlock()
+
+	s.mu.Lock()
+	s.startIdleLocked()
+	s.mu.Unlock()
+	go s.read()
+	s.log.Info("session created", "rid", rid, "wait", p.Wait, "hold", p.Hold)
+	return s, nil
+}
+
+// Get returns the session with ID id, or nil.
+func (r *Registry) Get(id string) *Session {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.sessions[id]
+}
+
+// Len returns the number of sessions, ended ones not yet forgotten
+// included.
+func (r *Registry) Len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.sessions)
+}
+
+func (r *Registry) remove(s *Session) {
+	r.mu.Lock()
+	if r.sessions[s.ID] == s {
+		delete(r.sessions, s.ID)
+	}
+	r.mu.Unlock()
+}
+
+// Shutdown refuses new sessions and ends every live one with
+// system-shutdown: held requests are answered and upstream streams closed.
+func (r *Registry) Shutdown() {
+	r.mu.Lock()
+	r.closed = true
+	all := make([]*Session, 0, len(r.sessions))
+	for _, s := range r.sessions {
+		all = append(all, s)
+	}
+	r.mu.Unlock()
+	for _, s := range all {
+		s.End(SystemShutdown)
+	}
+}

@@ -1,0 +1,95 @@
+package session
+
+// MaxRID is the highest request ID a client may use, 2^53-1 (XEP-0124
+// §14.1), so that rids survive JavaScript numbers.
+const MaxRID = 1<<53 - 1
+
+// acceptLocked takes a request into the session. It returns either the
+// request, to be waited on, or an immediate response.
+func (s *Session) acceptLocked(req Request) (*request, *Response) {
+	if s.final != nil {
+		return nil, s.afterEndLocked(req.RID)
+	}
+	switch {
+	case req.RID <= s.last:
+		return s.repeatLocked(req)
+	case req.RID > s.last+uint64(s.Params.Requests):
+		// R-RID-5: beyond the window.
+		s.log.Info("rid beyond window", "rid", req.RID, "last", s.last, "requests", s.Params.Requests)
+		return nil, s.failLocked(req.RID, ItemNotFound)
+	}
+	r := &request{Request: req, done: make(chan *Response, 1)}
+	for i, p := range s.pending {
+		if p.RID == req.RID {
+			// The same rid again while it waits for a gap: the older
+			// copy's client gave up on it (R-RID-8).
+			p.done <- &Response{RID: p.RID, Type: TypeError}
+			s.pending[i] = r
+			return r, nil
+		}
+	}
+	s.pending = append(s.pending, r)
+	s.stopIdleLocked()
+	s.advanceLocked()
+	return r, nil
+}
+
+// advanceLocked processes pending requests in rid order for as long as the
+// next rid is there (R-RID-4).
+func (s *Session) advanceLocked() {
+	for {
+		next := -1
+		for i, p := range s.pending {
+			if p.RID == s.last+1 {
+				next = i
+				break
+			}
+		}
+		if next < 0 {
+			return
+		}
+		r := s.pending[next]
+		s.pending = append(s.pending[:next], s.pending[next+1:]...)
+		s.last = r.RID
+		s.processLocked(r)
+	}
+}
+
+// repeatLocked answers a request whose rid was already processed: from
+// the cache (R-RID-7), by taking the place of a held copy (R-RID-8), or
+// with item-not-found when its response is gone (R-RID-10).
+func (s *Session) repeatLocked(req Request) (*request, *Response) {
+	for _, c := range s.cache {
+		if c.RID == req.RID {
+			s.log.Debug("resent rid answered from cache", "rid", req.RID)
+			return nil, c
+		}
+	}
+	for i, h := range s.held {
+		if h.RID == req.RID {
+			r := &request{Request: h.Request, done: make(chan *Response, 1), timer: h.timer}
+			h.timer = nil
+			h.done <- &Response{RID: h.RID, Type: TypeError}
+			s.held[i] = r
+			s.log.Debug("resent rid replaces held copy", "rid", req.RID)
+			return r, nil
+		}
+	}
+	s.log.Info("resent rid no longer cached", "rid", req.RID, "last", s.last)
+	return nil, s.failLocked(req.RID, ItemNotFound)
+}
+
+// cacheLocked keeps resp for resends of its rid, up to Params.Requests
+// responses (R-RID-6).
+func (s *Session) cacheLocked(resp *Response) {
+	keep := s.Params.Requests
+	if keep < 1 {
+		keep = 1
+	}
+	if len(s.cache) >= keep {
+		n := copy(s.cache, s.cache[len(s.cache)-keep+1:])
+		clear(s.cache[n:])
+		s.cache = s.cache[:n]
+	}
+	s.cache = append(s.cache, resp)
+}

@@ -1,0 +1,184 @@
+package session
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Upstream is the server side of a session: one XMPP client stream. Package
+// xmpp's *Conn implements it.
+type Upstream interface {
+	// Next returns the next element from the server, ready to relay. It
+	// returns io.EOF when the server closes its stream cleanly and an
+	// error matching *xmpp.StreamError for a stream error. Only the
+	// session's reader goroutine calls it.
+	Next() ([]byte, error)
+	// Write sends stanzas to the server, in order.
+	Write(p ...[]byte) error
+	// Restart opens a new stream on the same connection (XEP-0206 §5).
+	Restart() error
+	// Close closes the stream and the connection. It unblocks Next.
+	Close() error
+}
+
+// Params are the values negotiated when a session was created. They do
+// not change during the session's life.
+type Params struct {
+	// Wait is the longest time a request is held.
+	Wait time.Duration
+	// Hold is the most requests held at once. Zero makes a polling
+	// session (XEP-0124 §12), as does a zero Wait.
+	Hold int
+	// Requests is the most requests the client may have open at once,
+	// and the width of the rid window: normally Hold+1.
+	Requests int
+	// Inactivity is how long the session survives with no request held.
+	Inactivity time.Duration
+	// MaxQueueBytes bounds the stanzas waiting for a request to carry
+	// them. Zero means no bound.
+	MaxQueueBytes int64
+}
+
+// Request is one client request, already parsed and validated.
+type Request struct {
+	// RID is the request ID.
+	RID uint64
+	// Payload holds the stanzas to forward upstream, each standalone.
+	Payload [][]byte
+	// Restart asks for a new upstream stream (xmpp:restart='true'); any
+	// payload is ignored (XEP-0206 §5).
+	Restart bool
+	// Terminate ends the session after forwarding Payload.
+	Terminate bool
+}
+
+// Response is what the session answers a request with. A Response is
+// never modified once handed out, so a cached one can be written again
+// byte for byte.
+type Response struct {
+	// RID is the request ID this response answers.
+	RID uint64
+	// Payload holds the elements to send the client, each standalone.
+	Payload [][]byte
+	// Type is "", TypeTerminate or TypeError.
+	Type string
+	// Condition is set on terminal responses that are not a plain end of
+	// the session.
+	Condition Condition
+}
+
+// Session is one BOSH session. Create sessions with Registry.Create.
+type Session struct {
+	// ID is the session ID, the sid attribute. Immutable.
+	ID string
+	// Params are the negotiated session parameters. Immutable.
+	Params Params
+
+	log   *slog.Logger // immutable
+	up    Upstream     // immutable
+	clock Clock        // immutable
+	reg   *Registry    // immutable
+
+	mu sync.Mutex
+	// last is the highest rid processed: every rid up to it has had its
+	// payload forwarded and is held or answered.
+	last uint64
+	// pending holds requests that arrived ahead of a missing rid, in no
+	// particular order; at most Params.Requests of them.
+	pending []*request
+	// held holds the requests being held, oldest (lowest rid) first.
+	held []*request
+	// queue holds elements from the server waiting for a request.
+	queue      [][]byte
+	queueBytes int64
+	// cache keeps the latest responses for resent rids, oldest first.
+	cache []*Response
+	// ops are upstream writes waiting for the writer, in order; writing
+	// is true while a goroutine performs them.
+	ops     []op
+	writing bool
+	// idle runs while nothing is held; idleGen tells a stale timer
+	// callback from the current one.
+	idle    Timer
+	idleGen uint64
+	// final is set once the session has ended: the response that tells
+	// the client so. told says whether the client has received it.
+	final *Response
+	told  bool
+}
+
+// request is a Request on its way through the session.
+type request struct {
+	Request
+	// done receives the response. Buffered: answering never blocks.
+	done chan *Response
+	// timer fires when the request has been held for Params.Wait.
+	timer Timer
+	// gone is set when the HTTP request went away (R-HOLD-8).
+	gone bool
+}
+
+// Handle processes one request of this session and returns its response,
+// blocking while the request is held. If ctx ends first (the client went
+// away), the request is forgotten and ctx's error returned; whatever
+// response it would have had stays cached for a resend of the same rid.
+func (s *Session) Handle(ctx context.Context, req Request) (*Response, error) {
+	s.mu.Lock()
+	r, resp := s.acceptLocked(req)
+	s.mu.Unlock()
+	s.runWrites()
+	if resp != nil {
+		return resp, nil
+	}
+	select {
+	case resp := <-r.done:
+		return resp, nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		s.abandonLocked(r)
+		s.mu.Unlock()
+		s.runWrites()
+		return nil, ctx.Err()
+	}
+}
+
+// End ends the session with cond: held requests are answered, the
+// upstream stream is closed, and a client with nothing held is told on its
+// next request.
+func (s *Session) End(cond Condition) {
+	s.mu.Lock()
+	s.endLocked(&Response{Type: TypeTerminate, Condition: cond})
+	s.mu.Unlock()
+	s.runWrites()
+}
+
+// Ended reports whether the session has ended.
+func (s *Session) Ended() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.final != nil
+}
+
+// abandonLocked forgets a request whose client went away. A held request
+// leaves the held set; a pending one is still processed in its turn (its
+// payload was accepted) but will not be held.
+func (s *Session) abandonLocked(r *request) {
+	r.gone = true
+	for i, h := range s.held {
+		if h == r {
+			stop(r.timer)
+			s.held = append(s.held[:i], s.held[i+1:]...)
+			s.log.Debug("held request abandoned by client", "rid", r.RID)
+			s.releaseLocked()
+			return
+		}
+	}
+}
+
+func stop(t Timer) {
+	if t != nil {
+		t.Stop()
+	}
+}

@@ -1,0 +1,92 @@
+package session
+
+// terminateLocked ends the session at the client's request (XEP-0124 §13).
+// The request's payload was queued for upstream before the closing tag
+// (R-TERM-1); older held requests get empty bodies and the terminate
+// request itself type='terminate' (R-TERM-2).
+func (s *Session) terminateLocked(r *request) {
+	for len(s.held) > 0 {
+		s.answerLocked(s.held[0], &Response{Payload: s.takeQueueLocked()})
+	}
+	resp := &Response{RID: r.RID, Type: TypeTerminate}
+	s.final = resp
+	s.told = true
+	s.cacheLocked(resp)
+	r.done <- resp
+	s.log.Info("session terminated by client")
+	s.closeLocked()
+}
+
+// endLocked ends the session for a reason of the server's or boshd's own.
+// The client is told with final on its oldest held request, or on its next
+// request if none is held (R-TERM-5); stanzas still queued go with it.
+func (s *Session) endLocked(final *Response) {
+	if s.final != nil {
+		return
+	}
+	final.Payload = append(s.takeQueueLocked(), final.Payload...)
+	s.final = final
+	s.log.Info("session ended", "condition", final.Condition, "type", final.Type)
+	if len(s.held) > 0 {
+		told := *final
+		s.answerLocked(s.held[0], &told)
+		s.told = true
+	}
+	s.answerRestLocked()
+	s.closeLocked()
+}
+
+// failLocked ends the session because of request rid, which gets the
+// returned response carrying cond.
+func (s *Session) failLocked(rid uint64, cond Condition) *Response {
+	resp := &Response{RID: rid, Type: TypeTerminate, Condition: cond}
+	if s.final == nil {
+		s.final = resp
+		s.told = true
+		s.takeQueueLocked()
+		s.log.Info("session ended by a request", "condition", cond, "rid", rid)
+		s.answerRestLocked()
+		s.closeLocked()
+	}
+	return resp
+}
+
+// answerRestLocked tells the requests still held or pending that another
+// request ended the session.
+func (s *Session) answerRestLocked() {
+	for len(s.held) > 0 {
+		s.answerLocked(s.held[0], &Response{Type: TypeTerminate, Condition: OtherRequest})
+	}
+	for _, p := range s.pending {
+		p.done <- &Response{RID: p.RID, Type: TypeTerminate, Condition: OtherRequest}
+	}
+	clear(s.pending)
+	s.pending = s.pending[:0]
+}
+
+// closeLocked closes the upstream stream after the writes queued so far,
+// and keeps the ended session as a tombstone for Params.Inactivity.
+func (s *Session) closeLocked() {
+	s.ops = append(s.ops, op{close: true})
+	s.stopIdleLocked()
+	s.startIdleLocked()
+}
+
+// afterEndLocked answers a request that reached an ended session: the
+// cached reply to a resent rid (R-TERM-3), the reason the session ended if
+// the client was not yet told (R-TERM-5), and item-not-found after that.
+func (s *Session) afterEndLocked(rid uint64) *Response {
+	for _, c := range s.cache {
+		if c.RID == rid {
+			return c
+		}
+	}
+	if !s.told {
+		s.told = true
+		resp := *s.final
+		resp.RID = rid
+		s.cacheLocked(&resp)
+		return &resp
+	}
+	return &Response{RID: rid, Type: TypeTerminate, Condition: ItemNotFound}
+}
