@@ -1,0 +1,99 @@
+package config
+
+import "time"
+
+// Config is the whole configuration of a boshd server. The zero value is not
+// useful; start from Default and change fields, or use Load.
+//
+// Each field's comment names the configuration key that sets it (in the YAML
+// file, as BOSHD_<KEY> in the environment, and as --<key-with-dashes> on the
+// command line).
+type Config struct {
+	// Listen is the TCP address the HTTP server listens on. Key: listen.
+	Listen string `mapstructure:"listen"`
+	// Path is the URL path BOSH is served at. Key: path.
+	Path string `mapstructure:"path"`
+
+	// Upstreams maps each served XMPP domain to the host:port of its
+	// client-to-server listener. An empty address means "look the domain up
+	// through DNS SRV". A `to` attribute naming a domain not in this map is
+	// refused with host-unknown and never dialled. Key: upstreams.
+	Upstreams map[string]string `mapstructure:"upstreams"`
+	// UpstreamTLS says how the upstream XMPP stream is secured:
+	//   "starttls"  (default) STARTTLS whenever the server offers it; a
+	//               server that offers none is accepted only on a loopback
+	//               address.
+	//   "required"  STARTTLS must be offered, or the session fails with
+	//               remote-connection-failed.
+	//   "plaintext" never STARTTLS; allowed only for loopback addresses.
+	// Key: upstream_tls.
+	UpstreamTLS string `mapstructure:"upstream_tls"`
+	// UpstreamCAFile is a PEM file of CA certificates trusted for upstream
+	// TLS instead of the system roots. Key: upstream_ca_file.
+	UpstreamCAFile string `mapstructure:"upstream_ca_file"`
+	// RouteAllow lists the `route` attribute values (xmpp:host:port) that
+	// clients may use to choose their upstream. A route not listed is refused
+	// with host-unknown and never dialled. Key: route_allow.
+	RouteAllow []string `mapstructure:"route_allow"`
+	// ConnectTimeout bounds dialling the upstream and negotiating its
+	// stream up to the first features. Key: connect_timeout.
+	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
+	// UpstreamWriteTimeout bounds each write to the upstream server; a
+	// server that does not read for this long ends the session with
+	// remote-connection-failed. Key: upstream_write_timeout.
+	UpstreamWriteTimeout time.Duration `mapstructure:"upstream_write_timeout"`
+
+	// MaxWait is the longest a request is held (the highest `wait` granted).
+	// Key: max_wait.
+	MaxWait time.Duration `mapstructure:"max_wait"`
+	// MaxHold is the highest `hold` granted. Key: max_hold.
+	MaxHold int `mapstructure:"max_hold"`
+	// Inactivity is how long a session may have no request held before it
+	// is ended. Key: inactivity.
+	Inactivity time.Duration `mapstructure:"inactivity"`
+	// Polling is the shortest allowed interval between two empty requests
+	// of a polling session. Key: polling.
+	Polling time.Duration `mapstructure:"polling"`
+	// MaxPause is the longest pause a client may ask for; zero disables
+	// pause. Key: max_pause.
+	MaxPause time.Duration `mapstructure:"max_pause"`
+
+	// MaxBodySize is the largest request body accepted, in bytes.
+	// Key: max_body_size.
+	MaxBodySize int64 `mapstructure:"max_body_size"`
+	// MaxQueueBytes bounds the stanzas waiting in one session for a request
+	// to carry them; a session over it is ended with
+	// undefined-condition. Key: max_queue_bytes.
+	MaxQueueBytes int64 `mapstructure:"max_queue_bytes"`
+
+	// LogLevel is one of debug, info, warn, error. Key: log_level.
+	LogLevel string `mapstructure:"log_level"`
+	// LogFormat is text or json. Key: log_format.
+	LogFormat string `mapstructure:"log_format"`
+	// ShutdownTimeout bounds a graceful stop. Key: shutdown_timeout.
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+}
+
+// Default returns the configuration boshd uses when nothing is set: BOSH at
+// http://127.0.0.1:5280/http-bind in front of a Prosody on 127.0.0.1:5222
+// serving the domain localhost.
+func Default() Config {
+	return Config{
+		Listen:               "127.0.0.1:5280",
+		Path:                 "/http-bind",
+		Upstreams:            map[string]string{"localhost": "127.0.0.1:5222"},
+		UpstreamTLS:          "starttls",
+		ConnectTimeout:       10 * time.Second,
+		UpstreamWriteTimeout: 30 * time.Second,
+		MaxWait:              60 * time.Second,
+		MaxHold:              1,
+		Inactivity:           60 * time.Second,
+		Polling:              5 * time.Second,
+		MaxPause:             120 * time.Second,
+		MaxBodySize:          1 << 20,
+		MaxQueueBytes:        4 << 20,
+		LogLevel:             "info",
+		LogFormat:            "text",
+		ShutdownTimeout:      10 * time.Second,
+	}
+}

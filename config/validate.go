@@ -1,0 +1,201 @@
+package config
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"mellium.im/xmpp/jid"
+)
+
+// Limits checked by Validate.
+const (
+	minMaxWait     = time.Second
+	maxMaxWait     = time.Hour
+	minMaxHold     = 1
+	maxMaxHold     = 10
+	minInactivity  = time.Second
+	minMaxBodySize = 1024
+	maxMaxBodySize = 64 << 20
+)
+
+// Validate reports whether c can be used by a server. It returns nil, or
+// every problem found joined with errors.Join, each naming the key and the
+// bad value. Validate reads the upstream_ca_file, if set, to check that it
+// holds a certificate.
+func (c Config) Validate() error {
+	var p problems
+	if _, ok := splitHostPort(c.Listen, 0); !ok {
+		p.add("listen", "must be host:port with a port 0-65535, got %q", c.Listen)
+	}
+	if !strings.HasPrefix(c.Path, "/") {
+		p.add("path", "must start with \"/\", got %q", c.Path)
+	}
+
+	plaintext := false
+	switch c.UpstreamTLS {
+	case "starttls", "required":
+	case "plaintext":
+		plaintext = true
+	default:
+		p.add("upstream_tls", "must be starttls, required or plaintext, got %q", c.UpstreamTLS)
+	}
+	if len(c.Upstreams) == 0 {
+		p.add("upstreams", "must name at least one XMPP domain")
+	}
+	for _, domain := range slices.Sorted(maps.Keys(c.Upstreams)) {
+		addr := c.Upstreams[domain]
+		if err := checkDomain(domain); err != nil {
+			p.add("upstreams", "%v", err)
+		}
+		switch host, ok := splitHostPort(addr, 1); {
+		case addr == "" && plaintext:
+			p.add("upstreams", "%s: DNS SRV lookup (empty address) is not allowed with upstream_tls \"plaintext\"", domain)
+		case addr == "":
+		case !ok || host == "":
+			p.add("upstreams", "%s: address must be empty (DNS SRV) or host:port with a port 1-65535, got %q", domain, addr)
+		case plaintext && !isLoopback(host):
+			p.add("upstreams", "%s: address must be a loopback IP address or localhost with upstream_tls \"plaintext\", got %q", domain, addr)
+		}
+	}
+	if c.UpstreamCAFile != "" {
+		if err := checkCAFile(c.UpstreamCAFile); err != nil {
+			p.add("upstream_ca_file", "%v", err)
+		}
+	}
+	for _, route := range c.RouteAllow {
+		addr, isXMPP := strings.CutPrefix(route, "xmpp:")
+		switch host, ok := splitHostPort(addr, 1); {
+		case !isXMPP || !ok || host == "":
+			p.add("route_allow", "must be xmpp:host:port with a port 1-65535, got %q", route)
+		case plaintext && !isLoopback(host):
+			p.add("route_allow", "must be on a loopback IP address or localhost with upstream_tls \"plaintext\", got %q", route)
+		}
+	}
+	if c.ConnectTimeout <= 0 {
+		p.add("connect_timeout", "must be positive, got %q", c.ConnectTimeout)
+	}
+	if c.UpstreamWriteTimeout <= 0 {
+		p.add("upstream_write_timeout", "must be positive, got %q", c.UpstreamWriteTimeout)
+	}
+
+	if c.MaxWait < minMaxWait || c.MaxWait > maxMaxWait {
+		p.add("max_wait", "must be between 1s and 1h, got %q", c.MaxWait)
+	}
+	if c.MaxHold < minMaxHold || c.MaxHold > maxMaxHold {
+		p.add("max_hold", "must be between %d and %d, got %d", minMaxHold, maxMaxHold, c.MaxHold)
+	}
+	if c.Inactivity < minInactivity {
+		p.add("inactivity", "must be at least 1s, got %q", c.Inactivity)
+	}
+	if c.Polling < 0 {
+		p.add("polling", "must not be negative, got %q", c.Polling)
+	}
+	if c.MaxPause < 0 {
+		p.add("max_pause", "must not be negative, got %q", c.MaxPause)
+	}
+
+	if c.MaxBodySize < minMaxBodySize || c.MaxBodySize > maxMaxBodySize {
+		p.add("max_body_size", "must be between %d and %d (64 MiB), got %d", minMaxBodySize, maxMaxBodySize, c.MaxBodySize)
+	}
+	if c.MaxQueueBytes < c.MaxBodySize {
+		p.add("max_queue_bytes", "must be at least max_body_size (%d), got %d", c.MaxBodySize, c.MaxQueueBytes)
+	}
+
+	if _, ok := parseLevel(c.LogLevel); !ok {
+		p.add("log_level", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		p.add("log_format", "must be text or json, got %q", c.LogFormat)
+	}
+	if c.ShutdownTimeout <= 0 {
+		p.add("shutdown_timeout", "must be positive, got %q", c.ShutdownTimeout)
+	}
+	return errors.Join(p...)
+}
+
+// SlogLevel returns the slog level named by c.LogLevel, or slog.LevelInfo if
+// it names none.
+func (c Config) SlogLevel() slog.Level {
+	l, _ := parseLevel(c.LogLevel)
+	return l
+}
+
+// parseLevel returns the slog level named by a log_level value, and whether
+// there is one. It returns slog.LevelInfo if there is none.
+func parseLevel(s string) (slog.Level, bool) {
+	switch s {
+	case "debug":
+		return slog.LevelDebug, true
+	case "info":
+		return slog.LevelInfo, true
+	case "warn":
+		return slog.LevelWarn, true
+	case "error":
+		return slog.LevelError, true
+	}
+	return slog.LevelInfo, false
+}
+
+// problems collects the errors found by Validate.
+type problems []error
+
+// add records a problem with key, described by format and args.
+func (p *problems) add(key, format string, args ...any) {
+	*p = append(*p, fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+// splitHostPort splits addr into host and port, and reports whether it is
+// host:port with a decimal port between minPort and 65535. The host may be
+// empty.
+func splitHostPort(addr string, minPort int) (host string, ok bool) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" || strings.TrimLeft(port, "0123456789") != "" {
+		return "", false
+	}
+	n, err := strconv.Atoi(port)
+	return host, err == nil && n >= minPort && n <= 65535
+}
+
+// isLoopback reports whether host is "localhost" or a loopback IP address.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// checkDomain checks that domain is a bare XMPP domain in normalised form.
+func checkDomain(domain string) error {
+	j, err := jid.Parse(domain)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q is not a valid XMPP domain: %v", domain, err)
+	case j.Localpart() != "" || j.Resourcepart() != "":
+		return fmt.Errorf("%q is a JID, not an XMPP domain", domain)
+	case j.String() != domain:
+		return fmt.Errorf("%q is not a normalised XMPP domain (want %q)", domain, j.String())
+	}
+	return nil
+}
+
+// checkCAFile checks that the file name holds at least one PEM certificate.
+func checkCAFile(name string) error {
+	pem, err := os.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+		return fmt.Errorf("%q holds no PEM certificate", name)
+	}
+	return nil
+}
