@@ -15,6 +15,19 @@ func (s *Session) processLocked(r *request) {
 		s.terminateLocked(r)
 		return
 	}
+	if r.Pause > 0 {
+		// R-PAUSE-2, R-PAUSE-3: every held request is answered now,
+		// without payload, and the session waits Pause for the client.
+		for len(s.held) > 0 {
+			s.answerLocked(s.held[0], &Response{})
+		}
+		resp := &Response{RID: r.RID}
+		r.done <- resp
+		s.log.Debug("session paused", "pause", r.Pause)
+		s.pause = r.Pause
+		s.startIdleLocked()
+		return
+	}
 	if r.gone {
 		// Its client went away before its turn: answer into the cache
 		// only, so a resend of the rid still gets a reply.
@@ -99,12 +112,16 @@ func (s *Session) takeQueueLocked() [][]byte {
 
 // startIdleLocked starts the inactivity clock (R-INACT-1, R-INACT-2).
 func (s *Session) startIdleLocked() {
-	if s.idle != nil || s.Params.Inactivity <= 0 {
+	d := s.Params.Inactivity
+	if s.pause > 0 {
+		d, s.pause = s.pause, 0
+	}
+	if s.idle != nil || d <= 0 {
 		return
 	}
 	s.idleGen++
 	gen := s.idleGen
-	s.idle = s.clock.AfterFunc(s.Params.Inactivity, func() { s.idleExpired(gen) })
+	s.idle = s.clock.AfterFunc(d, func() { s.idleExpired(gen) })
 }
 
 func (s *Session) stopIdleLocked() {

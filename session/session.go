@@ -39,6 +39,13 @@ type Params struct {
 	// MaxQueueBytes bounds the stanzas waiting for a request to carry
 	// them. Zero means no bound.
 	MaxQueueBytes int64
+	// ContentType is the content the client asked every response to be
+	// labelled with (XEP-0124 §7.1). The session only keeps it.
+	ContentType string
+	// Legacy is set when the creation request had no ver: such clients
+	// get some conditions as HTTP status codes (XEP-0124 §17.1). The
+	// session only keeps it.
+	Legacy bool
 }
 
 // Request is one client request, already parsed and validated.
@@ -52,6 +59,10 @@ type Request struct {
 	Restart bool
 	// Terminate ends the session after forwarding Payload.
 	Terminate bool
+	// Pause asks the session to answer every held request and to survive
+	// this long with nothing held (XEP-0124 §10). The caller bounds it by
+	// the advertised maxpause.
+	Pause time.Duration
 }
 
 // Response is what the session answers a request with. A Response is
@@ -103,6 +114,9 @@ type Session struct {
 	// callback from the current one.
 	idle    Timer
 	idleGen uint64
+	// pause, if not zero, replaces Params.Inactivity for the next idle
+	// period only (R-PAUSE-2, R-PAUSE-4).
+	pause time.Duration
 	// final is set once the session has ended: the response that tells
 	// the client so. told says whether the client has received it.
 	final *Response
@@ -152,6 +166,17 @@ func (s *Session) End(cond Condition) {
 	s.endLocked(&Response{Type: TypeTerminate, Condition: cond})
 	s.mu.Unlock()
 	s.runWrites()
+}
+
+// Fail ends the session because request rid was unacceptable, and
+// returns the response that tells the client so: type='terminate' with
+// cond. Held requests get other-request.
+func (s *Session) Fail(rid uint64, cond Condition) *Response {
+	s.mu.Lock()
+	resp := s.failLocked(rid, cond)
+	s.mu.Unlock()
+	s.runWrites()
+	return resp
 }
 
 // Ended reports whether the session has ended.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // XMLNamespace is the namespace bound to the reserved prefix "xml".
@@ -59,6 +60,8 @@ type Reader struct {
 	scope []binding
 	// stack holds the raw names of the open elements below the root.
 	stack []xml.Name
+	// inherited lists the root-level prefixes the current child uses.
+	inherited []string
 }
 
 type binding struct {
@@ -217,6 +220,7 @@ func (rd *Reader) Next() (Element, error) {
 				start = before
 				el = Element{Name: t.Name}
 				rd.rec.reset(start)
+				rd.inherited = rd.inherited[:0]
 			}
 			if err := checkAttrs(t.Attr); err != nil {
 				return Element{}, err
@@ -268,8 +272,8 @@ func (rd *Reader) Next() (Element, error) {
 // standalone returns a copy of the child's raw bytes with the root's
 // namespace declarations the child relies on added to its start tag: the
 // default namespace (Options.DefaultNS) if the child is unprefixed and
-// declares none, and every root prefix declaration the child does not
-// override.
+// declares none, and the root's declaration of each prefix the child uses
+// without declaring it.
 func (rd *Reader) standalone(raw []byte, name xml.Name, own []xml.Attr) []byte {
 	// The declarations go right after "<qname" in raw.
 	at := 1 + len(name.Local)
@@ -280,9 +284,9 @@ func (rd *Reader) standalone(raw []byte, name xml.Name, own []xml.Attr) []byte {
 	if name.Space == "" && rd.opts.DefaultNS != "" && !declares(own, "") {
 		extra = appendDecl(extra, "", rd.opts.DefaultNS)
 	}
-	for _, a := range rd.root.Attr {
-		if a.Name.Space == "xmlns" && !declares(own, a.Name.Local) {
-			extra = appendDecl(extra, a.Name.Local, a.Value)
+	for _, prefix := range rd.inherited {
+		if uri, ok := rd.root.Namespace(prefix); ok && !declares(own, prefix) {
+			extra = appendDecl(extra, prefix, uri)
 		}
 	}
 	if len(extra) == 0 {
@@ -368,30 +372,35 @@ func (rd *Reader) lookup(prefix string) string {
 	return ""
 }
 
-func (rd *Reader) bound(prefix string) bool {
-	if prefix == "xml" || prefix == "xmlns" {
-		return true
-	}
-	for i := len(rd.scope) - 1; i >= 0; i-- {
-		if rd.scope[i].prefix == prefix {
-			return true
-		}
-	}
-	return false
-}
-
 // checkPrefixes rejects prefixes on the element or its attributes that no
-// declaration in scope binds.
+// declaration in scope binds, and notes those bound on the root.
 func (rd *Reader) checkPrefixes(t xml.StartElement) error {
-	if t.Name.Space != "" && !rd.bound(t.Name.Space) {
-		return fmt.Errorf("%w: undeclared prefix %q", ErrMalformed, t.Name.Space)
+	if err := rd.use(t.Name.Space); err != nil {
+		return err
 	}
 	for _, a := range t.Attr {
-		if a.Name.Space != "" && !rd.bound(a.Name.Space) {
-			return fmt.Errorf("%w: undeclared prefix %q", ErrMalformed, a.Name.Space)
+		if err := rd.use(a.Name.Space); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// use checks that prefix is bound and, if the binding in force is the
+// root's, records that the current child inherits it.
+func (rd *Reader) use(prefix string) error {
+	if prefix == "" || prefix == "xml" || prefix == "xmlns" {
+		return nil
+	}
+	for i := len(rd.scope) - 1; i >= 0; i-- {
+		if rd.scope[i].prefix == prefix {
+			if rd.scope[i].depth == 1 && !slices.Contains(rd.inherited, prefix) {
+				rd.inherited = append(rd.inherited, prefix)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: undeclared prefix %q", ErrMalformed, prefix)
 }
 
 // checkAttrs rejects a start tag that repeats an attribute, which

@@ -59,6 +59,11 @@ func TestChildrenKeepTheirBytes(t *testing.T) {
 			want: []string{`<stream:features xmlns:stream='http://etherx.jabber.org/streams'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>`},
 		},
 		{
+			name: "only the root prefixes a child uses are copied",
+			doc:  `<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback'><message><x db:a='1'/></message>`,
+			want: []string{`<message xmlns='jabber:client' xmlns:db='jabber:server:dialback'><x db:a='1'/></message>`},
+		},
+		{
 			name: "a child redeclaring the prefix keeps its own",
 			doc:  `<b xmlns='` + httpbind + `' xmlns:x='urn:a'><x:y xmlns:x='urn:b'/></b>`,
 			want: []string{`<x:y xmlns:x='urn:b'/>`},

@@ -1,0 +1,119 @@
+package bosh
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"boshd/internal/rawxml"
+	"boshd/session"
+)
+
+// Namespaces of the BOSH wrapper and its XMPP extension.
+const (
+	// NS is the namespace of <body/> (XEP-0124).
+	NS = "http://jabber.org/protocol/httpbind"
+	// NSXBOSH is the namespace of XEP-0206's attributes (xmpp:version,
+	// xmpp:restart, xmpp:restartlogic).
+	NSXBOSH = "urn:xmpp:xbosh"
+	// NSStream is the namespace of <stream:features/> and
+	// <stream:error/>.
+	NSStream = "http://etherx.jabber.org/streams"
+
+	nsClient = "jabber:client"
+	nsTLS    = "urn:ietf:params:xml:ns:xmpp-tls"
+)
+
+// maxDepth bounds element nesting in a request body. XMPP stanzas rarely
+// go past ten levels; this leaves room for XHTML-IM and data forms.
+const maxDepth = 64
+
+// body is a parsed request <body/>: the attributes that matter to the
+// connection manager and the children to forward.
+type body struct {
+	rid     uint64
+	sid     string
+	typ     string // "terminate" or ""
+	restart bool   // xmpp:restart='true'
+	pause   string // seconds, XEP-0124 §10
+
+	// Session creation attributes (XEP-0124 §7.1, XEP-0206 §3); has*
+	// tells a missing attribute from an empty one.
+	to, route, from, lang, content, ver, xmppVersion string
+	hasWait, hasHold, hasTo                          bool
+	wait, hold                                       string
+
+	// payload holds the children, each standalone, xmlns='jabber:client'
+	// added to stanzas that carry none (R-XMPP-3).
+	payload [][]byte
+}
+
+// requestError is a request refused with a terminal condition.
+type requestError struct {
+	cond session.Condition
+	msg  string
+}
+
+func (e *requestError) Error() string { return string(e.cond) + ": " + e.msg }
+
+func badRequest(format string, args ...any) *requestError {
+	return &requestError{cond: session.BadRequest, msg: fmt.Sprintf(format, args...)}
+}
+
+// parseBody parses a request. On error the returned body still carries
+// whatever attributes were read (the sid, notably), and the error is a
+// *requestError with condition bad-request.
+func parseBody(data []byte) (*body, error) {
+	b := &body{}
+	rd := rawxml.NewReader(bytes.NewReader(data), rawxml.Options{DefaultNS: nsClient, MaxDepth: maxDepth})
+	root, err := rd.Root()
+	if err != nil {
+		return b, badRequest("%v", err)
+	}
+	// R-WRAP-1
+	if root.Name.Local != "body" || root.NS() != NS {
+		return b, badRequest("root element must be <body xmlns='%s'/>", NS)
+	}
+	get := func(local string) (string, bool) { return root.Get("", local) }
+	b.sid, _ = get("sid")
+	rid, ok := get("rid")
+	if !ok {
+		return b, badRequest("missing rid") // R-WRAP-5
+	}
+	if b.rid, err = strconv.ParseUint(rid, 10, 64); err != nil || b.rid == 0 || b.rid > session.MaxRID {
+		// R-RID-1, R-RID-2: rids are positive integers below 2^53.
+		return b, badRequest("rid must be an integer from 1 to 2^53-1, got %q", rid)
+	}
+	b.typ, _ = get("type")
+	b.pause, _ = get("pause")
+	if restart, _ := root.Get(NSXBOSH, "restart"); restart == "true" || restart == "1" {
+		b.restart = true
+	}
+	b.to, b.hasTo = get("to")
+	b.route, _ = get("route")
+	b.from, _ = get("from")
+	b.lang, _ = root.Get(rawxml.XMLNamespace, "lang")
+	b.content, _ = get("content")
+	b.ver, _ = get("ver")
+	b.wait, b.hasWait = get("wait")
+	b.hold, b.hasHold = get("hold")
+	b.xmppVersion, _ = root.Get(NSXBOSH, "version")
+
+	for {
+		el, err := rd.Next()
+		if errors.Is(err, rawxml.ErrRootEnd) {
+			break
+		}
+		if err != nil {
+			return b, badRequest("%v", err)
+		}
+		if el.NS == nsTLS {
+			// R-XMPP-4: TLS is boshd's business upstream, never the
+			// client's.
+			return b, badRequest("STARTTLS is not available over BOSH")
+		}
+		b.payload = append(b.payload, el.Raw)
+	}
+	return b, nil
+}

@@ -1,0 +1,127 @@
+package bosh
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"boshd/session"
+)
+
+func TestParseBody(t *testing.T) {
+	b, err := parseBody([]byte(`<?xml version='1.0'?><body xmlns='` + NS + `' xmlns:x='urn:xmpp:xbosh' rid='42' sid='abc' x:restart='true' xml:lang='de' to='example.org' wait='60' hold='1' ver='1.6' x:version='1.0'>
+ <message to='bob@example.org'><body>hi</body></message>
+ <iq xmlns='jabber:client' type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>
+ <json:json xmlns:json='urn:xmpp:json:0'>{}</json:json>
+</body>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.rid != 42 || b.sid != "abc" || !b.restart || b.lang != "de" || b.to != "example.org" || b.wait != "60" || b.ver != "1.6" || b.xmppVersion != "1.0" {
+		t.Errorf("attributes: %+v", b)
+	}
+	want := []string{
+		// R-XMPP-3: jabber:client added where missing; R-WRAP-6: other
+		// namespaces forwarded unchanged.
+		`<message xmlns='jabber:client' to='bob@example.org'><body>hi</body></message>`,
+		`<iq xmlns='jabber:client' type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>`,
+		`<json:json xmlns:json='urn:xmpp:json:0'>{}</json:json>`,
+	}
+	if len(b.payload) != len(want) {
+		t.Fatalf("payload %q", b.payload)
+	}
+	for i := range want {
+		if string(b.payload[i]) != want[i] {
+			t.Errorf("child %d:\n got %s\nwant %s", i, b.payload[i], want[i])
+		}
+	}
+}
+
+func TestParseBodyRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name, doc string
+	}{
+		{"R-WRAP-1 wrong root", `<foo xmlns='` + NS + `' rid='1'/>`},
+		{"R-WRAP-1 wrong namespace", `<body xmlns='jabber:client' rid='1'/>`},
+		{"R-WRAP-2 malformed", `<body xmlns='` + NS + `' rid='1'><message></body>`},
+		{"R-WRAP-2 partial", `<body xmlns='` + NS + `' rid='1'><message>`},
+		{"R-WRAP-3 comment", `<body xmlns='` + NS + `' rid='1'><!--x--></body>`},
+		{"R-WRAP-3 DOCTYPE", `<!DOCTYPE body><body xmlns='` + NS + `' rid='1'/>`},
+		{"R-WRAP-3 entity", `<body xmlns='` + NS + `' rid='1'><message>&xxe;</message></body>`},
+		{"R-WRAP-3 processing instruction", `<body xmlns='` + NS + `' rid='1'><?x y?></body>`},
+		{"R-WRAP-4 text", `<body xmlns='` + NS + `' rid='1'>text</body>`},
+		{"R-WRAP-5 missing rid", `<body xmlns='` + NS + `'/>`},
+		{"R-WRAP-5 bad rid", `<body xmlns='` + NS + `' rid='x1'/>`},
+		{"R-RID-2 rid beyond 2^53", `<body xmlns='` + NS + `' rid='9007199254740992'/>`},
+		{"R-XMPP-4 starttls", `<body xmlns='` + NS + `' rid='1'><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></body>`},
+		{"deep nesting", `<body xmlns='` + NS + `' rid='1'>` + strings.Repeat("<a>", 100) + strings.Repeat("</a>", 100) + `</body>`},
+		{"not XML", `hello`},
+		{"empty", ``},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseBody([]byte(tc.doc))
+			var re *requestError
+			if !errors.As(err, &re) || re.cond != session.BadRequest {
+				t.Fatalf("got %v, want bad-request", err)
+			}
+		})
+	}
+}
+
+func TestParseBodyKeepsSIDOnError(t *testing.T) {
+	b, err := parseBody([]byte(`<body xmlns='` + NS + `' rid='5' sid='s1'><a></b></body>`))
+	if err == nil || b.sid != "s1" {
+		t.Fatalf("sid %q, err %v", b.sid, err)
+	}
+}
+
+func TestMaxRID(t *testing.T) {
+	// R-RID-1: rids up to 2^53-1 work.
+	b, err := parseBody([]byte(`<body xmlns='` + NS + `' rid='9007199254740991'/>`))
+	if err != nil || b.rid != session.MaxRID {
+		t.Fatalf("rid %d, err %v", b.rid, err)
+	}
+}
+
+func TestEncodeBody(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		resp session.Response
+		want string
+	}{
+		{"empty", session.Response{}, `<body xmlns='` + NS + `'/>`},
+		{"payload", session.Response{Payload: [][]byte{[]byte(`<message xmlns='jabber:client'/>`)}}, `<body xmlns='` + NS + `'><message xmlns='jabber:client'/></body>`},
+		{"R-XMPP-2 stream error", session.Response{Type: "terminate", Condition: session.RemoteStreamError, Payload: [][]byte{[]byte(`<stream:error xmlns:stream='` + NSStream + `'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>`)}},
+			`<body xmlns='` + NS + `' xmlns:stream='` + NSStream + `' type='terminate' condition='remote-stream-error'><stream:error xmlns:stream='` + NSStream + `'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></body>`},
+		{"recoverable error", session.Response{Type: "error"}, `<body xmlns='` + NS + `' type='error'/>`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := string(encodeBody(&tc.resp)); got != tc.want {
+				t.Errorf("\n got %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+	if got := string(encodeBody(&session.Response{}, attr{"from", "a'b&c<d"})); got != `<body xmlns='`+NS+`' from='a&apos;b&amp;c&lt;d'/>` {
+		t.Errorf("escaping: %s", got)
+	}
+}
+
+func BenchmarkParseBody(b *testing.B) {
+	doc := []byte(`<body xmlns='` + NS + `' rid='1000' sid='abcdefghijklmnopqrstuvwx'>` +
+		strings.Repeat(`<message to='bob@example.org' type='chat' id='x1'><body>Hello there &amp; welcome</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>`, 3) + `</body>`)
+	b.SetBytes(int64(len(doc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := parseBody(doc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEncodeBody(b *testing.B) {
+	resp := &session.Response{Payload: [][]byte{[]byte(`<message xmlns='jabber:client' to='bob@example.org' type='chat' id='x1'><body>Hello there &amp; welcome</body></message>`)}}
+	b.ReportAllocs()
+	for b.Loop() {
+		encodeBody(resp)
+	}
+}

@@ -1,0 +1,186 @@
+package bosh
+
+import (
+	"fmt"
+	"mime"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"boshd/session"
+	"boshd/xmpp"
+)
+
+// version is the highest BOSH version boshd speaks (R-LEGACY-4).
+const version = "1.11"
+
+var (
+	verPattern  = regexp.MustCompile(`^[0-9]{1,4}\.[0-9]{1,4}$`)
+	langPattern = regexp.MustCompile(`^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$`)
+)
+
+// creation is a validated session creation request.
+type creation struct {
+	target  xmpp.Target
+	params  session.Params
+	ver     string // the version both sides speak, for the response
+	content string // Content-Type of every response
+	domain  string // the served domain, for the response's from
+}
+
+// negotiate validates a creation request (XEP-0124 §7.1, XEP-0206 §3)
+// against the configuration and works out the session's parameters and
+// where its upstream stream goes. It dials nothing.
+func (h *Handler) negotiate(b *body) (*creation, error) {
+	c := &creation{content: defaultContentType}
+	if b.content != "" {
+		// R-CREATE-8
+		if mt, _, err := mime.ParseMediaType(b.content); err != nil || !strings.Contains(mt, "/") {
+			return c, badRequest("content %q is not a media type", b.content)
+		}
+		c.content = b.content
+	}
+
+	// R-CREATE-7: a client without ver is a legacy one (R-LEGACY-1).
+	c.ver = version
+	if b.ver == "" {
+		c.params.Legacy = true
+	} else {
+		if !verPattern.MatchString(b.ver) {
+			return c, badRequest("ver %q is not major.minor", b.ver)
+		}
+		if olderVersion(b.ver, version) {
+			c.ver = b.ver
+		}
+	}
+
+	// R-CREATE-5, R-CREATE-6
+	if !b.hasWait {
+		return c, badRequest("missing wait")
+	}
+	wait, err := strconv.ParseUint(b.wait, 10, 32)
+	if err != nil {
+		return c, badRequest("wait must be a whole number of seconds, got %q", b.wait)
+	}
+	c.params.Wait = min(time.Duration(wait)*time.Second, h.cfg.MaxWait.Truncate(time.Second))
+	hold := uint64(1)
+	if b.hasHold {
+		if hold, err = strconv.ParseUint(b.hold, 10, 32); err != nil {
+			return c, badRequest("hold must be a whole number, got %q", b.hold)
+		}
+	}
+	c.params.Hold = int(min(hold, uint64(h.cfg.MaxHold)))
+	c.params.Requests = c.params.Hold + 1
+	c.params.Inactivity = h.cfg.Inactivity
+	c.params.MaxQueueBytes = h.cfg.MaxQueueBytes
+	c.params.ContentType = c.content
+
+	if b.lang != "" && !langPattern.MatchString(b.lang) {
+		return c, badRequest("xml:lang %q is not a language tag", b.lang)
+	}
+	c.target.Lang = b.lang
+	if b.xmppVersion != "" && !verPattern.MatchString(b.xmppVersion) {
+		return c, badRequest("xmpp:version %q is not major.minor", b.xmppVersion)
+	}
+	if b.xmppVersion != "" && !strings.HasPrefix(b.xmppVersion, "1.") {
+		return c, badRequest("xmpp:version %q is not supported, only 1.0", b.xmppVersion)
+	}
+	if b.from != "" {
+		// R-CREATE-9: a well-formed from goes on the stream header.
+		from, err := jid.Parse(b.from)
+		if err != nil {
+			return c, badRequest("from %q is not a JID: %v", b.from, err)
+		}
+		c.target.From = from.String()
+	}
+
+	// R-CREATE-2, R-CREATE-3: only served domains, never dialled
+	// otherwise.
+	if strings.TrimSpace(b.to) == "" {
+		return c, &requestError{cond: session.ImproperAddressing, msg: "missing to"}
+	}
+	to, err := jid.Parse(b.to)
+	if err != nil || to.Localpart() != "" || to.Resourcepart() != "" {
+		return c, &requestError{cond: session.HostUnknown, msg: fmt.Sprintf("to %q is not a domain", b.to)}
+	}
+	c.domain = to.Domainpart()
+	addr, served := h.cfg.Upstreams[c.domain]
+	if !served {
+		return c, &requestError{cond: session.HostUnknown, msg: fmt.Sprintf("domain %q is not served", c.domain)}
+	}
+	c.target.Domain = c.domain
+	c.target.Addr = addr
+	if b.route != "" {
+		// R-CREATE-4: route is split on colons, and honoured only when
+		// listed, so clients cannot make boshd dial where they like.
+		routeAddr, ok := h.routes[b.route]
+		if !ok {
+			return c, &requestError{cond: session.HostUnknown, msg: fmt.Sprintf("route %q is not allowed", b.route)}
+		}
+		c.target.Addr = routeAddr
+	}
+	return c, nil
+}
+
+// routeAddr returns the host:port of a route value xmpp:host:port.
+func routeAddr(route string) (string, error) {
+	rest, ok := strings.CutPrefix(route, "xmpp:")
+	if !ok {
+		return "", fmt.Errorf("route %q does not start with xmpp:", route)
+	}
+	host, port, err := net.SplitHostPort(rest)
+	if err != nil {
+		return "", fmt.Errorf("route %q: %v", route, err)
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// olderVersion reports whether BOSH version a is below b, comparing the
+// minor numbers as integers (1.10 > 1.9).
+func olderVersion(a, b string) bool {
+	amaj, amin, _ := strings.Cut(a, ".")
+	bmaj, bmin, _ := strings.Cut(b, ".")
+	x, _ := strconv.Atoi(amaj)
+	y, _ := strconv.Atoi(bmaj)
+	if x != y {
+		return x < y
+	}
+	x, _ = strconv.Atoi(amin)
+	y, _ = strconv.Atoi(bmin)
+	return x < y
+}
+
+// creationAttrs are the attributes of a creation response (R-RESP-2,
+// R-RESP-3, R-RESP-6, R-RESP-7, R-RESP-8, R-RESP-9).
+func (h *Handler) creationAttrs(s *session.Session, c *creation, conn *xmpp.Conn) []attr {
+	from := conn.From()
+	if from == "" {
+		from = c.domain
+	}
+	attrs := []attr{
+		{"xmlns:xmpp", NSXBOSH},
+		{"sid", s.ID},
+		{"wait", strconv.Itoa(int(s.Params.Wait / time.Second))},
+		{"hold", strconv.Itoa(s.Params.Hold)},
+		{"requests", strconv.Itoa(s.Params.Requests)},
+		{"ver", c.ver},
+		{"polling", strconv.Itoa(int(h.cfg.Polling / time.Second))},
+		{"inactivity", strconv.Itoa(int(s.Params.Inactivity / time.Second))},
+	}
+	if h.cfg.MaxPause > 0 {
+		attrs = append(attrs, attr{"maxpause", strconv.Itoa(int(h.cfg.MaxPause / time.Second))})
+	}
+	attrs = append(attrs,
+		attr{"from", from},
+		attr{"xmpp:version", "1.0"},
+		attr{"xmpp:restartlogic", "true"},
+	)
+	if id := conn.StreamID(); id != "" {
+		attrs = append(attrs, attr{"authid", id})
+	}
+	return attrs
+}

@@ -1,0 +1,43 @@
+package bosh_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+
+	"boshd/bosh"
+	"boshd/config"
+)
+
+// A Handler mounted in a program's own server. A session for a domain the
+// configuration does not serve is refused with host-unknown, without
+// dialling anything.
+func ExampleNewHandler() {
+	cfg := config.Default()
+	cfg.Upstreams = map[string]string{"example.org": "127.0.0.1:5222"}
+	h, err := bosh.NewHandler(cfg, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/http-bind", h)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	resp, err := http.Post(srv.URL+"/http-bind", "text/xml",
+		strings.NewReader("<body xmlns='http://jabber.org/protocol/httpbind' rid='1' to='elsewhere.example' wait='60' hold='1' ver='1.6'/>"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	fmt.Println(resp.StatusCode, resp.Header.Get("Content-Type"))
+	fmt.Println(string(body))
+	// Output:
+	// 200 text/xml; charset=utf-8
+	// <body xmlns='http://jabber.org/protocol/httpbind' type='terminate' condition='host-unknown'/>
+}

@@ -1,0 +1,226 @@
+package bosh
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"boshd/config"
+	"boshd/session"
+	"boshd/xmpp"
+)
+
+// Handler serves BOSH (XEP-0124, XEP-0206) over HTTP, relaying each session
+// to its own upstream XMPP stream. It answers POSTs at whatever path it is
+// mounted on. Create one with NewHandler; it is safe for concurrent use.
+type Handler struct {
+	cfg      config.Config     // immutable
+	log      *slog.Logger      // immutable
+	dialer   *xmpp.Dialer      // immutable
+	routes   map[string]string // allowed route value → host:port; immutable
+	sessions *session.Registry
+
+	stopping atomic.Bool
+}
+
+// NewHandler returns a Handler configured by cfg, which it validates. It
+// logs through logger, or nowhere if logger is nil.
+func NewHandler(cfg config.Config, logger *slog.Logger) (*Handler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{
+		cfg:      cfg,
+		log:      logger,
+		routes:   make(map[string]string),
+		sessions: session.NewRegistry(logger, nil),
+		dialer: &xmpp.Dialer{
+			TLSMode:      cfg.UpstreamTLS,
+			WriteTimeout: cfg.UpstreamWriteTimeout,
+		},
+	}
+	if cfg.UpstreamCAFile != "" {
+		pem, err := os.ReadFile(cfg.UpstreamCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("bosh: upstream_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("bosh: upstream_ca_file: no certificate in %s", cfg.UpstreamCAFile)
+		}
+		h.dialer.RootCAs = pool
+	}
+	for _, r := range cfg.RouteAllow {
+		addr, err := routeAddr(r)
+		if err != nil {
+			return nil, fmt.Errorf("bosh: route_allow: %w", err)
+		}
+		h.routes[r] = addr
+	}
+	return h, nil
+}
+
+// Sessions returns the number of sessions the handler holds.
+func (h *Handler) Sessions() int { return h.sessions.Len() }
+
+// Shutdown refuses new sessions and ends every session with
+// system-shutdown, answering held requests and closing upstream streams.
+// It returns when every session has been told, or when ctx ends.
+func (h *Handler) Shutdown(ctx context.Context) error {
+	h.stopping.Store(true)
+	h.sessions.Shutdown()
+	return ctx.Err()
+}
+
+// ServeHTTP answers one HTTP request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodPost:
+		h.serveBOSH(w, r)
+	case http.MethodGet, http.MethodHead:
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "boshd: this is an XMPP BOSH endpoint (XEP-0124, XEP-0206); POST <body/> elements here.\n")
+	case http.MethodOptions:
+		w.Header().Set("Allow", "POST, OPTIONS")
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		w.Header().Set("Allow", "POST, OPTIONS")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	}
+}
+
+func (h *Handler) serveBOSH(w http.ResponseWriter, r *http.Request) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodySize))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			h.log.Info("request body too large", "limit", h.cfg.MaxBodySize, "remote", r.RemoteAddr)
+			h.refuse(w, defaultContentType, false, &requestError{cond: session.PolicyViolation, msg: "body too large"})
+		}
+		return // the client went away mid-body
+	}
+	b, err := parseBody(data)
+	if b.sid == "" {
+		if err != nil {
+			h.log.Debug("bad creation request", "err", err, "remote", r.RemoteAddr)
+			h.refuse(w, defaultContentType, false, err)
+			return
+		}
+		h.create(w, r, b)
+		return
+	}
+	s := h.sessions.Get(b.sid)
+	if s == nil {
+		// R-CREATE-1, R-LEGACY-3: unknown sid, told in the body.
+		h.log.Debug("unknown sid", "remote", r.RemoteAddr)
+		h.refuse(w, defaultContentType, false, &requestError{cond: session.ItemNotFound, msg: "unknown sid"})
+		return
+	}
+	if err != nil {
+		// A malformed request ends its session (R-WRAP-2).
+		h.log.Info("bad request ends session", "sid", s.ID, "err", err)
+		resp := s.Fail(b.rid, session.BadRequest)
+		writeBody(w, h.status(s, resp), s.Params.ContentType, encodeBody(resp))
+		return
+	}
+	resp, err := s.Handle(r.Context(), session.Request{
+		RID:       b.rid,
+		Payload:   b.payload,
+		Restart:   b.restart,
+		Terminate: b.typ == session.TypeTerminate,
+		Pause:     h.pause(b.pause),
+	})
+	if err != nil {
+		return // the client went away; the response, if any, is cached
+	}
+	writeBody(w, h.status(s, resp), s.Params.ContentType, encodeBody(resp))
+}
+
+// status is the HTTP status of resp: 200, except for some terminal
+// conditions sent to legacy clients (R-LEGACY-1).
+func (h *Handler) status(s *session.Session, resp *session.Response) int {
+	if s.Params.Legacy && resp.Type == session.TypeTerminate {
+		return legacyStatus(resp.Condition)
+	}
+	return http.StatusOK
+}
+
+// pause returns how long a pause request asks for, bounded by max_pause
+// (R-PAUSE-5); zero when pause is off (R-PAUSE-1) or the value is not a
+// number of seconds.
+func (h *Handler) pause(value string) time.Duration {
+	if value == "" || h.cfg.MaxPause <= 0 {
+		return 0
+	}
+	secs, err := strconv.ParseUint(value, 10, 32)
+	if err != nil {
+		return 0
+	}
+	return min(time.Duration(secs)*time.Second, h.cfg.MaxPause)
+}
+
+// create makes a new session: it validates the request, opens the
+// upstream stream and answers with the session's parameters and the
+// server's first <stream:features/> (R-XMPP-9).
+func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
+	c, err := h.negotiate(b)
+	if err != nil {
+		h.log.Info("session refused", "err", err, "remote", r.RemoteAddr)
+		h.refuse(w, c.content, c.params.Legacy, err)
+		return
+	}
+	if h.stopping.Load() {
+		h.refuse(w, c.content, c.params.Legacy, &requestError{cond: session.SystemShutdown, msg: "shutting down"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.ConnectTimeout)
+	defer cancel()
+	conn, err := h.dialer.Dial(ctx, c.target)
+	if err != nil {
+		var serr *xmpp.StreamError
+		if errors.As(err, &serr) {
+			h.log.Info("upstream refused the stream", "domain", c.domain, "condition", serr.Condition)
+			resp := &session.Response{Type: session.TypeTerminate, Condition: session.RemoteStreamError, Payload: [][]byte{serr.Raw}}
+			writeBody(w, http.StatusOK, c.content, encodeBody(resp))
+			return
+		}
+		h.log.Warn("upstream connection failed", "domain", c.domain, "addr", c.target.Addr, "err", err)
+		h.refuse(w, c.content, c.params.Legacy, &requestError{cond: session.RemoteConnectionFailed, msg: err.Error()})
+		return
+	}
+	s, err := h.sessions.Create(c.params, conn, b.rid)
+	if err != nil {
+		conn.Close()
+		h.refuse(w, c.content, c.params.Legacy, &requestError{cond: session.SystemShutdown, msg: err.Error()})
+		return
+	}
+	resp := &session.Response{RID: b.rid, Payload: [][]byte{conn.Features()}}
+	writeBody(w, http.StatusOK, c.content, encodeBody(resp, h.creationAttrs(s, c, conn)...))
+}
+
+// refuse answers a request with a terminal condition: HTTP 200 and a
+// terminate body (R-LEGACY-2), or the legacy status code for clients that
+// sent no ver (R-LEGACY-1).
+func (h *Handler) refuse(w http.ResponseWriter, contentType string, legacy bool, err error) {
+	cond := session.UndefinedCondition
+	var re *requestError
+	if errors.As(err, &re) {
+		cond = re.cond
+	}
+	status := http.StatusOK
+	if legacy {
+		status = legacyStatus(cond)
+	}
+	writeBody(w, status, contentType, encodeBody(&session.Response{Type: session.TypeTerminate, Condition: cond}))
+}

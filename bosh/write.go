@@ -1,0 +1,103 @@
+package bosh
+
+import (
+	"bytes"
+	"net/http"
+	"strconv"
+
+	"boshd/session"
+)
+
+// defaultContentType is the Content-Type of responses when the client
+// named none at creation (XEP-0124 §7.1).
+const defaultContentType = "text/xml; charset=utf-8"
+
+// attr is one attribute of a response <body/>.
+type attr struct{ name, value string }
+
+// encodeBody returns the bytes of a response <body/> with attrs and the
+// payload of resp. Encoding is a pure function of its arguments, so a
+// cached Response is written again byte for byte (R-RID-7).
+func encodeBody(resp *session.Response, attrs ...attr) []byte {
+	n := 128
+	for _, p := range resp.Payload {
+		n += len(p)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, "<body xmlns='"+NS+"'"...)
+	if declaresStream(resp.Payload) {
+		// R-XMPP-2: features and stream errors need the prefix bound on
+		// the body itself.
+		b = append(b, " xmlns:stream='"+NSStream+"'"...)
+	}
+	if resp.Type != "" {
+		b = appendAttr(b, "type", resp.Type)
+	}
+	if resp.Condition != "" {
+		b = appendAttr(b, "condition", string(resp.Condition))
+	}
+	for _, a := range attrs {
+		b = appendAttr(b, a.name, a.value)
+	}
+	if len(resp.Payload) == 0 {
+		return append(b, "/>"...)
+	}
+	b = append(b, '>')
+	for _, p := range resp.Payload {
+		b = append(b, p...)
+	}
+	return append(b, "</body>"...)
+}
+
+func declaresStream(payload [][]byte) bool {
+	for _, p := range payload {
+		if bytes.HasPrefix(p, []byte("<stream:")) {
+			return true
+		}
+	}
+	return false
+}
+
+func appendAttr(b []byte, name, value string) []byte {
+	b = append(b, ' ')
+	b = append(b, name...)
+	b = append(b, "='"...)
+	for i := 0; i < len(value); i++ {
+		switch c := value[i]; c {
+		case '\'':
+			b = append(b, "&apos;"...)
+		case '&':
+			b = append(b, "&amp;"...)
+		case '<':
+			b = append(b, "&lt;"...)
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '\'')
+}
+
+// legacyStatus is the HTTP status XEP-0124 §17.1 gives a condition for
+// clients that sent no ver at creation (R-LEGACY-1); 200 for the rest.
+func legacyStatus(cond session.Condition) int {
+	switch cond {
+	case session.BadRequest:
+		return http.StatusBadRequest
+	case session.PolicyViolation:
+		return http.StatusForbidden
+	case session.ItemNotFound:
+		return http.StatusNotFound
+	}
+	return http.StatusOK
+}
+
+// writeBody writes a whole response: always with Content-Length, never
+// chunked (R-HTTP-3), with the session's Content-Type (R-HTTP-7).
+func writeBody(w http.ResponseWriter, status int, contentType string, data []byte) {
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Content-Length", strconv.Itoa(len(data)))
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(data)
+}
