@@ -1,0 +1,248 @@
+package xmpp
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"boshd/internal/rawxml"
+)
+
+// closeGrace is how long Close waits for the server to end its stream
+// before closing the socket. A variable so tests can shorten it.
+var closeGrace = 2 * time.Second
+
+// Conn is an upstream XMPP client stream opened by Dialer.Dial. It relays
+// raw bytes: Next reads what the server sends, Write sends what the client
+// sent.
+//
+// One goroutine at a time may call Next. Write, Restart and Close may be
+// called from any goroutine, also while Next is blocked.
+type Conn struct {
+	// Set by Dial, immutable afterwards.
+	nc           net.Conn      // the TCP connection, or the tls.Conn over it
+	target       Target        // for the header Restart sends
+	secure       bool          // nc is TLS
+	features     []byte        // filtered features of the stream Dial opened
+	writeTimeout time.Duration // deadline for each write
+	maxSize      int           // bound on one element from the server
+
+	// Owned by the goroutine calling Next (by Dial before that).
+	src          source         // nc's bytes, buffered
+	rd           *rawxml.Reader // reads the current server stream from src
+	rerr         error          // terminal result of Next, returned again by later calls
+	afterSuccess bool           // Next returned SASL <success/>; next it waits for Restart
+
+	// wmu serialises writes to nc: Write, Restart and Close. It is held
+	// during a write, which WriteTimeout bounds.
+	wmu    sync.Mutex
+	closed bool  // Close was called; guarded by wmu
+	werr   error // first write error, returned by later writes; guarded by wmu
+
+	// mu guards the fields below. It is never held during I/O.
+	mu         sync.Mutex
+	hdr        header        // the current server stream header
+	sasl       saslState     // where the stream restart after SASL stands
+	wake       chan struct{} // signalled by Restart and Close; non-nil while sasl != saslNone
+	closing    bool          // Close has written </stream:stream> (or failed to)
+	readerDone bool          // Next returned a terminal result: nobody reads nc any more
+	sockClosed bool          // nc has been closed
+	timer      *time.Timer   // Close's grace timer, until the socket is closed
+}
+
+// Features returns the <stream:features> of the stream Dial opened (the
+// secured one if STARTTLS was done), filtered of what cannot be relayed
+// (see the package documentation). The element declares xmlns:stream and
+// can be relayed as it is. The caller must not modify it.
+func (c *Conn) Features() []byte { return c.features }
+
+// StreamID returns the id of the server's current stream header.
+func (c *Conn) StreamID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hdr.id
+}
+
+// From returns the `from` of the server's current stream header: the
+// domain it serves.
+func (c *Conn) From() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hdr.from
+}
+
+// Secure reports whether the stream runs over TLS.
+func (c *Conn) Secure() bool { return c.secure }
+
+// Next returns the next top-level element from the server, ready to relay:
+// its original bytes, standalone (an unprefixed stanza without xmlns gets
+// xmlns='jabber:client'; <stream:features> and <stream:error> declare
+// xmlns:stream). Stream features are filtered as for Features.
+//
+// After returning a SASL <success/>, the next call waits until Restart has
+// been called (or the Conn closed), then reads the server's new stream
+// header; the element it returns is then the new stream's features.
+//
+// Next returns io.EOF when the server ends its stream with
+// </stream:stream>, a *StreamError for a <stream:error>, and otherwise an
+// error wrapping the network or parse error that ended the stream (such as
+// io.ErrUnexpectedEOF if the connection was lost, or rawxml.ErrLimit for an
+// element larger than Dialer.MaxStanzaSize). Having returned an error it
+// returns the same error again.
+//
+// Only one goroutine may call Next at a time.
+func (c *Conn) Next() ([]byte, error) {
+	if c.rerr != nil {
+		return nil, c.rerr
+	}
+	if c.afterSuccess {
+		c.afterSuccess = false
+		if err := c.awaitRestart(); err != nil {
+			return nil, c.stop(err)
+		}
+		if err := c.readHeader(); err != nil {
+			return nil, c.stop(err)
+		}
+	}
+	el, err := c.rd.Next()
+	if err == rawxml.ErrRootEnd {
+		return nil, c.stop(io.EOF)
+	}
+	if err != nil {
+		return nil, c.stop(readError("reading from server", err))
+	}
+	raw := el.Raw
+	switch {
+	case el.NS == nsStream && el.Name.Local == "error":
+		return nil, c.stop(parseStreamError(raw))
+	case el.NS == nsStream && el.Name.Local == "features":
+		if raw, _, err = filterFeatures(raw); err != nil {
+			return nil, c.stop(err)
+		}
+	case el.NS == nsSASL && el.Name.Local == "success":
+		c.mu.Lock()
+		c.sasl = saslSuccess
+		c.wake = make(chan struct{}, 1)
+		c.mu.Unlock()
+		c.afterSuccess = true
+	}
+	c.src.idle()
+	return raw, nil
+}
+
+// stop records err as the terminal result of Next and returns it. Nobody
+// reads the socket from now on, so if Close was called it is closed now.
+func (c *Conn) stop(err error) error {
+	c.rerr = err
+	c.src.release()
+	c.mu.Lock()
+	c.readerDone = true
+	closing := c.closing
+	c.mu.Unlock()
+	if closing {
+		c.closeSocket()
+	}
+	return err
+}
+
+// Write sends p upstream as it is, in one write (writev for several
+// slices), with the Dialer's WriteTimeout. The caller must pass whole,
+// well-formed elements. After a failed write the stream is broken and
+// every later Write returns the first error; after Close, Write returns an
+// error wrapping net.ErrClosed.
+//
+// Write is safe for concurrent use with Next and is serialised with other
+// writes, Restart and Close.
+func (c *Conn) Write(p ...[]byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closed {
+		return fmt.Errorf("xmpp: write: %w", net.ErrClosed)
+	}
+	if c.werr != nil {
+		return c.werr
+	}
+	return c.write(p...)
+}
+
+// write writes p to nc with the write timeout. The caller holds wmu, or is
+// Dial (which owns c).
+func (c *Conn) write(p ...[]byte) error {
+	err := c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	if err == nil {
+		if len(p) == 1 {
+			_, err = c.nc.Write(p[0])
+		} else {
+			// WriteTo consumes the slice it is given: copy p so the
+			// caller's slice is left alone.
+			bufs := make(net.Buffers, len(p))
+			copy(bufs, p)
+			_, err = bufs.WriteTo(c.nc)
+		}
+	}
+	if err != nil {
+		c.werr = fmt.Errorf("xmpp: write: %w", err)
+		return c.werr
+	}
+	return nil
+}
+
+// Close ends the stream gracefully: it writes </stream:stream> (once),
+// then closes the socket when the server has ended its stream too (as seen
+// by Next) or after a grace of 2 s, whichever comes first; if no Next is
+// reading, or the write failed, it closes the socket at once. A Next
+// blocked meanwhile returns io.EOF or a network error.
+//
+// Close may wait for a Write in progress (at most WriteTimeout). It returns
+// the error of writing the closing tag, if any; it is idempotent and safe
+// to call from any goroutine.
+func (c *Conn) Close() error {
+	c.wmu.Lock()
+	if c.closed {
+		c.wmu.Unlock()
+		return nil
+	}
+	c.closed = true
+	broken := c.werr != nil
+	var err error
+	if !broken {
+		err = c.write([]byte(closeTag))
+	}
+	c.wmu.Unlock()
+
+	c.mu.Lock()
+	c.closing = true
+	now := broken || err != nil || c.readerDone
+	if !now && !c.sockClosed {
+		c.timer = time.AfterFunc(closeGrace, c.closeSocket)
+	}
+	if c.wake != nil {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+	c.mu.Unlock()
+	if now {
+		c.closeSocket()
+	}
+	return err
+}
+
+// closeSocket closes nc, once.
+func (c *Conn) closeSocket() {
+	c.mu.Lock()
+	if c.sockClosed {
+		c.mu.Unlock()
+		return
+	}
+	c.sockClosed = true
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+	c.mu.Unlock()
+	c.nc.Close()
+}

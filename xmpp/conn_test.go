@@ -1,0 +1,421 @@
+package xmpp
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"boshd/internal/rawxml"
+)
+
+// TestNextStanzas checks that elements from the server come out with
+// xmlns='jabber:client' added where missing and otherwise byte for byte.
+func TestNextStanzas(t *testing.T) {
+	tests := []struct{ name, sent, want string }{
+		{
+			name: "message without xmlns",
+			sent: `<message from='bob@example.test/x' to='alice@example.test' type='chat' id='m1'><body>hi &amp; bye &#x1F600; Grüße</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>`,
+			want: `<message xmlns='jabber:client' from='bob@example.test/x' to='alice@example.test' type='chat' id='m1'><body>hi &amp; bye &#x1F600; Grüße</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>`,
+		},
+		{
+			name: "iq with its own xmlns kept as is",
+			sent: `<iq xmlns="jabber:client" type="result" id="r1"><query xmlns="jabber:iq:roster" ver="3"><item jid="bob@example.test" subscription="both"/></query></iq>`,
+			want: `<iq xmlns="jabber:client" type="result" id="r1"><query xmlns="jabber:iq:roster" ver="3"><item jid="bob@example.test" subscription="both"/></query></iq>`,
+		},
+		{
+			name: "self-closing presence after whitespace keepalive",
+			sent: "\n \n<presence from='bob@example.test/x'/>",
+			want: `<presence xmlns='jabber:client' from='bob@example.test/x'/>`,
+		},
+		{
+			name: "SASL challenge",
+			sent: `<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>cj1meWtvK2QybGJiRmdPTlJ2OXFreGRhd0wzcmZjTkhZSlkxWlZ2V1ZzN2oscz1RU1hDUitRNnNlazhiZjkyLGk9NDA5Ng==</challenge>`,
+			want: `<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>cj1meWtvK2QybGJiRmdPTlJ2OXFreGRhd0wzcmZjTkhZSlkxWlZ2V1ZzN2oscz1RU1hDUitRNnNlazhiZjkyLGk9NDA5Ng==</challenge>`,
+		},
+		{
+			name: "CDATA and xml:lang kept",
+			sent: `<message xml:lang='de'><body><![CDATA[<b>]]></body></message>`,
+			want: `<message xmlns='jabber:client' xml:lang='de'><body><![CDATA[<b>]]></body></message>`,
+		},
+	}
+	addr := serve(t, func(p *peer) error {
+		if err := p.open("s1", featuresPlainAuth); err != nil {
+			return err
+		}
+		for _, tc := range tests {
+			if err := p.send(tc.sent); err != nil {
+				return err
+			}
+		}
+		p.waitQuit()
+		return nil
+	})
+	c := mustDial(t, new(Dialer), addr)
+	for _, tc := range tests {
+		b, err := c.Next()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if string(b) != tc.want {
+			t.Errorf("%s:\n got %s\nwant %s", tc.name, b, tc.want)
+		}
+	}
+}
+
+// TestNextEnd checks how Next reports each way the server's stream ends.
+func TestNextEnd(t *testing.T) {
+	conflict := `<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>Replaced by new connection</text></stream:error>`
+	for _, tc := range []struct {
+		name   string
+		send   string // after the features; then the server closes the socket
+		maxLen int
+		check  func(t *testing.T, err error)
+	}{
+		{"stream end", `</stream:stream>`, 0, func(t *testing.T, err error) {
+			if err != io.EOF {
+				t.Errorf("error %v, want io.EOF", err)
+			}
+		}},
+		{"stream error", conflict + `</stream:stream>`, 0, func(t *testing.T, err error) {
+			var se *StreamError
+			if !errors.As(err, &se) {
+				t.Fatalf("error %v, want *StreamError", err)
+			}
+			want := `<stream:error xmlns:stream='http://etherx.jabber.org/streams'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>Replaced by new connection</text></stream:error>`
+			if se.Condition != "conflict" || se.Text != "Replaced by new connection" || string(se.Raw) != want {
+				t.Errorf("got %q %q %s", se.Condition, se.Text, se.Raw)
+			}
+		}},
+		{"server vanishes between elements", ``, 0, func(t *testing.T, err error) {
+			if err == nil || err == io.EOF {
+				t.Errorf("error %v, want a connection error", err)
+			}
+		}},
+		{"server vanishes mid-element", `<message><body>hi`, 0, func(t *testing.T, err error) {
+			if !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Errorf("error %v, want io.ErrUnexpectedEOF", err)
+			}
+		}},
+		{"oversized element", `<message><body>` + strings.Repeat("x", 2000) + `</body></message>`, 1024, func(t *testing.T, err error) {
+			if !errors.Is(err, rawxml.ErrLimit) {
+				t.Errorf("error %v, want rawxml.ErrLimit", err)
+			}
+		}},
+		{"malformed element", `<message></iq>`, 0, func(t *testing.T, err error) {
+			if !errors.Is(err, rawxml.ErrMalformed) {
+				t.Errorf("error %v, want rawxml.ErrMalformed", err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := serve(t, func(p *peer) error {
+				if err := p.open("s1", featuresPlainAuth); err != nil {
+					return err
+				}
+				if tc.send != "" {
+					return p.send(tc.send)
+				}
+				return nil
+			})
+			c := mustDial(t, &Dialer{MaxStanzaSize: tc.maxLen}, addr)
+			b, err := c.Next()
+			if b != nil {
+				t.Errorf("Next returned %s", b)
+			}
+			tc.check(t, err)
+			if _, err2 := c.Next(); err2 != err {
+				t.Errorf("second Next: %v, want the same error again", err2)
+			}
+		})
+	}
+}
+
+// TestSASLRestart runs the sequence SASL success → Restart → new header →
+// new features.
+func TestSASLRestart(t *testing.T) {
+	waiting := make(chan struct{})
+	testHookRestartWait = func() { close(waiting) }
+	defer func() { testHookRestartWait = nil }()
+
+	headers := make(chan string, 1)
+	addr := serve(t, func(p *peer) error {
+		if err := p.open("s1", featuresPlainAuth); err != nil {
+			return err
+		}
+		if err := p.expect(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHNlY3JldA==</auth>`); err != nil {
+			return err
+		}
+		if err := p.send(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`); err != nil {
+			return err
+		}
+		root, err := p.readHeader()
+		if err != nil {
+			return err
+		}
+		to, _ := root.Get("", "to")
+		lang, _ := root.Get("http://www.w3.org/XML/1998/namespace", "lang")
+		headers <- to + " " + lang
+		if err := p.send(serverHeader("s2") + featuresBind); err != nil {
+			return err
+		}
+		if err := p.expect(`<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`); err != nil {
+			return err
+		}
+		if err := p.send(`<iq type='result' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>alice@example.test/r</jid></bind></iq>`); err != nil {
+			return err
+		}
+		p.waitQuit()
+		return nil
+	})
+	c := mustDial(t, new(Dialer), addr)
+	if err := c.Restart(); err == nil {
+		t.Error("Restart before SASL success succeeded")
+	}
+	if err := c.Write([]byte(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHNlY3JldA==</auth>`)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Next()
+	if want := `<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`; err != nil || string(b) != want {
+		t.Fatalf("Next() = %s, %v; want %s", b, err, want)
+	}
+
+	next := goNext(c)
+	select {
+	case <-waiting:
+	case r := <-next:
+		t.Fatalf("Next returned %s, %v before Restart", r.b, r.err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Next did not start waiting for Restart")
+	}
+	select {
+	case r := <-next:
+		t.Fatalf("Next returned %s, %v before Restart", r.b, r.err)
+	default:
+	}
+	if err := c.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-headers; got != testDomain+" en" {
+		t.Errorf("restart header to, lang = %s, want %s en", got, testDomain)
+	}
+	r := await(t, next)
+	if r.err != nil || string(r.b) != wantFeaturesBind {
+		t.Fatalf("Next after Restart = %s, %v; want %s", r.b, r.err, wantFeaturesBind)
+	}
+	if c.StreamID() != "s2" {
+		t.Errorf("StreamID() = %q after restart, want s2", c.StreamID())
+	}
+	if err := c.Restart(); err == nil {
+		t.Error("second Restart succeeded")
+	}
+	if err := c.Write([]byte(`<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`)); err != nil {
+		t.Fatal(err)
+	}
+	b, err = c.Next()
+	if want := `<iq xmlns='jabber:client' type='result' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>alice@example.test/r</jid></bind></iq>`; err != nil || string(b) != want {
+		t.Errorf("Next() = %s, %v; want %s", b, err, want)
+	}
+}
+
+// TestCloseUnblocksRestartWait checks that Close ends a Next waiting for
+// Restart with io.EOF.
+func TestCloseUnblocksRestartWait(t *testing.T) {
+	waiting := make(chan struct{})
+	testHookRestartWait = func() { close(waiting) }
+	defer func() { testHookRestartWait = nil }()
+	addr := serve(t, func(p *peer) error {
+		if err := p.open("s1", featuresPlainAuth); err != nil {
+			return err
+		}
+		if err := p.send(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`); err != nil {
+			return err
+		}
+		p.waitQuit()
+		return nil
+	})
+	c := mustDial(t, new(Dialer), addr)
+	if _, err := c.Next(); err != nil {
+		t.Fatal(err)
+	}
+	next := goNext(c)
+	<-waiting
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r := await(t, next); r.err != io.EOF {
+		t.Errorf("Next after Close = %s, %v; want io.EOF", r.b, r.err)
+	}
+	if err := c.Restart(); err == nil {
+		t.Error("Restart after Close succeeded")
+	}
+}
+
+// TestClose checks that Close writes </stream:stream> and then closes the
+// socket as soon as the server has ended its stream, or after the grace
+// if it does not.
+func TestClose(t *testing.T) {
+	defer func(g time.Duration) { closeGrace = g }(closeGrace)
+	closeGrace = 100 * time.Millisecond
+	for _, tc := range []struct {
+		name       string
+		answer     bool // the server ends its stream too
+		wantNext   func(error) bool
+		longerThan time.Duration // the socket closes no sooner
+	}{
+		{"server answers", true, func(err error) bool { return err == io.EOF }, 0},
+		{"server silent", false, func(err error) bool { return errors.Is(err, net.ErrClosed) }, 100 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			closedAfter := make(chan time.Duration, 1)
+			start := make(chan time.Time, 1)
+			addr := serve(t, func(p *peer) error {
+				if err := p.open("s1", featuresPlainAuth); err != nil {
+					return err
+				}
+				if _, err := p.next(); err != rawxml.ErrRootEnd {
+					return errors.New("client did not end its stream")
+				}
+				t0 := <-start
+				if tc.answer {
+					if err := p.send(`</stream:stream>`); err != nil {
+						return err
+					}
+				}
+				// The client closes the socket: the read ends.
+				if _, err := p.br.Read(make([]byte, 1)); err == nil {
+					return errors.New("data after the closing tag")
+				}
+				closedAfter <- time.Since(t0)
+				return nil
+			})
+			c := mustDial(t, new(Dialer), addr)
+			next := goNext(c)
+			start <- time.Now()
+			if err := c.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if r := await(t, next); !tc.wantNext(r.err) {
+				t.Errorf("Next after Close: %v", r.err)
+			}
+			select {
+			case d := <-closedAfter:
+				if d < tc.longerThan {
+					t.Errorf("socket closed after %v, before the grace of %v", d, tc.longerThan)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("socket not closed")
+			}
+			if err := c.Write([]byte(`<presence/>`)); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("Write after Close: %v, want net.ErrClosed", err)
+			}
+		})
+	}
+}
+
+// TestCloseConcurrent closes from several goroutines at once while Next is
+// blocked; the server sees exactly one closing tag.
+func TestCloseConcurrent(t *testing.T) {
+	rest := make(chan string, 1)
+	addr := serve(t, func(p *peer) error {
+		if err := p.open("s1", featuresPlainAuth); err != nil {
+			return err
+		}
+		if _, err := p.next(); err != rawxml.ErrRootEnd {
+			return fmt.Errorf("client did not end its stream: %v", err)
+		}
+		if err := p.send(`</stream:stream>`); err != nil {
+			return err
+		}
+		b, err := io.ReadAll(p.br)
+		rest <- string(b)
+		return err
+	})
+	c := mustDial(t, new(Dialer), addr)
+	next := goNext(c)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() { c.Close() })
+	}
+	wg.Wait()
+	if r := await(t, next); r.err != io.EOF {
+		t.Errorf("Next after Close: %v, want io.EOF", r.err)
+	}
+	select {
+	case s := <-rest:
+		if s != "" {
+			t.Errorf("server read %q after the closing tag", s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("socket not closed")
+	}
+}
+
+// TestWriteTimeout checks that Write gives up against a server that never
+// reads, and that the stream stays broken after.
+func TestWriteTimeout(t *testing.T) {
+	addr := serve(t, func(p *peer) error {
+		if err := p.open("s1", featuresPlainAuth); err != nil {
+			return err
+		}
+		p.waitQuit() // never read again
+		return nil
+	})
+	c := mustDial(t, &Dialer{WriteTimeout: 50 * time.Millisecond}, addr)
+	chunk := []byte(`<message><body>` + strings.Repeat("x", 64<<10) + `</body></message>`)
+	var err error
+	for i := 0; i < 4096 && err == nil; i++ { // at most 256 MiB
+		err = c.Write(chunk)
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Write error %v, want os.ErrDeadlineExceeded", err)
+	}
+	if err2 := c.Write([]byte(`<presence/>`)); err2 != err {
+		t.Errorf("Write after a timeout: %v, want the first error again", err2)
+	}
+}
+
+// TestWriteVectored checks that Write sends several slices in order and
+// leaves the caller's slice alone.
+func TestWriteVectored(t *testing.T) {
+	got := make(chan string, 3)
+	addr := serve(t, func(p *peer) error {
+		if err := p.open("s1", featuresPlainAuth); err != nil {
+			return err
+		}
+		for range 3 {
+			s, err := p.next()
+			if err != nil {
+				return err
+			}
+			got <- s
+		}
+		return nil
+	})
+	c := mustDial(t, new(Dialer), addr)
+	in := [][]byte{[]byte(`<presence/>`), []byte(`<message to='a@b'><body>1</body></message>`), []byte(`<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>`)}
+	keep := make([][]byte, len(in))
+	copy(keep, in)
+	if err := c.Write(in...); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range keep {
+		if !bytes.Equal(in[i], want) {
+			t.Errorf("Write changed the caller's slice %d to %q", i, in[i])
+		}
+		select {
+		case s := <-got:
+			if s != string(want) {
+				t.Errorf("server got %s, want %s", s, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("server did not get the stanzas")
+		}
+	}
+}

@@ -1,0 +1,96 @@
+package xmpp
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"boshd/internal/rawxml"
+)
+
+// Namespaces this package matches elements by.
+const (
+	nsClient  = "jabber:client"
+	nsStream  = "http://etherx.jabber.org/streams"
+	nsStreams = "urn:ietf:params:xml:ns:xmpp-streams" // stream error conditions
+	nsTLS     = "urn:ietf:params:xml:ns:xmpp-tls"
+	nsSASL    = "urn:ietf:params:xml:ns:xmpp-sasl"
+	nsSASLCB  = "urn:xmpp:sasl-cb:0"
+	nsSMPrefx = "urn:xmpp:sm:"
+	nsCompres = "http://jabber.org/features/compress"
+)
+
+// closeTag ends the client's stream.
+const closeTag = "</stream:stream>"
+
+// appendHeader appends the client's stream header for t to b.
+func appendHeader(b []byte, t *Target) []byte {
+	b = append(b, "<?xml version='1.0'?><stream:stream to='"...)
+	b = appendAttr(b, t.Domain)
+	if t.From != "" {
+		b = append(b, "' from='"...)
+		b = appendAttr(b, t.From)
+	}
+	b = append(b, "' version='1.0'"...)
+	if t.Lang != "" {
+		b = append(b, " xml:lang='"...)
+		b = appendAttr(b, t.Lang)
+		b = append(b, '\'')
+	}
+	return append(b, " xmlns='"+nsClient+"' xmlns:stream='"+nsStream+"'>"...)
+}
+
+// appendAttr appends s escaped for a single-quoted attribute value.
+func appendAttr(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\'':
+			b = append(b, "&apos;"...)
+		case '&':
+			b = append(b, "&amp;"...)
+		case '<':
+			b = append(b, "&lt;"...)
+		case '>':
+			b = append(b, "&gt;"...)
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+// header is what the server's stream header tells the client.
+type header struct {
+	id, from string
+}
+
+// errNotStream reports a server that does not open an XMPP 1.0 client
+// stream.
+var errNotStream = errors.New("xmpp: server did not open an XMPP 1.0 client stream")
+
+// parseHeader checks the server's stream header and returns its id and from.
+func parseHeader(root rawxml.Root) (header, error) {
+	if root.Name.Local != "stream" || root.NS() != nsStream {
+		return header{}, fmt.Errorf("%w: root element <%s>", errNotStream, qname(root.Name.Space, root.Name.Local))
+	}
+	if ns, ok := root.Namespace(""); ok && ns != nsClient {
+		return header{}, fmt.Errorf("%w: content namespace %q", errNotStream, ns)
+	}
+	v, _ := root.Get("", "version")
+	major, _, _ := strings.Cut(v, ".")
+	if n, err := strconv.Atoi(major); err != nil || n < 1 {
+		return header{}, fmt.Errorf("%w: version %q", errNotStream, v)
+	}
+	var h header
+	h.id, _ = root.Get("", "id")
+	h.from, _ = root.Get("", "from")
+	return h, nil
+}
+
+func qname(prefix, local string) string {
+	if prefix == "" {
+		return local
+	}
+	return prefix + ":" + local
+}

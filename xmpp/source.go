@@ -1,0 +1,122 @@
+package xmpp
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+)
+
+// bufSize is the size of a Conn's read buffer. rawxml reads byte by byte,
+// so a small buffer costs little speed and saves memory per session.
+const bufSize = 2 << 10
+
+// bufPool holds the read buffers of idle Conns.
+var bufPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, bufSize) }}
+
+// source is the io.ByteReader a Conn's rawxml.Reader reads the server's
+// stream through. It is owned by the goroutine reading the stream: the one
+// in Dial, then the one calling Next.
+//
+// On a plain TCP connection where the platform allows it (see park), the
+// buffer goes back to bufPool whenever it is empty between two elements,
+// and the next read first waits for the socket to become readable, holding
+// no buffer while it waits. Over TLS the buffer is kept: tls.Conn may hold
+// decrypted bytes the socket's readiness says nothing about.
+type source struct {
+	nc  net.Conn        // the connection read from; TLS after STARTTLS
+	br  *bufio.Reader   // nil while released to bufPool
+	raw syscall.RawConn // plain TCP whose readiness can be awaited; else nil
+}
+
+// take makes sure s has a buffer, waiting for the socket to become
+// readable first if it has none.
+func (s *source) take() error {
+	if s.br != nil {
+		return nil
+	}
+	if s.raw != nil {
+		if err := park(s.raw); err != nil {
+			return err
+		}
+	}
+	s.br = bufPool.Get().(*bufio.Reader)
+	s.br.Reset(s.nc)
+	return nil
+}
+
+// ReadByte implements io.ByteReader for rawxml.
+func (s *source) ReadByte() (byte, error) {
+	if err := s.take(); err != nil {
+		return 0, err
+	}
+	return s.br.ReadByte()
+}
+
+// Read implements io.Reader; rawxml only calls ReadByte.
+func (s *source) Read(p []byte) (int, error) {
+	if err := s.take(); err != nil {
+		return 0, err
+	}
+	return s.br.Read(p)
+}
+
+// skipSpace discards whitespace before the next byte that is not.
+func (s *source) skipSpace() error {
+	for {
+		if err := s.take(); err != nil {
+			return err
+		}
+		b, err := s.br.Peek(1)
+		if err != nil {
+			return err
+		}
+		switch b[0] {
+		case ' ', '\t', '\r', '\n':
+			s.br.Discard(1)
+		default:
+			return nil
+		}
+	}
+}
+
+// buffered returns the number of bytes read from the connection but not
+// yet consumed.
+func (s *source) buffered() int {
+	if s.br == nil {
+		return 0
+	}
+	return s.br.Buffered()
+}
+
+// idle releases the buffer if the connection allows waiting for it without
+// one and nothing is buffered.
+func (s *source) idle() {
+	if s.raw != nil && s.buffered() == 0 {
+		s.release()
+	}
+}
+
+// release returns the buffer to bufPool, dropping anything buffered. Use
+// it when the stream is over.
+func (s *source) release() {
+	if s.br == nil {
+		return
+	}
+	s.br.Reset(nil)
+	bufPool.Put(s.br)
+	s.br = nil
+}
+
+// setConn switches s to nc (after STARTTLS), keeping its buffer. Nothing
+// may be buffered from the old connection.
+func (s *source) setConn(nc net.Conn) {
+	s.nc = nc
+	s.raw = parkable(nc)
+	if s.br != nil {
+		s.br.Reset(nc)
+	}
+}
+
+var _ io.ByteReader = (*source)(nil)
