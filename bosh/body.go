@@ -37,6 +37,9 @@ type body struct {
 	typ     string // "terminate" or ""
 	restart bool   // xmpp:restart='true'
 	pause   string // seconds, XEP-0124 §10
+	ack     string // XEP-0124 §9
+	key     string // XEP-0124 §15
+	newkey  string
 
 	// Session creation attributes (XEP-0124 §7.1, XEP-0206 §3); has*
 	// tells a missing attribute from an empty one.
@@ -87,6 +90,9 @@ func parseBody(data []byte) (*body, error) {
 	}
 	b.typ, _ = get("type")
 	b.pause, _ = get("pause")
+	b.ack, _ = get("ack")
+	b.key, _ = get("key")
+	b.newkey, _ = get("newkey")
 	if restart, _ := root.Get(NSXBOSH, "restart"); restart == "true" || restart == "1" {
 		b.restart = true
 	}
@@ -116,4 +122,14 @@ func parseBody(data []byte) (*body, error) {
 		b.payload = append(b.payload, el.Raw)
 	}
 	return b, nil
+}
+
+// parseAck returns the rid of a request's ack attribute, or zero when it
+// is absent or not a rid.
+func parseAck(value string) uint64 {
+	ack, err := strconv.ParseUint(value, 10, 64)
+	if err != nil || ack > session.MaxRID {
+		return 0
+	}
+	return ack
 }

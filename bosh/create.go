@@ -78,6 +78,11 @@ func (h *Handler) negotiate(b *body) (*creation, error) {
 	c.params.Inactivity = h.cfg.Inactivity
 	c.params.MaxQueueBytes = h.cfg.MaxQueueBytes
 	c.params.ContentType = c.content
+	c.params.Polling = h.cfg.Polling
+	// R-CREATE-10: only ack='1' turns acknowledgements on.
+	c.params.Acks = b.ack == "1"
+	// XEP-0124 §15.3: newkey at creation starts key sequencing.
+	c.params.Key = b.newkey
 
 	if b.lang != "" && !langPattern.MatchString(b.lang) {
 		return c, badRequest("xml:lang %q is not a language tag", b.lang)
@@ -179,6 +184,10 @@ func (h *Handler) creationAttrs(s *session.Session, c *creation, conn *xmpp.Conn
 		attr{"xmpp:version", "1.0"},
 		attr{"xmpp:restartlogic", "true"},
 	)
+	if s.Params.Acks {
+		// R-ACK-1, R-RESP-6
+		attrs = append(attrs, attr{"ack", strconv.FormatUint(s.Last(), 10)})
+	}
 	if id := conn.StreamID(); id != "" {
 		attrs = append(attrs, attr{"authid", id})
 	}

@@ -140,6 +140,9 @@ func (h *Handler) serveBOSH(w http.ResponseWriter, r *http.Request) {
 		Restart:   b.restart,
 		Terminate: b.typ == session.TypeTerminate,
 		Pause:     h.pause(b.pause),
+		Ack:       parseAck(b.ack),
+		Key:       b.key,
+		NewKey:    b.newkey,
 	})
 	if err != nil {
 		return // the client went away; the response, if any, is cached

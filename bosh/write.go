@@ -36,6 +36,13 @@ func encodeBody(resp *session.Response, attrs ...attr) []byte {
 	if resp.Condition != "" {
 		b = appendAttr(b, "condition", string(resp.Condition))
 	}
+	if resp.Ack != 0 {
+		b = appendAttr(b, "ack", strconv.FormatUint(resp.Ack, 10))
+	}
+	if resp.Report != 0 {
+		b = appendAttr(b, "report", strconv.FormatUint(resp.Report, 10))
+		b = appendAttr(b, "time", strconv.Itoa(resp.Time))
+	}
 	for _, a := range attrs {
 		b = appendAttr(b, a.name, a.value)
 	}

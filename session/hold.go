@@ -1,5 +1,7 @@
 package session
 
+import "time"
+
 // processLocked handles a request whose turn has come: its payload goes
 // upstream and it is held, or answered if it ends the session.
 func (s *Session) processLocked(r *request) {
@@ -47,6 +49,17 @@ func (s *Session) processLocked(r *request) {
 // beyond Params.Hold (R-HOLD-4), and all of them in a polling session
 // (R-POLL-1). With nothing left held, the inactivity clock starts.
 func (s *Session) releaseLocked() {
+	if s.report != nil && len(s.held) > 0 {
+		// R-ACK-5: answer at once, the newest request carrying the
+		// report.
+		for len(s.held) > 1 {
+			s.answerLocked(s.held[0], &Response{})
+		}
+		rep := s.report
+		s.report = nil
+		rep.Payload = s.takeQueueLocked()
+		s.answerLocked(s.held[0], rep)
+	}
 	if len(s.held) > 0 && len(s.queue) > 0 {
 		s.answerLocked(s.held[0], &Response{Payload: s.takeQueueLocked()})
 	}
@@ -67,8 +80,15 @@ func (s *Session) answerLocked(r *request, resp *Response) {
 	s.held = s.held[1:]
 	stop(r.timer)
 	resp.RID = r.RID
+	resp.Ack = s.ackFor(r.RID)
 	if resp.Type != TypeError {
 		s.cacheLocked(resp)
+	}
+	if s.Params.Wait == 0 || s.Params.Hold == 0 {
+		s.lastPoll = time.Time{}
+		if len(r.Payload) == 0 && !r.Restart && len(resp.Payload) == 0 && resp.Type == "" {
+			s.lastPoll = s.clock.Now()
+		}
 	}
 	r.done <- resp
 }

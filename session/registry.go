@@ -54,6 +54,7 @@ func (r *Registry) Create(p Params, up Upstream, rid uint64) (*Session, error) {
 		clock:  r.clock,
 		reg:    r,
 		last:   rid,
+		key:    p.Key,
 	}
 	r.mu.Lock()
 	if r.closed {
@@ -95,10 +96,14 @@ func (r *Registry) Len() int {
 
 func (r *Registry) remove(s *Session) {
 	r.mu.Lock()
-	if r.sessions[s.ID] == s {
+	removed := r.sessions[s.ID] == s
+	if removed {
 		delete(r.sessions, s.ID)
 	}
 	r.mu.Unlock()
+	if removed && s.Params.OnRemove != nil {
+		s.Params.OnRemove()
+	}
 }
 
 // Shutdown refuses new sessions and ends every live one with

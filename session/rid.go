@@ -1,5 +1,7 @@
 package session
 
+import "time"
+
 // MaxRID is the highest request ID a client may use, 2^53-1 (XEP-0124
 // §14.1), so that rids survive JavaScript numbers.
 const MaxRID = 1<<53 - 1
@@ -17,6 +19,12 @@ func (s *Session) acceptLocked(req Request) (*request, *Response) {
 		// R-RID-5: beyond the window.
 		s.log.Info("rid beyond window", "rid", req.RID, "last", s.last, "requests", s.Params.Requests)
 		return nil, s.failLocked(req.RID, ItemNotFound)
+	}
+	if req.Pause == 0 && !req.Terminate && len(s.held)+len(s.pending) >= s.Params.Requests {
+		// R-OVER-1: more requests open than advertised; one extra is
+		// allowed for a pause or a terminate.
+		s.log.Info("too many requests open", "rid", req.RID, "requests", s.Params.Requests)
+		return nil, s.failLocked(req.RID, PolicyViolation)
 	}
 	r := &request{Request: req, done: make(chan *Response, 1)}
 	for i, p := range s.pending {
@@ -51,6 +59,17 @@ func (s *Session) advanceLocked() {
 		r := s.pending[next]
 		s.pending = append(s.pending[:next], s.pending[next+1:]...)
 		s.last = r.RID
+		if !s.checkKeyLocked(r.Request) {
+			s.log.Info("key sequence broken", "rid", r.RID)
+			r.done <- s.failLocked(r.RID, ItemNotFound)
+			return
+		}
+		if s.pollingTooOftenLocked(r.Request) {
+			s.log.Info("polling too often", "rid", r.RID, "polling", s.Params.Polling)
+			r.done <- s.failLocked(r.RID, PolicyViolation)
+			return
+		}
+		s.ackedLocked(r.Request)
 		s.processLocked(r)
 	}
 }
@@ -59,11 +78,9 @@ func (s *Session) advanceLocked() {
 // the cache (R-RID-7), by taking the place of a held copy (R-RID-8), or
 // with item-not-found when its response is gone (R-RID-10).
 func (s *Session) repeatLocked(req Request) (*request, *Response) {
-	for _, c := range s.cache {
-		if c.RID == req.RID {
-			s.log.Debug("resent rid answered from cache", "rid", req.RID)
-			return nil, c
-		}
+	if c := s.cachedLocked(req.RID); c != nil {
+		s.log.Debug("resent rid answered from cache", "rid", req.RID)
+		return nil, c
 	}
 	for i, h := range s.held {
 		if h.RID == req.RID {
@@ -79,17 +96,39 @@ func (s *Session) repeatLocked(req Request) (*request, *Response) {
 	return nil, s.failLocked(req.RID, ItemNotFound)
 }
 
-// cacheLocked keeps resp for resends of its rid, up to Params.Requests
-// responses (R-RID-6).
+// cached is a response kept for resends, with when it was sent.
+type cached struct {
+	resp *Response
+	at   time.Time
+}
+
+// maxUnacked bounds the responses kept for a client that uses acks but
+// never acknowledges anything.
+const maxUnacked = 64
+
+// cacheLocked keeps resp for resends of its rid (R-RID-6): the latest
+// Params.Requests responses, or with acks every unacknowledged one up to
+// maxUnacked.
 func (s *Session) cacheLocked(resp *Response) {
-	keep := s.Params.Requests
-	if keep < 1 {
-		keep = 1
+	keep := max(s.Params.Requests, 1)
+	if s.Params.Acks {
+		keep = maxUnacked
 	}
 	if len(s.cache) >= keep {
 		n := copy(s.cache, s.cache[len(s.cache)-keep+1:])
 		clear(s.cache[n:])
 		s.cache = s.cache[:n]
 	}
-	s.cache = append(s.cache, resp)
+	s.cache = append(s.cache, cached{resp, s.clock.Now()})
+	s.answered = max(s.answered, resp.RID)
+}
+
+// cachedLocked returns the cached response to rid, or nil.
+func (s *Session) cachedLocked(rid uint64) *Response {
+	for _, c := range s.cache {
+		if c.resp.RID == rid {
+			return c.resp
+		}
+	}
+	return nil
 }

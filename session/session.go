@@ -42,10 +42,25 @@ type Params struct {
 	// ContentType is the content the client asked every response to be
 	// labelled with (XEP-0124 §7.1). The session only keeps it.
 	ContentType string
+	// Polling is the shortest interval allowed between two empty
+	// requests of a polling session (XEP-0124 §12).
+	Polling time.Duration
+	// Key is the newkey of the creation request, which turns on key
+	// sequencing (XEP-0124 §15). Empty when the client does not use keys.
+	Key string
 	// Legacy is set when the creation request had no ver: such clients
 	// get some conditions as HTTP status codes (XEP-0124 §17.1). The
 	// session only keeps it.
 	Legacy bool
+	// Secure is set when the session was created over HTTPS. The session
+	// only keeps it.
+	Secure bool
+	// Acks turns on acknowledgements (XEP-0124 §9): the client asked for
+	// them with ack='1' at creation.
+	Acks bool
+	// OnRemove, if not nil, is called once when the registry forgets the
+	// session, in its own goroutine or the caller's of Shutdown.
+	OnRemove func()
 }
 
 // Request is one client request, already parsed and validated.
@@ -63,6 +78,12 @@ type Request struct {
 	// this long with nothing held (XEP-0124 §10). The caller bounds it by
 	// the advertised maxpause.
 	Pause time.Duration
+	// Ack is the client's ack attribute (XEP-0124 §9.2): it has received
+	// every response up to this rid. Zero when absent.
+	Ack uint64
+	// Key and NewKey are the key sequencing attributes (XEP-0124 §15),
+	// empty when absent.
+	Key, NewKey string
 }
 
 // Response is what the session answers a request with. A Response is
@@ -78,6 +99,13 @@ type Response struct {
 	// Condition is set on terminal responses that are not a plain end of
 	// the session.
 	Condition Condition
+	// Ack, if not zero, acknowledges every request up to this rid
+	// (XEP-0124 §9.1).
+	Ack uint64
+	// Report, if not zero, tells the client that the response to this
+	// rid seems lost, sent Time milliseconds ago (XEP-0124 §9.3).
+	Report uint64
+	Time   int
 }
 
 // Session is one BOSH session. Create sessions with Registry.Create.
@@ -104,8 +132,20 @@ type Session struct {
 	// queue holds elements from the server waiting for a request.
 	queue      [][]byte
 	queueBytes int64
-	// cache keeps the latest responses for resent rids, oldest first.
-	cache []*Response
+	// cache keeps the latest responses for resent rids, oldest first:
+	// Params.Requests of them, or every unacknowledged one with acks.
+	cache []cached
+	// answered is the highest rid answered.
+	answered uint64
+	// key is the value the next request's key must hash to, when key
+	// sequencing is in use (XEP-0124 §15).
+	key string
+	// report, if set, goes on the next response: a response the client
+	// acknowledged missing (R-ACK-5).
+	report *Response
+	// lastPoll is when the last request of a polling session was answered
+	// empty; zero if it was not.
+	lastPoll time.Time
 	// ops are upstream writes waiting for the writer, in order; writing
 	// is true while a goroutine performs them.
 	ops     []op
@@ -206,4 +246,11 @@ func stop(t Timer) {
 	if t != nil {
 		t.Stop()
 	}
+}
+
+// Last returns the highest rid processed in order.
+func (s *Session) Last() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last
 }

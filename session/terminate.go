@@ -76,10 +76,8 @@ func (s *Session) closeLocked() {
 // cached reply to a resent rid (R-TERM-3), the reason the session ended if
 // the client was not yet told (R-TERM-5), and item-not-found after that.
 func (s *Session) afterEndLocked(rid uint64) *Response {
-	for _, c := range s.cache {
-		if c.RID == rid {
-			return c
-		}
+	if c := s.cachedLocked(rid); c != nil {
+		return c
 	}
 	if !s.told {
 		s.told = true

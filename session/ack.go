@@ -1,0 +1,43 @@
+package session
+
+import "time"
+
+// maxReportTime is the largest time attribute of a report, an
+// xs:unsignedShort.
+const maxReportTime = 65535
+
+// ackedLocked takes in the client's acknowledgement carried by req
+// (R-ACK-4): responses it has are dropped from the cache, and if it lacks
+// one that was sent, the next response reports it (R-ACK-5).
+func (s *Session) ackedLocked(req Request) {
+	if !s.Params.Acks {
+		return
+	}
+	has := req.Ack
+	if has == 0 {
+		// No ack attribute: the client has every response so far.
+		has = req.RID - 1
+	}
+	keep := s.cache[:0]
+	for _, c := range s.cache {
+		if c.resp.RID > has {
+			keep = append(keep, c)
+		}
+	}
+	clear(s.cache[len(keep):])
+	s.cache = keep
+	if req.Ack != 0 && req.Ack < s.answered && len(s.cache) > 0 && s.cache[0].resp.RID == req.Ack+1 {
+		sent := s.clock.Now().Sub(s.cache[0].at)
+		s.report = &Response{Report: req.Ack + 1, Time: int(min(sent/time.Millisecond, maxReportTime))}
+	}
+}
+
+// ackFor returns the ack attribute of the response to rid (R-ACK-1,
+// R-ACK-2): the highest rid received with none missing below it, or zero
+// to leave it out when that is rid itself (R-ACK-3).
+func (s *Session) ackFor(rid uint64) uint64 {
+	if !s.Params.Acks || s.last == rid {
+		return 0
+	}
+	return s.last
+}
