@@ -261,17 +261,23 @@ func (h *harness) waitFor(cond func(*Session) bool, what string, args ...any) {
 	}
 }
 
-// waitWritten waits until the upstream has seen want, in order.
+// waitWritten waits until the first upstream has seen want, in order.
 func (h *harness) waitWritten(want ...string) {
 	h.t.Helper()
+	h.up.waitWritten(h.t, want...)
+}
+
+// waitWritten waits until u has seen want, in order.
+func (u *fakeUpstream) waitWritten(t *testing.T, want ...string) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		got := h.up.written()
+		got := u.written()
 		if equal(got, want) {
 			return
 		}
 		if time.Now().After(deadline) {
-			h.t.Fatalf("upstream got %q, want %q", got, want)
+			t.Fatalf("upstream got %q, want %q", got, want)
 		}
 		time.Sleep(time.Millisecond)
 	}

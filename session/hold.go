@@ -5,15 +5,38 @@ import "time"
 // processLocked handles a request whose turn has come: its payload goes
 // upstream and it is held, or answered if it ends the session.
 func (s *Session) processLocked(r *request) {
+	if r.Add != nil {
+		s.addStreamLocked(r)
+		return
+	}
+	targets := s.openLocked()
+	if r.Stream != "" {
+		st := s.streamLocked(r.Stream)
+		if st == nil {
+			// R-MULTI-3: an unknown stream.
+			s.log.Info("request for an unknown stream", "rid", r.RID, "stream", r.Stream)
+			r.done <- s.failLocked(r.RID, ItemNotFound)
+			return
+		}
+		targets = []*stream{st}
+	}
 	switch {
 	case r.Restart:
 		// R-XMPP-7: stanzas in a restart request are not forwarded.
-		s.ops = append(s.ops, op{restart: true})
+		// Without a stream named, the restart is for the first one.
+		s.ops = append(s.ops, op{st: targets[0], restart: true})
 	case len(r.Payload) > 0:
-		// R-HOLD-1: forward at once, while the request is held.
-		s.ops = append(s.ops, op{data: r.Payload})
+		// R-HOLD-1: forward at once, while the request is held; a body
+		// naming no stream goes to every stream (R-MULTI-3).
+		for _, st := range targets {
+			s.ops = append(s.ops, op{st: st, data: r.Payload})
+		}
 	}
 	if r.Terminate {
+		if r.Stream != "" && len(targets) == 1 && len(s.openLocked()) > 1 {
+			s.terminateStreamLocked(r, targets[0])
+			return
+		}
 		s.terminateLocked(r)
 		return
 	}
@@ -57,11 +80,18 @@ func (s *Session) releaseLocked() {
 		}
 		rep := s.report
 		s.report = nil
-		rep.Payload = s.takeQueueLocked()
+		if next := s.nextLocked(); next != nil {
+			next.Report, next.Time = rep.Report, rep.Time
+			rep = next
+		}
 		s.answerLocked(s.held[0], rep)
 	}
-	if len(s.held) > 0 && len(s.queue) > 0 {
-		s.answerLocked(s.held[0], &Response{Payload: s.takeQueueLocked()})
+	for len(s.held) > 0 {
+		next := s.nextLocked()
+		if next == nil {
+			break
+		}
+		s.answerLocked(s.held[0], next)
 	}
 	for len(s.held) > s.Params.Hold || (len(s.held) > 0 && s.Params.Wait == 0) {
 		s.answerLocked(s.held[0], &Response{})
@@ -99,21 +129,21 @@ func (s *Session) expire(rid uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for len(s.held) > 0 && s.held[0].RID <= rid {
-		s.answerLocked(s.held[0], &Response{Payload: s.takeQueueLocked()})
+		s.answerLocked(s.held[0], s.nextOrEmptyLocked())
 	}
 	s.releaseLocked()
 }
 
-// deliver queues an element from the server and answers the oldest held
-// request with it if there is one.
-func (s *Session) deliver(el []byte) {
+// deliver queues an element from the server on stream st and answers the
+// oldest held request with it if there is one.
+func (s *Session) deliver(st *stream, el []byte) {
 	s.mu.Lock()
 	defer s.runWrites()
 	defer s.mu.Unlock()
-	if s.final != nil {
+	if s.final != nil || st.closed {
 		return
 	}
-	s.queue = append(s.queue, el)
+	st.queue = append(st.queue, el)
 	s.queueBytes += int64(len(el))
 	if max := s.Params.MaxQueueBytes; max > 0 && s.queueBytes > max {
 		s.log.Warn("queue limit reached: client is not collecting stanzas", "bytes", s.queueBytes, "limit", max)
@@ -123,11 +153,31 @@ func (s *Session) deliver(el []byte) {
 	s.releaseLocked()
 }
 
-func (s *Session) takeQueueLocked() [][]byte {
-	q := s.queue
-	s.queue = nil
-	s.queueBytes = 0
-	return q
+// nextOrEmptyLocked is nextLocked, with an empty response when nothing
+// waits.
+func (s *Session) nextOrEmptyLocked() *Response {
+	if next := s.nextLocked(); next != nil {
+		return next
+	}
+	return &Response{}
+}
+
+// addStreamLocked adds the stream a request opened (XEP-0124 §16.2) and
+// answers the request at once with the stream's name, its server's domain
+// and its features; older held requests are answered first, in rid order.
+func (s *Session) addStreamLocked(r *request) {
+	for len(s.held) > 0 {
+		s.answerLocked(s.held[0], s.nextOrEmptyLocked())
+	}
+	st := &stream{name: newStreamName(), up: r.Add.Up}
+	s.streams = append(s.streams, st)
+	go s.read(st)
+	s.log.Info("stream added", "stream", st.name, "from", r.Add.From)
+	resp := &Response{RID: r.RID, Stream: st.name, From: r.Add.From, Payload: [][]byte{r.Add.Features}}
+	resp.Ack = s.ackFor(r.RID)
+	s.cacheLocked(resp)
+	r.done <- resp
+	s.startIdleLocked()
 }
 
 // startIdleLocked starts the inactivity clock (R-INACT-1, R-INACT-2).

@@ -48,9 +48,13 @@ func (r *Registry) Create(p Params, up Upstream, rid uint64) (*Session, error) {
 	if p.Requests < 1 {
 		p.Requests = p.Hold + 1
 	}
+	first := &stream{up: up}
+	if p.MultiStream {
+		first.name = newStreamName()
+	}
 	s := &Session{
-		Params: p,
-		up:     up,
+		Params:  p,
+		streams: []*stream{first},
 		clock:  r.clock,
 		reg:    r,
 		last:   rid,
@@ -74,7 +78,7 @@ func (r *Registry) Create(p Params, up Upstream, rid uint64) (*Session, error) {
 	s.mu.Lock()
 	s.startIdleLocked()
 	s.mu.Unlock()
-	go s.read()
+	go s.read(first)
 	s.log.Info("session created", "rid", rid, "wait", p.Wait, "hold", p.Hold)
 	return s, nil
 }

@@ -55,6 +55,9 @@ type Params struct {
 	// Secure is set when the session was created over HTTPS. The session
 	// only keeps it.
 	Secure bool
+	// MultiStream turns on multiple streams (XEP-0124 §16): streams have
+	// names and requests may add streams.
+	MultiStream bool
 	// Acks turns on acknowledgements (XEP-0124 §9): the client asked for
 	// them with ack='1' at creation.
 	Acks bool
@@ -84,6 +87,23 @@ type Request struct {
 	// Key and NewKey are the key sequencing attributes (XEP-0124 §15),
 	// empty when absent.
 	Key, NewKey string
+	// Stream names the stream the request is for (XEP-0124 §16); empty
+	// means every stream.
+	Stream string
+	// Add, if not nil, is a new stream to add to the session (XEP-0124
+	// §16.2), already open.
+	Add *NewStream
+}
+
+// NewStream is an upstream stream opened for a session by a request.
+type NewStream struct {
+	// Up is the open stream.
+	Up Upstream
+	// From is the domain the server serves, for the response's from.
+	From string
+	// Features are the stream's first <stream:features/>, for the
+	// response.
+	Features []byte
 }
 
 // Response is what the session answers a request with. A Response is
@@ -106,6 +126,11 @@ type Response struct {
 	// rid seems lost, sent Time milliseconds ago (XEP-0124 §9.3).
 	Report uint64
 	Time   int
+	// Stream names the stream the payload or condition belongs to, when
+	// multiple streams are on (XEP-0124 §16).
+	Stream string
+	// From is the domain of a stream just added.
+	From string
 }
 
 // Session is one BOSH session. Create sessions with Registry.Create.
@@ -116,7 +141,6 @@ type Session struct {
 	Params Params
 
 	log   *slog.Logger // immutable
-	up    Upstream     // immutable
 	clock Clock        // immutable
 	reg   *Registry    // immutable
 
@@ -129,8 +153,12 @@ type Session struct {
 	pending []*request
 	// held holds the requests being held, oldest (lowest rid) first.
 	held []*request
-	// queue holds elements from the server waiting for a request.
-	queue      [][]byte
+	// streams holds the session's upstream streams, the creation one
+	// first, and closed ones until the client has been told; turn is
+	// where the round-robin over them stands.
+	streams []*stream
+	turn    int
+	// queueBytes counts the bytes waiting in every stream's queue.
 	queueBytes int64
 	// cache keeps the latest responses for resent rids, oldest first:
 	// Params.Requests of them, or every unacknowledged one with acks.
@@ -246,6 +274,17 @@ func stop(t Timer) {
 	if t != nil {
 		t.Stop()
 	}
+}
+
+// Stream returns the name of the stream the session was created with, ""
+// unless multiple streams are on.
+func (s *Session) Stream() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.streams) == 0 {
+		return ""
+	}
+	return s.streams[0].name
 }
 
 // Last returns the highest rid processed in order.

@@ -42,7 +42,7 @@ func TestQueueWhileNothingHeld(t *testing.T) {
 	for _, el := range []string{"<a/>", "<b/>", "<c/>"} {
 		h.up.send(t, el)
 	}
-	h.waitFor(func(s *Session) bool { return len(s.queue) == 3 }, "3 queued")
+	h.waitFor(func(s *Session) bool { return len(s.streams[0].queue) == 3 }, "3 queued")
 	r := h.start(context.Background(), Request{RID: firstRID + 1}).wait(t)
 	if got := payload(r); !equal(got, []string{"<a/>", "<b/>", "<c/>"}) {
 		t.Fatalf("payload %q", got)
@@ -180,7 +180,7 @@ func TestUpstreamEnds(t *testing.T) {
 			c := h.start(context.Background(), Request{RID: firstRID + 1})
 			h.waitHeld(1)
 			h.s.mu.Lock()
-			h.s.queue = append(h.s.queue, []byte("<queued/>")) // as if it raced in
+			h.s.streams[0].queue = append(h.s.streams[0].queue, []byte("<queued/>")) // as if it raced in
 			h.s.mu.Unlock()
 			h.up.fail(tc.err)
 			r := c.wait(t)
@@ -250,7 +250,7 @@ func TestAbandonedRequestKeepsData(t *testing.T) {
 	}
 	h.waitHeld(0)
 	h.up.send(t, "<kept/>")
-	h.waitFor(func(s *Session) bool { return len(s.queue) == 1 }, "queued")
+	h.waitFor(func(s *Session) bool { return len(s.streams[0].queue) == 1 }, "queued")
 	if got := payload(h.start(context.Background(), Request{RID: firstRID + 2}).wait(t)); !equal(got, []string{"<kept/>"}) {
 		t.Fatalf("payload %q", got)
 	}
@@ -311,7 +311,7 @@ func TestPause(t *testing.T) {
 	held := h.start(context.Background(), Request{RID: firstRID + 1})
 	h.waitHeld(1)
 	h.s.mu.Lock()
-	h.s.queue = append(h.s.queue, []byte("<later/>"))
+	h.s.streams[0].queue = append(h.s.streams[0].queue, []byte("<later/>"))
 	h.s.mu.Unlock()
 	pause := h.start(context.Background(), Request{RID: firstRID + 2, Pause: 120 * time.Second})
 	for _, c := range []*call{held, pause} {

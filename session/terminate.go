@@ -6,7 +6,7 @@ package session
 // request itself type='terminate' (R-TERM-2).
 func (s *Session) terminateLocked(r *request) {
 	for len(s.held) > 0 {
-		s.answerLocked(s.held[0], &Response{Payload: s.takeQueueLocked()})
+		s.answerLocked(s.held[0], s.nextOrEmptyLocked())
 	}
 	resp := &Response{RID: r.RID, Type: TypeTerminate}
 	s.final = resp
@@ -24,7 +24,7 @@ func (s *Session) endLocked(final *Response) {
 	if s.final != nil {
 		return
 	}
-	final.Payload = append(s.takeQueueLocked(), final.Payload...)
+	final.Payload = append(s.takeAllLocked(), final.Payload...)
 	s.final = final
 	s.log.Info("session ended", "condition", final.Condition, "type", final.Type)
 	if len(s.held) > 0 {
@@ -43,7 +43,7 @@ func (s *Session) failLocked(rid uint64, cond Condition) *Response {
 	if s.final == nil {
 		s.final = resp
 		s.told = true
-		s.takeQueueLocked()
+		s.takeAllLocked()
 		s.log.Info("session ended by a request", "condition", cond, "rid", rid)
 		s.answerRestLocked()
 		s.closeLocked()
@@ -64,10 +64,39 @@ func (s *Session) answerRestLocked() {
 	s.pending = s.pending[:0]
 }
 
-// closeLocked closes the upstream stream after the writes queued so far,
+// terminateStreamLocked closes one of several streams at the client's
+// request (R-MULTI-4): its payload was queued before the closing tag, and
+// the request is answered type='terminate' with the stream's name once
+// older held requests have their answers.
+func (s *Session) terminateStreamLocked(r *request, st *stream) {
+	for len(s.held) > 0 {
+		s.answerLocked(s.held[0], s.nextOrEmptyLocked())
+	}
+	s.ops = append(s.ops, op{st: st, close: true})
+	st.closed = true
+	s.takeStreamQueueLocked(st)
+	s.dropStreamLocked(st)
+	resp := &Response{RID: r.RID, Type: TypeTerminate, Stream: st.name}
+	resp.Ack = s.ackFor(r.RID)
+	s.cacheLocked(resp)
+	r.done <- resp
+	s.log.Info("stream terminated by client", "stream", st.name)
+	s.startIdleLocked()
+}
+
+func (s *Session) takeStreamQueueLocked(st *stream) {
+	for _, el := range st.queue {
+		s.queueBytes -= int64(len(el))
+	}
+	st.queue = nil
+}
+
+// closeLocked closes the upstream streams after the writes queued so far,
 // and keeps the ended session as a tombstone for Params.Inactivity.
 func (s *Session) closeLocked() {
-	s.ops = append(s.ops, op{close: true})
+	for _, st := range s.streams {
+		s.ops = append(s.ops, op{st: st, close: true})
+	}
 	s.stopIdleLocked()
 	s.startIdleLocked()
 }

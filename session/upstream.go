@@ -9,6 +9,7 @@ import (
 
 // op is one queued upstream write.
 type op struct {
+	st      *stream  // the stream written to
 	data    [][]byte // stanzas to write
 	restart bool     // open a new stream
 	close   bool     // close the stream
@@ -28,50 +29,56 @@ func (s *Session) runWrites() {
 		ops := s.ops
 		s.ops = nil
 		s.mu.Unlock()
-		err := s.perform(ops)
+		failed, err := s.perform(ops)
 		s.mu.Lock()
 		if err != nil {
-			s.log.Info("upstream write failed", "err", err)
-			s.endLocked(&Response{Type: TypeTerminate, Condition: RemoteConnectionFailed})
-			s.ops = nil
-			s.writing = false
-			s.mu.Unlock()
-			s.up.Close()
-			return
+			s.log.Info("upstream write failed", "stream", failed.name, "err", err)
+			failed.up.Close()
+			// Writes queued behind the failure for other streams are
+			// lost with it only if the session ends.
+			s.streamEndedLocked(failed, &Response{Type: TypeTerminate, Condition: RemoteConnectionFailed})
+			if s.final != nil {
+				s.ops = s.ops[:0]
+				for _, st := range s.streams {
+					s.ops = append(s.ops, op{st: st, close: true})
+				}
+			}
 		}
 	}
 	s.writing = false
 	s.mu.Unlock()
 }
 
-func (s *Session) perform(ops []op) error {
+// perform does ops in order. It returns the stream whose write failed
+// and the error; writes after the failure are dropped.
+func (s *Session) perform(ops []op) (*stream, error) {
 	for _, o := range ops {
 		var err error
 		switch {
 		case o.close:
-			return s.up.Close()
+			o.st.up.Close()
 		case o.restart:
-			err = s.up.Restart()
+			err = o.st.up.Restart()
 		default:
-			err = s.up.Write(o.data...)
+			err = o.st.up.Write(o.data...)
 		}
 		if err != nil {
-			return err
+			return o.st, err
 		}
 	}
-	return nil
+	return nil, nil
 }
 
-// read relays elements from the upstream stream to the session until the
-// stream ends. It is the session's one reader goroutine.
-func (s *Session) read() {
+// read relays elements from stream st to the session until the stream
+// ends. It is st's one reader goroutine.
+func (s *Session) read(st *stream) {
 	for {
-		el, err := s.up.Next()
+		el, err := st.up.Next()
 		if err != nil {
-			s.upstreamEnded(err)
+			s.upstreamEnded(st, err)
 			return
 		}
-		s.deliver(el)
+		s.deliver(st, el)
 	}
 }
 
@@ -79,12 +86,12 @@ func (s *Session) read() {
 // stream error becomes remote-stream-error carrying the error element
 // (R-XMPP-10, R-ERR-1), a clean close a plain terminate, anything else
 // remote-connection-failed (R-TERM-5).
-func (s *Session) upstreamEnded(err error) {
+func (s *Session) upstreamEnded(st *stream, err error) {
 	s.mu.Lock()
-	if s.final != nil {
+	if s.final != nil || st.closed {
 		// We closed the stream ourselves.
 		s.mu.Unlock()
-		s.up.Close()
+		st.up.Close()
 		return
 	}
 	final := &Response{Type: TypeTerminate}
@@ -100,8 +107,8 @@ func (s *Session) upstreamEnded(err error) {
 		s.log.Info("upstream connection lost", "err", err)
 		final.Condition = RemoteConnectionFailed
 	}
-	s.endLocked(final)
+	s.streamEndedLocked(st, final)
 	s.mu.Unlock()
 	s.runWrites()
-	s.up.Close()
+	st.up.Close()
 }
