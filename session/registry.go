@@ -55,10 +55,10 @@ func (r *Registry) Create(p Params, up Upstream, rid uint64) (*Session, error) {
 	s := &Session{
 		Params:  p,
 		streams: []*stream{first},
-		clock:  r.clock,
-		reg:    r,
-		last:   rid,
-		key:    p.Key,
+		clock:   r.clock,
+		reg:     r,
+		last:    rid,
+		key:     p.Key,
 	}
 	r.mu.Lock()
 	if r.closed {
