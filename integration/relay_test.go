@@ -1,0 +1,656 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"boshd/bosh"
+	"boshd/config"
+)
+
+// End-to-end scenarios: a Strophe-like BOSH client (client_test.go) talks to
+// boshd's handler, mounted in-process on an httptest.Server, which relays to
+// a real Prosody (prosody_test.go). Requirement IDs refer to
+// docs/bosh-requirements.md.
+
+// boshdLogTail is how many lines of boshd's log a failed test prints.
+const boshdLogTail = 300
+
+// testConfig returns boshd's default configuration with the given upstreams
+// and short timeouts suited to tests.
+func testConfig(upstreams map[string]string) config.Config {
+	cfg := config.Default()
+	cfg.Upstreams = upstreams
+	cfg.MaxWait = 10 * time.Second
+	cfg.ConnectTimeout = 5 * time.Second
+	cfg.LogLevel = "debug"
+	return cfg
+}
+
+// prosodyConfig is testConfig with p as the upstream for localhost (and
+// p's CA trusted in TLS mode).
+func prosodyConfig(p *prosody) config.Config {
+	cfg := testConfig(map[string]string{p.Domain: p.Addr})
+	cfg.UpstreamCAFile = p.CAFile
+	return cfg
+}
+
+// startBoshd mounts a bosh.Handler for cfg at cfg.Path on an
+// httptest.Server and returns the BOSH URL. The handler is shut down and the
+// server closed in t.Cleanup; when t failed, boshd's log is printed.
+func startBoshd(t *testing.T, cfg config.Config) string {
+	t.Helper()
+	logs := &lockedBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h, err := bosh.NewHandler(cfg, logger)
+	if err != nil {
+		t.Fatalf("bosh.NewHandler: %v", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(cfg.Path, h)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := h.Shutdown(ctx); err != nil {
+			t.Errorf("boshd Shutdown: %v", err)
+		}
+		srv.CloseClientConnections()
+		srv.Close()
+		if t.Failed() {
+			t.Logf("boshd log (last %d lines):\n%s", boshdLogTail, lastLines(logs.String(), boshdLogTail))
+		}
+	})
+	return srv.URL + cfg.Path
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// login creates a session on url and logs user in to p with mechanism.
+func login(t *testing.T, url string, p *prosody, user, mechanism, resource string) (*Client, loginResult) {
+	t.Helper()
+	c := newClient(t, user, url)
+	c.MustCreate()
+	return c, c.Login(mechanism, user, p.Passwords[user], resource)
+}
+
+// goOnline sends initial presence and waits until Prosody has processed it.
+func goOnline(t *testing.T, clients ...*Client) {
+	t.Helper()
+	for _, c := range clients {
+		c.Send("<presence xmlns='" + nsClient + "'/>")
+		c.Sync()
+	}
+}
+
+// checkTerminate fails t unless body is <body type='terminate'
+// condition='cond'/> in the httpbind namespace.
+func checkTerminate(t *testing.T, body *Element, cond string) {
+	t.Helper()
+	if !body.Is(nsHTTPBind, "body") || body.Attr("type") != "terminate" || body.Attr("condition") != cond {
+		t.Fatalf("want <body type='terminate' condition='%s'/>, got %s", cond, body)
+	}
+}
+
+// TestCreationResponse checks the attributes of the session creation
+// response (j): R-RESP-1, R-RESP-2, R-RESP-3, R-RESP-6, R-RESP-7, R-RESP-8,
+// R-CREATE-5, R-CREATE-6, R-CREATE-8, R-HTTP-3, R-HTTP-7, R-XMPP-9.
+func TestCreationResponse(t *testing.T) {
+	t.Parallel()
+	p := startProsody(t, prosodyOptions{})
+	cfg := prosodyConfig(p)
+	cfg.MaxWait = 10 * time.Second
+	url := startBoshd(t, cfg)
+
+	const requestedWait = 60
+	first := newClient(t, "first", url)
+	ex := first.Create(createOptions{Wait: requestedWait, Hold: 1})
+	body := ex.Body
+	if body.Attr("type") == "terminate" {
+		t.Fatalf("session refused: %s", ex.Raw)
+	}
+
+	// HTTP level.
+	if got := ex.Header.Get("Content-Type"); got != "text/xml; charset=utf-8" {
+		t.Errorf("Content-Type = %q, want the creation content value (R-HTTP-7)", got)
+	}
+	if ex.Length < 0 || len(ex.Encoding) > 0 {
+		t.Errorf("response not sent with Content-Length (length %d, Transfer-Encoding %v) (R-HTTP-3)", ex.Length, ex.Encoding)
+	}
+
+	integer := func(lo, hi int) func(string) error {
+		return func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("not an integer")
+			}
+			if n < lo || n > hi {
+				return fmt.Errorf("outside [%d, %d]", lo, hi)
+			}
+			return nil
+		}
+	}
+	equals := func(want string) func(string) error {
+		return func(v string) error {
+			if v != want {
+				return fmt.Errorf("want %q", want)
+			}
+			return nil
+		}
+	}
+	maxWait := min(requestedWait, int(cfg.MaxWait/time.Second))
+	checks := []struct {
+		req         string
+		space, name string
+		check       func(string) error
+	}{
+		{"R-RESP-1", "", "sid", func(v string) error {
+			if len(v) < 22 {
+				return fmt.Errorf("shorter than 22 characters (128 random bits)")
+			}
+			return nil
+		}},
+		{"R-RESP-2/R-CREATE-5", "", "wait", integer(1, maxWait)},
+		{"R-RESP-2", "", "requests", equals("2")},
+		{"R-RESP-3/R-CREATE-6", "", "hold", equals("1")},
+		{"R-RESP-3", "", "ver", func(v string) error {
+			major, minor, ok := strings.Cut(v, ".")
+			mi, err := strconv.Atoi(minor)
+			if !ok || major != "1" || err != nil || mi > 6 {
+				return fmt.Errorf("want 1.x with x <= 6 (the lower of 1.6 and the CM's)")
+			}
+			return nil
+		}},
+		{"R-RESP-3", "", "polling", integer(0, 1<<20)},
+		{"R-RESP-3", "", "inactivity", integer(1, 1<<20)},
+		{"R-RESP-6", "", "maxpause", integer(1, 1<<20)},
+		{"R-RESP-3", "", "from", equals(prosodyDomain)},
+		{"R-RESP-7", nsXBOSH, "version", equals("1.0")},
+		{"R-RESP-8", nsXBOSH, "restartlogic", equals("true")},
+	}
+	for _, c := range checks {
+		v, ok := body.AttrNS(c.space, c.name)
+		if !ok {
+			t.Errorf("%s: creation response lacks {%s}%s: %s", c.req, c.space, c.name, ex.Raw)
+			continue
+		}
+		if err := c.check(v); err != nil {
+			t.Errorf("%s: {%s}%s=%q: %v", c.req, c.space, c.name, v, err)
+		}
+	}
+
+	// R-RESP-7, R-XMPP-2, R-XMPP-9: the features come with the creation
+	// response, and the body declares the stream prefix.
+	if decl, _ := body.AttrNS(nsXMLNS, "stream"); decl != nsStream {
+		t.Errorf("R-XMPP-2: creation body does not declare xmlns:stream=%q: %s", nsStream, ex.Raw)
+	}
+	features := body.Child(nsStream, "features")
+	if features == nil {
+		t.Fatalf("R-XMPP-9: creation response has no <stream:features/>: %s", ex.Raw)
+	}
+	if len(mechanisms(features)) == 0 {
+		t.Errorf("features offer no SASL mechanisms: %s", features)
+	}
+
+	// R-RESP-1: every session gets its own sid.
+	second := newClient(t, "second", url)
+	other := second.MustCreate()
+	if other.Attr("sid") == body.Attr("sid") {
+		t.Errorf("R-RESP-1: two sessions share sid %q", other.Attr("sid"))
+	}
+}
+
+// TestLoginPLAINRoster logs in with SASL PLAIN, restarts, binds and fetches
+// the roster (a): R-XMPP-6, R-XMPP-8, R-HOLD-1, R-HOLD-5.
+func TestLoginPLAINRoster(t *testing.T) {
+	t.Parallel()
+	p := startProsody(t, prosodyOptions{})
+	url := startBoshd(t, prosodyConfig(p))
+
+	alice, res := login(t, url, p, "alice", "PLAIN", "web")
+	if want := "alice@localhost/web"; res.JID != want {
+		t.Errorf("bound JID = %q, want %q", res.JID, want)
+	}
+	reply := alice.MustIQ("get", "", "<query xmlns='"+nsRoster+"'/>")
+	if reply.Child(nsRoster, "query") == nil {
+		t.Errorf("roster result without <query xmlns='%s'/>: %s", nsRoster, reply)
+	}
+}
+
+// TestLoginSCRAMSHA1 logs in with SCRAM-SHA-1 against Prosody's hashed
+// credentials (b). A wrong password first gets Prosody's <failure/>
+// relayed, and the session survives it for a second attempt: R-ERR-3,
+// R-XMPP-6.
+func TestLoginSCRAMSHA1(t *testing.T) {
+	t.Parallel()
+	p := startProsody(t, prosodyOptions{})
+	url := startBoshd(t, prosodyConfig(p))
+
+	alice := newClient(t, "alice", url)
+	alice.MustCreate()
+	features := alice.WaitFor("initial <stream:features/>", isFeatures)
+	if !slices.Contains(mechanisms(features), "SCRAM-SHA-1") {
+		t.Fatalf("SCRAM-SHA-1 not offered: %s", features)
+	}
+
+	failure := alice.Authenticate(features, "SCRAM-SHA-1", "alice", "not-"+p.Passwords["alice"])
+	if !failure.Is(nsSASL, "failure") || failure.Child(nsSASL, "not-authorized") == nil {
+		t.Fatalf("wrong password: want <failure><not-authorized/></failure>, got %s", failure)
+	}
+
+	if final := alice.Authenticate(features, "SCRAM-SHA-1", "alice", p.Passwords["alice"]); !final.Is(nsSASL, "success") {
+		t.Fatalf("SCRAM-SHA-1 with the right password: %s", final)
+	}
+	res := alice.RestartAndBind("scram")
+	if want := "alice@localhost/scram"; res.JID != want {
+		t.Errorf("bound JID = %q, want %q", res.JID, want)
+	}
+	alice.Sync()
+}
+
+// TestMessageRelay sends messages from alice to bob, both logged in through
+// boshd with initial presence (c). Bodies with markup characters and
+// non-ASCII text arrive intact and in order: R-HOLD-1, R-HOLD-5, R-HOLD-6,
+// R-XMPP-3, R-WRAP-7.
+func TestMessageRelay(t *testing.T) {
+	t.Parallel()
+	p := startProsody(t, prosodyOptions{})
+	url := startBoshd(t, prosodyConfig(p))
+
+	alice, aliceRes := login(t, url, p, "alice", "SCRAM-SHA-1", "web")
+	bob, _ := login(t, url, p, "bob", "PLAIN", "web")
+	goOnline(t, bob, alice)
+
+	texts := []string{
+		"Hello, Bob!",
+		`<b>not markup</b> & 'single' "double" ]]> &amp;`,
+		"ünïcödé ✓ 日本語 🎉",
+	}
+	for i, text := range texts {
+		alice.Send(fmt.Sprintf("<message xmlns='%s' to='bob@localhost' type='chat' id='m%d'><body>%s</body></message>",
+			nsClient, i, escape(text)))
+	}
+	for i, want := range texts {
+		m := bob.WaitFor(fmt.Sprintf("message m%d from alice", i), isStanza("message", attrIs("from", aliceRes.JID)))
+		if id := m.Attr("id"); id != fmt.Sprintf("m%d", i) {
+			t.Errorf("message %d has id %q: out of order", i, id)
+		}
+		if got := m.ChildText(nsClient, "body"); got != want {
+			t.Errorf("message %d body = %q, want %q", i, got, want)
+		}
+	}
+}
+
+// TestTerminateWithUnavailablePresence ends alice's session with an
+// unavailable presence in the terminate body (d): Prosody gets the payload
+// before the stream closes (bob, who had alice's directed presence, sees
+// her status text), and the terminate is answered with type='terminate'.
+// R-TERM-1, R-TERM-2, R-TERM-3.
+func TestTerminateWithUnavailablePresence(t *testing.T) {
+	t.Parallel()
+	p := startProsody(t, prosodyOptions{})
+	url := startBoshd(t, prosodyConfig(p))
+
+	alice, aliceRes := login(t, url, p, "alice", "PLAIN", "web")
+	bob, bobRes := login(t, url, p, "bob", "PLAIN", "web")
+	goOnline(t, alice, bob)
+
+	// Directed presence makes Prosody route alice's unavailable presence
+	// to bob without a roster subscription.
+	alice.Send(fmt.Sprintf("<presence xmlns='%s' to='%s'/>", nsClient, bobRes.JID))
+	bob.WaitFor("alice's directed presence", isStanza("presence", attrIs("from", aliceRes.JID), attrIs("type", "")))
+
+	sid := alice.SID()
+	next := alice.NextRID()
+	const status = "gone home"
+	resp := alice.Terminate(fmt.Sprintf("<presence type='unavailable' xmlns='%s'><status>%s</status></presence>", nsClient, status))
+	checkTerminateType(t, resp)
+
+	// The status proves the payload itself reached Prosody: on a stream
+	// closed without it, Prosody would make up its own unavailable presence.
+	pres := bob.WaitFor("alice's unavailable presence",
+		isStanza("presence", attrIs("from", aliceRes.JID), attrIs("type", "unavailable")))
+	if got := pres.ChildText(nsClient, "status"); got != status {
+		t.Errorf("unavailable presence status = %q, want %q (the terminate payload was not forwarded): %s", got, status, pres)
+	}
+
+	// R-TERM-3: the session is gone.
+	after := newClient(t, "after", url)
+	ex := after.RawPost(fmt.Sprintf("<body rid='%d' sid='%s' xmlns='%s'/>", next+1, sid, nsHTTPBind))
+	checkTerminate(t, ex.Body, "item-not-found")
+}
+
+// checkTerminateType fails t unless body is a type='terminate' body without
+// an error condition (R-TERM-2).
+func checkTerminateType(t *testing.T, body *Element) {
+	t.Helper()
+	if !body.Is(nsHTTPBind, "body") || body.Attr("type") != "terminate" {
+		t.Fatalf("terminate response: want <body type='terminate'/>, got %s", body)
+	}
+	if cond := body.Attr("condition"); cond != "" {
+		t.Errorf("terminate response carries condition %q: %s", cond, body)
+	}
+}
+
+// TestResourceConflict logs alice in twice with the same resource (e).
+// Prosody replaces the first session with a <conflict/> stream error, which
+// boshd must hand to the first client as a remote-stream-error body that
+// declares the stream prefix and holds the whole <stream:error/>: R-XMPP-2,
+// R-XMPP-10, R-ERR-1, R-TERM-5.
+func TestResourceConflict(t *testing.T) {
+	t.Parallel()
+	p := startProsody(t, prosodyOptions{})
+	url := startBoshd(t, prosodyConfig(p))
+
+	first, _ := login(t, url, p, "alice", "PLAIN", "web")
+	first.Sync()
+	second, res := login(t, url, p, "alice", "SCRAM-SHA-1", "web")
+	if want := "alice@localhost/web"; res.JID != want {
+		t.Errorf("second session bound %q, want %q", res.JID, want)
+	}
+
+	term := first.WaitTerminated()
+	checkTerminate(t, term, "remote-stream-error")
+	if decl, _ := term.AttrNS(nsXMLNS, "stream"); decl != nsStream {
+		t.Errorf("R-XMPP-2: body does not declare xmlns:stream=%q: %s", nsStream, term)
+	}
+	streamErr := term.Child(nsStream, "error")
+	if streamErr == nil {
+		t.Fatalf("R-XMPP-10: no <stream:error/> in %s", term)
+	}
+	if streamErr.Child(nsStreams, "conflict") == nil {
+		t.Errorf("R-XMPP-10: <stream:error/> without <conflict xmlns='%s'/>: %s", nsStreams, streamErr)
+	}
+
+	second.Sync() // the new session is unaffected
+}
+
+// TestUpstreamLost ends Prosody while a session is live (f). Killed, its
+// TCP connection drops without a closing tag: the held (or next) request
+// gets remote-connection-failed (R-TERM-5). Stopped gracefully, Prosody
+// first sends a system-shutdown stream error, which must be relayed as
+// remote-stream-error (R-ERR-1, R-XMPP-10).
+func TestUpstreamLost(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		stop      func(*prosody)
+		condition string
+		streamErr string // expected stream error condition, if any
+	}{
+		{"killed", (*prosody).Kill, "remote-connection-failed", ""},
+		{"stopped", (*prosody).Stop, "remote-stream-error", "system-shutdown"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := startProsody(t, prosodyOptions{})
+			cfg := prosodyConfig(p)
+			// A wait longer than eventTimeout: the answer must come from
+			// the lost upstream, not from the wait running out.
+			cfg.MaxWait = 2 * eventTimeout
+			url := startBoshd(t, cfg)
+
+			alice, _ := login(t, url, p, "alice", "PLAIN", "web")
+			goOnline(t, alice)
+
+			stopped := make(chan struct{})
+			go func() {
+				defer close(stopped)
+				tt.stop(p)
+			}()
+			term := alice.WaitTerminated()
+			checkTerminate(t, term, tt.condition)
+			if tt.streamErr != "" {
+				se := term.Child(nsStream, "error")
+				if se == nil || se.Child(nsStreams, tt.streamErr) == nil {
+					t.Errorf("want <stream:error><%s/></stream:error> in %s", tt.streamErr, term)
+				}
+			}
+			select {
+			case <-stopped:
+			case <-time.After(2 * prosodyStopTimeout):
+				t.Errorf("prosody did not exit")
+			}
+			if p.Running() {
+				t.Errorf("prosody still running")
+			}
+		})
+	}
+}
+
+// TestUpstreamSTARTTLS runs boshd against a Prosody that requires STARTTLS
+// with a certificate from a test CA (g). With the CA configured the login
+// works (Prosody offers no SASL before TLS, so a login proves it); with
+// the system roots, session creation fails with remote-connection-failed.
+// R-SEC-4, R-XMPP-4.
+func TestUpstreamSTARTTLS(t *testing.T) {
+	t.Parallel()
+	p := startProsody(t, prosodyOptions{TLS: true})
+	tests := []struct {
+		name   string
+		mode   string // Config.UpstreamTLS
+		caFile string
+		wantOK bool
+	}{
+		{"starttls with CA", "starttls", p.CAFile, true},
+		{"required with CA", "required", p.CAFile, true},
+		{"starttls with system roots", "starttls", "", false},
+		{"required with system roots", "required", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := prosodyConfig(p)
+			cfg.UpstreamTLS = tt.mode
+			cfg.UpstreamCAFile = tt.caFile
+			url := startBoshd(t, cfg)
+			if !tt.wantOK {
+				c := newClient(t, "alice", url)
+				checkTerminate(t, c.Create(createOptions{}).Body, "remote-connection-failed")
+				return
+			}
+			alice, res := login(t, url, p, "alice", "SCRAM-SHA-1", "tls")
+			if want := "alice@localhost/tls"; res.JID != want {
+				t.Errorf("bound JID = %q, want %q", res.JID, want)
+			}
+			alice.MustIQ("get", "", "<query xmlns='"+nsRoster+"'/>")
+		})
+	}
+}
+
+// TestCreationAddressing refuses creation requests with an unserved or
+// missing to (h) without ever connecting upstream: the only upstream is a
+// counting proxy in front of Prosody. R-CREATE-2, R-CREATE-3, R-HTTP-7.
+func TestCreationAddressing(t *testing.T) {
+	t.Parallel()
+	p := startProsody(t, prosodyOptions{})
+	proxy := startCountingProxy(t, p.Addr)
+	url := startBoshd(t, testConfig(map[string]string{p.Domain: proxy.Addr}))
+
+	tests := []struct {
+		name      string
+		opts      createOptions
+		condition string
+	}{
+		{"unserved to", createOptions{To: "unserved.example"}, "host-unknown"},
+		{"unserved IP to", createOptions{To: "127.0.0.1"}, "host-unknown"},
+		{"missing to", createOptions{NoTo: true}, "improper-addressing"},
+		{"empty to", createOptions{NoTo: true, Extras: "to=''"}, "improper-addressing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newClient(t, "client", url)
+			ex := c.Create(tt.opts)
+			checkTerminate(t, ex.Body, tt.condition)
+			if got := ex.Header.Get("Content-Type"); got != "text/xml; charset=utf-8" {
+				t.Errorf("Content-Type = %q (R-HTTP-7)", got)
+			}
+			if n := proxy.Accepted(); n != 0 {
+				t.Errorf("boshd opened %d upstream connection(s) for a refused session", n)
+			}
+		})
+	}
+
+	// Control: the proxy does see a real session's connection.
+	c := newClient(t, "control", url)
+	c.MustCreate()
+	c.WaitFor("<stream:features/>", isFeatures)
+	if n := proxy.Accepted(); n != 1 {
+		t.Errorf("upstream connections after one session = %d, want 1", n)
+	}
+}
+
+// TestFeaturesFiltered checks what boshd relays of Prosody's features (i).
+// Prosody offers STARTTLS, SCRAM-SHA-1-PLUS (over TLS 1.2, for tls-unique)
+// and stream management; the client must see no <starttls/> (R-XMPP-4), no
+// -PLUS mechanism (the channel binding would be boshd's TLS, not the
+// client's) and no urn:xmpp:sm:* (stream management belongs to the
+// boshd–Prosody stream, not the BOSH session). After STARTTLS upstream
+// Prosody no longer offers <starttls/>, so the STARTTLS case uses a boshd
+// in plaintext mode in front of a Prosody that offers it optionally.
+func TestFeaturesFiltered(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		opts        prosodyOptions
+		upstreamTLS string
+		offers      []string // what Prosody must offer directly: starttls, plus, sm
+	}{
+		{"starttls upstream", prosodyOptions{TLS: true, TLS12: true, Smacks: true}, "starttls", []string{"starttls", "plus", "sm"}},
+		{"plaintext upstream", prosodyOptions{TLS: true, TLSOptional: true, Smacks: true}, "plaintext", []string{"starttls", "sm"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := startProsody(t, tt.opts)
+
+			// What Prosody offers directly, so the test cannot pass
+			// vacuously.
+			directInitial, directPreAuth, directPostAuth := directFeatures(t, p, "bob")
+			hasPlus := slices.ContainsFunc(mechanisms(directPreAuth), func(m string) bool { return strings.HasSuffix(m, "-PLUS") })
+			offered := map[string]bool{
+				"starttls": directInitial.Child(nsTLS, "starttls") != nil,
+				"plus":     hasPlus,
+				"sm":       directPostAuth.Child(nsSM3, "sm") != nil,
+			}
+			for _, want := range tt.offers {
+				if !offered[want] {
+					t.Fatalf("prosody itself does not offer %s: %s %s %s", want, directInitial, directPreAuth, directPostAuth)
+				}
+			}
+
+			cfg := prosodyConfig(p)
+			cfg.UpstreamTLS = tt.upstreamTLS
+			url := startBoshd(t, cfg)
+			_, res := login(t, url, p, "alice", "PLAIN", "web")
+			for _, f := range []struct {
+				name     string
+				features *Element
+			}{
+				{"initial", res.Features},
+				{"after restart", res.RestartFeatures},
+			} {
+				for _, child := range f.features.Children {
+					switch {
+					case child.Name.Space == nsTLS:
+						t.Errorf("%s features relay STARTTLS: %s", f.name, child)
+					case strings.HasPrefix(child.Name.Space, "urn:xmpp:sm:"):
+						t.Errorf("%s features relay stream management: %s", f.name, child)
+					}
+				}
+				for _, m := range mechanisms(f.features) {
+					if strings.HasSuffix(m, "-PLUS") {
+						t.Errorf("%s features relay channel-binding mechanism %s", f.name, m)
+					}
+				}
+			}
+			if !slices.Contains(mechanisms(res.Features), "PLAIN") {
+				t.Errorf("initial features lack PLAIN: %s", res.Features)
+			}
+		})
+	}
+}
+
+// countingProxy forwards TCP connections to a target and counts them.
+type countingProxy struct {
+	Addr     string
+	ln       net.Listener
+	target   string
+	accepted atomic.Int64
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	conns    []net.Conn
+}
+
+// startCountingProxy listens on 127.0.0.1 and forwards to target until
+// t's cleanup.
+func startCountingProxy(t *testing.T, target string) *countingProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("proxy: %v", err)
+	}
+	cp := &countingProxy{Addr: ln.Addr().String(), ln: ln, target: target}
+	cp.wg.Add(1)
+	go cp.serve()
+	t.Cleanup(func() {
+		ln.Close()
+		cp.mu.Lock()
+		for _, c := range cp.conns {
+			c.Close()
+		}
+		cp.mu.Unlock()
+		cp.wg.Wait()
+	})
+	return cp
+}
+
+// Accepted returns how many connections the proxy accepted.
+func (cp *countingProxy) Accepted() int64 { return cp.accepted.Load() }
+
+func (cp *countingProxy) serve() {
+	defer cp.wg.Done()
+	for {
+		down, err := cp.ln.Accept()
+		if err != nil {
+			return
+		}
+		cp.accepted.Add(1)
+		up, err := net.DialTimeout("tcp", cp.target, 5*time.Second)
+		if err != nil {
+			down.Close()
+			continue
+		}
+		cp.mu.Lock()
+		cp.conns = append(cp.conns, down, up)
+		cp.mu.Unlock()
+		pipe := func(dst, src net.Conn) {
+			defer cp.wg.Done()
+			_, _ = io.Copy(dst, src)
+			dst.Close()
+			src.Close()
+		}
+		cp.wg.Add(2)
+		go pipe(up, down)
+		go pipe(down, up)
+	}
+}
