@@ -40,6 +40,7 @@ type body struct {
 	ack     string // XEP-0124 §9
 	key     string // XEP-0124 §15
 	newkey  string
+	stream  string // XEP-0124 §16
 
 	// Session creation attributes (XEP-0124 §7.1, XEP-0206 §3); has*
 	// tells a missing attribute from an empty one.
@@ -93,6 +94,7 @@ func parseBody(data []byte) (*body, error) {
 	b.ack, _ = get("ack")
 	b.key, _ = get("key")
 	b.newkey, _ = get("newkey")
+	b.stream, _ = get("stream")
 	if restart, _ := root.Get(NSXBOSH, "restart"); restart == "true" || restart == "1" {
 		b.restart = true
 	}

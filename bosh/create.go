@@ -103,32 +103,44 @@ func (h *Handler) negotiate(b *body) (*creation, error) {
 		c.target.From = from.String()
 	}
 
+	target, err := h.target(b)
+	if err != nil {
+		return c, err
+	}
+	target.Lang, target.From = c.target.Lang, c.target.From
+	c.target = target
+	c.domain = target.Domain
+	return c, nil
+}
+
+// target works out where the stream a request asks for goes: the served
+// domain in to, at its configured address or at an allowed route. It
+// dials nothing.
+func (h *Handler) target(b *body) (xmpp.Target, error) {
 	// R-CREATE-2, R-CREATE-3: only served domains, never dialled
 	// otherwise.
 	if strings.TrimSpace(b.to) == "" {
-		return c, &requestError{cond: session.ImproperAddressing, msg: "missing to"}
+		return xmpp.Target{}, &requestError{cond: session.ImproperAddressing, msg: "missing to"}
 	}
 	to, err := jid.Parse(b.to)
 	if err != nil || to.Localpart() != "" || to.Resourcepart() != "" {
-		return c, &requestError{cond: session.HostUnknown, msg: fmt.Sprintf("to %q is not a domain", b.to)}
+		return xmpp.Target{}, &requestError{cond: session.HostUnknown, msg: fmt.Sprintf("to %q is not a domain", b.to)}
 	}
-	c.domain = to.Domainpart()
-	addr, served := h.cfg.Upstreams[c.domain]
+	domain := to.Domainpart()
+	addr, served := h.cfg.Upstreams[domain]
 	if !served {
-		return c, &requestError{cond: session.HostUnknown, msg: fmt.Sprintf("domain %q is not served", c.domain)}
+		return xmpp.Target{}, &requestError{cond: session.HostUnknown, msg: fmt.Sprintf("domain %q is not served", domain)}
 	}
-	c.target.Domain = c.domain
-	c.target.Addr = addr
 	if b.route != "" {
 		// R-CREATE-4: route is split on colons, and honoured only when
 		// listed, so clients cannot make boshd dial where they like.
 		routeAddr, ok := h.routes[b.route]
 		if !ok {
-			return c, &requestError{cond: session.HostUnknown, msg: fmt.Sprintf("route %q is not allowed", b.route)}
+			return xmpp.Target{}, &requestError{cond: session.HostUnknown, msg: fmt.Sprintf("route %q is not allowed", b.route)}
 		}
-		c.target.Addr = routeAddr
+		addr = routeAddr
 	}
-	return c, nil
+	return xmpp.Target{Domain: domain, Addr: addr}, nil
 }
 
 // routeAddr returns the host:port of a route value xmpp:host:port.

@@ -27,8 +27,15 @@ type Handler struct {
 	dialer   *xmpp.Dialer      // immutable
 	routes   map[string]string // allowed route value → host:port; immutable
 	sessions *session.Registry
+	cors     corsPolicy     // immutable
+	limits   *sessionLimits // max_sessions, max_sessions_per_ip
 
 	stopping atomic.Bool
+
+	// testPanic, if set, is called at points of serveBOSH named by its
+	// argument, so that tests can make handling a request panic. Only
+	// tests set it.
+	testPanic func(point string)
 }
 
 // NewHandler returns a Handler configured by cfg, which it validates. It
@@ -45,6 +52,8 @@ func NewHandler(cfg config.Config, logger *slog.Logger) (*Handler, error) {
 		log:      logger,
 		routes:   make(map[string]string),
 		sessions: session.NewRegistry(logger, nil),
+		cors:     newCORSPolicy(cfg.CORSOrigins),
+		limits:   newSessionLimits(cfg.MaxSessions, cfg.MaxSessionsPerIP),
 		dialer: &xmpp.Dialer{
 			TLSMode:      cfg.UpstreamTLS,
 			WriteTimeout: cfg.UpstreamWriteTimeout,
@@ -83,32 +92,46 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// ServeHTTP answers one HTTP request.
+// ServeHTTP answers one HTTP request. CORS headers go on every answer to
+// an allowed origin (R-HTTP-9), and a panic is answered with
+// internal-server-error instead of taking the server down.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rw := &responseWriter{ResponseWriter: w, gzip: acceptsGzip(r.Header.Values("Accept-Encoding"))}
+	defer h.recoverPanic(rw, r)
 	switch r.Method {
 	case http.MethodPost:
-		h.serveBOSH(w, r)
+		h.cors.setHeaders(rw.Header(), r)
+		h.serveBOSH(rw, r)
 	case http.MethodGet, http.MethodHead:
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		io.WriteString(w, "boshd: this is an XMPP BOSH endpoint (XEP-0124, XEP-0206); POST <body/> elements here.\n")
+		h.cors.setHeaders(rw.Header(), r)
+		rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(rw, "boshd: this is an XMPP BOSH endpoint (XEP-0124, XEP-0206); POST <body/> elements here.\n")
 	case http.MethodOptions:
-		w.Header().Set("Allow", "POST, OPTIONS")
-		w.WriteHeader(http.StatusNoContent)
+		// A preflight, or a plain OPTIONS: 204 either way, even
+		// without Origin (esl/MongooseIM#348).
+		h.cors.preflight(rw.Header(), r)
+		rw.Header().Set("Allow", "POST, OPTIONS")
+		rw.WriteHeader(http.StatusNoContent)
 	default:
-		w.Header().Set("Allow", "POST, OPTIONS")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		h.cors.setHeaders(rw.Header(), r)
+		rw.Header().Set("Allow", "POST, OPTIONS")
+		http.Error(rw, "method not allowed", http.StatusMethodNotAllowed)
 	}
 }
 
-func (h *Handler) serveBOSH(w http.ResponseWriter, r *http.Request) {
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodySize))
+func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
+	data, err := readBody(w.ResponseWriter, r, h.cfg.MaxBodySize)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			h.log.Info("request body too large", "limit", h.cfg.MaxBodySize, "remote", r.RemoteAddr)
-			h.refuse(w, defaultContentType, false, &requestError{cond: session.PolicyViolation, msg: "body too large"})
+		var re *requestError
+		if errors.As(err, &re) {
+			// R-SEC-5, R-HTTP-6
+			h.log.Info("request body refused", "err", err, "limit", h.cfg.MaxBodySize, "remote", r.RemoteAddr)
+			h.refuse(w, defaultContentType, false, re)
 		}
 		return // the client went away mid-body
+	}
+	if h.testPanic != nil {
+		h.testPanic("body")
 	}
 	b, err := parseBody(data)
 	if b.sid == "" {
@@ -127,6 +150,17 @@ func (h *Handler) serveBOSH(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, defaultContentType, false, &requestError{cond: session.ItemNotFound, msg: "unknown sid"})
 		return
 	}
+	if s.Params.Secure && r.TLS == nil {
+		// R-SEC-2: a session made over TLS is not touched by a plaintext
+		// request, which is sent to the https URI instead.
+		h.log.Info("plaintext request for a session made over TLS", "sid", s.ID, "remote", r.RemoteAddr)
+		writeBody(w, http.StatusOK, s.Params.ContentType, encodeBody(seeOtherURI(r)))
+		return
+	}
+	w.session, w.rid = s, b.rid // for recoverPanic
+	if h.testPanic != nil {
+		h.testPanic("session")
+	}
 	if err != nil {
 		// A malformed request ends its session (R-WRAP-2).
 		h.log.Info("bad request ends session", "sid", s.ID, "err", err)
@@ -134,16 +168,22 @@ func (h *Handler) serveBOSH(w http.ResponseWriter, r *http.Request) {
 		writeBody(w, h.status(s, resp), s.Params.ContentType, encodeBody(resp))
 		return
 	}
-	resp, err := s.Handle(r.Context(), session.Request{
-		RID:       b.rid,
-		Payload:   b.payload,
-		Restart:   b.restart,
-		Terminate: b.typ == session.TypeTerminate,
-		Pause:     h.pause(b.pause),
-		Ack:       parseAck(b.ack),
-		Key:       b.key,
-		NewKey:    b.newkey,
-	})
+	var resp *session.Response
+	if isAddStream(s, b) {
+		resp, err = h.addStream(r.Context(), s, b)
+	} else {
+		resp, err = s.Handle(r.Context(), session.Request{
+			RID:       b.rid,
+			Payload:   b.payload,
+			Restart:   b.restart,
+			Terminate: b.typ == session.TypeTerminate,
+			Pause:     h.pause(b.pause),
+			Ack:       parseAck(b.ack),
+			Key:       b.key,
+			NewKey:    b.newkey,
+			Stream:    streamOf(s, b),
+		})
+	}
 	if err != nil {
 		return // the client went away; the response, if any, is cached
 	}
@@ -187,6 +227,22 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 		h.refuse(w, c.content, c.params.Legacy, &requestError{cond: session.SystemShutdown, msg: "shutting down"})
 		return
 	}
+	// R-SEC-5: the slot is taken before dialling, so that a client over
+	// its limit never reaches the upstream, and given back when the
+	// session is forgotten, or now if none is made.
+	ip := clientIP(r)
+	release, err := h.limits.acquire(ip)
+	if err != nil {
+		h.log.Info("session refused: too many sessions", "ip", ip, "err", err)
+		h.refuse(w, c.content, c.params.Legacy, &requestError{cond: session.PolicyViolation, msg: err.Error()})
+		return
+	}
+	created := false
+	defer func() {
+		if !created {
+			release()
+		}
+	}()
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.ConnectTimeout)
 	defer cancel()
 	conn, err := h.dialer.Dial(ctx, c.target)
@@ -202,14 +258,19 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 		h.refuse(w, c.content, c.params.Legacy, &requestError{cond: session.RemoteConnectionFailed, msg: err.Error()})
 		return
 	}
+	c.params.Secure = r.TLS != nil // R-SEC-2
+	c.params.OnRemove = release
 	s, err := h.sessions.Create(c.params, conn, b.rid)
 	if err != nil {
 		conn.Close()
 		h.refuse(w, c.content, c.params.Legacy, &requestError{cond: session.SystemShutdown, msg: err.Error()})
 		return
 	}
+	created = true
 	resp := &session.Response{RID: b.rid, Payload: [][]byte{conn.Features()}}
-	writeBody(w, http.StatusOK, c.content, encodeBody(resp, h.creationAttrs(s, c, conn)...))
+	// R-HTTP-6: gzipped requests are always accepted.
+	attrs := append(h.creationAttrs(s, c, conn), attr{"accept", "gzip"})
+	writeBody(w, http.StatusOK, c.content, encodeBody(resp, attrs...))
 }
 
 // refuse answers a request with a terminal condition: HTTP 200 and a

@@ -36,6 +36,15 @@ func encodeBody(resp *session.Response, attrs ...attr) []byte {
 	if resp.Condition != "" {
 		b = appendAttr(b, "condition", string(resp.Condition))
 	}
+	if resp.Stream != "" {
+		b = appendAttr(b, "stream", resp.Stream)
+	}
+	if resp.From != "" {
+		// A stream just added (R-XMPP-11).
+		b = appendAttr(b, "from", resp.From)
+		b = appendAttr(b, "xmlns:xmpp", NSXBOSH)
+		b = appendAttr(b, "xmpp:version", "1.0")
+	}
 	if resp.Ack != 0 {
 		b = appendAttr(b, "ack", strconv.FormatUint(resp.Ack, 10))
 	}
@@ -99,10 +108,20 @@ func legacyStatus(cond session.Condition) int {
 }
 
 // writeBody writes a whole response: always with Content-Length, never
-// chunked (R-HTTP-3), with the session's Content-Type (R-HTTP-7).
+// chunked (R-HTTP-3), with the session's Content-Type (R-HTTP-7), and
+// gzipped when the client accepts it and data is over gzipThreshold bytes
+// (R-HTTP-5).
 func writeBody(w http.ResponseWriter, status int, contentType string, data []byte) {
 	h := w.Header()
 	h.Set("Content-Type", contentType)
+	addVary(h, "Accept-Encoding")
+	h.Del("Content-Encoding")
+	if len(data) > gzipThreshold && wantsGzip(w) {
+		if z := compress(data); z != nil {
+			data = z
+			h.Set("Content-Encoding", "gzip")
+		}
+	}
 	h.Set("Content-Length", strconv.Itoa(len(data)))
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)

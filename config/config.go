@@ -13,6 +13,13 @@ type Config struct {
 	Listen string `mapstructure:"listen"`
 	// Path is the URL path BOSH is served at. Key: path.
 	Path string `mapstructure:"path"`
+	// CORSOrigins lists the web origins (scheme://host[:port], no path)
+	// whose pages may call boshd from a browser (CORS). "*" allows any
+	// origin, without credentials; an origin listed exactly also gets
+	// Access-Control-Allow-Credentials. Empty (the default) sends no CORS
+	// headers: same-origin pages only. CORS is enforced by browsers:
+	// requests from other origins are still served. Key: cors_origins.
+	CORSOrigins []string `mapstructure:"cors_origins"`
 
 	// Upstreams maps each served XMPP domain to the host:port of its
 	// client-to-server listener. An empty address means "look the domain up
@@ -65,6 +72,17 @@ type Config struct {
 	// to carry them; a session over it is ended with
 	// undefined-condition. Key: max_queue_bytes.
 	MaxQueueBytes int64 `mapstructure:"max_queue_bytes"`
+	// MaxSessions bounds the sessions held at once, ended sessions still
+	// answering resent requests included; a creation request beyond it is
+	// refused with policy-violation and never dialled upstream. Zero (the
+	// default) means no limit. Key: max_sessions.
+	MaxSessions int `mapstructure:"max_sessions"`
+	// MaxSessionsPerIP bounds the sessions held at once for one client IP
+	// address, counted like MaxSessions. Zero means no limit; the default
+	// is 100, which leaves room for users behind one NAT while stopping a
+	// single host from exhausting upstream connections.
+	// Key: max_sessions_per_ip.
+	MaxSessionsPerIP int `mapstructure:"max_sessions_per_ip"`
 
 	// LogLevel is one of debug, info, warn, error. Key: log_level.
 	LogLevel string `mapstructure:"log_level"`
@@ -92,6 +110,7 @@ func Default() Config {
 		MaxPause:             120 * time.Second,
 		MaxBodySize:          1 << 20,
 		MaxQueueBytes:        4 << 20,
+		MaxSessionsPerIP:     100,
 		LogLevel:             "info",
 		LogFormat:            "text",
 		ShutdownTimeout:      10 * time.Second,

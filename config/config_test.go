@@ -74,11 +74,14 @@ func writeCA(t *testing.T) string {
 	return writeFile(t, "ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
 }
 
-// normal returns c with an empty RouteAllow made nil, so that configs can be
-// compared with reflect.DeepEqual.
+// normal returns c with an empty RouteAllow or CORSOrigins made nil, so
+// that configs can be compared with reflect.DeepEqual.
 func normal(c Config) Config {
 	if len(c.RouteAllow) == 0 {
 		c.RouteAllow = nil
+	}
+	if len(c.CORSOrigins) == 0 {
+		c.CORSOrigins = nil
 	}
 	return c
 }
@@ -344,6 +347,23 @@ func TestEnvironment(t *testing.T) {
 			},
 		},
 		{
+			name:    "cors_origins",
+			environ: []string{"BOSHD_CORS_ORIGINS=https://chat.example.org, *"},
+			check: func(c Config) bool {
+				return slices.Equal(c.CORSOrigins, []string{"https://chat.example.org", "*"})
+			},
+		},
+		{
+			name:    "session limits",
+			environ: []string{"BOSHD_MAX_SESSIONS=1000", "BOSHD_MAX_SESSIONS_PER_IP=0"},
+			check:   func(c Config) bool { return c.MaxSessions == 1000 && c.MaxSessionsPerIP == 0 },
+		},
+		{
+			name:    "cors_origins validated",
+			environ: []string{"BOSHD_CORS_ORIGINS=https://chat.example.org/"},
+			wantErr: []string{"config: cors_origins: ", `"https://chat.example.org/"`},
+		},
+		{
 			name:    "every kind of value",
 			environ: []string{"BOSHD_PATH=/bosh", "BOSHD_MAX_HOLD=2", "BOSHD_MAX_BODY_SIZE=2048", "BOSHD_INACTIVITY=90", "BOSHD_POLLING=1m", "BOSHD_LOG_FORMAT=json"},
 			check: func(c Config) bool {
@@ -430,6 +450,19 @@ func TestFile(t *testing.T) {
 			check: func(c Config) bool {
 				return maps.Equal(c.Upstreams, map[string]string{"example.org": "10.0.0.1:5222", "example.net": "", "example.com": ""})
 			},
+		},
+		{
+			name: "cors_origins and session limits",
+			yaml: "cors_origins: [\"https://chat.example.org\", \"http://localhost:8080\", \"*\"]\nmax_sessions: 5000\nmax_sessions_per_ip: 10\n",
+			check: func(c Config) bool {
+				return slices.Equal(c.CORSOrigins, []string{"https://chat.example.org", "http://localhost:8080", "*"}) &&
+					c.MaxSessions == 5000 && c.MaxSessionsPerIP == 10
+			},
+		},
+		{
+			name:    "max_sessions_per_ip not a number",
+			yaml:    "max_sessions_per_ip: lots\n",
+			wantErr: []string{"config: max_sessions_per_ip"},
 		},
 		{
 			name:  "null value keeps the default",
@@ -542,6 +575,19 @@ func TestFlags(t *testing.T) {
 			check: func(c Config) bool {
 				return slices.Equal(c.RouteAllow, []string{"xmpp:a.example:5222", "xmpp:b.example:5222", "xmpp:c.example:5222"})
 			},
+		},
+		{
+			name: "--cors-origins repeated and listed, session limits",
+			args: []string{"--cors-origins", "https://a.example", "--cors-origins=https://b.example:8443,*", "--max-sessions", "10", "--max-sessions-per-ip=3"},
+			check: func(c Config) bool {
+				return slices.Equal(c.CORSOrigins, []string{"https://a.example", "https://b.example:8443", "*"}) &&
+					c.MaxSessions == 10 && c.MaxSessionsPerIP == 3
+			},
+		},
+		{
+			name:    "bad max-sessions",
+			args:    []string{"--max-sessions", "-1"},
+			wantErr: []string{"config: max_sessions: ", "-1"},
 		},
 		{
 			name:    "unknown flag",
@@ -705,6 +751,24 @@ func TestValidate(t *testing.T) {
 		{"route_allow without port", func(c *Config) { c.RouteAllow = []string{"xmpp:example.org"} }, []string{"config: route_allow: ", `"xmpp:example.org"`}},
 		{"route_allow without host", func(c *Config) { c.RouteAllow = []string{"xmpp::5222"} }, []string{"config: route_allow: "}},
 
+		{"cors_origins valid", func(c *Config) {
+			c.CORSOrigins = []string{"*", "https://chat.example.org", "http://localhost:8080", "https://[2001:db8::1]:8443", "moz-extension://abc"}
+		}, nil},
+		{"cors_origins trailing slash", func(c *Config) { c.CORSOrigins = []string{"https://chat.example.org/"} }, []string{"config: cors_origins: ", `"https://chat.example.org/"`}},
+		{"cors_origins path", func(c *Config) { c.CORSOrigins = []string{"https://chat.example.org/app"} }, []string{"config: cors_origins: ", `"https://chat.example.org/app"`}},
+		{"cors_origins query", func(c *Config) { c.CORSOrigins = []string{"https://chat.example.org?x"} }, []string{"config: cors_origins: "}},
+		{"cors_origins fragment", func(c *Config) { c.CORSOrigins = []string{"https://chat.example.org#x"} }, []string{"config: cors_origins: "}},
+		{"cors_origins user", func(c *Config) { c.CORSOrigins = []string{"https://me@chat.example.org"} }, []string{"config: cors_origins: "}},
+		{"cors_origins without scheme", func(c *Config) { c.CORSOrigins = []string{"chat.example.org"} }, []string{"config: cors_origins: ", `"chat.example.org"`}},
+		{"cors_origins host and port only", func(c *Config) { c.CORSOrigins = []string{"chat.example.org:443"} }, []string{"config: cors_origins: "}},
+		{"cors_origins without host", func(c *Config) { c.CORSOrigins = []string{"https://"} }, []string{"config: cors_origins: "}},
+		{"cors_origins empty", func(c *Config) { c.CORSOrigins = []string{""} }, []string{"config: cors_origins: "}},
+		{"cors_origins wildcard subdomain", func(c *Config) { c.CORSOrigins = []string{"https://*.example.org"} }, []string{"config: cors_origins: ", "wildcard"}},
+		{"cors_origins empty port", func(c *Config) { c.CORSOrigins = []string{"https://chat.example.org:"} }, []string{"config: cors_origins: ", "port"}},
+		{"cors_origins port zero", func(c *Config) { c.CORSOrigins = []string{"https://chat.example.org:0"} }, []string{"config: cors_origins: ", "port"}},
+		{"cors_origins port too high", func(c *Config) { c.CORSOrigins = []string{"https://chat.example.org:65536"} }, []string{"config: cors_origins: ", "port"}},
+		{"cors_origins null", func(c *Config) { c.CORSOrigins = []string{"null"} }, []string{"config: cors_origins: ", `"null"`}},
+
 		{"connect_timeout zero", func(c *Config) { c.ConnectTimeout = 0 }, []string{"config: connect_timeout: ", `"0s"`}},
 		{"upstream_write_timeout negative", func(c *Config) { c.UpstreamWriteTimeout = -time.Second }, []string{"config: upstream_write_timeout: ", `"-1s"`}},
 		{"max_wait zero", func(c *Config) { c.MaxWait = 0 }, []string{`config: max_wait: must be between 1s and 1h, got "0s"`}},
@@ -722,6 +786,9 @@ func TestValidate(t *testing.T) {
 		{"max_body_size too large", func(c *Config) { c.MaxBodySize = 64<<20 + 1; c.MaxQueueBytes = 128 << 20 }, []string{"config: max_body_size: ", "got 67108865"}},
 		{"max_body_size limits", func(c *Config) { c.MaxBodySize = 1024; c.MaxQueueBytes = 1024 }, nil},
 		{"max_queue_bytes below max_body_size", func(c *Config) { c.MaxQueueBytes = c.MaxBodySize - 1 }, []string{"config: max_queue_bytes: ", "got 1048575"}},
+		{"max_sessions negative", func(c *Config) { c.MaxSessions = -1 }, []string{"config: max_sessions: ", "got -1"}},
+		{"max_sessions_per_ip negative", func(c *Config) { c.MaxSessionsPerIP = -5 }, []string{"config: max_sessions_per_ip: ", "got -5"}},
+		{"session limits off", func(c *Config) { c.MaxSessions = 0; c.MaxSessionsPerIP = 0 }, nil},
 		{"log_level unknown", func(c *Config) { c.LogLevel = "trace" }, []string{"config: log_level: ", `"trace"`}},
 		{"log_level upper case", func(c *Config) { c.LogLevel = "INFO" }, []string{"config: log_level: ", `"INFO"`}},
 		{"log_format unknown", func(c *Config) { c.LogFormat = "logfmt" }, []string{"config: log_format: ", `"logfmt"`}},

@@ -36,6 +36,7 @@ func newCommandLine(d Config, usage io.Writer) *commandLine {
 	fs.StringVar(&cl.config, "config", "", "read settings from the YAML `FILE` (also BOSHD_CONFIG)")
 	fs.String("listen", d.Listen, "listen for HTTP on `HOST:PORT`")
 	fs.String("path", d.Path, "serve BOSH at the URL `PATH`")
+	fs.StringSlice("cors-origins", d.CORSOrigins, "let web pages from `ORIGIN` (scheme://host[:port], or * for any) call boshd\nfrom a browser (CORS); repeatable")
 
 	fs.Var(cl.upstreams, "upstream", "serve `DOMAIN=HOST:PORT`, replacing the default upstreams; repeatable;\nan empty HOST:PORT (DOMAIN=) looks DOMAIN up through DNS SRV")
 	fs.Var(cl.upstreams, "upstreams", "serve a comma-separated `LIST` of DOMAIN=HOST:PORT, like --upstream")
@@ -55,6 +56,8 @@ func newCommandLine(d Config, usage io.Writer) *commandLine {
 
 	fs.Int64("max-body-size", d.MaxBodySize, "accept request bodies of at most `BYTES`")
 	fs.Int64("max-queue-bytes", d.MaxQueueBytes, "end a session with more than `BYTES` of stanzas waiting for a request")
+	fs.Int("max-sessions", d.MaxSessions, "hold at most `N` sessions at once (0: no limit)")
+	fs.Int("max-sessions-per-ip", d.MaxSessionsPerIP, "hold at most `N` sessions at once per client IP address (0: no limit)")
 
 	fs.String("log-level", d.LogLevel, "log at `LEVEL`: debug, info, warn or error")
 	fs.String("log-format", d.LogFormat, "write logs as `FORMAT`: text or json")
@@ -92,8 +95,8 @@ func (cl *commandLine) settings() map[string]any {
 			m["upstreams"] = maps.Clone(cl.upstreams.m)
 		case "upstream-ca":
 			m["upstream_ca_file"] = f.Value.String()
-		case "route-allow":
-			m["route_allow"] = f.Value.(pflag.SliceValue).GetSlice()
+		case "route-allow", "cors-origins":
+			m[strings.ReplaceAll(f.Name, "-", "_")] = f.Value.(pflag.SliceValue).GetSlice()
 		default:
 			// The string forms of the remaining values are decoded
 			// like the same value in the YAML file.
@@ -186,8 +189,8 @@ func parseUpstreams(s string) (map[string]string, error) {
 	return m, nil
 }
 
-// splitList parses a comma-separated list, as taken by BOSHD_ROUTE_ALLOW,
-// dropping blanks around and between the items.
+// splitList parses a comma-separated list, as taken by BOSHD_ROUTE_ALLOW
+// and BOSHD_CORS_ORIGINS, dropping blanks around and between the items.
 func splitList(s string) []string {
 	var list []string
 	for item := range strings.SplitSeq(s, ",") {

@@ -112,6 +112,7 @@ func (c Config) settings() map[string]any {
 	return map[string]any{
 		"listen":                 c.Listen,
 		"path":                   c.Path,
+		"cors_origins":           c.CORSOrigins,
 		"upstreams":              c.Upstreams,
 		"upstream_tls":           c.UpstreamTLS,
 		"upstream_ca_file":       c.UpstreamCAFile,
@@ -125,6 +126,8 @@ func (c Config) settings() map[string]any {
 		"max_pause":              c.MaxPause,
 		"max_body_size":          c.MaxBodySize,
 		"max_queue_bytes":        c.MaxQueueBytes,
+		"max_sessions":           c.MaxSessions,
+		"max_sessions_per_ip":    c.MaxSessionsPerIP,
 		"log_level":              c.LogLevel,
 		"log_format":             c.LogFormat,
 		"shutdown_timeout":       c.ShutdownTimeout,

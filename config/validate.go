@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -38,6 +39,11 @@ func (c Config) Validate() error {
 	}
 	if !strings.HasPrefix(c.Path, "/") {
 		p.add("path", "must start with \"/\", got %q", c.Path)
+	}
+	for _, origin := range c.CORSOrigins {
+		if err := checkOrigin(origin); err != nil {
+			p.add("cors_origins", "%v", err)
+		}
 	}
 
 	plaintext := false
@@ -108,6 +114,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxQueueBytes < c.MaxBodySize {
 		p.add("max_queue_bytes", "must be at least max_body_size (%d), got %d", c.MaxBodySize, c.MaxQueueBytes)
+	}
+	if c.MaxSessions < 0 {
+		p.add("max_sessions", "must not be negative (0 means no limit), got %d", c.MaxSessions)
+	}
+	if c.MaxSessionsPerIP < 0 {
+		p.add("max_sessions_per_ip", "must not be negative (0 means no limit), got %d", c.MaxSessionsPerIP)
 	}
 
 	if _, ok := parseLevel(c.LogLevel); !ok {
@@ -184,6 +196,30 @@ func checkDomain(domain string) error {
 		return fmt.Errorf("%q is a JID, not an XMPP domain", domain)
 	case j.String() != domain:
 		return fmt.Errorf("%q is not a normalised XMPP domain (want %q)", domain, j.String())
+	}
+	return nil
+}
+
+// checkOrigin checks that origin is "*" or a web origin as browsers send it
+// in the Origin header: scheme://host[:port], with no user, path, query or
+// fragment.
+func checkOrigin(origin string) error {
+	if origin == "*" {
+		return nil
+	}
+	const want = `must be "*" or scheme://host[:port] with no path`
+	u, err := url.Parse(origin)
+	if err != nil || u.Scheme == "" || u.Opaque != "" || u.Hostname() == "" {
+		return fmt.Errorf("%s, got %q", want, origin)
+	}
+	if u.User != nil || u.Path != "" || u.RawPath != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(origin, "#") {
+		return fmt.Errorf("%s (not even \"/\"), got %q", want, origin)
+	}
+	if strings.Contains(u.Host, "*") {
+		return fmt.Errorf("wildcards are not supported except \"*\" alone, got %q", origin)
+	}
+	if n, err := strconv.Atoi(u.Port()); strings.HasSuffix(u.Host, ":") || u.Port() != "" && (err != nil || n < 1 || n > 65535) {
+		return fmt.Errorf("%s and a port 1-65535, got %q", want, origin)
 	}
 	return nil
 }

@@ -164,16 +164,22 @@ func (s *Session) nextOrEmptyLocked() *Response {
 
 // addStreamLocked adds the stream a request opened (XEP-0124 §16.2) and
 // answers the request at once with the stream's name, its server's domain
-// and its features; older held requests are answered first, in rid order.
+// and its features, or why it could not be opened; older held requests are
+// answered first, in rid order.
 func (s *Session) addStreamLocked(r *request) {
 	for len(s.held) > 0 {
 		s.answerLocked(s.held[0], s.nextOrEmptyLocked())
 	}
-	st := &stream{name: newStreamName(), up: r.Add.Up}
-	s.streams = append(s.streams, st)
-	go s.read(st)
-	s.log.Info("stream added", "stream", st.name, "from", r.Add.From)
-	resp := &Response{RID: r.RID, Stream: st.name, From: r.Add.From, Payload: [][]byte{r.Add.Features}}
+	resp := &Response{RID: r.RID, Stream: newStreamName(), From: r.Add.From, Payload: r.Add.Payload}
+	if r.Add.Up == nil {
+		resp.Type, resp.Condition = TypeTerminate, r.Add.Failed
+		s.log.Info("stream not added", "stream", resp.Stream, "condition", r.Add.Failed)
+	} else {
+		st := &stream{name: resp.Stream, up: r.Add.Up}
+		s.streams = append(s.streams, st)
+		go s.read(st)
+		s.log.Info("stream added", "stream", st.name, "from", r.Add.From)
+	}
 	resp.Ack = s.ackFor(r.RID)
 	s.cacheLocked(resp)
 	r.done <- resp

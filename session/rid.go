@@ -32,6 +32,7 @@ func (s *Session) acceptLocked(req Request) (*request, *Response) {
 			// The same rid again while it waits for a gap: the older
 			// copy's client gave up on it (R-RID-8).
 			p.done <- &Response{RID: p.RID, Type: TypeError}
+			p.Add.close()
 			s.pending[i] = r
 			return r, nil
 		}

@@ -97,13 +97,17 @@ type Request struct {
 
 // NewStream is an upstream stream opened for a session by a request.
 type NewStream struct {
-	// Up is the open stream.
+	// Up is the open stream, nil if it could not be opened.
 	Up Upstream
 	// From is the domain the server serves, for the response's from.
 	From string
-	// Features are the stream's first <stream:features/>, for the
-	// response.
-	Features []byte
+	// Payload goes in the response: the stream's first
+	// <stream:features/>, or the <stream:error/> that refused it.
+	Payload [][]byte
+	// Failed, when Up is nil, is why the stream could not be opened. The
+	// response names a stream that is closed at once, so the session
+	// lives on.
+	Failed Condition
 }
 
 // Response is what the session answers a request with. A Response is
@@ -202,16 +206,22 @@ type request struct {
 	gone bool
 }
 
+// close closes the upstream of a stream that will not be added.
+func (n *NewStream) close() {
+	if n != nil && n.Up != nil {
+		n.Up.Close()
+	}
+}
+
 // Handle processes one request of this session and returns its response,
 // blocking while the request is held. If ctx ends first (the client went
 // away), the request is forgotten and ctx's error returned; whatever
 // response it would have had stays cached for a resend of the same rid.
 func (s *Session) Handle(ctx context.Context, req Request) (*Response, error) {
-	s.mu.Lock()
-	r, resp := s.acceptLocked(req)
-	s.mu.Unlock()
+	r, resp := s.accept(req)
 	s.runWrites()
 	if resp != nil {
+		req.Add.close()
 		return resp, nil
 	}
 	select {
@@ -224,6 +234,14 @@ func (s *Session) Handle(ctx context.Context, req Request) (*Response, error) {
 		s.runWrites()
 		return nil, ctx.Err()
 	}
+}
+
+// accept is acceptLocked under the lock, released even if it panics so a
+// recovered panic does not leave the session stuck.
+func (s *Session) accept(req Request) (*request, *Response) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.acceptLocked(req)
 }
 
 // End ends the session with cond: held requests are answered, the

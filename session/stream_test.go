@@ -11,7 +11,7 @@ func (h *harness) addStream(rid uint64) (string, *fakeUpstream) {
 	h.t.Helper()
 	up := newFakeUpstream()
 	h.t.Cleanup(func() { up.Close() })
-	r := h.start(context.Background(), Request{RID: rid, Add: &NewStream{Up: up, From: "other.org", Features: []byte("<stream:features/>")}}).wait(h.t)
+	r := h.start(context.Background(), Request{RID: rid, Add: &NewStream{Up: up, From: "other.org", Payload: [][]byte{[]byte("<stream:features/>")}}}).wait(h.t)
 	if r.Stream == "" || r.From != "other.org" || !equal(payload(r), []string{"<stream:features/>"}) {
 		h.t.Fatalf("add stream answered %+v", r)
 	}
@@ -106,5 +106,16 @@ func TestMultiStreamUpstreamFailure(t *testing.T) {
 	}
 	if r := h.start(context.Background(), Request{RID: firstRID + 3, Stream: second}).wait(t); r.Condition != ItemNotFound {
 		t.Fatalf("request for the failed stream: %+v", r)
+	}
+}
+
+func TestMultiStreamAddFails(t *testing.T) {
+	h := newHarness(t, multiParams())
+	r := h.start(context.Background(), Request{RID: firstRID + 1, Add: &NewStream{Failed: RemoteConnectionFailed}}).wait(t)
+	if r.Type != TypeTerminate || r.Condition != RemoteConnectionFailed || r.Stream == "" || r.Stream == h.s.Stream() {
+		t.Fatalf("got %+v", r)
+	}
+	if h.s.Ended() {
+		t.Fatal("a failed new stream ended the session")
 	}
 }

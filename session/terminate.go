@@ -59,6 +59,7 @@ func (s *Session) answerRestLocked() {
 	}
 	for _, p := range s.pending {
 		p.done <- &Response{RID: p.RID, Type: TypeTerminate, Condition: OtherRequest}
+		p.Add.close()
 	}
 	clear(s.pending)
 	s.pending = s.pending[:0]

@@ -1,0 +1,308 @@
+package bosh
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/xml"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"boshd/session"
+)
+
+// This file holds the HTTP side of the binding that is not BOSH itself:
+// content encodings (R-HTTP-5, R-HTTP-6), CORS (R-HTTP-9), the redirect of
+// plaintext requests for sessions made over TLS (R-SEC-2) and the recovery
+// of panics (internal-server-error).
+
+// gzipThreshold is the size above which a response body is compressed
+// when the client accepts gzip; smaller bodies (empty responses, most
+// single stanzas) gain nothing worth the CPU and the gzip framing.
+const gzipThreshold = 256
+
+// responseWriter is the http.ResponseWriter the handler works with: it
+// remembers whether the client accepts gzip, whether a response was
+// started, and which session the request named, for recovering a panic.
+type responseWriter struct {
+	http.ResponseWriter
+	gzip  bool // the request's Accept-Encoding allows gzip
+	wrote bool // WriteHeader or Write was called
+
+	// session and rid are the live session the request named and its
+	// rid, once known.
+	session *session.Session
+	rid     uint64
+}
+
+func (w *responseWriter) WriteHeader(status int) {
+	w.wrote = true
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// acceptsGzip reports whether Accept-Encoding header values allow a gzip
+// response (RFC 9110 §12.5.3): gzip (or x-gzip), else *, listed with a
+// q-value above zero. A missing header, or gzip;q=0, means no (R-HTTP-5).
+func acceptsGzip(values []string) bool {
+	gzipQ, anyQ := -1.0, -1.0
+	for _, v := range values {
+		for item := range strings.SplitSeq(v, ",") {
+			name, params, _ := strings.Cut(item, ";")
+			q := 1.0
+			for param := range strings.SplitSeq(params, ";") {
+				k, val, ok := strings.Cut(param, "=")
+				if !ok || !strings.EqualFold(strings.TrimSpace(k), "q") {
+					continue
+				}
+				f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+				if err != nil || !(f >= 0 && f <= 1) {
+					f = 0 // a bad weight is no permission
+				}
+				q = f
+			}
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "gzip", "x-gzip":
+				gzipQ = max(gzipQ, q)
+			case "*":
+				anyQ = max(anyQ, q)
+			}
+		}
+	}
+	if gzipQ >= 0 {
+		return gzipQ > 0
+	}
+	return anyQ > 0
+}
+
+var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+
+// compress returns data gzipped, or nil if that would not make it smaller.
+func compress(data []byte) []byte {
+	var buf bytes.Buffer
+	buf.Grow(len(data) / 2)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	zw.Reset(&buf)
+	zw.Write(data)
+	err := zw.Close()
+	zw.Reset(nil)
+	gzipWriters.Put(zw)
+	if err != nil || buf.Len() >= len(data) {
+		return nil
+	}
+	return buf.Bytes()
+}
+
+// wantsGzip reports whether the response to w may be compressed.
+func wantsGzip(w http.ResponseWriter) bool {
+	rw, ok := w.(*responseWriter)
+	return ok && rw.gzip
+}
+
+// addVary adds name to the Vary header unless it is there.
+func addVary(h http.Header, name string) {
+	for _, v := range h.Values("Vary") {
+		for item := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(item), name) {
+				return
+			}
+		}
+	}
+	h.Add("Vary", name)
+}
+
+// errBodyTooLarge refuses a request whose body, decompressed, is over
+// max_body_size (R-SEC-5).
+var errBodyTooLarge = &requestError{cond: session.PolicyViolation, msg: "body too large"}
+
+// readBody reads the request body, decompressing it if it came with
+// Content-Encoding: gzip (R-HTTP-6). Both the body as sent and the body
+// decompressed are bounded by limit, so a gzip bomb is refused after
+// limit bytes and never held in memory. It returns a *requestError for a
+// request to refuse (too large: policy-violation; another encoding or
+// broken gzip: bad-request), and any other error when the client went
+// away.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	var src io.Reader = http.MaxBytesReader(w, r.Body, limit)
+	encodings := r.Header.Values("Content-Encoding")
+	if len(encodings) > 1 {
+		return nil, badRequest("more than one Content-Encoding")
+	}
+	compressed := false
+	switch enc := strings.ToLower(strings.TrimSpace(strings.Join(encodings, ""))); enc {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(src)
+		if err != nil {
+			return nil, bodyError(err, true)
+		}
+		defer zr.Close()
+		src = io.LimitReader(zr, limit+1)
+		compressed = true
+	default:
+		return nil, badRequest("unsupported Content-Encoding %q", enc)
+	}
+	data, err := io.ReadAll(src)
+	if err != nil {
+		return nil, bodyError(err, compressed)
+	}
+	if int64(len(data)) > limit {
+		return nil, errBodyTooLarge
+	}
+	return data, nil
+}
+
+// bodyError classifies an error reading a request body.
+func bodyError(err error, compressed bool) error {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return errBodyTooLarge
+	case compressed:
+		// Broken gzip, or the client went away mid-body: either way
+		// there is nothing to process.
+		return badRequest("bad gzip body: %v", err)
+	}
+	return err
+}
+
+// corsPolicy is the CORS configuration (R-HTTP-9): which origins may call
+// boshd from a browser.
+type corsPolicy struct {
+	any     bool            // "*" listed: any origin, without credentials
+	origins map[string]bool // exactly listed origins, lower case
+}
+
+func newCORSPolicy(list []string) corsPolicy {
+	c := corsPolicy{origins: make(map[string]bool)}
+	for _, o := range list {
+		if o == "*" {
+			c.any = true
+		} else {
+			c.origins[strings.ToLower(o)] = true
+		}
+	}
+	return c
+}
+
+func (c corsPolicy) enabled() bool { return c.any || len(c.origins) > 0 }
+
+// corsSafeHeaders are the request headers, besides Content-Type, a
+// preflight may ask for and be granted.
+var corsSafeHeaders = map[string]string{
+	"accept":           "Accept",
+	"accept-language":  "Accept-Language",
+	"content-language": "Content-Language",
+	"content-encoding": "Content-Encoding",
+	"x-requested-with": "X-Requested-With",
+}
+
+// setHeaders sets the CORS headers of the response to r, and reports
+// whether r's origin is allowed. A request from another origin gets none:
+// the browser then hides the response from the page, but the request is
+// served as usual, since CORS binds browsers, not boshd.
+func (c corsPolicy) setHeaders(h http.Header, r *http.Request) bool {
+	if !c.enabled() {
+		return false
+	}
+	addVary(h, "Origin")
+	origin := r.Header.Get("Origin")
+	switch {
+	case origin == "":
+		return false
+	case c.origins[strings.ToLower(origin)]:
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Set("Access-Control-Allow-Credentials", "true")
+	case c.any:
+		h.Set("Access-Control-Allow-Origin", "*")
+	default:
+		return false
+	}
+	return true
+}
+
+// preflight sets the headers answering a CORS preflight request r.
+func (c corsPolicy) preflight(h http.Header, r *http.Request) {
+	if !c.setHeaders(h, r) {
+		return
+	}
+	allowed := []string{"Content-Type"}
+	for _, v := range r.Header.Values("Access-Control-Request-Headers") {
+		for name := range strings.SplitSeq(v, ",") {
+			canon, ok := corsSafeHeaders[strings.ToLower(strings.TrimSpace(name))]
+			if ok && !slices.Contains(allowed, canon) {
+				allowed = append(allowed, canon)
+			}
+		}
+	}
+	h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", strings.Join(allowed, ", "))
+	h.Set("Access-Control-Max-Age", "86400")
+}
+
+// seeOtherURI is the answer to a plaintext request for a session created
+// over TLS (R-SEC-2): terminate with see-other-uri and the https URI of
+// the same endpoint. The port of the Host header is dropped: it is the
+// plaintext port, and the https one cannot be known.
+func seeOtherURI(r *http.Request) *session.Response {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+		if strings.Contains(h, ":") {
+			host = "[" + h + "]"
+		}
+	}
+	var uri bytes.Buffer
+	uri.WriteString("<uri>")
+	xml.EscapeText(&uri, []byte("https://"+host+r.URL.EscapedPath()))
+	uri.WriteString("</uri>")
+	return &session.Response{Type: session.TypeTerminate, Condition: session.SeeOtherURI, Payload: [][]byte{uri.Bytes()}}
+}
+
+// failTimeout bounds how long recovering from a panic waits to end the
+// session the request named; a panic inside the session may have left it
+// locked.
+const failTimeout = time.Second
+
+// recoverPanic, deferred by ServeHTTP, turns a panic in handling a request
+// into an internal-server-error for the client (XEP-0124 §17.2), ending the
+// session the request named, and keeps the server running.
+func (h *Handler) recoverPanic(w *responseWriter, r *http.Request) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler {
+		panic(v)
+	}
+	h.log.Error("panic serving a request", "panic", v, "remote", r.RemoteAddr, "stack", string(debug.Stack()))
+	resp := &session.Response{Type: session.TypeTerminate, Condition: session.InternalServerError}
+	status, content := http.StatusOK, defaultContentType
+	if s := w.session; s != nil {
+		done := make(chan *session.Response, 1)
+		go func() { done <- s.Fail(w.rid, session.InternalServerError) }()
+		select {
+		case resp = <-done:
+		case <-time.After(failTimeout):
+			h.log.Error("session stuck after a panic: not ended", "sid", s.ID)
+		}
+		status, content = h.status(s, resp), s.Params.ContentType
+	}
+	if !w.wrote {
+		writeBody(w, status, content, encodeBody(resp))
+	}
+}
