@@ -79,6 +79,7 @@ func (h *Handler) negotiate(b *body) (*creation, error) {
 	c.params.MaxQueueBytes = h.cfg.MaxQueueBytes
 	c.params.ContentType = c.content
 	c.params.Polling = h.cfg.Polling
+	c.params.MultiStream = h.cfg.MultipleStreams
 	// R-CREATE-10: only ack='1' turns acknowledgements on.
 	c.params.Acks = b.ack == "1"
 	// XEP-0124 §15.3: newkey at creation starts key sequencing.
@@ -196,6 +197,10 @@ func (h *Handler) creationAttrs(s *session.Session, c *creation, conn *xmpp.Conn
 		attr{"xmpp:version", "1.0"},
 		attr{"xmpp:restartlogic", "true"},
 	)
+	if name := s.Stream(); name != "" {
+		// R-RESP-11
+		attrs = append(attrs, attr{"stream", name})
+	}
 	if s.Params.Acks {
 		// R-ACK-1, R-RESP-6
 		attrs = append(attrs, attr{"ack", strconv.FormatUint(s.Last(), 10)})

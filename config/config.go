@@ -61,6 +61,10 @@ type Config struct {
 	// Polling is the shortest allowed interval between two empty requests
 	// of a polling session. Key: polling.
 	Polling time.Duration `mapstructure:"polling"`
+	// MultipleStreams lets a client open several XMPP streams in one
+	// session (XEP-0124 §16), each to a served domain. Off by default;
+	// most clients never use it. Key: multiple_streams.
+	MultipleStreams bool `mapstructure:"multiple_streams"`
 	// MaxPause is the longest pause a client may ask for; zero disables
 	// pause. Key: max_pause.
 	MaxPause time.Duration `mapstructure:"max_pause"`

@@ -52,6 +52,7 @@ func newCommandLine(d Config, usage io.Writer) *commandLine {
 	fs.Int("max-hold", d.MaxHold, "hold at most `N` requests per session (the highest BOSH hold)")
 	durationVar(fs, "inactivity", d.Inactivity, "end a session that has had no request held for `DURATION`")
 	durationVar(fs, "polling", d.Polling, "require `DURATION` between two empty requests of a polling session")
+	fs.Bool("multiple-streams", d.MultipleStreams, "let clients open several XMPP streams in one session (XEP-0124 §16)")
 	durationVar(fs, "max-pause", d.MaxPause, "let a client pause its session for at most `DURATION` (0 disables pause)")
 
 	fs.Int64("max-body-size", d.MaxBodySize, "accept request bodies of at most `BYTES`")

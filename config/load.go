@@ -124,6 +124,7 @@ func (c Config) settings() map[string]any {
 		"inactivity":             c.Inactivity,
 		"polling":                c.Polling,
 		"max_pause":              c.MaxPause,
+		"multiple_streams":       c.MultipleStreams,
 		"max_body_size":          c.MaxBodySize,
 		"max_queue_bytes":        c.MaxQueueBytes,
 		"max_sessions":           c.MaxSessions,
