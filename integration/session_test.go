@@ -1,0 +1,290 @@
+package integration
+
+import (
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Session semantics of XEP-0124 against a real Prosody, driven request by
+// request with explicit rids (the Strophe-like Client hides them). The
+// unit tests in package session cover each rule with a fake clock; these
+// check the important ones end to end.
+
+// rawSession is a logged-in BOSH session driven one request at a time.
+type rawSession struct {
+	t   *testing.T
+	url string
+	sid string
+	rid uint64 // the last rid used
+	hc  *http.Client
+}
+
+// reply is the outcome of one request.
+type reply struct {
+	raw  string
+	body *Element
+	err  error
+}
+
+// send posts one body with rid and extra attributes, in the background.
+func (s *rawSession) send(rid uint64, attrs, payload string) <-chan reply {
+	body := fmt.Sprintf("<body xmlns='%s' rid='%d' sid='%s'%s>%s</body>", nsHTTPBind, rid, s.sid, attrs, payload)
+	ch := make(chan reply, 1)
+	go func() {
+		resp, err := s.hc.Post(s.url, "text/xml; charset=utf-8", strings.NewReader(body))
+		if err != nil {
+			ch <- reply{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		data, err := io.ReadAll(resp.Body)
+		if err != nil {
+			ch <- reply{err: err}
+			return
+		}
+		el, err := parseDocument(data)
+		ch <- reply{raw: string(data), body: el, err: err}
+	}()
+	return ch
+}
+
+// next sends the next rid.
+func (s *rawSession) next(attrs, payload string) <-chan reply {
+	s.rid++
+	return s.send(s.rid, attrs, payload)
+}
+
+// get waits for a reply.
+func (s *rawSession) get(ch <-chan reply) reply {
+	s.t.Helper()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			s.t.Fatalf("request failed: %v", r.err)
+		}
+		return r
+	case <-time.After(eventTimeout):
+		s.t.Fatal("no reply")
+	}
+	return reply{}
+}
+
+// quiet fails the test if ch has a reply already.
+func (s *rawSession) quiet(ch <-chan reply, what string) {
+	s.t.Helper()
+	select {
+	case r := <-ch:
+		s.t.Fatalf("%s answered early: %s", what, r.raw)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// rawLogin creates a session asking for hold, with extra creation
+// attributes, logs user in with SASL PLAIN, restarts, binds resource and
+// sends initial presence.
+func rawLogin(t *testing.T, url string, p *prosody, user, resource string, hold int, createAttrs string) *rawSession {
+	t.Helper()
+	s := &rawSession{t: t, url: url, rid: randomRID(), hc: &http.Client{Transport: &http.Transport{DisableCompression: true}}}
+	t.Cleanup(s.hc.CloseIdleConnections)
+	create := fmt.Sprintf("<body xmlns='%s' xmlns:xmpp='%s' rid='%d' to='%s' xml:lang='en' wait='10' hold='%d' ver='1.6' xmpp:version='1.0'%s/>",
+		nsHTTPBind, nsXBOSH, s.rid, p.Domain, hold, createAttrs)
+	resp, err := s.hc.Post(url, "text/xml", strings.NewReader(create))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	el, err := parseDocument(data)
+	if err != nil || el.Attr("sid") == "" {
+		t.Fatalf("creation: %v %s", err, data)
+	}
+	s.sid = el.Attr("sid")
+	auth := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + p.Passwords[user]))
+	if r := s.get(s.next("", "<auth xmlns='"+nsSASL+"' mechanism='PLAIN'>"+auth+"</auth>")); r.body.Child(nsSASL, "success") == nil {
+		t.Fatalf("auth: %s", r.raw)
+	}
+	if r := s.get(s.next(" xmlns:xmpp='"+nsXBOSH+"' xmpp:restart='true' to='"+p.Domain+"' xml:lang='en'", "")); r.body.Child(nsStream, "features") == nil {
+		t.Fatalf("restart: %s", r.raw)
+	}
+	bind := "<iq xmlns='" + nsClient + "' type='set' id='bind'><bind xmlns='" + nsBind + "'><resource>" + resource + "</resource></bind></iq>"
+	if r := s.get(s.next("", bind)); r.body.Child(nsClient, "iq") == nil {
+		t.Fatalf("bind: %s", r.raw)
+	}
+	// Initial presence with a ping, so the reply comes back at once.
+	ping := "<presence xmlns='" + nsClient + "'/><iq xmlns='" + nsClient + "' type='get' id='online'><ping xmlns='" + nsPing + "'/></iq>"
+	s.waitStanza(s.next("", ping), "iq")
+	return s
+}
+
+// waitStanza waits for a reply carrying a child named local, re-polling
+// on empty replies.
+func (s *rawSession) waitStanza(ch <-chan reply, local string) reply {
+	s.t.Helper()
+	deadline := time.Now().Add(eventTimeout)
+	for {
+		r := s.get(ch)
+		if r.body.Child(nsClient, local) != nil {
+			return r
+		}
+		if r.body.Attr("type") == "terminate" || time.Now().After(deadline) {
+			s.t.Fatalf("waiting for <%s/>: %s", local, r.raw)
+		}
+		ch = s.next("", "")
+	}
+}
+
+func message(to, id, text string) string {
+	return fmt.Sprintf("<message xmlns='%s' to='%s' type='chat' id='%s'><body>%s</body></message>", nsClient, to, id, text)
+}
+
+// bodies returns the texts of the messages in a reply, in order.
+func bodies(r reply) []string {
+	var out []string
+	for _, m := range r.body.ChildrenNamed(nsClient, "message") {
+		out = append(out, m.ChildText(nsClient, "body"))
+	}
+	return out
+}
+
+func TestSessionQueueWhileNothingHeld(t *testing.T) {
+	// R-HOLD-6: stanzas arriving while nothing is held wait, in order,
+	// and go out in one body on the next request.
+	t.Parallel()
+	p := startProsody(t, prosodyOptions{})
+	url := startBoshd(t, prosodyConfig(p))
+	alice := rawLogin(t, url, p, "alice", "web", 1, "")
+	bob, _ := login(t, url, p, "bob", "PLAIN", "web")
+	goOnline(t, bob)
+	for i := range 5 {
+		bob.Send(message("alice@localhost/web", fmt.Sprint(i), fmt.Sprint("m", i)))
+	}
+	bob.Sync() // Prosody has routed all five to alice's stream
+	var got []string
+	deadline := time.Now().Add(eventTimeout)
+	for len(got) < 5 && time.Now().Before(deadline) {
+		got = append(got, bodies(alice.get(alice.next("", "")))...)
+	}
+	if strings.Join(got, ",") != "m0,m1,m2,m3,m4" {
+		t.Fatalf("alice got %q", got)
+	}
+}
+
+func TestSessionResendAndOutOfOrder(t *testing.T) {
+	// R-RID-4: out-of-order requests are forwarded in rid order.
+	// R-RID-7: a resent rid gets the identical body and its payload is not
+	// forwarded again.
+	t.Parallel()
+	p := startProsody(t, prosodyOptions{})
+	url := startBoshd(t, prosodyConfig(p))
+	alice := rawLogin(t, url, p, "alice", "web", 1, "")
+	bob, _ := login(t, url, p, "bob", "PLAIN", "web")
+	goOnline(t, bob)
+
+	n := alice.rid
+	second := alice.send(n+2, "", message("bob@localhost/web", "b", "second"))
+	alice.quiet(second, "rid N+2 ahead of N+1")
+	first := alice.send(n+1, "", message("bob@localhost/web", "a", "first"))
+	firstReply := alice.get(first)
+	alice.rid = n + 2
+	for _, want := range []string{"first", "second"} {
+		m := bob.WaitFor("message "+want, isStanza("message"))
+		if got := m.ChildText(nsClient, "body"); got != want {
+			t.Fatalf("bob got %q, want %q", got, want)
+		}
+	}
+	again := alice.get(alice.send(n+1, "", message("bob@localhost/web", "a", "first")))
+	if again.raw != firstReply.raw {
+		t.Fatalf("resent rid got\n%s\nwant\n%s", again.raw, firstReply.raw)
+	}
+	bob.Sync()
+	bob.mu.Lock()
+	defer bob.mu.Unlock()
+	for _, e := range bob.queue {
+		if e.Is(nsClient, "message") {
+			t.Fatalf("bob got a message again after the resend: %s", e)
+		}
+	}
+}
+
+func TestSessionHoldTwo(t *testing.T) {
+	// Issue 3.1: hold=2 honoured; data goes on the oldest held request.
+	t.Parallel()
+	p := startProsody(t, prosodyOptions{})
+	cfg := prosodyConfig(p)
+	cfg.MaxHold = 2
+	url := startBoshd(t, cfg)
+	s2 := rawLogin(t, url, p, "carol", "web", 2, "")
+	bob, _ := login(t, url, p, "bob", "PLAIN", "web")
+	goOnline(t, bob)
+	older := s2.next("", "")
+	newer := s2.next("", "")
+	s2.quiet(older, "the older of two held requests")
+	bob.Send(message("carol@localhost/web", "h", "to the oldest"))
+	if got := bodies(s2.get(older)); len(got) != 1 || got[0] != "to the oldest" {
+		t.Fatalf("older request got %q", got)
+	}
+	s2.quiet(newer, "the newer held request")
+	third := s2.next("", "")
+	s2.quiet(third, "a second held request")
+	s2.next("", "")
+	if r := s2.get(newer); len(r.body.Children) != 0 {
+		t.Fatalf("released request got %s", r.raw)
+	}
+	s2.quiet(third, "the newer of two held requests")
+}
+
+func TestSessionPauseAndInactivity(t *testing.T) {
+	// R-PAUSE-2: a pause answers held requests at once and the session
+	// outlives its inactivity for the pause. R-INACT-1: afterwards,
+	// inactivity ends it, closes the upstream stream (bob sees alice go
+	// offline) and the sid is unknown.
+	t.Parallel()
+	p := startProsody(t, prosodyOptions{})
+	cfg := prosodyConfig(p)
+	cfg.Inactivity = time.Second
+	cfg.MaxPause = 10 * time.Second
+	url := startBoshd(t, cfg)
+	bob, _ := login(t, url, p, "bob", "PLAIN", "web")
+	goOnline(t, bob)
+	// alice sends bob a directed presence so he sees her leave.
+	alice := rawLogin(t, url, p, "alice", "web", 1, "")
+	held := alice.next("", "<presence xmlns='"+nsClient+"' to='bob@localhost'/>")
+	bob.WaitFor("alice's presence", isStanza("presence", func(e *Element) bool { return strings.HasPrefix(e.Attr("from"), "alice@") }))
+	pause := alice.next(" pause='3'", "")
+	alice.get(held)
+	alice.get(pause)
+	time.Sleep(2 * time.Second) // beyond inactivity, within the pause
+	if r := alice.get(alice.next("", "<iq xmlns='"+nsClient+"' type='get' id='p2'><ping xmlns='"+nsPing+"'/></iq>")); r.body.Attr("type") == "terminate" {
+		t.Fatalf("paused session ended: %s", r.raw)
+	}
+	// Now idle beyond the normal inactivity.
+	bob.WaitFor("alice going offline", isStanza("presence", attrIs("type", "unavailable")))
+	r := alice.get(alice.next("", ""))
+	if r.body.Attr("type") != "terminate" || r.body.Attr("condition") != "item-not-found" {
+		t.Fatalf("after inactivity: %s", r.raw)
+	}
+}
+
+func TestSessionAcksReport(t *testing.T) {
+	// R-ACK-1, R-ACK-5: with ack='1', an ack below the last answered rid
+	// gets a report of the first missing response, which a resend then
+	// gets byte for byte.
+	t.Parallel()
+	p := startProsody(t, prosodyOptions{})
+	url := startBoshd(t, prosodyConfig(p))
+	alice := rawLogin(t, url, p, "alice", "web", 1, " ack='1'")
+	n := alice.rid
+	lost := alice.get(alice.next(fmt.Sprintf(" ack='%d'", n), "<iq xmlns='"+nsClient+"' type='get' id='x'><ping xmlns='"+nsPing+"'/></iq>"))
+	r := alice.get(alice.next(fmt.Sprintf(" ack='%d'", n), "<iq xmlns='"+nsClient+"' type='get' id='y'><ping xmlns='"+nsPing+"'/></iq>"))
+	if r.body.Attr("report") != fmt.Sprint(n+1) || r.body.Attr("time") == "" {
+		t.Fatalf("no report of rid %d: %s", n+1, r.raw)
+	}
+	if again := alice.get(alice.send(n+1, "", "")); again.raw != lost.raw {
+		t.Fatalf("resent reported rid got\n%s\nwant\n%s", again.raw, lost.raw)
+	}
+}
