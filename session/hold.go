@@ -60,6 +60,7 @@ func (s *Session) processLocked(r *request) {
 		return
 	}
 	s.held = append(s.held, r)
+	s.reg.stats.held.Add(1)
 	if s.Params.Wait > 0 {
 		rid := r.RID
 		r.timer = s.clock.AfterFunc(s.Params.Wait, func() { s.expire(rid) })
@@ -108,6 +109,7 @@ func (s *Session) answerLocked(r *request, resp *Response) {
 	}
 	s.held[0] = nil
 	s.held = s.held[1:]
+	s.reg.stats.held.Add(-1)
 	stop(r.timer)
 	resp.RID = r.RID
 	resp.Ack = s.ackFor(r.RID)
@@ -145,6 +147,8 @@ func (s *Session) deliver(st *stream, el []byte) {
 	}
 	st.queue = append(st.queue, el)
 	s.queueBytes += int64(len(el))
+	s.reg.stats.queued.Add(1)
+	s.reg.stats.queuedBytes.Add(int64(len(el)))
 	if max := s.Params.MaxQueueBytes; max > 0 && s.queueBytes > max {
 		s.log.Warn("queue limit reached: client is not collecting stanzas", "bytes", s.queueBytes, "limit", max)
 		s.endLocked(&Response{Type: TypeTerminate, Condition: UndefinedCondition})

@@ -152,3 +152,32 @@ func TestKeySequence(t *testing.T) {
 		t.Fatalf("key without newkey at creation got %+v", r)
 	}
 }
+
+func TestStats(t *testing.T) {
+	h := newHarness(t, defaultParams())
+	var ended []Condition
+	h.reg.OnEnd = func(c Condition) { ended = append(ended, c) }
+	if st := h.reg.Stats(); st.Live != 1 || st.Held != 0 {
+		t.Fatalf("after create: %+v", st)
+	}
+	c := h.start(context.Background(), Request{RID: firstRID + 1})
+	h.waitHeld(1)
+	if st := h.reg.Stats(); st.Held != 1 {
+		t.Fatalf("with one held: %+v", st)
+	}
+	h.up.send(t, "<m/>")
+	c.wait(t)
+	h.up.send(t, "<queued/>")
+	h.waitFor(func(s *Session) bool { return len(s.streams[0].queue) == 1 }, "queued")
+	if st := h.reg.Stats(); st.Held != 0 || st.Queued != 1 || st.QueuedBytes != int64(len("<queued/>")) {
+		t.Fatalf("with one queued: %+v", st)
+	}
+	h.up.fail(errLost)
+	h.waitFor(func(s *Session) bool { return s.final != nil }, "end")
+	h.s.mu.Lock()
+	got := append([]Condition(nil), ended...)
+	h.s.mu.Unlock()
+	if st := h.reg.Stats(); st.Live != 0 || st.Queued != 0 || len(got) != 1 || got[0] != RemoteConnectionFailed {
+		t.Fatalf("after the end: %+v, ended %v", st, got)
+	}
+}

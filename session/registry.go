@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 )
 
 // ErrShutdown is returned by Registry.Create once Shutdown has begun.
@@ -17,9 +18,43 @@ type Registry struct {
 	log   *slog.Logger // immutable
 	clock Clock        // immutable
 
+	// OnEnd, if set, is called with the condition of every session that
+	// ends ("" for a plain terminate), under that session's lock: it must
+	// be quick and must not call into the session. Set it before the
+	// first Create.
+	OnEnd func(Condition)
+
+	stats stats
+
 	mu       sync.RWMutex
 	sessions map[string]*Session
 	closed   bool
+}
+
+// stats are the registry-wide counters behind Stats.
+type stats struct {
+	live, held, queued, queuedBytes atomic.Int64
+}
+
+// Stats is a snapshot of a registry's sessions.
+type Stats struct {
+	// Live is the number of sessions not yet ended.
+	Live int64
+	// Held is the number of requests being held.
+	Held int64
+	// Queued and QueuedBytes count the elements from servers waiting
+	// for a request to carry them.
+	Queued, QueuedBytes int64
+}
+
+// Stats returns the current counts.
+func (r *Registry) Stats() Stats {
+	return Stats{
+		Live:        r.stats.live.Load(),
+		Held:        r.stats.held.Load(),
+		Queued:      r.stats.queued.Load(),
+		QueuedBytes: r.stats.queuedBytes.Load(),
+	}
 }
 
 // NewRegistry returns an empty registry whose sessions log to log and
@@ -73,6 +108,7 @@ func (r *Registry) Create(p Params, up Upstream, rid uint64) (*Session, error) {
 	}
 	s.log = r.log.With("sid", s.ID)
 	r.sessions[s.ID] = s
+	r.stats.live.Add(1)
 	r.mu.Unlock()
 
 	s.mu.Lock()

@@ -281,6 +281,7 @@ func (s *Session) abandonLocked(r *request) {
 		if h == r {
 			stop(r.timer)
 			s.held = append(s.held[:i], s.held[i+1:]...)
+			s.reg.stats.held.Add(-1)
 			s.log.Debug("held request abandoned by client", "rid", r.RID)
 			s.releaseLocked()
 			return

@@ -59,11 +59,7 @@ func (s *Session) nextLocked() *Response {
 			continue
 		}
 		s.turn = (s.turn + i + 1) % n
-		resp := &Response{Payload: st.queue, Stream: st.name}
-		for _, el := range st.queue {
-			s.queueBytes -= int64(len(el))
-		}
-		st.queue = nil
+		resp := &Response{Payload: s.takeStreamQueueLocked(st), Stream: st.name}
 		if st.final != nil {
 			resp.Type, resp.Condition = st.final.Type, st.final.Condition
 			resp.Payload = append(resp.Payload, st.final.Payload...)
@@ -79,10 +75,8 @@ func (s *Session) nextLocked() *Response {
 func (s *Session) takeAllLocked() [][]byte {
 	var all [][]byte
 	for _, st := range s.streams {
-		all = append(all, st.queue...)
-		st.queue = nil
+		all = append(all, s.takeStreamQueueLocked(st)...)
 	}
-	s.queueBytes = 0
 	return all
 }
 

@@ -9,7 +9,7 @@ func (s *Session) terminateLocked(r *request) {
 		s.answerLocked(s.held[0], s.nextOrEmptyLocked())
 	}
 	resp := &Response{RID: r.RID, Type: TypeTerminate}
-	s.final = resp
+	s.setFinalLocked(resp)
 	s.told = true
 	s.cacheLocked(resp)
 	r.done <- resp
@@ -25,7 +25,7 @@ func (s *Session) endLocked(final *Response) {
 		return
 	}
 	final.Payload = append(s.takeAllLocked(), final.Payload...)
-	s.final = final
+	s.setFinalLocked(final)
 	s.log.Info("session ended", "condition", final.Condition, "type", final.Type)
 	if len(s.held) > 0 {
 		told := *final
@@ -41,7 +41,7 @@ func (s *Session) endLocked(final *Response) {
 func (s *Session) failLocked(rid uint64, cond Condition) *Response {
 	resp := &Response{RID: rid, Type: TypeTerminate, Condition: cond}
 	if s.final == nil {
-		s.final = resp
+		s.setFinalLocked(resp)
 		s.told = true
 		s.takeAllLocked()
 		s.log.Info("session ended by a request", "condition", cond, "rid", rid)
@@ -85,11 +85,18 @@ func (s *Session) terminateStreamLocked(r *request, st *stream) {
 	s.startIdleLocked()
 }
 
-func (s *Session) takeStreamQueueLocked(st *stream) {
-	for _, el := range st.queue {
-		s.queueBytes -= int64(len(el))
+// takeStreamQueueLocked empties st's queue and returns what it held.
+func (s *Session) takeStreamQueueLocked(st *stream) [][]byte {
+	q := st.queue
+	var n int64
+	for _, el := range q {
+		n += int64(len(el))
 	}
+	s.queueBytes -= n
+	s.reg.stats.queued.Add(-int64(len(q)))
+	s.reg.stats.queuedBytes.Add(-n)
 	st.queue = nil
+	return q
 }
 
 // closeLocked closes the upstream streams after the writes queued so far,
@@ -117,4 +124,14 @@ func (s *Session) afterEndLocked(rid uint64) *Response {
 		return &resp
 	}
 	return &Response{RID: rid, Type: TypeTerminate, Condition: ItemNotFound}
+}
+
+// setFinalLocked marks the session ended, final being what tells the
+// client, and counts the end by its condition.
+func (s *Session) setFinalLocked(final *Response) {
+	s.final = final
+	s.reg.stats.live.Add(-1)
+	if s.reg.OnEnd != nil {
+		s.reg.OnEnd(final.Condition)
+	}
 }
