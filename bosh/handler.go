@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"boshd/config"
+	"boshd/metrics"
 	"boshd/session"
 	"boshd/xmpp"
 )
@@ -29,6 +30,7 @@ type Handler struct {
 	sessions *session.Registry
 	cors     corsPolicy     // immutable
 	limits   *sessionLimits // max_sessions, max_sessions_per_ip
+	metrics  *metrics.Metrics
 
 	stopping atomic.Bool
 
@@ -70,6 +72,12 @@ func NewHandler(cfg config.Config, logger *slog.Logger) (*Handler, error) {
 		}
 		h.dialer.RootCAs = pool
 	}
+	h.metrics = metrics.New(func() metrics.Gauges {
+		st := h.sessions.Stats()
+		return metrics.Gauges{Live: st.Live, Held: st.Held, Queued: st.Queued, QueuedBytes: st.QueuedBytes}
+	})
+	h.sessions.OnEnd = func(c session.Condition) { h.metrics.SessionEnded(string(c)) }
+	h.sessions.OnPush = func(d time.Duration) { h.metrics.Push(d.Seconds()) }
 	for _, r := range cfg.RouteAllow {
 		addr, err := routeAddr(r)
 		if err != nil {
@@ -79,6 +87,9 @@ func NewHandler(cfg config.Config, logger *slog.Logger) (*Handler, error) {
 	}
 	return h, nil
 }
+
+// Metrics serves the handler's Prometheus metrics.
+func (h *Handler) Metrics() http.Handler { return h.metrics.Handler() }
 
 // Sessions returns the number of sessions the handler holds.
 func (h *Handler) Sessions() int { return h.sessions.Len() }
@@ -101,7 +112,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodPost:
 		h.cors.setHeaders(rw.Header(), r)
+		start := time.Now()
 		h.serveBOSH(rw, r)
+		outcome := rw.outcome
+		switch {
+		case !rw.wrote:
+			outcome = "gone"
+		case outcome == "":
+			outcome = "ok"
+		}
+		h.metrics.Request(outcome, time.Since(start).Seconds())
+		h.metrics.Bytes(rw.in, rw.size)
 	case http.MethodGet, http.MethodHead:
 		h.cors.setHeaders(rw.Header(), r)
 		rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -121,6 +142,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
 	data, err := readBody(w.ResponseWriter, r, h.cfg.MaxBodySize)
+	w.in = len(data)
 	if err != nil {
 		var re *requestError
 		if errors.As(err, &re) {
@@ -154,6 +176,7 @@ func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
 		// R-SEC-2: a session made over TLS is not touched by a plaintext
 		// request, which is sent to the https URI instead.
 		h.log.Info("plaintext request for a session made over TLS", "sid", s.ID, "remote", r.RemoteAddr)
+		setOutcome(w, "refused")
 		writeBody(w, http.StatusOK, s.Params.ContentType, encodeBody(seeOtherURI(r)))
 		return
 	}
@@ -165,6 +188,7 @@ func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
 		// A malformed request ends its session (R-WRAP-2).
 		h.log.Info("bad request ends session", "sid", s.ID, "err", err)
 		resp := s.Fail(b.rid, session.BadRequest)
+		setOutcome(w, responseOutcome(resp))
 		writeBody(w, h.status(s, resp), s.Params.ContentType, encodeBody(resp))
 		return
 	}
@@ -187,6 +211,7 @@ func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
 	if err != nil {
 		return // the client went away; the response, if any, is cached
 	}
+	setOutcome(w, responseOutcome(resp))
 	writeBody(w, h.status(s, resp), s.Params.ContentType, encodeBody(resp))
 }
 
@@ -245,12 +270,15 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 	}()
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.ConnectTimeout)
 	defer cancel()
+	dialStart := time.Now()
 	conn, err := h.dialer.Dial(ctx, c.target)
+	h.metrics.UpstreamConnect(err == nil, time.Since(dialStart).Seconds())
 	if err != nil {
 		var serr *xmpp.StreamError
 		if errors.As(err, &serr) {
 			h.log.Info("upstream refused the stream", "domain", c.domain, "condition", serr.Condition)
 			resp := &session.Response{Type: session.TypeTerminate, Condition: session.RemoteStreamError, Payload: [][]byte{serr.Raw}}
+			setOutcome(w, "refused")
 			writeBody(w, http.StatusOK, c.content, encodeBody(resp))
 			return
 		}
@@ -266,6 +294,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 		h.refuse(w, c.content, c.params.Legacy, &requestError{cond: session.SystemShutdown, msg: err.Error()})
 		return
 	}
+	h.metrics.SessionCreated()
 	created = true
 	resp := &session.Response{RID: b.rid, Payload: [][]byte{conn.Features()}}
 	// R-HTTP-6: gzipped requests are always accepted.
@@ -286,5 +315,6 @@ func (h *Handler) refuse(w http.ResponseWriter, contentType string, legacy bool,
 	if legacy {
 		status = legacyStatus(cond)
 	}
+	setOutcome(w, "refused")
 	writeBody(w, status, contentType, encodeBody(&session.Response{Type: session.TypeTerminate, Condition: cond}))
 }

@@ -40,6 +40,28 @@ type responseWriter struct {
 	// rid, once known.
 	session *session.Session
 	rid     uint64
+
+	// outcome and size describe the response for metrics: see
+	// setOutcome; size is the body's length before compression.
+	outcome string
+	size    int
+	in      int // the request body's length, decompressed
+}
+
+// setOutcome records how a request ended, for metrics: "refused",
+// "terminate", "error", or "ok" when left unset.
+func setOutcome(w http.ResponseWriter, outcome string) {
+	if rw, ok := w.(*responseWriter); ok {
+		rw.outcome = outcome
+	}
+}
+
+// responseOutcome is the outcome of a session's response.
+func responseOutcome(resp *session.Response) string {
+	if resp.Type == "" {
+		return "ok"
+	}
+	return resp.Type
 }
 
 func (w *responseWriter) WriteHeader(status int) {

@@ -3,6 +3,7 @@ package bosh
 import (
 	"context"
 	"errors"
+	"time"
 
 	"boshd/session"
 	"boshd/xmpp"
@@ -23,7 +24,9 @@ func (h *Handler) addStream(ctx context.Context, s *session.Session, b *body) (*
 	} else {
 		target.Lang = b.lang
 		dctx, cancel := context.WithTimeout(ctx, h.cfg.ConnectTimeout)
+		dialStart := time.Now()
 		conn, err := h.dialer.Dial(dctx, target)
+		h.metrics.UpstreamConnect(err == nil, time.Since(dialStart).Seconds())
 		cancel()
 		var serr *xmpp.StreamError
 		switch {

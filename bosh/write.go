@@ -112,6 +112,9 @@ func legacyStatus(cond session.Condition) int {
 // gzipped when the client accepts it and data is over gzipThreshold bytes
 // (R-HTTP-5).
 func writeBody(w http.ResponseWriter, status int, contentType string, data []byte) {
+	if rw, ok := w.(*responseWriter); ok {
+		rw.size = len(data)
+	}
 	h := w.Header()
 	h.Set("Content-Type", contentType)
 	addVary(h, "Accept-Encoding")

@@ -145,6 +145,9 @@ func (s *Session) deliver(st *stream, el []byte) {
 	if s.final != nil || st.closed {
 		return
 	}
+	if len(st.queue) == 0 {
+		st.queuedAt = s.clock.Now()
+	}
 	st.queue = append(st.queue, el)
 	s.queueBytes += int64(len(el))
 	s.reg.stats.queued.Add(1)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ErrShutdown is returned by Registry.Create once Shutdown has begun.
@@ -23,6 +24,10 @@ type Registry struct {
 	// be quick and must not call into the session. Set it before the
 	// first Create.
 	OnEnd func(Condition)
+	// OnPush, if set, is called with the time the oldest element of a
+	// response waited, from its arrival from the server to the response
+	// being handed to its request. Same rules as OnEnd.
+	OnPush func(time.Duration)
 
 	stats stats
 

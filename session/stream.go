@@ -3,6 +3,7 @@ package session
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"time"
 )
 
 // stream is one upstream XMPP stream of a session. A session has one, or
@@ -12,7 +13,8 @@ type stream struct {
 	up   Upstream // immutable
 
 	// Guarded by Session.mu.
-	queue [][]byte // elements from the server waiting for a request
+	queue    [][]byte  // elements from the server waiting for a request
+	queuedAt time.Time // when the first of them arrived
 	// closed is set when the stream has ended; final then tells the
 	// client, on a held request or the next one, unless the whole
 	// session ended with it.
@@ -59,6 +61,9 @@ func (s *Session) nextLocked() *Response {
 			continue
 		}
 		s.turn = (s.turn + i + 1) % n
+		if len(st.queue) > 0 && s.reg.OnPush != nil {
+			s.reg.OnPush(s.clock.Now().Sub(st.queuedAt))
+		}
 		resp := &Response{Payload: s.takeStreamQueueLocked(st), Stream: st.name}
 		if st.final != nil {
 			resp.Type, resp.Condition = st.final.Type, st.final.Condition
