@@ -1,0 +1,151 @@
+// Package admin serves boshd's operator endpoints, meant for a listener
+// of their own that only operators reach:
+//
+//	/metrics   Prometheus metrics
+//	/healthz   200 while the process runs (liveness)
+//	/readyz    200 when the BOSH listener is up and the upstreams accept
+//	           connections, 503 with the reasons otherwise (readiness)
+//	/          a small HTML status page: sessions, held requests, queues,
+//	           uptime and version
+package admin
+
+import (
+	"context"
+	"errors"
+	"html/template"
+	"net/http"
+	"runtime"
+	"sync"
+	"time"
+
+	"boshd/bosh"
+	"boshd/session"
+)
+
+// Options configure the admin endpoints.
+type Options struct {
+	// Version is shown on the status page.
+	Version string
+	// Listening reports whether the BOSH listener is accepting requests.
+	// Nil means it is.
+	Listening func() bool
+	// ReadyCache is how long a readiness result is reused, so that
+	// probes do not open upstream connections at every call. Zero means
+	// 5 seconds.
+	ReadyCache time.Duration
+}
+
+// server serves the admin endpoints of one BOSH handler.
+type server struct {
+	h     *bosh.Handler // immutable
+	opts  Options       // immutable
+	start time.Time     // immutable
+
+	mu        sync.Mutex // guards the cached readiness below
+	readyAt   time.Time
+	readyErr  error
+	readyBusy chan struct{} // closed when the probe under way ends
+}
+
+// NewHandler returns the admin endpoints for h.
+func NewHandler(h *bosh.Handler, opts Options) http.Handler {
+	if opts.ReadyCache == 0 {
+		opts.ReadyCache = 5 * time.Second
+	}
+	s := &server{h: h, opts: opts, start: time.Now()}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h.Metrics())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /{$}", s.status)
+	return mux
+}
+
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := s.ready(r.Context()); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte("not ready: " + err.Error() + "\n"))
+		return
+	}
+	w.Write([]byte("ready\n"))
+}
+
+// ready returns the cached readiness, probing again when it is stale; one
+// probe runs at a time and concurrent callers wait for it.
+func (s *server) ready(ctx context.Context) error {
+	if s.opts.Listening != nil && !s.opts.Listening() {
+		return errNotListening
+	}
+	s.mu.Lock()
+	for {
+		if !s.readyAt.IsZero() && time.Since(s.readyAt) < s.opts.ReadyCache {
+			err := s.readyErr
+			s.mu.Unlock()
+			return err
+		}
+		if s.readyBusy == nil {
+			break
+		}
+		busy := s.readyBusy
+		s.mu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		s.mu.Lock()
+	}
+	busy := make(chan struct{})
+	s.readyBusy = busy
+	s.mu.Unlock()
+
+	err := s.h.Ready(context.WithoutCancel(ctx))
+
+	s.mu.Lock()
+	s.readyAt, s.readyErr, s.readyBusy = time.Now(), err, nil
+	s.mu.Unlock()
+	close(busy)
+	return err
+}
+
+// errNotListening is the readiness error while the BOSH listener is down.
+var errNotListening = errors.New("the BOSH listener is not accepting requests")
+
+var statusPage = template.Must(template.New("status").Parse(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>boshd status</title>
+<style>body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}td,th{padding:.3em 1em;text-align:left;border-bottom:1px solid #ddd}</style>
+</head><body>
+<h1>boshd</h1>
+<table>
+<tr><th>version</th><td>{{.Version}}</td></tr>
+<tr><th>Go</th><td>{{.Go}}</td></tr>
+<tr><th>uptime</th><td>{{.Uptime}}</td></tr>
+<tr><th>sessions</th><td>{{.Stats.Live}}</td></tr>
+<tr><th>held requests</th><td>{{.Stats.Held}}</td></tr>
+<tr><th>queued stanzas</th><td>{{.Stats.Queued}} ({{.Stats.QueuedBytes}} bytes)</td></tr>
+<tr><th>goroutines</th><td>{{.Goroutines}}</td></tr>
+</table>
+<p><a href="/metrics">metrics</a> · <a href="/healthz">healthz</a> · <a href="/readyz">readyz</a></p>
+</body></html>
+`))
+
+func (s *server) status(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	statusPage.Execute(w, struct {
+		Version, Go, Uptime string
+		Stats               session.Stats
+		Goroutines          int
+	}{
+		Version:    s.opts.Version,
+		Go:         runtime.Version(),
+		Uptime:     time.Since(s.start).Round(time.Second).String(),
+		Stats:      s.h.Stats(),
+		Goroutines: runtime.NumGoroutine(),
+	})
+}

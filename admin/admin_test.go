@@ -1,0 +1,68 @@
+package admin_test
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"boshd/admin"
+	"boshd/bosh"
+	"boshd/config"
+)
+
+func get(t *testing.T, h http.Handler, path string) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+	body, _ := io.ReadAll(rec.Result().Body)
+	return rec.Code, string(body)
+}
+
+func newAdmin(t *testing.T, upstream string, listening func() bool) http.Handler {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Upstreams = map[string]string{"example.org": upstream}
+	h, err := bosh.NewHandler(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return admin.NewHandler(h, admin.Options{Version: "v1.2.3", Listening: listening, ReadyCache: -1})
+}
+
+func TestEndpoints(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	listening := true
+	a := newAdmin(t, ln.Addr().String(), func() bool { return listening })
+
+	if code, body := get(t, a, "/healthz"); code != 200 || body != "ok\n" {
+		t.Errorf("healthz: %d %q", code, body)
+	}
+	if code, body := get(t, a, "/readyz"); code != 200 {
+		t.Errorf("readyz with the upstream up: %d %q", code, body)
+	}
+	listening = false
+	if code, body := get(t, a, "/readyz"); code != 503 || !strings.Contains(body, "listener") {
+		t.Errorf("readyz with the listener down: %d %q", code, body)
+	}
+	listening = true
+	ln.Close()
+	if code, body := get(t, a, "/readyz"); code != 503 || !strings.Contains(body, "example.org") {
+		t.Errorf("readyz with the upstream down: %d %q", code, body)
+	}
+	if code, body := get(t, a, "/"); code != 200 || !strings.Contains(body, "v1.2.3") || !strings.Contains(body, "sessions") {
+		t.Errorf("status page: %d %q", code, body)
+	}
+	if code, body := get(t, a, "/metrics"); code != 200 || !strings.Contains(body, "boshd_sessions_active 0") {
+		t.Errorf("metrics: %d %q", code, body)
+	}
+	if code, _ := get(t, a, "/nope"); code != 404 {
+		t.Errorf("unknown path: %d", code)
+	}
+}
