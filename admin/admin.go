@@ -31,7 +31,7 @@ type Options struct {
 	Listening func() bool
 	// ReadyCache is how long a readiness result is reused, so that
 	// probes do not open upstream connections at every call. Zero means
-	// 5 seconds.
+	// 5 seconds; a negative value turns caching off.
 	ReadyCache time.Duration
 }
 
