@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"boshd/internal/rawxml"
 	"boshd/session"
@@ -62,7 +63,22 @@ type requestError struct {
 func (e *requestError) Error() string { return string(e.cond) + ": " + e.msg }
 
 func badRequest(format string, args ...any) *requestError {
-	return &requestError{cond: session.BadRequest, msg: fmt.Sprintf(format, args...)}
+	return refusal(session.BadRequest, format, args...)
+}
+
+// maxErrorLen bounds the message of a requestError, which quotes client
+// input and goes to the logs.
+const maxErrorLen = 200
+
+// refusal returns a requestError with cond and a message from format and
+// args, cut to maxErrorLen bytes so that a huge attribute does not flood
+// the logs.
+func refusal(cond session.Condition, format string, args ...any) *requestError {
+	msg := fmt.Sprintf(format, args...)
+	if len(msg) > maxErrorLen {
+		msg = strings.ToValidUTF8(msg[:maxErrorLen], "") + "…"
+	}
+	return &requestError{cond: cond, msg: msg}
 }
 
 // parseBody parses a request. On error the returned body still carries

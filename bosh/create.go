@@ -125,19 +125,19 @@ func (h *Handler) target(b *body) (xmpp.Target, error) {
 	}
 	to, err := jid.Parse(b.to)
 	if err != nil || to.Localpart() != "" || to.Resourcepart() != "" {
-		return xmpp.Target{}, &requestError{cond: session.HostUnknown, msg: fmt.Sprintf("to %q is not a domain", b.to)}
+		return xmpp.Target{}, refusal(session.HostUnknown, "to %q is not a domain", b.to)
 	}
 	domain := to.Domainpart()
 	addr, served := h.cfg.Upstreams[domain]
 	if !served {
-		return xmpp.Target{}, &requestError{cond: session.HostUnknown, msg: fmt.Sprintf("domain %q is not served", domain)}
+		return xmpp.Target{}, refusal(session.HostUnknown, "domain %q is not served", domain)
 	}
 	if b.route != "" {
 		// R-CREATE-4: route is split on colons, and honoured only when
 		// listed, so clients cannot make boshd dial where they like.
 		routeAddr, ok := h.routes[b.route]
 		if !ok {
-			return xmpp.Target{}, &requestError{cond: session.HostUnknown, msg: fmt.Sprintf("route %q is not allowed", b.route)}
+			return xmpp.Target{}, refusal(session.HostUnknown, "route %q is not allowed", b.route)
 		}
 		addr = routeAddr
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"boshd/internal/rawxml"
 	"boshd/session"
 )
 
@@ -78,18 +79,7 @@ func appendAttr(b []byte, name, value string) []byte {
 	b = append(b, ' ')
 	b = append(b, name...)
 	b = append(b, "='"...)
-	for i := 0; i < len(value); i++ {
-		switch c := value[i]; c {
-		case '\'':
-			b = append(b, "&apos;"...)
-		case '&':
-			b = append(b, "&amp;"...)
-		case '<':
-			b = append(b, "&lt;"...)
-		default:
-			b = append(b, c)
-		}
-	}
+	b = rawxml.AppendAttrValue(b, value)
 	return append(b, '\'')
 }
 

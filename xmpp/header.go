@@ -27,37 +27,18 @@ const closeTag = "</stream:stream>"
 // appendHeader appends the client's stream header for t to b.
 func appendHeader(b []byte, t *Target) []byte {
 	b = append(b, "<?xml version='1.0'?><stream:stream to='"...)
-	b = appendAttr(b, t.Domain)
+	b = rawxml.AppendAttrValue(b, t.Domain)
 	if t.From != "" {
 		b = append(b, "' from='"...)
-		b = appendAttr(b, t.From)
+		b = rawxml.AppendAttrValue(b, t.From)
 	}
 	b = append(b, "' version='1.0'"...)
 	if t.Lang != "" {
 		b = append(b, " xml:lang='"...)
-		b = appendAttr(b, t.Lang)
+		b = rawxml.AppendAttrValue(b, t.Lang)
 		b = append(b, '\'')
 	}
 	return append(b, " xmlns='"+nsClient+"' xmlns:stream='"+nsStream+"'>"...)
-}
-
-// appendAttr appends s escaped for a single-quoted attribute value.
-func appendAttr(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\'':
-			b = append(b, "&apos;"...)
-		case '&':
-			b = append(b, "&amp;"...)
-		case '<':
-			b = append(b, "&lt;"...)
-		case '>':
-			b = append(b, "&gt;"...)
-		default:
-			b = append(b, c)
-		}
-	}
-	return b
 }
 
 // header is what the server's stream header tells the client.

@@ -78,8 +78,9 @@ func NewReader(r io.Reader, opts Options) *Reader {
 	if !ok {
 		br = &byteReader{r: r}
 	}
-	rd := &Reader{opts: opts}
+	rd := &Reader{opts: opts, rec: recorder{mark: -1}}
 	rd.rec.r = br
+	rd.rec.max = int64(opts.MaxElementSize)
 	rd.dec = xml.NewDecoder(&rd.rec)
 	rd.dec.Strict = true
 	return rd
@@ -201,14 +202,16 @@ func (rd *Reader) Next() (Element, error) {
 		own   []xml.Attr // the child's own attributes
 		start int64      // input offset of the child's '<'
 	)
+	// MaxElementSize bounds everything one call reads: whitespace before
+	// the child, and the child. The recorder enforces it byte by byte, so
+	// no token grows past it in memory.
+	rd.rec.mark = rd.rec.n
+	defer func() { rd.rec.mark = -1 }()
 	for {
 		before := rd.dec.InputOffset()
 		tok, err := rd.dec.RawToken()
 		if err != nil {
 			return Element{}, rd.wrap(err)
-		}
-		if rd.opts.MaxElementSize > 0 && len(rd.stack) > 0 && rd.dec.InputOffset()-start > int64(rd.opts.MaxElementSize) {
-			return Element{}, fmt.Errorf("%w: element larger than %d bytes", ErrLimit, rd.opts.MaxElementSize)
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
@@ -319,11 +322,13 @@ func appendDecl(b []byte, prefix, uri string) []byte {
 		b = append(b, prefix...)
 	}
 	b = append(b, "='"...)
-	b = appendEscaped(b, uri)
+	b = AppendAttrValue(b, uri)
 	return append(b, '\'')
 }
 
-func appendEscaped(b []byte, s string) []byte {
+// AppendAttrValue appends s to b escaped for a single-quoted attribute
+// value.
+func AppendAttrValue(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; c {
 		case '\'':
@@ -332,6 +337,8 @@ func appendEscaped(b []byte, s string) []byte {
 			b = append(b, "&amp;"...)
 		case '<':
 			b = append(b, "&lt;"...)
+		case '>':
+			b = append(b, "&gt;"...)
 		default:
 			b = append(b, c)
 		}
@@ -423,18 +430,21 @@ func qname(n xml.Name) string {
 	return n.Space + ":" + n.Local
 }
 
+// wrap sorts a decoder error: the input ended (io.ErrUnexpectedEOF), the
+// underlying reader failed (its error, or ErrLimit), or the XML is bad
+// (ErrMalformed, whatever form encoding/xml gave it).
 func (rd *Reader) wrap(err error) error {
 	if err == io.EOF {
 		return io.ErrUnexpectedEOF
 	}
-	var se *xml.SyntaxError
-	if errors.As(err, &se) {
-		if se.Msg == "unexpected EOF" {
-			return io.ErrUnexpectedEOF
-		}
-		return fmt.Errorf("%w: %v", ErrMalformed, se)
+	if rd.rec.err != nil && err == rd.rec.err {
+		return err
 	}
-	return err
+	var se *xml.SyntaxError
+	if errors.As(err, &se) && se.Msg == "unexpected EOF" {
+		return io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("%w: %v", ErrMalformed, err)
 }
 
 // recorder is the io.ByteReader encoding/xml reads through. It keeps the
@@ -445,9 +455,19 @@ type recorder struct {
 	base int64 // input offset of buf[0]
 	n    int64 // bytes read so far
 	err  error
+	// max, if positive, bounds the bytes read since mark; mark is -1
+	// outside Next.
+	max, mark int64
 }
 
+// errTooLarge is what the recorder returns past its bound.
+var errTooLarge = fmt.Errorf("%w: element larger than the limit", ErrLimit)
+
 func (c *recorder) ReadByte() (byte, error) {
+	if c.max > 0 && c.mark >= 0 && c.n-c.mark >= c.max {
+		c.err = errTooLarge
+		return 0, errTooLarge
+	}
 	b, err := c.r.ReadByte()
 	if err != nil {
 		c.err = err
