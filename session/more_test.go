@@ -181,3 +181,29 @@ func TestStats(t *testing.T) {
 		t.Fatalf("after the end: %+v, ended %v", st, got)
 	}
 }
+
+func TestRIDGapGivenUp(t *testing.T) {
+	// A rid lost with a reloaded page must not hang the session: after
+	// GapWait the requests above the gap go on; the lost rid, should it
+	// come after all, is forwarded and answered empty.
+	h := newHarness(t, defaultParams())
+	c3 := h.start(context.Background(), Request{RID: firstRID + 2, Payload: [][]byte{[]byte("<after-gap/>")}})
+	h.waitFor(func(s *Session) bool { return len(s.pending) == 1 }, "pending")
+	h.clock.Advance(DefaultGapWait - time.Millisecond)
+	c3.pending(t)
+	h.clock.Advance(time.Millisecond)
+	h.waitHeld(1)
+	h.waitWritten("<after-gap/>")
+	h.up.send(t, "<m/>")
+	if got := payload(c3.wait(t)); !equal(got, []string{"<m/>"}) {
+		t.Fatalf("request after the gap got %q", got)
+	}
+	late := h.start(context.Background(), Request{RID: firstRID + 1, Payload: [][]byte{[]byte("<late/>")}}).wait(t)
+	if late.Type != "" || len(late.Payload) != 0 {
+		t.Fatalf("late rid got %+v", late)
+	}
+	h.waitWritten("<after-gap/>", "<late/>")
+	if h.s.Ended() {
+		t.Fatal("session ended")
+	}
+}

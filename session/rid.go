@@ -1,6 +1,9 @@
 package session
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // MaxRID is the highest request ID a client may use, 2^53-1 (XEP-0124
 // §14.1), so that rids survive JavaScript numbers.
@@ -43,6 +46,54 @@ func (s *Session) acceptLocked(req Request) (*request, *Response) {
 	return r, nil
 }
 
+// DefaultGapWait is how long a request waits for a missing lower rid by
+// default.
+const DefaultGapWait = 2 * time.Second
+
+// armGapLocked runs the gap timer while requests wait for a missing rid,
+// and stops it when none do.
+func (s *Session) armGapLocked() {
+	switch {
+	case len(s.pending) == 0 && s.gap != nil:
+		s.gap.Stop()
+		s.gap = nil
+	case len(s.pending) > 0 && s.gap == nil && s.final == nil:
+		wait := s.Params.GapWait
+		if wait <= 0 {
+			wait = DefaultGapWait
+		}
+		s.gap = s.clock.AfterFunc(wait, s.gapExpired)
+	}
+}
+
+// gapExpired gives up the rids missing below the lowest pending request,
+// and processes the requests that waited for them. A rid can go missing
+// for good when a page reload kills a request that Strophe.js had already
+// counted (its keepalive stores the next rid before sending): waiting for
+// it would hang the session. Should a skipped rid arrive after all, its
+// payload is still forwarded (see repeatLocked).
+func (s *Session) gapExpired() {
+	s.mu.Lock()
+	s.gap = nil
+	if len(s.pending) > 0 && s.final == nil {
+		lowest := s.pending[0].RID
+		for _, p := range s.pending {
+			lowest = min(lowest, p.RID)
+		}
+		for rid := s.last + 1; rid < lowest; rid++ {
+			s.skipped = append(s.skipped, rid)
+		}
+		if n := len(s.skipped) - s.Params.Requests; n > 0 {
+			s.skipped = append(s.skipped[:0], s.skipped[n:]...)
+		}
+		s.log.Info("rids given up for lost", "from", s.last+1, "to", lowest-1)
+		s.last = lowest - 1
+		s.advanceLocked()
+	}
+	s.mu.Unlock()
+	s.runWrites()
+}
+
 // advanceLocked processes pending requests in rid order for as long as the
 // next rid is there (R-RID-4).
 func (s *Session) advanceLocked() {
@@ -55,6 +106,7 @@ func (s *Session) advanceLocked() {
 			}
 		}
 		if next < 0 {
+			s.armGapLocked()
 			return
 		}
 		r := s.pending[next]
@@ -79,6 +131,22 @@ func (s *Session) advanceLocked() {
 // the cache (R-RID-7), by taking the place of a held copy (R-RID-8), or
 // with item-not-found when its response is gone (R-RID-10).
 func (s *Session) repeatLocked(req Request) (*request, *Response) {
+	if i := slices.Index(s.skipped, req.RID); i >= 0 {
+		// A rid given up for lost arrived after all: forward what it
+		// carries, and answer it empty.
+		s.skipped = slices.Delete(s.skipped, i, i+1)
+		s.log.Info("rid given up for lost arrived late", "rid", req.RID)
+		if len(req.Payload) > 0 && !req.Restart && req.Add == nil {
+			for _, st := range s.openLocked() {
+				if req.Stream == "" || st.name == req.Stream {
+					s.ops = append(s.ops, op{st: st, data: req.Payload})
+				}
+			}
+		}
+		resp := &Response{RID: req.RID}
+		s.cacheLocked(resp)
+		return nil, resp
+	}
 	if c := s.cachedLocked(req.RID); c != nil {
 		s.log.Debug("resent rid answered from cache", "rid", req.RID)
 		return nil, c

@@ -39,6 +39,10 @@ type Params struct {
 	// MaxQueueBytes bounds the stanzas waiting for a request to carry
 	// them. Zero means no bound.
 	MaxQueueBytes int64
+	// GapWait is how long a request that arrived ahead of a missing rid
+	// waits for it before the missing rid is given up for lost (see
+	// gapExpired). Zero means DefaultGapWait.
+	GapWait time.Duration
 	// ContentType is the content the client asked every response to be
 	// labelled with (XEP-0124 §7.1). The session only keeps it.
 	ContentType string
@@ -153,8 +157,11 @@ type Session struct {
 	// payload forwarded and is held or answered.
 	last uint64
 	// pending holds requests that arrived ahead of a missing rid, in no
-	// particular order; at most Params.Requests of them.
+	// particular order; at most Params.Requests of them. gap runs while
+	// there are any; skipped lists the rids given up for lost since.
 	pending []*request
+	gap     Timer
+	skipped []uint64
 	// held holds the requests being held, oldest (lowest rid) first.
 	held []*request
 	// streams holds the session's upstream streams, the creation one

@@ -102,6 +102,10 @@ func (s *Session) takeStreamQueueLocked(st *stream) [][]byte {
 // closeLocked closes the upstream streams after the writes queued so far,
 // and keeps the ended session as a tombstone for Params.Inactivity.
 func (s *Session) closeLocked() {
+	if s.gap != nil {
+		s.gap.Stop()
+		s.gap = nil
+	}
 	for _, st := range s.streams {
 		s.ops = append(s.ops, op{st: st, close: true})
 	}
