@@ -30,6 +30,7 @@ type Handler struct {
 	sessions *session.Registry
 	cors     corsPolicy     // immutable
 	limits   *sessionLimits // max_sessions, max_sessions_per_ip
+	proxies  proxyList      // trusted_proxies; immutable
 	metrics  *metrics.Metrics
 
 	stopping atomic.Bool
@@ -78,6 +79,11 @@ func NewHandler(cfg config.Config, logger *slog.Logger) (*Handler, error) {
 	})
 	h.sessions.OnEnd = func(c session.Condition) { h.metrics.SessionEnded(string(c)) }
 	h.sessions.OnPush = func(d time.Duration) { h.metrics.Push(d.Seconds()) }
+	proxies, err := parseProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("bosh: trusted_proxies: %w", err)
+	}
+	h.proxies = proxies
 	for _, r := range cfg.RouteAllow {
 		addr, err := routeAddr(r)
 		if err != nil {
@@ -192,11 +198,14 @@ func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
 		writeBody(w, h.status(s, resp), s.Params.ContentType, encodeBody(resp))
 		return
 	}
-	var resp *session.Response
+	var (
+		resp *session.Response
+		sent func()
+	)
 	if isAddStream(s, b) {
-		resp, err = h.addStream(r.Context(), s, b)
+		resp, sent, err = h.addStream(r.Context(), s, b)
 	} else {
-		resp, err = s.Handle(r.Context(), session.Request{
+		resp, sent, err = s.Handle(r.Context(), session.Request{
 			RID:       b.rid,
 			Payload:   b.payload,
 			Restart:   b.restart,
@@ -208,11 +217,14 @@ func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
 			Stream:    streamOf(s, b),
 		})
 	}
+	defer sent()
 	if err != nil {
 		return // the client went away; the response, if any, is cached
 	}
 	setOutcome(w, responseOutcome(resp))
 	writeBody(w, h.status(s, resp), s.Params.ContentType, encodeBody(resp))
+	// On the wire before the session hands out the next answer (R-HOLD-5).
+	http.NewResponseController(w).Flush()
 }
 
 // status is the HTTP status of resp: 200, except for some terminal
@@ -255,7 +267,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 	// R-SEC-5: the slot is taken before dialling, so that a client over
 	// its limit never reaches the upstream, and given back when the
 	// session is forgotten, or now if none is made.
-	ip := clientIP(r)
+	ip := clientIP(r, h.proxies)
 	release, err := h.limits.acquire(ip)
 	if err != nil {
 		h.log.Info("session refused: too many sessions", "ip", ip, "err", err)
@@ -296,6 +308,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 	}
 	h.metrics.SessionCreated()
 	created = true
+	h.log.Info("session client", "sid", s.ID, "ip", ip, "peer", r.RemoteAddr)
 	resp := &session.Response{RID: b.rid, Payload: [][]byte{conn.Features()}}
 	// R-HTTP-6: gzipped requests are always accepted.
 	attrs := append(h.creationAttrs(s, c, conn), attr{"accept", "gzip"})

@@ -13,7 +13,7 @@ import (
 // (XEP-0124 §16.2), with the same checks as a session creation, and hands
 // the request to the session with the open stream, or with why it could
 // not be opened: the session answers in rid order and lives on either way.
-func (h *Handler) addStream(ctx context.Context, s *session.Session, b *body) (*session.Response, error) {
+func (h *Handler) addStream(ctx context.Context, s *session.Session, b *body) (*session.Response, func(), error) {
 	add := &session.NewStream{}
 	target, err := h.target(b)
 	if err != nil {

@@ -198,7 +198,8 @@ type call struct {
 func (h *harness) start(ctx context.Context, req Request) *call {
 	c := &call{rid: req.RID, resp: make(chan *Response, 1), err: make(chan error, 1)}
 	go func() {
-		r, err := h.s.Handle(ctx, req)
+		r, sent, err := h.s.Handle(ctx, req)
+		sent()
 		if err != nil {
 			c.err <- err
 			return

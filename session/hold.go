@@ -15,7 +15,7 @@ func (s *Session) processLocked(r *request) {
 		if st == nil {
 			// R-MULTI-3: an unknown stream.
 			s.log.Info("request for an unknown stream", "rid", r.RID, "stream", r.Stream)
-			r.done <- s.failLocked(r.RID, ItemNotFound)
+			s.sendLocked(r, s.failLocked(r.RID, ItemNotFound))
 			return
 		}
 		targets = []*stream{st}
@@ -47,7 +47,7 @@ func (s *Session) processLocked(r *request) {
 			s.answerLocked(s.held[0], &Response{})
 		}
 		resp := &Response{RID: r.RID}
-		r.done <- resp
+		s.sendLocked(r, resp)
 		s.log.Debug("session paused", "pause", r.Pause)
 		s.pause = r.Pause
 		s.startIdleLocked()
@@ -122,7 +122,7 @@ func (s *Session) answerLocked(r *request, resp *Response) {
 			s.lastPoll = s.clock.Now()
 		}
 	}
-	r.done <- resp
+	s.sendLocked(r, resp)
 }
 
 // expire answers the held request rid once it has waited Params.Wait
@@ -189,7 +189,7 @@ func (s *Session) addStreamLocked(r *request) {
 	}
 	resp.Ack = s.ackFor(r.RID)
 	s.cacheLocked(resp)
-	r.done <- resp
+	s.sendLocked(r, resp)
 	s.startIdleLocked()
 }
 

@@ -207,3 +207,50 @@ func TestRIDGapGivenUp(t *testing.T) {
 		t.Fatal("session ended")
 	}
 }
+
+func TestAnswersHandedOutInWriteOrder(t *testing.T) {
+	// R-HOLD-5 on the wire: the answer to rid N+1 is handed to its
+	// request only after the answer to rid N has been written.
+	h := newHarness(t, defaultParams())
+	type got struct {
+		resp *Response
+		sent func()
+	}
+	handle := func(req Request) chan got {
+		ch := make(chan got, 1)
+		go func() {
+			r, sent, err := h.s.Handle(context.Background(), req)
+			if err != nil {
+				t.Error(err)
+			}
+			ch <- got{r, sent}
+		}()
+		return ch
+	}
+	first := handle(Request{RID: firstRID + 1})
+	h.waitHeld(1)
+	second := handle(Request{RID: firstRID + 2})
+	h.waitHeld(1)
+	h.up.send(t, "<m/>") // answers rid N+1 while N's answer is not yet written
+	var g1 got
+	select {
+	case g1 = <-first:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no answer for rid N")
+	}
+	select {
+	case g := <-second:
+		t.Fatalf("rid N+1 handed out before rid N was written: %+v", g.resp)
+	case <-time.After(100 * time.Millisecond):
+	}
+	g1.sent()
+	select {
+	case g := <-second:
+		if !equal(payload(g.resp), []string{"<m/>"}) {
+			t.Fatalf("rid N+1 got %q", payload(g.resp))
+		}
+		g.sent()
+	case <-time.After(5 * time.Second):
+		t.Fatal("rid N+1 not handed out after rid N was written")
+	}
+}

@@ -29,12 +29,12 @@ func (s *Session) acceptLocked(req Request) (*request, *Response) {
 		s.log.Info("too many requests open", "rid", req.RID, "requests", s.Params.Requests)
 		return nil, s.failLocked(req.RID, PolicyViolation)
 	}
-	r := &request{Request: req, done: make(chan *Response, 1)}
+	r := &request{Request: req, done: make(chan answer, 1)}
 	for i, p := range s.pending {
 		if p.RID == req.RID {
 			// The same rid again while it waits for a gap: the older
 			// copy's client gave up on it (R-RID-8).
-			p.done <- &Response{RID: p.RID, Type: TypeError}
+			s.sendLocked(p, &Response{RID: p.RID, Type: TypeError})
 			p.Add.close()
 			s.pending[i] = r
 			return r, nil
@@ -114,12 +114,12 @@ func (s *Session) advanceLocked() {
 		s.last = r.RID
 		if !s.checkKeyLocked(r.Request) {
 			s.log.Info("key sequence broken", "rid", r.RID)
-			r.done <- s.failLocked(r.RID, ItemNotFound)
+			s.sendLocked(r, s.failLocked(r.RID, ItemNotFound))
 			return
 		}
 		if s.pollingTooOftenLocked(r.Request) {
 			s.log.Info("polling too often", "rid", r.RID, "polling", s.Params.Polling)
-			r.done <- s.failLocked(r.RID, PolicyViolation)
+			s.sendLocked(r, s.failLocked(r.RID, PolicyViolation))
 			return
 		}
 		s.ackedLocked(r.Request)
@@ -153,9 +153,9 @@ func (s *Session) repeatLocked(req Request) (*request, *Response) {
 	}
 	for i, h := range s.held {
 		if h.RID == req.RID {
-			r := &request{Request: h.Request, done: make(chan *Response, 1), timer: h.timer}
+			r := &request{Request: h.Request, done: make(chan answer, 1), timer: h.timer}
 			h.timer = nil
-			h.done <- &Response{RID: h.RID, Type: TypeError}
+			s.sendLocked(h, &Response{RID: h.RID, Type: TypeError})
 			s.held[i] = r
 			s.log.Debug("resent rid replaces held copy", "rid", req.RID)
 			return r, nil

@@ -179,6 +179,8 @@ type Session struct {
 	// key is the value the next request's key must hash to, when key
 	// sequencing is in use (XEP-0124 §15).
 	key string
+	// lastSent is closed once the latest answer has been written.
+	lastSent <-chan struct{}
 	// report, if set, goes on the next response: a response the client
 	// acknowledged missing (R-ACK-5).
 	report *Response
@@ -205,8 +207,8 @@ type Session struct {
 // request is a Request on its way through the session.
 type request struct {
 	Request
-	// done receives the response. Buffered: answering never blocks.
-	done chan *Response
+	// done receives the answer. Buffered: answering never blocks.
+	done chan answer
 	// timer fires when the request has been held for Params.Wait.
 	timer Timer
 	// gone is set when the HTTP request went away (R-HOLD-8).
@@ -224,24 +226,80 @@ func (n *NewStream) close() {
 // blocking while the request is held. If ctx ends first (the client went
 // away), the request is forgotten and ctx's error returned; whatever
 // response it would have had stays cached for a resend of the same rid.
-func (s *Session) Handle(ctx context.Context, req Request) (*Response, error) {
+//
+// The caller must call sent once it has written the response to the
+// client (or failed to): Handle returns a response only after the one
+// answered before it was written, so that responses reach the wire in rid
+// order (R-HOLD-5) even though each is written by its own goroutine. A
+// writer that takes longer than writeOrderWait is not waited for.
+func (s *Session) Handle(ctx context.Context, req Request) (resp *Response, sent func(), err error) {
 	r, resp := s.accept(req)
 	s.runWrites()
 	if resp != nil {
 		req.Add.close()
-		return resp, nil
+		return resp, func() {}, nil
 	}
 	select {
-	case resp := <-r.done:
-		return resp, nil
+	case a := <-r.done:
+		a.waitTurn(ctx)
+		return a.resp, a.written, nil
 	case <-ctx.Done():
 		s.mu.Lock()
 		s.abandonLocked(r)
 		s.mu.Unlock()
 		s.runWrites()
-		return nil, ctx.Err()
+		select {
+		case a := <-r.done:
+			a.written() // answered as it went away: nobody writes it
+		default:
+		}
+		return nil, func() {}, ctx.Err()
 	}
 }
+
+// writeOrderWait bounds how long a response waits for the one before it to
+// be written.
+const writeOrderWait = 2 * time.Second
+
+// answer is a response handed to a request, in the order of answering.
+type answer struct {
+	resp *Response
+	prev <-chan struct{} // closed once the answer before is written; nil if none
+	sent chan struct{}   // closed once this answer is written
+	once *sync.Once
+}
+
+// sendLocked answers r with resp, after every answer given before.
+func (s *Session) sendLocked(r *request, resp *Response) {
+	a := answer{resp: resp, prev: s.lastSent, sent: make(chan struct{}), once: new(sync.Once)}
+	s.lastSent = a.sent
+	if r.gone {
+		a.written() // its client left: nothing will be written
+	}
+	r.done <- a
+}
+
+// waitTurn waits until the answer before a has been written.
+func (a answer) waitTurn(ctx context.Context) {
+	if a.prev == nil {
+		return
+	}
+	select {
+	case <-a.prev:
+		return
+	default:
+	}
+	t := time.NewTimer(writeOrderWait)
+	defer t.Stop()
+	select {
+	case <-a.prev:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// written marks a as written. It may be called more than once.
+func (a answer) written() { a.once.Do(func() { close(a.sent) }) }
 
 // accept is acceptLocked under the lock, released even if it panics so a
 // recovered panic does not leave the session stuck.

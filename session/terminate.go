@@ -12,7 +12,7 @@ func (s *Session) terminateLocked(r *request) {
 	s.setFinalLocked(resp)
 	s.told = true
 	s.cacheLocked(resp)
-	r.done <- resp
+	s.sendLocked(r, resp)
 	s.log.Info("session terminated by client")
 	s.closeLocked()
 }
@@ -58,7 +58,7 @@ func (s *Session) answerRestLocked() {
 		s.answerLocked(s.held[0], &Response{Type: TypeTerminate, Condition: OtherRequest})
 	}
 	for _, p := range s.pending {
-		p.done <- &Response{RID: p.RID, Type: TypeTerminate, Condition: OtherRequest}
+		s.sendLocked(p, &Response{RID: p.RID, Type: TypeTerminate, Condition: OtherRequest})
 		p.Add.close()
 	}
 	clear(s.pending)
@@ -80,7 +80,7 @@ func (s *Session) terminateStreamLocked(r *request, st *stream) {
 	resp := &Response{RID: r.RID, Type: TypeTerminate, Stream: st.name}
 	resp.Ack = s.ackFor(r.RID)
 	s.cacheLocked(resp)
-	r.done <- resp
+	s.sendLocked(r, resp)
 	s.log.Info("stream terminated by client", "stream", st.name)
 	s.startIdleLocked()
 }
