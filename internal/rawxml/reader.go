@@ -154,6 +154,9 @@ type Element struct {
 // Root reads up to and including the root element's start tag. Whitespace
 // and an XML declaration may come before it; anything else is an error.
 func (rd *Reader) Root() (Root, error) {
+	// MaxElementSize bounds the root's start tag too.
+	rd.rec.mark = rd.rec.n
+	defer func() { rd.rec.mark = -1 }()
 	for {
 		before := rd.dec.InputOffset()
 		tok, err := rd.dec.RawToken()
@@ -379,9 +382,33 @@ func (rd *Reader) lookup(prefix string) string {
 	return ""
 }
 
+// xmlnsNamespace is the namespace bound to the reserved prefix "xmlns".
+const xmlnsNamespace = "http://www.w3.org/2000/xmlns/"
+
 // checkPrefixes rejects prefixes on the element or its attributes that no
-// declaration in scope binds, and notes those bound on the root.
+// declaration in scope binds, and declarations that Namespaces in XML
+// forbids, and notes the prefixes bound on the root.
 func (rd *Reader) checkPrefixes(t xml.StartElement) error {
+	if t.Name.Space == "xmlns" {
+		return fmt.Errorf("%w: element with the reserved prefix xmlns", ErrMalformed)
+	}
+	for _, a := range t.Attr {
+		switch {
+		case a.Name.Space == "" && a.Name.Local == "xmlns":
+			if a.Value == XMLNamespace || a.Value == xmlnsNamespace {
+				return fmt.Errorf("%w: default namespace set to a reserved namespace", ErrMalformed)
+			}
+		case a.Name.Space == "xmlns":
+			switch {
+			case a.Name.Local == "xmlns":
+				return fmt.Errorf("%w: the prefix xmlns declared", ErrMalformed)
+			case a.Value == "":
+				return fmt.Errorf("%w: prefix %q bound to no namespace", ErrMalformed, a.Name.Local)
+			case (a.Name.Local == "xml") != (a.Value == XMLNamespace), a.Value == xmlnsNamespace:
+				return fmt.Errorf("%w: prefix %q bound to a reserved namespace, or xml rebound", ErrMalformed, a.Name.Local)
+			}
+		}
+	}
 	if err := rd.use(t.Name.Space); err != nil {
 		return err
 	}

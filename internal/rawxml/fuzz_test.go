@@ -1,0 +1,387 @@
+package rawxml
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+)
+
+// Fuzzing the Reader (issue: operations/hardening, part 4). See
+// docs/FUZZING.md for how to run it and what a longer run found.
+
+// readSlack is how many bytes a Reader may read past MaxElementSize (twice
+// over: the whitespace before a child, then the child) before it reports
+// ErrLimit: encoding/xml looks one byte ahead, and a name or an end tag is
+// short.
+const readSlack = 64
+
+// countingReader is an io.ByteReader over data that counts the bytes taken,
+// so that a test sees how far a Reader read before it answered.
+type countingReader struct {
+	data []byte
+	n    int
+}
+
+func (c *countingReader) ReadByte() (byte, error) {
+	if c.n >= len(c.data) {
+		return 0, io.EOF
+	}
+	b := c.data[c.n]
+	c.n++
+	return b, nil
+}
+
+// Read is there for encoding/xml, which only uses ReadByte.
+func (c *countingReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	b, err := c.ReadByte()
+	if err != nil {
+		return 0, err
+	}
+	p[0] = b
+	return 1, nil
+}
+
+// FuzzReader feeds arbitrary documents to a Reader and checks, for every
+// option set:
+//
+//   - Root and Next never panic, and Next ends: ErrRootEnd or an error
+//     within len(doc) calls, the same answer being given by the input;
+//   - every error is ErrRootEnd (from Next), io.ErrUnexpectedEOF, or wraps
+//     ErrRestricted, ErrText, ErrLimit or ErrMalformed, as documented;
+//   - every child returned is standalone: encoding/xml reads it as exactly
+//     one well-formed element with no comment, processing instruction or
+//     directive; rawxml reads it as a root (Root, then Next until
+//     ErrRootEnd or ErrText for text content); and read again as the child
+//     of an empty root it comes back byte for byte with the same name and
+//     namespace (it is a fixed point);
+//   - MaxDepth and MaxElementSize hold for what is returned, and
+//     MaxElementSize bounds what is read: no Next call takes more than
+//     2×MaxElementSize+readSlack bytes of input, so one huge token (text,
+//     an attribute value) cannot make the Reader buffer without bound.
+func FuzzReader(f *testing.F) {
+	for _, doc := range []string{
+		`<body xmlns='` + httpbind + `' rid='1'><message to='a@b'><body>hi &amp; bye</body></message></body>`,
+		`<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='x'><stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>`,
+		`<b xmlns='` + httpbind + `' xmlns:x='urn:a'><x:y xmlns:x='urn:b'/><x:z x:a='1'/></b>`,
+	} {
+		f.Add([]byte(doc), true, uint8(0), uint16(0))
+		f.Add([]byte(doc), false, uint8(3), uint16(40))
+	}
+	f.Fuzz(func(t *testing.T, doc []byte, defaultNS bool, maxDepth uint8, maxSize uint16) {
+		opts := Options{MaxDepth: int(maxDepth), MaxElementSize: int(maxSize)}
+		if defaultNS {
+			opts.DefaultNS = "jabber:client"
+		}
+		src := &countingReader{data: doc}
+		rd := NewReader(src, opts)
+		root, err := rd.Root()
+		if err != nil {
+			checkReaderError(t, "Root", err)
+			return
+		}
+		for calls := 0; ; calls++ {
+			if calls > len(doc) {
+				t.Fatalf("Next returned more than %d times on %d bytes", calls, len(doc))
+			}
+			before := src.n
+			el, err := rd.Next()
+			if read := src.n - before; maxSize > 0 && read > 2*int(maxSize)+readSlack {
+				t.Fatalf("Next read %d bytes with MaxElementSize %d (result %v)", read, maxSize, err)
+			}
+			if errors.Is(err, ErrRootEnd) {
+				return
+			}
+			if err != nil {
+				checkReaderError(t, "Next", err)
+				return
+			}
+			if err := checkStandalone(el.Raw, opts.DefaultNS); err != nil {
+				t.Fatalf("child %d %q: %v", calls, el.Raw, err)
+			}
+			checkElement(t, el, root, opts)
+		}
+	})
+}
+
+// checkReaderError checks err against the errors the Reader documents.
+func checkReaderError(t *testing.T, call string, err error) {
+	t.Helper()
+	if err == io.ErrUnexpectedEOF {
+		return
+	}
+	for _, want := range []error{ErrRestricted, ErrText, ErrLimit, ErrMalformed} {
+		if errors.Is(err, want) {
+			return
+		}
+	}
+	t.Fatalf("%s returned %q (%T), which wraps none of ErrRestricted, ErrText, ErrLimit, ErrMalformed", call, err, err)
+}
+
+// checkElement checks what is known of one child besides its being
+// standalone: its name and namespace, and the limits.
+func checkElement(t *testing.T, el Element, root Root, opts Options) {
+	t.Helper()
+	top, depth, err := xmlOracle(el.Raw)
+	if err != nil {
+		t.Fatalf("child %q: %v", el.Raw, err)
+	}
+	if opts.MaxDepth > 0 && depth+1 > opts.MaxDepth {
+		t.Fatalf("child %q nests %d deep under the root, MaxDepth %d", el.Raw, depth, opts.MaxDepth)
+	}
+	if top.Local != el.Name.Local {
+		t.Fatalf("child %q: Name.Local %q", el.Raw, el.Name.Local)
+	}
+	// Without DefaultNS an unprefixed child keeps the root's default
+	// namespace in NS but is not given its declaration: only check NS
+	// where Raw carries it. encoding/xml leaves an element named xmlns
+	// in no namespace, whatever the declarations: no oracle there.
+	if (opts.DefaultNS != "" || el.Name.Space != "" || declaresDefault(el.Raw)) && top != (xml.Name{Local: "xmlns"}) {
+		if top.Space != el.NS {
+			t.Fatalf("child %q: NS %q, but it stands in %q", el.Raw, el.NS, top.Space)
+		}
+	}
+	if opts.MaxElementSize > 0 {
+		// Raw is the child's bytes plus the declarations it inherited:
+		// at most the default namespace and each of the root's.
+		bound := opts.MaxElementSize + len(" xmlns=''") + 6*len(opts.DefaultNS)
+		for _, a := range root.Attr {
+			if a.Name.Space == "xmlns" || a.Name.Space == "" && a.Name.Local == "xmlns" {
+				bound += len(" xmlns:=''") + len(a.Name.Local) + 6*len(a.Value)
+			}
+		}
+		if len(el.Raw) > bound {
+			t.Fatalf("child of %d bytes with MaxElementSize %d: %q", len(el.Raw), opts.MaxElementSize, el.Raw)
+		}
+	}
+}
+
+// declaresDefault reports whether the start tag of raw declares the
+// default namespace.
+func declaresDefault(raw []byte) bool {
+	tok, err := xml.NewDecoder(bytes.NewReader(raw)).RawToken()
+	if err != nil {
+		return false
+	}
+	start, ok := tok.(xml.StartElement)
+	if !ok {
+		return false
+	}
+	for _, a := range start.Attr {
+		if a.Name.Space == "" && a.Name.Local == "xmlns" {
+			return true
+		}
+	}
+	return false
+}
+
+// checkStandalone reports whether raw, a child returned by a Reader with
+// Options.DefaultNS defaultNS, stands alone:
+//
+//   - encoding/xml, on its own, reads it as exactly one element, well-formed,
+//     with nothing restricted in it;
+//   - a Reader reads it as a root, then its children until the end or until
+//     text (which a root may not hold but an element may);
+//   - a Reader reads "<w>" + raw + "</w>" as one child that is raw again,
+//     byte for byte.
+func checkStandalone(raw []byte, defaultNS string) error {
+	if _, _, err := xmlOracle(raw); err != nil {
+		return err
+	}
+	rd := NewReader(bytes.NewReader(raw), Options{})
+	if _, err := rd.Root(); err != nil {
+		return fmt.Errorf("not readable as a root: %w", err)
+	}
+	for {
+		_, err := rd.Next()
+		if errors.Is(err, ErrRootEnd) || errors.Is(err, ErrText) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("not readable as a root: %w", err)
+		}
+	}
+	wrapped := append(append([]byte("<w>"), raw...), "</w>"...)
+	rd = NewReader(bytes.NewReader(wrapped), Options{DefaultNS: defaultNS})
+	if _, err := rd.Root(); err != nil {
+		return fmt.Errorf("wrapped: %w", err)
+	}
+	again, err := rd.Next()
+	if err != nil {
+		return fmt.Errorf("wrapped: %w", err)
+	}
+	if !bytes.Equal(again.Raw, raw) {
+		return fmt.Errorf("read again as %q", again.Raw)
+	}
+	if _, err := rd.Next(); !errors.Is(err, ErrRootEnd) {
+		return fmt.Errorf("wrapped: more than one child: %v", err)
+	}
+	return nil
+}
+
+// xmlOracle reads raw with encoding/xml alone, resolving namespaces, and
+// returns the name of its one top-level element and how deep it nests (1
+// for an element without children). It fails on anything not well-formed,
+// on comments, processing instructions and directives, and on anything
+// but one element.
+func xmlOracle(raw []byte) (top xml.Name, depth int, err error) {
+	d := xml.NewDecoder(bytes.NewReader(raw))
+	d.Strict = true
+	var (
+		level, elements int
+	)
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return top, 0, fmt.Errorf("encoding/xml: %w", err)
+		}
+		switch tok := tok.(type) {
+		case xml.StartElement:
+			if level == 0 {
+				elements++
+				top = tok.Name
+			}
+			level++
+			depth = max(depth, level)
+		case xml.EndElement:
+			level--
+		case xml.CharData:
+			if level == 0 {
+				return top, 0, fmt.Errorf("text %q outside the element", tok)
+			}
+		case xml.Comment, xml.ProcInst, xml.Directive:
+			return top, 0, fmt.Errorf("restricted %T", tok)
+		}
+	}
+	if elements != 1 {
+		return top, 0, fmt.Errorf("%d top-level elements", elements)
+	}
+	return top, depth, nil
+}
+
+// infiniteReader yields head, then fill over and over, up to limit bytes in
+// all, then an error; n counts what was read.
+type infiniteReader struct {
+	head  string
+	fill  byte
+	n     int64
+	limit int64
+}
+
+var errInfiniteEnd = errors.New("end of the infinite input")
+
+func (r *infiniteReader) Read(p []byte) (int, error) {
+	if r.head != "" {
+		n := copy(p, r.head)
+		r.head = r.head[n:]
+		r.n += int64(n)
+		return n, nil
+	}
+	if r.n >= r.limit {
+		return 0, errInfiniteEnd
+	}
+	p = p[:min(int64(len(p)), r.limit-r.n)]
+	for i := range p {
+		p[i] = r.fill
+	}
+	r.n += int64(len(p))
+	return len(p), nil
+}
+
+// TestMaxElementSizeBoundsReading checks that MaxElementSize bounds the
+// bytes a Reader takes in for one child even when they form a single token
+// (a text node, an attribute value, a run of whitespace between children),
+// which encoding/xml would otherwise buffer whole. The xmpp package relies
+// on it to keep a hostile server from growing a session's memory without
+// bound (Dialer.MaxStanzaSize).
+func TestMaxElementSizeBoundsReading(t *testing.T) {
+	const (
+		maxSize = 4 << 10
+		input   = 16 << 20 // stands for "without end"
+	)
+	for _, tc := range []struct{ name, head string }{
+		{"text", `<r><a>`},
+		{"attribute value", `<r><a b='`},
+		{"whitespace between children", `<r>`},
+		{"CDATA", `<r><a><![CDATA[`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fill := byte('x')
+			if tc.name == "whitespace between children" {
+				fill = ' '
+			}
+			src := &infiniteReader{head: tc.head, fill: fill, limit: input}
+			rd := NewReader(bufio.NewReaderSize(src, 512), Options{MaxElementSize: maxSize})
+			if _, err := rd.Root(); err != nil {
+				t.Fatal(err)
+			}
+			_, err := rd.Next()
+			// bufio reads ahead by up to its size.
+			if src.n > 2*maxSize+readSlack+512 {
+				t.Errorf("read %d bytes before answering (%v); MaxElementSize is %d", src.n, err, maxSize)
+			}
+			if !errors.Is(err, ErrLimit) {
+				t.Errorf("got %v, want ErrLimit", err)
+			}
+		})
+	}
+}
+
+// TestErrorsWrapSentinels checks that errors encoding/xml reports other
+// than syntax errors (an XML declaration inside the root with an unknown
+// version or encoding) are wrapped like the others.
+func TestErrorsWrapSentinels(t *testing.T) {
+	for _, doc := range []string{
+		`<r><?xml version='2.0'?></r>`,
+		`<r><a><?xml version='1.0' encoding='latin1'?></a></r>`,
+		`<?xml version='1.0' encoding='latin1'?><r/>`,
+	} {
+		rd := NewReader(strings.NewReader(doc), Options{})
+		_, err := rd.Root()
+		call := "Root"
+		if err == nil {
+			_, err = rd.Next()
+			call = "Next"
+		}
+		ok := false
+		for _, want := range []error{ErrRestricted, ErrMalformed} {
+			ok = ok || errors.Is(err, want)
+		}
+		if !ok {
+			t.Errorf("%s: %s returned %q, which wraps neither ErrRestricted nor ErrMalformed", doc, call, err)
+		}
+	}
+}
+
+// TestRejectsReservedPrefixes checks that what Namespaces in XML 1.0 §3
+// forbids about the reserved prefixes is refused as not
+// namespace-well-formed, like an undeclared prefix: such a child would be
+// relayed, and the XML parser at the other end (the XMPP server's, the
+// browser's) refuses it, ending the stream.
+func TestRejectsReservedPrefixes(t *testing.T) {
+	for _, tc := range []struct{ name, child string }{
+		{"element prefixed xmlns", `<xmlns:a/>`},
+		{"prefix xmlns declared", `<a xmlns:xmlns='urn:x'/>`},
+		{"prefix xml bound elsewhere", `<a xmlns:xml='urn:x'/>`},
+		{"another prefix bound to the xml namespace", `<a xmlns:x='` + XMLNamespace + `'/>`},
+		{"a prefix bound to the xmlns namespace", `<a xmlns:x='http://www.w3.org/2000/xmlns/'/>`},
+		{"a prefix undeclared", `<a xmlns:x=''/>`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, els, err := readAll(t, `<body xmlns='`+httpbind+`'>`+tc.child+`</body>`, Options{DefaultNS: "jabber:client"})
+			if !errors.Is(err, ErrMalformed) {
+				t.Errorf("got %q, %v; want ErrMalformed", els, err)
+			}
+		})
+	}
+}
