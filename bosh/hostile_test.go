@@ -1,0 +1,1287 @@
+package bosh
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"boshd/config"
+)
+
+// Hostile input (issue: operations/hardening, part 3). Each attack is
+// refused with its condition, and a well-behaved session running at the
+// same time keeps relaying both ways, during the attack and after it.
+
+// hostileEnv is a Handler in front of a fake upstream, served over HTTP on
+// 127.0.0.1, logging at a chosen level into logs.
+type hostileEnv struct {
+	srv  *fakeServer
+	h    *Handler
+	url  string
+	logs *syncBuffer
+}
+
+func newHostileEnv(t *testing.T, level slog.Level, mutate func(*config.Config)) *hostileEnv {
+	t.Helper()
+	srv := newFakeServer(t, testFeatures)
+	cfg := config.Default()
+	cfg.Upstreams = map[string]string{"example.org": srv.addr()}
+	cfg.UpstreamTLS = "plaintext"
+	cfg.MaxWait = 10 * time.Second
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	logs := &syncBuffer{}
+	h, err := NewHandler(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(h)
+	t.Cleanup(func() {
+		h.Shutdown(context.Background())
+		hs.Close()
+	})
+	return &hostileEnv{srv: srv, h: h, url: hs.URL, logs: logs}
+}
+
+// newHostileClient returns a client with its own connections, dialling from
+// the local address local if not nil, and never asking for gzip.
+func newHostileClient(local net.IP) *http.Client {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if local != nil {
+		d.LocalAddr = &net.TCPAddr{IP: local}
+	}
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			DialContext:         d.DialContext,
+			DisableCompression:  true,
+			MaxIdleConnsPerHost: 64,
+		},
+	}
+}
+
+// hostilePost posts body with the given headers and returns the status
+// and the response body. It is safe to call from any goroutine.
+func hostilePost(hc *http.Client, url string, body io.Reader, header map[string]string) (int, string, error) {
+	req, err := http.NewRequest(http.MethodPost, url, body)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(data), err
+}
+
+// hostilePostString is hostilePost with a string body and no headers.
+func hostilePostString(hc *http.Client, url, body string) (int, string, error) {
+	return hostilePost(hc, url, strings.NewReader(body), nil)
+}
+
+// terminalCondition returns the condition of a terminal response, "" if
+// resp is not one.
+func terminalCondition(resp string) string {
+	if !strings.HasPrefix(resp, "<body") {
+		return "not a body: " + resp
+	}
+	a := attrs(resp)
+	if a["type"] != "terminate" {
+		return ""
+	}
+	return a["condition"]
+}
+
+// waitUpstreamGot waits until the fake upstream has received want.
+func waitUpstreamGot(srv *fakeServer, want string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		srv.mu.Lock()
+		got := strings.Contains(srv.got.String(), want)
+		srv.mu.Unlock()
+		if got {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("upstream never received %q", want)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// upstreamGot reports whether the fake upstream has received s from any
+// session.
+func upstreamGot(srv *fakeServer, s string) bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	return strings.Contains(srv.got.String(), s)
+}
+
+// goodSession is a well-behaved client: one session, one request at a
+// time, rids in order.
+type goodSession struct {
+	hc   *http.Client
+	url  string
+	srv  *fakeServer
+	sid  string
+	rid  int
+	conn net.Conn // the upstream connection of the session, at the fake server
+	n    int
+}
+
+// startGood creates a well-behaved session through hc. No other session
+// may be created at the same time: the newest upstream connection is
+// taken as the session's.
+func startGood(t *testing.T, env *hostileEnv, hc *http.Client) *goodSession {
+	t.Helper()
+	_, resp, err := hostilePostString(hc, env.url, sprintf(creationBody, 5000, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := attrs(resp)["sid"]
+	if sid == "" {
+		t.Fatalf("well-behaved session refused: %s", resp)
+	}
+	env.srv.mu.Lock()
+	conn := env.srv.conns[len(env.srv.conns)-1]
+	env.srv.mu.Unlock()
+	return &goodSession{hc: hc, url: env.url, srv: env.srv, sid: sid, rid: 5000, conn: conn}
+}
+
+// exchange relays one message each way: an empty request is held, the
+// next one carries a message upstream and releases it, and a message the
+// server sends back answers the second one.
+func (g *goodSession) exchange() error {
+	g.n++
+	token := fmt.Sprintf("good-%s-%d", g.sid[:8], g.n)
+	r1, r2 := g.rid+1, g.rid+2
+	g.rid += 2
+	type result struct {
+		resp string
+		err  error
+	}
+	post := func(body string) <-chan result {
+		ch := make(chan result, 1)
+		go func() {
+			_, resp, err := hostilePostString(g.hc, g.url, body)
+			ch <- result{resp, err}
+		}()
+		return ch
+	}
+	held := post(`<body xmlns='` + NS + `' rid='` + strconv.Itoa(r1) + `' sid='` + g.sid + `'/>`)
+	data := post(`<body xmlns='` + NS + `' rid='` + strconv.Itoa(r2) + `' sid='` + g.sid + `'><message to='bob@example.org' type='chat'><body>` + token + `</body></message></body>`)
+	await := func(ch <-chan result, what string) (string, error) {
+		select {
+		case r := <-ch:
+			if r.err != nil {
+				return "", fmt.Errorf("%s: %w", what, r.err)
+			}
+			if a := attrs(r.resp); a["type"] != "" {
+				return "", fmt.Errorf("%s answered %s", what, r.resp)
+			}
+			return r.resp, nil
+		case <-time.After(20 * time.Second):
+			return "", fmt.Errorf("%s: no answer", what)
+		}
+	}
+	if _, err := await(held, "empty request"); err != nil {
+		return err
+	}
+	if err := waitUpstreamGot(g.srv, token, 10*time.Second); err != nil {
+		return err
+	}
+	back := token + "-back"
+	if _, err := io.WriteString(g.conn, `<message from='bob@example.org' type='chat'><body>`+back+`</body></message>`); err != nil {
+		return err
+	}
+	resp, err := await(data, "request with a message")
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(resp, back) {
+		return fmt.Errorf("message from the server not relayed: %s", resp)
+	}
+	return nil
+}
+
+// whileAttacked runs attack while g exchanges messages over and over, then
+// checks g once more: the well-behaved session must be unharmed throughout.
+func whileAttacked(t *testing.T, g *goodSession, attack func()) {
+	t.Helper()
+	stop := make(chan struct{})
+	errc := make(chan error, 1)
+	checks := 0
+	go func() {
+		for {
+			if err := g.exchange(); err != nil {
+				errc <- err
+				return
+			}
+			checks++
+			select {
+			case <-stop:
+				errc <- nil
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	attack()
+	close(stop)
+	if err := <-errc; err != nil {
+		t.Fatalf("well-behaved session harmed during the attack: %v", err)
+	}
+	if err := g.exchange(); err != nil {
+		t.Fatalf("well-behaved session harmed after the attack: %v", err)
+	}
+	t.Logf("the well-behaved session relayed both ways %d times during the attack", checks)
+}
+
+// newAttacker creates a session for an attacker, with wait and hold.
+func newAttacker(t *testing.T, hc *http.Client, url string, wait, hold int) (sid string, rid int) {
+	t.Helper()
+	body := strings.Replace(sprintf(creationBody, 100, wait), "hold='1'", "hold='"+strconv.Itoa(hold)+"'", 1)
+	_, resp, err := hostilePostString(hc, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid = attrs(resp)["sid"]
+	if sid == "" {
+		t.Fatalf("attacker's session refused: %s", resp)
+	}
+	return sid, 100
+}
+
+// allocatedDuring returns the bytes allocated by the whole process while f
+// runs.
+func allocatedDuring(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// billionLaughs declares lol9, which expands to 10^9 "lol".
+func billionLaughs() string {
+	var b strings.Builder
+	b.WriteString(`<?xml version='1.0'?><!DOCTYPE body [<!ENTITY lol0 "lol">`)
+	for i := 1; i <= 9; i++ {
+		fmt.Fprintf(&b, `<!ENTITY lol%d "%s">`, i, strings.Repeat(fmt.Sprintf("&lol%d;", i-1), 10))
+	}
+	b.WriteString(`]>`)
+	return b.String()
+}
+
+// creationWith is a valid creation request with extra inside <body>.
+func creationWith(extra string) string {
+	return `<body xmlns='` + NS + `' xmlns:xmpp='urn:xmpp:xbosh' rid='1' to='example.org' wait='10' hold='1' ver='1.6' xmpp:version='1.0'>` + extra + `</body>`
+}
+
+// sessionWith is a request of session sid with rid and extra inside
+// <body>.
+func sessionWith(sid string, rid int, extra string) string {
+	return `<body xmlns='` + NS + `' rid='` + strconv.Itoa(rid) + `' sid='` + sid + `'>` + extra + `</body>`
+}
+
+func TestHostileEntityExpansion(t *testing.T) {
+	// R-WRAP-3: DOCTYPE and entities other than the predefined ones are
+	// refused with bad-request, never expanded: a billion laughs costs
+	// nothing, on a creation request or on a live session.
+	env := newHostileEnv(t, slog.LevelDebug, nil)
+	good := startGood(t, env, newHostileClient(nil))
+	hc := newHostileClient(nil)
+	bomb := billionLaughs()
+	for _, tc := range []struct {
+		name    string
+		prolog  string
+		payload string
+	}{
+		{"billion laughs", bomb, `<message to='bob@example.org'><body>&lol9;</body></message>`},
+		{"billion laughs in an attribute", bomb, `<message to='bob@example.org' id='&lol9;'/>`},
+		{"entity without DOCTYPE", ``, `<message to='bob@example.org'><body>&lol9;</body></message>`},
+		{"parameter entities", `<!DOCTYPE body [<!ENTITY % a "<!ENTITY lol 'lol'>"> %a;]>`, `<message><body>&lol;</body></message>`},
+		{"quadratic blowup", `<!DOCTYPE body [<!ENTITY a "` + strings.Repeat("x", 10000) + `">]>`, `<message><body>` + strings.Repeat("&a;", 5000) + `</body></message>`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var sid string
+			var rid int
+			whileAttacked(t, good, func() {
+				accepts := env.srv.accepts.Load()
+				var resp string
+				var err error
+				var elapsed time.Duration
+				alloc := allocatedDuring(func() {
+					start := time.Now()
+					_, resp, err = hostilePostString(hc, env.url, tc.prolog+creationWith(tc.payload))
+					elapsed = time.Since(start)
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c := terminalCondition(resp); c != "bad-request" {
+					t.Errorf("creation request: condition %q (%s), want bad-request", c, resp)
+				}
+				if n := env.srv.accepts.Load() - accepts; n != 0 {
+					t.Errorf("upstream dialled %d times for a refused creation request", n)
+				}
+				if elapsed > 2*time.Second || alloc > 16<<20 {
+					t.Errorf("refusing took %v and %d bytes of allocation", elapsed, alloc)
+				}
+
+				sid, rid = newAttacker(t, hc, env.url, 1, 1)
+				_, resp, err = hostilePostString(hc, env.url, tc.prolog+sessionWith(sid, rid+1, tc.payload))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c := terminalCondition(resp); c != "bad-request" {
+					t.Errorf("on a session: condition %q (%s), want bad-request", c, resp)
+				}
+				if strings.Contains(resp, "lol") || strings.Contains(resp, "xxxx") {
+					t.Errorf("entity expanded into the response: %.200s", resp)
+				}
+			})
+			if upstreamGot(env.srv, "lollol") || upstreamGot(env.srv, "&lol") || upstreamGot(env.srv, "xxxx") {
+				t.Errorf("entity or its expansion relayed upstream")
+			}
+			// R-WRAP-2: the bad request ended the attacker's session, or,
+			// when a DOCTYPE came before <body> so that its sid was never
+			// read, left it as it was: the refused rid is still to come.
+			_, resp, err := hostilePostString(hc, env.url, sessionWith(sid, rid+1, ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch c := terminalCondition(resp); {
+			case tc.prolog == "" && c != "item-not-found":
+				t.Errorf("attacker's session after bad-request: %s, want item-not-found", resp)
+			case tc.prolog != "" && c != "":
+				t.Errorf("attacker's session after a request it could not be told of: %s", resp)
+			}
+		})
+	}
+}
+
+func TestHostileExternalEntity(t *testing.T) {
+	// R-WRAP-3: external entities (XXE) are refused with bad-request and
+	// never fetched: no file is read, no URL is connected to.
+	env := newHostileEnv(t, slog.LevelDebug, nil)
+	good := startGood(t, env, newHostileClient(nil))
+	hc := newHostileClient(nil)
+
+	marker := "xxe-marker-" + rand.Text()
+	secret := filepath.Join(t.TempDir(), "secret.txt")
+	if err := os.WriteFile(secret, []byte(marker), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var fetched atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fetched.Add(1)
+			c.Close()
+		}
+	}()
+	web := "http://" + ln.Addr().String()
+
+	for _, tc := range []struct {
+		name    string
+		prolog  string
+		payload string
+	}{
+		{"SYSTEM file:///etc/passwd", `<!DOCTYPE body [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>`, `<message><body>&xxe;</body></message>`},
+		{"SYSTEM file with a marker", `<!DOCTYPE body [<!ENTITY xxe SYSTEM "file://` + secret + `">]>`, `<message><body>&xxe;</body></message>`},
+		{"SYSTEM http", `<!DOCTYPE body [<!ENTITY xxe SYSTEM "` + web + `/xxe">]>`, `<message><body>&xxe;</body></message>`},
+		{"external parameter entity", `<!DOCTYPE body [<!ENTITY % remote SYSTEM "` + web + `/dtd"> %remote;]>`, `<message/>`},
+		{"external DTD", `<!DOCTYPE body PUBLIC "-//boshd//hostile//EN" "` + web + `/dtd">`, `<message/>`},
+		{"SYSTEM in an attribute", `<!DOCTYPE body [<!ENTITY xxe SYSTEM "file://` + secret + `">]>`, `<message id='&xxe;'/>`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			whileAttacked(t, good, func() {
+				_, resp, err := hostilePostString(hc, env.url, tc.prolog+creationWith(tc.payload))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c := terminalCondition(resp); c != "bad-request" {
+					t.Errorf("creation request: condition %q (%s), want bad-request", c, resp)
+				}
+				sid, rid := newAttacker(t, hc, env.url, 10, 1)
+				_, resp2, err := hostilePostString(hc, env.url, tc.prolog+sessionWith(sid, rid+1, tc.payload))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c := terminalCondition(resp2); c != "bad-request" {
+					t.Errorf("on a session: condition %q (%s), want bad-request", c, resp2)
+				}
+				for _, r := range []string{resp, resp2} {
+					if strings.Contains(r, marker) || strings.Contains(r, "root:") {
+						t.Errorf("file contents in the response: %s", r)
+					}
+				}
+			})
+		})
+	}
+
+	t.Run("XInclude is relayed as it is, not processed", func(t *testing.T) {
+		// No DOCTYPE, so well-formed: boshd forwards it untouched and
+		// reads nothing.
+		xi := `<message to='bob@example.org'><xi:include xmlns:xi='http://www.w3.org/2001/XInclude' href='file://` + secret + `' parse='text'/></message>`
+		sid, rid := newAttacker(t, hc, env.url, 1, 1)
+		_, resp, err := hostilePostString(hc, env.url, sessionWith(sid, rid+1, xi))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if terminalCondition(resp) != "" || strings.Contains(resp, marker) {
+			t.Errorf("got %s", resp)
+		}
+		if err := waitUpstreamGot(env.srv, `<xi:include xmlns:xi='http://www.w3.org/2001/XInclude' href='file://`+secret+`' parse='text'/>`, 5*time.Second); err != nil {
+			t.Error(err)
+		}
+	})
+
+	if n := fetched.Load(); n != 0 {
+		t.Errorf("an external entity was fetched: %d connections", n)
+	}
+	if upstreamGot(env.srv, marker) || upstreamGot(env.srv, "root:") {
+		t.Errorf("file contents relayed upstream")
+	}
+	if out := env.logs.String(); strings.Contains(out, marker) || strings.Contains(out, "root:x:") {
+		t.Errorf("file contents in the logs:\n%s", out)
+	}
+}
+
+func TestHostileDeepNesting(t *testing.T) {
+	// R-SEC-5: 10,000 nested elements are refused with bad-request at
+	// depth 64, fast and without memory to speak of.
+	env := newHostileEnv(t, slog.LevelInfo, nil)
+	good := startGood(t, env, newHostileClient(nil))
+	hc := newHostileClient(nil)
+	const depth = 10000
+	closed := strings.Repeat("<a>", depth) + strings.Repeat("</a>", depth)
+	open := strings.Repeat("<a>", depth)
+	prefixed := strings.Repeat("<x:a xmlns:x='urn:x'>", depth) + strings.Repeat("</x:a>", depth)
+	for _, tc := range []struct{ name, payload string }{
+		{"closed", closed},
+		{"never closed", open},
+		{"each level declaring a namespace", prefixed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			whileAttacked(t, good, func() {
+				for _, body := range []func() string{
+					func() string { return creationWith(tc.payload) },
+					func() string {
+						sid, rid := newAttacker(t, hc, env.url, 10, 1)
+						return sessionWith(sid, rid+1, tc.payload)
+					},
+				} {
+					data := body()
+					var resp string
+					var err error
+					var elapsed time.Duration
+					alloc := allocatedDuring(func() {
+						start := time.Now()
+						_, resp, err = hostilePostString(hc, env.url, data)
+						elapsed = time.Since(start)
+					})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if c := terminalCondition(resp); c != "bad-request" {
+						t.Errorf("condition %q (%s), want bad-request", c, resp)
+					}
+					if elapsed > 2*time.Second {
+						t.Errorf("refusing took %v", elapsed)
+					}
+					if alloc > 16<<20 {
+						t.Errorf("refusing %d bytes allocated %d", len(data), alloc)
+					}
+				}
+			})
+		})
+	}
+}
+
+// hostileReader yields head, then fill n times, then tail, without holding
+// it all in memory.
+type hostileReader struct {
+	head, fill, tail string
+	n                int
+	i                int // fills done
+	cur              string
+}
+
+func (r *hostileReader) Read(p []byte) (int, error) {
+	for r.cur == "" {
+		switch {
+		case r.head != "":
+			r.cur, r.head = r.head, ""
+		case r.i < r.n:
+			r.cur = r.fill
+			r.i++
+		case r.tail != "":
+			r.cur, r.tail = r.tail, ""
+		default:
+			return 0, io.EOF
+		}
+	}
+	n := copy(p, r.cur)
+	r.cur = r.cur[n:]
+	return n, nil
+}
+
+func TestHostileHugeAttribute(t *testing.T) {
+	// R-SEC-5: a 1 MiB attribute value makes the body larger than
+	// max_body_size (1 MiB by default): policy-violation, and the server
+	// reads no more than the limit, however much is sent.
+	env := newHostileEnv(t, slog.LevelInfo, nil)
+	good := startGood(t, env, newHostileClient(nil))
+	hc := newHostileClient(nil)
+	mib := strings.Repeat("a", 1<<20)
+	sid, rid := newAttacker(t, hc, env.url, 10, 1)
+	for _, tc := range []struct {
+		name string
+		body io.Reader
+		size int64 // bytes sent
+	}{
+		{"on a stanza", strings.NewReader(sessionWith(sid, rid+1, `<message to='bob@example.org' id='`+mib+`'/>`)), 1 << 20},
+		{"on the body", strings.NewReader(`<body xmlns='` + NS + `' rid='1' to='example.org' wait='10' hold='1' ver='1.6' x='` + mib + `'/>`), 1 << 20},
+		{"64 MiB, streamed", &hostileReader{head: `<body xmlns='` + NS + `' rid='1' to='example.org' wait='10' hold='1' ver='1.6' x='`, fill: strings.Repeat("a", 64<<10), n: 1 << 10, tail: `'/>`}, 64 << 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			whileAttacked(t, good, func() {
+				accepts := env.srv.accepts.Load()
+				var resp string
+				var err error
+				alloc := allocatedDuring(func() { _, resp, err = hostilePost(hc, env.url, tc.body, nil) })
+				// The server may close the connection before taking the
+				// whole body: the client may then see only that.
+				if err == nil && terminalCondition(resp) != "policy-violation" {
+					t.Errorf("got %s, want policy-violation", resp)
+				}
+				if err != nil {
+					t.Logf("client: %v (the server stopped reading)", err)
+				}
+				if n := env.srv.accepts.Load() - accepts; n != 0 {
+					t.Errorf("upstream dialled %d times", n)
+				}
+				// Reading 1 MiB into memory costs a few MiB; what was sent
+				// beyond must cost nothing.
+				if alloc > 16<<20 {
+					t.Errorf("%d bytes sent, %d allocated", tc.size, alloc)
+				}
+				t.Logf("%d bytes sent, %d allocated by the process", tc.size, alloc)
+			})
+		})
+	}
+	if upstreamGot(env.srv, "aaaaaaaa") {
+		t.Error("part of a refused body relayed upstream")
+	}
+}
+
+func TestHostileHugeBoshAttributes(t *testing.T) {
+	// With max_body_size raised to 4 MiB, 1 MiB values of the attributes
+	// boshd interprets are still refused with their condition, and
+	// nothing is dialled.
+	env := newHostileEnv(t, slog.LevelInfo, func(cfg *config.Config) {
+		cfg.MaxBodySize = 4 << 20
+		cfg.MaxQueueBytes = 4 << 20
+	})
+	good := startGood(t, env, newHostileClient(nil))
+	hc := newHostileClient(nil)
+	mib := strings.Repeat("a", 1<<20)
+	digits := strings.Repeat("9", 1<<20)
+	const base = `<body xmlns='` + NS + `' xmlns:xmpp='urn:xmpp:xbosh' rid='1' to='example.org' wait='10' hold='1' ver='1.6'`
+	for _, tc := range []struct{ name, body, cond string }{
+		{"to", `<body xmlns='` + NS + `' rid='1' to='` + mib + `' wait='10' hold='1' ver='1.6'/>`, "host-unknown"},
+		{"route", base + ` route='xmpp:` + mib + `:5222'/>`, "host-unknown"},
+		{"rid", `<body xmlns='` + NS + `' rid='` + digits + `' to='example.org' wait='10' hold='1' ver='1.6'/>`, "bad-request"},
+		{"wait", strings.Replace(base, "wait='10'", "wait='"+digits+"'", 1) + `/>`, "bad-request"},
+		{"ver", strings.Replace(base, "ver='1.6'", "ver='"+mib+"'", 1) + `/>`, "bad-request"},
+		{"content", base + ` content='` + mib + `'/>`, "bad-request"},
+		{"xml:lang", base + ` xml:lang='` + mib + `'/>`, "bad-request"},
+		{"from", base + ` from='` + mib + `@example.org'/>`, "bad-request"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			whileAttacked(t, good, func() {
+				accepts := env.srv.accepts.Load()
+				var resp string
+				var err error
+				alloc := allocatedDuring(func() { _, resp, err = hostilePostString(hc, env.url, tc.body) })
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c := terminalCondition(resp); c != tc.cond {
+					t.Errorf("condition %q (%.300s), want %s", c, resp, tc.cond)
+				}
+				if n := env.srv.accepts.Load() - accepts; n != 0 {
+					t.Errorf("upstream dialled %d times", n)
+				}
+				if alloc > 64<<20 {
+					t.Errorf("%d bytes allocated", alloc)
+				}
+			})
+		})
+	}
+}
+
+func TestHostileValuesNotLoggedWhole(t *testing.T) {
+	// A refused request is logged at info with its error, and the errors
+	// of negotiate and parseBody quote the client's values whole: a 1 MiB
+	// `to` writes a 1 MiB log line, so a client can write to the log as
+	// fast as it can send. Quoted values must be cut short.
+	env := newHostileEnv(t, slog.LevelInfo, func(cfg *config.Config) {
+		cfg.MaxBodySize = 4 << 20
+		cfg.MaxQueueBytes = 4 << 20
+	})
+	hc := newHostileClient(nil)
+	mib := strings.Repeat("a", 1<<20)
+	sid, rid := newAttacker(t, hc, env.url, 10, 1)
+	for _, body := range []string{
+		`<body xmlns='` + NS + `' rid='1' to='` + mib + `' wait='10' hold='1' ver='1.6'/>`,
+		`<body xmlns='` + NS + `' rid='1' to='example.org' route='xmpp:` + mib + `:1' wait='10' hold='1' ver='1.6'/>`,
+		`<body xmlns='` + NS + `' rid='1' to='example.org' wait='10' hold='1' ver='` + mib + `'/>`,
+		`<body xmlns='` + NS + `' rid='1' to='example.org' wait='10' hold='1' ver='1.6' content='` + mib + `'/>`,
+		`<body xmlns='` + NS + `' rid='1' to='example.org' wait='10' hold='1' ver='1.6' xml:lang='` + mib + `'/>`,
+		`<body xmlns='` + NS + `' rid='` + strconv.Itoa(rid+1) + `1` + strings.Repeat("0", 1<<20) + `' sid='` + sid + `'/>`,
+	} {
+		if _, _, err := hostilePostString(hc, env.url, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, line := range strings.Split(env.logs.String(), "\n") {
+		if len(line) > 16<<10 {
+			t.Errorf("log line of %d bytes: %.300s...", len(line), line)
+		}
+	}
+}
+
+func TestHostileBodyTooLarge(t *testing.T) {
+	// R-SEC-5: a body over max_body_size on a live session, plain or as a
+	// gzip bomb, is refused with policy-violation without being held in
+	// memory.
+	env := newHostileEnv(t, slog.LevelInfo, func(cfg *config.Config) { cfg.MaxBodySize = 64 << 10 })
+	good := startGood(t, env, newHostileClient(nil))
+	hc := newHostileClient(nil)
+	sid, rid := newAttacker(t, hc, env.url, 10, 1)
+	var bomb bytes.Buffer
+	zw := gzip.NewWriter(&bomb)
+	zw.Write([]byte(`<body xmlns='` + NS + `' rid='` + strconv.Itoa(rid+1) + `' sid='` + sid + `'><message><body>`))
+	zeros := make([]byte, 1<<20)
+	for range 64 {
+		zw.Write(zeros)
+	}
+	zw.Close()
+	for _, tc := range []struct {
+		name   string
+		body   func() io.Reader
+		header map[string]string
+	}{
+		{"plain", func() io.Reader {
+			return strings.NewReader(sessionWith(sid, rid+1, `<message><body>`+strings.Repeat("x", 128<<10)+`</body></message>`))
+		}, nil},
+		{"gzip bomb of 64 MiB", func() io.Reader { return bytes.NewReader(bomb.Bytes()) }, map[string]string{"Content-Encoding": "gzip"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			whileAttacked(t, good, func() {
+				for range 20 {
+					var resp string
+					var err error
+					alloc := allocatedDuring(func() { _, resp, err = hostilePost(hc, env.url, tc.body(), tc.header) })
+					if err != nil {
+						t.Fatal(err)
+					}
+					if c := terminalCondition(resp); c != "policy-violation" {
+						t.Fatalf("condition %q (%s), want policy-violation", c, resp)
+					}
+					if alloc > 8<<20 {
+						t.Errorf("%d bytes allocated", alloc)
+					}
+				}
+			})
+		})
+	}
+	if upstreamGot(env.srv, "xxxxxxxx") {
+		t.Error("part of a refused body relayed upstream")
+	}
+}
+
+func TestHostileRIDFlood(t *testing.T) {
+	// R-RID-5: 1000 requests with rids beyond the window of one session
+	// are each answered item-not-found; the first ends that session, and
+	// nothing else.
+	env := newHostileEnv(t, slog.LevelInfo, nil)
+	good := startGood(t, env, newHostileClient(nil))
+	hc := newHostileClient(nil)
+	sid, rid := newAttacker(t, hc, env.url, 10, 1)
+	whileAttacked(t, good, func() {
+		var (
+			wg   sync.WaitGroup
+			next atomic.Int64
+			bad  atomic.Int64
+			errs = make(chan error, 1)
+		)
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := next.Add(1); i <= 1000; i = next.Add(1) {
+					// requests is 2: rid+3 and beyond are out.
+					_, resp, err := hostilePostString(hc, env.url, sessionWith(sid, rid+2+int(i)*7, `<message><body>flood</body></message>`))
+					if err == nil && terminalCondition(resp) != "item-not-found" {
+						err = fmt.Errorf("got %s, want item-not-found", resp)
+					}
+					if err != nil {
+						bad.Add(1)
+						select {
+						case errs <- err:
+						default:
+						}
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if n := bad.Load(); n != 0 {
+			t.Errorf("%d of 1000 requests not answered item-not-found, such as: %v", n, <-errs)
+		}
+	})
+	if upstreamGot(env.srv, "flood") {
+		t.Error("a payload with a rid beyond the window was relayed")
+	}
+}
+
+func TestHostileWindowAbuse(t *testing.T) {
+	env := newHostileEnv(t, slog.LevelInfo, nil)
+	good := startGood(t, env, newHostileClient(nil))
+	hc := newHostileClient(nil)
+	post := func(body string) <-chan string {
+		ch := make(chan string, 1)
+		go func() {
+			_, resp, err := hostilePostString(hc, env.url, body)
+			if err != nil {
+				resp = "error: " + err.Error()
+			}
+			ch <- resp
+		}()
+		return ch
+	}
+	collect := func(t *testing.T, chs []<-chan string) []string {
+		t.Helper()
+		var out []string
+		timeout := time.After(20 * time.Second)
+		for _, ch := range chs {
+			select {
+			case resp := <-ch:
+				out = append(out, resp)
+			case <-timeout:
+				t.Fatalf("%d of %d requests never answered", len(chs)-len(out), len(chs))
+			}
+		}
+		return out
+	}
+
+	t.Run("R-RID-8 one future rid sent 20 times", func(t *testing.T) {
+		// Each copy takes the place of the one before, which gets a
+		// recoverable error; the session goes on.
+		whileAttacked(t, good, func() {
+			sid, rid := newAttacker(t, hc, env.url, 1, 1)
+			var chs []<-chan string
+			for range 20 {
+				chs = append(chs, post(sessionWith(sid, rid+2, "")))
+				time.Sleep(5 * time.Millisecond)
+			}
+			chs = append(chs, post(sessionWith(sid, rid+1, "")))
+			for i, resp := range collect(t, chs) {
+				if c := terminalCondition(resp); c != "" {
+					t.Errorf("request %d: %s", i, resp)
+				}
+			}
+			if _, resp, err := hostilePostString(hc, env.url, sessionWith(sid, rid+3, "")); err != nil || terminalCondition(resp) != "" {
+				t.Errorf("session after the repeats: %s %v", resp, err)
+			}
+		})
+	})
+
+	t.Run("R-RID-4 out of order inside the window", func(t *testing.T) {
+		whileAttacked(t, good, func() {
+			sid, rid := newAttacker(t, hc, env.url, 1, 1)
+			second := post(sessionWith(sid, rid+2, `<message><body>second</body></message>`))
+			time.Sleep(20 * time.Millisecond)
+			first := post(sessionWith(sid, rid+1, `<message><body>first</body></message>`))
+			for _, resp := range collect(t, []<-chan string{first, second}) {
+				if terminalCondition(resp) != "" {
+					t.Errorf("got %s", resp)
+				}
+			}
+			if err := waitUpstreamGot(env.srv, "<body>first</body></message><message xmlns='jabber:client'><body>second</body>", 5*time.Second); err != nil {
+				t.Error(err)
+			}
+		})
+	})
+
+	t.Run("R-RID-10 an old rid no longer cached", func(t *testing.T) {
+		whileAttacked(t, good, func() {
+			sid, rid := newAttacker(t, hc, env.url, 1, 1)
+			// Each request releases the one before; two responses are
+			// kept for resends (requests='2').
+			var chs []<-chan string
+			for i := 1; i <= 4; i++ {
+				chs = append(chs, post(sessionWith(sid, rid+i, "")))
+				time.Sleep(20 * time.Millisecond)
+			}
+			for i, resp := range collect(t, chs) {
+				if terminalCondition(resp) != "" {
+					t.Fatalf("rid %d: %s", rid+1+i, resp)
+				}
+			}
+			if _, resp, _ := hostilePostString(hc, env.url, sessionWith(sid, rid+1, "")); terminalCondition(resp) != "item-not-found" {
+				t.Errorf("old rid: %s", resp)
+			}
+		})
+	})
+
+	t.Run("R-RID-1 rids that are not rids", func(t *testing.T) {
+		whileAttacked(t, good, func() {
+			for _, bad := range []string{"0", "-1", "+5", "1e3", "0x10", "9007199254740992", "18446744073709551616", strings.Repeat("9", 400), " 101", ""} {
+				sid, _ := newAttacker(t, hc, env.url, 1, 1)
+				body := `<body xmlns='` + NS + `' rid='` + bad + `' sid='` + sid + `'/>`
+				if _, resp, _ := hostilePostString(hc, env.url, body); terminalCondition(resp) != "bad-request" {
+					t.Errorf("rid %q on a session: %s", bad, resp)
+				}
+				body = `<body xmlns='` + NS + `' rid='` + bad + `' to='example.org' wait='1' hold='1' ver='1.6'/>`
+				if _, resp, _ := hostilePostString(hc, env.url, body); terminalCondition(resp) != "bad-request" {
+					t.Errorf("rid %q at creation: %s", bad, resp)
+				}
+			}
+		})
+	})
+
+	t.Run("200 concurrent rids around the window", func(t *testing.T) {
+		// Every request is answered, none hangs, and no rid's payload is
+		// relayed twice.
+		whileAttacked(t, good, func() {
+			sid, rid := newAttacker(t, hc, env.url, 1, 1)
+			var chs []<-chan string
+			for i := range 200 {
+				r := rid - 5 + i%16
+				chs = append(chs, post(sessionWith(sid, r, fmt.Sprintf(`<message><body>spray-%d-</body></message>`, r))))
+			}
+			for i, resp := range collect(t, chs) {
+				if !strings.HasPrefix(resp, "<body") {
+					t.Errorf("request %d: %s", i, resp)
+				}
+			}
+			env.srv.mu.Lock()
+			got := env.srv.got.String()
+			env.srv.mu.Unlock()
+			for r := rid - 5; r <= rid+10; r++ {
+				if n := strings.Count(got, fmt.Sprintf("spray-%d-", r)); n > 1 {
+					t.Errorf("payload of rid %d relayed %d times", r, n)
+				}
+			}
+		})
+	})
+}
+
+func TestHostileSIDGuessing(t *testing.T) {
+	// R-CREATE-1: 10,000 guessed sids get item-not-found every time, and
+	// no guessed sid reaches the logs at info or above.
+	env := newHostileEnv(t, slog.LevelInfo, nil)
+	good := startGood(t, env, newHostileClient(nil))
+	hc := newHostileClient(nil)
+	const guesses = 10000
+	sids := make([]string, guesses)
+	for i := range sids {
+		var b [18]byte
+		rand.Read(b[:])
+		sids[i] = base64.RawURLEncoding.EncodeToString(b[:])
+	}
+	// Near misses of the real sid: no prefix, case or space matching.
+	sids[0] = good.sid[:len(good.sid)-1]
+	sids[1] = good.sid + "A"
+	sids[2] = strings.ToUpper(good.sid)
+	sids[3] = " " + good.sid
+	sids[4] = strings.ToLower(good.sid)
+	if sids[2] == good.sid || sids[4] == good.sid {
+		sids[2], sids[4] = good.sid+good.sid, good.sid[1:]
+	}
+	bodies := []string{
+		`<body xmlns='` + NS + `' rid='%r' sid='%s'/>`,
+		`<body xmlns='` + NS + `' rid='%r' sid='%s'><message to='bob@example.org'><body>guess</body></message></body>`,
+		`<body xmlns='` + NS + `' rid='%r' sid='%s' type='terminate'/>`,
+		`<body xmlns='` + NS + `' rid='%r' sid='%s'><a></b></body>`,
+		`<body xmlns='` + NS + `' rid='x' sid='%s'/>`,
+	}
+	whileAttacked(t, good, func() {
+		var (
+			wg   sync.WaitGroup
+			next atomic.Int64
+			bad  atomic.Int64
+			errs = make(chan error, 1)
+		)
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := next.Add(1) - 1; i < guesses; i = next.Add(1) - 1 {
+					body := strings.NewReplacer("%r", strconv.Itoa(1000+int(i)), "%s", sids[i]).Replace(bodies[int(i)%len(bodies)])
+					_, resp, err := hostilePostString(hc, env.url, body)
+					if err == nil && terminalCondition(resp) != "item-not-found" {
+						err = fmt.Errorf("sid %q: got %s, want item-not-found", sids[i], resp)
+					}
+					if err != nil {
+						bad.Add(1)
+						select {
+						case errs <- err:
+						default:
+						}
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if n := bad.Load(); n != 0 {
+			t.Errorf("%d of %d guesses not answered item-not-found, such as: %v", n, guesses, <-errs)
+		}
+	})
+	if upstreamGot(env.srv, "guess") {
+		t.Error("a payload with a guessed sid was relayed")
+	}
+	out := env.logs.String()
+	for _, sid := range sids {
+		if strings.Contains(out, sid) && !strings.Contains(good.sid, sid) {
+			t.Fatalf("guessed sid %q logged at info or above:\n%s", sid, out)
+		}
+	}
+	// Issue 2.8 made session logs carry the sid, at info too: noted
+	// here for the operator's decision, not failed.
+	if strings.Contains(out, "sid="+good.sid) {
+		t.Logf("note: real session ids are logged at info level (%d lines)", strings.Count(out, "sid="+good.sid))
+	}
+}
+
+func TestHostileInternalTargets(t *testing.T) {
+	// R-CREATE-3, R-CREATE-4: to and route naming internal addresses are
+	// refused with host-unknown and nothing is dialled, neither the fake
+	// upstream nor listeners on the addresses named.
+	listen := func(network, addr string) (net.Listener, *atomic.Int32) {
+		ln, err := net.Listen(network, addr)
+		if err != nil {
+			return nil, nil
+		}
+		t.Cleanup(func() { ln.Close() })
+		n := new(atomic.Int32)
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				n.Add(1)
+				c.Close()
+			}
+		}()
+		return ln, n
+	}
+	l4, n4 := listen("tcp4", "127.0.0.1:0")
+	if l4 == nil {
+		t.Fatal("no IPv4 loopback")
+	}
+	_, port4, _ := net.SplitHostPort(l4.Addr().String())
+	l6, n6 := listen("tcp6", "[::1]:0")
+	port6 := "5222"
+	if l6 != nil {
+		_, port6, _ = net.SplitHostPort(l6.Addr().String())
+	}
+	allowed := newFakeServer(t, testFeatures)
+	env := newHostileEnv(t, slog.LevelInfo, func(cfg *config.Config) {
+		cfg.RouteAllow = []string{"xmpp:" + allowed.addr()}
+	})
+	good := startGood(t, env, newHostileClient(nil))
+	hc := newHostileClient(nil)
+	const head = `<body xmlns='` + NS + `' rid='1' wait='10' hold='1' ver='1.6' `
+	whileAttacked(t, good, func() {
+		for _, attrs := range []string{
+			`to='169.254.169.254'`,
+			`to='127.0.0.1'`,
+			`to='[::1]'`,
+			`to='::1'`,
+			`to='localhost'`,
+			`to='metadata.google.internal'`,
+			`to='internal.example.org'`,
+			`to='127.0.0.1:` + port4 + `'`,
+			`to='example.org:` + port4 + `'`,
+			`to='example.org/` + port4 + `'`,
+			`to='user@example.org'`,
+			`to='example.org' route='xmpp:169.254.169.254:80'`,
+			`to='example.org' route='xmpp:127.0.0.1:22'`,
+			`to='example.org' route='xmpp:127.0.0.1:` + port4 + `'`,
+			`to='example.org' route='xmpp:localhost:` + port4 + `'`,
+			`to='example.org' route='xmpp:[::1]:` + port6 + `'`,
+			`to='example.org' route='xmpp:[::1]:5222'`,
+			`to='example.org' route='xmpp:metadata.google.internal:80'`,
+			`to='example.org' route='xmpp:` + allowed.addr() + ` '`,
+			`to='example.org' route='XMPP:` + allowed.addr() + `'`,
+			`to='example.org' route='` + allowed.addr() + `'`,
+			`to='example.org' route='xmpp:` + strings.Replace(allowed.addr(), "127.0.0.1", "127.0.0.01", 1) + `'`,
+			`to='169.254.169.254' route='xmpp:` + allowed.addr() + `'`,
+		} {
+			accepts := env.srv.accepts.Load()
+			_, resp, err := hostilePostString(hc, env.url, head+attrs+`/>`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := terminalCondition(resp); c != "host-unknown" {
+				t.Errorf("%s: condition %q (%s), want host-unknown", attrs, c, resp)
+			}
+			if n := env.srv.accepts.Load() - accepts; n != 0 {
+				t.Errorf("%s: the upstream was dialled", attrs)
+			}
+		}
+	})
+	if n := n4.Load(); n != 0 {
+		t.Errorf("127.0.0.1:%s dialled %d times", port4, n)
+	}
+	if n6 != nil && n6.Load() != 0 {
+		t.Errorf("[::1]:%s dialled %d times", port6, n6.Load())
+	}
+	if n := allowed.accepts.Load(); n != 0 {
+		t.Errorf("the allowed route dialled %d times for routes that only look like it", n)
+	}
+}
+
+func TestHostileSessionsPerIP(t *testing.T) {
+	// R-SEC-5: one IP over max_sessions_per_ip gets policy-violation and
+	// never reaches the upstream, even with X-Forwarded-For of its own
+	// making (no proxy is trusted by default); a client at another IP is
+	// unaffected.
+	const limit = 3
+	env := newHostileEnv(t, slog.LevelInfo, func(cfg *config.Config) { cfg.MaxSessionsPerIP = limit })
+	other2 := net.IPv4(127, 0, 0, 2)
+	if ln, err := net.Listen("tcp4", "127.0.0.2:0"); err != nil {
+		t.Skipf("no second loopback address: %v", err)
+	} else {
+		ln.Close()
+	}
+	hc := newHostileClient(nil)
+	const attempts = 50
+	// attack sends attempts creation requests at once and counts the
+	// answers.
+	attack := func(forwarded bool) (created, refused int, other []string) {
+		var (
+			wg sync.WaitGroup
+			mu sync.Mutex
+		)
+		for i := range attempts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var header map[string]string
+				if forwarded {
+					header = map[string]string{"X-Forwarded-For": fmt.Sprintf("198.51.100.%d", i+1)}
+				}
+				_, resp, err := hostilePost(hc, env.url, strings.NewReader(sprintf(creationBody, 100+i, 10)), header)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err != nil:
+					other = append(other, err.Error())
+				case attrs(resp)["sid"] != "":
+					created++
+				case terminalCondition(resp) == "policy-violation":
+					refused++
+				default:
+					other = append(other, resp)
+				}
+			}()
+		}
+		wg.Wait()
+		return created, refused, other
+	}
+	created, refused, other := attack(false)
+	if created != limit || refused != attempts-limit || len(other) != 0 {
+		t.Fatalf("%d concurrent creations: %d created, %d policy-violation, others %q; want %d created", attempts, created, refused, other, limit)
+	}
+	if n := env.srv.accepts.Load(); n != limit {
+		t.Fatalf("upstream dialled %d times for %d sessions", n, limit)
+	}
+	// A client at another address is served, also while the first one
+	// keeps trying, with X-Forwarded-For this time.
+	good := startGood(t, env, newHostileClient(other2))
+	whileAttacked(t, good, func() {
+		created, refused, other = attack(true)
+	})
+	if created != 0 || refused != attempts || len(other) != 0 {
+		t.Errorf("with X-Forwarded-For: %d created, %d policy-violation, others %q; want all refused", created, refused, other)
+	}
+	if n := env.srv.accepts.Load(); n != limit+1 {
+		t.Errorf("upstream dialled %d times, want %d", n, limit+1)
+	}
+}
+
+// buildBoshd builds cmd/boshd into a temporary directory.
+func buildBoshd(t *testing.T) string {
+	t.Helper()
+	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(gobin); err != nil {
+		gobin = "go"
+	}
+	bin := filepath.Join(t.TempDir(), "boshd")
+	out, err := exec.Command(gobin, "build", "-o", bin, "boshd/cmd/boshd").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startBoshdBinary runs the boshd binary on a free loopback port in front of
+// env's fake upstream and returns its BOSH URL and address.
+func startBoshdBinary(t *testing.T, upstream string) (url, addr string) {
+	t.Helper()
+	bin := buildBoshd(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr = ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, "--listen", addr, "--upstream", "example.org="+upstream, "--upstream-tls", "plaintext", "--max-wait", "10s", "--log-level", "warn")
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("boshd did not start: %v\n%s", err, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return "http://" + addr + "/http-bind", addr
+}
+
+// dripUntilClosed opens a connection to addr, writes head, then one byte
+// of drip every interval, and returns how long the server took to close
+// the connection (or max, if it never did).
+func dripUntilClosed(addr, head, drip string, interval, max time.Duration) (time.Duration, string, error) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return 0, "", err
+	}
+	defer c.Close()
+	start := time.Now()
+	if _, err := io.WriteString(c, head); err != nil {
+		return 0, "", err
+	}
+	closed := make(chan string, 1)
+	go func() {
+		data, _ := io.ReadAll(bufio.NewReader(c))
+		closed <- string(data)
+	}()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	timeout := time.After(max)
+	for i := 0; ; i++ {
+		select {
+		case answer := <-closed:
+			return time.Since(start), answer, nil
+		case <-timeout:
+			return max, "", errors.New("connection still open")
+		case <-tick.C:
+			c.Write([]byte{drip[i%len(drip)]})
+		}
+	}
+}
+
+func TestHostileSlowloris(t *testing.T) {
+	// The http.Server of cmd/boshd bounds slow clients: headers must come
+	// within ReadHeaderTimeout (10 s) and the whole request within
+	// ReadTimeout (30 s), and headers are at most MaxHeaderBytes (16 KiB).
+	// Run through the binary, since the timeouts are set there.
+	if testing.Short() {
+		t.Skip("takes 30 s")
+	}
+	srv := newFakeServer(t, testFeatures)
+	url, addr := startBoshdBinary(t, srv.addr())
+	env := &hostileEnv{srv: srv, url: url}
+	good := startGood(t, env, newHostileClient(nil))
+
+	t.Run("header too large", func(t *testing.T) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		go io.WriteString(c, "POST /http-bind HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", 1<<20)+"\r\n\r\n")
+		status, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil || !strings.Contains(status, "431") {
+			t.Errorf("1 MiB header: %q %v, want 431", status, err)
+		}
+	})
+
+	whileAttacked(t, good, func() {
+		var wg sync.WaitGroup
+		check := func(name, head string, min, max time.Duration) {
+			defer wg.Done()
+			took, answer, err := dripUntilClosed(addr, head, "X-Drip: 1\r\n", 500*time.Millisecond, max+5*time.Second)
+			if err != nil {
+				t.Errorf("%s: %v after %v", name, err, took)
+				return
+			}
+			t.Logf("%s: connection closed after %v (answer %q)", name, took.Round(100*time.Millisecond), answer)
+			if took < min || took > max {
+				t.Errorf("%s: connection closed after %v, want %v to %v", name, took, min, max)
+			}
+		}
+		wg.Add(2)
+		go check("slow headers", "POST /http-bind HTTP/1.1\r\nHost: x\r\n", 9*time.Second, 13*time.Second)
+		go check("slow body", "POST /http-bind HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: 100000\r\n\r\n<body", 29*time.Second, 33*time.Second)
+		wg.Wait()
+	})
+}
