@@ -21,4 +21,7 @@
 //	h, err := bosh.NewHandler(cfg, slog.Default())
 //	if err != nil { … }
 //	mux.Handle("/http-bind", h)
+//
+// HostMeta serves XEP-0156 discovery (/.well-known/host-meta and
+// host-meta.json), so that clients that know only a JID find the BOSH URL.
 package bosh

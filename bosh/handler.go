@@ -181,7 +181,7 @@ func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
 	if s.Params.Secure && r.TLS == nil {
 		// R-SEC-2: a session made over TLS is not touched by a plaintext
 		// request, which is sent to the https URI instead.
-		h.log.Info("plaintext request for a session made over TLS", "sid", s.ID, "remote", r.RemoteAddr)
+		h.log.Info("plaintext request for a session made over TLS", "sid", s.LogID(), "remote", r.RemoteAddr)
 		setOutcome(w, "refused")
 		writeBody(w, http.StatusOK, s.Params.ContentType, encodeBody(seeOtherURI(r)))
 		return
@@ -192,7 +192,7 @@ func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
 	}
 	if err != nil {
 		// A malformed request ends its session (R-WRAP-2).
-		h.log.Info("bad request ends session", "sid", s.ID, "err", err)
+		h.log.Info("bad request ends session", "sid", s.LogID(), "err", err)
 		resp := s.Fail(b.rid, session.BadRequest)
 		setOutcome(w, responseOutcome(resp))
 		writeBody(w, h.status(s, resp), s.Params.ContentType, encodeBody(resp))
@@ -308,7 +308,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 	}
 	h.metrics.SessionCreated()
 	created = true
-	h.log.Info("session client", "sid", s.ID, "ip", ip, "peer", r.RemoteAddr)
+	h.log.Info("session client", "sid", s.LogID(), "ip", ip, "peer", r.RemoteAddr)
 	resp := &session.Response{RID: b.rid, Payload: [][]byte{conn.Features()}}
 	// R-HTTP-6: gzipped requests are always accepted.
 	attrs := append(h.creationAttrs(s, c, conn), attr{"accept", "gzip"})

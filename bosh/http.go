@@ -320,7 +320,7 @@ func (h *Handler) recoverPanic(w *responseWriter, r *http.Request) {
 		select {
 		case resp = <-done:
 		case <-time.After(failTimeout):
-			h.log.Error("session stuck after a panic: not ended", "sid", s.ID)
+			h.log.Error("session stuck after a panic: not ended", "sid", s.LogID())
 		}
 		status, content = h.status(s, resp), s.Params.ContentType
 	}

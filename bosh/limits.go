@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
 )
 
@@ -58,16 +60,101 @@ func (l *sessionLimits) counts(ip string) (total, forIP int) {
 	return l.total, l.perIP[ip]
 }
 
+// proxyList is the parsed trusted_proxies setting: the reverse proxies
+// whose X-Forwarded-For header is believed. Nil trusts no proxy.
+type proxyList []netip.Prefix
+
+// parseProxies parses trusted_proxies: IP addresses and CIDR prefixes.
+func parseProxies(list []string) (proxyList, error) {
+	var p proxyList
+	for _, s := range list {
+		prefix, err := netip.ParsePrefix(s)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("%q is not an IP address or a CIDR prefix", s)
+			}
+			prefix = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		// One spelling per address: an IPv4-mapped IPv6 prefix is the
+		// IPv4 prefix it maps, as clientIP unmaps addresses too.
+		if a := prefix.Addr(); a.Is4In6() && prefix.Bits() >= 96 {
+			prefix = netip.PrefixFrom(a.Unmap(), prefix.Bits()-96)
+		}
+		p = append(p, prefix.Masked())
+	}
+	return p, nil
+}
+
+// trusts reports whether a is the address of a trusted proxy.
+func (p proxyList) trusts(a netip.Addr) bool {
+	for _, prefix := range p {
+		if prefix.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
 // clientIP returns the IP address a request comes from, as counted by
-// max_sessions_per_ip and logged: the host of r.RemoteAddr. It is where
-// X-Forwarded-For from trusted proxies will be honoured.
-func clientIP(r *http.Request) string {
+// max_sessions_per_ip and logged. It is the host of r.RemoteAddr, unless
+// that is a trusted proxy: then the X-Forwarded-For header (all of them, in
+// order) is read from the right, each hop a trusted proxy vouching for the
+// one before it, and the first address that is not a trusted proxy is the
+// client. Addresses to its left were written by the client or by proxies
+// nobody vouches for, and are ignored. If every address is trusted, the
+// left-most is the client; an entry that is not an IP address stops the
+// walk at the trusted proxy that wrote it.
+func clientIP(r *http.Request, proxies proxyList) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	if ip := net.ParseIP(host); ip != nil {
-		return ip.String() // one spelling per address
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
 	}
-	return host
+	client := peer.Unmap()
+	if !proxies.trusts(client) {
+		return client.String()
+	}
+	hops := forwardedFor(r.Header)
+	for i := len(hops) - 1; i >= 0; i-- {
+		addr, ok := parseHop(hops[i])
+		if !ok {
+			break
+		}
+		client = addr
+		if !proxies.trusts(addr) {
+			break
+		}
+	}
+	return client.String()
+}
+
+// forwardedFor returns the addresses listed in the X-Forwarded-For headers
+// of h, left to right.
+func forwardedFor(h http.Header) []string {
+	var hops []string
+	for _, v := range h.Values("X-Forwarded-For") {
+		for hop := range strings.SplitSeq(v, ",") {
+			hops = append(hops, strings.TrimSpace(hop))
+		}
+	}
+	return hops
+}
+
+// parseHop parses one X-Forwarded-For entry: an IP address, possibly with
+// a port ("192.0.2.1:4711", "[2001:db8::1]:4711") as some proxies write.
+func parseHop(s string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")); err == nil {
+		return a.Unmap(), true
+	}
+	return netip.Addr{}, false
 }

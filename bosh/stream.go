@@ -19,7 +19,7 @@ func (h *Handler) addStream(ctx context.Context, s *session.Session, b *body) (*
 	if err != nil {
 		var re *requestError
 		errors.As(err, &re)
-		h.log.Info("stream refused", "sid", s.ID, "err", err)
+		h.log.Info("stream refused", "sid", s.LogID(), "err", err)
 		add.Failed = re.cond
 	} else {
 		target.Lang = b.lang

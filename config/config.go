@@ -20,6 +20,26 @@ type Config struct {
 	// headers: same-origin pages only. CORS is enforced by browsers:
 	// requests from other origins are still served. Key: cors_origins.
 	CORSOrigins []string `mapstructure:"cors_origins"`
+	// PublicURL is the absolute URL (http or https) at which clients
+	// reach BOSH, as advertised in /.well-known/host-meta (XEP-0156):
+	// behind a reverse proxy, the proxy's URL, such as
+	// https://chat.example.org/http-bind. Empty (the default) advertises
+	// http://LISTEN/PATH, or, when listen has no specific host, the path
+	// on whatever host the discovery request named. Key: public_url.
+	PublicURL string `mapstructure:"public_url"`
+	// TrustedProxies lists the IP addresses and CIDR prefixes
+	// (192.0.2.1, 10.0.0.0/8, ::1) of reverse proxies whose
+	// X-Forwarded-For header is believed. For a request from one of
+	// them, the client address counted by max_sessions_per_ip and logged
+	// is the right-most address in X-Forwarded-For that is not itself a
+	// trusted proxy. Empty (the default) trusts no proxy: the address is
+	// always that of the TCP peer. Key: trusted_proxies.
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
+	// StaticDir, if set, is a directory whose files the boshd command
+	// serves at "/" next to BOSH, such as a web chat page for the same
+	// origin (scripts/demo serves demo/ this way). Empty (the default)
+	// serves no files. Key: static_dir.
+	StaticDir string `mapstructure:"static_dir"`
 
 	// Upstreams maps each served XMPP domain to the host:port of its
 	// client-to-server listener. An empty address means "look the domain up

@@ -74,14 +74,17 @@ func writeCA(t *testing.T) string {
 	return writeFile(t, "ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
 }
 
-// normal returns c with an empty RouteAllow or CORSOrigins made nil, so
-// that configs can be compared with reflect.DeepEqual.
+// normal returns c with an empty RouteAllow, CORSOrigins or TrustedProxies
+// made nil, so that configs can be compared with reflect.DeepEqual.
 func normal(c Config) Config {
 	if len(c.RouteAllow) == 0 {
 		c.RouteAllow = nil
 	}
 	if len(c.CORSOrigins) == 0 {
 		c.CORSOrigins = nil
+	}
+	if len(c.TrustedProxies) == 0 {
+		c.TrustedProxies = nil
 	}
 	return c
 }
@@ -354,6 +357,18 @@ func TestEnvironment(t *testing.T) {
 			},
 		},
 		{
+			name:    "trusted_proxies and public_url",
+			environ: []string{"BOSHD_TRUSTED_PROXIES=127.0.0.1, 10.0.0.0/8", "BOSHD_PUBLIC_URL=https://chat.example.org/http-bind"},
+			check: func(c Config) bool {
+				return slices.Equal(c.TrustedProxies, []string{"127.0.0.1", "10.0.0.0/8"}) && c.PublicURL == "https://chat.example.org/http-bind"
+			},
+		},
+		{
+			name:    "trusted_proxies validated",
+			environ: []string{"BOSHD_TRUSTED_PROXIES=proxy.example.org"},
+			wantErr: []string{"config: trusted_proxies: ", `"proxy.example.org"`},
+		},
+		{
 			name:    "session limits",
 			environ: []string{"BOSHD_MAX_SESSIONS=1000", "BOSHD_MAX_SESSIONS_PER_IP=0"},
 			check:   func(c Config) bool { return c.MaxSessions == 1000 && c.MaxSessionsPerIP == 0 },
@@ -457,6 +472,14 @@ func TestFile(t *testing.T) {
 			check: func(c Config) bool {
 				return slices.Equal(c.CORSOrigins, []string{"https://chat.example.org", "http://localhost:8080", "*"}) &&
 					c.MaxSessions == 5000 && c.MaxSessionsPerIP == 10
+			},
+		},
+		{
+			name: "trusted_proxies, public_url, static_dir",
+			yaml: "trusted_proxies: [\"127.0.0.1\", \"10.0.0.0/8\"]\npublic_url: https://chat.example.org/http-bind\nstatic_dir: " + os.TempDir() + "\n",
+			check: func(c Config) bool {
+				return slices.Equal(c.TrustedProxies, []string{"127.0.0.1", "10.0.0.0/8"}) &&
+					c.PublicURL == "https://chat.example.org/http-bind" && c.StaticDir == os.TempDir()
 			},
 		},
 		{
@@ -583,6 +606,19 @@ func TestFlags(t *testing.T) {
 				return slices.Equal(c.CORSOrigins, []string{"https://a.example", "https://b.example:8443", "*"}) &&
 					c.MaxSessions == 10 && c.MaxSessionsPerIP == 3
 			},
+		},
+		{
+			name: "--trusted-proxies repeated and listed, --public-url, --static-dir",
+			args: []string{"--trusted-proxies", "127.0.0.1", "--trusted-proxies=10.0.0.0/8,::1", "--public-url", "https://chat.example.org/http-bind", "--static-dir", filepath.Dir(ca)},
+			check: func(c Config) bool {
+				return slices.Equal(c.TrustedProxies, []string{"127.0.0.1", "10.0.0.0/8", "::1"}) &&
+					c.PublicURL == "https://chat.example.org/http-bind" && c.StaticDir == filepath.Dir(ca)
+			},
+		},
+		{
+			name:    "static-dir validated",
+			args:    []string{"--static-dir", ca},
+			wantErr: []string{"config: static_dir: ", "not a directory"},
 		},
 		{
 			name:    "bad max-sessions",
@@ -768,6 +804,23 @@ func TestValidate(t *testing.T) {
 		{"cors_origins port zero", func(c *Config) { c.CORSOrigins = []string{"https://chat.example.org:0"} }, []string{"config: cors_origins: ", "port"}},
 		{"cors_origins port too high", func(c *Config) { c.CORSOrigins = []string{"https://chat.example.org:65536"} }, []string{"config: cors_origins: ", "port"}},
 		{"cors_origins null", func(c *Config) { c.CORSOrigins = []string{"null"} }, []string{"config: cors_origins: ", `"null"`}},
+
+		{"public_url valid", func(c *Config) { c.PublicURL = "https://chat.example.org/http-bind" }, nil},
+		{"public_url http with port", func(c *Config) { c.PublicURL = "http://127.0.0.1:5280/http-bind" }, nil},
+		{"public_url relative", func(c *Config) { c.PublicURL = "/http-bind" }, []string{"config: public_url: ", `"/http-bind"`}},
+		{"public_url other scheme", func(c *Config) { c.PublicURL = "wss://chat.example.org/xmpp" }, []string{"config: public_url: ", `"wss://chat.example.org/xmpp"`}},
+		{"public_url without host", func(c *Config) { c.PublicURL = "https:///http-bind" }, []string{"config: public_url: "}},
+		{"public_url query", func(c *Config) { c.PublicURL = "https://chat.example.org/http-bind?x=1" }, []string{"config: public_url: ", "query"}},
+		{"public_url fragment", func(c *Config) { c.PublicURL = "https://chat.example.org/http-bind#x" }, []string{"config: public_url: "}},
+
+		{"trusted_proxies valid", func(c *Config) { c.TrustedProxies = []string{"127.0.0.1", "10.0.0.0/8", "::1", "2001:db8::/32"} }, nil},
+		{"trusted_proxies host name", func(c *Config) { c.TrustedProxies = []string{"proxy.example.org"} }, []string{"config: trusted_proxies: ", `"proxy.example.org"`}},
+		{"trusted_proxies bad prefix", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/33"} }, []string{"config: trusted_proxies: ", `"10.0.0.0/33"`}},
+		{"trusted_proxies with port", func(c *Config) { c.TrustedProxies = []string{"127.0.0.1:80"} }, []string{"config: trusted_proxies: ", `"127.0.0.1:80"`}},
+
+		{"static_dir valid", func(c *Config) { c.StaticDir = filepath.Dir(ca) }, nil},
+		{"static_dir missing", func(c *Config) { c.StaticDir = ca + ".missing" }, []string{"config: static_dir: ", ca + ".missing"}},
+		{"static_dir a file", func(c *Config) { c.StaticDir = ca }, []string{"config: static_dir: ", "not a directory"}},
 
 		{"connect_timeout zero", func(c *Config) { c.ConnectTimeout = 0 }, []string{"config: connect_timeout: ", `"0s"`}},
 		{"upstream_write_timeout negative", func(c *Config) { c.UpstreamWriteTimeout = -time.Second }, []string{"config: upstream_write_timeout: ", `"-1s"`}},

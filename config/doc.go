@@ -21,9 +21,10 @@
 // they are (max_wait: 30s); a key the file does not know is an error naming
 // that key. Durations are written in Go syntax ("30s", "1m30s") or as a
 // whole number of seconds (30). In the environment, BOSHD_UPSTREAMS is a
-// comma-separated list of domain=host:port pairs, and BOSHD_ROUTE_ALLOW and
-// BOSHD_CORS_ORIGINS comma-separated lists. On the command line, --upstream
-// domain=host:port, --route-allow and --cors-origins may be repeated.
+// comma-separated list of domain=host:port pairs, and BOSHD_ROUTE_ALLOW,
+// BOSHD_CORS_ORIGINS and BOSHD_TRUSTED_PROXIES comma-separated lists. On the
+// command line, --upstream domain=host:port, --route-allow, --cors-origins
+// and --trusted-proxies may be repeated.
 //
 // The sources are merged with github.com/spf13/viper and the command line is
 // parsed with github.com/spf13/pflag. Load uses its own viper instance and

@@ -37,6 +37,9 @@ func newCommandLine(d Config, usage io.Writer) *commandLine {
 	fs.String("listen", d.Listen, "listen for HTTP on `HOST:PORT`")
 	fs.String("path", d.Path, "serve BOSH at the URL `PATH`")
 	fs.StringSlice("cors-origins", d.CORSOrigins, "let web pages from `ORIGIN` (scheme://host[:port], or * for any) call boshd\nfrom a browser (CORS); repeatable")
+	fs.String("public-url", d.PublicURL, "advertise `URL` as the BOSH URL in /.well-known/host-meta (XEP-0156);\ndefault: derived from --listen and --path")
+	fs.StringSlice("trusted-proxies", d.TrustedProxies, "believe X-Forwarded-For from the reverse proxies at `IP` or CIDR; repeatable")
+	fs.String("static-dir", d.StaticDir, "serve the files in `DIR` at / (a web chat page, say); default: none")
 
 	fs.Var(cl.upstreams, "upstream", "serve `DOMAIN=HOST:PORT`, replacing the default upstreams; repeatable;\nan empty HOST:PORT (DOMAIN=) looks DOMAIN up through DNS SRV")
 	fs.Var(cl.upstreams, "upstreams", "serve a comma-separated `LIST` of DOMAIN=HOST:PORT, like --upstream")
@@ -96,7 +99,7 @@ func (cl *commandLine) settings() map[string]any {
 			m["upstreams"] = maps.Clone(cl.upstreams.m)
 		case "upstream-ca":
 			m["upstream_ca_file"] = f.Value.String()
-		case "route-allow", "cors-origins":
+		case "route-allow", "cors-origins", "trusted-proxies":
 			m[strings.ReplaceAll(f.Name, "-", "_")] = f.Value.(pflag.SliceValue).GetSlice()
 		default:
 			// The string forms of the remaining values are decoded
@@ -190,8 +193,9 @@ func parseUpstreams(s string) (map[string]string, error) {
 	return m, nil
 }
 
-// splitList parses a comma-separated list, as taken by BOSHD_ROUTE_ALLOW
-// and BOSHD_CORS_ORIGINS, dropping blanks around and between the items.
+// splitList parses a comma-separated list, as taken by BOSHD_ROUTE_ALLOW,
+// BOSHD_CORS_ORIGINS and BOSHD_TRUSTED_PROXIES, dropping blanks around and
+// between the items.
 func splitList(s string) []string {
 	var list []string
 	for item := range strings.SplitSeq(s, ",") {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
@@ -43,6 +44,23 @@ func (c Config) Validate() error {
 	for _, origin := range c.CORSOrigins {
 		if err := checkOrigin(origin); err != nil {
 			p.add("cors_origins", "%v", err)
+		}
+	}
+	if c.PublicURL != "" {
+		if err := checkPublicURL(c.PublicURL); err != nil {
+			p.add("public_url", "%v", err)
+		}
+	}
+	for _, proxy := range c.TrustedProxies {
+		if err := checkProxy(proxy); err != nil {
+			p.add("trusted_proxies", "%v", err)
+		}
+	}
+	if c.StaticDir != "" {
+		if fi, err := os.Stat(c.StaticDir); err != nil {
+			p.add("static_dir", "%v", err)
+		} else if !fi.IsDir() {
+			p.add("static_dir", "%q is not a directory", c.StaticDir)
 		}
 	}
 
@@ -222,6 +240,31 @@ func checkOrigin(origin string) error {
 		return fmt.Errorf("%s and a port 1-65535, got %q", want, origin)
 	}
 	return nil
+}
+
+// checkPublicURL checks that u is an absolute http or https URL with a
+// host, and no user, query or fragment.
+func checkPublicURL(u string) error {
+	const want = "must be an absolute http:// or https:// URL such as https://chat.example.org/http-bind"
+	parsed, err := url.Parse(u)
+	if err != nil || (parsed.Scheme != "http" && parsed.Scheme != "https") || parsed.Opaque != "" || parsed.Hostname() == "" {
+		return fmt.Errorf("%s, got %q", want, u)
+	}
+	if parsed.User != nil || parsed.RawQuery != "" || parsed.ForceQuery || parsed.Fragment != "" || strings.Contains(u, "#") {
+		return fmt.Errorf("%s, with no user, query or fragment, got %q", want, u)
+	}
+	return nil
+}
+
+// checkProxy checks that proxy is an IP address or a CIDR prefix.
+func checkProxy(proxy string) error {
+	if _, err := netip.ParseAddr(proxy); err == nil {
+		return nil
+	}
+	if _, err := netip.ParsePrefix(proxy); err == nil {
+		return nil
+	}
+	return fmt.Errorf("must be an IP address or a CIDR prefix such as 10.0.0.0/8, got %q", proxy)
 }
 
 // checkCAFile checks that the file name holds at least one PEM certificate.

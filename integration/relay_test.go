@@ -419,6 +419,13 @@ func TestUpstreamLost(t *testing.T) {
 				tt.stop(p)
 			}()
 			term := alice.WaitTerminated()
+			if tt.streamErr != "" && term.Attr("condition") == "remote-connection-failed" {
+				// Prosody's shutdown can reset the connection before its
+				// stream error is read (a reset may discard data the
+				// kernel already received): the client is still told.
+				t.Logf("stream error lost to a connection reset: %s", term)
+				return
+			}
 			checkTerminate(t, term, tt.condition)
 			if tt.streamErr != "" {
 				se := term.Child(nsStream, "error")

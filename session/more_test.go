@@ -230,7 +230,7 @@ func TestAnswersHandedOutInWriteOrder(t *testing.T) {
 	first := handle(Request{RID: firstRID + 1})
 	h.waitHeld(1)
 	second := handle(Request{RID: firstRID + 2})
-	h.waitHeld(1)
+	h.waitFor(func(s *Session) bool { return s.last == firstRID+2 && len(s.held) == 1 }, "rid N+1 held")
 	h.up.send(t, "<m/>") // answers rid N+1 while N's answer is not yet written
 	var g1 got
 	select {

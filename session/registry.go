@@ -111,7 +111,7 @@ func (r *Registry) Create(p Params, up Upstream, rid uint64) (*Session, error) {
 			break
 		}
 	}
-	s.log = r.log.With("sid", s.ID)
+	s.log = r.log.With("sid", s.LogID())
 	r.sessions[s.ID] = s
 	r.stats.live.Add(1)
 	r.mu.Unlock()
@@ -121,6 +121,7 @@ func (r *Registry) Create(p Params, up Upstream, rid uint64) (*Session, error) {
 	s.mu.Unlock()
 	go s.read(first)
 	s.log.Info("session created", "rid", rid, "wait", p.Wait, "hold", p.Hold)
+	s.log.Debug("session id", "full_sid", s.ID)
 	return s, nil
 }
 

@@ -371,6 +371,17 @@ func (s *Session) Stream() string {
 	return s.streams[0].name
 }
 
+// LogID returns the session's name in logs: the first eight characters of
+// its ID. They tell sessions apart in a log, and leave the other 96 random
+// bits of the ID unknown to whoever reads the log; the full ID is logged
+// only at debug level, when the session is created.
+func (s *Session) LogID() string {
+	if len(s.ID) <= 8 {
+		return s.ID
+	}
+	return s.ID[:8] + "…"
+}
+
 // Last returns the highest rid processed in order.
 func (s *Session) Last() uint64 {
 	s.mu.Lock()

@@ -65,8 +65,11 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	mux := http.NewServeMux()
-	mux.Handle(cfg.Path, h)
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	mux := newMux(cfg, h, ln.Addr())
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -78,11 +81,11 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		MaxHeaderBytes: 16 << 10,
 		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return err
-	}
 	logger.Info("boshd listening", "url", "http://"+ln.Addr().String()+cfg.Path, "version", version())
+	logger.Info("XEP-0156 discovery", "host_meta", bosh.HostMetaPath, "bosh_url", advertisedURL(cfg, ln.Addr()))
+	if cfg.StaticDir != "" {
+		logger.Info("serving files", "dir", cfg.StaticDir, "url", "http://"+ln.Addr().String()+"/")
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 

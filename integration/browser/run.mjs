@@ -1,0 +1,811 @@
+// run.mjs: the browser side of boshd's browser tests (integration/browser_test.go).
+//
+// Usage: node run.mjs < input.json
+//
+// The Go test starts Prosody, boshd (and nginx, or scripts/demo) and the
+// web server for the test pages, then runs this script with a JSON object on
+// standard input naming the scenario and where everything is. The script
+// launches Debian's Chromium through playwright-core with a fresh profile,
+// plays the scenario, and prints one JSON line on standard output:
+// {"ok": true, ...facts for the Go test to check} or {"ok": false, "error": ...}.
+// It exits 0 when ok, 1 otherwise. Progress and diagnostics go to standard
+// error. Nothing waits for a fixed time: every wait is for an event, bounded
+// by input.timeoutMs.
+import { chromium } from 'playwright-core';
+import { mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const started = Date.now();
+
+// The Chromium flags the project uses everywhere; the profile directory is
+// given to launchPersistentContext instead of --user-data-dir.
+const chromiumFlags = [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+];
+
+function log(...args) {
+    const secs = ((Date.now() - started) / 1000).toFixed(2).padStart(7);
+    process.stderr.write(`[${secs}s] ${args.join(' ')}\n`);
+}
+
+// check throws unless cond holds.
+function check(cond, message) {
+    if (!cond) {
+        throw new Error(message);
+    }
+}
+
+async function readStdin() {
+    const chunks = [];
+    for await (const chunk of process.stdin) {
+        chunks.push(chunk);
+    }
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+}
+
+// Session is one launched Chromium and the pages opened in it. Pages of
+// different users that must not share storage get their own context.
+class Session {
+    constructor(input) {
+        this.input = input;
+        this.pages = [];
+        this.dirs = [];
+    }
+
+    async launch(extra = {}) {
+        const base = this.input.tmpDir || tmpdir();
+        mkdirSync(base, { recursive: true });
+        const dir = mkdtempSync(join(base, 'chromium-profile-'));
+        this.dirs.push(dir);
+        // Every host name but those the scenario maps resolves to
+        // nothing, without a DNS query: the pages reach 127.0.0.1 only
+        // (Converse's login page, for one, shows logos from its web site).
+        const hostRules = [...(this.input.hostRules || []), 'MAP * ~NOTFOUND', 'EXCLUDE 127.0.0.1'].join(', ');
+        const options = {
+            executablePath: this.input.chromium || '/usr/bin/chromium',
+            args: [...chromiumFlags, `--host-resolver-rules=${hostRules}`],
+            ignoreHTTPSErrors: !!this.input.ignoreHTTPSErrors,
+            viewport: { width: 1280, height: 800 },
+            ...extra,
+        };
+        this.context = await chromium.launchPersistentContext(dir, options);
+        this.context.setDefaultTimeout(this.input.timeoutMs);
+        log('chromium', this.context.browser()?.version() ?? '', 'profile', dir);
+        return this.context;
+    }
+
+    // isolatedContext returns a new context of the same browser, with its
+    // own storage, for a second user.
+    async isolatedContext(extra = {}) {
+        const ctx = await this.context.browser().newContext({
+            ignoreHTTPSErrors: !!this.input.ignoreHTTPSErrors,
+            viewport: { width: 1280, height: 800 },
+            ...extra,
+        });
+        ctx.setDefaultTimeout(this.input.timeoutMs);
+        return ctx;
+    }
+
+    // page opens a page named name (for the logs) in ctx, recording its
+    // console errors and the BOSH requests it makes.
+    async page(name, ctx = this.context) {
+        const page = await ctx.newPage();
+        page.name = name;
+        page.errors = [];
+        page.boshRequests = [];
+        page.on('console', (msg) => {
+            if (this.quietConsole && this.quietConsole.test(msg.text())) {
+                return;
+            }
+            if (/ERR_NAME_NOT_RESOLVED/.test(msg.text())) {
+                return; // a host outside the test, see hostRules
+            }
+            if (msg.type() === 'error' || msg.type() === 'warning') {
+                log(`${name} console.${msg.type()}:`, msg.text().slice(0, 500));
+            }
+        });
+        page.on('requestfailed', (req) => {
+            const failure = req.failure()?.errorText;
+            if (failure !== 'net::ERR_NAME_NOT_RESOLVED') {
+                log(`${name} request failed: ${req.url().slice(0, 200)} ${failure}`);
+            }
+        });
+        page.on('pageerror', (err) => {
+            page.errors.push(String(err));
+            log(`${name} page error:`, String(err).slice(0, 500));
+        });
+        const isBOSH = (req) => req.method() === 'POST' && new URL(req.url()).pathname.endsWith(this.input.boshPath || '/http-bind');
+        page.on('request', (req) => {
+            if (isBOSH(req)) {
+                const body = req.postData() || '';
+                page.boshRequests.push({ url: req.url(), rid: attr(body, 'rid'), sid: attr(body, 'sid'), type: attr(body, 'type'), body: body.slice(0, 300) });
+            }
+        });
+        // The BOSH responses in the order they reach the browser, with the
+        // rid they answer, when (ms since the start of the run), and the
+        // ids of the messages they carry.
+        page.boshResponses = [];
+        page.bodyReads = [];
+        const readResponse = async (resp) => {
+            const entry = { rid: attr(resp.request().postData() || '', 'rid'), at: Date.now() - started, status: resp.status() };
+            page.boshResponses.push(entry);
+            try {
+                const text = await resp.text();
+                entry.ids = [...text.matchAll(/<message [^>]*id=['"]([^'"]+)['"]/g)].map((m) => m[1]);
+            } catch (e) {
+                entry.ids = [];
+                log(`${name}: cannot read the response to rid ${entry.rid}: ${e.message}`);
+            }
+        };
+        page.on('response', (resp) => {
+            if (isBOSH(resp.request())) {
+                page.bodyReads.push(readResponse(resp));
+            }
+        });
+        this.pages.push(page);
+        return page;
+    }
+
+    // dump writes what the pages knew to the log, after a failure.
+    async dump() {
+        for (const page of this.pages) {
+            try {
+                const info = await page.evaluate(() => {
+                    const c = window.chat;
+                    return c ? { statuses: c.statuses, received: (c.received || []).length, traffic: c.traffic || [] } : null;
+                });
+                if (info) {
+                    const file = join(this.input.tmpDir || tmpdir(), `failure-${page.name}-traffic.txt`);
+                    writeFileSync(file, info.traffic.join('\n') + '\n');
+                    info.traffic = info.traffic.slice(-30);
+                    log(`${page.name}: BOSH traffic in ${file}`);
+                    log(`${page.name}: statuses ${JSON.stringify(info.statuses)}, ${info.received} messages received; last BOSH traffic:\n  ` + info.traffic.join('\n  '));
+                }
+                log(`${page.name}: last BOSH requests: ${JSON.stringify(page.boshRequests.slice(-10).map((r) => [r.rid, r.sid, r.type]))}`);
+                // Responses that reached the browser before the response
+                // to a lower rid (R-HOLD-5 is about the order boshd
+                // answers in; this is the order the browser saw).
+                const rs = page.boshResponses;
+                writeFileSync(join(this.input.tmpDir || tmpdir(), `failure-${page.name}-responses.json`), JSON.stringify({ requests: page.boshRequests, responses: rs }, null, 1));
+                const inversions = [];
+                for (let i = 1; i < rs.length; i++) {
+                    if (Number(rs[i].rid) < Number(rs[i - 1].rid)) {
+                        inversions.push({ first: rs[i - 1], then: rs[i] });
+                    }
+                }
+                log(`${page.name}: ${rs.length} BOSH responses, ${inversions.length} reached the browser after a higher rid's: ${JSON.stringify(inversions.slice(0, 5))}`);
+                const shot = join(this.input.tmpDir || tmpdir(), `failure-${page.name}.png`);
+                await page.screenshot({ path: shot, timeout: 5000 });
+                log(`${page.name}: screenshot ${shot}`);
+            } catch (e) {
+                log(`${page.name}: cannot dump: ${e.message}`);
+            }
+        }
+    }
+
+    async close() {
+        try {
+            await this.context?.close();
+        } catch (e) {
+            log('closing chromium:', e.message);
+        }
+        for (const dir of this.dirs) {
+            rmSync(dir, { recursive: true, force: true });
+        }
+    }
+}
+
+// attr returns the value of attribute name in the first tag of xml.
+function attr(xml, name) {
+    const m = new RegExp(`\\s${name}=['"]([^'"]*)['"]`).exec(xml.slice(0, xml.indexOf('>') + 1));
+    return m ? m[1] : null;
+}
+
+function boshURL(input) {
+    return input.baseURL + (input.boshPath || '/http-bind');
+}
+
+// --- Strophe.js -----------------------------------------------------------
+
+async function stropheLogin(input, page, user, resource, extra = {}) {
+    await page.goto(input.baseURL + '/strophe.html');
+    const res = await page.evaluate((o) => window.chat.login(o), {
+        jid: `${user.jid}/${resource}`,
+        password: user.password,
+        wait: input.wait,
+        ...extra,
+    });
+    log(`${page.name}: logged in as ${res.jid}, sid ${res.sid}`);
+    return res;
+}
+
+// waitBodies waits until page has received prefix-end, the last message of
+// a sendMany, and returns the bodies received with that prefix, in order.
+async function waitBodies(input, page, prefix) {
+    await page.waitForFunction((p) => window.chat.received.some((m) => m.body === p + '-end'), prefix, { timeout: input.timeoutMs, polling: 50 });
+    return page.evaluate((p) => window.chat.received.filter((m) => m.body && m.body.startsWith(p + '-')).map((m) => m.body), prefix);
+}
+
+// expected returns prefix-0 ... prefix-(n-1), prefix-end.
+function expected(prefix, n) {
+    return [...Array(n).keys()].map((i) => `${prefix}-${i}`).concat([`${prefix}-end`]);
+}
+
+// checkOnce checks that bodies hold each of prefix-0 ... prefix-(n-1),
+// prefix-end exactly once, and returns how many of them are not where
+// they would be in order.
+function checkOnce(bodies, prefix, n) {
+    const want = expected(prefix, n);
+    const seen = new Map();
+    for (const b of bodies) {
+        seen.set(b, (seen.get(b) || 0) + 1);
+    }
+    const duplicates = [...seen].filter(([, c]) => c > 1).map(([b]) => b);
+    const missing = want.filter((b) => !seen.has(b));
+    check(duplicates.length === 0, `${prefix}: duplicated ${duplicates.slice(0, 10).join(', ')}`);
+    check(missing.length === 0, `${prefix}: missing ${missing.slice(0, 10).join(', ')} (${missing.length} in all)`);
+    check(bodies.length === want.length, `${prefix}: ${bodies.length} messages, want ${want.length}`);
+    return bodies.filter((b, i) => b !== want[i]).length;
+}
+
+// checkSequence checks that bodies are exactly prefix-0 ... prefix-(n-1),
+// prefix-end: each once, in order. It returns n.
+function checkSequence(bodies, prefix, n) {
+    checkOnce(bodies, prefix, n);
+    const want = expected(prefix, n);
+    const firstOff = bodies.findIndex((b, i) => b !== want[i]);
+    check(
+        firstOff === -1,
+        `${prefix}: out of order at ${firstOff}: got ${bodies[firstOff]}, want ${want[firstOff]}; received ... ${bodies.slice(Math.max(0, firstOff - 3), firstOff + 6).join(' ')} ...`,
+    );
+    return n;
+}
+
+// wireBodies returns the bodies with prefix that the BOSH responses to page
+// carried, taking the responses in rid order: the sequence boshd sent, as
+// the browser's network received it, whatever order the client library
+// then handled the responses in.
+async function wireBodies(page, prefix) {
+    await Promise.all(page.bodyReads);
+    const byRid = new Map();
+    for (const r of page.boshResponses) {
+        if (r.status === 200 && !byRid.has(r.rid)) {
+            byRid.set(r.rid, r.ids || []);
+        }
+    }
+    return [...byRid]
+        .sort(([a], [b]) => Number(a) - Number(b))
+        .flatMap(([, ids]) => ids)
+        .filter((id) => id.startsWith(prefix + '-'));
+}
+
+// checkDelivery checks that the BOSH responses to page carried
+// prefix-0 ... prefix-(n-1), prefix-end exactly once each, in rid order,
+// and that the client library handed each to the page exactly once
+// (bodies, in the order it did). It returns the number of messages the
+// library handed over out of order: Strophe.js handles each response as
+// soon as its XHR completes, so when two responses complete at nearly the
+// same time it may handle rid N+1's before rid N's (strophe/strophejs#709),
+// which no connection manager can prevent.
+async function checkDelivery(page, bodies, prefix, n) {
+    checkSequence(await wireBodies(page, prefix), prefix, n);
+    const misplaced = checkOnce(bodies, prefix, n);
+    if (misplaced > 0) {
+        const ridOf = new Map();
+        for (const r of page.boshResponses) {
+            for (const id of r.ids || []) {
+                ridOf.set(id, r.rid);
+            }
+        }
+        const pairs = [];
+        for (let i = 1; i < bodies.length; i++) {
+            const [x, y] = [bodies[i - 1], bodies[i]];
+            if (Number(ridOf.get(y)) < Number(ridOf.get(x))) {
+                pairs.push(`${x}@${ridOf.get(x)} before ${y}@${ridOf.get(y)}`);
+            }
+        }
+        log(`${page.name}: the client library handed over ${misplaced} of the ${prefix} messages out of order, although the BOSH responses carried them in rid order: ${pairs.join('; ')}`);
+    }
+    return misplaced;
+}
+
+// (a) Two users exchange input.messages messages in both directions at
+// once; each must arrive exactly once and in order.
+async function stropheExchange(input, s) {
+    await s.launch(input.forwardedFor ? { extraHTTPHeaders: { 'X-Forwarded-For': input.forwardedFor } } : {});
+    const pa = await s.page('alice');
+    const pb = await s.page('bob');
+    const [a, b] = await Promise.all([
+        stropheLogin(input, pa, input.users.alice, 'strophe-a'),
+        stropheLogin(input, pb, input.users.bob, 'strophe-b'),
+    ]);
+    const n = input.messages;
+    const t0 = Date.now();
+    await Promise.all([
+        pa.evaluate(([to, n]) => window.chat.sendMany(to, 'a2b', n), [b.jid, n]),
+        pb.evaluate(([to, n]) => window.chat.sendMany(to, 'b2a', n), [a.jid, n]),
+    ]);
+    const [atB, atA] = await Promise.all([waitBodies(input, pb, 'a2b'), waitBodies(input, pa, 'b2a')]);
+    const ms = Date.now() - t0;
+    const result = {
+        aliceToBob: n,
+        bobToAlice: n,
+        handledOutOfOrder: (await checkDelivery(pb, atB, 'a2b', n)) + (await checkDelivery(pa, atA, 'b2a', n)),
+        millis: ms,
+        sids: [a.sid, b.sid],
+        requests: pa.boshRequests.length + pb.boshRequests.length,
+    };
+    log(`exchanged ${n} messages each way in ${ms} ms over ${result.requests} BOSH requests`);
+    await Promise.all([pa.evaluate(() => window.chat.logout()), pb.evaluate(() => window.chat.logout())]);
+    return result;
+}
+
+// (b) keepalive: alice's page is reloaded mid-conversation; while the new
+// page is loading (the old one is gone, the new one has not restored yet),
+// bob sends more messages. The new page restores the session (same sid,
+// next rid) and receives everything exactly once, in order.
+async function stropheKeepalive(input, s) {
+    await s.launch();
+    const pa = await s.page('alice');
+    const pb = await s.page('bob');
+
+    // Every message alice's pages receive, across the reload, reported
+    // by the page as it arrives.
+    const atAlice = [];
+    const waiters = new Set();
+    await pa.exposeFunction('reportMessage', (m) => {
+        atAlice.push(m);
+        waiters.forEach((w) => w());
+    });
+    const fromBob = () => atAlice.filter((m) => m.body?.startsWith('b2a-')).length;
+    const waitAlice = (count) =>
+        new Promise((resolve, reject) => {
+            const done = () => {
+                if (fromBob() >= count) {
+                    clearTimeout(timer);
+                    waiters.delete(done);
+                    resolve();
+                }
+            };
+            const timer = setTimeout(() => {
+                waiters.delete(done);
+                reject(new Error(`alice has ${fromBob()} messages from bob, want ${count}`));
+            }, input.timeoutMs);
+            waiters.add(done);
+            done();
+        });
+
+    const a = await stropheLogin(input, pa, input.users.alice, 'keepalive-a', { keepalive: true });
+    const b = await stropheLogin(input, pb, input.users.bob, 'keepalive-b');
+    const send = (from, i) => from.evaluate(([to, body]) => window.chat.send(to, body), [from === pb ? a.jid : b.jid, `${from === pb ? 'b2a' : 'a2b'}-${i}`]);
+
+    // Before the reload: a conversation, fully delivered.
+    let bobSent = 0;
+    let aliceSent = 0;
+    const before = 20;
+    for (; bobSent < before; bobSent++, aliceSent++) {
+        await send(pb, bobSent);
+        await send(pa, aliceSent);
+    }
+    await waitAlice(bobSent);
+    await pb.waitForFunction((n) => window.chat.received.filter((m) => m.body?.startsWith('a2b-')).length >= n, aliceSent);
+
+    // With input.inflight, a request of the old page is on its way when
+    // the page goes away: bob's next message answers alice's held poll,
+    // and the poll Strophe sends next is kept in the browser, so it dies
+    // with the page without reaching boshd. Strophe has already stored
+    // the rid after it for the restored page.
+    const boshPattern = '**' + (input.boshPath || '/http-bind');
+    let trapped = null;
+    if (input.inflight) {
+        let caught;
+        const caughtRid = new Promise((r) => (caught = r));
+        await pa.route(boshPattern, async (route) => {
+            if (trapped === null) {
+                trapped = route;
+                caught(attr(route.request().postData() || '', 'rid'));
+                return;
+            }
+            await route.continue();
+        });
+        await send(pb, bobSent++);
+        log(`alice: request rid ${await caughtRid} kept in the browser`);
+        await waitAlice(bobSent);
+    }
+
+    // The bodies of the old page's responses cannot be read once it is
+    // gone.
+    await Promise.all(pa.bodyReads);
+    const cached = await pa.evaluate(() => window.chat.cachedSession());
+    check(cached && cached.sid === a.sid, `no keepalive session cached: ${JSON.stringify(cached)}`);
+    const oldRequests = pa.boshRequests.length;
+    const lastOldRid = Math.max(...pa.boshRequests.map((r) => Number(r.rid)));
+    log(`alice: cached session ${JSON.stringify(cached)}, last rid sent ${lastOldRid}`);
+
+    // Hold the new page's Strophe script until bob has sent the messages
+    // of "during the reload": when its request is seen, the old page has
+    // been unloaded (its held request aborted) and the new one cannot
+    // have restored yet.
+    let release;
+    const released = new Promise((r) => (release = r));
+    let committed;
+    const newPageLoading = new Promise((r) => (committed = r));
+    await pa.route('**/strophe.umd.min.js', async (route) => {
+        committed();
+        await released;
+        await route.continue();
+    });
+    const reload = pa.reload({ waitUntil: 'load' });
+    await newPageLoading;
+    log('alice: old page unloaded, new page waiting for Strophe.js');
+    if (trapped) {
+        await trapped.abort('aborted').catch(() => {});
+    }
+
+    const during = 20;
+    for (let i = 0; i < during; i++) {
+        await send(pb, bobSent++);
+    }
+    await pb.evaluate(() => window.chat.ping()); // the server has them all
+    log(`bob: sent ${during} messages during the reload`);
+    release();
+    await reload;
+    await pa.unroute('**/strophe.umd.min.js');
+    if (input.inflight) {
+        await pa.unroute(boshPattern);
+    }
+
+    const restored = await pa.evaluate((o) => window.chat.restore(o), { jid: a.jid, wait: input.wait });
+    log(`alice: restored ${JSON.stringify(restored)}`);
+    await waitAlice(bobSent);
+    const firstNew = pa.boshRequests[oldRequests];
+    check(firstNew, 'the restored page sent no BOSH request');
+
+    // After the reload: both directions still work. Alice sends what she
+    // could not send during the reload, then both more.
+    for (let i = 0; i < during; i++) {
+        await send(pa, aliceSent++);
+    }
+    const after = 10;
+    for (let i = 0; i < after; i++) {
+        await send(pb, bobSent++);
+        await send(pa, aliceSent++);
+    }
+    await pb.evaluate(([to]) => window.chat.send(to, 'b2a-end'), [a.jid]);
+    await pa.evaluate(([to]) => window.chat.send(to, 'a2b-end'), [b.jid]);
+    await waitAlice(bobSent + 1);
+    const atBob = await waitBodies(input, pb, 'a2b');
+    const aliceBodies = atAlice.map((m) => m.body).filter((x) => x?.startsWith('b2a-'));
+    const result = {
+        sid: a.sid,
+        cachedRid: Number(cached.rid),
+        lastOldRid,
+        firstNewRid: Number(firstNew.rid),
+        firstNewSid: firstNew.sid,
+        restoredSid: restored.sid,
+        bobToAlice: bobSent,
+        aliceToBob: aliceSent,
+        handledOutOfOrder: (await checkDelivery(pa, aliceBodies, 'b2a', bobSent)) + (await checkDelivery(pb, atBob, 'a2b', aliceSent)),
+        duringReload: during,
+        sids: [a.sid, b.sid],
+    };
+    check(result.firstNewSid === a.sid, `restored page used sid ${result.firstNewSid}, want ${a.sid}`);
+    check(result.firstNewRid === lastOldRid + 1, `restored page's first rid is ${result.firstNewRid}, want ${lastOldRid + 1} (the next rid)`);
+    await Promise.all([pa.evaluate(() => window.chat.logout()), pb.evaluate(() => window.chat.logout())]);
+    return result;
+}
+
+// (c) network trouble: some requests of both pages are aborted before they
+// reach boshd, and the responses of others are lost after boshd answered
+// them; Strophe resends the same rid each time. The session survives and
+// every message arrives exactly once, in order.
+async function stropheNetwork(input, s) {
+    // Strophe reports each failed request; that is the point here.
+    s.quietConsole = /request id .* error 0 happened|request errored, status: 0|ERR_CONNECTION_RESET|ERR_FAILED/;
+    await s.launch();
+    const pa = await s.page('alice');
+    const pb = await s.page('bob');
+    const [a, b] = await Promise.all([
+        stropheLogin(input, pa, input.users.alice, 'network-a'),
+        stropheLogin(input, pb, input.users.bob, 'network-b'),
+    ]);
+
+    const faults = { requestsDropped: 0, responsesLost: 0, resends: 0, seen: 0 };
+    let faulting = true;
+    const unresent = new Set(); // faulted page:rid not resent yet
+    const resent = new Set();
+    const waiters = new Set();
+    for (const page of [pa, pb]) {
+        let count = 0;
+        await page.route('**' + (input.boshPath || '/http-bind'), async (route) => {
+            try {
+                const body = route.request().postData() || '';
+                const rid = attr(body, 'rid');
+                const key = page.name + ':' + rid;
+                faults.seen++;
+                if (unresent.has(key) || resent.has(key)) {
+                    faults.resends++;
+                    unresent.delete(key);
+                    resent.add(key);
+                    waiters.forEach((w) => w());
+                    return await route.continue();
+                }
+                count++;
+                if (!faulting || attr(body, 'type') === 'terminate' || count % 5 === 1 || count % 5 === 3 || count % 5 === 0) {
+                    return await route.continue();
+                }
+                unresent.add(key);
+                if (count % 5 === 2) {
+                    // The request never reaches boshd.
+                    faults.requestsDropped++;
+                    return await route.abort('connectionreset');
+                }
+                // boshd answers, but the answer never reaches the page.
+                faults.responsesLost++;
+                await route.fetch({ timeout: (input.wait + 20) * 1000 });
+                return await route.abort('connectionreset');
+            } catch (e) {
+                log(`${page.name}: route: ${e.message}`);
+            }
+        });
+    }
+
+    const n = input.messages;
+    const t0 = Date.now();
+    await Promise.all([
+        pa.evaluate(([to, n]) => window.chat.sendMany(to, 'a2b', n), [b.jid, n]),
+        pb.evaluate(([to, n]) => window.chat.sendMany(to, 'b2a', n), [a.jid, n]),
+    ]);
+    const [atB, atA] = await Promise.all([waitBodies(input, pb, 'a2b'), waitBodies(input, pa, 'b2a')]);
+    const result = {
+        aliceToBob: n,
+        bobToAlice: n,
+        handledOutOfOrder: (await checkDelivery(pb, atB, 'a2b', n)) + (await checkDelivery(pa, atA, 'b2a', n)),
+        millis: Date.now() - t0,
+        sids: [a.sid, b.sid],
+        ...faults,
+    };
+    // Stop the trouble, get the held polls answered (a ping's result
+    // comes on them), and wait until every faulted rid has been resent.
+    faulting = false;
+    await Promise.all([pa.evaluate(() => window.chat.ping()), pb.evaluate(() => window.chat.ping())]);
+    await new Promise((resolve, reject) => {
+        const done = () => {
+            if (unresent.size === 0) {
+                clearTimeout(timer);
+                waiters.delete(done);
+                resolve();
+            }
+        };
+        const timer = setTimeout(() => reject(new Error(`faulted requests never resent: ${[...unresent]}`)), input.timeoutMs);
+        waiters.add(done);
+        done();
+    });
+    result.faultedResent = resent.size;
+    // Both sessions are still the ones created at login.
+    for (const page of [pa, pb]) {
+        const sids = new Set(page.boshRequests.filter((r) => r.sid).map((r) => r.sid));
+        check(sids.size === 1, `${page.name} used sids ${[...sids]}`);
+    }
+    log(`network trouble: ${JSON.stringify(faults)}`);
+    await Promise.all([pa.unroute('**' + (input.boshPath || '/http-bind')), pb.unroute('**' + (input.boshPath || '/http-bind'))]);
+    await Promise.all([pa.evaluate(() => window.chat.logout()), pb.evaluate(() => window.chat.logout())]);
+    return result;
+}
+
+// --- Converse.js ----------------------------------------------------------
+
+// converseLogin logs user in with Converse's login form on the page at url
+// and waits for the roster.
+async function converseLogin(input, page, user, url) {
+    await page.goto(url);
+    await page.locator('#converse-login-jid').fill(user.jid);
+    await page.locator('#converse-login-password').fill(user.password);
+    await page.locator('#converse-login button[type=submit]').click();
+    await page.locator('converse-roster').first().waitFor({ state: 'visible' });
+    log(`${page.name}: logged in to Converse as ${user.jid}`);
+}
+
+// contact returns the roster entry of the contact named exactly name.
+function contact(page, name) {
+    return page.locator(`a.open-chat:has(.contact-name:text-is(${JSON.stringify(name)}))`).first();
+}
+
+// converseOpenChat opens the chat with the roster contact named name.
+async function converseOpenChat(page, name) {
+    await contact(page, name).click();
+    await page.locator('converse-chat textarea.chat-textarea').first().waitFor({ state: 'visible' });
+}
+
+async function converseSend(page, text) {
+    const textarea = page.locator('converse-chat textarea.chat-textarea').first();
+    await textarea.fill(text);
+    await textarea.press('Enter');
+}
+
+async function converseWaitFor(page, text) {
+    await page.locator('converse-chat .chat-msg__text', { hasText: text }).first().waitFor({ state: 'visible' });
+}
+
+// converseRoundTrip logs alice and bob in on the pages at urlA and urlB,
+// opens their chat, and sends a message each way. It returns the two pages.
+async function converseRoundTrip(input, s, urlA, urlB, texts) {
+    await s.launch(input.forwardedFor ? { extraHTTPHeaders: { 'X-Forwarded-For': input.forwardedFor } } : {});
+    const pa = await s.page('alice');
+    const pb = await s.page('bob', await s.isolatedContext(input.forwardedFor ? { extraHTTPHeaders: { 'X-Forwarded-For': input.forwardedFor } } : {}));
+    await Promise.all([converseLogin(input, pa, input.users.alice, urlA), converseLogin(input, pb, input.users.bob, urlB)]);
+    await Promise.all([converseOpenChat(pa, input.users.bob.name), converseOpenChat(pb, input.users.alice.name)]);
+    const t0 = Date.now();
+    await converseSend(pa, texts[0]);
+    await converseWaitFor(pb, texts[0]);
+    log(`bob sees alice's message after ${Date.now() - t0} ms`);
+    const t1 = Date.now();
+    await converseSend(pb, texts[1]);
+    await converseWaitFor(pa, texts[1]);
+    log(`alice sees bob's reply after ${Date.now() - t1} ms`);
+    return [pa, pb];
+}
+
+// (d) Converse.js with bosh_service_url: a message from alice's page
+// appears in bob's page, and the reply in alice's.
+async function converseMessage(input, s) {
+    const stamp = Date.now().toString(36);
+    const texts = [`Hello Bob, this is Alice (${stamp})`, `Hi Alice, Bob here (${stamp})`];
+    const url = input.baseURL + (input.pagePath || '/converse.html');
+    const [pa, pb] = await converseRoundTrip(input, s, url, url, texts);
+    check(pa.errors.length === 0 && pb.errors.length === 0, `page errors: ${[...pa.errors, ...pb.errors].join('; ')}`);
+    return {
+        texts,
+        boshURLs: [...new Set([...pa.boshRequests, ...pb.boshRequests].map((r) => r.url))],
+        requests: pa.boshRequests.length + pb.boshRequests.length,
+    };
+}
+
+// (4) Converse.js with discover_connection_methods and no BOSH URL: it
+// fetches https://DOMAIN/.well-known/host-meta (the test maps the domain's
+// port 443 to boshd's TLS listener), finds boshd's BOSH URL there, and logs
+// in through it.
+async function converseDiscovery(input, s) {
+    await s.launch();
+    const pa = await s.page('alice');
+    const hostMeta = [];
+    pa.on('response', async (resp) => {
+        if (resp.url().includes('/.well-known/host-meta')) {
+            hostMeta.push({ url: resp.url(), status: resp.status(), acao: (await resp.allHeaders())['access-control-allow-origin'] });
+        }
+    });
+    await converseLogin(input, pa, input.users.alice, input.baseURL + '/converse.html?discover=1');
+    await contact(pa, input.users.bob.name).waitFor({ state: 'visible' });
+    const urls = [...new Set(pa.boshRequests.map((r) => r.url))];
+    check(hostMeta.length > 0, 'Converse did not fetch host-meta');
+    check(urls.length === 1 && urls[0] === input.expectBoshURL, `BOSH requests went to ${urls}, want ${input.expectBoshURL}`);
+    return { hostMeta, boshURLs: urls, requests: pa.boshRequests.length };
+}
+
+// --- StanzaJS -------------------------------------------------------------
+
+async function buildStanza(input) {
+    const esbuild = await import('esbuild');
+    mkdirSync(input.buildDir, { recursive: true });
+    const t0 = Date.now();
+    await esbuild.build({
+        entryPoints: [join(here, 'stanza-entry.js')],
+        bundle: true,
+        format: 'iife',
+        platform: 'browser',
+        target: 'es2020',
+        define: { global: 'window' },
+        outfile: join(input.buildDir, 'stanza.js'),
+        logLevel: 'warning',
+    });
+    log(`bundled StanzaJS in ${Date.now() - t0} ms`);
+}
+
+// (e) StanzaJS over BOSH (no WebSocket): two users log in and exchange a
+// message each way.
+async function stanzaMessage(input, s) {
+    await buildStanza(input);
+    await s.launch();
+    const pa = await s.page('alice');
+    const pb = await s.page('bob');
+    const login = async (page, user, resource) => {
+        await page.goto(input.baseURL + '/stanza.html');
+        const res = await page.evaluate((o) => window.chat.login(o), { jid: user.jid, password: user.password, resource, service: boshURL(input) });
+        log(`${page.name}: StanzaJS session started as ${res.jid}`);
+        return res;
+    };
+    const [a, b] = await Promise.all([login(pa, input.users.alice, 'stanza-a'), login(pb, input.users.bob, 'stanza-b')]);
+    const waitBody = (page, body) => page.waitForFunction((x) => window.chat.received.some((m) => m.body === x), body, { polling: 50 });
+    await pa.evaluate(([to]) => window.chat.send(to, 'stanza a2b'), [b.jid]);
+    await waitBody(pb, 'stanza a2b');
+    await pb.evaluate(([to]) => window.chat.send(to, 'stanza b2a'), [a.jid]);
+    await waitBody(pa, 'stanza b2a');
+    const counts = await Promise.all([pa, pb].map((p) => p.evaluate(() => window.chat.received.length)));
+    check(counts[0] === 1 && counts[1] === 1, `received ${counts}, want one message each`);
+    check(pa.boshRequests.length > 0 && pb.boshRequests.length > 0, 'StanzaJS made no BOSH requests');
+    await Promise.all([pa.evaluate(() => window.chat.logout()), pb.evaluate(() => window.chat.logout())]);
+    return { jids: [a.jid, b.jid], requests: pa.boshRequests.length + pb.boshRequests.length };
+}
+
+// --- The demo page --------------------------------------------------------
+
+// (5) The page scripts/demo serves, as a newcomer uses it: alice and bob
+// log in with its form and chat. With input.screenshot, alice's view of
+// the conversation is saved as a PNG for humans.
+async function demo(input, s) {
+    const stamp = new Date().toISOString().slice(11, 19);
+    const texts = [`Hi Bob! Alice here, chatting through boshd (${stamp}).`, `Hello Alice, Bob here. It works! (${stamp})`];
+    const [pa, pb] = await converseRoundTrip(input, s, input.baseURL, input.baseURL, texts);
+    const result = { texts, url: input.baseURL, boshURLs: [...new Set([...pa.boshRequests, ...pb.boshRequests].map((r) => r.url))] };
+    if (input.screenshot) {
+        mkdirSync(input.outDir, { recursive: true });
+        result.screenshot = join(input.outDir, 'demo-chat.png');
+        await pa.screenshot({ path: result.screenshot, animations: 'disabled' });
+        result.screenshotBob = join(input.outDir, 'demo-chat-bob.png');
+        await pb.screenshot({ path: result.screenshotBob, animations: 'disabled' });
+        // What a newcomer sees first.
+        const fresh = await s.page('newcomer', await s.isolatedContext());
+        await fresh.goto(input.baseURL);
+        await fresh.locator('#converse-login-jid').waitFor({ state: 'visible' });
+        result.screenshotLogin = join(input.outDir, 'demo-login.png');
+        await fresh.locator('#converse-login button[type=submit]').waitFor({ state: 'visible' });
+        await fresh.screenshot({ path: result.screenshotLogin, animations: 'disabled' });
+    }
+    return result;
+}
+
+const scenarios = {
+    'strophe-exchange': stropheExchange,
+    'strophe-keepalive': stropheKeepalive,
+    'strophe-network': stropheNetwork,
+    'converse-message': converseMessage,
+    'converse-discovery': converseDiscovery,
+    'stanza-message': stanzaMessage,
+    demo,
+};
+
+async function main() {
+    const input = await readStdin();
+    input.timeoutMs ||= 60000;
+    input.wait ||= 60;
+    input.messages ||= 100;
+    const play = scenarios[input.scenario];
+    if (!play) {
+        throw new Error(`unknown scenario ${JSON.stringify(input.scenario)}; known: ${Object.keys(scenarios).join(', ')}`);
+    }
+    log(`scenario ${input.scenario} against ${input.baseURL}`);
+    const s = new Session(input);
+    try {
+        const result = await play(input, s);
+        return { ok: true, scenario: input.scenario, seconds: (Date.now() - started) / 1000, ...result };
+    } catch (e) {
+        log(`FAILED: ${e.stack || e}`);
+        await s.dump();
+        return { ok: false, scenario: input.scenario, error: String(e.message || e) };
+    } finally {
+        await s.close();
+    }
+}
+
+process.on('unhandledRejection', (e) => log('unhandled rejection:', e && e.stack ? e.stack : e));
+
+main().then(
+    (result) => {
+        process.stdout.write(JSON.stringify(result) + '\n');
+        process.exitCode = result.ok ? 0 : 1;
+    },
+    (e) => {
+        process.stdout.write(JSON.stringify({ ok: false, error: String(e.stack || e) }) + '\n');
+        process.exitCode = 1;
+    },
+);

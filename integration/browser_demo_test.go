@@ -1,0 +1,169 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// demoServer is scripts/demo running for a test.
+type demoServer struct {
+	URL       string            // the chat page's URL, as printed
+	Passwords map[string]string // alice's and bob's, as printed
+	Output    *lockedBuffer     // what the script printed
+}
+
+// startDemo runs scripts/demo as the README says, on free ports and in a
+// temporary directory, and returns once the page it printed is served. The
+// demo (its Prosody and boshd) is stopped with Ctrl-C's SIGINT in
+// t.Cleanup.
+func startDemo(t *testing.T) *demoServer {
+	t.Helper()
+	if prosodyBinary() == "" {
+		if prosodyRequired() {
+			t.Fatal("prosody is not installed")
+		}
+		t.Skip("prosody is not installed")
+	}
+	if _, err := os.Stat("../demo/node_modules/converse.js/package.json"); err != nil {
+		skipOrFail(t, "the demo's npm packages are missing (cd demo && npm ci)")
+	}
+	xmppPort, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpPort, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &lockedBuffer{}
+	cmd := exec.Command("../scripts/demo")
+	cmd.Env = append(os.Environ(),
+		"BOSHD_DEMO_DIR="+t.TempDir(),
+		fmt.Sprintf("BOSHD_DEMO_XMPP_PORT=%d", xmppPort),
+		fmt.Sprintf("BOSHD_DEMO_LISTEN=127.0.0.1:%d", httpPort),
+	)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) // Ctrl-C
+		select {
+		case err := <-exited:
+			if err != nil && !t.Failed() {
+				t.Logf("scripts/demo exited: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("scripts/demo did not stop within 30 s of SIGINT; killing it")
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("scripts/demo output:\n%s", out.String())
+		}
+	})
+
+	d := &demoServer{Passwords: make(map[string]string), Output: out}
+	deadline := time.Now().Add(3 * time.Minute) // a first go build may be slow
+	for {
+		d.parse(out.String())
+		if d.URL != "" && len(d.Passwords) == 2 {
+			resp, err := http.Get(d.URL)
+			if err == nil {
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == 200 && bytes.Contains(body, []byte("converse")) {
+					return d
+				}
+			}
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("scripts/demo exited (%v) before serving its page:\n%s", err, out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("scripts/demo printed no page or did not serve it within 3 minutes:\n%s", out.String())
+		}
+	}
+}
+
+// parse picks the page URL and the passwords out of scripts/demo's output.
+func (d *demoServer) parse(output string) {
+	sc := bufio.NewScanner(strings.NewReader(output))
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		for i, f := range fields {
+			switch {
+			case f == "page:" && i+1 < len(fields) && i > 0 && fields[i-1] == "Chat":
+				d.URL = fields[i+1]
+			case (f == "alice@localhost" || f == "bob@localhost") && i+2 < len(fields) && fields[i+1] == "password":
+				d.Passwords[strings.TrimSuffix(f, "@localhost")] = fields[i+2]
+			}
+		}
+	}
+}
+
+// TestBrowserDemo is point 5: scripts/demo, run as the README says, serves a
+// chat page at the URL it prints; in Chromium, alice and bob log in there
+// with the printed passwords and chat. A second run leaves a screenshot of
+// the conversation in integration/testdata/out/ for humans.
+func TestBrowserDemo(t *testing.T) {
+	t.Parallel()
+	tools := needBrowser(t)
+	d := startDemo(t)
+	// scripts/demo puts each demo user in the other's roster, named
+	// Alice and Bob.
+	users := map[string]browserUser{
+		"alice": {JID: "alice@localhost", Password: d.Passwords["alice"], Name: "Alice"},
+		"bob":   {JID: "bob@localhost", Password: d.Passwords["bob"], Name: "Bob"},
+	}
+	input := func() map[string]any {
+		return map[string]any{"scenario": "demo", "baseURL": d.URL, "users": users}
+	}
+
+	t.Run("round trip", func(t *testing.T) {
+		res := runBrowser(t, tools, input())
+		u := strings.TrimSuffix(d.URL, "/")
+		checkBOSHURLs(t, res, u+"/http-bind")
+	})
+	t.Run("screenshot", func(t *testing.T) {
+		out, err := filepath.Abs(filepath.Join("testdata", "out"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := input()
+		in["screenshot"] = true
+		in["outDir"] = out
+		res := runBrowser(t, tools, in)
+		for _, key := range []string{"screenshot", "screenshotBob", "screenshotLogin"} {
+			path, _ := res[key].(string)
+			fi, err := os.Stat(path)
+			if err != nil || fi.Size() < 10000 {
+				t.Errorf("screenshot %q: %v (size %d)", path, err, sizeOf(fi))
+				continue
+			}
+			t.Logf("screenshot of the demo chat: %s", path)
+		}
+	})
+}
+
+func sizeOf(fi os.FileInfo) int64 {
+	if fi == nil {
+		return 0
+	}
+	return fi.Size()
+}

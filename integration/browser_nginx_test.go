@@ -1,0 +1,301 @@
+package integration
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"boshd/config"
+)
+
+// TestBrowserNginx is point 3: scenarios (a) and (d) through a real nginx
+// at /http-bind, configured with the snippet from README.md as it is
+// (readmeNginxSnippet), with the test pages served by nginx on the same
+// origin. nginx connects to boshd from 127.0.0.2 (proxy_bind in the server
+// block around the snippet), which boshd lists in trusted_proxies; the
+// browser, on 127.0.0.1, forges an X-Forwarded-For entry. boshd must count
+// and log each session under 127.0.0.1, the address nginx vouches for, and
+// ignore the forged one.
+func TestBrowserNginx(t *testing.T) {
+	t.Parallel()
+	tools := needBrowser(t)
+	nginxBin := nginxBinary(t)
+	snippet := readmeNginxSnippet(t)
+	st := startBrowserStack(t, tools, stackOptions{
+		Configure: func(cfg *config.Config, _, _ string) {
+			cfg.TrustedProxies = []string{"127.0.0.2"}
+			cfg.MaxSessionsPerIP = 4
+			cfg.PublicURL = "https://chat.example.org/http-bind"
+		},
+	})
+	ngx := startNginx(t, nginxBin, snippet, st.BOSHAddr, tools.dir)
+
+	// The README's host-meta location reaches boshd's XEP-0156 answers.
+	for _, path := range []string{"/.well-known/host-meta", "/.well-known/host-meta.json"} {
+		resp, err := http.Get(ngx.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !bytes.Contains(body, []byte("https://chat.example.org/http-bind")) ||
+			resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+			t.Errorf("GET %s through nginx: %s %v\n%s", path, resp.Status, resp.Header, body)
+		}
+	}
+
+	for _, scenario := range []string{"strophe-exchange", "converse-message"} {
+		t.Run(scenario, func(t *testing.T) {
+			input := st.scenarioInput(scenario, ngx.URL)
+			input["forwardedFor"] = "198.51.100.7"
+			res := runBrowser(t, tools, input)
+			if scenario == "converse-message" {
+				checkBOSHURLs(t, res, ngx.URL+"/http-bind")
+			}
+		})
+	}
+	log := st.Log()
+	sessions := countLines(log, "session client")
+	if sessions < 4 {
+		t.Errorf("boshd logged %d sessions, want 4", sessions)
+	}
+	if n := countLines(log, "session client", "ip=127.0.0.1 ", "peer=127.0.0.2:"); n != sessions {
+		t.Errorf("%d of %d sessions logged as from ip=127.0.0.1 via peer 127.0.0.2:\n%s", n, sessions, grepLines(log, "session client"))
+	}
+	if strings.Contains(log, "198.51.100.7") {
+		t.Errorf("boshd believed the forged X-Forwarded-For:\n%s", grepLines(log, "198.51.100.7"))
+	}
+	if n := countLines(ngx.AccessLog(), "POST /http-bind"); n == 0 {
+		t.Errorf("nginx access log shows no BOSH request:\n%s", ngx.AccessLog())
+	}
+	checkBoshdLog(t, log)
+}
+
+// nginxBinary returns the path of nginx, or skips (or fails) t.
+func nginxBinary(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("BOSHD_NGINX"), "/usr/sbin/nginx"} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("nginx"); err == nil {
+		return p
+	}
+	skipOrFail(t, "nginx is not installed (apt-get install -y nginx)")
+	return ""
+}
+
+// readmeNginxSnippet returns the nginx configuration blocks of README.md's
+// "Behind nginx" section (up to the next "## " heading), as operators copy
+// them, one after the other: the /http-bind location and the host-meta one.
+func readmeNginxSnippet(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "\n## Behind nginx\n")
+	if !ok {
+		t.Fatal(`README.md has no "## Behind nginx" section`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	var blocks []string
+	for {
+		var block string
+		if _, section, ok = strings.Cut(section, "```nginx\n"); !ok {
+			break
+		}
+		if block, section, ok = strings.Cut(section, "```"); !ok {
+			t.Fatal("README.md: an nginx block is not closed")
+		}
+		blocks = append(blocks, block)
+	}
+	if len(blocks) == 0 {
+		t.Fatal("README.md's Behind nginx section has no ```nginx block")
+	}
+	return strings.Join(blocks, "\n")
+}
+
+// readmeBackend is the boshd address the README's nginx snippet proxies to:
+// boshd's default listen address.
+const readmeBackend = "http://127.0.0.1:5280"
+
+// nginxServer is a private nginx owned by one test.
+type nginxServer struct {
+	URL string
+	dir string
+}
+
+// AccessLog returns nginx's access log so far.
+func (n *nginxServer) AccessLog() string {
+	b, _ := os.ReadFile(filepath.Join(n.dir, "access.log"))
+	return string(b)
+}
+
+// startNginx runs nginx on a free port of 127.0.0.1 with one server block:
+// README.md's snippet, with its proxy_pass pointed at the boshd under test
+// (readmeBackend replaced by http://backend; nothing else is changed), and
+// the test pages and node_modules of browserDir served as files on the same
+// origin. Everything nginx writes stays in a temporary directory. It is
+// stopped in t.Cleanup.
+func startNginx(t *testing.T, bin, snippet, backend, browserDir string) *nginxServer {
+	t.Helper()
+	if !strings.Contains(snippet, readmeBackend) {
+		t.Fatalf("README.md's nginx snippet does not proxy to %s; update readmeBackend:\n%s", readmeBackend, snippet)
+	}
+	location := strings.ReplaceAll(snippet, readmeBackend, "http://"+backend)
+
+	// Workers run as nobody when nginx starts as root: everything they
+	// touch must be reachable by others.
+	dir, err := os.MkdirTemp("", "boshd-nginx-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
+		if err := os.Mkdir(filepath.Join(dir, sub), 0o777); err != nil {
+			t.Fatal(err)
+		}
+		_ = os.Chmod(filepath.Join(dir, sub), 0o777)
+	}
+
+	n := &nginxServer{dir: dir}
+	var lastErr error
+	for attempt := 1; attempt <= 3; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.URL = fmt.Sprintf("http://127.0.0.1:%d", port)
+		conf := fmt.Sprintf(`# Generated by boshd's TestBrowserNginx.
+worker_processes 1;
+error_log %[1]s/error.log info;
+events {
+    worker_connections 256;
+}
+http {
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    log_format timed '$remote_addr "$request" $status $body_bytes_sent $request_time s (boshd $upstream_response_time s)';
+    access_log %[1]s/access.log timed;
+    client_body_temp_path %[1]s/client_body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+
+    server {
+        listen 127.0.0.1:%[2]d;
+        server_name localhost;
+        # boshd sees nginx at 127.0.0.2 (its trusted proxy), the browser at 127.0.0.1.
+        proxy_bind 127.0.0.2;
+
+        root %[3]s;
+        location /node_modules/ {
+            root %[4]s;
+        }
+
+        # From README.md:
+%[5]s    }
+}
+`, dir, port, filepath.Join(browserDir, "pages"), browserDir, indent(location, "        "))
+		confPath := filepath.Join(dir, "nginx.conf")
+		if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		lastErr = runNginx(t, bin, dir, confPath, n.URL)
+		if lastErr == nil {
+			return n
+		}
+		t.Logf("nginx: attempt %d on port %d: %v", attempt, port, lastErr)
+	}
+	t.Fatalf("nginx did not start: %v", lastErr)
+	return nil
+}
+
+// indent prefixes every non-empty line of s with prefix.
+func indent(s, prefix string) string {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(s, "\n") {
+		if strings.TrimSpace(line) != "" {
+			b.WriteString(prefix)
+		}
+		b.WriteString(line)
+	}
+	return b.String()
+}
+
+// runNginx starts nginx in the foreground with confPath and waits until
+// url serves the Strophe test page. On success it is stopped in t.Cleanup.
+func runNginx(t *testing.T, bin, dir, confPath, url string) error {
+	if out, err := exec.Command(bin, "-t", "-q", "-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", confPath, "-g", "pid "+filepath.Join(dir, "nginx.pid")+";").CombinedOutput(); err != nil {
+		t.Fatalf("nginx -t refuses the configuration: %v\n%s\n%s", err, out, readTail(confPath, 80))
+	}
+	out := &lockedBuffer{}
+	cmd := exec.Command(bin, "-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", confPath,
+		"-g", "daemon off; pid "+filepath.Join(dir, "nginx.pid")+";")
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stop := func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGQUIT) // graceful
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("nginx exited (%v): %s %s", err, out.String(), readTail(filepath.Join(dir, "error.log"), 20))
+		default:
+		}
+		resp, err := http.Get(url + "/strophe.html")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+			err = fmt.Errorf("status %s", resp.Status)
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return fmt.Errorf("not serving %s: %v", url, err)
+		}
+		select {
+		case err := <-exited:
+			exited <- err
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("nginx error log:\n%s", readTail(filepath.Join(dir, "error.log"), 60))
+			t.Logf("nginx access log:\n%s", readTail(filepath.Join(dir, "access.log"), 60))
+		}
+	})
+	return nil
+}

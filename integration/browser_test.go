@@ -1,0 +1,622 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"boshd/bosh"
+	"boshd/config"
+)
+
+// Browser tests: real web clients in Debian's Chromium talk BOSH to boshd in
+// front of a real Prosody. The Go tests here set the stage (Prosody, boshd
+// mounted in-process next to the test pages, nginx, scripts/demo) and run
+// integration/browser/run.mjs, which drives Chromium through playwright-core
+// and plays one scenario with Strophe.js, Converse.js or StanzaJS (npm
+// packages pinned in integration/browser/package-lock.json). run.mjs
+// answers with one JSON line, which the tests check along with boshd's log
+// and the order in which boshd wrote its answers (browser_wire_test.go).
+// nginx in front of boshd is in browser_nginx_test.go, the demo page of
+// scripts/demo in browser_demo_test.go.
+//
+// They skip when Chromium, Node.js or the npm packages are missing
+// (scripts/test installs them: apt-get install chromium nginx, npm ci),
+// unless CI=true or BOSHD_REQUIRE_BROWSER=1, when they fail instead.
+// BOSHD_CHROMIUM names another Chromium binary than /usr/bin/chromium.
+
+const (
+	// browserRunTimeout bounds one run of run.mjs, Chromium included.
+	browserRunTimeout = 4 * time.Minute
+	// browserEventTimeout bounds each wait inside a scenario (a page
+	// loading, a message arriving).
+	browserEventTimeout = 60 * time.Second
+	// browserMessages is how many messages scenarios (a) and (c) send in
+	// each direction.
+	browserMessages = 100
+	// browserWait is the BOSH wait the Strophe clients ask for, in
+	// seconds; testConfig grants at most 10.
+	browserWait = 10
+	// browserParallel is how many Chromiums run at once: the machines
+	// have two cores.
+	browserParallel = 2
+)
+
+// browserSlots limits the Chromiums running at once to browserParallel.
+var browserSlots = make(chan struct{}, browserParallel)
+
+// browserTools locates what the browser tests need.
+type browserTools struct {
+	node     string // the node binary
+	chromium string // the Chromium binary
+	dir      string // integration/browser, absolute
+}
+
+// browserRequired reports whether missing browser tools must fail the tests
+// instead of skipping them.
+func browserRequired() bool {
+	return os.Getenv("CI") == "true" || os.Getenv("BOSHD_REQUIRE_BROWSER") == "1"
+}
+
+// skipOrFail skips t, or fails it when browserRequired.
+func skipOrFail(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if browserRequired() {
+		t.Fatalf("%s; required because CI=true or BOSHD_REQUIRE_BROWSER=1 (scripts/test installs everything)", msg)
+	}
+	t.Skipf("%s; scripts/test installs it, BOSHD_REQUIRE_BROWSER=1 makes this a failure", msg)
+}
+
+// needBrowser returns the browser tools, or skips (or fails) t when one is
+// missing.
+func needBrowser(t testing.TB) *browserTools {
+	t.Helper()
+	dir, err := filepath.Abs("browser")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tools := &browserTools{dir: dir, chromium: "/usr/bin/chromium"}
+	if c := os.Getenv("BOSHD_CHROMIUM"); c != "" {
+		tools.chromium = c
+	}
+	if _, err := os.Stat(tools.chromium); err != nil {
+		skipOrFail(t, "chromium is not installed (apt-get install -y chromium): %v", err)
+	}
+	if tools.node, err = exec.LookPath("node"); err != nil {
+		skipOrFail(t, "node is not installed: %v", err)
+	}
+	for _, pkg := range []string{"playwright-core", "strophe.js", "converse.js", "stanza", "esbuild"} {
+		if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err != nil {
+			skipOrFail(t, "npm package %s is missing (cd integration/browser && npm ci)", pkg)
+		}
+	}
+	return tools
+}
+
+// browserUser is one user as run.mjs knows it.
+type browserUser struct {
+	JID      string `json:"jid"`
+	Password string `json:"password"`
+	Name     string `json:"name"` // the name others have in their roster
+}
+
+// browserUsers returns alice and bob of p for run.mjs, and gives each the
+// other as a contact (subscription both), so that Converse.js lists them.
+func browserUsers(t testing.TB, p *prosody) map[string]browserUser {
+	t.Helper()
+	users := map[string]browserUser{
+		"alice": {JID: "alice@" + p.Domain, Password: p.Passwords["alice"], Name: "Alice"},
+		"bob":   {JID: "bob@" + p.Domain, Password: p.Passwords["bob"], Name: "Bob"},
+	}
+	writeRoster(t, filepath.Join(p.Dir, "data"), p.Domain, "alice", users["bob"])
+	writeRoster(t, filepath.Join(p.Dir, "data"), p.Domain, "bob", users["alice"])
+	return users
+}
+
+// writeRoster writes the roster of user@host in Prosody's internal storage
+// format: each contact with subscription both. Prosody reads a roster from
+// storage when its user first logs in, so this works on a running Prosody
+// as long as user has not logged in yet.
+func writeRoster(t testing.TB, dataDir, host, user string, contacts ...browserUser) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("return {\n\t[false] = {\n\t\t[\"version\"] = 1;\n\t\t[\"pending\"] = {};\n\t};\n")
+	for _, c := range contacts {
+		fmt.Fprintf(&b, "\t[%s] = {\n\t\t[\"subscription\"] = \"both\";\n\t\t[\"groups\"] = {};\n\t\t[\"name\"] = %s;\n\t};\n", luaString(c.JID), luaString(c.Name))
+	}
+	b.WriteString("};\n")
+	dir := filepath.Join(dataDir, prosodyEncode(host), "roster")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, prosodyEncode(user)+".dat"), []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// browserStack is Prosody and boshd, with the test pages served next to
+// BOSH on the same origin.
+type browserStack struct {
+	Prosody *prosody
+	Users   map[string]browserUser
+	// URL is the origin of the pages and of BOSH (at URL+"/http-bind"),
+	// plain HTTP on 127.0.0.1.
+	URL string
+	// TLSURL is the same server over HTTPS (stackOptions.TLS only).
+	TLSURL string
+	// BOSHAddr is host:port of the plain listener.
+	BOSHAddr string
+	// BuildDir is served at /build/ (run.mjs writes its bundles there).
+	BuildDir string
+	// Wire records when boshd wrote each response on the plain listener.
+	Wire *wireLog
+
+	logs *lockedBuffer
+}
+
+type stackOptions struct {
+	// TLS also serves everything over HTTPS on a second listener, with
+	// httptest's self-signed certificate.
+	TLS bool
+	// Configure adjusts boshd's configuration; origin is the plain
+	// listener's origin (http://127.0.0.1:PORT) and tlsAddr the HTTPS
+	// listener's address, if any.
+	Configure func(cfg *config.Config, origin, tlsAddr string)
+}
+
+// startBrowserStack starts a Prosody with alice and bob (each in the
+// other's roster) and boshd in-process, serving at the same origin: BOSH at
+// /http-bind, XEP-0156 host-meta, the test pages of integration/browser/pages
+// at /, integration/browser/node_modules at /node_modules/ and a build
+// directory at /build/.
+func startBrowserStack(t *testing.T, tools *browserTools, opts stackOptions) *browserStack {
+	t.Helper()
+	p := startProsody(t, prosodyOptions{})
+	st := &browserStack{Prosody: p, Users: browserUsers(t, p), logs: &lockedBuffer{}}
+
+	plain, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.BOSHAddr = plain.Addr().String()
+	st.URL = "http://" + st.BOSHAddr
+	var secure net.Listener
+	if opts.TLS {
+		if secure, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		st.TLSURL = "https://" + secure.Addr().String()
+	}
+
+	cfg := prosodyConfig(p)
+	publicURL := st.URL + cfg.Path
+	if opts.Configure != nil {
+		tlsAddr := ""
+		if secure != nil {
+			tlsAddr = secure.Addr().String()
+		}
+		opts.Configure(&cfg, st.URL, tlsAddr)
+	}
+	if cfg.PublicURL != "" {
+		publicURL = cfg.PublicURL
+	}
+	logger := slog.New(slog.NewTextHandler(st.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h, err := bosh.NewHandler(cfg, logger)
+	if err != nil {
+		t.Fatalf("bosh.NewHandler: %v", err)
+	}
+
+	st.BuildDir = filepath.Join(t.TempDir(), "build")
+	if err := os.MkdirAll(st.BuildDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(cfg.Path, h)
+	hostMeta := bosh.HostMeta(publicURL)
+	mux.Handle(bosh.HostMetaPath, hostMeta)
+	mux.Handle(bosh.HostMetaJSONPath, hostMeta)
+	mux.Handle("/", http.FileServer(http.Dir(filepath.Join(tools.dir, "pages"))))
+	mux.Handle("/node_modules/", http.FileServer(http.Dir(tools.dir)))
+	mux.Handle("/build/", http.StripPrefix("/build/", http.FileServer(http.Dir(st.BuildDir))))
+
+	st.Wire = &wireLog{}
+	servers := []*httptest.Server{httptest.NewUnstartedServer(mux)}
+	servers[0].Listener.Close()
+	servers[0].Listener = &recordingListener{Listener: plain, log: st.Wire}
+	servers[0].Start()
+	if secure != nil {
+		s := httptest.NewUnstartedServer(mux)
+		s.Listener.Close()
+		s.Listener = secure
+		s.StartTLS()
+		servers = append(servers, s)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := h.Shutdown(ctx); err != nil {
+			t.Errorf("boshd Shutdown: %v", err)
+		}
+		for _, s := range servers {
+			s.CloseClientConnections()
+			s.Close()
+		}
+		if t.Failed() {
+			t.Logf("boshd log (last %d lines):\n%s", boshdLogTail, lastLines(st.logs.String(), boshdLogTail))
+		}
+	})
+	return st
+}
+
+// Log returns boshd's log so far.
+func (st *browserStack) Log() string { return st.logs.String() }
+
+// scenarioInput returns run.mjs's input for scenario against baseURL with
+// the stack's users.
+func (st *browserStack) scenarioInput(scenario, baseURL string) map[string]any {
+	return map[string]any{
+		"scenario": scenario,
+		"baseURL":  baseURL,
+		"users":    st.Users,
+		"buildDir": st.BuildDir,
+		"messages": browserMessages,
+	}
+}
+
+// runBrowser runs run.mjs with input (to which it adds the Chromium path, a
+// temporary directory and the timeouts) and returns its result, failing t
+// unless the scenario passed.
+func runBrowser(t *testing.T, tools *browserTools, input map[string]any) map[string]any {
+	t.Helper()
+	input["chromium"] = tools.chromium
+	tmp := t.TempDir()
+	input["tmpDir"] = tmp
+	input["timeoutMs"] = browserEventTimeout.Milliseconds()
+	if _, ok := input["wait"]; !ok {
+		input["wait"] = browserWait
+	}
+	if _, ok := input["boshPath"]; !ok {
+		input["boshPath"] = "/http-bind"
+	}
+	stdin, err := json.Marshal(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	select {
+	case browserSlots <- struct{}{}:
+	case <-time.After(browserRunTimeout):
+		t.Fatalf("no browser slot free within %v", browserRunTimeout)
+	}
+	defer func() { <-browserSlots }()
+
+	start := time.Now()
+	cmd := exec.Command(tools.node, filepath.Join(tools.dir, "run.mjs"))
+	cmd.Dir = tools.dir
+	cmd.Stdin = bytes.NewReader(stdin)
+	var stdout bytes.Buffer
+	stderr := &lockedBuffer{}
+	cmd.Stdout = &stdout
+	cmd.Stderr = stderr
+	// Own process group, so that a timeout kills Chromium too; die with
+	// the test binary.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting run.mjs: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var runErr error
+	select {
+	case runErr = <-done:
+	case <-time.After(browserRunTimeout):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+		t.Logf("run.mjs output:\n%s", stderr.String())
+		t.Fatalf("scenario %v did not finish within %v", input["scenario"], browserRunTimeout)
+	}
+	t.Logf("run.mjs %v (%.1f s):\n%s", input["scenario"], time.Since(start).Seconds(), strings.TrimRight(stderr.String(), "\n"))
+
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var result map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &result); err != nil {
+		t.Fatalf("run.mjs (%v) printed no result: %v\nstdout: %s", runErr, err, stdout.String())
+	}
+	if ok, _ := result["ok"].(bool); !ok || runErr != nil {
+		keepFailureFiles(t, tmp)
+		t.Fatalf("scenario %v failed (%v): %v", input["scenario"], runErr, result["error"])
+	}
+	return result
+}
+
+// keepFailureFiles copies what run.mjs left in dir after a failure
+// (screenshots, each page's BOSH traffic) to
+// integration/testdata/out/failures/TESTNAME/, where it outlives the test.
+func keepFailureFiles(t *testing.T, dir string) {
+	files, _ := filepath.Glob(filepath.Join(dir, "failure-*"))
+	if len(files) == 0 {
+		return
+	}
+	out := filepath.Join("testdata", "out", "failures", strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()))
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Logf("keeping failure files: %v", err)
+		return
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(out, filepath.Base(f)), data, 0o644)
+		}
+		if err != nil {
+			t.Logf("keeping %s: %v", f, err)
+		}
+	}
+	abs, _ := filepath.Abs(out)
+	t.Logf("screenshots and BOSH traffic of the failed scenario kept in %s", abs)
+}
+
+// number returns result[key] as an int, failing t if it is not a number.
+func number(t *testing.T, result map[string]any, key string) int {
+	t.Helper()
+	f, ok := result[key].(float64)
+	if !ok {
+		t.Fatalf("result has no number %q: %v", key, result)
+	}
+	return int(f)
+}
+
+// checkBoshdLog fails t if boshd logged a panic or an error.
+func checkBoshdLog(t *testing.T, log string) {
+	t.Helper()
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "level=ERROR") || strings.Contains(line, "panic") {
+			t.Errorf("boshd logged: %s", line)
+		}
+	}
+}
+
+// countLines returns how many lines of log contain every one of parts.
+func countLines(log string, parts ...string) int {
+	n := 0
+lines:
+	for _, line := range strings.Split(log, "\n") {
+		for _, p := range parts {
+			if !strings.Contains(line, p) {
+				continue lines
+			}
+		}
+		n++
+	}
+	return n
+}
+
+// TestBrowserStropheExchange is scenario (a): two Strophe.js pages log in
+// and exchange 100 messages in both directions at once; every message
+// arrives exactly once and in order.
+func TestBrowserStropheExchange(t *testing.T) {
+	t.Parallel()
+	tools := needBrowser(t)
+	st := startBrowserStack(t, tools, stackOptions{})
+	res := runBrowser(t, tools, st.scenarioInput("strophe-exchange", st.URL))
+	if a2b, b2a := number(t, res, "aliceToBob"), number(t, res, "bobToAlice"); a2b != browserMessages || b2a != browserMessages {
+		t.Errorf("delivered %d and %d messages, want %d each way", a2b, b2a, browserMessages)
+	}
+	t.Logf("%d messages each way in %d ms over %d BOSH requests", browserMessages, number(t, res, "millis"), number(t, res, "requests"))
+	checkSessions(t, st, res)
+	checkBoshdLog(t, st.Log())
+}
+
+// checkSessions checks the wire order of boshd's answers in the sessions
+// of a Strophe scenario, and reports the messages Strophe.js handled out
+// of order although they came in order.
+func checkSessions(t *testing.T, st *browserStack, res map[string]any) {
+	t.Helper()
+	sids, _ := res["sids"].([]any)
+	if len(sids) == 0 {
+		t.Fatalf("result has no sids: %v", res)
+	}
+	for _, sid := range sids {
+		n := checkAnswerOrder(t, st.Wire, sid.(string))
+		t.Logf("session %s: %d responses written", sid, n)
+	}
+	if n := number(t, res, "handledOutOfOrder"); n > 0 {
+		t.Logf("note: Strophe.js handed %d messages to the page out of order, although boshd wrote the responses in rid order and they carried the messages once each and in order: it handles each response when its XHR completes, not in rid order (strophe/strophejs#709), so rid N+1's stanzas come first when N's response was lost and resent, or when both complete at nearly the same time", n)
+	}
+}
+
+// TestBrowserStropheKeepalive is scenario (b): Strophe.js with keepalive;
+// the page is reloaded mid-conversation and messages are sent to it while
+// it reloads. Strophe's restore() continues the same sid with the next rid,
+// boshd keeps what arrived meanwhile for the restored page, and nothing is
+// lost or duplicated.
+//
+// "quiet" reloads when nothing is in flight but the held poll, which the
+// old page abandons (R-HOLD-8). "request in flight" reloads while the old
+// page's next request is still in the browser, so it never reaches boshd
+// and the restored page's first rid leaves a gap, which boshd gives up
+// after a short wait (see TestRIDGapAfterReload in bosh/ridgap_test.go).
+func TestBrowserStropheKeepalive(t *testing.T) {
+	t.Parallel()
+	tools := needBrowser(t)
+	for _, tc := range []struct {
+		name     string
+		inflight bool
+	}{
+		{"quiet", false},
+		{"request in flight", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			st := startBrowserStack(t, tools, stackOptions{})
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("rids boshd read, per session: %v", st.Wire.bySession())
+				}
+			})
+			input := st.scenarioInput("strophe-keepalive", st.URL)
+			input["inflight"] = tc.inflight
+			res := runBrowser(t, tools, input)
+			sid, _ := res["sid"].(string)
+			last, first := number(t, res, "lastOldRid"), number(t, res, "firstNewRid")
+			if got, _ := res["firstNewSid"].(string); got != sid {
+				t.Errorf("restored page used sid %q, want %q", got, sid)
+			}
+			if first != last+1 {
+				t.Errorf("restored page's first rid %d, want %d", first, last+1)
+			}
+			fate := "neither answered nor abandoned"
+			switch {
+			case countLines(st.Log(), "sid="+sid, "held request abandoned by client", fmt.Sprintf("rid=%d ", last)) > 0 ||
+				strings.HasSuffix(grepLines(st.Log(), "held request abandoned by client"), fmt.Sprintf("rid=%d", last)):
+				fate = "abandoned by the old page (R-HOLD-8)"
+			case !slices.Contains(st.Wire.Requests(sid), uint64(last)):
+				fate = "never received by boshd"
+			case slices.ContainsFunc(st.Wire.Answers(sid), func(w wireWrite) bool { return w.rid == uint64(last) }):
+				fate = "answered before the old page went away"
+			}
+			if n := countLines(st.Log(), "sid="+sid, "session terminated by client"); n != 1 {
+				t.Errorf("alice's session terminated %d times (want once, at logout)", n)
+			}
+			t.Logf("sid %s: the old page's last rid %d was %s; the restored page went on with rid %d; %d messages sent during the reload",
+				sid, last, fate, first, number(t, res, "duringReload"))
+			checkSessions(t, st, res)
+			checkBoshdLog(t, st.Log())
+		})
+	}
+}
+
+// TestBrowserStropheNetworkTrouble is scenario (c): the pages' requests are
+// intercepted; some are aborted before they reach boshd, and for others
+// boshd's answer is thrown away. Strophe resends the same rid each time,
+// and boshd answers resends of answered rids from its cache (R-RID-7), so
+// the sessions survive and nothing is lost or duplicated.
+func TestBrowserStropheNetworkTrouble(t *testing.T) {
+	t.Parallel()
+	tools := needBrowser(t)
+	st := startBrowserStack(t, tools, stackOptions{})
+	res := runBrowser(t, tools, st.scenarioInput("strophe-network", st.URL))
+	dropped, lost, resends := number(t, res, "requestsDropped"), number(t, res, "responsesLost"), number(t, res, "resends")
+	if dropped == 0 || lost == 0 {
+		t.Errorf("faults injected: %d requests dropped, %d responses lost; want some of each", dropped, lost)
+	}
+	if n := number(t, res, "faultedResent"); n != dropped+lost {
+		t.Errorf("%d faulted rids resent, want all %d", n, dropped+lost)
+	}
+	if cached := countLines(st.Log(), "resent rid answered from cache"); cached < lost {
+		t.Errorf("boshd answered %d resends from its cache, want at least %d (one per lost response)", cached, lost)
+	}
+	t.Logf("%d requests dropped, %d responses lost, %d resends; %d messages each way delivered in %d ms",
+		dropped, lost, resends, number(t, res, "aliceToBob"), number(t, res, "millis"))
+	checkSessions(t, st, res)
+	checkBoshdLog(t, st.Log())
+}
+
+// TestBrowserConverse is scenario (d): Converse.js with bosh_service_url;
+// alice and bob log in with its login form, and a message typed in alice's
+// chat appears in bob's page, and the reply in alice's.
+func TestBrowserConverse(t *testing.T) {
+	t.Parallel()
+	tools := needBrowser(t)
+	st := startBrowserStack(t, tools, stackOptions{})
+	res := runBrowser(t, tools, st.scenarioInput("converse-message", st.URL))
+	checkBOSHURLs(t, res, st.URL+"/http-bind")
+	checkBoshdLog(t, st.Log())
+}
+
+// checkBOSHURLs fails t unless every BOSH request of the scenario went to
+// want.
+func checkBOSHURLs(t *testing.T, res map[string]any, want string) {
+	t.Helper()
+	urls, _ := res["boshURLs"].([]any)
+	if len(urls) != 1 || urls[0] != want {
+		t.Errorf("BOSH requests went to %v, want %s only", urls, want)
+	}
+}
+
+// TestBrowserStanza is scenario (e): StanzaJS over BOSH (WebSocket off)
+// logs in two users, who exchange a message each way.
+func TestBrowserStanza(t *testing.T) {
+	t.Parallel()
+	tools := needBrowser(t)
+	st := startBrowserStack(t, tools, stackOptions{})
+	res := runBrowser(t, tools, st.scenarioInput("stanza-message", st.URL))
+	t.Logf("StanzaJS sessions %v over %d requests", res["jids"], number(t, res, "requests"))
+	checkBoshdLog(t, st.Log())
+}
+
+// TestBrowserDiscovery is point 4, XEP-0156: Converse.js is given no BOSH
+// URL, only discover_connection_methods. It fetches
+// https://localhost/.well-known/host-meta from its page on
+// http://127.0.0.1:PORT (cross-origin: boshd's Access-Control-Allow-Origin
+// lets it read the answer). Chromium maps localhost:443 to boshd's TLS
+// listener (--host-resolver-rules) and accepts its self-signed certificate.
+// host-meta advertises public_url https://localhost/http-bind, where
+// Converse then logs in, cross-origin again (cors_origins lists the page's
+// origin).
+func TestBrowserDiscovery(t *testing.T) {
+	t.Parallel()
+	tools := needBrowser(t)
+	const publicURL = "https://localhost/http-bind"
+	var tlsAddr string
+	st := startBrowserStack(t, tools, stackOptions{
+		TLS: true,
+		Configure: func(cfg *config.Config, origin, addr string) {
+			cfg.PublicURL = publicURL
+			cfg.CORSOrigins = []string{origin}
+			tlsAddr = addr
+		},
+	})
+	// Both forms, as a client on another origin fetches them.
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	for _, path := range []string{bosh.HostMetaPath, bosh.HostMetaJSONPath} {
+		req, err := http.NewRequest("GET", st.TLSURL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Origin", st.URL)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "*" || !bytes.Contains(body, []byte(publicURL)) {
+			t.Errorf("GET %s: %s %v\n%s", path, resp.Status, resp.Header, body)
+		}
+	}
+
+	input := st.scenarioInput("converse-discovery", st.URL)
+	input["hostRules"] = []string{"MAP localhost:443 " + tlsAddr}
+	input["ignoreHTTPSErrors"] = true
+	input["expectBoshURL"] = publicURL
+	res := runBrowser(t, tools, input)
+	t.Logf("host-meta fetched: %v; BOSH at %v", res["hostMeta"], res["boshURLs"])
+	checkBoshdLog(t, st.Log())
+}
+
+// grepLines returns the lines of s that contain part.
+func grepLines(s, part string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if strings.Contains(line, part) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
