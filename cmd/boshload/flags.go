@@ -1,0 +1,216 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Bounds on the flags, so that a typo cannot start an unbounded run.
+const (
+	maxSessions   = 200000           // highest --sessions
+	maxRate       = 20000            // highest --rate, sessions per second
+	maxDuration   = 2 * time.Hour    // longest --duration
+	maxWait       = 3600             // highest --wait, seconds
+	maxInFlight   = 10000            // highest --max-setup
+	maxSettle     = 5 * time.Minute  // longest --settle
+	minDuration   = time.Second      // shortest --duration
+	defaultWait   = 60               // --wait when not given
+	defaultSettle = 3 * time.Second  // --settle when not given
+	requestSlack  = 10 * time.Second // added to wait for a request's deadline
+)
+
+// config is the validated command line.
+type config struct {
+	url      *url.URL
+	domain   string
+	sessions int
+	rate     float64
+	duration time.Duration
+	wait     int // seconds asked for at creation
+
+	// login is the --login pattern (user%d:password) split in two;
+	// loginUser is empty when sessions stay unauthenticated.
+	loginUser, loginPass string
+
+	sources   []netip.Addr // local addresses to bind, round-robin; may be empty
+	jsonPath  string
+	pid       int           // process whose memory is sampled; 0: none
+	settle    time.Duration // pause before the "after" memory samples
+	maxSetup  int           // sessions being set up at once
+	terminate bool          // end sessions with type='terminate' at the end
+	// exitAfterSample ends the idle phase once memory has been sampled.
+	exitAfterSample bool
+	verbose         bool
+}
+
+// parseFlags parses and validates the command line. It returns
+// flag.ErrHelp after printing usage for -h.
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	fs := flag.NewFlagSet("boshload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		rawURL  = fs.String("url", "http://127.0.0.1:5280/http-bind", "BOSH `URL` (loopback hosts only)")
+		domain  = fs.String("domain", "localhost", "XMPP `DOMAIN` sent as to= at creation")
+		n       = fs.Int("sessions", 100, fmt.Sprintf("number of sessions `N` to open (at most %d)", maxSessions))
+		rate    = fs.Float64("rate", 200, fmt.Sprintf("sessions started per second (at most %d)", maxRate))
+		dur     = fs.Duration("duration", 60*time.Second, "total run time; the run always stops by itself")
+		wait    = fs.Int("wait", defaultWait, "`seconds` asked for as wait at creation")
+		login   = fs.String("login", "", "log in with SASL PLAIN as `user%d:password` (%d is the session index from 1)")
+		sources = fs.String("sources", "", "comma-separated local loopback `ADDRS` to bind client sockets to, round-robin")
+		jsonOut = fs.String("json", "", "write the results as JSON to `FILE`")
+		pid     = fs.Int("pid", 0, "sample the RSS of process `PID` before and after the sessions are established")
+		settle  = fs.Duration("settle", defaultSettle, "wait this long once sessions are idle before sampling memory")
+		setup   = fs.Int("max-setup", 256, "sessions being set up at once, at most")
+		term    = fs.Bool("terminate", true, "end each session with type='terminate' when the run ends")
+		early   = fs.Bool("exit-after-sample", false, "with --pid, end the run once the memory after setup is sampled")
+		verbose = fs.Bool("v", false, "log each session failure")
+	)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: boshload [flags]\n\n"+
+			"boshload opens BOSH sessions against a loopback connection manager and keeps\n"+
+			"one request held in each, reporting setup rate, failures and the server's RSS.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+
+	c := &config{
+		domain:          strings.TrimSpace(*domain),
+		sessions:        *n,
+		rate:            *rate,
+		duration:        *dur,
+		wait:            *wait,
+		jsonPath:        *jsonOut,
+		pid:             *pid,
+		settle:          *settle,
+		maxSetup:        *setup,
+		terminate:       *term,
+		exitAfterSample: *early,
+		verbose:         *verbose,
+	}
+	var err error
+	if c.url, err = parseLoopbackURL(*rawURL); err != nil {
+		return nil, fmt.Errorf("--url: %w", err)
+	}
+	if c.domain == "" || strings.ContainsAny(c.domain, "@/'\"<>& ") {
+		return nil, fmt.Errorf("--domain: %q is not a domain", *domain)
+	}
+	if c.sessions < 1 || c.sessions > maxSessions {
+		return nil, fmt.Errorf("--sessions: %d is not in [1, %d]", c.sessions, maxSessions)
+	}
+	if !(c.rate > 0 && c.rate <= maxRate) { // also refuses NaN
+		return nil, fmt.Errorf("--rate: %g is not in (0, %d]", c.rate, maxRate)
+	}
+	if c.duration < minDuration || c.duration > maxDuration {
+		return nil, fmt.Errorf("--duration: %v is not in [%v, %v]", c.duration, minDuration, maxDuration)
+	}
+	if c.wait < 1 || c.wait > maxWait {
+		return nil, fmt.Errorf("--wait: %d is not in [1, %d]", c.wait, maxWait)
+	}
+	if *login != "" {
+		if c.loginUser, c.loginPass, err = parseLogin(*login); err != nil {
+			return nil, fmt.Errorf("--login: %w", err)
+		}
+	}
+	if c.sources, err = parseSources(*sources); err != nil {
+		return nil, fmt.Errorf("--sources: %w", err)
+	}
+	if c.pid < 0 {
+		return nil, fmt.Errorf("--pid: %d is not a process id", c.pid)
+	}
+	if c.settle < 0 || c.settle > maxSettle {
+		return nil, fmt.Errorf("--settle: %v is not in [0, %v]", c.settle, maxSettle)
+	}
+	if c.maxSetup < 1 || c.maxSetup > maxInFlight {
+		return nil, fmt.Errorf("--max-setup: %d is not in [1, %d]", c.maxSetup, maxInFlight)
+	}
+	return c, nil
+}
+
+// parseLoopbackURL parses a BOSH URL and refuses any whose host is not
+// localhost, an address in 127.0.0.0/8 or ::1: boshload never loads a
+// machine other than its own.
+func parseLoopbackURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("%q: scheme must be http or https", raw)
+	}
+	if u.User != nil {
+		return nil, fmt.Errorf("%q: user information is not supported", raw)
+	}
+	host := u.Hostname()
+	if !isLoopbackHost(host) {
+		return nil, fmt.Errorf("%q: host %q is not a loopback address (127.0.0.0/8, ::1 or localhost)", raw, host)
+	}
+	return u, nil
+}
+
+// isLoopbackHost reports whether host is localhost or a loopback IP
+// address. It resolves no name: localhost is the only name accepted.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil || addr.Zone() != "" {
+		return false
+	}
+	return addr.Unmap().IsLoopback()
+}
+
+// parseLogin splits a --login value user%d:password. The user part must
+// contain exactly one %d and no other verb.
+func parseLogin(s string) (user, pass string, err error) {
+	user, pass, ok := strings.Cut(s, ":")
+	if !ok || user == "" || pass == "" {
+		return "", "", fmt.Errorf("%q is not user%%d:password", s)
+	}
+	if strings.Count(user, "%") != 1 || !strings.Contains(user, "%d") {
+		return "", "", fmt.Errorf("user %q must contain %%d exactly once and no other %%", user)
+	}
+	if strings.ContainsAny(user, "@/ ") {
+		return "", "", fmt.Errorf("user %q must be a bare localpart pattern", user)
+	}
+	return user, pass, nil
+}
+
+// userName returns the user name of session index i (from 1).
+func (c *config) userName(i int) string {
+	return fmt.Sprintf(c.loginUser, i)
+}
+
+// parseSources parses a comma-separated list of loopback addresses.
+func parseSources(s string) ([]netip.Addr, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []netip.Addr
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		addr, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", f, err)
+		}
+		if addr.Zone() != "" || !addr.Unmap().IsLoopback() {
+			return nil, fmt.Errorf("%q is not a loopback address", f)
+		}
+		out = append(out, addr.Unmap())
+	}
+	return out, nil
+}
+
+// isHelp reports whether err asks for usage only.
+func isHelp(err error) bool { return errors.Is(err, flag.ErrHelp) }

@@ -1,0 +1,83 @@
+// Command boshload is a BOSH (XEP-0124, XEP-0206) load generator for
+// boshd and other connection managers on the same machine.
+//
+// It opens --sessions sessions at --rate per second, optionally logs each
+// in (SASL PLAIN, stream restart, resource binding, initial presence),
+// and then keeps exactly one request held in each: an idle long-poll that
+// is posted again with the next rid whenever a response comes back. It
+// reports how many sessions were established, the failures by phase and
+// reason (a terminal condition, an HTTP status, a network error), the
+// setup rate achieved and, with --pid, how much the server's resident
+// memory grew per session.
+//
+// Usage:
+//
+//	boshload --url http://127.0.0.1:5280/http-bind --domain localhost \
+//		--sessions 5000 --rate 500 --duration 60s [--pid PID] [--json FILE]
+//
+// Each session has its own HTTP transport limited to two connections, as
+// a browser tab has, and binds its sockets to one of --sources in turn, so
+// that more than one address's ephemeral ports can be used. Only loopback
+// URLs are accepted, and every run stops by itself after --duration; the
+// last tenth of it, at most 5 s, is kept for ending the sessions with
+// type='terminate'.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is boshload's main, returning the exit status: 0 when every session
+// was established, 1 when some were not, 2 for a usage error.
+func run(args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
+	if isHelp(err) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "boshload:", err)
+		return 2
+	}
+	if err := checkFileLimit(cfg.sessions); err != nil {
+		fmt.Fprintln(stderr, "boshload:", err)
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	res := newRunner(cfg, stderr).run(ctx, stderr)
+	res.print(stdout)
+	if cfg.jsonPath != "" {
+		if err := res.writeJSON(cfg.jsonPath); err != nil {
+			fmt.Fprintln(stderr, "boshload:", err)
+			return 1
+		}
+	}
+	if res.Established < cfg.sessions {
+		return 1
+	}
+	return 0
+}
+
+// checkFileLimit refuses a run that cannot hold a socket per session
+// (Go raises the soft limit to the hard one at start-up).
+func checkFileLimit(sessions int) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("reading the open file limit: %w", err)
+	}
+	const spare = 64
+	if need := uint64(sessions) + spare; lim.Cur < need {
+		return fmt.Errorf("%d sessions need at least %d open files, the limit is %d: raise ulimit -n", sessions, need, lim.Cur)
+	}
+	return nil
+}

@@ -1,0 +1,327 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// maxResponseBytes bounds how much of one response boshload reads.
+const maxResponseBytes = 1 << 20
+
+// maxAwaitPolls bounds the requests sent while waiting for one answer
+// during login (each may come back empty after wait seconds).
+const maxAwaitPolls = 5
+
+// client is one BOSH session, driven by its own goroutine, the only one
+// that changes its fields. While a request is held, idle runs post on a
+// helper goroutine; post reads only fields that never change (cfg, hc).
+type client struct {
+	cfg   *config
+	index int // from 1
+	hc    *http.Client
+	tr    *http.Transport // hc's; closed when the session ends
+
+	rid           uint64 // the next request's rid
+	sid           string // set by create
+	authenticated bool   // login completed
+	// endLatency is how long the terminate request took, once answered.
+	endLatency time.Duration
+
+	// onHeld and onReleased are called when a request of the idle loop
+	// is sent and when it comes back, to count held requests.
+	onHeld, onReleased func()
+	// onStanzas is called with the number of stanzas in each response.
+	onStanzas func(n int)
+	// endSlots, shared by all sessions, bounds how many terminate
+	// requests are in flight at once; nil: no bound.
+	endSlots chan struct{}
+}
+
+// newClient returns session index i's client, with its own transport: a
+// session uses at most two connections to the manager, like a browser
+// tab (BOSH requests='2'), and never shares them with another session,
+// so that every session's requests travel on connections of its own
+// source address. Keep-alive is on: the held request reuses the
+// connection of the previous one.
+func newClient(cfg *config, i int, dial dialFunc) *client {
+	tr := &http.Transport{
+		Proxy:               nil, // never leave loopback through a proxy
+		DialContext:         dial,
+		MaxConnsPerHost:     2,
+		MaxIdleConnsPerHost: 2,
+		MaxIdleConns:        2,
+		IdleConnTimeout:     time.Duration(cfg.wait)*time.Second + requestSlack,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}
+	return &client{
+		cfg:   cfg,
+		index: i,
+		hc:    &http.Client{Transport: tr},
+		tr:    tr,
+		rid:   randomRID(),
+	}
+}
+
+// close releases the client's connections.
+func (c *client) close() { c.tr.CloseIdleConnections() }
+
+// randomRID returns a random initial rid low enough that a long session
+// never reaches 2^53 (XEP-0124 §14.1).
+func randomRID() uint64 {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err)) // never fails on Linux
+	}
+	return uint64(binary.BigEndian.Uint32(b[:]))
+}
+
+// nextRID returns the rid of the next request and advances it. Only the
+// session's own goroutine calls it.
+func (c *client) nextRID() uint64 {
+	rid := c.rid
+	c.rid++
+	return rid
+}
+
+// post sends one request body and parses the response. Its deadline is
+// the session's wait plus some slack. phase labels a failure.
+func (c *client) post(ctx context.Context, phase, body string) (*response, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(c.cfg.wait)*time.Second+requestSlack)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.url.String(), strings.NewReader(body))
+	if err != nil {
+		return nil, protocolFailure(phase, "request", err)
+	}
+	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, networkFailure(phase, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return nil, networkFailure(phase, fmt.Errorf("reading response: %w", err))
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, httpFailure(phase, resp.StatusCode, data)
+	}
+	r, err := parseResponse(data)
+	if err != nil {
+		return nil, protocolFailure(phase, "malformed response", err)
+	}
+	if r.terminated() {
+		return r, terminateFailure(phase, r.Condition)
+	}
+	return r, nil
+}
+
+// create opens the session and returns the creation response.
+func (c *client) create(ctx context.Context) (*response, error) {
+	r, err := c.post(ctx, phaseCreate, createBody(c.nextRID(), c.cfg.domain, c.cfg.wait))
+	if err != nil {
+		return nil, err
+	}
+	if r.SID == "" {
+		return nil, protocolFailure(phaseCreate, "no sid", errors.New("creation response without sid"))
+	}
+	c.sid = r.SID
+	return r, nil
+}
+
+// await sends the request body first and then empty polls until a
+// response carries a child for which match holds, at most maxAwaitPolls
+// requests in all. what names the awaited element in a failure.
+func (c *client) await(ctx context.Context, what string, first string, match func(*element) bool) (*element, error) {
+	body := first
+	for range maxAwaitPolls {
+		r, err := c.post(ctx, phaseLogin, body)
+		if err != nil {
+			return nil, err
+		}
+		if e := r.find(match); e != nil {
+			return e, nil
+		}
+		body = sessionBody(c.nextRID(), c.sid, "")
+	}
+	return nil, protocolFailure(phaseLogin, "no "+what, fmt.Errorf("no %s after %d requests", what, maxAwaitPolls))
+}
+
+// login authenticates with SASL PLAIN, restarts the stream and binds a
+// resource; features are the stream features of the creation response.
+func (c *client) login(ctx context.Context, features *element) error {
+	if features == nil {
+		var err error
+		features, err = c.await(ctx, "stream features", sessionBody(c.nextRID(), c.sid, ""), isFeatures)
+		if err != nil {
+			return err
+		}
+	}
+	if !offersPlain(features) {
+		return protocolFailure(phaseLogin, "PLAIN not offered", errors.New("the server does not offer SASL PLAIN"))
+	}
+	user := c.cfg.userName(c.index)
+	token := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + c.cfg.loginPass))
+	auth := fmt.Sprintf("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>", nsSASL, token)
+	isOutcome := func(e *element) bool { return e.is(nsSASL, "success") || e.is(nsSASL, "failure") }
+	outcome, err := c.await(ctx, "SASL outcome", sessionBody(c.nextRID(), c.sid, auth), isOutcome)
+	if err != nil {
+		return err
+	}
+	if outcome.is(nsSASL, "failure") {
+		cond := "failure"
+		if len(outcome.Children) > 0 {
+			cond = outcome.Children[0].XMLName.Local
+		}
+		return &failure{phase: phaseLogin, kind: kindSASL, detail: cond, err: fmt.Errorf("SASL PLAIN as %s failed: %s", user, cond)}
+	}
+
+	features, err = c.await(ctx, "features after restart", restartBody(c.nextRID(), c.sid, c.cfg.domain), isFeatures)
+	if err != nil {
+		return err
+	}
+	if features.child(nsBind, "bind") == nil {
+		return protocolFailure(phaseLogin, "no bind feature", errors.New("no <bind/> after the restart"))
+	}
+	bind := fmt.Sprintf("<iq type='set' id='bind1' xmlns='%s'><bind xmlns='%s'><resource>boshload</resource></bind></iq>", nsClient, nsBind)
+	if _, err := c.awaitResult(ctx, "bind", "bind1", bind); err != nil {
+		return err
+	}
+	if s := features.child(nsSession, "session"); s != nil && s.child(nsSession, "optional") == nil {
+		sess := fmt.Sprintf("<iq type='set' id='sess1' xmlns='%s'><session xmlns='%s'/></iq>", nsClient, nsSession)
+		if _, err := c.awaitResult(ctx, "session", "sess1", sess); err != nil {
+			return err
+		}
+	}
+	c.authenticated = true
+	return nil
+}
+
+// awaitResult sends iq and waits for its result (or error) by id.
+func (c *client) awaitResult(ctx context.Context, what, id, iq string) (*element, error) {
+	reply, err := c.await(ctx, what+" result", sessionBody(c.nextRID(), c.sid, iq), func(e *element) bool {
+		return e.is(nsClient, "iq") && e.attr("id") == id
+	})
+	if err != nil {
+		return nil, err
+	}
+	if reply.attr("type") != "result" {
+		return nil, protocolFailure(phaseLogin, what+" refused", fmt.Errorf("%s: iq type %q", what, reply.attr("type")))
+	}
+	return reply, nil
+}
+
+// idle keeps one request held until loadCtx ends: each time a response
+// comes back (wait expired, or a stanza arrived) the next rid is posted.
+// The first request carries initial presence for an authenticated
+// session.
+//
+// When loadCtx ends with a request held, and terminate is set, the
+// session is ended the way a browser library ends it: a type='terminate'
+// request with the next rid, on the second connection, which makes the
+// manager answer the held request too. Without terminate the held request
+// is abandoned (its connection closed). runCtx bounds everything.
+//
+// idle returns whether the session was terminated, and the failure that
+// ended it early, if any.
+func (c *client) idle(loadCtx, runCtx context.Context, terminate bool) (terminated bool, err error) {
+	payload := ""
+	if c.authenticated {
+		payload = fmt.Sprintf("<presence xmlns='%s'/>", nsClient)
+	}
+	type result struct {
+		r   *response
+		err error
+	}
+	for loadCtx.Err() == nil {
+		body := sessionBody(c.nextRID(), c.sid, payload)
+		payload = ""
+		reqCtx, cancel := context.WithCancel(runCtx)
+		done := make(chan result, 1)
+		c.onHeld()
+		go func() {
+			r, err := c.post(reqCtx, phaseIdle, body)
+			done <- result{r, err}
+		}()
+		var res result
+		select {
+		case res = <-done:
+			cancel()
+			c.onReleased()
+		case <-loadCtx.Done():
+			if !terminate {
+				cancel()
+				<-done
+				c.onReleased()
+				return false, nil
+			}
+			err := c.terminate(runCtx)
+			// The held request is answered once the terminate
+			// request arrives; it is no failure however it ends.
+			cancel()
+			<-done
+			c.onReleased()
+			return err == nil, err
+		}
+		if res.err != nil {
+			return false, res.err
+		}
+		c.onStanzas(len(res.r.Children))
+	}
+	if !terminate || runCtx.Err() != nil {
+		return false, nil
+	}
+	err = c.terminate(runCtx)
+	return err == nil, err
+}
+
+// terminate ends the session with type='terminate'.
+func (c *client) terminate(ctx context.Context) error {
+	skipped := &failure{phase: phaseTerminate, kind: "skipped", detail: "the run ended first"}
+	if ctx.Err() != nil {
+		return skipped
+	}
+	if c.endSlots != nil {
+		select {
+		case <-ctx.Done():
+			return skipped
+		case c.endSlots <- struct{}{}:
+		}
+		defer func() { <-c.endSlots }()
+	}
+	start := time.Now()
+	_, err := c.post(ctx, phaseTerminate, terminateBody(c.nextRID(), c.sid, c.authenticated))
+	var f *failure
+	if errors.As(err, &f) && f.kind == kindTerminate {
+		c.endLatency = time.Since(start)
+		return nil // the expected answer
+	}
+	if err == nil {
+		return protocolFailure(phaseTerminate, "not terminated", errors.New("terminate request answered without type='terminate'"))
+	}
+	return err
+}
+
+// isFeatures matches <stream:features/>.
+func isFeatures(e *element) bool { return e.is(nsStream, "features") }
+
+// offersPlain reports whether features offer SASL PLAIN.
+func offersPlain(features *element) bool {
+	mechs := features.child(nsSASL, "mechanisms")
+	if mechs == nil {
+		return false
+	}
+	for _, m := range mechs.Children {
+		if m.is(nsSASL, "mechanism") && strings.TrimSpace(m.Text) == "PLAIN" {
+			return true
+		}
+	}
+	return false
+}
