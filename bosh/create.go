@@ -111,6 +111,7 @@ func (h *Handler) negotiate(b *body) (*creation, error) {
 	target.Lang, target.From = c.target.Lang, c.target.From
 	c.target = target
 	c.domain = target.Domain
+	c.params.Domain = target.Domain
 	return c, nil
 }
 
@@ -128,14 +129,15 @@ func (h *Handler) target(b *body) (xmpp.Target, error) {
 		return xmpp.Target{}, refusal(session.HostUnknown, "to %q is not a domain", b.to)
 	}
 	domain := to.Domainpart()
-	addr, served := h.cfg.Upstreams[domain]
+	dyn := h.dyn.Load()
+	addr, served := dyn.upstreams[domain]
 	if !served {
 		return xmpp.Target{}, refusal(session.HostUnknown, "domain %q is not served", domain)
 	}
 	if b.route != "" {
 		// R-CREATE-4: route is split on colons, and honoured only when
 		// listed, so clients cannot make boshd dial where they like.
-		routeAddr, ok := h.routes[b.route]
+		routeAddr, ok := dyn.routes[b.route]
 		if !ok {
 			return xmpp.Target{}, refusal(session.HostUnknown, "route %q is not allowed", b.route)
 		}

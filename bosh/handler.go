@@ -23,15 +23,15 @@ import (
 // to its own upstream XMPP stream. It answers POSTs at whatever path it is
 // mounted on. Create one with NewHandler; it is safe for concurrent use.
 type Handler struct {
-	cfg      config.Config     // immutable
-	log      *slog.Logger      // immutable
-	dialer   *xmpp.Dialer      // immutable
-	routes   map[string]string // allowed route value → host:port; immutable
+	// cfg is the configuration the handler was created with; the parts
+	// Reload may change are read from dyn instead.
+	cfg      config.Config // immutable
+	log      *slog.Logger  // immutable
+	dialer   *xmpp.Dialer  // immutable
 	sessions *session.Registry
-	cors     corsPolicy     // immutable
 	limits   *sessionLimits // max_sessions, max_sessions_per_ip
-	proxies  proxyList      // trusted_proxies; immutable
 	metrics  *metrics.Metrics
+	dyn      atomic.Pointer[dynamic] // replaced whole by Reload
 
 	stopping atomic.Bool
 
@@ -53,9 +53,7 @@ func NewHandler(cfg config.Config, logger *slog.Logger) (*Handler, error) {
 	h := &Handler{
 		cfg:      cfg,
 		log:      logger,
-		routes:   make(map[string]string),
-		sessions: session.NewRegistry(logger, nil),
-		cors:     newCORSPolicy(cfg.CORSOrigins),
+			sessions: session.NewRegistry(logger, nil),
 		limits:   newSessionLimits(cfg.MaxSessions, cfg.MaxSessionsPerIP),
 		dialer: &xmpp.Dialer{
 			TLSMode:      cfg.UpstreamTLS,
@@ -79,18 +77,11 @@ func NewHandler(cfg config.Config, logger *slog.Logger) (*Handler, error) {
 	})
 	h.sessions.OnEnd = func(c session.Condition) { h.metrics.SessionEnded(string(c)) }
 	h.sessions.OnPush = func(d time.Duration) { h.metrics.Push(d.Seconds()) }
-	proxies, err := parseProxies(cfg.TrustedProxies)
+	dyn, err := newDynamic(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("bosh: trusted_proxies: %w", err)
+		return nil, err
 	}
-	h.proxies = proxies
-	for _, r := range cfg.RouteAllow {
-		addr, err := routeAddr(r)
-		if err != nil {
-			return nil, fmt.Errorf("bosh: route_allow: %w", err)
-		}
-		h.routes[r] = addr
-	}
+	h.dyn.Store(dyn)
 	return h, nil
 }
 
@@ -117,7 +108,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer h.recoverPanic(rw, r)
 	switch r.Method {
 	case http.MethodPost:
-		h.cors.setHeaders(rw.Header(), r)
+		h.dyn.Load().cors.setHeaders(rw.Header(), r)
 		start := time.Now()
 		h.serveBOSH(rw, r)
 		outcome := rw.outcome
@@ -130,17 +121,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.metrics.Request(outcome, time.Since(start).Seconds())
 		h.metrics.Bytes(rw.in, rw.size)
 	case http.MethodGet, http.MethodHead:
-		h.cors.setHeaders(rw.Header(), r)
+		h.dyn.Load().cors.setHeaders(rw.Header(), r)
 		rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(rw, "boshd: this is an XMPP BOSH endpoint (XEP-0124, XEP-0206); POST <body/> elements here.\n")
 	case http.MethodOptions:
 		// A preflight, or a plain OPTIONS: 204 either way, even
 		// without Origin (esl/MongooseIM#348).
-		h.cors.preflight(rw.Header(), r)
+		h.dyn.Load().cors.preflight(rw.Header(), r)
 		rw.Header().Set("Allow", "POST, OPTIONS")
 		rw.WriteHeader(http.StatusNoContent)
 	default:
-		h.cors.setHeaders(rw.Header(), r)
+		h.dyn.Load().cors.setHeaders(rw.Header(), r)
 		rw.Header().Set("Allow", "POST, OPTIONS")
 		http.Error(rw, "method not allowed", http.StatusMethodNotAllowed)
 	}
@@ -267,7 +258,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 	// R-SEC-5: the slot is taken before dialling, so that a client over
 	// its limit never reaches the upstream, and given back when the
 	// session is forgotten, or now if none is made.
-	ip := clientIP(r, h.proxies)
+	ip := clientIP(r, h.dyn.Load().proxies)
 	release, err := h.limits.acquire(ip)
 	if err != nil {
 		h.log.Info("session refused: too many sessions", "ip", ip, "err", err)
@@ -299,7 +290,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 		return
 	}
 	c.params.Secure = r.TLS != nil // R-SEC-2
-	c.params.OnRemove = release
+	c.params.OnEnd = release
 	s, err := h.sessions.Create(c.params, conn, b.rid)
 	if err != nil {
 		conn.Close()

@@ -11,19 +11,24 @@ import (
 
 // sessionLimits counts the sessions held, in all and per client IP, against
 // max_sessions and max_sessions_per_ip (R-SEC-5). A slot is taken before
-// the upstream is dialled and given back when the registry forgets the
-// session (session.Params.OnRemove), so ended sessions still answering
-// resent requests count until they are gone.
+// the upstream is dialled and given back when the session ends
+// (session.Params.OnEnd), whatever ended it.
 type sessionLimits struct {
-	max, maxPerIP int // 0: no limit; immutable
-
-	mu    sync.Mutex
-	total int
+	mu            sync.Mutex
+	max, maxPerIP int // 0: no limit; changed by set
+	total         int
 	perIP map[string]int // only IPs with sessions
 }
 
 func newSessionLimits(max, maxPerIP int) *sessionLimits {
 	return &sessionLimits{max: max, maxPerIP: maxPerIP, perIP: make(map[string]int)}
+}
+
+// set changes the limits. Sessions already over a lowered limit stay.
+func (l *sessionLimits) set(max, maxPerIP int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.max, l.maxPerIP = max, maxPerIP
 }
 
 // acquire takes a slot for a session of ip. It returns the function that

@@ -26,8 +26,9 @@ func (h *Handler) Ready(ctx context.Context) error {
 	}
 	var errs []error
 	var d net.Dialer
-	for _, domain := range slices.Sorted(maps.Keys(h.cfg.Upstreams)) {
-		addr := h.cfg.Upstreams[domain]
+	upstreams := h.dyn.Load().upstreams
+	for _, domain := range slices.Sorted(maps.Keys(upstreams)) {
+		addr := upstreams[domain]
 		if addr == "" {
 			continue
 		}

@@ -40,6 +40,17 @@ type Config struct {
 	// origin (scripts/demo serves demo/ this way). Empty (the default)
 	// serves no files. Key: static_dir.
 	StaticDir string `mapstructure:"static_dir"`
+	// TLSCertFile and TLSKeyFile, when both set, make the listener serve
+	// HTTPS (and HTTP/2) with this PEM certificate chain and key. They are
+	// read again on SIGHUP, so a renewed certificate takes effect without
+	// dropping sessions. Keys: tls_cert_file, tls_key_file.
+	TLSCertFile string `mapstructure:"tls_cert_file"`
+	TLSKeyFile  string `mapstructure:"tls_key_file"`
+	// AdminListen, if set, is the address of a second listener, for
+	// operators only, serving /metrics (Prometheus), /healthz, /readyz and
+	// a status page. Empty (the default) serves none of them.
+	// Key: admin_listen.
+	AdminListen string `mapstructure:"admin_listen"`
 
 	// Upstreams maps each served XMPP domain to the host:port of its
 	// client-to-server listener. An empty address means "look the domain up
@@ -96,10 +107,12 @@ type Config struct {
 	// to carry them; a session over it is ended with
 	// undefined-condition. Key: max_queue_bytes.
 	MaxQueueBytes int64 `mapstructure:"max_queue_bytes"`
-	// MaxSessions bounds the sessions held at once, ended sessions still
-	// answering resent requests included; a creation request beyond it is
-	// refused with policy-violation and never dialled upstream. Zero (the
-	// default) means no limit. Key: max_sessions.
+	// MaxSessions bounds the live sessions; a creation request beyond it
+	// is refused with policy-violation and never dialled upstream. Zero
+	// (the default) leaves the bound to the boshd command, which derives
+	// it from the open file limit (three descriptors a session), so that
+	// a full server refuses sessions cleanly instead of failing to accept
+	// connections. Reloaded on SIGHUP. Key: max_sessions.
 	MaxSessions int `mapstructure:"max_sessions"`
 	// MaxSessionsPerIP bounds the sessions held at once for one client IP
 	// address, counted like MaxSessions. Zero means no limit; the default

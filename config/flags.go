@@ -39,6 +39,9 @@ func newCommandLine(d Config, usage io.Writer) *commandLine {
 	fs.StringSlice("cors-origins", d.CORSOrigins, "let web pages from `ORIGIN` (scheme://host[:port], or * for any) call boshd\nfrom a browser (CORS); repeatable")
 	fs.String("public-url", d.PublicURL, "advertise `URL` as the BOSH URL in /.well-known/host-meta (XEP-0156);\ndefault: derived from --listen and --path")
 	fs.StringSlice("trusted-proxies", d.TrustedProxies, "believe X-Forwarded-For from the reverse proxies at `IP` or CIDR; repeatable")
+	fs.String("tls-cert-file", d.TLSCertFile, "serve HTTPS with the PEM certificate chain in `FILE` (with --tls-key-file); reread on SIGHUP")
+	fs.String("tls-key-file", d.TLSKeyFile, "the PEM private key in `FILE` for --tls-cert-file")
+	fs.String("admin-listen", d.AdminListen, "serve /metrics, /healthz, /readyz and a status page on `ADDR` (operators only); default: off")
 	fs.String("static-dir", d.StaticDir, "serve the files in `DIR` at / (a web chat page, say); default: none")
 
 	fs.Var(cl.upstreams, "upstream", "serve `DOMAIN=HOST:PORT`, replacing the default upstreams; repeatable;\nan empty HOST:PORT (DOMAIN=) looks DOMAIN up through DNS SRV")

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -54,6 +55,19 @@ func (c Config) Validate() error {
 	for _, proxy := range c.TrustedProxies {
 		if err := checkProxy(proxy); err != nil {
 			p.add("trusted_proxies", "%v", err)
+		}
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		p.add("tls_cert_file", "tls_cert_file and tls_key_file must be set together")
+	}
+	if c.TLSCertFile != "" && c.TLSKeyFile != "" {
+		if _, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile); err != nil {
+			p.add("tls_cert_file", "%v", err)
+		}
+	}
+	if c.AdminListen != "" {
+		if _, ok := splitHostPort(c.AdminListen, 0); !ok {
+			p.add("admin_listen", "must be host:port with a port 0-65535, got %q", c.AdminListen)
 		}
 	}
 	if c.StaticDir != "" {

@@ -142,14 +142,31 @@ func (r *Registry) Len() int {
 
 func (r *Registry) remove(s *Session) {
 	r.mu.Lock()
-	removed := r.sessions[s.ID] == s
-	if removed {
+	if r.sessions[s.ID] == s {
 		delete(r.sessions, s.ID)
 	}
 	r.mu.Unlock()
-	if removed && s.Params.OnRemove != nil {
-		s.Params.OnRemove()
+}
+
+// EndIf ends with cond every live session for which match is true, and
+// returns how many it ended.
+func (r *Registry) EndIf(match func(*Session) bool, cond Condition) int {
+	r.mu.RLock()
+	var hit []*Session
+	for _, s := range r.sessions {
+		if match(s) {
+			hit = append(hit, s)
+		}
 	}
+	r.mu.RUnlock()
+	n := 0
+	for _, s := range hit {
+		if !s.Ended() {
+			s.End(cond)
+			n++
+		}
+	}
+	return n
 }
 
 // Shutdown refuses new sessions and ends every live one with

@@ -46,6 +46,9 @@ type Params struct {
 	// ContentType is the content the client asked every response to be
 	// labelled with (XEP-0124 §7.1). The session only keeps it.
 	ContentType string
+	// Domain is the XMPP domain the session was created for. The session
+	// only keeps it.
+	Domain string
 	// Polling is the shortest interval allowed between two empty
 	// requests of a polling session (XEP-0124 §12).
 	Polling time.Duration
@@ -65,9 +68,9 @@ type Params struct {
 	// Acks turns on acknowledgements (XEP-0124 §9): the client asked for
 	// them with ack='1' at creation.
 	Acks bool
-	// OnRemove, if not nil, is called once when the registry forgets the
-	// session, in its own goroutine or the caller's of Shutdown.
-	OnRemove func()
+	// OnEnd, if not nil, is called once when the session ends, under its
+	// lock: it must be quick and must not call into the session.
+	OnEnd func()
 }
 
 // Request is one client request, already parsed and validated.

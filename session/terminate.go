@@ -135,6 +135,9 @@ func (s *Session) afterEndLocked(rid uint64) *Response {
 func (s *Session) setFinalLocked(final *Response) {
 	s.final = final
 	s.reg.stats.live.Add(-1)
+	if s.Params.OnEnd != nil {
+		s.Params.OnEnd()
+	}
 	if s.reg.OnEnd != nil {
 		s.reg.OnEnd(final.Condition)
 	}

@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -21,11 +22,13 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"boshd/admin"
 	"boshd/bosh"
 	"boshd/config"
 )
@@ -36,7 +39,8 @@ func main() {
 
 // run is boshd's main, returning the exit status.
 func run(args, environ []string, stdout, stderr io.Writer) int {
-	cfg, err := config.Load(args, environ, stderr)
+	load := func() (config.Config, error) { return config.Load(args, environ, stderr) }
+	cfg, err := load()
 	switch {
 	case errors.Is(err, pflag.ErrHelp):
 		return 0
@@ -51,24 +55,39 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, cfg, logger); err != nil {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if err := serve(ctx, cfg, load, hup, logger); err != nil {
 		logger.Error("boshd stopped", "err", err)
 		return 1
 	}
 	return 0
 }
 
-// serve runs the HTTP server until ctx ends, then shuts down gracefully:
+// serve runs the HTTP servers until ctx ends, then shuts down gracefully:
 // every session is told system-shutdown and every upstream stream closed.
-func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+// On a signal from hup it loads the configuration again with load and
+// applies what can change while sessions run (see bosh.Handler.Reload),
+// and reads the TLS certificate again.
+func serve(ctx context.Context, cfg config.Config, load func() (config.Config, error), hup <-chan os.Signal, logger *slog.Logger) error {
+	cfg = withSessionCap(cfg, logger)
 	h, err := bosh.NewHandler(cfg, logger)
 	if err != nil {
 		return err
+	}
+	var cert *certificate
+	if cfg.TLSCertFile != "" {
+		if cert, err = loadCertificate(cfg.TLSCertFile, cfg.TLSKeyFile); err != nil {
+			return err
+		}
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
 	}
+	var listening atomic.Bool
+	listening.Store(true)
 	mux := newMux(cfg, h, ln.Addr())
 	srv := &http.Server{
 		Handler:           mux,
@@ -79,29 +98,121 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		WriteTimeout:   cfg.MaxWait + 30*time.Second,
 		IdleTimeout:    cfg.MaxWait + 30*time.Second,
 		MaxHeaderBytes: 16 << 10,
-		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+		// Accept errors (out of file descriptors, say) must be seen.
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelInfo),
 	}
-	logger.Info("boshd listening", "url", "http://"+ln.Addr().String()+cfg.Path, "version", version())
+	scheme := "http"
+	if cert != nil {
+		scheme = "https"
+		srv.TLSConfig = &tls.Config{GetCertificate: cert.get, MinVersion: tls.VersionTLS12}
+	}
+	errc := make(chan error, 2)
+	go func() {
+		var err error
+		if cert != nil {
+			err = srv.ServeTLS(ln, "", "")
+		} else {
+			err = srv.Serve(ln)
+		}
+		listening.Store(false)
+		errc <- err
+	}()
+	logger.Info("boshd listening", "url", scheme+"://"+ln.Addr().String()+cfg.Path, "version", version(), "max_sessions", cfg.MaxSessions)
 	logger.Info("XEP-0156 discovery", "host_meta", bosh.HostMetaPath, "bosh_url", advertisedURL(cfg, ln.Addr()))
 	if cfg.StaticDir != "" {
-		logger.Info("serving files", "dir", cfg.StaticDir, "url", "http://"+ln.Addr().String()+"/")
+		logger.Info("serving files", "dir", cfg.StaticDir, "url", scheme+"://"+ln.Addr().String()+"/")
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
 
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
+	var adminSrv *http.Server
+	if cfg.AdminListen != "" {
+		aln, err := net.Listen("tcp", cfg.AdminListen)
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("admin_listen: %w", err)
+		}
+		adminSrv = &http.Server{
+			Handler:           admin.NewHandler(h, admin.Options{Version: version(), Listening: listening.Load}),
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelInfo),
+		}
+		go func() { errc <- adminSrv.Serve(aln) }()
+		logger.Info("admin endpoints", "url", "http://"+aln.Addr().String()+"/", "metrics", "/metrics")
 	}
+
+	for {
+		select {
+		case err := <-errc:
+			return err
+		case <-hup:
+			reload(h, cert, load, logger)
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	listening.Store(false)
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	h.Shutdown(sctx)
+	if adminSrv != nil {
+		adminSrv.Shutdown(sctx)
+	}
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// reload applies a configuration loaded again after SIGHUP.
+func reload(h *bosh.Handler, cert *certificate, load func() (config.Config, error), logger *slog.Logger) {
+	cfg, err := load()
+	if err != nil {
+		logger.Error("reload: configuration refused, nothing changed", "err", err)
+		return
+	}
+	ignored, err := h.Reload(withSessionCap(cfg, logger))
+	if err != nil {
+		logger.Error("reload: configuration refused, nothing changed", "err", err)
+		return
+	}
+	if len(ignored) > 0 {
+		logger.Warn("reload: these settings take effect only after a restart", "keys", ignored)
+	}
+	if cert != nil {
+		if err := cert.reload(); err != nil {
+			logger.Error("reload: TLS certificate not reloaded, the old one stays", "err", err)
+		}
+	}
+	logger.Info("configuration reloaded")
+}
+
+// fdsPerSession is how many file descriptors a session takes at most: a
+// held request, the client's second connection and the upstream stream.
+const fdsPerSession = 3
+
+// withSessionCap returns cfg with max_sessions bounded by the open file
+// limit, so that a full server refuses new sessions with policy-violation
+// instead of failing to accept connections (Go raises the soft limit to
+// the hard one at start).
+func withSessionCap(cfg config.Config, logger *slog.Logger) config.Config {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<40 {
+		return cfg
+	}
+	limit := 1
+	if lim.Cur > 64+fdsPerSession {
+		limit = int(lim.Cur-64) / fdsPerSession
+	}
+	if cfg.MaxSessions == 0 || cfg.MaxSessions > limit {
+		if cfg.MaxSessions > limit {
+			logger.Warn("max_sessions lowered to what the open file limit allows", "max_sessions", cfg.MaxSessions, "nofile", lim.Cur, "now", limit)
+		}
+		cfg.MaxSessions = limit
+	}
+	return cfg
 }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
