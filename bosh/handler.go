@@ -53,7 +53,7 @@ func NewHandler(cfg config.Config, logger *slog.Logger) (*Handler, error) {
 	h := &Handler{
 		cfg:      cfg,
 		log:      logger,
-			sessions: session.NewRegistry(logger, nil),
+		sessions: session.NewRegistry(logger, nil),
 		limits:   newSessionLimits(cfg.MaxSessions, cfg.MaxSessionsPerIP),
 		dialer: &xmpp.Dialer{
 			TLSMode:      cfg.UpstreamTLS,

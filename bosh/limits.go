@@ -17,7 +17,7 @@ type sessionLimits struct {
 	mu            sync.Mutex
 	max, maxPerIP int // 0: no limit; changed by set
 	total         int
-	perIP map[string]int // only IPs with sessions
+	perIP         map[string]int // only IPs with sessions
 }
 
 func newSessionLimits(max, maxPerIP int) *sessionLimits {
