@@ -26,9 +26,10 @@ const (
 	nsTLS    = "urn:ietf:params:xml:ns:xmpp-tls"
 )
 
-// maxDepth bounds element nesting in a request body. XMPP stanzas rarely
+// defaultMaxDepth bounds element nesting in a request body unless the
+// configuration says otherwise (max_element_depth). XMPP stanzas rarely
 // go past ten levels; this leaves room for XHTML-IM and data forms.
-const maxDepth = 64
+const defaultMaxDepth = 64
 
 // body is a parsed request <body/>: the attributes that matter to the
 // connection manager and the children to forward.
@@ -85,6 +86,12 @@ func refusal(cond session.Condition, format string, args ...any) *requestError {
 // whatever attributes were read (the sid, notably), and the error is a
 // *requestError with condition bad-request.
 func parseBody(data []byte) (*body, error) {
+	return parseBodyDepth(data, defaultMaxDepth)
+}
+
+// parseBodyDepth is parseBody with elements nested at most maxDepth deep,
+// <body/> included.
+func parseBodyDepth(data []byte, maxDepth int) (*body, error) {
 	b := &body{}
 	rd := rawxml.NewReader(bytes.NewReader(data), rawxml.Options{DefaultNS: nsClient, MaxDepth: maxDepth})
 	root, err := rd.Root()

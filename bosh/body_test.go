@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"boshd/config"
 	"boshd/session"
 )
 
@@ -123,5 +124,16 @@ func BenchmarkEncodeBody(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		encodeBody(resp)
+	}
+}
+
+func TestMaxElementDepthConfigurable(t *testing.T) {
+	// Issue 3.13: the element depth limit follows max_element_depth.
+	_, c := newTestHandler(t, func(cfg *config.Config) { cfg.MaxElementDepth = 8 })
+	sid := create(t, c, 100, 1)
+	deep := strings.Repeat("<a>", 8) + strings.Repeat("</a>", 8)
+	_, _, resp := c.post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='101' sid='` + sid + `'>` + deep + `</body>`)
+	if attrs(resp)["condition"] != "bad-request" {
+		t.Fatalf("9 levels with max_element_depth 8: %s", resp)
 	}
 }

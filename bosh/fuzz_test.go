@@ -136,7 +136,7 @@ func checkStandaloneChild(raw []byte) (xml.Name, error) {
 		}
 	}
 	wrapped := append(append([]byte("<w>"), raw...), "</w>"...)
-	rd = rawxml.NewReader(bytes.NewReader(wrapped), rawxml.Options{DefaultNS: nsClient, MaxDepth: maxDepth})
+	rd = rawxml.NewReader(bytes.NewReader(wrapped), rawxml.Options{DefaultNS: nsClient, MaxDepth: defaultMaxDepth})
 	if _, err := rd.Root(); err != nil {
 		return top, fmt.Errorf("wrapped: %w", err)
 	}

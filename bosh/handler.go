@@ -152,7 +152,7 @@ func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
 	if h.testPanic != nil {
 		h.testPanic("body")
 	}
-	b, err := parseBody(data)
+	b, err := parseBodyDepth(data, h.cfg.MaxElementDepth)
 	if b.sid == "" {
 		if err != nil {
 			h.log.Debug("bad creation request", "err", err, "remote", r.RemoteAddr)

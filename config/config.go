@@ -103,6 +103,10 @@ type Config struct {
 	// MaxBodySize is the largest request body accepted, in bytes.
 	// Key: max_body_size.
 	MaxBodySize int64 `mapstructure:"max_body_size"`
+	// MaxElementDepth bounds how deeply elements nest in a request body,
+	// <body/> counting as one; deeper is refused with bad-request.
+	// Key: max_element_depth.
+	MaxElementDepth int `mapstructure:"max_element_depth"`
 	// MaxQueueBytes bounds the stanzas waiting in one session for a request
 	// to carry them; a session over it is ended with
 	// undefined-condition. Key: max_queue_bytes.
@@ -146,6 +150,7 @@ func Default() Config {
 		Polling:              5 * time.Second,
 		MaxPause:             120 * time.Second,
 		MaxBodySize:          1 << 20,
+		MaxElementDepth:      64,
 		MaxQueueBytes:        4 << 20,
 		MaxSessionsPerIP:     100,
 		LogLevel:             "info",

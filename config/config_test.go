@@ -843,6 +843,7 @@ func TestValidate(t *testing.T) {
 		{"max_sessions_per_ip negative", func(c *Config) { c.MaxSessionsPerIP = -5 }, []string{"config: max_sessions_per_ip: ", "got -5"}},
 		{"tls_cert_file without key", func(c *Config) { c.TLSCertFile = "cert.pem" }, []string{"config: tls_cert_file: ", "set together"}},
 		{"tls files missing", func(c *Config) { c.TLSCertFile, c.TLSKeyFile = "/nonexistent/cert.pem", "/nonexistent/key.pem" }, []string{"config: tls_cert_file: "}},
+		{"max_element_depth too small", func(c *Config) { c.MaxElementDepth = 2 }, []string{"config: max_element_depth: ", "got 2"}},
 		{"admin_listen not host:port", func(c *Config) { c.AdminListen = "5282" }, []string{"config: admin_listen: ", `got "5282"`}},
 		{"session limits off", func(c *Config) { c.MaxSessions = 0; c.MaxSessionsPerIP = 0 }, nil},
 		{"log_level unknown", func(c *Config) { c.LogLevel = "trace" }, []string{"config: log_level: ", `"trace"`}},

@@ -132,6 +132,7 @@ func (c Config) settings() map[string]any {
 		"max_pause":              c.MaxPause,
 		"multiple_streams":       c.MultipleStreams,
 		"max_body_size":          c.MaxBodySize,
+		"max_element_depth":      c.MaxElementDepth,
 		"max_queue_bytes":        c.MaxQueueBytes,
 		"max_sessions":           c.MaxSessions,
 		"max_sessions_per_ip":    c.MaxSessionsPerIP,

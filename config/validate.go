@@ -144,6 +144,9 @@ func (c Config) Validate() error {
 	if c.MaxBodySize < minMaxBodySize || c.MaxBodySize > maxMaxBodySize {
 		p.add("max_body_size", "must be between %d and %d (64 MiB), got %d", minMaxBodySize, maxMaxBodySize, c.MaxBodySize)
 	}
+	if c.MaxElementDepth < 8 || c.MaxElementDepth > 1000 {
+		p.add("max_element_depth", "must be between 8 and 1000, got %d", c.MaxElementDepth)
+	}
 	if c.MaxQueueBytes < c.MaxBodySize {
 		p.add("max_queue_bytes", "must be at least max_body_size (%d), got %d", c.MaxBodySize, c.MaxQueueBytes)
 	}
