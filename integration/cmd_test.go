@@ -86,36 +86,7 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := exec.Command(boshdBinary(t), "--listen", addr, "--upstream", p.Domain+"="+p.Addr, "--upstream-tls", "plaintext", "--shutdown-timeout", "5s")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill() })
-	logs := make(chan string, 1000)
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		once := sync.Once{}
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "listening") {
-				once.Do(func() { close(ready) })
-			}
-			select {
-			case logs <- sc.Text():
-			default:
-			}
-		}
-		close(logs)
-	}()
-	select {
-	case <-ready:
-	case <-time.After(eventTimeout):
-		t.Fatal("boshd did not start")
-	}
+	cmd, _ := startBinary(t, "--listen", addr, "--upstream", p.Domain+"="+p.Addr, "--upstream-tls", "plaintext", "--shutdown-timeout", "5s")
 	url := "http://" + addr + "/http-bind"
 
 	// bob watches through another boshd, which keeps running.
