@@ -261,7 +261,13 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 	ip := clientIP(r, h.dyn.Load().proxies)
 	release, err := h.limits.acquire(ip)
 	if err != nil {
-		h.log.Info("session refused: too many sessions", "ip", ip, "err", err)
+		// The server-wide cap concerns the operator; the per-IP one
+		// usually one client.
+		level := slog.LevelInfo
+		if errors.Is(err, errMaxSessions) {
+			level = slog.LevelWarn
+		}
+		h.log.Log(r.Context(), level, "session refused: too many sessions", "ip", ip, "err", err)
 		h.refuse(w, c.content, c.params.Legacy, &requestError{cond: session.PolicyViolation, msg: err.Error()})
 		return
 	}

@@ -1,6 +1,7 @@
 package bosh
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -24,6 +25,9 @@ func newSessionLimits(max, maxPerIP int) *sessionLimits {
 	return &sessionLimits{max: max, maxPerIP: maxPerIP, perIP: make(map[string]int)}
 }
 
+// errMaxSessions is the error of acquire at the server-wide limit.
+var errMaxSessions = errors.New("max_sessions reached")
+
 // set changes the limits. Sessions already over a lowered limit stay.
 func (l *sessionLimits) set(max, maxPerIP int) {
 	l.mu.Lock()
@@ -38,7 +42,7 @@ func (l *sessionLimits) acquire(ip string) (release func(), err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.max > 0 && l.total >= l.max {
-		return nil, fmt.Errorf("max_sessions (%d) reached", l.max)
+		return nil, fmt.Errorf("%w (%d)", errMaxSessions, l.max)
 	}
 	if l.maxPerIP > 0 && l.perIP[ip] >= l.maxPerIP {
 		return nil, fmt.Errorf("max_sessions_per_ip (%d) reached", l.maxPerIP)

@@ -183,11 +183,17 @@ func TestStats(t *testing.T) {
 }
 
 func TestRIDGapGivenUp(t *testing.T) {
-	// A rid lost with a reloaded page must not hang the session: after
-	// GapWait the requests above the gap go on; the lost rid, should it
-	// come after all, is forwarded and answered empty.
+	// A rid lost with a reloaded page must not hang the session: the old
+	// page's held request went away, so after GapWait the requests above
+	// the gap go on; the lost rid, should it come after all, is forwarded
+	// and answered empty.
 	h := newHarness(t, defaultParams())
-	c3 := h.start(context.Background(), Request{RID: firstRID + 2, Payload: [][]byte{[]byte("<after-gap/>")}})
+	ctx, cancel := context.WithCancel(context.Background())
+	h.start(ctx, Request{RID: firstRID + 1})
+	h.waitHeld(1)
+	cancel() // the old page goes away
+	h.waitHeld(0)
+	c3 := h.start(context.Background(), Request{RID: firstRID + 3, Payload: [][]byte{[]byte("<after-gap/>")}})
 	h.waitFor(func(s *Session) bool { return len(s.pending) == 1 }, "pending")
 	h.clock.Advance(DefaultGapWait - time.Millisecond)
 	c3.pending(t)
@@ -198,7 +204,7 @@ func TestRIDGapGivenUp(t *testing.T) {
 	if got := payload(c3.wait(t)); !equal(got, []string{"<m/>"}) {
 		t.Fatalf("request after the gap got %q", got)
 	}
-	late := h.start(context.Background(), Request{RID: firstRID + 1, Payload: [][]byte{[]byte("<late/>")}}).wait(t)
+	late := h.start(context.Background(), Request{RID: firstRID + 2, Payload: [][]byte{[]byte("<late/>")}}).wait(t)
 	if late.Type != "" || len(late.Payload) != 0 {
 		t.Fatalf("late rid got %+v", late)
 	}
@@ -206,6 +212,25 @@ func TestRIDGapGivenUp(t *testing.T) {
 	if h.s.Ended() {
 		t.Fatal("session ended")
 	}
+}
+
+func TestRIDGapWaitsLongerWithoutReload(t *testing.T) {
+	// With no client gone, a missing rid may just be slow (an overloaded
+	// path): it keeps its place for Wait, so stanzas stay in order.
+	h := newHarness(t, defaultParams())
+	c2 := h.start(context.Background(), Request{RID: firstRID + 2, Payload: [][]byte{[]byte("<second/>")}})
+	h.waitFor(func(s *Session) bool { return len(s.pending) == 1 }, "pending")
+	h.clock.Advance(10 * DefaultGapWait)
+	c2.pending(t)
+	h.start(context.Background(), Request{RID: firstRID + 1, Payload: [][]byte{[]byte("<first/>")}})
+	h.waitWritten("<first/>", "<second/>")
+
+	h2 := newHarness(t, defaultParams())
+	c := h2.start(context.Background(), Request{RID: firstRID + 2})
+	h2.waitFor(func(s *Session) bool { return len(s.pending) == 1 }, "pending")
+	h2.clock.Advance(defaultParams().Wait)
+	h2.waitHeld(1)
+	c.pending(t)
 }
 
 func TestAnswersHandedOutInWriteOrder(t *testing.T) {

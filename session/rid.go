@@ -62,6 +62,11 @@ func (s *Session) armGapLocked() {
 		if wait <= 0 {
 			wait = DefaultGapWait
 		}
+		// Only right after a client went away is a missing rid likely
+		// dead; otherwise it may just be slow.
+		if s.abandoned.IsZero() || s.clock.Now().Sub(s.abandoned) > s.Params.Wait+wait {
+			wait = max(wait, s.Params.Wait)
+		}
 		s.gap = s.clock.AfterFunc(wait, s.gapExpired)
 	}
 }

@@ -40,8 +40,11 @@ type Params struct {
 	// them. Zero means no bound.
 	MaxQueueBytes int64
 	// GapWait is how long a request that arrived ahead of a missing rid
-	// waits for it before the missing rid is given up for lost (see
-	// gapExpired). Zero means DefaultGapWait.
+	// waits for it, when a held request's client went away shortly before
+	// (a page reload, most likely), before the missing rid is given up
+	// for lost (see gapExpired). Zero means DefaultGapWait. Otherwise a
+	// missing rid is waited for Wait (at least GapWait): a slow request
+	// on an overloaded path must keep its place in order.
 	GapWait time.Duration
 	// ContentType is the content the client asked every response to be
 	// labelled with (XEP-0124 §7.1). The session only keeps it.
@@ -165,6 +168,8 @@ type Session struct {
 	pending []*request
 	gap     Timer
 	skipped []uint64
+	// abandoned is when a held request's client last went away.
+	abandoned time.Time
 	// held holds the requests being held, oldest (lowest rid) first.
 	held []*request
 	// streams holds the session's upstream streams, the creation one
@@ -345,6 +350,7 @@ func (s *Session) Ended() bool {
 // payload was accepted) but will not be held.
 func (s *Session) abandonLocked(r *request) {
 	r.gone = true
+	s.abandoned = s.clock.Now()
 	for i, h := range s.held {
 		if h == r {
 			stop(r.timer)
