@@ -26,7 +26,7 @@ func newSessionLimits(max, maxPerIP int) *sessionLimits {
 }
 
 // errMaxSessions is the error of acquire at the server-wide limit.
-var errMaxSessions = errors.New("max_sessions reached")
+var errMaxSessions = errors.New("the server is full")
 
 // set changes the limits. Sessions already over a lowered limit stay.
 func (l *sessionLimits) set(max, maxPerIP int) {
@@ -42,7 +42,7 @@ func (l *sessionLimits) acquire(ip string) (release func(), err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.max > 0 && l.total >= l.max {
-		return nil, fmt.Errorf("%w (%d)", errMaxSessions, l.max)
+		return nil, fmt.Errorf("max_sessions (%d) reached: %w", l.max, errMaxSessions)
 	}
 	if l.maxPerIP > 0 && l.perIP[ip] >= l.maxPerIP {
 		return nil, fmt.Errorf("max_sessions_per_ip (%d) reached", l.maxPerIP)
