@@ -138,10 +138,10 @@ func escapeAttr(s string) string {
 
 // createBody returns the session creation request, as a browser library
 // such as Strophe.js sends it.
-func createBody(rid uint64, domain string, wait int) string {
-	return fmt.Sprintf("<body rid='%d' to='%s' xml:lang='en' wait='%d' hold='1' "+
+func createBody(rid uint64, domain string, wait, hold int) string {
+	return fmt.Sprintf("<body rid='%d' to='%s' xml:lang='en' wait='%d' hold='%d' "+
 		"content='text/xml; charset=utf-8' ver='1.6' xmpp:version='1.0' xmlns='%s' xmlns:xmpp='%s'/>",
-		rid, escapeAttr(domain), wait, nsHTTPBind, nsXBOSH)
+		rid, escapeAttr(domain), wait, hold, nsHTTPBind, nsXBOSH)
 }
 
 // sessionBody returns a request of session sid carrying payload (may be

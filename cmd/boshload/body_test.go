@@ -114,7 +114,7 @@ func TestRequestBodies(t *testing.T) {
 		attrs map[string]string
 		kids  int
 	}{
-		{createBody(7, "a'b&c", 60), map[string]string{"rid": "7", "to": "a'b&c", "wait": "60", "hold": "1", "ver": "1.6"}, 0},
+		{createBody(7, "a'b&c", 60, 1), map[string]string{"rid": "7", "to": "a'b&c", "wait": "60", "hold": "1", "ver": "1.6"}, 0},
 		{sessionBody(8, "s<1>", ""), map[string]string{"rid": "8", "sid": "s<1>"}, 0},
 		{sessionBody(9, "s", "<presence xmlns='jabber:client'/>"), map[string]string{"rid": "9"}, 1},
 		{restartBody(10, "s", "localhost"), map[string]string{"rid": "10", "to": "localhost"}, 0},

@@ -14,6 +14,8 @@ import (
 // Bounds on the flags, so that a typo cannot start an unbounded run.
 const (
 	maxSessions   = 200000           // highest --sessions
+	maxPairRate   = 10000            // highest --rate-per-pair, stanzas per second
+	maxQueue      = 1000             // stanzas a chatting session queues before it skips
 	maxRate       = 20000            // highest --rate, sessions per second
 	maxDuration   = 2 * time.Hour    // longest --duration
 	maxWait       = 3600             // highest --wait, seconds
@@ -47,6 +49,25 @@ type config struct {
 	// exitAfterSample ends the idle phase once memory has been sampled.
 	exitAfterSample bool
 	verbose         bool
+
+	hold int // hold asked for at creation: 1, or 0 for a polling session
+
+	// pairs is the number of chatting pairs (sessions 1&2, 3&4, …);
+	// ratePerPair the stanzas per second each pair sends in all (half
+	// each way); drain how long before the end of the load sending
+	// stops, so that every stanza sent can arrive.
+	pairs       int
+	ratePerPair float64
+	drain       time.Duration
+	// poll makes every session send empty requests back to back once
+	// all are set up (with --hold 0: a polling session), counting round
+	// trips.
+	poll bool
+	// chatFor, when set, ends the load that long (plus drain) after
+	// chatting or polling starts, within --duration.
+	chatFor time.Duration
+	// alsoPIDs are more processes sampled with pid (the rest of a stack).
+	alsoPIDs []int
 }
 
 // parseFlags parses and validates the command line. It returns
@@ -70,6 +91,13 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		term    = fs.Bool("terminate", true, "end each session with type='terminate' when the run ends")
 		early   = fs.Bool("exit-after-sample", false, "with --pid, end the run once the memory after setup is sampled")
 		verbose = fs.Bool("v", false, "log each session failure")
+		hold    = fs.Int("hold", 1, "hold asked for at creation (1, or 0 for polling sessions)")
+		pairs   = fs.Int("pairs", 0, "chatting pairs `P`: sessions 2k-1 and 2k send each other messages (needs --login)")
+		perPair = fs.Float64("rate-per-pair", 1, "stanzas per second each chatting pair sends in all, half each way")
+		drain   = fs.Duration("drain", 0, "stop sending this long before the load ends (default: a tenth of --duration, 1-5 s)")
+		poll    = fs.Bool("poll", false, "once all sessions are set up, send empty requests back to back and count round trips")
+		chatFor = fs.Duration("chat-for", 0, "with --pairs or --poll: end the load this long (plus --drain) after chatting starts (0: at --duration)")
+		also    = fs.String("also-pid", "", "comma-separated `PIDS` sampled with --pid (the rest of the stack)")
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: boshload [flags]\n\n"+
@@ -97,6 +125,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		terminate:       *term,
 		exitAfterSample: *early,
 		verbose:         *verbose,
+		hold:            *hold,
+		pairs:           *pairs,
+		ratePerPair:     *perPair,
+		drain:           *drain,
+		poll:            *poll,
+		chatFor:         *chatFor,
 	}
 	var err error
 	if c.url, err = parseLoopbackURL(*rawURL); err != nil {
@@ -133,6 +167,43 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.maxSetup < 1 || c.maxSetup > maxInFlight {
 		return nil, fmt.Errorf("--max-setup: %d is not in [1, %d]", c.maxSetup, maxInFlight)
+	}
+	if c.hold != 0 && c.hold != 1 {
+		return nil, fmt.Errorf("--hold: %d is not 0 or 1", c.hold)
+	}
+	if c.pairs < 0 || 2*c.pairs > c.sessions {
+		return nil, fmt.Errorf("--pairs: %d pairs need %d sessions, --sessions is %d", c.pairs, 2*c.pairs, c.sessions)
+	}
+	if c.pairs > 0 && c.loginUser == "" {
+		return nil, errors.New("--pairs needs --login: messages go between bound full JIDs")
+	}
+	if c.pairs > 0 && c.poll {
+		return nil, errors.New("--pairs and --poll exclude each other")
+	}
+	if !(c.ratePerPair > 0 && c.ratePerPair <= maxPairRate) {
+		return nil, fmt.Errorf("--rate-per-pair: %g is not in (0, %d]", c.ratePerPair, maxPairRate)
+	}
+	if c.drain == 0 {
+		c.drain = min(max(c.duration/10, time.Second), 5*time.Second, c.duration/2)
+	}
+	if c.drain < 0 || c.drain >= c.duration {
+		return nil, fmt.Errorf("--drain: %v is not in [0, --duration)", c.drain)
+	}
+	if c.chatFor < 0 || c.chatFor > maxDuration {
+		return nil, fmt.Errorf("--chat-for: %v is not in [0, %v]", c.chatFor, maxDuration)
+	}
+	if c.hold == 0 && !c.poll {
+		return nil, errors.New("--hold 0 (polling) needs --poll")
+	}
+	for _, f := range strings.Split(*also, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		var p int
+		if _, err := fmt.Sscan(f, &p); err != nil || p <= 0 {
+			return nil, fmt.Errorf("--also-pid: %q is not a process id", f)
+		}
+		c.alsoPIDs = append(c.alsoPIDs, p)
 	}
 	return c, nil
 }

@@ -15,6 +15,15 @@
 //	boshload --url http://127.0.0.1:5280/http-bind --domain localhost \
 //		--sessions 5000 --rate 500 --duration 60s [--pid PID] [--json FILE]
 //
+// With --pairs P (and --login), sessions 2k-1 and 2k (k ≤ P) chat once
+// every session is set up (and memory sampled): each sends the other's
+// bound full JID --rate-per-pair/2 messages per second, numbered and
+// timestamped, at most two requests in flight as Strophe.js does; the
+// receiver checks exactly-once, in-order delivery per pair and reports
+// push latency end to end (p50, p90, p99, max). With --hold 0 --poll every
+// session sends empty requests back to back and round trips are counted.
+// See chat.go.
+//
 // Each session has its own HTTP transport limited to two connections, as
 // a browser tab has, and binds its sockets to one of --sources in turn, so
 // that more than one address's ephemeral ports can be used. Only loopback

@@ -115,3 +115,42 @@ func medianSample(samples []memSample) memSample {
 		Threads: pick(func(s memSample) int64 { return s.Threads }),
 	}
 }
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat times (100 on Linux
+// for every architecture Go supports).
+const clockTicks = 100
+
+// readCPU returns the user+system CPU time process pid has used, from
+// /proc/PID/stat; pid 0 is boshload itself.
+func readCPU(pid int) (time.Duration, error) {
+	name := "self"
+	if pid > 0 {
+		name = strconv.Itoa(pid)
+	}
+	data, err := os.ReadFile("/proc/" + name + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseStatCPU(string(data))
+}
+
+// parseStatCPU returns utime+stime of a /proc/PID/stat line. The command
+// name (field 2) may contain spaces and parentheses: fields are counted
+// after its last ')'.
+func parseStatCPU(s string) (time.Duration, error) {
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("stat: no ')' in %q", s)
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("stat: %d fields after the name", len(f))
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("stat: utime %q, stime %q", f[11], f[12])
+	}
+	return time.Duration(u+st) * time.Second / clockTicks, nil
+}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 const statusFile = `Name:	boshd
@@ -66,3 +67,14 @@ func TestMedianSample(t *testing.T) {
 
 // selfPID returns the test process's id, whose memory the tests sample.
 func selfPID() int { return os.Getpid() }
+
+func TestParseStatCPU(t *testing.T) {
+	line := "1234 (a) b (c)) S 1 2 3 4 5 6 7 8 9 10 250 150 0 0 20 0 1 0 100 200 300"
+	got, err := parseStatCPU(line)
+	if err != nil || got != 4*time.Second {
+		t.Errorf("parseStatCPU = %v, %v; want 4s", got, err)
+	}
+	if _, err := readCPU(0); err != nil {
+		t.Errorf("readCPU(self): %v", err)
+	}
+}

@@ -41,8 +41,13 @@ type results struct {
 	IdleResponses    int64          `json:"idle_responses"` // held requests answered during the run
 	Stanzas          int64          `json:"stanzas"`        // children in those responses
 	Memory           *memReport     `json:"memory,omitempty"`
-	RunSeconds       float64        `json:"run_seconds"`
-	Errors           []string       `json:"errors,omitempty"` // problems of boshload itself (sampling)
+	Chat             *chatReport    `json:"chat,omitempty"`
+	Poll             *pollReport    `json:"poll,omitempty"`
+	// CPU is the CPU time of --pid, --also-pid and boshload itself (pid
+	// 0) while chatting or polling, up to the end of the load.
+	CPU        []cpuReport `json:"cpu,omitempty"`
+	RunSeconds float64     `json:"run_seconds"`
+	Errors     []string    `json:"errors,omitempty"` // problems of boshload itself (sampling)
 }
 
 // latencyReport summarises latencies, in milliseconds.
@@ -64,6 +69,60 @@ type memReport struct {
 	LiveAtSample  int        `json:"live_at_sample"` // established and not dropped then
 	DeltaKiB      int64      `json:"delta_kib"`      // After.RSS - Before.RSS
 	PerSessionKiB float64    `json:"per_session_kib"`
+	// Others are the --also-pid processes; StackDeltaKiB and
+	// StackPerSessionKiB add them to PID's.
+	Others             []otherMem `json:"others,omitempty"`
+	StackDeltaKiB      int64      `json:"stack_delta_kib,omitempty"`
+	StackPerSessionKiB float64    `json:"stack_per_session_kib,omitempty"`
+}
+
+// otherMem is the VmRSS of one more process of the stack, in KiB.
+type otherMem struct {
+	PID      int       `json:"pid"`
+	Before   memSample `json:"before"`
+	After    int64     `json:"after_vm_rss_kib"`
+	DeltaKiB int64     `json:"delta_kib"`
+}
+
+// chatReport is what the chatting pairs measured.
+type chatReport struct {
+	Pairs          int            `json:"pairs"`
+	RatePerPair    float64        `json:"rate_per_pair"` // asked, stanzas/s per pair (half each way)
+	OfferedRate    float64        `json:"offered_rate"`  // pairs × rate per pair
+	SendSeconds    float64        `json:"send_seconds"`  // the window in which messages were generated
+	Sent           int64          `json:"sent"`          // messages sent
+	Skipped        int64          `json:"skipped"`       // due while the sender's queue was full: never sent
+	Received       int64          `json:"received"`      // messages from the partner received (repeats included)
+	InOrder        int64          `json:"in_order"`      // received as exactly the next sequence number
+	Duplicates     int64          `json:"duplicates"`    // a sequence number not above the last one received
+	Gaps           int64          `json:"gaps"`          // a sequence number beyond the next one: some lost or reordered
+	Late           int64          `json:"late"`          // below the last one, filling a gap: reordered
+	Missing        int64          `json:"missing"`       // sent − (received − duplicates): not received by the end (on its way, or lost)
+	Foreign        int64          `json:"foreign"`       // a boshload message from someone not the partner
+	Malformed      int64          `json:"malformed"`     // a message body boshload did not write
+	SentRate       float64        `json:"sent_rate"`     // sent / send_seconds
+	ReceivedRate   float64        `json:"received_rate"` // unique received / send_seconds
+	PerRequest     float64        `json:"per_request"`   // messages per request that carried any
+	ExactlyOnceOK  bool           `json:"exactly_once"`
+	InOrderOK      bool           `json:"exactly_once_in_order"`
+	AllDelivered   bool           `json:"all_delivered"` // missing == 0: nothing still on its way at the end
+	Latency        *latencyReport `json:"push_latency_ms,omitempty"`
+	LatencySamples int            `json:"latency_samples"`
+}
+
+// cpuReport is one process's CPU time over the chat or poll window.
+type cpuReport struct {
+	PID       int     `json:"pid"` // 0: boshload
+	Seconds   float64 `json:"seconds"`
+	PerUnitUS float64 `json:"per_unit_us"` // per stanza received, or per round trip
+}
+
+// pollReport is what the polling sessions measured.
+type pollReport struct {
+	Seconds      float64        `json:"seconds"`
+	RoundTrips   int64          `json:"round_trips"`
+	Rate         float64        `json:"round_trips_per_second"`
+	RoundTripLat *latencyReport `json:"round_trip_ms,omitempty"`
 }
 
 // latencySummary returns percentiles of d, which it sorts.
@@ -122,6 +181,35 @@ func (r *results) print(w io.Writer) {
 			fmt.Fprintf(w, "; not sampled after (setup did not finish within the run)\n")
 		}
 	}
+	if m := r.Memory; m != nil && len(m.Others) > 0 && m.After != nil {
+		for _, o := range m.Others {
+			fmt.Fprintf(w, "  pid %d VmRSS before %d KiB, after %d KiB\n", o.PID, o.Before.RSS, o.After)
+		}
+		fmt.Fprintf(w, "  stack delta %d KiB: %.2f KiB per session\n", m.StackDeltaKiB, m.StackPerSessionKiB)
+	}
+	if c := r.Chat; c != nil {
+		fmt.Fprintf(w, "  chat          %d pairs at %g stanzas/s each (offered %g/s) for %.1f s\n", c.Pairs, c.RatePerPair, c.OfferedRate, c.SendSeconds)
+		fmt.Fprintf(w, "  chat          sent %d (%.1f/s), received %d (%.1f/s), skipped %d, %.2f per request\n",
+			c.Sent, c.SentRate, c.Received, c.ReceivedRate, c.Skipped, c.PerRequest)
+		fmt.Fprintf(w, "  chat check    in order %d, duplicates %d, gaps %d, late %d, missing %d, foreign %d, malformed %d: exactly once %v, in order %v, all delivered by the end %v\n",
+			c.InOrder, c.Duplicates, c.Gaps, c.Late, c.Missing, c.Foreign, c.Malformed, c.ExactlyOnceOK, c.InOrderOK, c.AllDelivered)
+		if l := c.Latency; l != nil {
+			fmt.Fprintf(w, "  push latency  p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms (%d samples)\n", l.P50, l.P90, l.P99, l.Max, c.LatencySamples)
+		}
+	}
+	if p := r.Poll; p != nil {
+		fmt.Fprintf(w, "  poll          %d round trips in %.1f s: %.1f/s\n", p.RoundTrips, p.Seconds, p.Rate)
+		if l := p.RoundTripLat; l != nil {
+			fmt.Fprintf(w, "  round trip    p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms\n", l.P50, l.P90, l.P99, l.Max)
+		}
+	}
+	for _, c := range r.CPU {
+		name := fmt.Sprintf("pid %d", c.PID)
+		if c.PID == 0 {
+			name = "boshload"
+		}
+		fmt.Fprintf(w, "  cpu           %s: %.2f s, %.1f µs per stanza or round trip\n", name, c.Seconds, c.PerUnitUS)
+	}
 	for _, e := range r.Errors {
 		fmt.Fprintf(w, "  error: %s\n", e)
 	}
@@ -147,10 +235,32 @@ func (r *results) printSummary(w io.Writer) {
 			endFailures += n
 		}
 	}
+	stack := "-"
+	if m := r.Memory; m != nil && len(m.Others) > 0 && m.After != nil {
+		stack = fmt.Sprintf("%.2f", m.StackPerSessionKiB)
+	}
+	chat := ""
+	if c := r.Chat; c != nil {
+		p50, p90, p99, pmax := "-", "-", "-", "-"
+		if l := c.Latency; l != nil {
+			p50, p90, p99, pmax = fmt.Sprintf("%.3f", l.P50), fmt.Sprintf("%.3f", l.P90), fmt.Sprintf("%.3f", l.P99), fmt.Sprintf("%.3f", l.Max)
+		}
+		chat = fmt.Sprintf(" sent=%d received=%d missing=%d duplicates=%d gaps=%d late=%d skipped=%d recv_rate=%.1f lat_p50=%s lat_p90=%s lat_p99=%s lat_max=%s exactly_once=%v in_order=%v",
+			c.Sent, c.Received, c.Missing, c.Duplicates, c.Gaps, c.Late, c.Skipped, c.ReceivedRate, p50, p90, p99, pmax, c.ExactlyOnceOK, c.InOrderOK)
+	}
+	if p := r.Poll; p != nil {
+		chat += fmt.Sprintf(" round_trips=%d rt_rate=%.1f", p.RoundTrips, p.Rate)
+		if l := p.RoundTripLat; l != nil {
+			chat += fmt.Sprintf(" rt_p50=%.3f rt_p99=%.3f", l.P50, l.P99)
+		}
+	}
+	for k, c := range r.CPU {
+		chat += fmt.Sprintf(" cpu%d_s=%.2f cpu%d_us=%.1f", k, c.Seconds, k, c.PerUnitUS)
+	}
 	fmt.Fprintf(w, "result sessions=%d established=%d setup_failed=%d dropped=%d terminated=%d terminate_failed=%d "+
-		"setup_s=%.2f setup_rate=%.1f rss_before_kib=%s rss_after_kib=%s rss_delta_kib=%s kib_per_session=%s\n",
+		"setup_s=%.2f setup_rate=%.1f rss_before_kib=%s rss_after_kib=%s rss_delta_kib=%s kib_per_session=%s stack_kib_per_session=%s%s\n",
 		r.Requested, r.Established, r.SetupFailed, r.Dropped, r.Terminated, endFailures,
-		r.SetupSeconds, r.SetupRate, before, after, delta, perSession)
+		r.SetupSeconds, r.SetupRate, before, after, delta, perSession, stack, chat)
 }
 
 // writeJSON writes the results to path.

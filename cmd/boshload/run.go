@@ -35,6 +35,8 @@ type runner struct {
 	// the run, as --max-setup bounds setups.
 	endSlots chan struct{}
 
+	hub *hub // chat and poll modes; nil otherwise
+
 	held      atomic.Int64 // idle requests in flight now
 	stanzas   atomic.Int64 // children received in idle responses
 	responses atomic.Int64 // idle responses received
@@ -60,6 +62,9 @@ func newRunner(cfg *config, log io.Writer) *runner {
 		failures: make(map[string]int),
 		examples: make(map[string]string),
 		endSlots: make(chan struct{}, cfg.maxSetup),
+	}
+	if cfg.pairs > 0 || cfg.poll {
+		r.hub = newHub(cfg)
 	}
 	sources := cfg.sources
 	if len(sources) == 0 {
@@ -155,7 +160,15 @@ func (r *runner) session(loadCtx, runCtx context.Context, i int, setupDone func(
 		return
 	}
 
-	terminated, err := c.idle(loadCtx, runCtx, r.cfg.terminate)
+	var terminated bool
+	switch {
+	case i <= 2*r.cfg.pairs:
+		terminated, err = c.chat(loadCtx, runCtx, r.hub, r.cfg.terminate)
+	case r.cfg.poll:
+		terminated, err = c.poll(loadCtx, runCtx, r.hub, r.cfg.terminate)
+	default:
+		terminated, err = c.idle(loadCtx, runCtx, r.cfg.terminate)
+	}
 	if err != nil {
 		f := asFailure(phaseIdle, err)
 		r.mu.Lock()
@@ -199,12 +212,15 @@ func (r *runner) run(ctx context.Context, progress io.Writer) *results {
 	}
 	var mem *memReport
 	if cfg.pid > 0 {
-		before, err := sampleMedian(loadCtx, cfg.pid, sampleCount, sampleInterval/2)
+		all, err := sampleAll(loadCtx, append([]int{cfg.pid}, cfg.alsoPIDs...), sampleInterval/2)
 		if err != nil {
 			res.Errors = append(res.Errors, err.Error())
 		} else {
-			mem = &memReport{PID: cfg.pid, Before: before}
-			fmt.Fprintf(progress, "boshload: pid %d before: VmRSS %d KiB\n", cfg.pid, before.RSS)
+			mem = &memReport{PID: cfg.pid, Before: all[0]}
+			for k, p := range cfg.alsoPIDs {
+				mem.Others = append(mem.Others, otherMem{PID: p, Before: all[k+1]})
+			}
+			fmt.Fprintf(progress, "boshload: pid %d before: VmRSS %d KiB\n", cfg.pid, all[0].RSS)
 		}
 	}
 
@@ -253,12 +269,14 @@ func (r *runner) run(ctx context.Context, progress io.Writer) *results {
 		close(setupAll)
 	}()
 
+	setupOK := false
 	select {
 	case <-setupAll:
 		r.mu.Lock()
 		fmt.Fprintf(progress, "boshload: setup done in %.1fs: %d established, %d failed\n",
 			time.Since(start).Seconds(), r.established, r.setupFailed)
 		r.mu.Unlock()
+		setupOK = true
 	case <-loadCtx.Done():
 		fmt.Fprintf(progress, "boshload: the run ended before every session was set up\n")
 	}
@@ -268,11 +286,15 @@ func (r *runner) run(ctx context.Context, progress io.Writer) *results {
 		case <-loadCtx.Done():
 		case <-time.After(cfg.settle):
 		}
-		after, err := sampleMedian(loadCtx, cfg.pid, sampleCount, sampleInterval)
+		all, err := sampleAll(loadCtx, append([]int{cfg.pid}, cfg.alsoPIDs...), sampleInterval)
 		if err != nil {
 			res.Errors = append(res.Errors, err.Error())
 		} else {
+			after := all[0]
 			mem.After = &after
+			for k := range mem.Others {
+				mem.Others[k].After = all[k+1].RSS
+			}
 			mem.HeldAtSample = r.held.Load()
 			r.mu.Lock()
 			mem.LiveAtSample = r.established - r.dropped
@@ -283,6 +305,35 @@ func (r *runner) run(ctx context.Context, progress io.Writer) *results {
 		if cfg.exitAfterSample {
 			cancelLoad()
 		}
+	}
+
+	// Chatting or polling starts once every session is set up and
+	// memory, if asked, has been sampled with every session idle.
+	if h := r.hub; h != nil && setupOK && loadCtx.Err() == nil {
+		deadline, _ := loadCtx.Deadline()
+		h.startAt = time.Now()
+		if cfg.chatFor > 0 && h.startAt.Add(cfg.chatFor+cfg.drain).Before(deadline) {
+			deadline = h.startAt.Add(cfg.chatFor + cfg.drain)
+			time.AfterFunc(time.Until(deadline), cancelLoad)
+		}
+		h.stopAt = deadline
+		if cfg.pairs > 0 {
+			h.stopAt = deadline.Add(-cfg.drain)
+		}
+		if cfg.pid > 0 {
+			h.cpuPIDs = append([]int{cfg.pid}, cfg.alsoPIDs...)
+		}
+		h.cpuPIDs = append(h.cpuPIDs, 0)
+		h.cpuStart = h.readCPUs()
+		go func() {
+			<-loadCtx.Done()
+			h.cpuEnd = h.readCPUs()
+			close(h.cpuDone)
+		}()
+		close(h.start)
+		fmt.Fprintf(progress, "boshload: %s for %.1fs\n", map[bool]string{true: "chatting", false: "polling"}[cfg.pairs > 0],
+			h.stopAt.Sub(h.startAt).Seconds())
+		go r.progress(loadCtx, progress)
 	}
 
 	<-launcherDone
@@ -309,12 +360,72 @@ func (r *runner) run(ctx context.Context, progress io.Writer) *results {
 		res.Latency = latencySummary(r.latencies)
 	}
 	res.TerminateLatency = latencySummary(r.endLatencies)
+	if r.hub != nil {
+		r.hub.report(cfg, res)
+	}
 	if mem != nil && mem.After != nil {
 		mem.DeltaKiB = mem.After.RSS - mem.Before.RSS
 		if mem.LiveAtSample > 0 {
 			mem.PerSessionKiB = float64(mem.DeltaKiB) / float64(mem.LiveAtSample)
 		}
+		if len(mem.Others) > 0 {
+			delta := mem.DeltaKiB
+			for k := range mem.Others {
+				o := &mem.Others[k]
+				o.DeltaKiB = o.After - o.Before.RSS
+				delta += o.DeltaKiB
+			}
+			mem.StackDeltaKiB = delta
+			if mem.LiveAtSample > 0 {
+				mem.StackPerSessionKiB = float64(delta) / float64(mem.LiveAtSample)
+			}
+		}
 	}
 	res.Memory = mem
 	return res
+}
+
+// sampleAll samples the memory of every pid at once, each the median of
+// sampleCount readings interval apart.
+func sampleAll(ctx context.Context, pids []int, interval time.Duration) ([]memSample, error) {
+	out := make([]memSample, len(pids))
+	errs := make([]error, len(pids))
+	var wg sync.WaitGroup
+	for k, p := range pids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[k], errs[k] = sampleMedian(ctx, p, sampleCount, interval)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// progress prints the chat or poll counters every few seconds.
+func (r *runner) progress(ctx context.Context, w io.Writer) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	h := r.hub
+	var lastRecv, lastRT int64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		recv, rt := h.received.Load(), h.roundTrips.Load()
+		if r.cfg.pairs > 0 {
+			fmt.Fprintf(w, "boshload: %.0fs: sent %d, received %d (%.0f/s), skipped %d, held %d\n",
+				time.Since(h.startAt).Seconds(), h.sent.Load(), recv, float64(recv-lastRecv)/5, h.skipped.Load(), r.held.Load())
+		} else {
+			fmt.Fprintf(w, "boshload: %.0fs: %d round trips (%.0f/s)\n", time.Since(h.startAt).Seconds(), rt, float64(rt-lastRT)/5)
+		}
+		lastRecv, lastRT = recv, rt
+	}
 }

@@ -89,6 +89,11 @@ func (m *fakeManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		write("", "<stream:features><bind xmlns='"+nsBind+"'/></stream:features>")
 	case req.child(nsClient, "iq") != nil:
 		iq := req.child(nsClient, "iq")
+		if iq.child(nsBind, "bind") != nil {
+			write("", fmt.Sprintf("<iq xmlns='%s' type='result' id='%s'><bind xmlns='%s'><jid>u@localhost/%s</jid></bind></iq>",
+				nsClient, iq.attr("id"), nsBind, sid))
+			return
+		}
 		write("", fmt.Sprintf("<iq xmlns='%s' type='result' id='%s'/>", nsClient, iq.attr("id")))
 	default:
 		select {

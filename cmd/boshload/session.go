@@ -32,6 +32,7 @@ type client struct {
 	rid           uint64 // the next request's rid
 	sid           string // set by create
 	authenticated bool   // login completed
+	jid           string // the full JID bound at login
 	// endLatency is how long the terminate request took, once answered.
 	endLatency time.Duration
 
@@ -125,7 +126,7 @@ func (c *client) post(ctx context.Context, phase, body string) (*response, error
 
 // create opens the session and returns the creation response.
 func (c *client) create(ctx context.Context) (*response, error) {
-	r, err := c.post(ctx, phaseCreate, createBody(c.nextRID(), c.cfg.domain, c.cfg.wait))
+	r, err := c.post(ctx, phaseCreate, createBody(c.nextRID(), c.cfg.domain, c.cfg.wait, c.cfg.hold))
 	if err != nil {
 		return nil, err
 	}
@@ -191,8 +192,15 @@ func (c *client) login(ctx context.Context, features *element) error {
 		return protocolFailure(phaseLogin, "no bind feature", errors.New("no <bind/> after the restart"))
 	}
 	bind := fmt.Sprintf("<iq type='set' id='bind1' xmlns='%s'><bind xmlns='%s'><resource>boshload</resource></bind></iq>", nsClient, nsBind)
-	if _, err := c.awaitResult(ctx, "bind", "bind1", bind); err != nil {
+	bound, err := c.awaitResult(ctx, "bind", "bind1", bind)
+	if err != nil {
 		return err
+	}
+	if j := bound.child(nsBind, "bind").child(nsBind, "jid"); j != nil {
+		c.jid = strings.TrimSpace(j.Text)
+	}
+	if c.jid == "" {
+		return protocolFailure(phaseLogin, "no bound jid", errors.New("bind result without a <jid/>"))
 	}
 	if s := features.child(nsSession, "session"); s != nil && s.child(nsSession, "optional") == nil {
 		sess := fmt.Sprintf("<iq type='set' id='sess1' xmlns='%s'><session xmlns='%s'/></iq>", nsClient, nsSession)

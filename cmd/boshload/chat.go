@@ -1,0 +1,473 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The chat and poll modes.
+//
+// Chat (--pairs P): sessions 2k-1 and 2k (k ≤ P) send each other
+// <message type='chat'/> stanzas to the other's bound full JID, each at
+// --rate-per-pair/2 per second, from the moment every session is set up
+// until --drain before the end of the load. Each message's body is
+//
+//	boshload seq=N ts=NANOS
+//
+// N counts the sender's messages from 1; NANOS is boshload's monotonic
+// clock when the request carrying the message was built. The receiver
+// checks that N is exactly the one after the last it got from its partner
+// (exactly once, in order) and records now − NANOS: the push latency end to
+// end, client → connection manager → XMPP server → connection manager →
+// client, including HTTP on both sides and the receiver's held request.
+//
+// A session behaves like Strophe.js: at most two requests in flight; an
+// empty request is sent when none is in flight; queued messages go out
+// at once in one request when fewer than two are in flight (which makes
+// the manager answer the held one); otherwise they wait, batched, for the
+// next response. A session queues at most maxQueue messages: a message
+// due while the queue is full is not generated, and counted as skipped.
+//
+// Poll (--poll): every session sends empty requests back to back, one at
+// a time, from the moment every session is set up until the end of the
+// load; with --hold 0 each is answered at once. Round trips are counted
+// and timed.
+
+// chatBodyPrefix starts every message body boshload sends.
+const chatBodyPrefix = "boshload seq="
+
+// maxLatencySamples bounds the latencies one session keeps.
+const maxLatencySamples = 1 << 20
+
+// hub is what chatting and polling sessions share.
+type hub struct {
+	epoch time.Time // the monotonic clock's zero for timestamps
+
+	start   chan struct{} // closed when every session is set up
+	startAt time.Time     // set before start is closed
+	stopAt  time.Time     // sending stops; set before start is closed
+
+	jidMu sync.Mutex
+	jids  map[int]string        // session index → bound full JID
+	bound map[int]chan struct{} // closed once jids[i] is set
+
+	sent, skipped         atomic.Int64 // messages sent / not generated (queue full)
+	received, inOrder     atomic.Int64 // messages received / as the next expected
+	duplicates, gaps      atomic.Int64 // seq received again / seq > last+1 (some skipped)
+	late                  atomic.Int64 // seq < last that filled a gap: reordered
+	foreign, malformed    atomic.Int64 // from someone else / body not ours
+	roundTrips            atomic.Int64 // poll mode
+	lastReceived          atomic.Int64 // epoch nanos of the last message received
+	requestsWithMessages  atomic.Int64
+	messagesInTheRequests atomic.Int64
+
+	latMu     sync.Mutex
+	latencies []time.Duration
+
+	// CPU time of the processes under test (and of boshload, pid 0)
+	// from start to the end of the load; cpuDone is closed once the
+	// second reading is taken.
+	cpuPIDs          []int
+	cpuStart, cpuEnd []time.Duration
+	cpuErr           error
+	cpuDone          chan struct{}
+}
+
+// readCPUs reads the CPU time of every pid of h.cpuPIDs.
+func (h *hub) readCPUs() []time.Duration {
+	out := make([]time.Duration, len(h.cpuPIDs))
+	for k, p := range h.cpuPIDs {
+		d, err := readCPU(p)
+		if err != nil && h.cpuErr == nil {
+			h.cpuErr = err
+		}
+		out[k] = d
+	}
+	return out
+}
+
+func newHub(cfg *config) *hub {
+	h := &hub{
+		epoch:   time.Now(),
+		start:   make(chan struct{}),
+		cpuDone: make(chan struct{}),
+		jids:    make(map[int]string),
+		bound:   make(map[int]chan struct{}),
+	}
+	for i := 1; i <= 2*cfg.pairs; i++ {
+		h.bound[i] = make(chan struct{})
+	}
+	return h
+}
+
+// now returns the nanoseconds since h.epoch, on the monotonic clock.
+func (h *hub) now() int64 { return int64(time.Since(h.epoch)) }
+
+// publish records session i's bound JID.
+func (h *hub) publish(i int, jid string) {
+	h.jidMu.Lock()
+	defer h.jidMu.Unlock()
+	if ch, ok := h.bound[i]; ok {
+		if _, done := h.jids[i]; !done {
+			h.jids[i] = jid
+			close(ch)
+		}
+	}
+}
+
+// partnerJID waits for session i's partner to be bound.
+func (h *hub) partnerJID(ctx context.Context, i int) (string, error) {
+	p := partner(i)
+	select {
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case <-h.bound[p]:
+	}
+	h.jidMu.Lock()
+	defer h.jidMu.Unlock()
+	return h.jids[p], nil
+}
+
+// partner returns the index of the other session of i's pair.
+func partner(i int) int {
+	if i%2 == 1 {
+		return i + 1
+	}
+	return i - 1
+}
+
+// addLatencies merges one session's latencies.
+func (h *hub) addLatencies(d []time.Duration) {
+	h.latMu.Lock()
+	h.latencies = append(h.latencies, d...)
+	h.latMu.Unlock()
+}
+
+// chatMessage returns message seq to jid, stamped with now.
+func chatMessage(to string, seq uint64, now int64) string {
+	return fmt.Sprintf("<message xmlns='%s' to='%s' type='chat' id='m%d'><body>%s%d ts=%d</body></message>",
+		nsClient, escapeAttr(to), seq, chatBodyPrefix, seq, now)
+}
+
+// parseChatBody returns the sequence number and timestamp of a body
+// boshload wrote.
+func parseChatBody(s string) (seq uint64, ts int64, ok bool) {
+	rest, found := strings.CutPrefix(strings.TrimSpace(s), chatBodyPrefix)
+	if !found {
+		return 0, 0, false
+	}
+	seqStr, tsStr, found := strings.Cut(rest, " ts=")
+	if !found {
+		return 0, 0, false
+	}
+	seq, err1 := strconv.ParseUint(seqStr, 10, 64)
+	ts, err2 := strconv.ParseInt(tsStr, 10, 64)
+	if err1 != nil || err2 != nil || seq == 0 {
+		return 0, 0, false
+	}
+	return seq, ts, true
+}
+
+// bareJID returns jid without its resource.
+func bareJID(jid string) string {
+	bare, _, _ := strings.Cut(jid, "/")
+	return bare
+}
+
+// receiver checks one session's incoming messages from its partner.
+type receiver struct {
+	h    *hub
+	from string // the partner's full JID
+	last uint64 // the highest seq received
+	// holes are the seqs below last not received yet: a late one fills
+	// its hole (reordered); one with no hole is a repeat.
+	holes     map[uint64]struct{}
+	latencies []time.Duration
+}
+
+// take checks the children of one response.
+func (rc *receiver) take(children []element) {
+	now := rc.h.now()
+	for i := range children {
+		e := &children[i]
+		if !e.is(nsClient, "message") {
+			continue
+		}
+		body := e.child(nsClient, "body")
+		if body == nil {
+			continue
+		}
+		seq, ts, ok := parseChatBody(body.Text)
+		if !ok {
+			rc.h.malformed.Add(1)
+			continue
+		}
+		if from := e.attr("from"); from != rc.from && bareJID(from) != bareJID(rc.from) {
+			rc.h.foreign.Add(1)
+			continue
+		}
+		rc.h.received.Add(1)
+		switch {
+		case seq == rc.last+1:
+			rc.h.inOrder.Add(1)
+			rc.last = seq
+		case seq <= rc.last:
+			if _, ok := rc.holes[seq]; !ok {
+				rc.h.duplicates.Add(1)
+				continue // no latency for a repeat
+			}
+			delete(rc.holes, seq)
+			rc.h.late.Add(1)
+		default:
+			rc.h.gaps.Add(1)
+			if rc.holes == nil {
+				rc.holes = make(map[uint64]struct{})
+			}
+			for s := rc.last + 1; s < seq && len(rc.holes) < maxQueue*16; s++ {
+				rc.holes[s] = struct{}{}
+			}
+			rc.last = seq
+		}
+		rc.h.lastReceived.Store(now)
+		if len(rc.latencies) < maxLatencySamples {
+			rc.latencies = append(rc.latencies, time.Duration(now-ts))
+		}
+	}
+}
+
+// chat runs a chatting session until loadCtx ends; then it terminates
+// the session as idle does.
+func (c *client) chat(loadCtx, runCtx context.Context, h *hub, terminate bool) (terminated bool, err error) {
+	h.publish(c.index, c.jid)
+	to, err := h.partnerJID(loadCtx, c.index)
+	if err != nil {
+		return false, nil // the run ended first
+	}
+	rc := &receiver{h: h, from: to}
+	defer func() { h.addLatencies(rc.latencies) }()
+
+	type result struct {
+		rid uint64
+		r   *response
+		err error
+	}
+	done := make(chan result, 2)
+	reqCtx, cancel := context.WithCancel(runCtx)
+	defer cancel()
+	inFlight := 0
+	// Responses are processed in rid order, as XEP-0124 asks of a
+	// client: with two requests in flight the later one's answer can
+	// come back first. early holds such an answer.
+	nextAnswer := c.rid
+	early := make(map[uint64]*response, 2)
+	send := func(payload string) {
+		rid := c.nextRID()
+		body := sessionBody(rid, c.sid, payload)
+		inFlight++
+		c.onHeld()
+		go func() {
+			r, err := c.post(reqCtx, phaseIdle, body)
+			done <- result{rid, r, err}
+		}()
+	}
+	// Messages due and not yet sent.
+	var seq uint64
+	queued := 0
+	perSession := c.cfg.ratePerPair / 2
+	interval := time.Duration(float64(time.Second) / perSession)
+	var due time.Time // when the next message is due; zero before start
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	startCh := h.start
+
+	payload := fmt.Sprintf("<presence xmlns='%s'/>", nsClient)
+	for {
+		switch {
+		case inFlight == 0:
+			send(payload + c.takeMessages(h, to, &seq, &queued))
+			payload = ""
+		case inFlight == 1 && queued > 0:
+			send(c.takeMessages(h, to, &seq, &queued))
+		}
+		select {
+		case res := <-done:
+			inFlight--
+			c.onReleased()
+			if res.err != nil {
+				cancel()
+				for ; inFlight > 0; inFlight-- {
+					<-done
+					c.onReleased()
+				}
+				return false, res.err
+			}
+			c.onStanzas(len(res.r.Children))
+			early[res.rid] = res.r
+			for r, ok := early[nextAnswer]; ok; r, ok = early[nextAnswer] {
+				delete(early, nextAnswer)
+				nextAnswer++
+				rc.take(r.Children)
+			}
+		case <-startCh:
+			startCh = nil
+			// A random phase spreads the sessions' sends.
+			due = h.startAt.Add(time.Duration(rand.Int64N(int64(interval) + 1)))
+			timer.Reset(time.Until(due))
+		case <-timer.C:
+			now := time.Now()
+			for !due.After(now) && due.Before(h.stopAt) {
+				if queued < maxQueue {
+					queued++
+				} else {
+					h.skipped.Add(1)
+				}
+				due = due.Add(interval)
+			}
+			if due.Before(h.stopAt) {
+				timer.Reset(time.Until(due))
+			}
+		case <-loadCtx.Done():
+			if terminate && runCtx.Err() == nil {
+				err = c.terminate(runCtx)
+			}
+			cancel()
+			for ; inFlight > 0; inFlight-- {
+				<-done
+				c.onReleased()
+			}
+			return terminate && err == nil, err
+		}
+	}
+}
+
+// takeMessages returns the queued messages, numbered and stamped now,
+// and empties the queue.
+func (c *client) takeMessages(h *hub, to string, seq *uint64, queued *int) string {
+	if *queued == 0 {
+		return ""
+	}
+	var b strings.Builder
+	now := h.now()
+	for range *queued {
+		*seq++
+		b.WriteString(chatMessage(to, *seq, now))
+	}
+	h.sent.Add(int64(*queued))
+	h.requestsWithMessages.Add(1)
+	h.messagesInTheRequests.Add(int64(*queued))
+	*queued = 0
+	return b.String()
+}
+
+// poll sends empty requests back to back from h.start until loadCtx
+// ends, one at a time, counting round trips; then it terminates the
+// session as idle does.
+func (c *client) poll(loadCtx, runCtx context.Context, h *hub, terminate bool) (terminated bool, err error) {
+	select {
+	case <-loadCtx.Done():
+		return false, nil
+	case <-h.start:
+	}
+	var lat []time.Duration
+	defer func() { h.addLatencies(lat) }()
+	for loadCtx.Err() == nil {
+		start := time.Now()
+		r, err := c.post(runCtx, phaseIdle, sessionBody(c.nextRID(), c.sid, ""))
+		if err != nil {
+			return false, err
+		}
+		if loadCtx.Err() != nil {
+			break // answered after the end of the load: not counted
+		}
+		h.roundTrips.Add(1)
+		c.onStanzas(len(r.Children))
+		if len(lat) < maxLatencySamples {
+			lat = append(lat, time.Since(start))
+		}
+	}
+	if !terminate || runCtx.Err() != nil {
+		return false, nil
+	}
+	err = c.terminate(runCtx)
+	return err == nil, err
+}
+
+// report fills in the chat or poll part of res once every session has
+// ended.
+func (h *hub) report(cfg *config, res *results) {
+	select {
+	case <-h.start:
+	default:
+		return // the load ended before every session was set up
+	}
+	h.latMu.Lock()
+	lat := h.latencies
+	h.latMu.Unlock()
+	<-h.cpuDone
+	var cpu []cpuReport
+	if h.cpuErr == nil {
+		for k, p := range h.cpuPIDs {
+			cpu = append(cpu, cpuReport{PID: p, Seconds: (h.cpuEnd[k] - h.cpuStart[k]).Seconds()})
+		}
+	} else {
+		res.Errors = append(res.Errors, "cpu: "+h.cpuErr.Error())
+	}
+	perUnit := func(n int64) {
+		for k := range cpu {
+			if n > 0 {
+				cpu[k].PerUnitUS = cpu[k].Seconds * 1e6 / float64(n)
+			}
+		}
+	}
+	res.CPU = cpu
+	if cfg.poll {
+		secs := h.stopAt.Sub(h.startAt).Seconds()
+		p := &pollReport{Seconds: secs, RoundTrips: h.roundTrips.Load(), RoundTripLat: latencySummary(lat)}
+		if secs > 0 {
+			p.Rate = float64(p.RoundTrips) / secs
+		}
+		res.Poll = p
+		perUnit(p.RoundTrips)
+		return
+	}
+	c := &chatReport{
+		Pairs:          cfg.pairs,
+		RatePerPair:    cfg.ratePerPair,
+		OfferedRate:    float64(cfg.pairs) * cfg.ratePerPair,
+		SendSeconds:    h.stopAt.Sub(h.startAt).Seconds(),
+		Sent:           h.sent.Load(),
+		Skipped:        h.skipped.Load(),
+		Received:       h.received.Load(),
+		InOrder:        h.inOrder.Load(),
+		Duplicates:     h.duplicates.Load(),
+		Gaps:           h.gaps.Load(),
+		Late:           h.late.Load(),
+		Foreign:        h.foreign.Load(),
+		Malformed:      h.malformed.Load(),
+		Latency:        latencySummary(lat),
+		LatencySamples: len(lat),
+	}
+	c.Missing = c.Sent - (c.Received - c.Duplicates)
+	if c.SendSeconds > 0 {
+		c.SentRate = float64(c.Sent) / c.SendSeconds
+		c.ReceivedRate = float64(c.Received-c.Duplicates) / c.SendSeconds
+	}
+	if n := h.requestsWithMessages.Load(); n > 0 {
+		c.PerRequest = float64(h.messagesInTheRequests.Load()) / float64(n)
+	}
+	// A message still on its way when the load ends is missing but not
+	// lost: only a gap (a later one arrived first) or a repeat breaks
+	// exactly-once delivery. AllDelivered says nothing was left on the way.
+	c.ExactlyOnceOK = c.Sent > 0 && c.Duplicates == 0 && c.Foreign == 0 && c.Gaps == c.Late
+	c.InOrderOK = c.ExactlyOnceOK && c.Gaps == 0 && c.Late == 0
+	c.AllDelivered = c.Missing == 0
+	res.Chat = c
+	perUnit(c.Received - c.Duplicates)
+}
