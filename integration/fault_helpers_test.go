@@ -1,0 +1,606 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"boshd/bosh"
+	"boshd/config"
+)
+
+// Helpers for the fault tests (fault_test.go): process-wide goroutine and
+// file descriptor accounting, a boshd whose handler the test can inspect,
+// a TCP proxy that can stop reading, a direct XMPP watcher, restarting a
+// killed Prosody on its port, and raw HTTP requests that vanish.
+
+// boshdPackages are the stack frame prefixes of boshd's own code: a
+// goroutine with one of them in its stack belongs to boshd (a session's
+// reader, a request being handled, a write upstream).
+var boshdPackages = []string{"boshd/session.", "boshd/xmpp.", "boshd/bosh.", "boshd/internal/"}
+
+// procState is a snapshot of the test process.
+type procState struct {
+	goroutines int            // runtime.NumGoroutine
+	boshd      int            // goroutines running boshd code
+	fds        map[int]string // open file descriptors and what they are
+}
+
+// String summarises the snapshot.
+func (s procState) String() string {
+	return fmt.Sprintf("%d goroutines (%d in boshd packages), %d fds", s.goroutines, s.boshd, len(s.fds))
+}
+
+// takeProcState snapshots the process.
+func takeProcState() procState {
+	stacks := boshdStacks()
+	return procState{goroutines: runtime.NumGoroutine(), boshd: len(stacks), fds: openFDs()}
+}
+
+// allStacks returns every goroutine's stack, one string each.
+func allStacks() []string {
+	buf := make([]byte, 1<<20)
+	for range 6 {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	return strings.Split(strings.TrimSpace(string(buf)), "\n\n")
+}
+
+// boshdStacks returns the stacks of the goroutines running boshd code.
+func boshdStacks() []string {
+	var out []string
+	for _, g := range allStacks() {
+		for _, pkg := range boshdPackages {
+			if strings.Contains(g, pkg) {
+				out = append(out, g)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// openFDs lists the process's file descriptors with their readlink
+// targets (socket:[inode], a path, anon_inode:[pidfd]...). The descriptor
+// used to read /proc/self/fd itself is left out.
+func openFDs() map[int]string {
+	dir, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return nil
+	}
+	defer dir.Close()
+	names, _ := dir.Readdirnames(-1)
+	self := int(dir.Fd())
+	fds := make(map[int]string, len(names))
+	for _, name := range names {
+		n, err := strconv.Atoi(name)
+		if err != nil || n == self {
+			continue
+		}
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", name))
+		if err != nil {
+			continue // closed meanwhile
+		}
+		fds[n] = target
+	}
+	return fds
+}
+
+// socketsTo counts the process's TCP sockets whose remote end is port on
+// 127.0.0.1 (boshd's upstream connections to a Prosody, say), by matching
+// the socket inodes of /proc/self/fd with /proc/net/tcp.
+func socketsTo(port int) int {
+	inodes := make(map[string]bool)
+	for _, target := range openFDs() {
+		if inode, ok := strings.CutPrefix(target, "socket:["); ok {
+			inodes[strings.TrimSuffix(inode, "]")] = true
+		}
+	}
+	n := 0
+	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 10 {
+				continue
+			}
+			_, remPort, ok := strings.Cut(f[2], ":")
+			if !ok {
+				continue
+			}
+			p, err := strconv.ParseInt(remPort, 16, 32)
+			if err == nil && int(p) == port && inodes[f[9]] {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// settleCheck is one condition waitSettled waits for.
+type settleCheck struct {
+	what string
+	ok   func(procState) bool
+}
+
+// waitSettled polls the process state until every check holds or timeout
+// passes (goroutines and descriptors go away asynchronously: a reader
+// goroutine sees its socket closed, net/http notices a closed
+// connection). On timeout it fails t with the state, the stacks of
+// goroutines running boshd code and the descriptors opened since base.
+func waitSettled(t *testing.T, base procState, timeout time.Duration, checks ...settleCheck) procState {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		st := takeProcState()
+		var failed []string
+		for _, c := range checks {
+			if !c.ok(st) {
+				failed = append(failed, c.what)
+			}
+		}
+		if len(failed) == 0 {
+			return st
+		}
+		if time.Now().After(deadline) {
+			var extra []string
+			for fd, target := range st.fds {
+				if base.fds[fd] != target {
+					extra = append(extra, fmt.Sprintf("%d -> %s", fd, target))
+				}
+			}
+			sort.Strings(extra)
+			t.Fatalf("not settled within %v: %s\nbaseline: %s\nnow: %s\nfds not in the baseline:\n%s\ngoroutines running boshd code:\n%s",
+				timeout, strings.Join(failed, "; "), base, st, strings.Join(extra, "\n"), strings.Join(boshdStacks(), "\n\n"))
+		}
+		time.Sleep(20 * time.Millisecond) // a poll interval, not a wait for an event
+	}
+}
+
+// startBoshdHandler is startBoshd that also returns the handler, so that
+// a test can read boshd's metrics and session count.
+func startBoshdHandler(t *testing.T, cfg config.Config) (string, *bosh.Handler) {
+	t.Helper()
+	logs := &lockedBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h, err := bosh.NewHandler(cfg, logger)
+	if err != nil {
+		t.Fatalf("bosh.NewHandler: %v", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(cfg.Path, h)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := h.Shutdown(ctx); err != nil {
+			t.Errorf("boshd Shutdown: %v", err)
+		}
+		srv.CloseClientConnections()
+		srv.Close()
+		if t.Failed() {
+			t.Logf("boshd log (last %d lines):\n%s", boshdLogTail, lastLines(logs.String(), boshdLogTail))
+		}
+	})
+	return srv.URL + cfg.Path, h
+}
+
+// metricValue returns the value of the sample named series (with its
+// labels as exposed, e.g. boshd_requests_total{outcome="gone"}) in the
+// Prometheus text served by metrics, or 0 if there is none.
+func metricValue(metrics http.Handler, series string) float64 {
+	rec := httptest.NewRecorder()
+	metrics.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	return parseMetric(rec.Body.String(), series)
+}
+
+// parseMetric finds series in Prometheus text.
+func parseMetric(text, series string) float64 {
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return 0
+}
+
+// adminMetric reads series from the /metrics of a boshd binary's admin
+// listener at addr; -1 if it cannot be read.
+func adminMetric(addr, series string) float64 {
+	c := &http.Client{Timeout: eventTimeout}
+	resp, err := c.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return -1
+	}
+	return parseMetric(string(data), series)
+}
+
+// waitMetric polls series until cond holds for its value, failing t after
+// timeout.
+func waitMetric(t *testing.T, metrics http.Handler, series string, timeout time.Duration, what string, cond func(float64) bool) float64 {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		v := metricValue(metrics, series)
+		if cond(v) {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s = %v after %v", what, series, v, timeout)
+		}
+		time.Sleep(10 * time.Millisecond) // a poll interval
+	}
+}
+
+// restart starts Prosody again with the same configuration, data and
+// port, after it was killed. A new listener on the port can be refused
+// briefly while the kernel still holds the old one; restart then tries
+// again, up to prosodyStartTimeout in all.
+func (p *prosody) restart(t *testing.T) {
+	t.Helper()
+	if p.Running() {
+		t.Fatal("prosody restart: it is still running")
+	}
+	bin := prosodyBinary()
+	deadline := time.Now().Add(prosodyStartTimeout)
+	for attempt := 1; ; attempt++ {
+		if err := p.start(bin); err != nil {
+			t.Fatalf("prosody restart: %v", err)
+		}
+		err := p.waitReady(time.Until(deadline))
+		if err == nil {
+			return
+		}
+		p.Kill()
+		if time.Now().After(deadline) || attempt == 10 {
+			p.dumpLog()
+			t.Fatalf("prosody did not restart on %s: %v", p.Addr, err)
+		}
+		t.Logf("prosody restart attempt %d on %s: %v", attempt, p.Addr, err)
+	}
+}
+
+// stallProxy forwards TCP connections to a target, like countingProxy,
+// but can stop reading from the client side of a connection (boshd's
+// upstream writes then fill the socket buffers and block). Its listener
+// has a small receive buffer, so that little data is absorbed before a
+// stalled connection pushes back.
+type stallProxy struct {
+	Addr   string
+	ln     net.Listener
+	target string
+
+	mu        sync.Mutex
+	conns     []net.Conn
+	links     []*proxyLink
+	done      chan struct{} // closed by Close
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+}
+
+// proxyLink is one proxied connection.
+type proxyLink struct {
+	down, up net.Conn
+	stall    chan struct{} // closed to stop reading from down
+	once     sync.Once
+	// forwarded counts bytes copied from down to up.
+	mu        sync.Mutex
+	forwarded int64
+}
+
+// Stall stops reading from the client side of the link: what the client
+// writes stays in socket buffers. Reading does not resume.
+func (l *proxyLink) Stall() { l.once.Do(func() { close(l.stall) }) }
+
+// Forwarded returns how many bytes went from the client to the target.
+func (l *proxyLink) Forwarded() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.forwarded
+}
+
+func startStallProxy(t *testing.T, target string) *stallProxy {
+	t.Helper()
+	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			// Accepted sockets inherit it; 4 KiB is doubled by the kernel.
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("proxy: %v", err)
+	}
+	sp := &stallProxy{Addr: ln.Addr().String(), ln: ln, target: target, done: make(chan struct{})}
+	sp.wg.Add(1)
+	go sp.serve()
+	t.Cleanup(sp.Close)
+	return sp
+}
+
+// Close closes the listener and every connection, and waits for the
+// proxy's goroutines. It may be called more than once: a test calls it
+// before boshd's cleanup too, so that a boshd blocked writing to a stalled
+// connection (were its write timeout broken) is released rather than
+// hanging the cleanup.
+func (sp *stallProxy) Close() {
+	sp.closeOnce.Do(func() {
+		sp.ln.Close()
+		close(sp.done)
+		sp.mu.Lock()
+		for _, c := range sp.conns {
+			c.Close()
+		}
+		sp.mu.Unlock()
+	})
+	sp.wg.Wait()
+}
+
+// Links returns the connections accepted so far, in order.
+func (sp *stallProxy) Links() []*proxyLink {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return append([]*proxyLink(nil), sp.links...)
+}
+
+func (sp *stallProxy) serve() {
+	defer sp.wg.Done()
+	for {
+		down, err := sp.ln.Accept()
+		if err != nil {
+			return
+		}
+		up, err := net.DialTimeout("tcp", sp.target, 5*time.Second)
+		if err != nil {
+			down.Close()
+			continue
+		}
+		l := &proxyLink{down: down, up: up, stall: make(chan struct{})}
+		sp.mu.Lock()
+		select {
+		case <-sp.done: // Close ran while this one was being accepted
+			sp.mu.Unlock()
+			down.Close()
+			up.Close()
+			return
+		default:
+		}
+		sp.conns = append(sp.conns, down, up)
+		sp.links = append(sp.links, l)
+		sp.mu.Unlock()
+		sp.wg.Add(2)
+		go func() {
+			// client → target, until stalled
+			defer sp.wg.Done()
+			defer up.Close()
+			buf := make([]byte, 4096)
+			for {
+				select {
+				case <-l.stall:
+					// Keep both connections open without reading
+					// until the proxy is closed: what the client
+					// writes stays in the socket buffers.
+					<-sp.done
+					return
+				default:
+				}
+				n, err := down.Read(buf)
+				if n > 0 {
+					if _, werr := up.Write(buf[:n]); werr != nil {
+						return
+					}
+					l.mu.Lock()
+					l.forwarded += int64(n)
+					l.mu.Unlock()
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		go func() {
+			// target → client
+			defer sp.wg.Done()
+			_, _ = io.Copy(down, up)
+			down.Close()
+		}()
+	}
+}
+
+// watcher is a direct XMPP client stream to Prosody (not through boshd),
+// logged in and available, that collects what it receives.
+type watcher struct {
+	t   *testing.T
+	x   *xmppConn
+	jid string
+	in  chan *Element
+	err chan error
+}
+
+// startWatcher logs user in to p directly with resource and sends initial
+// presence. Its connection is bounded by timeout in all.
+func startWatcher(t *testing.T, p *prosody, user, resource string, timeout time.Duration) *watcher {
+	t.Helper()
+	x, err := dialXMPP(p.Addr, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { x.Close() })
+	if _, err := x.OpenStream(p.Domain); err != nil {
+		t.Fatalf("watcher: %v", err)
+	}
+	if _, err := x.AuthPlain(p.Domain, user, p.Passwords[user]); err != nil {
+		t.Fatalf("watcher: %v", err)
+	}
+	if err := x.Send(fmt.Sprintf("<iq type='set' id='bind'><bind xmlns='%s'><resource>%s</resource></bind></iq>", nsBind, resource)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		el, err := x.Next()
+		if err != nil {
+			t.Fatalf("watcher bind: %v", err)
+		}
+		if el.Is(nsClient, "iq") && el.Attr("id") == "bind" {
+			if el.Attr("type") != "result" {
+				t.Fatalf("watcher bind: %s", el)
+			}
+			break
+		}
+	}
+	w := &watcher{t: t, x: x, jid: user + "@" + p.Domain + "/" + resource, in: make(chan *Element, 1000), err: make(chan error, 1)}
+	if err := x.Send("<presence/>"); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			el, err := x.Next()
+			if err != nil {
+				w.err <- err
+				return
+			}
+			w.in <- el
+		}
+	}()
+	return w
+}
+
+// Send writes raw XML to the watcher's stream.
+func (w *watcher) Send(s string) {
+	w.t.Helper()
+	if err := w.x.Send(s); err != nil {
+		w.t.Fatalf("watcher: %v", err)
+	}
+}
+
+// WaitFor returns the first element received that matches, dropping the
+// ones before it, within timeout.
+func (w *watcher) WaitFor(what string, timeout time.Duration, match func(*Element) bool) *Element {
+	w.t.Helper()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		select {
+		case el := <-w.in:
+			if match(el) {
+				return el
+			}
+		case err := <-w.err:
+			w.t.Fatalf("watcher: waiting for %s: %v", what, err)
+		case <-timer.C:
+			w.t.Fatalf("watcher: no %s within %v", what, timeout)
+		}
+	}
+}
+
+// rawHTTP is one HTTP/1.1 request written by hand on its own connection,
+// so that a test can leave in the middle of it.
+type rawHTTP struct {
+	conn net.Conn
+	resp chan string // the raw response, or "" if the connection ended first
+}
+
+// postRaw opens a connection to the server of url and writes a POST of
+// body, or of its first cut bytes if cut is below len(body) (the
+// Content-Length still announces the whole body). It reads the response
+// in the background.
+func postRaw(t *testing.T, url, body string, cut int) *rawHTTP {
+	t.Helper()
+	rest, ok := strings.CutPrefix(url, "http://")
+	if !ok {
+		t.Fatalf("postRaw: %s is not http://", url)
+	}
+	host, path, _ := strings.Cut(rest, "/")
+	conn, err := net.DialTimeout("tcp", host, eventTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetDeadline(time.Now().Add(2 * eventTimeout))
+	data := body
+	if cut < len(body) {
+		data = body[:cut]
+	}
+	req := fmt.Sprintf("POST /%s HTTP/1.1\r\nHost: %s\r\nContent-Type: text/xml; charset=utf-8\r\nContent-Length: %d\r\n\r\n%s", path, host, len(body), data)
+	if _, err := io.WriteString(conn, req); err != nil {
+		conn.Close()
+		t.Fatal(err)
+	}
+	r := &rawHTTP{conn: conn, resp: make(chan string, 1)}
+	go func() {
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			r.resp <- ""
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		r.resp <- string(b)
+	}()
+	return r
+}
+
+// Vanish closes the connection without waiting for the response, and
+// waits for the background reader to stop. It fails t if the response had
+// already come.
+func (r *rawHTTP) Vanish(t *testing.T) {
+	t.Helper()
+	r.conn.Close()
+	if got := <-r.resp; got != "" {
+		t.Fatalf("the request was answered before its client vanished: %s", got)
+	}
+}
+
+// addUsers registers n more accounts in p (running or not), named
+// prefix1...prefixN, and returns their names. Prosody reads account files
+// when a user authenticates, so they can log in at once. Tests use them
+// where the four testUsers do not suffice: two resources of one user see
+// each other's presence, which answers held requests.
+func addUsers(t *testing.T, p *prosody, prefix string, n int) []string {
+	t.Helper()
+	var users []string
+	for i := 1; i <= n; i++ {
+		user := fmt.Sprintf("%s%d", prefix, i)
+		password := randomToken(12)
+		if err := writeProsodyAccount(filepath.Join(p.Dir, "data"), p.Domain, user, password); err != nil {
+			t.Fatalf("prosody: registering %s: %v", user, err)
+		}
+		p.Passwords[user] = password
+		users = append(users, user)
+	}
+	return users
+}
