@@ -64,7 +64,7 @@ func newCommandLine(d Config, usage io.Writer) *commandLine {
 	fs.Int("max-element-depth", d.MaxElementDepth, "refuse request bodies whose elements nest deeper than `N` levels")
 	fs.Int64("max-body-size", d.MaxBodySize, "accept request bodies of at most `BYTES`")
 	fs.Int64("max-queue-bytes", d.MaxQueueBytes, "end a session with more than `BYTES` of stanzas waiting for a request")
-	fs.Int("max-sessions", d.MaxSessions, "hold at most `N` sessions at once (0: no limit)")
+	fs.Int("max-sessions", d.MaxSessions, "hold at most `N` live sessions (0: as many as the open file limit allows)")
 	fs.Int("max-sessions-per-ip", d.MaxSessionsPerIP, "hold at most `N` sessions at once per client IP address (0: no limit)")
 
 	fs.String("log-level", d.LogLevel, "log at `LEVEL`: debug, info, warn or error")

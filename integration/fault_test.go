@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -895,7 +894,7 @@ func TestFaultSIGTERMUnderLoad(t *testing.T) {
 	// answer after it is system-shutdown, unless the session had nothing
 	// held then and its next request found boshd gone.
 	stopBusy()
-	told, refused, outOfOrder := 0, 0, 0
+	told, refused := 0, 0
 	for i, ts := range busy {
 		outs := ts.outcomes
 		sort.Slice(outs, func(a, b int) bool { return outs[a].rid < outs[b].rid })
@@ -921,27 +920,17 @@ func TestFaultSIGTERMUnderLoad(t *testing.T) {
 				t.Logf("busy session %d was not told, its next request failed:\n%s", i, strings.Join(trace[max(0, len(trace)-4):], "\n"))
 			case o.body.Attr("condition") == "system-shutdown":
 				told++
-			case o.body.Attr("condition") == "item-not-found" && shutdownRID > o.rid && !knownBugs():
-				// Known bug, see TestFaultEndedSessionOutOfOrder: the
-				// session ended with nothing held, and its two open
-				// requests reached it in the wrong order.
-				outOfOrder++
-				t.Logf("busy session %d: known bug: rid %d got item-not-found, the later rid %d system-shutdown", i, o.rid, shutdownRID)
 			default:
 				t.Errorf("busy session %d: first terminal answer is not system-shutdown:\n%s", i, strings.Join(trace, "\n"))
 			}
 			break
 		}
 	}
-	t.Logf("busy sessions: %d told system-shutdown, %d found boshd gone, %d told out of rid order", told, refused, outOfOrder)
-	if told+refused+outOfOrder != sigtermTraffic {
-		t.Errorf("only %d of %d busy sessions ended", told+refused+outOfOrder, sigtermTraffic)
+	t.Logf("busy sessions: %d told system-shutdown, %d found boshd gone", told, refused)
+	if told+refused != sigtermTraffic {
+		t.Errorf("only %d of %d busy sessions ended", told+refused, sigtermTraffic)
 	}
 }
-
-// knownBugs reports whether tests should check for bugs known not to be
-// fixed yet (BOSHD_KNOWN_BUGS=1), rather than skip or tolerate them.
-func knownBugs() bool { return os.Getenv("BOSHD_KNOWN_BUGS") == "1" }
 
 // TestFaultSIGTERMMidUpload sends boshd SIGTERM while a session holds a
 // request and another client is halfway through sending a body. The held
@@ -949,15 +938,11 @@ func knownBugs() bool { return os.Getenv("BOSHD_KNOWN_BUGS") == "1" }
 // with status 0 within shutdown_timeout: the client that never finishes
 // its body is not a failure of the graceful stop.
 //
-// Known bug: net/http's Server.Shutdown waits for the half-sent request
-// until shutdown_timeout runs out, and boshd then exits with status 1
-// ("boshd stopped" err="shutdown: context deadline exceeded"), so under
-// systemd every stop with a slow uploader marks the unit failed. The test
-// runs only with BOSHD_KNOWN_BUGS=1 until that is fixed.
+// It found that net/http's Server.Shutdown waited for the half-sent
+// request until shutdown_timeout ran out and boshd then exited with status
+// 1, so under systemd every stop with a slow uploader marked the unit
+// failed; boshd now closes what is left near the end of the bound.
 func TestFaultSIGTERMMidUpload(t *testing.T) {
-	if !knownBugs() {
-		t.Skip("known bug: a client halfway through a body at SIGTERM makes boshd wait out shutdown_timeout and exit 1; set BOSHD_KNOWN_BUGS=1 to run")
-	}
 	t.Parallel()
 	const shutdownTimeout = 2 * time.Second
 	p := startProsody(t, prosodyOptions{})
@@ -1020,16 +1005,10 @@ func TestFaultSIGTERMMidUpload(t *testing.T) {
 // to rid N+1, the one a client reads first (responses are processed in
 // rid order, R-HOLD-5); N+2 gets a terminal answer too.
 //
-// Known bug: boshd hands the condition and the stanza to whichever rid
-// reaches the ended session first, N+2, and answers N+1 item-not-found. A
-// client reading in rid order sees a session that vanished, and loses the
-// stanza and the real reason. TestFaultSIGTERMUnderLoad meets it at random
-// (busy sessions at SIGTERM). The test runs only with BOSHD_KNOWN_BUGS=1
-// until that is fixed.
+// It found that boshd handed the condition and the stanza to whichever rid
+// reached the ended session first, and answered the other item-not-found;
+// fixed, it stays as a regression test.
 func TestFaultEndedSessionOutOfOrder(t *testing.T) {
-	if !knownBugs() {
-		t.Skip("known bug: an ended session answers its next two rids out of order; set BOSHD_KNOWN_BUGS=1 to run")
-	}
 	t.Parallel()
 	p := startProsody(t, prosodyOptions{})
 	cfg := prosodyConfig(p)

@@ -120,6 +120,13 @@ func (s *Session) afterEndLocked(rid uint64) *Response {
 	if c := s.cachedLocked(rid); c != nil {
 		return c
 	}
+	if !s.told && rid > s.last+1 {
+		// A request ahead of the next rid (two were open): the next one
+		// gets the whole story, this one the condition alone.
+		resp := &Response{RID: rid, Type: TypeTerminate, Condition: s.final.Condition}
+		s.cacheLocked(resp)
+		return resp
+	}
 	if !s.told {
 		s.told = true
 		resp := *s.final

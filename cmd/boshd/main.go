@@ -160,8 +160,14 @@ func serve(ctx context.Context, cfg config.Config, load func() (config.Config, e
 	if adminSrv != nil {
 		adminSrv.Shutdown(sctx)
 	}
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	// Leave a tenth of the bound for closing what is still open.
+	hctx, hcancel := context.WithTimeout(sctx, cfg.ShutdownTimeout*9/10)
+	defer hcancel()
+	if err := srv.Shutdown(hctx); err != nil {
+		// Every session has been told; what is left is connections still
+		// sending a request body, say. Close them rather than fail.
+		logger.Warn("closing connections still open at the end of shutdown_timeout", "err", err)
+		srv.Close()
 	}
 	return nil
 }
