@@ -1,13 +1,9 @@
 package integration
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"boshd/bosh"
 	"boshd/config"
 )
 
@@ -52,28 +47,8 @@ func prosodyConfig(p *prosody) config.Config {
 // server closed in t.Cleanup; when t failed, boshd's log is printed.
 func startBoshd(t *testing.T, cfg config.Config) string {
 	t.Helper()
-	logs := &lockedBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h, err := bosh.NewHandler(cfg, logger)
-	if err != nil {
-		t.Fatalf("bosh.NewHandler: %v", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle(cfg.Path, h)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := h.Shutdown(ctx); err != nil {
-			t.Errorf("boshd Shutdown: %v", err)
-		}
-		srv.CloseClientConnections()
-		srv.Close()
-		if t.Failed() {
-			t.Logf("boshd log (last %d lines):\n%s", boshdLogTail, lastLines(logs.String(), boshdLogTail))
-		}
-	})
-	return srv.URL + cfg.Path
+	url, _ := startBoshdHandler(t, cfg)
+	return url
 }
 
 // lastLines returns the last n lines of s.
