@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,11 @@ type Handler struct {
 	dyn      atomic.Pointer[dynamic] // replaced whole by Reload
 
 	stopping atomic.Bool
+
+	// parkers counts the goroutines of parked requests; parkedNow the
+	// requests parked now (docs/design/002).
+	parkers   sync.WaitGroup
+	parkedNow atomic.Int64
 
 	// testPanic, if set, is called at points of serveBOSH named by its
 	// argument, so that tests can make handling a request panic. Only
@@ -73,7 +79,7 @@ func NewHandler(cfg config.Config, logger *slog.Logger) (*Handler, error) {
 	}
 	h.metrics = metrics.New(func() metrics.Gauges {
 		st := h.sessions.Stats()
-		return metrics.Gauges{Live: st.Live, Held: st.Held, Queued: st.Queued, QueuedBytes: st.QueuedBytes}
+		return metrics.Gauges{Live: st.Live, Held: st.Held, Queued: st.Queued, QueuedBytes: st.QueuedBytes, Parked: h.parkedNow.Load()}
 	})
 	h.sessions.OnEnd = func(c session.Condition) { h.metrics.SessionEnded(string(c)) }
 	h.sessions.OnPush = func(d time.Duration) { h.metrics.Push(d.Seconds()) }
@@ -93,10 +99,20 @@ func (h *Handler) Sessions() int { return h.sessions.Len() }
 
 // Shutdown refuses new sessions and ends every session with
 // system-shutdown, answering held requests and closing upstream streams.
-// It returns when every session has been told, or when ctx ends.
+// It returns when every session has been told and every parked request
+// written, or when ctx ends.
 func (h *Handler) Shutdown(ctx context.Context) error {
 	h.stopping.Store(true)
 	h.sessions.Shutdown()
+	written := make(chan struct{})
+	go func() {
+		h.parkers.Wait()
+		close(written)
+	}()
+	select {
+	case <-written:
+	case <-ctx.Done():
+	}
 	return ctx.Err()
 }
 
@@ -111,6 +127,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.dyn.Load().cors.setHeaders(rw.Header(), r)
 		start := time.Now()
 		h.serveBOSH(rw, r)
+		if rw.parked {
+			return // its goroutine counts it once answered
+		}
 		outcome := rw.outcome
 		switch {
 		case !rw.wrote:
@@ -190,13 +209,14 @@ func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
 		return
 	}
 	var (
-		resp *session.Response
-		sent func()
+		resp   *session.Response
+		sent   func()
+		parked bool
 	)
 	if isAddStream(s, b) {
 		resp, sent, err = h.addStream(r.Context(), s, b)
 	} else {
-		resp, sent, err = s.Handle(r.Context(), session.Request{
+		resp, sent, parked, err = h.handle(w, r, s, session.Request{
 			RID:       b.rid,
 			Payload:   b.payload,
 			Restart:   b.restart,
@@ -207,6 +227,9 @@ func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
 			NewKey:    b.newkey,
 			Stream:    streamOf(s, b),
 		})
+	}
+	if parked {
+		return
 	}
 	defer sent()
 	if err != nil {

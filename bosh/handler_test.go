@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -140,6 +139,7 @@ func newTestHandler(t *testing.T, mutate func(*config.Config)) (*fakeServer, *cl
 	cfg.Upstreams = map[string]string{"example.org": srv.addr()}
 	cfg.UpstreamTLS = "plaintext"
 	cfg.MaxWait = 5 * time.Second
+	setParking(&cfg)
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -147,7 +147,7 @@ func newTestHandler(t *testing.T, mutate func(*config.Config)) (*fakeServer, *cl
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(h)
+	hs := newParkingServer(h)
 	t.Cleanup(func() {
 		h.Shutdown(context.Background())
 		hs.Close()

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,6 +47,7 @@ func newHostileEnv(t *testing.T, level slog.Level, mutate func(*config.Config)) 
 	cfg.Upstreams = map[string]string{"example.org": srv.addr()}
 	cfg.UpstreamTLS = "plaintext"
 	cfg.MaxWait = 10 * time.Second
+	setParking(&cfg)
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -56,7 +56,7 @@ func newHostileEnv(t *testing.T, level slog.Level, mutate func(*config.Config)) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(h)
+	hs := newParkingServer(h)
 	t.Cleanup(func() {
 		h.Shutdown(context.Background())
 		hs.Close()

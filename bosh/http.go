@@ -33,8 +33,9 @@ const gzipThreshold = 256
 // started, and which session the request named, for recovering a panic.
 type responseWriter struct {
 	http.ResponseWriter
-	gzip  bool // the request's Accept-Encoding allows gzip
-	wrote bool // WriteHeader or Write was called
+	gzip   bool // the request's Accept-Encoding allows gzip
+	wrote  bool // WriteHeader or Write was called
+	parked bool // the request was parked: its own goroutine answers it
 
 	// session and rid are the live session the request named and its
 	// rid, once known.
@@ -300,6 +301,22 @@ func seeOtherURI(r *http.Request) *session.Response {
 // locked.
 const failTimeout = time.Second
 
+// failSession ends s after a panic serving request rid, and returns the
+// response telling the client so: internal-server-error. A panic inside
+// the session may have left it locked, so it is ended from another
+// goroutine, waited for failTimeout at most.
+func (h *Handler) failSession(s *session.Session, rid uint64) *session.Response {
+	done := make(chan *session.Response, 1)
+	go func() { done <- s.Fail(rid, session.InternalServerError) }()
+	select {
+	case resp := <-done:
+		return resp
+	case <-time.After(failTimeout):
+		h.log.Error("session stuck after a panic: not ended", "sid", s.LogID())
+		return &session.Response{Type: session.TypeTerminate, Condition: session.InternalServerError}
+	}
+}
+
 // recoverPanic, deferred by ServeHTTP, turns a panic in handling a request
 // into an internal-server-error for the client (XEP-0124 §17.2), ending the
 // session the request named, and keeps the server running.
@@ -315,13 +332,7 @@ func (h *Handler) recoverPanic(w *responseWriter, r *http.Request) {
 	resp := &session.Response{Type: session.TypeTerminate, Condition: session.InternalServerError}
 	status, content := http.StatusOK, defaultContentType
 	if s := w.session; s != nil {
-		done := make(chan *session.Response, 1)
-		go func() { done <- s.Fail(w.rid, session.InternalServerError) }()
-		select {
-		case resp = <-done:
-		case <-time.After(failTimeout):
-			h.log.Error("session stuck after a panic: not ended", "sid", s.LogID())
-		}
+		resp = h.failSession(s, w.rid)
 		status, content = h.status(s, resp), s.Params.ContentType
 	}
 	if !w.wrote {

@@ -41,6 +41,7 @@ func startHandler(t *testing.T, mutate func(*config.Config), logs io.Writer) (*f
 	cfg.Upstreams = map[string]string{"example.org": srv.addr()}
 	cfg.UpstreamTLS = "plaintext"
 	cfg.MaxWait = 5 * time.Second
+	setParking(&cfg)
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -58,7 +59,7 @@ func startHandler(t *testing.T, mutate func(*config.Config), logs io.Writer) (*f
 
 // serve serves h over plain HTTP until the test ends.
 func serve(t *testing.T, h http.Handler) *httptest.Server {
-	hs := httptest.NewServer(h)
+	hs := newParkingServer(h)
 	t.Cleanup(hs.Close)
 	return hs
 }

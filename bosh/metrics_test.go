@@ -20,7 +20,7 @@ func scrape(t *testing.T, h *Handler) string {
 
 func TestMetrics(t *testing.T) {
 	srv, h := startHandler(t, nil, nil)
-	hs := httptest.NewServer(h)
+	hs := newParkingServer(h)
 	defer hs.Close()
 	defer h.Shutdown(context.Background())
 	c := &client{t: t, url: hs.URL}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -81,12 +80,13 @@ func TestLogsKeepSecrets(t *testing.T) {
 	cfg := config.Default()
 	cfg.Upstreams = map[string]string{"example.org": srv.addr()}
 	cfg.UpstreamTLS = "plaintext"
+	setParking(&cfg)
 	var logs syncBuffer
 	h, err := NewHandler(cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(h)
+	hs := newParkingServer(h)
 	defer hs.Close()
 	defer h.Shutdown(context.Background())
 	c := &client{t: t, url: hs.URL}

@@ -2,7 +2,6 @@ package bosh
 
 import (
 	"context"
-	"net/http/httptest"
 	"slices"
 	"testing"
 
@@ -11,7 +10,7 @@ import (
 
 func TestReload(t *testing.T) {
 	srv, h := startHandler(t, nil, nil)
-	hs := httptest.NewServer(h)
+	hs := newParkingServer(h)
 	defer hs.Close()
 	defer h.Shutdown(context.Background())
 	c := &client{t: t, url: hs.URL}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,13 +41,16 @@ func TestAnswersWrittenInRIDOrder(t *testing.T) {
 	cfg.UpstreamTLS = "plaintext"
 	cfg.MaxWait = 5 * time.Second
 	cfg.MaxSessionsPerIP = 0
+	setParking(&cfg)
 	h, err := NewHandler(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	wire := &writeOrder{}
 	srv := httptest.NewUnstartedServer(h)
-	srv.Listener = &orderListener{Listener: srv.Listener, log: wire}
+	ln := NewListener(&orderListener{Listener: srv.Listener, log: wire})
+	srv.Listener = ln
+	srv.Config.ConnContext = ln.ConnContext
 	srv.Start()
 	defer srv.Close()
 
@@ -241,4 +245,10 @@ func (c *orderConn) Write(p []byte) (int, error) {
 	}
 	c.mu.Unlock()
 	return c.Conn.Write(p)
+}
+
+// SyscallConn exposes the socket under the recorder, so that requests on
+// it are parked as they would be on a bare TCP connection.
+func (c *orderConn) SyscallConn() (syscall.RawConn, error) {
+	return c.Conn.(syscall.Conn).SyscallConn()
 }

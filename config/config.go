@@ -100,6 +100,16 @@ type Config struct {
 	// pause. Key: max_pause.
 	MaxPause time.Duration `mapstructure:"max_pause"`
 
+	// ParkHeld lets a request held longer than ParkAfter wait without
+	// occupying a goroutine or net/http's buffers (docs/design/002): its
+	// connection is taken from net/http and given back once answered.
+	// Only for HTTP/1.1 keep-alive requests served through a
+	// bosh.Listener; on by default. Key: park_held.
+	ParkHeld bool `mapstructure:"park_held"`
+	// ParkAfter is how long a request is held in net/http before it is
+	// parked; zero parks at once. Key: park_after.
+	ParkAfter time.Duration `mapstructure:"park_after"`
+
 	// MaxBodySize is the largest request body accepted, in bytes.
 	// Key: max_body_size.
 	MaxBodySize int64 `mapstructure:"max_body_size"`
@@ -149,6 +159,8 @@ func Default() Config {
 		Inactivity:           60 * time.Second,
 		Polling:              5 * time.Second,
 		MaxPause:             120 * time.Second,
+		ParkHeld:             true,
+		ParkAfter:            time.Second,
 		MaxBodySize:          1 << 20,
 		MaxElementDepth:      64,
 		MaxQueueBytes:        4 << 20,

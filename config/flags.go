@@ -61,6 +61,9 @@ func newCommandLine(d Config, usage io.Writer) *commandLine {
 	fs.Bool("multiple-streams", d.MultipleStreams, "let clients open several XMPP streams in one session (XEP-0124 §16)")
 	durationVar(fs, "max-pause", d.MaxPause, "let a client pause its session for at most `DURATION` (0 disables pause)")
 
+	fs.Bool("park-held", d.ParkHeld, "let requests held longer than --park-after wait without a goroutine (docs/design/002)")
+	durationVar(fs, "park-after", d.ParkAfter, "park a request once it has been held for `DURATION` (0: at once)")
+
 	fs.Int("max-element-depth", d.MaxElementDepth, "refuse request bodies whose elements nest deeper than `N` levels")
 	fs.Int64("max-body-size", d.MaxBodySize, "accept request bodies of at most `BYTES`")
 	fs.Int64("max-queue-bytes", d.MaxQueueBytes, "end a session with more than `BYTES` of stanzas waiting for a request")

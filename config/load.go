@@ -131,6 +131,8 @@ func (c Config) settings() map[string]any {
 		"polling":                c.Polling,
 		"max_pause":              c.MaxPause,
 		"multiple_streams":       c.MultipleStreams,
+		"park_held":              c.ParkHeld,
+		"park_after":             c.ParkAfter,
 		"max_body_size":          c.MaxBodySize,
 		"max_element_depth":      c.MaxElementDepth,
 		"max_queue_bytes":        c.MaxQueueBytes,

@@ -141,6 +141,10 @@ func (c Config) Validate() error {
 		p.add("max_pause", "must not be negative, got %q", c.MaxPause)
 	}
 
+	if c.ParkAfter < 0 {
+		p.add("park_after", "must not be negative, got %q", c.ParkAfter)
+	}
+
 	if c.MaxBodySize < minMaxBodySize || c.MaxBodySize > maxMaxBodySize {
 		p.add("max_body_size", "must be between %d and %d (64 MiB), got %d", minMaxBodySize, maxMaxBodySize, c.MaxBodySize)
 	}

@@ -238,7 +238,9 @@ func startBrowserStack(t *testing.T, tools *browserTools, opts stackOptions) *br
 	st.Wire = &wireLog{}
 	servers := []*httptest.Server{httptest.NewUnstartedServer(mux)}
 	servers[0].Listener.Close()
-	servers[0].Listener = &recordingListener{Listener: plain, log: st.Wire}
+	parking := bosh.NewListener(&recordingListener{Listener: plain, log: st.Wire})
+	servers[0].Listener = parking
+	servers[0].Config.ConnContext = parking.ConnContext
 	servers[0].Start()
 	if secure != nil {
 		s := httptest.NewUnstartedServer(mux)

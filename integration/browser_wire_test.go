@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -156,4 +157,10 @@ func checkAnswerOrder(t *testing.T, w *wireLog, sid string) int {
 		n++
 	}
 	return n
+}
+
+// SyscallConn exposes the socket under the recorder, so that boshd parks
+// held requests on it as it would on a bare TCP connection.
+func (c *recordingConn) SyscallConn() (syscall.RawConn, error) {
+	return c.Conn.(syscall.Conn).SyscallConn()
 }

@@ -31,6 +31,9 @@ func testConfig(upstreams map[string]string) config.Config {
 	cfg.MaxWait = 10 * time.Second
 	cfg.ConnectTimeout = 5 * time.Second
 	cfg.LogLevel = "debug"
+	// Requests held longer than this park outside net/http (docs/design/
+	// 002): short, so that real clients meet both ways of holding.
+	cfg.ParkAfter = 50 * time.Millisecond
 	return cfg
 }
 

@@ -221,6 +221,8 @@ type request struct {
 	timer Timer
 	// gone is set when the HTTP request went away (R-HOLD-8).
 	gone bool
+	// notify, if not nil, is called when the request is answered.
+	notify func()
 }
 
 // close closes the upstream of a stream that will not be added.
@@ -241,27 +243,95 @@ func (n *NewStream) close() {
 // order (R-HOLD-5) even though each is written by its own goroutine. A
 // writer that takes longer than writeOrderWait is not waited for.
 func (s *Session) Handle(ctx context.Context, req Request) (resp *Response, sent func(), err error) {
-	r, resp := s.accept(req)
+	return s.Start(req, nil).Wait(ctx)
+}
+
+// Call is a request being handled by its session, for a caller that does
+// not block while the request is held: see Start. A Call is used by one
+// goroutine at a time.
+type Call struct {
+	s   *Session
+	r   *request // nil if answered at once
+	a   answer   // the answer, once got
+	got bool
+}
+
+// Start processes req like Handle but returns at once, the request held
+// if it is to be held. The response is ready when Ready reports so; Wait
+// returns it. If the response is not ready when Start returns, notify (if
+// not nil) is called once it is: under the session's lock, so it must be
+// quick and must not call into the session.
+func (s *Session) Start(req Request, notify func()) *Call {
+	r, resp := s.accept(req, notify)
 	s.runWrites()
+	c := &Call{s: s, r: r}
 	if resp != nil {
 		req.Add.close()
-		return resp, func() {}, nil
+		c.a, c.got = answer{resp: resp}, true
+	}
+	return c
+}
+
+// accept is acceptLocked under the lock, released even if it panics so a
+// recovered panic does not leave the session stuck.
+func (s *Session) accept(req Request, notify func()) (*request, *Response) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, resp := s.acceptLocked(req)
+	if r != nil {
+		r.notify = notify
+	}
+	return r, resp
+}
+
+// Ready reports whether the response is ready.
+func (c *Call) Ready() bool {
+	if c.got {
+		return true
 	}
 	select {
-	case a := <-r.done:
-		a.waitTurn(ctx)
-		return a.resp, a.written, nil
-	case <-ctx.Done():
-		s.mu.Lock()
-		s.abandonLocked(r)
-		s.mu.Unlock()
-		s.runWrites()
+	case c.a = <-c.r.done:
+		c.got = true
+	default:
+	}
+	return c.got
+}
+
+// Wait returns the response once it is ready and every response answered
+// before it has been written, as Handle does; sent must be called once it
+// has been written. If ctx ends first, the call is abandoned (see Abandon)
+// and ctx's error returned.
+func (c *Call) Wait(ctx context.Context) (resp *Response, sent func(), err error) {
+	if !c.got {
 		select {
-		case a := <-r.done:
-			a.written() // answered as it went away: nobody writes it
-		default:
+		case c.a = <-c.r.done:
+			c.got = true
+		case <-ctx.Done():
+			c.Abandon()
+			return nil, func() {}, ctx.Err()
 		}
-		return nil, func() {}, ctx.Err()
+	}
+	if c.a.once == nil {
+		return c.a.resp, func() {}, nil // answered at once
+	}
+	c.a.waitTurn(ctx)
+	return c.a.resp, c.a.written, nil
+}
+
+// Abandon tells the session that the request's client went away: a held
+// request is no longer held, and its response, if any, stays cached for
+// a resend of the same rid.
+func (c *Call) Abandon() {
+	if c.r == nil {
+		return
+	}
+	s := c.s
+	s.mu.Lock()
+	s.abandonLocked(c.r)
+	s.mu.Unlock()
+	s.runWrites()
+	if c.Ready() && c.a.once != nil {
+		c.a.written() // answered as it went away: nobody writes it
 	}
 }
 
@@ -285,6 +355,9 @@ func (s *Session) sendLocked(r *request, resp *Response) {
 		a.written() // its client left: nothing will be written
 	}
 	r.done <- a
+	if r.notify != nil {
+		r.notify()
+	}
 }
 
 // waitTurn waits until the answer before a has been written.
@@ -308,14 +381,6 @@ func (a answer) waitTurn(ctx context.Context) {
 
 // written marks a as written. It may be called more than once.
 func (a answer) written() { a.once.Do(func() { close(a.sent) }) }
-
-// accept is acceptLocked under the lock, released even if it panics so a
-// recovered panic does not leave the session stuck.
-func (s *Session) accept(req Request) (*request, *Response) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.acceptLocked(req)
-}
 
 // End ends the session with cond: held requests are answered, the
 // upstream stream is closed, and a client with nothing held is told on its
@@ -346,8 +411,11 @@ func (s *Session) Ended() bool {
 }
 
 // abandonLocked forgets a request whose client went away. A held request
-// leaves the held set; a pending one is still processed in its turn (its
-// payload was accepted) but will not be held.
+// leaves the held set, with nothing put on it (R-HOLD-8), and an empty
+// answer cached for its rid: the answer it would have had, so that a
+// client resending the rid over a new connection (XEP-0124 §14.3) carries
+// on. A pending one is still processed in its turn (its payload was
+// accepted) but will not be held.
 func (s *Session) abandonLocked(r *request) {
 	r.gone = true
 	s.abandoned = s.clock.Now()
@@ -356,6 +424,7 @@ func (s *Session) abandonLocked(r *request) {
 			stop(r.timer)
 			s.held = append(s.held[:i], s.held[i+1:]...)
 			s.reg.stats.held.Add(-1)
+			s.cacheLocked(&Response{RID: r.RID, Ack: s.ackFor(r.RID)})
 			s.log.Debug("held request abandoned by client", "rid", r.RID)
 			s.releaseLocked()
 			return

@@ -102,18 +102,21 @@ func serve(ctx context.Context, cfg config.Config, load func() (config.Config, e
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelInfo),
 	}
 	scheme := "http"
+	var inner net.Listener = ln
 	if cert != nil {
 		scheme = "https"
-		srv.TLSConfig = &tls.Config{GetCertificate: cert.get, MinVersion: tls.VersionTLS12}
+		// TLS inside the bosh.Listener, so that a parked request's
+		// connection goes back to the server still as TLS; the ALPN
+		// list is what ServeTLS would offer.
+		srv.TLSConfig = &tls.Config{GetCertificate: cert.get, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+		inner = tls.NewListener(ln, srv.TLSConfig)
 	}
+	// Held requests park outside net/http (docs/design/002).
+	bln := bosh.NewListener(inner)
+	srv.ConnContext = bln.ConnContext
 	errc := make(chan error, 2)
 	go func() {
-		var err error
-		if cert != nil {
-			err = srv.ServeTLS(ln, "", "")
-		} else {
-			err = srv.Serve(ln)
-		}
+		err := srv.Serve(bln)
 		listening.Store(false)
 		errc <- err
 	}()

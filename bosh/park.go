@@ -1,0 +1,301 @@
+package bosh
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"boshd/session"
+)
+
+// This file parks held requests (docs/design/002): a request still held
+// after park_after is taken from net/http (http.Hijacker) and waits as a
+// small struct and one goroutine on a tiny stack, watching the client's
+// socket for readability without reading it. When the session answers, the
+// goroutine writes the response itself and gives the connection back to
+// the server through the Listener it came from.
+
+// parkedWriteTimeout bounds writing the response of a parked request.
+const parkedWriteTimeout = 30 * time.Second
+
+// aLongTimeAgo is a read deadline that has passed: setting it wakes a
+// parked request.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// wakeup wakes a request waiting for its answer: in the handler, through
+// ch; once parked, through a past read deadline on its connection, which
+// ends the wait for readability.
+type wakeup struct {
+	mu    sync.Mutex
+	ch    chan struct{} // closed when fired
+	fired bool
+	conn  net.Conn // the connection, once parked
+}
+
+// fire is the request's session.Start notify function: it runs under the
+// session's lock, and is quick.
+func (w *wakeup) fire() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.fired {
+		return
+	}
+	w.fired = true
+	close(w.ch)
+	if w.conn != nil {
+		w.conn.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// arm makes fire wake the request parked on c.
+func (w *wakeup) arm(c net.Conn) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.conn = c
+	if w.fired {
+		c.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// handle hands req to s and returns its response, as Session.Handle does,
+// unless the request was parked: then parked is true and the response
+// will be written by the parked request's goroutine.
+func (h *Handler) handle(w *responseWriter, r *http.Request, s *session.Session, req session.Request) (resp *session.Response, sent func(), parked bool, err error) {
+	origin, rc := h.parkable(r)
+	if rc == nil {
+		resp, sent, err = s.Handle(r.Context(), req)
+		return resp, sent, false, err
+	}
+	wake := &wakeup{ch: make(chan struct{})}
+	call := s.Start(req, wake.fire)
+	if !call.Ready() {
+		if after := h.cfg.ParkAfter; after > 0 {
+			t := time.NewTimer(after)
+			select {
+			case <-wake.ch:
+			case <-r.Context().Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
+		if !call.Ready() && r.Context().Err() == nil && h.park(w, r, s, call, wake, origin.ln) {
+			return nil, nil, true, nil
+		}
+	}
+	resp, sent, err = call.Wait(r.Context())
+	return resp, sent, false, err
+}
+
+// parkable returns where r's connection came from and the socket to watch
+// if r may be parked: parking is on, r is HTTP/1.1 with keep-alive, and its
+// connection is TCP (plain or TLS) from a Listener. Otherwise rc is nil.
+func (h *Handler) parkable(r *http.Request) (origin *connOrigin, rc syscall.RawConn) {
+	if !h.cfg.ParkHeld || r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Close {
+		return nil, nil
+	}
+	origin = originOf(r.Context())
+	if origin == nil {
+		return nil, nil
+	}
+	return origin, rawConnOf(origin.conn)
+}
+
+// parkedRequest is a held request whose connection was taken from
+// net/http.
+type parkedRequest struct {
+	h     *Handler
+	s     *session.Session
+	call  *session.Call
+	conn  net.Conn
+	ln    *Listener
+	rc    syscall.RawConn // the socket to watch; nil when there is nothing to watch
+	start time.Time
+
+	header     http.Header // set before the connection was taken: CORS
+	gzip       bool
+	rid        uint64
+	in         int  // the request body's length
+	closeAfter bool // close the connection after the response
+}
+
+// park takes r's connection from net/http and leaves the request waiting
+// for its answer on a goroutine of its own. It reports false if the
+// connection could not be taken: the caller then waits as usual.
+func (h *Handler) park(w *responseWriter, r *http.Request, s *session.Session, call *session.Call, wake *wakeup, ln *Listener) bool {
+	header := w.Header().Clone()
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return false
+	}
+	p := &parkedRequest{
+		h: h, s: s, call: call, conn: conn, ln: ln, rc: rawConnOf(conn),
+		start: time.Now(), header: header, gzip: w.gzip, rid: w.rid, in: w.in,
+	}
+	if n := brw.Reader.Buffered(); n > 0 {
+		// The client sent more on this connection (HTTP pipelining),
+		// so it has not gone: nothing to watch. What it sent is served
+		// after the response, except over TLS, where the connection
+		// cannot go back to net/http as TLS with bytes in front of it.
+		p.rc = nil
+		if _, isTLS := conn.(*tls.Conn); isTLS {
+			p.closeAfter = true
+		} else {
+			pending, _ := brw.Reader.Peek(n)
+			p.conn = &prefixConn{Conn: conn, prefix: bytes.Clone(pending)}
+		}
+	}
+	w.parked = true
+	wake.arm(conn)
+	h.parkers.Add(1)
+	h.parkedNow.Add(1)
+	go p.run()
+	return true
+}
+
+// run waits for the answer, or for the client to go away, then writes the
+// answer and gives the connection back.
+func (p *parkedRequest) run() {
+	defer p.h.parkers.Done()
+	defer p.h.parkedNow.Add(-1)
+	defer p.recoverPanic()
+	for p.rc != nil && !p.call.Ready() {
+		closed, err := awaitClient(p.rc)
+		switch {
+		case p.call.Ready():
+		case err == nil && !closed:
+			// More from the client, which is there: stop watching.
+			p.rc = nil
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// Only a wakeup sets a deadline, after the answer: this
+			// is not expected, so wait without watching rather than
+			// risk missing the answer.
+			p.rc = nil
+		default:
+			// R-HOLD-8: the client closed the connection, or it
+			// failed; the response, if any, stays cached.
+			p.call.Abandon()
+			p.conn.Close()
+			p.h.metrics.Request("gone", time.Since(p.start).Seconds())
+			return
+		}
+	}
+	resp, sent, _ := p.call.Wait(context.Background())
+	ok := p.respond(resp)
+	sent()
+	if ok {
+		p.ln.giveBack(p.conn)
+	}
+}
+
+// respond writes resp to the client, with the headers writeBody gives it.
+// It reports whether the connection may serve more requests.
+func (p *parkedRequest) respond(resp *session.Response) bool {
+	wr := &wireResponse{header: p.header}
+	rw := &responseWriter{ResponseWriter: wr, gzip: p.gzip}
+	setOutcome(rw, responseOutcome(resp))
+	writeBody(rw, p.h.status(p.s, resp), p.s.Params.ContentType, encodeBody(resp))
+	closing := p.closeAfter || p.ln.closed()
+	p.conn.SetDeadline(time.Now().Add(parkedWriteTimeout))
+	_, err := p.conn.Write(wr.wire(closing))
+	outcome := rw.outcome
+	if outcome == "" {
+		outcome = "ok"
+	}
+	if err != nil {
+		outcome = "gone"
+	}
+	p.h.metrics.Request(outcome, time.Since(p.start).Seconds())
+	p.h.metrics.Bytes(p.in, rw.size)
+	if err != nil || closing {
+		p.conn.Close()
+		return false
+	}
+	p.conn.SetDeadline(time.Time{})
+	return true
+}
+
+// recoverPanic turns a panic of a parked request into an
+// internal-server-error for its client, as Handler.recoverPanic does for
+// requests in net/http.
+func (p *parkedRequest) recoverPanic() {
+	v := recover()
+	if v == nil {
+		return
+	}
+	p.h.log.Error("panic serving a parked request", "panic", v, "stack", string(debug.Stack()))
+	resp := p.h.failSession(p.s, p.rid)
+	p.closeAfter = true
+	p.respond(resp)
+}
+
+// wireResponse is an http.ResponseWriter that keeps a response to write
+// on a connection taken from net/http.
+type wireResponse struct {
+	header http.Header
+	status int
+	body   []byte
+}
+
+func (w *wireResponse) Header() http.Header { return w.header }
+
+func (w *wireResponse) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+}
+
+func (w *wireResponse) Write(p []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	w.body = append(w.body, p...)
+	return len(p), nil
+}
+
+// wire returns the response as HTTP/1.1 puts it on the wire, with the Date
+// header net/http would add, and Connection: close if closing.
+func (w *wireResponse) wire(closing bool) []byte {
+	status := w.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if w.header.Get("Date") == "" {
+		w.header.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	}
+	if closing {
+		w.header.Set("Connection", "close")
+	}
+	var b bytes.Buffer
+	b.Grow(256 + len(w.body))
+	b.WriteString("HTTP/1.1 ")
+	b.WriteString(strconv.Itoa(status))
+	b.WriteByte(' ')
+	b.WriteString(http.StatusText(status))
+	b.WriteString("\r\n")
+	w.header.Write(&b)
+	b.WriteString("\r\n")
+	b.Write(w.body)
+	return b.Bytes()
+}
+
+// prefixConn is a connection with bytes already read from it in front.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}

@@ -1,0 +1,384 @@
+package bosh
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"boshd/config"
+)
+
+// parkEnv is a handler that parks every held request at once, served
+// through a Listener, and its fake upstream.
+type parkEnv struct {
+	up  *fakeServer
+	h   *Handler
+	url string
+}
+
+func newParkEnv(t *testing.T, mutate func(*config.Config)) *parkEnv {
+	t.Helper()
+	up, h := startHandler(t, func(cfg *config.Config) {
+		cfg.ParkHeld, cfg.ParkAfter = true, 0
+		if mutate != nil {
+			mutate(cfg)
+		}
+	}, nil)
+	return &parkEnv{up: up, h: h, url: serve(t, h).URL}
+}
+
+// waitParked waits until n requests are parked.
+func waitParked(t *testing.T, h *Handler, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for h.parkedNow.Load() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests parked, want %d", h.parkedNow.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// rawClient speaks HTTP/1.1 on one connection, so that tests see which
+// connection answers.
+type rawClient struct {
+	t    *testing.T
+	conn net.Conn
+	br   *bufio.Reader
+	host string
+}
+
+func dialRaw(t *testing.T, url string) *rawClient {
+	t.Helper()
+	host := strings.TrimPrefix(url, "http://")
+	conn, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &rawClient{t: t, conn: conn, br: bufio.NewReader(conn), host: host}
+}
+
+// send writes one POST of body, with extra header lines.
+func (c *rawClient) send(body string, header ...string) {
+	c.t.Helper()
+	req := fmt.Sprintf("POST /http-bind HTTP/1.1\r\nHost: %s\r\nContent-Type: text/xml\r\nContent-Length: %d\r\n", c.host, len(body))
+	for _, h := range header {
+		req += h + "\r\n"
+	}
+	if _, err := io.WriteString(c.conn, req+"\r\n"+body); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// receive reads one response.
+func (c *rawClient) receive() (*http.Response, string) {
+	c.t.Helper()
+	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return resp, string(data)
+}
+
+func (c *rawClient) create(rid, wait int) string {
+	c.t.Helper()
+	c.send(sprintf(creationBody, rid, wait))
+	_, body := c.receive()
+	sid := attrs(body)["sid"]
+	if sid == "" {
+		c.t.Fatalf("no sid in %s", body)
+	}
+	return sid
+}
+
+func emptyBody(sid string, rid int) string {
+	return fmt.Sprintf("<body xmlns='http://jabber.org/protocol/httpbind' sid='%s' rid='%d'/>", sid, rid)
+}
+
+func TestParkedRequestAnswered(t *testing.T) {
+	env := newParkEnv(t, nil)
+	c := dialRaw(t, env.url)
+	sid := c.create(100, 60)
+
+	c.send(emptyBody(sid, 101))
+	waitParked(t, env.h, 1)
+	if held := env.h.sessions.Stats().Held; held != 1 {
+		t.Fatalf("%d requests held, want 1", held)
+	}
+	msg := "<message from='a@example.org' to='b@example.org'><body>parked</body></message>"
+	env.up.push(t, msg)
+	resp, body := c.receive()
+	if resp.StatusCode != 200 || !strings.Contains(body, "<body>parked</body></message></body>") {
+		t.Fatalf("parked request answered %d %s, want 200 with %s", resp.StatusCode, body, msg)
+	}
+	for name, want := range map[string]string{
+		"Content-Type":   "text/xml; charset=utf-8",
+		"Content-Length": fmt.Sprint(len(body)),
+		"Cache-Control":  "no-store",
+	} {
+		if got := resp.Header.Get(name); got != want {
+			t.Errorf("%s: %q, want %q", name, got, want)
+		}
+	}
+	if resp.Header.Get("Date") == "" || resp.Close {
+		t.Errorf("Date %q, close %v: want a date and keep-alive", resp.Header.Get("Date"), resp.Close)
+	}
+	waitParked(t, env.h, 0)
+
+	// The connection went back to the server: the next request on it
+	// is served, held and parked again.
+	c.send(emptyBody(sid, 102))
+	waitParked(t, env.h, 1)
+	other := dialRaw(t, env.url)
+	other.send(fmt.Sprintf("<body xmlns='http://jabber.org/protocol/httpbind' sid='%s' rid='103' type='terminate'/>", sid))
+	if _, body := c.receive(); attrs(body)["type"] != "" {
+		t.Fatalf("held rid 102 answered %s, want an empty body", body)
+	}
+	if _, body := other.receive(); attrs(body)["type"] != "terminate" {
+		t.Fatalf("terminate answered %s", body)
+	}
+	waitParked(t, env.h, 0)
+}
+
+func TestParkedClientGoesAway(t *testing.T) {
+	// R-HOLD-8: a client that closes its connection while its request
+	// is parked is noticed at once; its rid's answer is still cached.
+	env := newParkEnv(t, nil)
+	c := dialRaw(t, env.url)
+	sid := c.create(200, 60)
+	c.send(emptyBody(sid, 201))
+	waitParked(t, env.h, 1)
+	c.conn.Close()
+	waitParked(t, env.h, 0)
+	deadline := time.Now().Add(5 * time.Second)
+	for env.h.sessions.Stats().Held != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the abandoned request is still held")
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	c = dialRaw(t, env.url)
+	c.send(emptyBody(sid, 201)) // resent: answered from the cache
+	if resp, body := c.receive(); resp.StatusCode != 200 || attrs(body)["type"] != "" {
+		t.Fatalf("resent rid 201 answered %d %s", resp.StatusCode, body)
+	}
+	c.send(emptyBody(sid, 202))
+	waitParked(t, env.h, 1)
+	env.up.push(t, "<message><body>after</body></message>")
+	if _, body := c.receive(); !strings.Contains(body, "after") {
+		t.Fatalf("rid 202 answered %s", body)
+	}
+}
+
+func TestParkedResponseMatchesNetHTTP(t *testing.T) {
+	// A parked request's response, written by hand, has the headers and
+	// body net/http gives the same response (R-HTTP-3, R-HTTP-5,
+	// R-HTTP-9), Date aside.
+	stanza := "<message to='b@example.org'><body>" + strings.Repeat("compressible ", 60) + "</body></message>"
+	answer := func(park bool) (*http.Response, string) {
+		env := newParkEnv(t, func(cfg *config.Config) {
+			cfg.ParkHeld = park
+			cfg.CORSOrigins = []string{"https://chat.example.org"}
+		})
+		c := dialRaw(t, env.url)
+		sid := c.create(300, 60)
+		c.send(emptyBody(sid, 301), "Accept-Encoding: gzip", "Origin: https://chat.example.org")
+		if park {
+			waitParked(t, env.h, 1)
+		} else {
+			deadline := time.Now().Add(5 * time.Second)
+			for env.h.sessions.Stats().Held != 1 && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		env.up.push(t, stanza)
+		return c.receive()
+	}
+	held, heldBody := answer(false)
+	parked, parkedBody := answer(true)
+	if held.StatusCode != parked.StatusCode || heldBody != parkedBody {
+		t.Fatalf("held: %d %q\nparked: %d %q", held.StatusCode, heldBody, parked.StatusCode, parkedBody)
+	}
+	if held.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("the held response is not gzipped: %v", held.Header)
+	}
+	held.Header.Del("Date")
+	parked.Header.Del("Date")
+	if fmt.Sprint(held.Header) != fmt.Sprint(parked.Header) {
+		t.Fatalf("headers differ:\nheld:   %v\nparked: %v", held.Header, parked.Header)
+	}
+}
+
+func TestParkedShutdown(t *testing.T) {
+	env := newParkEnv(t, nil)
+	c := dialRaw(t, env.url)
+	sid := c.create(400, 60)
+	c.send(emptyBody(sid, 401))
+	waitParked(t, env.h, 1)
+	done := make(chan error, 1)
+	go func() { done <- env.h.Shutdown(context.Background()) }()
+	if _, body := c.receive(); attrs(body)["condition"] != "system-shutdown" {
+		t.Fatalf("parked request answered %s at shutdown", body)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown did not return")
+	}
+}
+
+func TestParkedPipelined(t *testing.T) {
+	// A client that pipelines (sends the next request before the held
+	// one is answered) gets both answers, in order, on its connection.
+	env := newParkEnv(t, nil)
+	c := dialRaw(t, env.url)
+	sid := c.create(500, 1)
+	c.send(emptyBody(sid, 501))
+	c.send(emptyBody(sid, 502))
+	for _, rid := range []string{"501", "502"} {
+		resp, body := c.receive()
+		if resp.StatusCode != 200 || attrs(body)["type"] != "" {
+			t.Fatalf("rid %s answered %d %s", rid, resp.StatusCode, body)
+		}
+	}
+	c.send(emptyBody(sid, 503))
+	if _, body := c.receive(); attrs(body)["type"] != "" {
+		t.Fatalf("rid 503 answered %s", body)
+	}
+}
+
+func TestParkedOverTLS(t *testing.T) {
+	// Over TLS the connection goes back to the server as TLS: the next
+	// request of a session made over TLS is served (R-SEC-2 would
+	// answer a plaintext one with see-other-uri).
+	up, h := startHandler(t, func(cfg *config.Config) { cfg.ParkHeld, cfg.ParkAfter = true, 0 }, nil)
+	certs := httptest.NewTLSServer(http.NotFoundHandler())
+	certs.Close()
+	tlsConfig := certs.TLS.Clone()
+	tlsConfig.NextProtos = []string{"h2", "http/1.1"}
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := NewListener(tls.NewListener(tcp, tlsConfig))
+	srv := &http.Server{Handler: h, ConnContext: ln.ConnContext}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	conn, err := tls.Dial("tcp", tcp.Addr().String(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := &rawClient{t: t, conn: conn, br: bufio.NewReader(conn), host: tcp.Addr().String()}
+	sid := c.create(600, 60)
+	for rid := 601; rid <= 603; rid++ {
+		c.send(emptyBody(sid, rid))
+		waitParked(t, h, 1)
+		up.push(t, fmt.Sprintf("<message><body>%d</body></message>", rid))
+		if _, body := c.receive(); !strings.Contains(body, fmt.Sprintf("<body>%d</body>", rid)) {
+			t.Fatalf("rid %d answered %s", rid, body)
+		}
+	}
+}
+
+func TestParkedNotOverHTTP10OrClose(t *testing.T) {
+	// Only HTTP/1.1 keep-alive requests are parked: the others end
+	// their connection after the response, and net/http does that.
+	env := newParkEnv(t, nil)
+	c := dialRaw(t, env.url)
+	sid := c.create(700, 60)
+	c.send(emptyBody(sid, 701), "Connection: close")
+	deadline := time.Now().Add(5 * time.Second)
+	for env.h.sessions.Stats().Held != 1 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := env.h.parkedNow.Load(); n != 0 {
+		t.Fatalf("%d requests parked with Connection: close", n)
+	}
+	env.up.push(t, "<message/>")
+	if resp, body := c.receive(); !resp.Close || !strings.Contains(body, "<message xmlns='jabber:client'/>") {
+		t.Fatalf("answered close=%v %s", resp.Close, body)
+	}
+}
+
+func TestParkedGoroutines(t *testing.T) {
+	// What parking is for: a parked request leaves one goroutine behind
+	// (its watcher), where net/http holds two.
+	count := func(park bool) int {
+		env := newParkEnv(t, func(cfg *config.Config) { cfg.ParkHeld = park })
+		before := runtime.NumGoroutine()
+		var clients []*rawClient
+		for i := range 20 {
+			c := dialRaw(t, env.url)
+			sid := c.create(1000*(i+1), 60)
+			clients = append(clients, c)
+			c.send(emptyBody(sid, 1000*(i+1)+1))
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for env.h.sessions.Stats().Held != 20 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(50 * time.Millisecond)
+		n := runtime.NumGoroutine() - before
+		env.h.Shutdown(context.Background())
+		for _, c := range clients {
+			c.receive()
+		}
+		return n
+	}
+	held, parked := count(false), count(true)
+	if held-parked < 15 {
+		t.Fatalf("%d more goroutines with 20 requests held in net/http, %d parked: want about 20 fewer", held, parked)
+	}
+	t.Logf("20 sessions: %d more goroutines held in net/http, %d parked", held, parked)
+}
+
+func TestListenerAccept(t *testing.T) {
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := NewListener(tcp)
+	go net.Dial("tcp", tcp.Addr().String())
+	first, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ln.giveBack(first)
+	again, err := ln.Accept()
+	if err != nil || again != first {
+		t.Fatalf("Accept after giveBack = %v, %v; want the connection given back", again, err)
+	}
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Accept after Close: %v, want net.ErrClosed", err)
+	}
+	ln.giveBack(first) // closes it, does not block
+	if _, err := first.Write([]byte("x")); err == nil {
+		t.Fatal("a connection given back after Close is still open")
+	}
+}

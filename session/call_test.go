@@ -1,0 +1,97 @@
+package session
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestStartAnsweredAtOnce(t *testing.T) {
+	// A request whose answer is ready at once (here: from the queue) is
+	// Ready when Start returns, and notify is not called.
+	h := newHarness(t, defaultParams())
+	h.up.send(t, "<message id='q'/>")
+	h.waitFor(func(s *Session) bool { return len(s.streams[0].queue) == 1 }, "1 queued")
+	var notified atomic.Int32
+	c := h.s.Start(Request{RID: firstRID + 1}, func() { notified.Add(1) })
+	if !c.Ready() {
+		t.Fatal("not ready with a stanza queued")
+	}
+	resp, sent, err := c.Wait(context.Background())
+	if err != nil || !equal(payload(resp), []string{"<message id='q'/>"}) {
+		t.Fatalf("Wait = %+v, %v", resp, err)
+	}
+	sent()
+	if n := notified.Load(); n != 0 {
+		t.Fatalf("notify called %d times for an answer ready at once", n)
+	}
+}
+
+func TestStartNotifiesOnce(t *testing.T) {
+	// A held request is not Ready; notify is called once, when the
+	// answer comes, and the answer is then Ready without blocking.
+	h := newHarness(t, defaultParams())
+	notified := make(chan struct{}, 2)
+	c := h.s.Start(Request{RID: firstRID + 1}, func() { notified <- struct{}{} })
+	if c.Ready() {
+		t.Fatal("ready with nothing to send")
+	}
+	h.waitHeld(1)
+	h.up.send(t, "<message id='n'/>")
+	select {
+	case <-notified:
+	case <-time.After(5 * time.Second):
+		t.Fatal("notify not called")
+	}
+	if !c.Ready() {
+		t.Fatal("not ready after notify")
+	}
+	resp, sent, _ := c.Wait(context.Background())
+	sent()
+	if !equal(payload(resp), []string{"<message id='n'/>"}) {
+		t.Fatalf("payload %q", payload(resp))
+	}
+	select {
+	case <-notified:
+		t.Fatal("notify called twice")
+	case <-time.After(20 * time.Millisecond):
+	}
+}
+
+func TestAbandonCachesEmptyAnswer(t *testing.T) {
+	// R-HOLD-8: an abandoned held request leaves the held set with
+	// nothing put on it; a resend of its rid (XEP-0124 §14.3) gets the
+	// empty answer it would have had, and what arrives later waits for
+	// the next request.
+	h := newHarness(t, defaultParams())
+	c := h.s.Start(Request{RID: firstRID + 1}, nil)
+	h.waitHeld(1)
+	c.Abandon()
+	h.waitHeld(0)
+	h.up.send(t, "<message id='later'/>")
+	h.waitFor(func(s *Session) bool { return len(s.streams[0].queue) == 1 }, "1 queued")
+
+	resp, _, err := h.s.Handle(context.Background(), Request{RID: firstRID + 1})
+	if err != nil || resp.Type != "" || len(resp.Payload) != 0 {
+		t.Fatalf("resent rid answered %+v, %v; want an empty body", resp, err)
+	}
+	resp, _, err = h.s.Handle(context.Background(), Request{RID: firstRID + 2})
+	if err != nil || !equal(payload(resp), []string{"<message id='later'/>"}) {
+		t.Fatalf("next rid answered %+v, %v", resp, err)
+	}
+}
+
+func TestWaitContextEndsAbandons(t *testing.T) {
+	// Wait with a context that ends is Abandon: the request is no longer
+	// held, and ctx's error is returned.
+	h := newHarness(t, defaultParams())
+	c := h.s.Start(Request{RID: firstRID + 1}, nil)
+	h.waitHeld(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := c.Wait(ctx); err != context.Canceled {
+		t.Fatalf("Wait = %v, want context.Canceled", err)
+	}
+	h.waitHeld(0)
+}
