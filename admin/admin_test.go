@@ -44,6 +44,9 @@ func TestEndpoints(t *testing.T) {
 	if code, body := get(t, a, "/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("healthz: %d %q", code, body)
 	}
+	if code, body := get(t, a, "/debug/pprof/heap?debug=1"); code != 200 || !strings.Contains(body, "heap profile") {
+		t.Errorf("pprof heap: %d %.80q", code, body)
+	}
 	if code, body := get(t, a, "/readyz"); code != 200 {
 		t.Errorf("readyz with the upstream up: %d %q", code, body)
 	}

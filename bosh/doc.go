@@ -22,6 +22,11 @@
 //	if err != nil { … }
 //	mux.Handle("/http-bind", h)
 //
+// Served through a Listener (and its ConnContext), the Handler parks
+// requests held longer than park_after: they wait with no goroutine and
+// no HTTP buffer, and so does an idle upstream stream (see
+// docs/design/002-parked-requests.md).
+//
 // HostMeta serves XEP-0156 discovery (/.well-known/host-meta and
 // host-meta.json), so that clients that know only a JID find the BOSH URL.
 package bosh

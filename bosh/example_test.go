@@ -1,8 +1,10 @@
 package bosh_test
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -40,4 +42,35 @@ func ExampleNewHandler() {
 	// Output:
 	// 200 text/xml; charset=utf-8
 	// <body xmlns='http://jabber.org/protocol/httpbind' type='terminate' condition='host-unknown'/>
+}
+
+// A server set up as boshd's own: through a Listener, so that requests
+// held longer than park_after wait without a goroutine.
+func ExampleNewListener() {
+	cfg := config.Default()
+	cfg.Upstreams = map[string]string{"example.org": "127.0.0.1:5222"}
+	h, err := bosh.NewHandler(cfg, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ln := bosh.NewListener(inner)
+	srv := &http.Server{Handler: h, ConnContext: ln.ConnContext}
+	go srv.Serve(ln)
+	defer srv.Close()
+	defer h.Shutdown(context.Background())
+
+	resp, err := http.Get("http://" + ln.Addr().String() + "/")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	resp.Body.Close()
+	fmt.Println(resp.StatusCode)
+	// Output: 200
 }

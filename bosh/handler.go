@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"boshd/config"
+	"boshd/internal/netpoll"
 	"boshd/metrics"
 	"boshd/session"
 	"boshd/xmpp"
@@ -36,8 +37,10 @@ type Handler struct {
 
 	stopping atomic.Bool
 
-	// parkers counts the goroutines of parked requests; parkedNow the
-	// requests parked now (docs/design/002).
+	// poller watches the clients of parked requests (docs/design/002);
+	// nil when parking is off or unavailable. parkers counts the parked
+	// requests not yet written, and parkedNow the same for metrics.
+	poller    *netpoll.Poller
 	parkers   sync.WaitGroup
 	parkedNow atomic.Int64
 
@@ -88,6 +91,14 @@ func NewHandler(cfg config.Config, logger *slog.Logger) (*Handler, error) {
 		return nil, err
 	}
 	h.dyn.Store(dyn)
+	if cfg.ParkHeld {
+		if h.poller, err = netpoll.New(); err != nil {
+			logger.Info("held requests are not parked", "err", err)
+		} else {
+			// Idle upstream streams wait without a goroutine too.
+			h.dialer.Watcher, h.dialer.ParkAfter = h.poller, cfg.ParkAfter
+		}
+	}
 	return h, nil
 }
 
@@ -100,7 +111,7 @@ func (h *Handler) Sessions() int { return h.sessions.Len() }
 // Shutdown refuses new sessions and ends every session with
 // system-shutdown, answering held requests and closing upstream streams.
 // It returns when every session has been told and every parked request
-// written, or when ctx ends.
+// written, or when ctx ends; then it releases what parking uses.
 func (h *Handler) Shutdown(ctx context.Context) error {
 	h.stopping.Store(true)
 	h.sessions.Shutdown()
@@ -111,6 +122,9 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-written:
+		if h.poller != nil {
+			h.poller.Close()
+		}
 	case <-ctx.Done():
 	}
 	return ctx.Err()

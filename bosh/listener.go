@@ -25,7 +25,6 @@ type Listener struct {
 	accepted chan accepted // from the goroutine calling inner.Accept
 	back     chan net.Conn // connections given back
 	done     chan struct{} // closed by Close
-	start    sync.Once
 	close    sync.Once
 }
 
@@ -34,21 +33,23 @@ type accepted struct {
 	err  error
 }
 
-// NewListener returns a Listener accepting connections from inner.
+// NewListener returns a Listener accepting connections from inner, which
+// it starts doing at once, on a goroutine of its own.
 func NewListener(inner net.Listener) *Listener {
-	return &Listener{
+	l := &Listener{
 		inner:    inner,
 		accepted: make(chan accepted),
 		back:     make(chan net.Conn),
 		done:     make(chan struct{}),
 	}
+	go l.acceptInner()
+	return l
 }
 
 // Accept returns the next connection: a new one from the inner listener
 // or one given back after a parked request was answered. Errors of the
 // inner listener are returned as they are.
 func (l *Listener) Accept() (net.Conn, error) {
-	l.start.Do(func() { go l.acceptInner() })
 	select {
 	case c := <-l.back:
 		return c, nil

@@ -4,65 +4,62 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"errors"
 	"net"
 	"net/http"
-	"os"
 	"runtime/debug"
 	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
+	"boshd/internal/netpoll"
 	"boshd/session"
 )
 
 // This file parks held requests (docs/design/002): a request still held
 // after park_after is taken from net/http (http.Hijacker) and waits as a
-// small struct and one goroutine on a tiny stack, watching the client's
-// socket for readability without reading it. When the session answers, the
-// goroutine writes the response itself and gives the connection back to
-// the server through the Listener it came from.
+// small struct with no goroutine, its client's socket watched for a
+// hang-up by the handler's netpoll.Poller. When the session answers, a
+// goroutine writes the response and gives the connection back to the
+// server through the Listener it came from.
 
 // parkedWriteTimeout bounds writing the response of a parked request.
 const parkedWriteTimeout = 30 * time.Second
 
-// aLongTimeAgo is a read deadline that has passed: setting it wakes a
-// parked request.
-var aLongTimeAgo = time.Unix(1, 0)
-
-// wakeup wakes a request waiting for its answer: in the handler, through
-// ch; once parked, through a past read deadline on its connection, which
-// ends the wait for readability.
+// wakeup tells a request that its answer is ready: in the handler,
+// through ch; once parked, by calling onFire.
 type wakeup struct {
-	mu    sync.Mutex
-	ch    chan struct{} // closed when fired
-	fired bool
-	conn  net.Conn // the connection, once parked
+	mu     sync.Mutex
+	ch     chan struct{} // closed when fired
+	fired  bool
+	onFire func() // set once parked
 }
 
 // fire is the request's session.Start notify function: it runs under the
 // session's lock, and is quick.
 func (w *wakeup) fire() {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.fired {
+		w.mu.Unlock()
 		return
 	}
 	w.fired = true
 	close(w.ch)
-	if w.conn != nil {
-		w.conn.SetReadDeadline(aLongTimeAgo)
+	f := w.onFire
+	w.mu.Unlock()
+	if f != nil {
+		f()
 	}
 }
 
-// arm makes fire wake the request parked on c.
-func (w *wakeup) arm(c net.Conn) {
+// arm makes fire call f, now if it has fired already. f must be quick.
+func (w *wakeup) arm(f func()) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.conn = c
-	if w.fired {
-		c.SetReadDeadline(aLongTimeAgo)
+	w.onFire = f
+	fired := w.fired
+	w.mu.Unlock()
+	if fired {
+		f()
 	}
 }
 
@@ -97,9 +94,10 @@ func (h *Handler) handle(w *responseWriter, r *http.Request, s *session.Session,
 
 // parkable returns where r's connection came from and the socket to watch
 // if r may be parked: parking is on, r is HTTP/1.1 with keep-alive, and its
-// connection is TCP (plain or TLS) from a Listener. Otherwise rc is nil.
+// connection is a socket (plain or TLS) from a Listener. Otherwise rc is
+// nil.
 func (h *Handler) parkable(r *http.Request) (origin *connOrigin, rc syscall.RawConn) {
-	if !h.cfg.ParkHeld || r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Close {
+	if h.poller == nil || h.stopping.Load() || r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Close {
 		return nil, nil
 	}
 	origin = originOf(r.Context())
@@ -117,7 +115,7 @@ type parkedRequest struct {
 	call  *session.Call
 	conn  net.Conn
 	ln    *Listener
-	rc    syscall.RawConn // the socket to watch; nil when there is nothing to watch
+	watch *netpoll.Watch // the client's socket, watched for a hang-up; nil if not
 	start time.Time
 
 	header     http.Header // set before the connection was taken: CORS
@@ -137,63 +135,72 @@ func (h *Handler) park(w *responseWriter, r *http.Request, s *session.Session, c
 		return false
 	}
 	p := &parkedRequest{
-		h: h, s: s, call: call, conn: conn, ln: ln, rc: rawConnOf(conn),
+		h: h, s: s, call: call, conn: conn, ln: ln,
 		start: time.Now(), header: header, gzip: w.gzip, rid: w.rid, in: w.in,
 	}
+	w.parked = true
+	h.parkers.Add(1)
+	h.parkedNow.Add(1)
 	if n := brw.Reader.Buffered(); n > 0 {
 		// The client sent more on this connection (HTTP pipelining),
 		// so it has not gone: nothing to watch. What it sent is served
 		// after the response, except over TLS, where the connection
 		// cannot go back to net/http as TLS with bytes in front of it.
-		p.rc = nil
 		if _, isTLS := conn.(*tls.Conn); isTLS {
 			p.closeAfter = true
 		} else {
 			pending, _ := brw.Reader.Peek(n)
 			p.conn = &prefixConn{Conn: conn, prefix: bytes.Clone(pending)}
 		}
+	} else if rc := rawConnOf(conn); rc != nil {
+		// R-HOLD-8: a client that goes away is noticed at once. If the
+		// socket cannot be watched, it is noticed on writing.
+		p.watch, err = h.poller.Watch(rc, netpoll.HangUp, p.hungUp)
+		if err != nil {
+			h.log.Debug("parked request not watched", "err", err)
+		}
 	}
-	w.parked = true
-	wake.arm(conn)
-	h.parkers.Add(1)
-	h.parkedNow.Add(1)
-	go p.run()
+	wake.arm(p.answered)
 	return true
 }
 
-// run waits for the answer, or for the client to go away, then writes the
-// answer and gives the connection back.
-func (p *parkedRequest) run() {
-	defer p.h.parkers.Done()
-	defer p.h.parkedNow.Add(-1)
-	defer p.recoverPanic()
-	for p.rc != nil && !p.call.Ready() {
-		closed, err := awaitClient(p.rc)
-		switch {
-		case p.call.Ready():
-		case err == nil && !closed:
-			// More from the client, which is there: stop watching.
-			p.rc = nil
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			// Only a wakeup sets a deadline, after the answer: this
-			// is not expected, so wait without watching rather than
-			// risk missing the answer.
-			p.rc = nil
-		default:
-			// R-HOLD-8: the client closed the connection, or it
-			// failed; the response, if any, stays cached.
-			p.call.Abandon()
-			p.conn.Close()
-			p.h.metrics.Request("gone", time.Since(p.start).Seconds())
-			return
-		}
+// answered is called, under the session's lock, when the answer is ready.
+func (p *parkedRequest) answered() { go p.finish() }
+
+// hungUp is called, on the poller's goroutine, when the client closed its
+// connection.
+func (p *parkedRequest) hungUp() { go p.gone() }
+
+// finish writes the answer and gives the connection back, unless the
+// client went away first.
+func (p *parkedRequest) finish() {
+	if p.watch != nil && !p.watch.Stop() {
+		return // gone, which hungUp started, does the rest
 	}
+	defer p.done()
+	defer p.recoverPanic()
 	resp, sent, _ := p.call.Wait(context.Background())
 	ok := p.respond(resp)
 	sent()
 	if ok {
 		p.ln.giveBack(p.conn)
 	}
+}
+
+// gone forgets the request of a client that closed its connection
+// (R-HOLD-8); the response, if any, stays cached.
+func (p *parkedRequest) gone() {
+	defer p.done()
+	defer p.recoverPanic()
+	p.call.Abandon()
+	p.conn.Close()
+	p.h.metrics.Request("gone", time.Since(p.start).Seconds())
+}
+
+// done counts the request out of the handler's parked ones.
+func (p *parkedRequest) done() {
+	p.h.parkedNow.Add(-1)
+	p.h.parkers.Done()
 }
 
 // respond writes resp to the client, with the headers writeBody gives it.
@@ -283,6 +290,23 @@ func (w *wireResponse) wire(closing bool) []byte {
 	b.WriteString("\r\n")
 	b.Write(w.body)
 	return b.Bytes()
+}
+
+// rawConnOf returns the socket under c, plain or under TLS, to watch; nil
+// if c does not expose one (syscall.Conn).
+func rawConnOf(c net.Conn) syscall.RawConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
 }
 
 // prefixConn is a connection with bytes already read from it in front.

@@ -66,15 +66,25 @@ func allStacks() []string {
 	return strings.Split(strings.TrimSpace(string(buf)), "\n\n")
 }
 
+// serverStacks mark the goroutines that live as long as the server, like
+// net/http's accept loop: the two accepting connections for a
+// bosh.Listener, and the handler's netpoll.Poller waiting on epoll.
+var serverStacks = []string{
+	"boshd/bosh.(*Listener).Accept",
+	"boshd/bosh.(*Listener).acceptInner",
+	"boshd/internal/netpoll.(*Poller).loop",
+}
+
 // boshdStacks returns the stacks of the goroutines running boshd code,
-// except the server's own: the two accepting connections for a
-// bosh.Listener, which live as long as the server, like net/http's accept
-// loop.
+// except the server's own (serverStacks).
 func boshdStacks() []string {
 	var out []string
+stacks:
 	for _, g := range allStacks() {
-		if strings.Contains(g, "boshd/bosh.(*Listener).Accept") || strings.Contains(g, "boshd/bosh.(*Listener).acceptInner") {
-			continue
+		for _, s := range serverStacks {
+			if strings.Contains(g, s) {
+				continue stacks
+			}
 		}
 		for _, pkg := range boshdPackages {
 			if strings.Contains(g, pkg) {

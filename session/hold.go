@@ -184,7 +184,7 @@ func (s *Session) addStreamLocked(r *request) {
 	} else {
 		st := &stream{name: resp.Stream, up: r.Add.Up}
 		s.streams = append(s.streams, st)
-		go s.read(st)
+		s.startReading(st)
 		s.log.Info("stream added", "stream", st.name, "from", r.Add.From)
 	}
 	resp.Ack = s.ackFor(r.RID)

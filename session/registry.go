@@ -119,7 +119,7 @@ func (r *Registry) Create(p Params, up Upstream, rid uint64) (*Session, error) {
 	s.mu.Lock()
 	s.startIdleLocked()
 	s.mu.Unlock()
-	go s.read(first)
+	s.startReading(first)
 	s.log.Info("session created", "rid", rid, "wait", p.Wait, "hold", p.Hold)
 	s.log.Debug("session id", "full_sid", s.ID)
 	return s, nil

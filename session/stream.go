@@ -9,8 +9,9 @@ import (
 // stream is one upstream XMPP stream of a session. A session has one, or
 // several with XEP-0124 §16 multiple streams.
 type stream struct {
-	name string   // immutable; "" unless multiple streams are on
-	up   Upstream // immutable
+	name   string   // immutable; "" unless multiple streams are on
+	up     Upstream // immutable
+	resume func()   // immutable; starts a new reader after a Park
 
 	// Guarded by Session.mu.
 	queue    [][]byte  // elements from the server waiting for a request

@@ -69,17 +69,41 @@ func (s *Session) perform(ops []op) (*stream, error) {
 	return nil, nil
 }
 
+// parker is an Upstream that can wait for the server without a goroutine,
+// as *xmpp.Conn does (xmpp.Conn.Park).
+type parker interface {
+	// Park reports true if it took over waiting for the server: resume
+	// is then called when there is more to read, and Next must not be
+	// called before.
+	Park(resume func()) bool
+}
+
 // read relays elements from stream st to the session until the stream
-// ends. It is st's one reader goroutine.
+// ends. It is st's one reader goroutine; when the upstream can wait for
+// the server without it (parker), it ends while the stream is idle and a
+// new one starts when the server sends more.
 func (s *Session) read(st *stream) {
+	p, canPark := st.up.(parker)
 	for {
+		// Next first: a reader resumed after a Park has something to
+		// read, and parking again before reading it would only wake
+		// at once.
 		el, err := st.up.Next()
 		if err != nil {
 			s.upstreamEnded(st, err)
 			return
 		}
 		s.deliver(st, el)
+		if canPark && p.Park(st.resume) {
+			return
+		}
 	}
+}
+
+// startReading starts st's reader.
+func (s *Session) startReading(st *stream) {
+	st.resume = func() { go s.read(st) }
+	go s.read(st)
 }
 
 // upstreamEnded ends the session when the server ends the stream: a

@@ -1,9 +1,11 @@
 package xmpp
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -28,6 +30,8 @@ type Conn struct {
 	features     []byte        // filtered features of the stream Dial opened
 	writeTimeout time.Duration // deadline for each write
 	maxSize      int           // bound on one element from the server
+	watcher      Watcher       // for Park; nil if none
+	parkAfter    time.Duration // how long Park waits before using watcher
 
 	// Owned by the goroutine calling Next (by Dial before that).
 	src          source         // nc's bytes, buffered
@@ -50,6 +54,45 @@ type Conn struct {
 	readerDone bool          // Next returned a terminal result: nobody reads nc any more
 	sockClosed bool          // nc has been closed
 	timer      *time.Timer   // Close's grace timer, until the socket is closed
+	stopWatch  func() bool   // cancels Park's watch; nil if none
+}
+
+// Park is for the goroutine calling Next, between two calls, when it would
+// rather end than wait for the server: an idle stream then costs no
+// goroutine (docs/design/002). If the server sends nothing within the
+// Dialer's ParkAfter, Park hands the wait to the Dialer's Watcher and
+// reports true: the caller must not call Next again, and resume, called
+// once the server has sent more (or hung up), starts a new reader that
+// does. resume is called from the Watcher's goroutine and must be quick.
+//
+// Park reports false, having handed nothing over, when Next should be
+// called now: the server has sent something, the stream waits for a
+// restart after SASL or has ended, it is TLS, or there is no Watcher.
+func (c *Conn) Park(resume func()) bool {
+	if c.watcher == nil || c.src.raw == nil || c.src.buffered() > 0 || c.afterSuccess || c.rerr != nil {
+		return false
+	}
+	if c.parkAfter > 0 {
+		// Wait here first, near the top of the stack: readiness
+		// through the runtime poller, bounded by a read deadline.
+		c.nc.SetReadDeadline(time.Now().Add(c.parkAfter))
+		err := park(c.src.raw)
+		c.nc.SetReadDeadline(time.Time{})
+		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return false // something came, or an error Next will see
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sockClosed {
+		return false
+	}
+	stop, err := c.watcher.WatchReadable(c.src.raw, resume)
+	if err != nil {
+		return false
+	}
+	c.stopWatch = stop
+	return true
 }
 
 // Features returns the <stream:features> of the stream Dial opened (the
@@ -105,6 +148,13 @@ func (c *Conn) Next() ([]byte, error) {
 		if err := c.readHeader(); err != nil {
 			return nil, c.stop(err)
 		}
+	}
+	// Wait for the server's next bytes here, near the top of the
+	// goroutine's stack, rather than deep inside the XML reader: an idle
+	// goroutine with little of its stack in use lets the runtime shrink
+	// the stack that parsing grew (see BENCHMARKS.md).
+	if err := c.src.take(); err != nil {
+		return nil, c.stop(readError("reading from server", err))
 	}
 	el, err := c.rd.Next()
 	if err == rawxml.ErrRootEnd {
@@ -243,6 +293,13 @@ func (c *Conn) closeSocket() {
 		c.timer.Stop()
 		c.timer = nil
 	}
+	stop := c.stopWatch
+	c.stopWatch = nil
 	c.mu.Unlock()
 	c.nc.Close()
+	if stop != nil {
+		// The socket is closed after Close or once the reader has
+		// ended: a reader parked now has nothing more to tell.
+		stop()
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"syscall"
 	"time"
 
 	"mellium.im/xmpp/dial"
@@ -56,6 +57,24 @@ type Dialer struct {
 	// Resolver, if not nil, is used for DNS: the SRV lookup when
 	// Target.Addr is empty, and host names in Target.Addr.
 	Resolver *net.Resolver
+	// Watcher, if not nil, lets an idle stream wait for the server
+	// without a goroutine: see Conn.Park. Only plain TCP streams are
+	// handed to it; a TLS stream may hold decrypted bytes its socket's
+	// readiness says nothing about.
+	Watcher Watcher
+	// ParkAfter is how long Conn.Park waits for the server on the calling
+	// goroutine before handing the wait to Watcher; 0 hands it over at
+	// once. Streams that are busy then keep their goroutine.
+	ParkAfter time.Duration
+}
+
+// Watcher waits for many sockets at once to become readable (or hung up)
+// without a goroutine each.
+type Watcher interface {
+	// WatchReadable calls fn, once and quickly, when rc becomes readable
+	// or is hung up. stop cancels the watch: it reports true if fn has not
+	// been called and never will be.
+	WatchReadable(rc syscall.RawConn, fn func()) (stop func() bool, err error)
 }
 
 // Target says which stream to open.
@@ -103,6 +122,8 @@ func (d *Dialer) Dial(ctx context.Context, t Target) (*Conn, error) {
 		target:       t,
 		writeTimeout: d.WriteTimeout,
 		maxSize:      d.MaxStanzaSize,
+		watcher:      d.Watcher,
+		parkAfter:    d.ParkAfter,
 	}
 	if c.writeTimeout <= 0 {
 		c.writeTimeout = defaultWriteTimeout

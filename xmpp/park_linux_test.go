@@ -1,6 +1,11 @@
 package xmpp
 
-import "testing"
+import (
+	"testing"
+	"time"
+
+	"boshd/internal/netpoll"
+)
 
 // TestBufferReleasedWhileIdle checks that on plain TCP the read buffer is
 // given back whenever nothing is buffered, that bytes already buffered are
@@ -84,4 +89,100 @@ func TestBufferKeptOverTLS(t *testing.T) {
 	if c.src.raw != nil || c.src.br == nil {
 		t.Errorf("TLS Conn: parkable %v, buffer held %v; want false, true", c.src.raw != nil, c.src.br != nil)
 	}
+}
+
+// TestParkHandsWaitToWatcher checks Conn.Park: with nothing buffered it
+// hands the wait to the Watcher, whose callback fires when the server
+// sends more; with something buffered, or data within ParkAfter, it does
+// not; and a stream closed while parked stops its watch.
+func TestParkHandsWaitToWatcher(t *testing.T) {
+	goOn := make(chan struct{})
+	addr := serve(t, func(p *peer) error {
+		if err := p.open("s1", featuresPlainAuth); err != nil {
+			return err
+		}
+		for _, s := range []string{
+			`<presence id='1'/><presence id='2'/>`, // one read: 2 is buffered after 1
+			`<presence id='3'/>`,                   // while parked
+			`<presence id='4'/>`,                   // within ParkAfter
+		} {
+			<-goOn
+			if err := p.send(s); err != nil {
+				return err
+			}
+		}
+		p.waitQuit()
+		return nil
+	})
+	poller, err := netpoll.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer poller.Close()
+	c := mustDial(t, &Dialer{Watcher: poller}, addr)
+	resumed := make(chan struct{}, 4)
+	resume := func() { resumed <- struct{}{} }
+	want := func(id string) {
+		t.Helper()
+		b, err := c.Next()
+		if w := `<presence xmlns='jabber:client' id='` + id + `'/>`; err != nil || string(b) != w {
+			t.Fatalf("Next() = %s, %v; want %s", b, err, w)
+		}
+	}
+	goOn <- struct{}{}
+	want("1")
+	if c.Park(resume) {
+		t.Fatal("Park with a stanza buffered = true")
+	}
+	want("2")
+	if !c.Park(resume) {
+		t.Fatal("Park with nothing buffered = false")
+	}
+	goOn <- struct{}{}
+	select {
+	case <-resumed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("not resumed when the server sent more")
+	}
+	want("3")
+
+	c.parkAfter = 5 * time.Second
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		goOn <- struct{}{}
+	}()
+	if c.Park(resume) {
+		t.Fatal("Park with data within ParkAfter = true")
+	}
+	want("4")
+
+	c.parkAfter = 0
+	if !c.Park(resume) {
+		t.Fatal("Park = false")
+	}
+	// The test server does not answer the close tag: the socket is closed
+	// after closeGrace, and the watch of the parked reader with it.
+	defer func(g time.Duration) { closeGrace = g }(closeGrace)
+	closeGrace = 50 * time.Millisecond
+	c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for !c.sockClosedNow() {
+		if time.Now().After(deadline) {
+			t.Fatal("socket not closed after Close")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.mu.Lock()
+	watching := c.stopWatch != nil
+	c.mu.Unlock()
+	if watching {
+		t.Fatal("socket closed with its watch still set")
+	}
+}
+
+// sockClosedNow reports whether c's socket has been closed.
+func (c *Conn) sockClosedNow() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sockClosed
 }

@@ -1,0 +1,196 @@
+package netpoll
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// Events is what a Watch waits for.
+type Events uint32
+
+const (
+	// HangUp is the peer closing its side of the connection, or an error
+	// on the socket.
+	HangUp Events = syscall.EPOLLRDHUP | syscall.EPOLLHUP | syscall.EPOLLERR
+	// Readable is data to read, as well as HangUp.
+	Readable Events = syscall.EPOLLIN | HangUp
+)
+
+// ErrClosed is returned by Watch once the Poller is closed.
+var ErrClosed = errors.New("netpoll: poller closed")
+
+// Poller is an epoll instance and the goroutine waiting on it.
+type Poller struct {
+	epfd int
+	wake [2]int // a pipe; writing to it ends the loop
+
+	mu      sync.Mutex
+	next    uint64
+	watches map[uint64]*Watch
+	closed  bool
+	done    chan struct{} // closed when the loop has ended
+}
+
+// wakeID is the event data of the wake pipe; watches count from 1.
+const wakeID = 0
+
+// New returns a Poller with its goroutine running. Close it to end the
+// goroutine and release its descriptors.
+func New() (*Poller, error) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("netpoll: epoll_create1: %w", err)
+	}
+	p := &Poller{epfd: epfd, watches: make(map[uint64]*Watch), done: make(chan struct{})}
+	if err := syscall.Pipe2(p.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+		syscall.Close(epfd)
+		return nil, fmt.Errorf("netpoll: pipe2: %w", err)
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN}
+	setID(&ev, wakeID)
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, p.wake[0], &ev); err != nil {
+		p.closeFDs()
+		return nil, fmt.Errorf("netpoll: epoll_ctl: %w", err)
+	}
+	go p.loop()
+	return p, nil
+}
+
+// Watch is one socket waited on.
+type Watch struct {
+	p     *Poller
+	id    uint64
+	rc    syscall.RawConn
+	fn    func()
+	ended atomic.Bool // set by whichever of Stop and the event wins
+}
+
+// Watch calls fn once rc shows one of events. fn runs on the poller's
+// goroutine and must not block.
+func (p *Poller) Watch(rc syscall.RawConn, events Events, fn func()) (*Watch, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrClosed
+	}
+	p.next++
+	w := &Watch{p: p, id: p.next, rc: rc, fn: fn}
+	p.watches[w.id] = w
+	p.mu.Unlock()
+
+	ev := syscall.EpollEvent{Events: uint32(events) | syscall.EPOLLONESHOT}
+	setID(&ev, w.id)
+	var ctlErr error
+	err := rc.Control(func(fd uintptr) {
+		ctlErr = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
+	})
+	if err == nil {
+		err = ctlErr
+	}
+	if err != nil {
+		p.forget(w.id)
+		return nil, fmt.Errorf("netpoll: watching a socket: %w", err)
+	}
+	return w, nil
+}
+
+// WatchReadable is Watch for Readable, with Stop as a function: it lets
+// a Poller serve as an xmpp.Watcher.
+func (p *Poller) WatchReadable(rc syscall.RawConn, fn func()) (stop func() bool, err error) {
+	w, err := p.Watch(rc, Readable, fn)
+	if err != nil {
+		return nil, err
+	}
+	return w.Stop, nil
+}
+
+// Stop ends w. It reports true if w's function has not been called and
+// now never will be; false if the event came first.
+func (w *Watch) Stop() bool {
+	if !w.ended.CompareAndSwap(false, true) {
+		return false
+	}
+	w.remove()
+	return true
+}
+
+// remove takes w's socket out of the epoll set and forgets w. A socket
+// closed meanwhile has left the set by itself, and Control then fails.
+func (w *Watch) remove() {
+	w.rc.Control(func(fd uintptr) {
+		syscall.EpollCtl(w.p.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
+	})
+	w.p.forget(w.id)
+}
+
+func (p *Poller) forget(id uint64) {
+	p.mu.Lock()
+	delete(p.watches, id)
+	p.mu.Unlock()
+}
+
+// loop waits for events and calls the functions of the watches they are
+// for, until Close.
+func (p *Poller) loop() {
+	defer close(p.done)
+	events := make([]syscall.EpollEvent, 128)
+	for {
+		n, err := syscall.EpollWait(p.epfd, events, -1)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return // only a broken epoll descriptor gets here
+		}
+		for _, ev := range events[:n] {
+			id := getID(&ev)
+			if id == wakeID {
+				return
+			}
+			p.mu.Lock()
+			w := p.watches[id]
+			p.mu.Unlock()
+			if w == nil || !w.ended.CompareAndSwap(false, true) {
+				continue // stopped meanwhile
+			}
+			w.remove()
+			w.fn()
+		}
+	}
+}
+
+// Close ends the poller's goroutine and closes its descriptors. Watches
+// not yet fired never fire.
+func (p *Poller) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return ErrClosed
+	}
+	p.closed = true
+	p.mu.Unlock()
+	syscall.Write(p.wake[1], []byte{1})
+	<-p.done
+	p.closeFDs()
+	return nil
+}
+
+func (p *Poller) closeFDs() {
+	syscall.Close(p.wake[0])
+	syscall.Close(p.wake[1])
+	syscall.Close(p.epfd)
+}
+
+// setID and getID keep a watch's id in the event's 64 bits of user data,
+// which syscall.EpollEvent splits into Fd and Pad.
+func setID(ev *syscall.EpollEvent, id uint64) {
+	ev.Fd = int32(uint32(id))
+	ev.Pad = int32(uint32(id >> 32))
+}
+
+func getID(ev *syscall.EpollEvent) uint64 {
+	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+}
