@@ -4,6 +4,9 @@ import (
 	"context"
 	"net"
 	"sync"
+	"time"
+
+	"boshd/internal/netpoll"
 )
 
 // Listener is a net.Listener for the http.Server that serves a Handler. It
@@ -21,6 +24,12 @@ import (
 //
 // A handler served without a Listener holds requests in net/http.
 type Listener struct {
+	// IdleTimeout is how long a connection given back after a parked
+	// request may wait for its next request before it is closed, as
+	// http.Server's IdleTimeout does for others; zero means 2 minutes.
+	// Set it before serving.
+	IdleTimeout time.Duration
+
 	inner    net.Listener
 	accepted chan accepted // from the goroutine calling inner.Accept
 	back     chan net.Conn // connections given back
@@ -89,6 +98,69 @@ func (l *Listener) Close() error {
 
 // Addr returns the inner listener's address.
 func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
+
+// defaultIdleTimeout is Listener.IdleTimeout when unset.
+const defaultIdleTimeout = 2 * time.Minute
+
+// rest gives c back to the server once the client sends its next request
+// on it (or closes it), and waits for that with no goroutine, watched by
+// poller; c is closed if nothing comes within IdleTimeout. net/http
+// starts its ReadHeaderTimeout on a connection it accepts, so handing it
+// an idle keep-alive connection at once would close it under a client
+// that reuses it later; and an idle connection costs net/http a goroutine
+// and a read buffer.
+func (l *Listener) rest(c net.Conn, poller *netpoll.Poller) {
+	rc := rawConnOf(c)
+	if rc == nil || poller == nil {
+		l.giveBack(c)
+		return
+	}
+	r := &restingConn{l: l, c: c}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w, err := poller.Watch(rc, netpoll.Readable, r.readable)
+	if err != nil {
+		go l.giveBack(c)
+		return
+	}
+	r.w = w
+	timeout := l.IdleTimeout
+	if timeout <= 0 {
+		timeout = defaultIdleTimeout
+	}
+	r.t = time.AfterFunc(timeout, r.expire)
+}
+
+// restingConn is a connection waiting for its client's next request.
+type restingConn struct {
+	l  *Listener
+	c  net.Conn
+	mu sync.Mutex // guards w and t, set once rest has both
+	w  *netpoll.Watch
+	t  *time.Timer
+}
+
+// readable runs on the poller's goroutine: the client sent something, or
+// closed the connection; net/http finds out which.
+func (r *restingConn) readable() {
+	r.mu.Lock()
+	t := r.t
+	r.mu.Unlock()
+	if t != nil {
+		t.Stop()
+	}
+	go r.l.giveBack(r.c)
+}
+
+// expire closes a connection idle for IdleTimeout.
+func (r *restingConn) expire() {
+	r.mu.Lock()
+	w := r.w
+	r.mu.Unlock()
+	if w.Stop() {
+		r.c.Close()
+	}
+}
 
 // giveBack returns c to the server, or closes it if the Listener is
 // closed. It blocks until the server accepts c.

@@ -65,7 +65,7 @@ func (w *wakeup) arm(f func()) {
 
 // handle hands req to s and returns its response, as Session.Handle does,
 // unless the request was parked: then parked is true and the response
-// will be written by the parked request's goroutine.
+// will be written by a goroutine started when it is ready.
 func (h *Handler) handle(w *responseWriter, r *http.Request, s *session.Session, req session.Request) (resp *session.Response, sent func(), parked bool, err error) {
 	origin, rc := h.parkable(r)
 	if rc == nil {
@@ -126,8 +126,10 @@ type parkedRequest struct {
 }
 
 // park takes r's connection from net/http and leaves the request waiting
-// for its answer on a goroutine of its own. It reports false if the
-// connection could not be taken: the caller then waits as usual.
+// for its answer with no goroutine: its client's socket watched by the
+// poller, its wakeup armed to start the goroutine that writes the answer.
+// It reports false if the connection could not be taken: the caller then
+// waits as usual.
 func (h *Handler) park(w *responseWriter, r *http.Request, s *session.Session, call *session.Call, wake *wakeup, ln *Listener) bool {
 	header := w.Header().Clone()
 	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
@@ -183,7 +185,7 @@ func (p *parkedRequest) finish() {
 	ok := p.respond(resp)
 	sent()
 	if ok {
-		p.ln.giveBack(p.conn)
+		p.ln.rest(p.conn, p.h.poller)
 	}
 }
 

@@ -382,3 +382,46 @@ func TestListenerAccept(t *testing.T) {
 		t.Fatal("a connection given back after Close is still open")
 	}
 }
+
+func TestParkedConnectionRests(t *testing.T) {
+	// After a parked request is answered, its connection waits for the
+	// client's next request outside net/http: net/http's header timeout
+	// starts only when that request comes, so a client may leave the
+	// connection idle in its pool and reuse it later; a connection idle
+	// for the Listener's IdleTimeout is closed.
+	up, h := startHandler(t, func(cfg *config.Config) { cfg.ParkHeld, cfg.ParkAfter = true, 0 }, nil)
+	hs := httptest.NewUnstartedServer(h)
+	ln := NewListener(hs.Listener)
+	ln.IdleTimeout = time.Second
+	hs.Listener = ln
+	hs.Config.ConnContext = ln.ConnContext
+	hs.Config.ReadHeaderTimeout = 100 * time.Millisecond
+	hs.Start()
+	t.Cleanup(hs.Close)
+
+	c := dialRaw(t, hs.URL)
+	sid := c.create(800, 60)
+	c.send(emptyBody(sid, 801))
+	waitParked(t, h, 1)
+	up.push(t, "<message><body>one</body></message>")
+	if _, body := c.receive(); !strings.Contains(body, "one") {
+		t.Fatalf("rid 801 answered %s", body)
+	}
+	time.Sleep(300 * time.Millisecond) // beyond ReadHeaderTimeout
+	c.send(emptyBody(sid, 802))
+	waitParked(t, h, 1)
+	up.push(t, "<message><body>two</body></message>")
+	if _, body := c.receive(); !strings.Contains(body, "two") {
+		t.Fatalf("rid 802 answered %s", body)
+	}
+
+	// Now idle beyond IdleTimeout: closed.
+	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	if n, err := c.br.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("read %d bytes from an idle connection, want it closed", n)
+	}
+	if idle := time.Since(start); idle < 800*time.Millisecond || idle > 4*time.Second {
+		t.Fatalf("idle connection closed after %v, want about IdleTimeout (1s)", idle)
+	}
+}

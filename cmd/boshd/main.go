@@ -113,6 +113,7 @@ func serve(ctx context.Context, cfg config.Config, load func() (config.Config, e
 	}
 	// Held requests park outside net/http (docs/design/002).
 	bln := bosh.NewListener(inner)
+	bln.IdleTimeout = srv.IdleTimeout
 	srv.ConnContext = bln.ConnContext
 	errc := make(chan error, 2)
 	go func() {
