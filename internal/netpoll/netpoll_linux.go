@@ -3,6 +3,7 @@ package netpoll
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -23,9 +24,18 @@ const (
 var ErrClosed = errors.New("netpoll: poller closed")
 
 // Poller is an epoll instance and the goroutine waiting on it.
+//
+// The goroutine does not block in epoll_wait on a thread of its own: the
+// epoll descriptor is itself registered with Go's runtime poller (an epoll
+// set is readable while it has events ready), so the goroutine is woken by
+// the scheduler like any goroutine waiting on a socket, and then collects
+// the events without blocking. A thread blocked in a system call would
+// have to be scheduled by the kernel first, which on a busy machine adds
+// milliseconds to a wakeup.
 type Poller struct {
-	epfd int
-	wake [2]int // a pipe; writing to it ends the loop
+	file *os.File        // the epoll descriptor, in the runtime poller
+	raw  syscall.RawConn // file's, for waiting and for epoll_ctl
+	wake [2]int          // a pipe; writing to it ends the loop
 
 	mu      sync.Mutex
 	next    uint64
@@ -44,19 +54,40 @@ func New() (*Poller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netpoll: epoll_create1: %w", err)
 	}
-	p := &Poller{epfd: epfd, watches: make(map[uint64]*Watch), done: make(chan struct{})}
-	if err := syscall.Pipe2(p.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+	if err := syscall.SetNonblock(epfd, true); err != nil {
 		syscall.Close(epfd)
+		return nil, fmt.Errorf("netpoll: epoll descriptor: %w", err)
+	}
+	p := &Poller{file: os.NewFile(uintptr(epfd), "netpoll"), watches: make(map[uint64]*Watch), done: make(chan struct{})}
+	if p.raw, err = p.file.SyscallConn(); err != nil {
+		p.file.Close()
+		return nil, fmt.Errorf("netpoll: epoll descriptor: %w", err)
+	}
+	if err := syscall.Pipe2(p.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+		p.file.Close()
 		return nil, fmt.Errorf("netpoll: pipe2: %w", err)
 	}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN}
 	setID(&ev, wakeID)
-	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, p.wake[0], &ev); err != nil {
+	if err := p.ctl(syscall.EPOLL_CTL_ADD, p.wake[0], &ev); err != nil {
 		p.closeFDs()
 		return nil, fmt.Errorf("netpoll: epoll_ctl: %w", err)
 	}
 	go p.loop()
 	return p, nil
+}
+
+// ctl is epoll_ctl on the poller's set; it fails once the set is closed,
+// and the set cannot be closed while it runs.
+func (p *Poller) ctl(op, fd int, ev *syscall.EpollEvent) error {
+	var ctlErr error
+	err := p.raw.Control(func(epfd uintptr) {
+		ctlErr = syscall.EpollCtl(int(epfd), op, fd, ev)
+	})
+	if err != nil {
+		return err
+	}
+	return ctlErr
 }
 
 // Watch is one socket waited on.
@@ -85,7 +116,7 @@ func (p *Poller) Watch(rc syscall.RawConn, events Events, fn func()) (*Watch, er
 	setID(&ev, w.id)
 	var ctlErr error
 	err := rc.Control(func(fd uintptr) {
-		ctlErr = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
+		ctlErr = p.ctl(syscall.EPOLL_CTL_ADD, int(fd), &ev)
 	})
 	if err == nil {
 		err = ctlErr
@@ -121,7 +152,7 @@ func (w *Watch) Stop() bool {
 // closed meanwhile has left the set by itself, and Control then fails.
 func (w *Watch) remove() {
 	w.rc.Control(func(fd uintptr) {
-		syscall.EpollCtl(w.p.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
+		w.p.ctl(syscall.EPOLL_CTL_DEL, int(fd), nil)
 	})
 	w.p.forget(w.id)
 }
@@ -137,29 +168,48 @@ func (p *Poller) forget(id uint64) {
 func (p *Poller) loop() {
 	defer close(p.done)
 	events := make([]syscall.EpollEvent, 128)
-	for {
-		n, err := syscall.EpollWait(p.epfd, events, -1)
-		if err == syscall.EINTR {
-			continue
-		}
+	stop := false
+	for !stop {
+		// Read calls the function at once, and again each time the
+		// runtime poller sees the set readable, until it returns true.
+		// The set is drained before the function returns false, as
+		// the runtime poller's edge-triggered wakeups require.
+		err := p.raw.Read(func(epfd uintptr) bool {
+			n, err := syscall.EpollWait(int(epfd), events, 0)
+			if err == syscall.EINTR {
+				return true // and call again
+			}
+			if n <= 0 {
+				return false
+			}
+			stop = p.dispatch(events[:n])
+			return true
+		})
 		if err != nil {
-			return // only a broken epoll descriptor gets here
-		}
-		for _, ev := range events[:n] {
-			id := getID(&ev)
-			if id == wakeID {
-				return
-			}
-			p.mu.Lock()
-			w := p.watches[id]
-			p.mu.Unlock()
-			if w == nil || !w.ended.CompareAndSwap(false, true) {
-				continue // stopped meanwhile
-			}
-			w.remove()
-			w.fn()
+			return // the set was closed
 		}
 	}
+}
+
+// dispatch calls the functions of the watches events are for; it reports
+// true when the loop is to end.
+func (p *Poller) dispatch(events []syscall.EpollEvent) (stop bool) {
+	for _, ev := range events {
+		id := getID(&ev)
+		if id == wakeID {
+			stop = true
+			continue
+		}
+		p.mu.Lock()
+		w := p.watches[id]
+		p.mu.Unlock()
+		if w == nil || !w.ended.CompareAndSwap(false, true) {
+			continue // stopped meanwhile
+		}
+		w.remove()
+		w.fn()
+	}
+	return stop
 }
 
 // Close ends the poller's goroutine and closes its descriptors. Watches
@@ -181,7 +231,7 @@ func (p *Poller) Close() error {
 func (p *Poller) closeFDs() {
 	syscall.Close(p.wake[0])
 	syscall.Close(p.wake[1])
-	syscall.Close(p.epfd)
+	p.file.Close()
 }
 
 // setID and getID keep a watch's id in the event's 64 bits of user data,
