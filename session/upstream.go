@@ -17,20 +17,21 @@ type op struct {
 
 // runWrites performs queued upstream writes in order unless another
 // goroutine is already doing so. Call it after releasing s.mu whenever ops
-// may have been queued.
+// may have been queued. The lock is released during the writes; if a
+// write panics, the lock is released and writing cleared all the same,
+// so that a recovered panic leaves the session usable.
 func (s *Session) runWrites() {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.writing {
-		s.mu.Unlock()
 		return
 	}
 	s.writing = true
+	defer func() { s.writing = false }()
 	for len(s.ops) > 0 {
 		ops := s.ops
 		s.ops = nil
-		s.mu.Unlock()
-		failed, err := s.perform(ops)
-		s.mu.Lock()
+		failed, err := s.performUnlocked(ops)
 		if err != nil {
 			s.log.Info("upstream write failed", "stream", failed.name, "err", err)
 			failed.up.Close()
@@ -45,8 +46,14 @@ func (s *Session) runWrites() {
 			}
 		}
 	}
-	s.writing = false
+}
+
+// performUnlocked is perform with s.mu released, and held again on
+// return, panic included.
+func (s *Session) performUnlocked(ops []op) (*stream, error) {
 	s.mu.Unlock()
+	defer s.mu.Lock()
+	return s.perform(ops)
 }
 
 // perform does ops in order. It returns the stream whose write failed
