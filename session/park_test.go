@@ -79,6 +79,20 @@ func TestReaderParksBetweenElements(t *testing.T) {
 		}
 		up.wake(t, el)
 	}
+	// The last element is delivered after the reader has taken it.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.mu.Lock()
+		queued := len(s.streams[0].queue)
+		s.mu.Unlock()
+		if queued == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d elements queued, want 3", queued)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	resp, _, err := s.Handle(context.Background(), Request{RID: firstRID + 1})
 	if err != nil {
 		t.Fatal(err)
