@@ -35,6 +35,9 @@ type Listener struct {
 	back     chan net.Conn // connections given back
 	done     chan struct{} // closed by Close
 	close    sync.Once
+
+	mu      sync.Mutex
+	resting map[*restingConn]struct{} // connections waiting for a request; closed by Close
 }
 
 type accepted struct {
@@ -50,6 +53,7 @@ func NewListener(inner net.Listener) *Listener {
 		accepted: make(chan accepted),
 		back:     make(chan net.Conn),
 		done:     make(chan struct{}),
+		resting:  make(map[*restingConn]struct{}),
 	}
 	go l.acceptInner()
 	return l
@@ -85,13 +89,26 @@ func (l *Listener) acceptInner() {
 	}
 }
 
-// Close closes the inner listener. Connections given back afterwards are
-// closed.
+// Close closes the inner listener and the connections resting between
+// requests. Connections given back afterwards are closed.
 func (l *Listener) Close() error {
 	err := net.ErrClosed
 	l.close.Do(func() {
 		close(l.done)
 		err = l.inner.Close()
+		l.mu.Lock()
+		resting := l.resting
+		l.resting = nil
+		l.mu.Unlock()
+		for r := range resting {
+			r.mu.Lock()
+			t := r.t
+			r.mu.Unlock()
+			if t != nil {
+				t.Stop()
+			}
+			r.c.Close()
+		}
 	})
 	return err
 }
@@ -118,8 +135,17 @@ func (l *Listener) rest(c net.Conn, poller *netpoll.Poller) {
 	r := &restingConn{l: l, c: c}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	l.mu.Lock()
+	if l.resting == nil { // closed
+		l.mu.Unlock()
+		c.Close()
+		return
+	}
+	l.resting[r] = struct{}{}
+	l.mu.Unlock()
 	w, err := poller.Watch(rc, netpoll.Readable, r.readable)
 	if err != nil {
+		l.forget(r)
 		go l.giveBack(c)
 		return
 	}
@@ -149,6 +175,7 @@ func (r *restingConn) readable() {
 	if t != nil {
 		t.Stop()
 	}
+	r.l.forget(r)
 	go r.l.giveBack(r.c)
 }
 
@@ -158,8 +185,16 @@ func (r *restingConn) expire() {
 	w := r.w
 	r.mu.Unlock()
 	if w.Stop() {
+		r.l.forget(r)
 		r.c.Close()
 	}
+}
+
+// forget takes r off the resting connections.
+func (l *Listener) forget(r *restingConn) {
+	l.mu.Lock()
+	delete(l.resting, r)
+	l.mu.Unlock()
 }
 
 // giveBack returns c to the server, or closes it if the Listener is

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -23,6 +24,7 @@ import (
 type parkEnv struct {
 	up  *fakeServer
 	h   *Handler
+	ln  *Listener
 	url string
 }
 
@@ -34,7 +36,8 @@ func newParkEnv(t *testing.T, mutate func(*config.Config)) *parkEnv {
 			mutate(cfg)
 		}
 	}, nil)
-	return &parkEnv{up: up, h: h, url: serve(t, h).URL}
+	hs := serve(t, h)
+	return &parkEnv{up: up, h: h, ln: hs.Listener.(*Listener), url: hs.URL}
 }
 
 // waitParked waits until n requests are parked.
@@ -424,4 +427,35 @@ func TestParkedConnectionRests(t *testing.T) {
 	if idle := time.Since(start); idle < 800*time.Millisecond || idle > 4*time.Second {
 		t.Fatalf("idle connection closed after %v, want about IdleTimeout (1s)", idle)
 	}
+}
+
+func TestListenerCloseClosesResting(t *testing.T) {
+	// A connection resting between requests is closed with the
+	// Listener, not left to its idle timer.
+	env := newParkEnv(t, nil)
+	c := dialRaw(t, env.url)
+	sid := c.create(900, 60)
+	c.send(emptyBody(sid, 901))
+	waitParked(t, env.h, 1)
+	env.up.push(t, "<message/>")
+	c.receive()
+	// The answer's goroutine rests the connection right after writing.
+	deadline := time.Now().Add(5 * time.Second)
+	for restingCount(env.ln) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the connection is not resting")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	env.ln.Close()
+	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.br.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read after Close: %v, want the connection closed", err)
+	}
+}
+
+func restingCount(l *Listener) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.resting)
 }
