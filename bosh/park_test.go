@@ -170,13 +170,7 @@ func TestParkedClientGoesAway(t *testing.T) {
 	waitParked(t, env.h, 1)
 	c.conn.Close()
 	waitParked(t, env.h, 0)
-	deadline := time.Now().Add(5 * time.Second)
-	for env.h.sessions.Stats().Held != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the abandoned request is still held")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitHeld(t, env.h, 0)
 
 	c = dialRaw(t, env.url)
 	c.send(emptyBody(sid, 201)) // resent: answered from the cache
@@ -207,10 +201,7 @@ func TestParkedResponseMatchesNetHTTP(t *testing.T) {
 		if park {
 			waitParked(t, env.h, 1)
 		} else {
-			deadline := time.Now().Add(5 * time.Second)
-			for env.h.sessions.Stats().Held != 1 && time.Now().Before(deadline) {
-				time.Sleep(time.Millisecond)
-			}
+			waitHeld(t, env.h, 1)
 		}
 		env.up.push(t, stanza)
 		return c.receive()
@@ -313,10 +304,7 @@ func TestParkedNotOverHTTP10OrClose(t *testing.T) {
 	c := dialRaw(t, env.url)
 	sid := c.create(700, 60)
 	c.send(emptyBody(sid, 701), "Connection: close")
-	deadline := time.Now().Add(5 * time.Second)
-	for env.h.sessions.Stats().Held != 1 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	waitHeld(t, env.h, 1)
 	if n := env.h.parkedNow.Load(); n != 0 {
 		t.Fatalf("%d requests parked with Connection: close", n)
 	}
@@ -339,11 +327,14 @@ func TestParkedGoroutines(t *testing.T) {
 			clients = append(clients, c)
 			c.send(emptyBody(sid, 1000*(i+1)+1))
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for env.h.sessions.Stats().Held != 20 && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
+		waitHeld(t, env.h, 20)
+		if park {
+			waitParked(t, env.h, 20)
+		} else {
+			// net/http starts its background reader once the
+			// handler runs: there is no event to wait for.
+			time.Sleep(50 * time.Millisecond)
 		}
-		time.Sleep(50 * time.Millisecond)
 		n := runtime.NumGoroutine() - before
 		env.h.Shutdown(context.Background())
 		for _, c := range clients {
