@@ -210,22 +210,7 @@ func (p *parkedRequest) nextSoon() bool {
 	}
 	p.conn.SetReadDeadline(time.Now().Add(nextWait))
 	defer p.conn.SetReadDeadline(time.Time{})
-	var one [1]byte
-	readable := false
-	rc.Read(func(fd uintptr) bool {
-		for {
-			_, _, errno := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-			switch errno {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false
-			}
-			readable = true // data, end of file or an error: net/http sees which
-			return true
-		}
-	})
-	return readable
+	return netpoll.AwaitReadable(rc) == nil
 }
 
 // gone forgets the request of a client that closed its connection

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"boshd/internal/netpoll"
 	"boshd/internal/rawxml"
 )
 
@@ -76,7 +77,7 @@ func (c *Conn) Park(resume func()) bool {
 		// Wait here first, near the top of the stack: readiness
 		// through the runtime poller, bounded by a read deadline.
 		c.nc.SetReadDeadline(time.Now().Add(c.parkAfter))
-		err := park(c.src.raw)
+		err := netpoll.AwaitReadable(c.src.raw)
 		c.nc.SetReadDeadline(time.Time{})
 		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return false // something came, or an error Next will see

@@ -11,6 +11,3 @@ import (
 // implemented (and tested) on Linux only, so other platforms keep each
 // Conn's read buffer.
 func parkable(net.Conn) syscall.RawConn { return nil }
-
-// park is never called where parkable returns nil.
-func park(syscall.RawConn) error { panic("xmpp: park without parkable") }

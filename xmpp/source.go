@@ -6,6 +6,8 @@ import (
 	"net"
 	"sync"
 	"syscall"
+
+	"boshd/internal/netpoll"
 )
 
 // bufSize is the size of a Conn's read buffer. rawxml reads byte by byte,
@@ -19,7 +21,7 @@ var bufPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, bufSiz
 // stream through. It is owned by the goroutine reading the stream: the one
 // in Dial, then the one calling Next.
 //
-// On a plain TCP connection where the platform allows it (see park), the
+// On a plain TCP connection where the platform allows it (see parkable), the
 // buffer goes back to bufPool whenever it is empty between two elements,
 // and the next read first waits for the socket to become readable, holding
 // no buffer while it waits. Over TLS the buffer is kept: tls.Conn may hold
@@ -37,7 +39,7 @@ func (s *source) take() error {
 		return nil
 	}
 	if s.raw != nil {
-		if err := park(s.raw); err != nil {
+		if err := netpoll.AwaitReadable(s.raw); err != nil {
 			return err
 		}
 	}

@@ -77,6 +77,30 @@ func New() (*Poller, error) {
 	return p, nil
 }
 
+// AwaitReadable blocks the calling goroutine until rc has something to
+// read: data, the end of the stream or an error (which the following read
+// reports). It returns early with an error when rc's read deadline passes
+// or it is closed. Nothing is read or buffered.
+//
+// It waits in Go's runtime poller, whose readiness is edge-triggered and
+// may have been consumed already, so it looks at the socket itself with a
+// non-blocking MSG_PEEK rather than trusting an earlier wakeup.
+func AwaitReadable(rc syscall.RawConn) error {
+	var one [1]byte
+	return rc.Read(func(fd uintptr) bool {
+		for {
+			_, _, err := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			switch err {
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				return false
+			}
+			return true
+		}
+	})
+}
+
 // ctl is epoll_ctl on the poller's set; it fails once the set is closed,
 // and the set cannot be closed while it runs.
 func (p *Poller) ctl(op, fd int, ev *syscall.EpollEvent) error {

@@ -42,5 +42,10 @@ func (p *Poller) WatchReadable(syscall.RawConn, func()) (func() bool, error) {
 // Stop is not reached: New fails.
 func (w *Watch) Stop() bool { return true }
 
+// AwaitReadable is not available on this system.
+func AwaitReadable(syscall.RawConn) error {
+	return errors.New("netpoll: not supported on this system")
+}
+
 // Close is not reached: New fails.
 func (p *Poller) Close() error { return ErrClosed }

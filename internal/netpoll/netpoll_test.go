@@ -3,7 +3,9 @@
 package netpoll
 
 import (
+	"errors"
 	"net"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -152,5 +154,35 @@ func TestClose(t *testing.T) {
 	}
 	if _, err := p.Watch(rawConn(t, server), HangUp, func() {}); err != ErrClosed {
 		t.Fatalf("Watch after Close: %v, want ErrClosed", err)
+	}
+}
+
+func TestAwaitReadable(t *testing.T) {
+	tests := []struct {
+		name    string
+		act     func(client *net.TCPConn)
+		timeout bool // the read deadline passes first
+	}{
+		{"data", func(c *net.TCPConn) { c.Write([]byte("x")) }, false},
+		{"hang-up", func(c *net.TCPConn) { c.Close() }, false},
+		{"nothing", func(*net.TCPConn) {}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client, server := pair(t)
+			tt.act(client)
+			server.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			err := AwaitReadable(rawConn(t, server))
+			if timedOut := errors.Is(err, os.ErrDeadlineExceeded); timedOut != tt.timeout || (!tt.timeout && err != nil) {
+				t.Fatalf("AwaitReadable = %v, want timeout %v", err, tt.timeout)
+			}
+			if tt.name == "data" {
+				// Nothing was consumed.
+				b := make([]byte, 1)
+				if n, err := server.Read(b); n != 1 || err != nil || b[0] != 'x' {
+					t.Fatalf("Read after AwaitReadable = %d %q %v", n, b[:n], err)
+				}
+			}
+		})
 	}
 }
