@@ -136,9 +136,10 @@ func (s *Session) expire(rid uint64) {
 	s.releaseLocked()
 }
 
-// deliver queues an element from the server on stream st and answers the
-// oldest held request with it if there is one.
-func (s *Session) deliver(st *stream, el []byte) {
+// deliver queues an element from the server on stream st and, if release
+// is true, answers the oldest held request with it and whatever else
+// waits, if a request is held.
+func (s *Session) deliver(st *stream, el []byte, release bool) {
 	s.mu.Lock()
 	defer s.runWrites()
 	defer s.mu.Unlock()
@@ -157,7 +158,9 @@ func (s *Session) deliver(st *stream, el []byte) {
 		s.endLocked(&Response{Type: TypeTerminate, Condition: UndefinedCondition})
 		return
 	}
-	s.releaseLocked()
+	if release {
+		s.releaseLocked()
+	}
 }
 
 // nextOrEmptyLocked is nextLocked, with an empty response when nothing

@@ -13,6 +13,11 @@ type stream struct {
 	up     Upstream // immutable
 	resume func()   // immutable; starts a new reader after a Park
 
+	// unreleased is set by st's reader when it queued an element
+	// without answering a held request (see batcher); owned by the
+	// reader.
+	unreleased bool
+
 	// Guarded by Session.mu.
 	queue    [][]byte  // elements from the server waiting for a request
 	queuedAt time.Time // when the first of them arrived

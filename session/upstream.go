@@ -85,12 +85,26 @@ type parker interface {
 	Park(resume func()) bool
 }
 
+// batcher is an Upstream that can tell when the server has already sent
+// more than Next returned, as *xmpp.Conn does: the reader then queues what
+// it read without answering a held request, and answers once it has read
+// everything the server sent, so that a burst goes out in one response
+// rather than one stanza in the first response and the rest in the next.
+type batcher interface {
+	// Buffered reports whether bytes of a next element have been read.
+	Buffered() bool
+	// OnWait sets f to be called by Next before it waits for the
+	// server.
+	OnWait(f func())
+}
+
 // read relays elements from stream st to the session until the stream
 // ends. It is st's one reader goroutine; when the upstream can wait for
 // the server without it (parker), it ends while the stream is idle and a
 // new one starts when the server sends more.
 func (s *Session) read(st *stream) {
 	p, canPark := st.up.(parker)
+	b, canBatch := st.up.(batcher)
 	for {
 		// Next first: a reader resumed after a Park has something to
 		// read, and parking again before reading it would only wake
@@ -100,16 +114,37 @@ func (s *Session) read(st *stream) {
 			s.upstreamEnded(st, err)
 			return
 		}
-		s.deliver(st, el)
-		if canPark && p.Park(st.resume) {
+		more := canBatch && b.Buffered()
+		st.unreleased = more
+		s.deliver(st, el, !more)
+		if !more && canPark && p.Park(st.resume) {
 			return
 		}
 	}
 }
 
+// releaseBatch answers held requests with what the reader of st queued
+// without answering, when Next is about to wait for the server.
+func (s *Session) releaseBatch(st *stream) {
+	if !st.unreleased {
+		return
+	}
+	st.unreleased = false
+	s.mu.Lock()
+	defer s.runWrites()
+	defer s.mu.Unlock()
+	if s.final != nil || st.closed {
+		return
+	}
+	s.releaseLocked()
+}
+
 // startReading starts st's reader.
 func (s *Session) startReading(st *stream) {
 	st.resume = func() { go s.read(st) }
+	if b, ok := st.up.(batcher); ok {
+		b.OnWait(func() { s.releaseBatch(st) })
+	}
 	go s.read(st)
 }
 

@@ -96,6 +96,22 @@ func (c *Conn) Park(resume func()) bool {
 	return true
 }
 
+// Buffered reports whether the server has sent bytes that were read from
+// the connection but not yet returned by Next: the start of the next
+// element, most often all of it. A relay that sees it true can call Next
+// again before passing on what it has, and so pass on a burst from the
+// server together; OnWait tells it when Next is about to wait for the
+// server instead. Only the goroutine calling Next may call Buffered.
+func (c *Conn) Buffered() bool {
+	return !c.afterSuccess && c.rerr == nil && c.src.buffered() > 0
+}
+
+// OnWait sets f to be called by Next, on the goroutine calling it, before
+// each read that may wait for the server: whenever everything read from
+// the connection so far has been parsed. f must be quick and must not call
+// Next. Only the goroutine calling Next may call OnWait.
+func (c *Conn) OnWait(f func()) { c.src.wait = f }
+
 // Features returns the <stream:features> of the stream Dial opened (the
 // secured one if STARTTLS was done), filtered of what cannot be relayed
 // (see the package documentation). The element declares xmlns:stream and
@@ -154,7 +170,7 @@ func (c *Conn) Next() ([]byte, error) {
 	// goroutine's stack, rather than deep inside the XML reader: an idle
 	// goroutine with little of its stack in use lets the runtime shrink
 	// the stack that parsing grew (see BENCHMARKS.md).
-	if err := c.src.take(); err != nil {
+	if err := c.src.fill(); err != nil {
 		return nil, c.stop(readError("reading from server", err))
 	}
 	el, err := c.rd.Next()

@@ -419,3 +419,59 @@ func TestWriteVectored(t *testing.T) {
 		}
 	}
 }
+
+// TestBufferedAndOnWait checks what a relay batching bursts relies on:
+// Buffered is true while the next element's bytes are already read, and
+// the OnWait function runs before every read that may wait for the
+// server, also in the middle of an element, and never between elements
+// that came together.
+func TestBufferedAndOnWait(t *testing.T) {
+	burst := make(chan struct{})
+	rest := make(chan struct{})
+	addr := serve(t, func(p *peer) error {
+		if err := p.open("s1", featuresPlainAuth); err != nil {
+			return err
+		}
+		<-burst
+		if err := p.send(`<a/><b/>`); err != nil {
+			return err
+		}
+		<-rest
+		if err := p.send(`<c`); err != nil {
+			return err
+		}
+		<-rest
+		if err := p.send(`/>`); err != nil {
+			return err
+		}
+		p.waitQuit()
+		return nil
+	})
+	c := mustDial(t, new(Dialer), addr)
+	waits := 0
+	c.OnWait(func() {
+		waits++
+		if waits >= 2 {
+			rest <- struct{}{} // the server sends the next part only now
+		}
+	})
+	close(burst)
+	steps := []struct {
+		want     string
+		buffered bool
+		waits    int // OnWait calls so far
+	}{
+		{`<a xmlns='jabber:client'/>`, true, 1},
+		{`<b xmlns='jabber:client'/>`, false, 1},
+		{`<c xmlns='jabber:client'/>`, false, 3},
+	}
+	for _, step := range steps {
+		got, err := c.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != step.want || c.Buffered() != step.buffered || waits != step.waits {
+			t.Fatalf("Next = %s, Buffered %v, %d waits; want %s, %v, %d", got, c.Buffered(), waits, step.want, step.buffered, step.waits)
+		}
+	}
+}

@@ -30,6 +30,28 @@ type source struct {
 	nc  net.Conn        // the connection read from; TLS after STARTTLS
 	br  *bufio.Reader   // nil while released to bufPool
 	raw syscall.RawConn // plain TCP whose readiness can be awaited; else nil
+
+	// wait, if set, is called before a read that may wait for the
+	// server: when everything read so far has been consumed.
+	wait func()
+}
+
+// fill makes sure s has bytes buffered or a buffer to read them into,
+// calling s.wait first when the read that follows may wait for the
+// server.
+func (s *source) fill() error {
+	if s.br != nil && s.br.Buffered() > 0 {
+		return nil
+	}
+	if s.wait != nil {
+		s.wait()
+	}
+	if err := s.take(); err != nil {
+		return err
+	}
+	// Read now, so that the wait announced above is the only one.
+	_, err := s.br.Peek(1)
+	return err
 }
 
 // take makes sure s has a buffer, waiting for the socket to become
@@ -50,15 +72,17 @@ func (s *source) take() error {
 
 // ReadByte implements io.ByteReader for rawxml.
 func (s *source) ReadByte() (byte, error) {
-	if err := s.take(); err != nil {
-		return 0, err
+	if s.br == nil || s.br.Buffered() == 0 {
+		if err := s.fill(); err != nil {
+			return 0, err
+		}
 	}
 	return s.br.ReadByte()
 }
 
 // Read implements io.Reader; rawxml only calls ReadByte.
 func (s *source) Read(p []byte) (int, error) {
-	if err := s.take(); err != nil {
+	if err := s.fill(); err != nil {
 		return 0, err
 	}
 	return s.br.Read(p)
@@ -67,7 +91,7 @@ func (s *source) Read(p []byte) (int, error) {
 // skipSpace discards whitespace before the next byte that is not.
 func (s *source) skipSpace() error {
 	for {
-		if err := s.take(); err != nil {
+		if err := s.fill(); err != nil {
 			return err
 		}
 		b, err := s.br.Peek(1)
