@@ -92,12 +92,42 @@ func parseBody(data []byte) (*body, error) {
 // parseBodyDepth is parseBody with elements nested at most maxDepth deep,
 // <body/> included.
 func parseBodyDepth(data []byte, maxDepth int) (*body, error) {
-	b := &body{}
-	rd := rawxml.NewReader(bytes.NewReader(data), rawxml.Options{DefaultNS: nsClient, MaxDepth: maxDepth})
+	opts := rawxml.Options{DefaultNS: nsClient, MaxDepth: maxDepth}
+	if root, ok := rawxml.EmptyRoot(data, opts); ok {
+		// An empty body, without building an XML decoder.
+		return bodyFromRoot(root)
+	}
+	rd := rawxml.NewReader(bytes.NewReader(data), opts)
 	root, err := rd.Root()
 	if err != nil {
-		return b, badRequest("%v", err)
+		return &body{}, badRequest("%v", err)
 	}
+	b, err := bodyFromRoot(root)
+	if err != nil {
+		return b, err
+	}
+	for {
+		el, err := rd.Next()
+		if errors.Is(err, rawxml.ErrRootEnd) {
+			break
+		}
+		if err != nil {
+			return b, badRequest("%v", err)
+		}
+		if el.NS == nsTLS {
+			// R-XMPP-4: TLS is boshd's business upstream, never the
+			// client's.
+			return b, badRequest("STARTTLS is not available over BOSH")
+		}
+		b.payload = append(b.payload, el.Raw)
+	}
+	return b, nil
+}
+
+// bodyFromRoot reads a request's attributes from its root element. The
+// body it returns is never nil: a refused request's sid is still needed.
+func bodyFromRoot(root rawxml.Root) (*body, error) {
+	b := &body{}
 	// R-WRAP-1
 	if root.Name.Local != "body" || root.NS() != NS {
 		return b, badRequest("root element must be <body xmlns='%s'/>", NS)
@@ -108,6 +138,7 @@ func parseBodyDepth(data []byte, maxDepth int) (*body, error) {
 	if !ok {
 		return b, badRequest("missing rid") // R-WRAP-5
 	}
+	var err error
 	if b.rid, err = strconv.ParseUint(rid, 10, 64); err != nil || b.rid == 0 || b.rid > session.MaxRID {
 		// R-RID-1, R-RID-2: rids are positive integers below 2^53.
 		return b, badRequest("rid must be an integer from 1 to 2^53-1, got %q", rid)
@@ -130,22 +161,6 @@ func parseBodyDepth(data []byte, maxDepth int) (*body, error) {
 	b.wait, b.hasWait = get("wait")
 	b.hold, b.hasHold = get("hold")
 	b.xmppVersion, _ = root.Get(NSXBOSH, "version")
-
-	for {
-		el, err := rd.Next()
-		if errors.Is(err, rawxml.ErrRootEnd) {
-			break
-		}
-		if err != nil {
-			return b, badRequest("%v", err)
-		}
-		if el.NS == nsTLS {
-			// R-XMPP-4: TLS is boshd's business upstream, never the
-			// client's.
-			return b, badRequest("STARTTLS is not available over BOSH")
-		}
-		b.payload = append(b.payload, el.Raw)
-	}
 	return b, nil
 }
 

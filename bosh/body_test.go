@@ -119,6 +119,18 @@ func BenchmarkParseBody(b *testing.B) {
 	}
 }
 
+// BenchmarkParseEmptyBody is the commonest request: an empty poll or a
+// new held request, which takes the fast path (rawxml.EmptyRoot).
+func BenchmarkParseEmptyBody(b *testing.B) {
+	doc := []byte(`<body rid='1249243562' sid='abcdefghijklmnopqrstuvwx' xmlns='` + NS + `'/>`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := parseBody(doc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkEncodeBody(b *testing.B) {
 	resp := &session.Response{Payload: [][]byte{[]byte(`<message xmlns='jabber:client' to='bob@example.org' type='chat' id='x1'><body>Hello there &amp; welcome</body></message>`)}}
 	b.ReportAllocs()
