@@ -61,11 +61,14 @@ func (s *Session) processLocked(r *request) {
 	}
 	s.held = append(s.held, r)
 	s.reg.stats.held.Add(1)
-	if s.Params.Wait > 0 {
+	s.releaseLocked()
+	// The wait clock runs only for a request still held: most requests
+	// of a busy or polling session are answered at once, and a timer
+	// started and stopped for each costs more than the check.
+	if n := len(s.held); s.Params.Wait > 0 && n > 0 && s.held[n-1] == r {
 		rid := r.RID
 		r.timer = s.clock.AfterFunc(s.Params.Wait, func() { s.expire(rid) })
 	}
-	s.releaseLocked()
 }
 
 // releaseLocked answers held requests that must not be held any longer:
@@ -197,25 +200,41 @@ func (s *Session) addStreamLocked(r *request) {
 }
 
 // startIdleLocked starts the inactivity clock (R-INACT-1, R-INACT-2).
+//
+// The clock is lazy: stopIdleLocked only marks the session busy, and a
+// timer left running from an earlier idle period is kept, and re-armed
+// when it fires early. A session answering requests back to back (a busy
+// chat, a polling client) then starts a timer once per inactivity period
+// rather than once per request.
 func (s *Session) startIdleLocked() {
 	d := s.Params.Inactivity
 	if s.pause > 0 {
 		d, s.pause = s.pause, 0
 	}
-	if s.idle != nil || d <= 0 {
+	if !s.idleSince.IsZero() || d <= 0 {
 		return
 	}
+	s.idleSince = s.clock.Now()
+	s.idleFor = d
+	if s.idle != nil && !s.idleAt.After(s.idleSince.Add(d)) {
+		return // it fires in time, and is re-armed then
+	}
+	stop(s.idle)
+	s.armIdleLocked(d)
+}
+
+// armIdleLocked starts the inactivity timer to fire after d.
+func (s *Session) armIdleLocked(d time.Duration) {
 	s.idleGen++
 	gen := s.idleGen
+	s.idleAt = s.clock.Now().Add(d)
 	s.idle = s.clock.AfterFunc(d, func() { s.idleExpired(gen) })
 }
 
+// stopIdleLocked stops the inactivity clock: a request is held, or the
+// session's state changes. The timer itself runs on (see startIdleLocked).
 func (s *Session) stopIdleLocked() {
-	if s.idle != nil {
-		s.idle.Stop()
-		s.idle = nil
-		s.idleGen++
-	}
+	s.idleSince = time.Time{}
 }
 
 // idleExpired ends a session that had nothing held for
@@ -224,11 +243,20 @@ func (s *Session) stopIdleLocked() {
 // and are then removed.
 func (s *Session) idleExpired(gen uint64) {
 	s.mu.Lock()
-	if gen != s.idleGen || len(s.held) > 0 {
+	if gen != s.idleGen {
 		s.mu.Unlock()
 		return
 	}
 	s.idle = nil
+	if s.idleSince.IsZero() || len(s.held) > 0 {
+		s.mu.Unlock()
+		return // busy since: the next idle period arms a new timer
+	}
+	if left := s.idleSince.Add(s.idleFor).Sub(s.clock.Now()); left > 0 {
+		s.armIdleLocked(left) // idle again since the timer was armed
+		s.mu.Unlock()
+		return
+	}
 	ended := s.final != nil
 	if !ended {
 		s.log.Info("session inactive: ending it", "inactivity", s.Params.Inactivity)

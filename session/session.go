@@ -199,10 +199,15 @@ type Session struct {
 	// is true while a goroutine performs them.
 	ops     []op
 	writing bool
-	// idle runs while nothing is held; idleGen tells a stale timer
-	// callback from the current one.
-	idle    Timer
-	idleGen uint64
+	// idleSince is when nothing was last left held, zero while a
+	// request is held; the session ends idleFor after it. idle is the
+	// timer that checks, due at idleAt (see startIdleLocked); idleGen
+	// tells a stale timer callback from the current one.
+	idleSince time.Time
+	idleFor   time.Duration
+	idle      Timer
+	idleAt    time.Time
+	idleGen   uint64
 	// pause, if not zero, replaces Params.Inactivity for the next idle
 	// period only (R-PAUSE-2, R-PAUSE-4).
 	pause time.Duration

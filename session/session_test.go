@@ -225,6 +225,48 @@ func TestInactivity(t *testing.T) {
 	h.waitWritten("<close>")
 }
 
+func TestInactivityCountsFromTheLastAnswer(t *testing.T) {
+	// The inactivity timer outlives short busy spells (it is lazy):
+	// whatever timers are left from earlier idle periods, a session
+	// ends exactly Inactivity after its last request was answered, and
+	// not while one is held.
+	h := newHarness(t, defaultParams()) // Inactivity 30 s, Wait 60 s
+	rid := uint64(firstRID)
+	poll := func() {
+		t.Helper()
+		rid++
+		c := h.start(context.Background(), Request{RID: rid})
+		h.waitHeld(1)
+		h.up.send(t, "<m/>")
+		c.wait(t)
+	}
+	h.clock.Advance(10 * time.Second)
+	poll() // idle again from t=10, with the first timer due at t=30
+	h.clock.Advance(19 * time.Second)
+	poll()                            // from t=29
+	h.clock.Advance(25 * time.Second) // t=54: the t=30 timer fired early
+	if h.reg.Get(h.s.ID) == nil {
+		t.Fatal("session ended 25 s after its last answer")
+	}
+	rid++
+	c := h.start(context.Background(), Request{RID: rid})
+	h.waitHeld(1)
+	h.clock.Advance(40 * time.Second) // held: no inactivity, within wait
+	if h.reg.Get(h.s.ID) == nil {
+		t.Fatal("session ended while a request was held")
+	}
+	h.clock.Advance(20 * time.Second) // wait expires at t=114
+	c.wait(t)
+	h.clock.Advance(29 * time.Second)
+	if h.reg.Get(h.s.ID) == nil {
+		t.Fatal("session ended 29 s after its last answer")
+	}
+	h.clock.Advance(time.Second)
+	if h.reg.Get(h.s.ID) != nil {
+		t.Fatal("session still registered 30 s after its last answer")
+	}
+}
+
 func TestRestartNotForwarded(t *testing.T) {
 	// R-XMPP-6, R-XMPP-7
 	h := newHarness(t, defaultParams())
