@@ -51,7 +51,7 @@ func NewListener(inner net.Listener) *Listener {
 	l := &Listener{
 		inner:    inner,
 		accepted: make(chan accepted),
-		back:     make(chan net.Conn),
+		back:     make(chan net.Conn, backQueue),
 		done:     make(chan struct{}),
 		resting:  make(map[*restingConn]struct{}),
 	}
@@ -109,12 +109,16 @@ func (l *Listener) Close() error {
 			}
 			r.c.Close()
 		}
+		l.drainBack()
 	})
 	return err
 }
 
 // Addr returns the inner listener's address.
 func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
+
+// backQueue is how many given-back connections may wait for Accept.
+const backQueue = 256
 
 // defaultIdleTimeout is Listener.IdleTimeout when unset.
 const defaultIdleTimeout = 2 * time.Minute
@@ -176,7 +180,12 @@ func (r *restingConn) readable() {
 		t.Stop()
 	}
 	r.l.forget(r)
-	go r.l.giveBack(r.c)
+	// On the poller's goroutine: queue the connection for Accept
+	// directly, without a goroutine for the hand-over, unless the
+	// queue is full.
+	if !r.l.offer(r.c) {
+		go r.l.giveBack(r.c)
+	}
 }
 
 // expire closes a connection idle for IdleTimeout.
@@ -198,12 +207,48 @@ func (l *Listener) forget(r *restingConn) {
 }
 
 // giveBack returns c to the server, or closes it if the Listener is
-// closed. It blocks until the server accepts c.
+// closed. It waits for the server to accept c only when the queue of
+// given-back connections is full.
 func (l *Listener) giveBack(c net.Conn) {
+	if l.offer(c) {
+		return
+	}
 	select {
 	case l.back <- c:
+		l.given()
 	case <-l.done:
 		c.Close()
+	}
+}
+
+// offer queues c for Accept if there is room, without waiting.
+func (l *Listener) offer(c net.Conn) bool {
+	select {
+	case l.back <- c:
+		l.given()
+		return true
+	default:
+		return false
+	}
+}
+
+// given follows queueing a connection: Close may have drained the queue
+// just before.
+func (l *Listener) given() {
+	if l.closed() {
+		l.drainBack()
+	}
+}
+
+// drainBack closes the connections given back that Accept did not take.
+func (l *Listener) drainBack() {
+	for {
+		select {
+		case c := <-l.back:
+			c.Close()
+		default:
+			return
+		}
 	}
 }
 

@@ -377,6 +377,34 @@ func TestListenerAccept(t *testing.T) {
 	}
 }
 
+func TestListenerCloseClosesQueued(t *testing.T) {
+	// Connections given back and not yet accepted do not outlive the
+	// Listener; giving back does not wait while the queue has room.
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := NewListener(tcp)
+	var conns []net.Conn
+	for range 3 {
+		go net.Dial("tcp", tcp.Addr().String())
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		ln.giveBack(c) // queued: returns at once
+	}
+	ln.Close()
+	for i, c := range conns {
+		if _, err := c.Write([]byte("x")); err == nil {
+			t.Fatalf("connection %d given back before Close is still open", i)
+		}
+	}
+}
+
 func TestParkedConnectionRests(t *testing.T) {
 	// After a parked request is answered, its connection waits for the
 	// client's next request outside net/http: net/http's header timeout
