@@ -167,6 +167,9 @@ func bodyFromRoot(root rawxml.Root) (*body, error) {
 // parseAck returns the rid of a request's ack attribute, or zero when it
 // is absent or not a rid.
 func parseAck(value string) uint64 {
+	if value == "" {
+		return 0 // most requests: without an error value to allocate
+	}
 	ack, err := strconv.ParseUint(value, 10, 64)
 	if err != nil || ack > session.MaxRID {
 		return 0

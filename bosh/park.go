@@ -63,6 +63,15 @@ func (w *wakeup) arm(f func()) {
 	}
 }
 
+// parkTimers holds stopped timers for the wait before parking, which
+// every held request makes: reusing them spares the collector a timer
+// and its channel per request.
+var parkTimers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
+
 // handle hands req to s and returns its response, as Session.Handle does,
 // unless the request was parked: then parked is true and the response
 // will be written by a goroutine started when it is ready.
@@ -76,13 +85,15 @@ func (h *Handler) handle(w *responseWriter, r *http.Request, s *session.Session,
 	call := s.Start(req, wake.fire)
 	if !call.Ready() {
 		if after := h.cfg.ParkAfter; after > 0 {
-			t := time.NewTimer(after)
+			t := parkTimers.Get().(*time.Timer)
+			t.Reset(after)
 			select {
 			case <-wake.ch:
 			case <-r.Context().Done():
 			case <-t.C:
 			}
-			t.Stop()
+			t.Stop() // since Go 1.23, no stale tick can be received after Stop
+			parkTimers.Put(t)
 		}
 		if !call.Ready() && r.Context().Err() == nil && h.park(w, r, s, call, wake, origin.ln) {
 			return nil, nil, true, nil

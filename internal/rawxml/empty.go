@@ -26,7 +26,7 @@ func EmptyRoot(data []byte, opts Options) (Root, bool) {
 	if !ok {
 		return Root{}, false
 	}
-	root := Root{Name: name, Attr: make([]xml.Attr, 0, 8)}
+	root := Root{Name: name, Attr: make([]xml.Attr, 0, 4)}
 	for {
 		q := skipWS(data, p)
 		if q+1 < len(data) && data[q] == '/' && data[q+1] == '>' {
