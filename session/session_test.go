@@ -214,15 +214,23 @@ func TestInactivity(t *testing.T) {
 	c.pending(t)
 	h.clock.Advance(15 * time.Second) // wait expires; idle clock starts
 	c.wait(t)
-	h.clock.Advance(29 * time.Second)
+	h.endsAfterInactivity()
+	h.waitWritten("<close>")
+}
+
+// endsAfterInactivity checks that the session, idle from now, is still
+// registered a second before Params.Inactivity and gone after it.
+func (h *harness) endsAfterInactivity() {
+	h.t.Helper()
+	d := h.s.Params.Inactivity
+	h.clock.Advance(d - time.Second)
 	if h.reg.Get(h.s.ID) == nil {
-		t.Fatal("session ended before its inactivity period")
+		h.t.Fatalf("session ended %v after its last answer, before its inactivity period", d-time.Second)
 	}
 	h.clock.Advance(time.Second)
 	if h.reg.Get(h.s.ID) != nil {
-		t.Fatal("inactive session still registered")
+		h.t.Fatalf("session still registered %v after its last answer", d)
 	}
-	h.waitWritten("<close>")
 }
 
 func TestInactivityCountsFromTheLastAnswer(t *testing.T) {
@@ -257,14 +265,7 @@ func TestInactivityCountsFromTheLastAnswer(t *testing.T) {
 	}
 	h.clock.Advance(20 * time.Second) // wait expires at t=114
 	c.wait(t)
-	h.clock.Advance(29 * time.Second)
-	if h.reg.Get(h.s.ID) == nil {
-		t.Fatal("session ended 29 s after its last answer")
-	}
-	h.clock.Advance(time.Second)
-	if h.reg.Get(h.s.ID) != nil {
-		t.Fatal("session still registered 30 s after its last answer")
-	}
+	h.endsAfterInactivity()
 }
 
 func TestRestartNotForwarded(t *testing.T) {
