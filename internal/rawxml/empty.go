@@ -18,6 +18,15 @@ func EmptyRoot(data []byte, opts Options) (Root, bool) {
 	if opts.MaxElementSize > 0 && len(data) > opts.MaxElementSize {
 		return Root{}, false
 	}
+	// A body with children ends with its end tag: decline it before
+	// allocating anything.
+	end := len(data)
+	for end > 0 && skipWS(data[end-1:end], 0) == 1 {
+		end--
+	}
+	if end < 2 || data[end-2] != '/' || data[end-1] != '>' {
+		return Root{}, false
+	}
 	p := skipWS(data, 0)
 	if p >= len(data) || data[p] != '<' {
 		return Root{}, false
