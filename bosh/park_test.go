@@ -52,6 +52,17 @@ func waitParked(t *testing.T, h *Handler, n int64) {
 	}
 }
 
+// parkOne dials env, creates a session whose first rid is rid, and sends
+// rid+1 as an empty request, returning once it is parked.
+func parkOne(t *testing.T, env *parkEnv, rid int) (c *rawClient, sid string) {
+	t.Helper()
+	c = dialRaw(t, env.url)
+	sid = c.create(rid, 60)
+	c.send(emptyBody(sid, rid+1))
+	waitParked(t, env.h, 1)
+	return c, sid
+}
+
 // rawClient speaks HTTP/1.1 on one connection, so that tests see which
 // connection answers.
 type rawClient struct {
@@ -117,11 +128,7 @@ func emptyBody(sid string, rid int) string {
 
 func TestParkedRequestAnswered(t *testing.T) {
 	env := newParkEnv(t, nil)
-	c := dialRaw(t, env.url)
-	sid := c.create(100, 60)
-
-	c.send(emptyBody(sid, 101))
-	waitParked(t, env.h, 1)
+	c, sid := parkOne(t, env, 100)
 	if held := env.h.sessions.Stats().Held; held != 1 {
 		t.Fatalf("%d requests held, want 1", held)
 	}
@@ -164,10 +171,7 @@ func TestParkedClientGoesAway(t *testing.T) {
 	// R-HOLD-8: a client that closes its connection while its request
 	// is parked is noticed at once; its rid's answer is still cached.
 	env := newParkEnv(t, nil)
-	c := dialRaw(t, env.url)
-	sid := c.create(200, 60)
-	c.send(emptyBody(sid, 201))
-	waitParked(t, env.h, 1)
+	c, sid := parkOne(t, env, 200)
 	c.conn.Close()
 	waitParked(t, env.h, 0)
 	waitHeld(t, env.h, 0)
@@ -223,10 +227,7 @@ func TestParkedResponseMatchesNetHTTP(t *testing.T) {
 
 func TestParkedShutdown(t *testing.T) {
 	env := newParkEnv(t, nil)
-	c := dialRaw(t, env.url)
-	sid := c.create(400, 60)
-	c.send(emptyBody(sid, 401))
-	waitParked(t, env.h, 1)
+	c, _ := parkOne(t, env, 400)
 	done := make(chan error, 1)
 	go func() { done <- env.h.Shutdown(context.Background()) }()
 	if _, body := c.receive(); attrs(body)["condition"] != "system-shutdown" {
@@ -452,10 +453,7 @@ func TestListenerCloseClosesResting(t *testing.T) {
 	// A connection resting between requests is closed with the
 	// Listener, not left to its idle timer.
 	env := newParkEnv(t, nil)
-	c := dialRaw(t, env.url)
-	sid := c.create(900, 60)
-	c.send(emptyBody(sid, 901))
-	waitParked(t, env.h, 1)
+	c, _ := parkOne(t, env, 900)
 	env.up.push(t, "<message/>")
 	c.receive()
 	// The answer's goroutine rests the connection right after writing.

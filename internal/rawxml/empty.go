@@ -21,7 +21,7 @@ func EmptyRoot(data []byte, opts Options) (Root, bool) {
 	// A body with children ends with its end tag: decline it before
 	// allocating anything.
 	end := len(data)
-	for end > 0 && skipWS(data[end-1:end], 0) == 1 {
+	for end > 0 && isSpace(data[end-1]) {
 		end--
 	}
 	if end < 2 || data[end-2] != '/' || data[end-1] != '>' {
@@ -88,15 +88,15 @@ func EmptyRoot(data []byte, opts Options) (Root, bool) {
 // skipWS returns the index of the first byte at or after p in data that is
 // not XML whitespace.
 func skipWS(data []byte, p int) int {
-	for p < len(data) {
-		switch data[p] {
-		case ' ', '\t', '\r', '\n':
-			p++
-		default:
-			return p
-		}
+	for p < len(data) && isSpace(data[p]) {
+		p++
 	}
 	return p
+}
+
+// isSpace reports whether c is XML whitespace.
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n'
 }
 
 // scanName reads an ASCII XML name at p, with at most one colon that has
