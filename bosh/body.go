@@ -86,25 +86,26 @@ func refusal(cond session.Condition, format string, args ...any) *requestError {
 // whatever attributes were read (the sid, notably), and the error is a
 // *requestError with condition bad-request.
 func parseBody(data []byte) (*body, error) {
-	return parseBodyDepth(data, defaultMaxDepth)
+	b := new(body)
+	err := parseBodyDepth(b, data, defaultMaxDepth)
+	return b, err
 }
 
-// parseBodyDepth is parseBody with elements nested at most maxDepth deep,
-// <body/> included.
-func parseBodyDepth(data []byte, maxDepth int) (*body, error) {
+// parseBodyDepth is parseBody into b, with elements nested at most
+// maxDepth deep, <body/> included. Nothing in b refers to data.
+func parseBodyDepth(b *body, data []byte, maxDepth int) error {
 	opts := rawxml.Options{DefaultNS: nsClient, MaxDepth: maxDepth}
 	if root, ok := rawxml.EmptyRoot(data, opts); ok {
 		// An empty body, without building an XML decoder.
-		return bodyFromRoot(root)
+		return b.readRoot(root)
 	}
 	rd := rawxml.NewReader(bytes.NewReader(data), opts)
 	root, err := rd.Root()
 	if err != nil {
-		return &body{}, badRequest("%v", err)
+		return badRequest("%v", err)
 	}
-	b, err := bodyFromRoot(root)
-	if err != nil {
-		return b, err
+	if err := b.readRoot(root); err != nil {
+		return err
 	}
 	for {
 		el, err := rd.Next()
@@ -112,36 +113,35 @@ func parseBodyDepth(data []byte, maxDepth int) (*body, error) {
 			break
 		}
 		if err != nil {
-			return b, badRequest("%v", err)
+			return badRequest("%v", err)
 		}
 		if el.NS == nsTLS {
 			// R-XMPP-4: TLS is boshd's business upstream, never the
 			// client's.
-			return b, badRequest("STARTTLS is not available over BOSH")
+			return badRequest("STARTTLS is not available over BOSH")
 		}
 		b.payload = append(b.payload, el.Raw)
 	}
-	return b, nil
+	return nil
 }
 
-// bodyFromRoot reads a request's attributes from its root element. The
-// body it returns is never nil: a refused request's sid is still needed.
-func bodyFromRoot(root rawxml.Root) (*body, error) {
-	b := &body{}
+// readRoot reads a request's attributes from its root element. What it
+// read stays in b on error: a refused request's sid is still needed.
+func (b *body) readRoot(root rawxml.Root) error {
 	// R-WRAP-1
 	if root.Name.Local != "body" || root.NS() != NS {
-		return b, badRequest("root element must be <body xmlns='%s'/>", NS)
+		return badRequest("root element must be <body xmlns='%s'/>", NS)
 	}
 	get := func(local string) (string, bool) { return root.Get("", local) }
 	b.sid, _ = get("sid")
 	rid, ok := get("rid")
 	if !ok {
-		return b, badRequest("missing rid") // R-WRAP-5
+		return badRequest("missing rid") // R-WRAP-5
 	}
 	var err error
 	if b.rid, err = strconv.ParseUint(rid, 10, 64); err != nil || b.rid == 0 || b.rid > session.MaxRID {
 		// R-RID-1, R-RID-2: rids are positive integers below 2^53.
-		return b, badRequest("rid must be an integer from 1 to 2^53-1, got %q", rid)
+		return badRequest("rid must be an integer from 1 to 2^53-1, got %q", rid)
 	}
 	b.typ, _ = get("type")
 	b.pause, _ = get("pause")
@@ -161,7 +161,7 @@ func bodyFromRoot(root rawxml.Root) (*body, error) {
 	b.wait, b.hasWait = get("wait")
 	b.hold, b.hasHold = get("hold")
 	b.xmppVersion, _ = root.Get(NSXBOSH, "version")
-	return b, nil
+	return nil
 }
 
 // parseAck returns the rid of a request's ack attribute, or zero when it

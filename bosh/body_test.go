@@ -2,6 +2,7 @@ package bosh
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -147,5 +148,29 @@ func TestMaxElementDepthConfigurable(t *testing.T) {
 	_, _, resp := c.post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='101' sid='` + sid + `'>` + deep + `</body>`)
 	if attrs(resp)["condition"] != "bad-request" {
 		t.Fatalf("9 levels with max_element_depth 8: %s", resp)
+	}
+}
+
+// TestParseBodyKeepsNothingOfData checks what lets the handler reuse the
+// buffer a request was read into: nothing parseBody returns refers to
+// it, so overwriting it afterwards changes nothing.
+func TestParseBodyKeepsNothingOfData(t *testing.T) {
+	for _, doc := range []string{
+		`<body xmlns='` + NS + `' rid='7' sid='abc' ack='6' key='k1' newkey='k2' stream='s2' type='terminate' pause='5'/>`,
+		`<body xmlns='` + NS + `' xmlns:xmpp='urn:xmpp:xbosh' rid='1' to='example.org' route='xmpp:example.org:5222' from='a@example.org' xml:lang='en' content='text/xml; charset=utf-8' ver='1.6' wait='60' hold='1' xmpp:version='1.0'/>`,
+		`<body xmlns='` + NS + `' rid='8' sid='abc'><message to='bob@example.org'><body>hi</body></message><presence/></body>`,
+	} {
+		data := []byte(doc)
+		b, err := parseBody(data)
+		if err != nil {
+			t.Fatalf("%s: %v", doc, err)
+		}
+		want := fmt.Sprintf("%#v", *b)
+		for i := range data {
+			data[i] = 'x'
+		}
+		if got := fmt.Sprintf("%#v", *b); got != want {
+			t.Errorf("after overwriting the input:\n got %s\nwant %s", got, want)
+		}
 	}
 }

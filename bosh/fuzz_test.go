@@ -178,7 +178,7 @@ func FuzzReadBody(f *testing.F) {
 			r.Header.Set("Content-Encoding", "gzip")
 		}
 		w := httptest.NewRecorder()
-		got, err := readBody(w, r, limit)
+		got, err := readBody(w, r, limit, nil)
 		if int64(len(got)) > limit {
 			t.Fatalf("returned %d bytes with limit %d", len(got), limit)
 		}

@@ -171,9 +171,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
-	data, err := readBody(w.ResponseWriter, r, h.cfg.MaxBodySize)
+	bp := getBuffer()
+	data, err := readBody(w.ResponseWriter, r, h.cfg.MaxBodySize, *bp)
 	w.in = len(data)
 	if err != nil {
+		putBuffer(bp, *bp)
 		var re *requestError
 		if errors.As(err, &re) {
 			// R-SEC-5, R-HTTP-6
@@ -185,7 +187,11 @@ func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
 	if h.testPanic != nil {
 		h.testPanic("body")
 	}
-	b, err := parseBodyDepth(data, h.cfg.MaxElementDepth)
+	b := new(body)
+	err = parseBodyDepth(b, data, h.cfg.MaxElementDepth)
+	// Parsing copies what it keeps: the buffer goes back before the
+	// request is held.
+	putBuffer(bp, data)
 	if b.sid == "" {
 		if err != nil {
 			h.log.Debug("bad creation request", "err", err, "remote", r.RemoteAddr)
@@ -207,7 +213,7 @@ func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
 		// request, which is sent to the https URI instead.
 		h.log.Info("plaintext request for a session made over TLS", "sid", s.LogID(), "remote", r.RemoteAddr)
 		setOutcome(w, "refused")
-		writeBody(w, http.StatusOK, s.Params.ContentType, encodeBody(seeOtherURI(r)))
+		writeResponse(w, http.StatusOK, s.Params.ContentType, seeOtherURI(r))
 		return
 	}
 	w.session, w.rid = s, b.rid // for recoverPanic
@@ -219,7 +225,7 @@ func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
 		h.log.Info("bad request ends session", "sid", s.LogID(), "err", err)
 		resp := s.Fail(b.rid, session.BadRequest)
 		setOutcome(w, responseOutcome(resp))
-		writeBody(w, h.status(s, resp), s.Params.ContentType, encodeBody(resp))
+		writeResponse(w, h.status(s, resp), s.Params.ContentType, resp)
 		return
 	}
 	var (
@@ -250,7 +256,7 @@ func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
 		return // the client went away; the response, if any, is cached
 	}
 	setOutcome(w, responseOutcome(resp))
-	writeBody(w, h.status(s, resp), s.Params.ContentType, encodeBody(resp))
+	writeResponse(w, h.status(s, resp), s.Params.ContentType, resp)
 	// On the wire before the session hands out the next answer (R-HOLD-5).
 	http.NewResponseController(w).Flush()
 }
@@ -325,7 +331,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 			h.log.Info("upstream refused the stream", "domain", c.domain, "condition", serr.Condition)
 			resp := &session.Response{Type: session.TypeTerminate, Condition: session.RemoteStreamError, Payload: [][]byte{serr.Raw}}
 			setOutcome(w, "refused")
-			writeBody(w, http.StatusOK, c.content, encodeBody(resp))
+			writeResponse(w, http.StatusOK, c.content, resp)
 			return
 		}
 		h.log.Warn("upstream connection failed", "domain", c.domain, "addr", c.target.Addr, "err", err)
@@ -346,7 +352,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 	resp := &session.Response{RID: b.rid, Payload: [][]byte{conn.Features()}}
 	// R-HTTP-6: gzipped requests are always accepted.
 	attrs := append(h.creationAttrs(s, c, conn), attr{"accept", "gzip"})
-	writeBody(w, http.StatusOK, c.content, encodeBody(resp, attrs...))
+	writeResponse(w, http.StatusOK, c.content, resp, attrs...)
 }
 
 // refuse answers a request with a terminal condition: HTTP 200 and a
@@ -363,5 +369,5 @@ func (h *Handler) refuse(w http.ResponseWriter, contentType string, legacy bool,
 		status = legacyStatus(cond)
 	}
 	setOutcome(w, "refused")
-	writeBody(w, status, contentType, encodeBody(&session.Response{Type: session.TypeTerminate, Condition: cond}))
+	writeResponse(w, status, contentType, &session.Response{Type: session.TypeTerminate, Condition: cond})
 }

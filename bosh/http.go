@@ -159,7 +159,10 @@ var errBodyTooLarge = &requestError{cond: session.PolicyViolation, msg: "body to
 // request to refuse (too large: policy-violation; another encoding or
 // broken gzip: bad-request), and any other error when the client went
 // away.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+//
+// The body is read into buf, which it grows as needed; the result does
+// not outlive the request (see buffers).
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, buf []byte) ([]byte, error) {
 	var src io.Reader = http.MaxBytesReader(w, r.Body, limit)
 	encodings := r.Header.Values("Content-Encoding")
 	if len(encodings) > 1 {
@@ -179,7 +182,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	default:
 		return nil, badRequest("unsupported Content-Encoding %q", enc)
 	}
-	data, err := io.ReadAll(src)
+	data, err := readAll(src, buf[:0])
 	if err != nil {
 		return nil, bodyError(err, compressed)
 	}
@@ -187,6 +190,23 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		return nil, errBodyTooLarge
 	}
 	return data, nil
+}
+
+// readAll is io.ReadAll appending to b.
+func readAll(r io.Reader, b []byte) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, max(512, cap(b)))
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
 }
 
 // bodyError classifies an error reading a request body.
@@ -336,6 +356,6 @@ func (h *Handler) recoverPanic(w *responseWriter, r *http.Request) {
 		status, content = h.status(s, resp), s.Params.ContentType
 	}
 	if !w.wrote {
-		writeBody(w, status, content, encodeBody(resp))
+		writeResponse(w, status, content, resp)
 	}
 }

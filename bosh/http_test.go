@@ -306,7 +306,7 @@ func TestReadBodyBoundsDecompression(t *testing.T) {
 	r.Header.Set("Content-Encoding", "gzip")
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	_, err := readBody(httptest.NewRecorder(), r, limit)
+	_, err := readBody(httptest.NewRecorder(), r, limit, nil)
 	runtime.ReadMemStats(&after)
 	if err != errBodyTooLarge {
 		t.Fatalf("err %v, want %v", err, errBodyTooLarge)

@@ -246,7 +246,7 @@ func (p *parkedRequest) respond(resp *session.Response) bool {
 	wr := &wireResponse{header: p.header}
 	rw := &responseWriter{ResponseWriter: wr, gzip: p.gzip}
 	setOutcome(rw, responseOutcome(resp))
-	writeBody(rw, p.h.status(p.s, resp), p.s.Params.ContentType, encodeBody(resp))
+	writeResponse(rw, p.h.status(p.s, resp), p.s.Params.ContentType, resp)
 	closing := p.closeAfter || p.ln.closed()
 	p.conn.SetDeadline(time.Now().Add(parkedWriteTimeout))
 	_, err := p.conn.Write(wr.wire(closing))

@@ -3,7 +3,9 @@ package bosh
 import (
 	"bytes"
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
 
 	"boshd/internal/rawxml"
 	"boshd/session"
@@ -20,11 +22,16 @@ type attr struct{ name, value string }
 // payload of resp. Encoding is a pure function of its arguments, so a
 // cached Response is written again byte for byte (R-RID-7).
 func encodeBody(resp *session.Response, attrs ...attr) []byte {
+	return appendBody(nil, resp, attrs...)
+}
+
+// appendBody appends the bytes encodeBody returns to b.
+func appendBody(b []byte, resp *session.Response, attrs ...attr) []byte {
 	n := 128
 	for _, p := range resp.Payload {
 		n += len(p)
 	}
-	b := make([]byte, 0, n)
+	b = slices.Grow(b, n)
 	b = append(b, "<body xmlns='"+NS+"'"...)
 	if declaresStream(resp.Payload) {
 		// R-XMPP-2: features and stream errors need the prefix bound on
@@ -97,10 +104,40 @@ func legacyStatus(cond session.Condition) int {
 	return http.StatusOK
 }
 
+// buffers holds the byte slices that request bodies are read into and
+// responses encoded in, which live only while one request is served:
+// reusing them spares the collector two allocations the size of the
+// bodies per request.
+var buffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledBuffer is the largest buffer put back in the pool: a rare big
+// body is left to the collector rather than kept for every later request.
+const maxPooledBuffer = 64 << 10
+
+func getBuffer() *[]byte { return buffers.Get().(*[]byte) }
+
+// putBuffer puts the slice *bp, grown to b, back in the pool. Nothing may
+// use b afterwards.
+func putBuffer(bp *[]byte, b []byte) {
+	if cap(b) > maxPooledBuffer {
+		return
+	}
+	*bp = b[:0]
+	buffers.Put(bp)
+}
+
+// writeResponse encodes resp, with attrs, and writes it with writeBody.
+func writeResponse(w http.ResponseWriter, status int, contentType string, resp *session.Response, attrs ...attr) {
+	bp := getBuffer()
+	data := appendBody((*bp)[:0], resp, attrs...)
+	writeBody(w, status, contentType, data)
+	putBuffer(bp, data)
+}
+
 // writeBody writes a whole response: always with Content-Length, never
 // chunked (R-HTTP-3), with the session's Content-Type (R-HTTP-7), and
 // gzipped when the client accepts it and data is over gzipThreshold bytes
-// (R-HTTP-5).
+// (R-HTTP-5). It does not keep data.
 func writeBody(w http.ResponseWriter, status int, contentType string, data []byte) {
 	if rw, ok := w.(*responseWriter); ok {
 		rw.size = len(data)
