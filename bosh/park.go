@@ -26,11 +26,10 @@ import (
 // parkedWriteTimeout bounds writing the response of a parked request.
 const parkedWriteTimeout = 30 * time.Second
 
-// wakeup tells a request that its answer is ready: in the handler,
-// through ch; once parked, by calling onFire.
+// wakeup tells a parked request that its answer is ready, by calling
+// onFire. (Until it is parked, the request waits on its session.Call.)
 type wakeup struct {
 	mu     sync.Mutex
-	ch     chan struct{} // closed when fired
 	fired  bool
 	onFire func() // set once parked
 }
@@ -44,7 +43,6 @@ func (w *wakeup) fire() {
 		return
 	}
 	w.fired = true
-	close(w.ch)
 	f := w.onFire
 	w.mu.Unlock()
 	if f != nil {
@@ -81,17 +79,13 @@ func (h *Handler) handle(w *responseWriter, r *http.Request, s *session.Session,
 		resp, sent, err = s.Handle(r.Context(), req)
 		return resp, sent, false, err
 	}
-	wake := &wakeup{ch: make(chan struct{})}
+	wake := new(wakeup)
 	call := s.Start(req, wake.fire)
 	if !call.Ready() {
 		if after := h.cfg.ParkAfter; after > 0 {
 			t := parkTimers.Get().(*time.Timer)
 			t.Reset(after)
-			select {
-			case <-wake.ch:
-			case <-r.Context().Done():
-			case <-t.C:
-			}
+			call.WaitReady(r.Context(), t.C)
 			t.Stop() // since Go 1.23, no stale tick can be received after Stop
 			parkTimers.Put(t)
 		}

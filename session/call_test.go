@@ -95,3 +95,32 @@ func TestWaitContextEndsAbandons(t *testing.T) {
 	}
 	h.waitHeld(0)
 }
+
+func TestWaitReady(t *testing.T) {
+	// WaitReady returns false when stop delivers or ctx ends with the
+	// request still held, and true, with the answer then taken by Wait,
+	// once the answer comes.
+	h := newHarness(t, defaultParams())
+	c := h.s.Start(Request{RID: firstRID + 1}, nil)
+	h.waitHeld(1)
+	if c.WaitReady(context.Background(), time.After(10*time.Millisecond)) {
+		t.Fatal("ready after stop with nothing to send")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if c.WaitReady(ctx, nil) {
+		t.Fatal("ready after ctx ended with nothing to send")
+	}
+	h.up.send(t, "<message id='w'/>")
+	if !c.WaitReady(context.Background(), time.After(5*time.Second)) {
+		t.Fatal("not ready after the answer came")
+	}
+	if !c.Ready() || !c.WaitReady(context.Background(), nil) {
+		t.Fatal("Ready or WaitReady false once ready")
+	}
+	resp, sent, err := c.Wait(context.Background())
+	sent()
+	if err != nil || !equal(payload(resp), []string{"<message id='w'/>"}) {
+		t.Fatalf("Wait = %+v, %v", resp, err)
+	}
+}

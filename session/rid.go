@@ -29,7 +29,7 @@ func (s *Session) acceptLocked(req Request) (*request, *Response) {
 		s.log.Info("too many requests open", "rid", req.RID, "requests", s.Params.Requests)
 		return nil, s.failLocked(req.RID, PolicyViolation)
 	}
-	r := &request{Request: req, done: make(chan answer, 1)}
+	r := s.newRequest(req)
 	for i, p := range s.pending {
 		if p.RID == req.RID {
 			// The same rid again while it waits for a gap: the older
@@ -158,8 +158,8 @@ func (s *Session) repeatLocked(req Request) (*request, *Response) {
 	}
 	for i, h := range s.held {
 		if h.RID == req.RID {
-			r := &request{Request: h.Request, done: make(chan answer, 1), timer: h.timer}
-			h.timer = nil
+			r := s.newRequest(h.Request)
+			r.timer, h.timer = h.timer, nil
 			s.sendLocked(h, &Response{RID: h.RID, Type: TypeError})
 			s.held[i] = r
 			s.log.Debug("resent rid replaces held copy", "rid", req.RID)

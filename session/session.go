@@ -228,6 +228,16 @@ type request struct {
 	gone bool
 	// notify, if not nil, is called when the request is answered.
 	notify func()
+	// call is the request's Call, allocated with it.
+	call Call
+}
+
+// newRequest returns a request for req, to be answered on its done
+// channel.
+func (s *Session) newRequest(req Request) *request {
+	r := &request{Request: req, done: make(chan answer, 1)}
+	r.call = Call{s: s, r: r}
+	return r
 }
 
 // close closes the upstream of a stream that will not be added.
@@ -269,12 +279,11 @@ type Call struct {
 func (s *Session) Start(req Request, notify func()) *Call {
 	r, resp := s.accept(req, notify)
 	s.runWrites()
-	c := &Call{s: s, r: r}
 	if resp != nil {
 		req.Add.close()
-		c.a, c.got = answer{resp: resp}, true
+		return &Call{s: s, a: answer{resp: resp}, got: true}
 	}
-	return c
+	return &r.call
 }
 
 // accept is acceptLocked under the lock, released even if it panics so a
@@ -298,6 +307,21 @@ func (c *Call) Ready() bool {
 	case c.a = <-c.r.done:
 		c.got = true
 	default:
+	}
+	return c.got
+}
+
+// WaitReady waits until the response is ready, ctx ends or stop
+// delivers, and reports whether the response is ready.
+func (c *Call) WaitReady(ctx context.Context, stop <-chan time.Time) bool {
+	if c.got {
+		return true
+	}
+	select {
+	case c.a = <-c.r.done:
+		c.got = true
+	case <-ctx.Done():
+	case <-stop:
 	}
 	return c.got
 }
