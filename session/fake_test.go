@@ -239,6 +239,16 @@ func (c *call) pending(t *testing.T) {
 	}
 }
 
+// stillHeld fails unless the request rid is the only one held, now.
+func (h *harness) stillHeld(rid uint64) {
+	h.t.Helper()
+	h.s.mu.Lock()
+	defer h.s.mu.Unlock()
+	if len(h.s.held) != 1 || h.s.held[0].RID != rid {
+		h.t.Fatalf("%d held requests, want only rid %d", len(h.s.held), rid)
+	}
+}
+
 // waitHeld waits until n requests are held.
 func (h *harness) waitHeld(n int) {
 	h.t.Helper()

@@ -63,11 +63,52 @@ func (s *Session) processLocked(r *request) {
 	s.reg.stats.held.Add(1)
 	s.releaseLocked()
 	// The wait clock runs only for a request still held: most requests
-	// of a busy or polling session are answered at once, and a timer
-	// started and stopped for each costs more than the check.
+	// of a busy or polling session are answered at once.
 	if n := len(s.held); s.Params.Wait > 0 && n > 0 && s.held[n-1] == r {
-		rid := r.RID
-		r.timer = s.clock.AfterFunc(s.Params.Wait, func() { s.expire(rid) })
+		r.due = s.clock.Now().Add(s.Params.Wait)
+		s.armWaitLocked(r.due)
+	}
+}
+
+// armWaitLocked makes sure the wait timer fires by due.
+//
+// One timer per session answers every held request that is due
+// (R-HOLD-3), and like the inactivity timer it is lazy: answering a
+// request leaves it running, and when it fires early it is re-armed for
+// the oldest request then held. Requests are held in rid order with the
+// same wait, so the oldest is the first due. A busy session then starts
+// a timer about once per wait instead of once per request.
+func (s *Session) armWaitLocked(due time.Time) {
+	if s.wait != nil && !s.waitAt.After(due) {
+		return // it fires in time
+	}
+	stop(s.wait)
+	s.waitGen++
+	gen := s.waitGen
+	s.waitAt = due
+	s.wait = s.clock.AfterFunc(due.Sub(s.clock.Now()), func() { s.waitExpired(gen) })
+}
+
+// waitExpired answers the held requests that are due, oldest first, and
+// re-arms the wait timer for the next one.
+func (s *Session) waitExpired(gen uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if gen != s.waitGen {
+		return
+	}
+	s.wait = nil
+	now := s.clock.Now()
+	expired := false
+	for len(s.held) > 0 && !s.held[0].due.After(now) {
+		s.answerLocked(s.held[0], s.nextOrEmptyLocked())
+		expired = true
+	}
+	if expired {
+		s.releaseLocked()
+	}
+	if len(s.held) > 0 && !s.held[0].due.IsZero() {
+		s.armWaitLocked(s.held[0].due)
 	}
 }
 
@@ -113,7 +154,6 @@ func (s *Session) answerLocked(r *request, resp *Response) {
 	s.held[0] = nil
 	s.held = s.held[1:]
 	s.reg.stats.held.Add(-1)
-	stop(r.timer)
 	resp.RID = r.RID
 	resp.Ack = s.ackFor(r.RID)
 	if resp.Type != TypeError {
@@ -126,17 +166,6 @@ func (s *Session) answerLocked(r *request, resp *Response) {
 		}
 	}
 	s.sendLocked(r, resp)
-}
-
-// expire answers the held request rid once it has waited Params.Wait
-// (R-HOLD-3), and every older one first, keeping rid order.
-func (s *Session) expire(rid uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for len(s.held) > 0 && s.held[0].RID <= rid {
-		s.answerLocked(s.held[0], s.nextOrEmptyLocked())
-	}
-	s.releaseLocked()
 }
 
 // deliver queues an element from the server on stream st and, if release

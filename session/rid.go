@@ -159,7 +159,7 @@ func (s *Session) repeatLocked(req Request) (*request, *Response) {
 	for i, h := range s.held {
 		if h.RID == req.RID {
 			r := s.newRequest(h.Request)
-			r.timer, h.timer = h.timer, nil
+			r.due = h.due
 			s.sendLocked(h, &Response{RID: h.RID, Type: TypeError})
 			s.held[i] = r
 			s.log.Debug("resent rid replaces held copy", "rid", req.RID)

@@ -208,6 +208,12 @@ type Session struct {
 	idle      Timer
 	idleAt    time.Time
 	idleGen   uint64
+	// wait is the timer that answers held requests once they are due,
+	// itself due at waitAt; waitGen tells a stale timer callback from the
+	// current one (see armWaitLocked).
+	wait    Timer
+	waitAt  time.Time
+	waitGen uint64
 	// pause, if not zero, replaces Params.Inactivity for the next idle
 	// period only (R-PAUSE-2, R-PAUSE-4).
 	pause time.Duration
@@ -222,8 +228,9 @@ type request struct {
 	Request
 	// done receives the answer. Buffered: answering never blocks.
 	done chan answer
-	// timer fires when the request has been held for Params.Wait.
-	timer Timer
+	// due is when the request has been held for Params.Wait (see
+	// armWaitLocked); zero until it is held.
+	due time.Time
 	// gone is set when the HTTP request went away (R-HOLD-8).
 	gone bool
 	// notify, if not nil, is called when the request is answered.
@@ -450,7 +457,6 @@ func (s *Session) abandonLocked(r *request) {
 	s.abandoned = s.clock.Now()
 	for i, h := range s.held {
 		if h == r {
-			stop(r.timer)
 			s.held = append(s.held[:i], s.held[i+1:]...)
 			s.reg.stats.held.Add(-1)
 			s.cacheLocked(&Response{RID: r.RID, Ack: s.ackFor(r.RID)})

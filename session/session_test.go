@@ -62,6 +62,53 @@ func TestWaitExpires(t *testing.T) {
 	}
 }
 
+func TestWaitCountsFromEachRequest(t *testing.T) {
+	// R-HOLD-3 with one wait timer per session: each held request waits
+	// its own wait, counted from when it was held, however many came and
+	// went before it. (The fake clock runs timers before Advance returns,
+	// so what is held then is exact.)
+	t.Run("one after another", func(t *testing.T) {
+		h := newHarness(t, defaultParams())
+		a := h.start(context.Background(), Request{RID: firstRID + 1})
+		h.waitHeld(1)
+		h.clock.Advance(30 * time.Second)
+		h.up.send(t, "<message id='a'/>")
+		if r := a.wait(t); !equal(payload(r), []string{"<message id='a'/>"}) {
+			t.Fatalf("first: %+v", r)
+		}
+		b := h.start(context.Background(), Request{RID: firstRID + 2})
+		h.waitHeld(1)
+		h.clock.Advance(30 * time.Second) // the first request's wait ends
+		h.stillHeld(firstRID + 2)
+		h.clock.Advance(29 * time.Second)
+		h.stillHeld(firstRID + 2)
+		h.clock.Advance(time.Second)
+		if r := b.wait(t); r.Type != "" || len(r.Payload) != 0 {
+			t.Fatalf("second: %+v", r)
+		}
+	})
+	t.Run("two held", func(t *testing.T) {
+		p := defaultParams()
+		p.Hold = 2
+		p.Requests = 3
+		h := newHarness(t, p)
+		a := h.start(context.Background(), Request{RID: firstRID + 1})
+		h.waitHeld(1)
+		h.clock.Advance(10 * time.Second)
+		b := h.start(context.Background(), Request{RID: firstRID + 2})
+		h.waitHeld(2)
+		h.clock.Advance(50 * time.Second)
+		if r := a.wait(t); r.RID != firstRID+1 || len(r.Payload) != 0 {
+			t.Fatalf("first: %+v", r)
+		}
+		h.stillHeld(firstRID + 2)
+		h.clock.Advance(10 * time.Second)
+		if r := b.wait(t); r.RID != firstRID+2 || len(r.Payload) != 0 {
+			t.Fatalf("second: %+v", r)
+		}
+	})
+}
+
 func TestPollingAnsweredAtOnce(t *testing.T) {
 	// R-POLL-1: wait=0 makes every request come back at once.
 	p := defaultParams()

@@ -142,6 +142,9 @@ func (s *Session) afterEndLocked(rid uint64) *Response {
 func (s *Session) setFinalLocked(final *Response) {
 	s.final = final
 	s.reg.stats.live.Add(-1)
+	// Nothing is held from now on.
+	stop(s.wait)
+	s.wait = nil
 	if s.Params.OnEnd != nil {
 		s.Params.OnEnd()
 	}
