@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"boshd/config"
+	"boshd/session"
 )
 
 func TestMain(m *testing.M) {
@@ -884,4 +885,18 @@ func TestSeeOtherURI(t *testing.T) {
 			t.Fatalf("got %s", data)
 		}
 	})
+}
+
+// BenchmarkCompress gzips a response of four chat messages, the size of a
+// batch under load, as writeBody does for a client that accepts gzip.
+func BenchmarkCompress(b *testing.B) {
+	msg := []byte(`<message xmlns='jabber:client' from='user12@localhost/boshload' to='user13@localhost/boshload' type='chat' id='m12-345'><body>boshload 12 345 1732450000000000000</body></message>`)
+	data := encodeBody(&session.Response{Payload: [][]byte{msg, msg, msg, msg}})
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	var n int
+	for b.Loop() {
+		n = len(compress(data))
+	}
+	b.ReportMetric(float64(n), "gzipped-bytes")
 }
