@@ -516,11 +516,11 @@ func (rd *Reader) xmlDecl(b byte) error {
 		switch i {
 		case 0:
 			if v != "1.0" {
-				return fmt.Errorf("%w: XML version %q", ErrMalformed, v)
+				return fmt.Errorf("%w: %w: version %q", ErrMalformed, errXMLDecl, v)
 			}
 		case 1:
 			if !strings.EqualFold(v, "utf-8") {
-				return fmt.Errorf("%w: encoding %q", ErrMalformed, v)
+				return fmt.Errorf("%w: %w: encoding %q", ErrMalformed, errXMLDecl, v)
 			}
 		case 2:
 			if v != "yes" && v != "no" {
@@ -898,11 +898,11 @@ func (rd *Reader) char(b byte) (rune, error) {
 	p[0] = b
 	var n int
 	switch {
-	case b&0xE0 == 0xC0:
+	case b >= 0xC2 && b <= 0xDF:
 		n = 2
-	case b&0xF0 == 0xE0:
+	case b >= 0xE0 && b <= 0xEF:
 		n = 3
-	case b&0xF8 == 0xF0:
+	case b >= 0xF0 && b <= 0xF4:
 		n = 4
 	default:
 		return 0, errBadUTF8
@@ -912,10 +912,11 @@ func (rd *Reader) char(b byte) (rune, error) {
 		if err != nil {
 			return 0, err
 		}
-		if c&0xC0 != 0x80 {
+		p[i] = c
+		// FullRune is true of a sequence already known to be invalid.
+		if c&0xC0 != 0x80 || i+1 < n && utf8.FullRune(p[:i+1]) {
 			return 0, errBadUTF8
 		}
-		p[i] = c
 	}
 	r, size := utf8.DecodeRune(p[:n])
 	if size != n {
