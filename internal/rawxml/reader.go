@@ -84,6 +84,16 @@ type Reader struct {
 	inherited []string
 	// extra collects the declarations the current child inherits.
 	extra []byte
+
+	// The first backing arrays of the slices above, so that a Reader
+	// reading a small document (a BOSH request) allocates little but
+	// itself.
+	bufArr   [256]byte
+	valsArr  [64]byte
+	attrsArr [6]attr
+	scopeArr [4]binding
+	stackArr [8]qspan
+	extraArr [64]byte
 }
 
 // span locates bytes in Reader.buf or Reader.vals.
@@ -150,7 +160,10 @@ func NewReader(r io.Reader, opts Options) *Reader {
 	if !ok {
 		br = &byteReader{r: r}
 	}
-	return &Reader{opts: opts, r: br}
+	rd := &Reader{opts: opts, r: br}
+	rd.buf, rd.vals, rd.extra = rd.bufArr[:0], rd.valsArr[:0], rd.extraArr[:0]
+	rd.attrs, rd.scope, rd.stack = rd.attrsArr[:0], rd.scopeArr[:0], rd.stackArr[:0]
+	return rd
 }
 
 // Root describes the root element's start tag.
