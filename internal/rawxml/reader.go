@@ -1342,6 +1342,24 @@ func (rd *Reader) checkRepeated() error {
 // same local name whose prefixes are bound to the same namespace.
 func (rd *Reader) checkExpanded() error {
 	attrs, buf := rd.attrs, rd.buf
+	if len(attrs) <= 32 {
+		for i, a := range attrs {
+			p := a.name.prefix(buf)
+			if len(p) == 0 || string(p) == "xmlns" {
+				continue
+			}
+			for _, b := range attrs[:i] {
+				q := b.name.prefix(buf)
+				if len(q) == 0 || string(q) == "xmlns" || string(a.name.local(buf)) != string(b.name.local(buf)) {
+					continue
+				}
+				if ns := rd.resolve(p); ns == rd.resolve(q) {
+					return fmt.Errorf("%w: %w: {%s}%s", ErrMalformed, errDupExpanded, ns, a.name.local(buf))
+				}
+			}
+		}
+		return nil
+	}
 	type expanded struct{ ns, local string }
 	seen := make(map[expanded]bool)
 	for _, a := range attrs {
@@ -1433,10 +1451,22 @@ func appendDecl(b []byte, prefix, uri string) []byte {
 // misused as checkPrefixes has it, every prefix bound by the root's own
 // declarations, and no two attributes with the same expanded name.
 func checkRootStart(name xml.Name, attrs []xml.Attr) error {
-	for i := range attrs {
-		for j := i + 1; j < len(attrs); j++ {
-			if attrs[i].Name == attrs[j].Name {
-				return fmt.Errorf("%w: repeated attribute %s", ErrMalformed, qnameString(attrs[i].Name))
+	// Quadratic is too slow for a hostile start tag: maps past a few.
+	var seen map[xml.Name]bool
+	if len(attrs) > 32 {
+		seen = make(map[xml.Name]bool, len(attrs))
+	}
+	for i, a := range attrs {
+		if seen != nil {
+			if seen[a.Name] {
+				return fmt.Errorf("%w: repeated attribute %s", ErrMalformed, qnameString(a.Name))
+			}
+			seen[a.Name] = true
+			continue
+		}
+		for _, b := range attrs[:i] {
+			if a.Name == b.Name {
+				return fmt.Errorf("%w: repeated attribute %s", ErrMalformed, qnameString(a.Name))
 			}
 		}
 	}
@@ -1473,7 +1503,8 @@ func checkRootStart(name xml.Name, attrs []xml.Attr) error {
 	if err := bound(name.Space); err != nil {
 		return err
 	}
-	for i, a := range attrs {
+	expanded := make(map[xml.Name]bool)
+	for _, a := range attrs {
 		if err := bound(a.Name.Space); err != nil {
 			return err
 		}
@@ -1481,14 +1512,11 @@ func checkRootStart(name xml.Name, attrs []xml.Attr) error {
 			continue
 		}
 		ns, _ := root.Namespace(a.Name.Space)
-		for _, b := range attrs[:i] {
-			if b.Name.Local != a.Name.Local || b.Name.Space == "" || b.Name.Space == "xmlns" {
-				continue
-			}
-			if other, _ := root.Namespace(b.Name.Space); other == ns {
-				return fmt.Errorf("%w: %w: {%s}%s", ErrMalformed, errDupExpanded, ns, a.Name.Local)
-			}
+		e := xml.Name{Space: ns, Local: a.Name.Local}
+		if expanded[e] {
+			return fmt.Errorf("%w: %w: {%s}%s", ErrMalformed, errDupExpanded, ns, a.Name.Local)
 		}
+		expanded[e] = true
 	}
 	return nil
 }
