@@ -964,7 +964,7 @@ func (rd *Reader) reference() (rune, error) {
 	n := 0
 	for b != ';' {
 		if n == len(name) || !isNameByte(b) {
-			return 0, fmt.Errorf("%w: invalid entity reference &%s%c", ErrMalformed, name[:n], b)
+			return 0, fmt.Errorf("%w: invalid entity reference &%s%c", ErrMalformed, string(name[:n]), b)
 		}
 		name[n] = b
 		n++
@@ -984,7 +984,7 @@ func (rd *Reader) reference() (rune, error) {
 	case "quot":
 		return '"', nil
 	}
-	return 0, fmt.Errorf("%w: undefined entity &%s;", ErrMalformed, name[:n])
+	return 0, fmt.Errorf("%w: undefined entity &%s;", ErrMalformed, string(name[:n]))
 }
 
 // charRef reads a character reference after its "&#".
