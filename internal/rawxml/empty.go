@@ -74,12 +74,7 @@ func EmptyRoot(data []byte, opts Options) (Root, bool) {
 		root.Attr = append(root.Attr, a)
 	}
 	// The checks Reader.Root makes on the start tag.
-	if checkAttrs(root.Attr) != nil {
-		return Root{}, false
-	}
-	var rd Reader
-	rd.push(root.Attr, 1)
-	if rd.checkPrefixes(xml.StartElement{Name: root.Name, Attr: root.Attr}) != nil {
+	if checkRootStart(root.Name, root.Attr) != nil {
 		return Root{}, false
 	}
 	return root, true
