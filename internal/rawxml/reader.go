@@ -275,18 +275,21 @@ func (rd *Reader) Next() (Element, error) {
 		rd.err = err
 		return Element{}, err
 	}
-	// Let a huge child's buffers go rather than keep them for good.
+	// Let a big child's buffers go rather than keep them for good: an
+	// upstream's Reader lives as long as its session, and most sessions
+	// are idle after a roster of some kilobytes.
 	if cap(rd.buf) > maxKeep {
-		rd.buf = nil
+		rd.buf = rd.bufArr[:0]
 	}
 	if cap(rd.vals) > maxKeep {
-		rd.vals = nil
+		rd.vals = rd.valsArr[:0]
 	}
 	return el, nil
 }
 
 // maxKeep bounds the buffers a Reader keeps from one child to the next.
-const maxKeep = 64 << 10
+// Stanzas are mostly far smaller.
+const maxKeep = 4 << 10
 
 // Deliberate differences from encoding/xml (and the Reader built on it,
 // kept as the oracle of FuzzReaderDifferential): these are refused here

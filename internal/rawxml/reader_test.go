@@ -234,3 +234,24 @@ func TestManyAttributes(t *testing.T) {
 		})
 	}
 }
+
+func TestBigChildBuffersNotKept(t *testing.T) {
+	// A Reader lives as long as its upstream stream: after a big child
+	// (a roster) it goes back to its small buffers.
+	big := `<iq xmlns='jabber:client' type='result'><query xmlns='jabber:iq:roster'>` +
+		strings.Repeat(`<item jid='contact@example.org' name='A &amp; B'/>`, 400) + `</query></iq>`
+	rd := NewReader(strings.NewReader(`<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`+big+`<presence/>`), Options{})
+	if _, err := rd.Root(); err != nil {
+		t.Fatal(err)
+	}
+	el, err := rd.Next()
+	if err != nil || len(el.Raw) != len(big) {
+		t.Fatalf("big child: %d bytes, %v", len(el.Raw), err)
+	}
+	if cap(rd.buf) != len(rd.bufArr) || cap(rd.vals) != len(rd.valsArr) {
+		t.Fatalf("kept buffers of %d and %d bytes after a child of %d", cap(rd.buf), cap(rd.vals), len(big))
+	}
+	if el, err := rd.Next(); err != nil || string(el.Raw) != `<presence/>` {
+		t.Fatalf("next child %q, %v", el.Raw, err)
+	}
+}
