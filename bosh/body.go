@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"boshd/internal/rawxml"
 	"boshd/session"
@@ -99,7 +100,11 @@ func parseBodyDepth(b *body, data []byte, maxDepth int) error {
 		// An empty body, without building an XML decoder.
 		return b.readRoot(root)
 	}
-	rd := rawxml.NewReader(bytes.NewReader(data), opts)
+	pr := bodyReaders.Get().(*bodyReader)
+	defer pr.put()
+	pr.src.Reset(data)
+	rd := &pr.rd
+	rd.Reset(&pr.src, opts)
 	root, err := rd.Root()
 	if err != nil {
 		return badRequest("%v", err)
@@ -123,6 +128,23 @@ func parseBodyDepth(b *body, data []byte, maxDepth int) error {
 		b.payload = append(b.payload, el.Raw)
 	}
 	return nil
+}
+
+// bodyReader is what parseBodyDepth reads a request with, kept in
+// bodyReaders between requests: a rawxml.Reader carries about a kilobyte
+// of buffers.
+type bodyReader struct {
+	src bytes.Reader
+	rd  rawxml.Reader
+}
+
+var bodyReaders = sync.Pool{New: func() any { return new(bodyReader) }}
+
+// put forgets the request and puts r back in bodyReaders.
+func (r *bodyReader) put() {
+	r.src.Reset(nil)
+	r.rd.Reset(&r.src, rawxml.Options{})
+	bodyReaders.Put(r)
 }
 
 // readRoot reads a request's attributes from its root element. What it

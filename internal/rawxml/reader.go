@@ -156,14 +156,29 @@ type binding struct {
 // root's start tag or the current child, so the caller may go on using r.
 // Otherwise the caller should wrap r in a bufio.Reader first.
 func NewReader(r io.Reader, opts Options) *Reader {
+	rd := new(Reader)
+	rd.Reset(r, opts)
+	return rd
+}
+
+// Reset makes rd a Reader of a new document from r, as NewReader returns,
+// keeping the buffers it has. What rd returned before stays valid: Raw
+// and the strings of Root and Element are never shared with the Reader.
+func (rd *Reader) Reset(r io.Reader, opts Options) {
 	br, ok := r.(io.ByteReader)
 	if !ok {
 		br = &byteReader{r: r}
 	}
-	rd := &Reader{opts: opts, r: br}
-	rd.buf, rd.vals, rd.extra = rd.bufArr[:0], rd.valsArr[:0], rd.extraArr[:0]
-	rd.attrs, rd.scope, rd.stack = rd.attrsArr[:0], rd.scopeArr[:0], rd.stackArr[:0]
-	return rd
+	*rd = Reader{
+		opts: opts, r: br,
+		buf: rd.buf[:0], vals: rd.vals[:0], extra: rd.extra[:0],
+		attrs: rd.attrs[:0], scope: rd.scope[:0], stack: rd.stack[:0],
+		inherited: rd.inherited[:0],
+	}
+	if rd.buf == nil {
+		rd.buf, rd.vals, rd.extra = rd.bufArr[:0], rd.valsArr[:0], rd.extraArr[:0]
+		rd.attrs, rd.scope, rd.stack = rd.attrsArr[:0], rd.scopeArr[:0], rd.stackArr[:0]
+	}
 }
 
 // Root describes the root element's start tag.

@@ -255,3 +255,54 @@ func TestBigChildBuffersNotKept(t *testing.T) {
 		t.Fatalf("next child %q, %v", el.Raw, err)
 	}
 }
+
+// readAll returns the root's name and every child's namespace and
+// bytes (Raw itself, not a copy), or the error that stopped rd.
+func readDoc(rd *Reader) ([][]byte, error) {
+	root, err := rd.Root()
+	if err != nil {
+		return nil, err
+	}
+	out := [][]byte{[]byte(root.Name.Space + ":" + root.Name.Local)}
+	for {
+		el, err := rd.Next()
+		if err == ErrRootEnd {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, []byte(el.NS), el.Raw)
+	}
+}
+
+func TestReset(t *testing.T) {
+	// A Reset Reader reads as a new one would, even after an error, and
+	// the Raw bytes it returned before are not changed by reading on.
+	docs := []struct {
+		doc  string
+		opts Options
+	}{
+		{`<body xmlns='` + httpbind + `' xmlns:x='urn:x'><message><body>a &amp; b</body></message><x:y/></body>`, Options{DefaultNS: "jabber:client"}},
+		{`<r xmlns='urn:r'><a><b></a></r>`, Options{}},
+		{`<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'><stream:features/><iq type='get'/></stream:stream>`, Options{MaxDepth: 3}},
+	}
+	var rd Reader
+	var kept [][][]byte
+	var copies []string
+	for _, d := range docs {
+		want, wantErr := readDoc(NewReader(strings.NewReader(d.doc), d.opts))
+		rd.Reset(strings.NewReader(d.doc), d.opts)
+		got, err := readDoc(&rd)
+		if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) || fmt.Sprint(err) != fmt.Sprint(wantErr) {
+			t.Fatalf("after Reset: %q, %v\nnew Reader: %q, %v", got, err, want, wantErr)
+		}
+		kept = append(kept, got)
+		copies = append(copies, fmt.Sprintf("%q", got))
+	}
+	for i := range kept {
+		if got := fmt.Sprintf("%q", kept[i]); got != copies[i] {
+			t.Fatalf("document %d's results changed: %s, were %s", i, got, copies[i])
+		}
+	}
+}
