@@ -18,10 +18,14 @@ import (
 // --rate-per-pair/2 per second, from the moment every session is set up
 // until --drain before the end of the load. Each message's body is
 //
-//	boshload seq=N ts=NANOS
+//	boshload run=RUN seq=N ts=NANOS
 //
-// N counts the sender's messages from 1; NANOS is boshload's monotonic
-// clock when the request carrying the message was built. The receiver
+// RUN is random per boshload run: the server may still be delivering an
+// earlier run's messages when this run's sessions bind the same JIDs
+// (every run logs in user1, user2...), and those are counted as stale
+// and otherwise ignored. N counts the sender's messages from 1; NANOS is
+// boshload's monotonic clock when the request carrying the message was
+// built. The receiver
 // checks that N is exactly the one after the last it got from its partner
 // (exactly once, in order) and records now − NANOS: the push latency end to
 // end, client → connection manager → XMPP server → connection manager →
@@ -39,8 +43,9 @@ import (
 // load; with --hold 0 each is answered at once. Round trips are counted
 // and timed.
 
-// chatBodyPrefix starts every message body boshload sends.
-const chatBodyPrefix = "boshload seq="
+// chatBodyPrefix starts every message body boshload sends; the run's
+// id and the message's sequence number follow (see chatMessage).
+const chatBodyPrefix = "boshload run="
 
 // maxLatencySamples bounds the latencies one session keeps.
 const maxLatencySamples = 1 << 20
@@ -57,11 +62,17 @@ type hub struct {
 	jids  map[int]string        // session index → bound full JID
 	bound map[int]chan struct{} // closed once jids[i] is set
 
-	sent, skipped         atomic.Int64 // messages sent / not generated (queue full)
-	received, inOrder     atomic.Int64 // messages received / as the next expected
-	duplicates, gaps      atomic.Int64 // seq received again / seq > last+1 (some skipped)
-	late                  atomic.Int64 // seq < last that filled a gap: reordered
-	foreign, malformed    atomic.Int64 // from someone else / body not ours
+	sent, skipped      atomic.Int64 // messages sent / not generated (queue full)
+	received, inOrder  atomic.Int64 // messages received / as the next expected
+	duplicates, gaps   atomic.Int64 // seq received again / seq > last+1 (some skipped)
+	late               atomic.Int64 // seq < last that filled a gap: reordered
+	foreign, malformed atomic.Int64 // from someone else / body not ours
+	// stale counts messages of another boshload run: sent to the same
+	// JIDs by an earlier run whose messages the server was still
+	// delivering when this run's sessions bound them.
+	stale atomic.Int64
+	// run tells this run's messages from an earlier run's.
+	run                   string
 	roundTrips            atomic.Int64 // poll mode
 	lastReceived          atomic.Int64 // epoch nanos of the last message received
 	requestsWithMessages  atomic.Int64
@@ -94,6 +105,7 @@ func (h *hub) readCPUs() []time.Duration {
 
 func newHub(cfg *config) *hub {
 	h := &hub{
+		run:     strconv.FormatUint(rand.Uint64(), 36),
 		epoch:   time.Now(),
 		start:   make(chan struct{}),
 		cpuDone: make(chan struct{}),
@@ -150,28 +162,32 @@ func (h *hub) addLatencies(d []time.Duration) {
 }
 
 // chatMessage returns message seq to jid, stamped with now.
-func chatMessage(to string, seq uint64, now int64) string {
-	return fmt.Sprintf("<message xmlns='%s' to='%s' type='chat' id='m%d'><body>%s%d ts=%d</body></message>",
-		nsClient, escapeAttr(to), seq, chatBodyPrefix, seq, now)
+func chatMessage(run, to string, seq uint64, now int64) string {
+	return fmt.Sprintf("<message xmlns='%s' to='%s' type='chat' id='m%d'><body>%s%s seq=%d ts=%d</body></message>",
+		nsClient, escapeAttr(to), seq, chatBodyPrefix, run, seq, now)
 }
 
-// parseChatBody returns the sequence number and timestamp of a body
-// boshload wrote.
-func parseChatBody(s string) (seq uint64, ts int64, ok bool) {
+// parseChatBody returns the run id, sequence number and timestamp of a
+// body boshload wrote.
+func parseChatBody(s string) (run string, seq uint64, ts int64, ok bool) {
 	rest, found := strings.CutPrefix(strings.TrimSpace(s), chatBodyPrefix)
 	if !found {
-		return 0, 0, false
+		return "", 0, 0, false
+	}
+	run, rest, found = strings.Cut(rest, " seq=")
+	if !found || run == "" {
+		return "", 0, 0, false
 	}
 	seqStr, tsStr, found := strings.Cut(rest, " ts=")
 	if !found {
-		return 0, 0, false
+		return "", 0, 0, false
 	}
 	seq, err1 := strconv.ParseUint(seqStr, 10, 64)
 	ts, err2 := strconv.ParseInt(tsStr, 10, 64)
 	if err1 != nil || err2 != nil || seq == 0 {
-		return 0, 0, false
+		return "", 0, 0, false
 	}
-	return seq, ts, true
+	return run, seq, ts, true
 }
 
 // bareJID returns jid without its resource.
@@ -203,9 +219,14 @@ func (rc *receiver) take(children []element) {
 		if body == nil {
 			continue
 		}
-		seq, ts, ok := parseChatBody(body.Text)
+		run, seq, ts, ok := parseChatBody(body.Text)
 		if !ok {
 			rc.h.malformed.Add(1)
+			continue
+		}
+		if run != rc.h.run {
+			// An earlier run's, still on its way to these JIDs.
+			rc.h.stale.Add(1)
 			continue
 		}
 		if from := e.attr("from"); from != rc.from && bareJID(from) != bareJID(rc.from) {
@@ -357,7 +378,7 @@ func (c *client) takeMessages(h *hub, to string, seq *uint64, queued *int) strin
 	now := h.now()
 	for range *queued {
 		*seq++
-		b.WriteString(chatMessage(to, *seq, now))
+		b.WriteString(chatMessage(h.run, to, *seq, now))
 	}
 	h.sent.Add(int64(*queued))
 	h.requestsWithMessages.Add(1)
@@ -450,6 +471,7 @@ func (h *hub) report(cfg *config, res *results) {
 		Gaps:           h.gaps.Load(),
 		Late:           h.late.Load(),
 		Foreign:        h.foreign.Load(),
+		Stale:          h.stale.Load(),
 		Malformed:      h.malformed.Load(),
 		Latency:        latencySummary(lat),
 		LatencySamples: len(lat),

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/xml"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -12,21 +13,34 @@ func attrs(k, v string) []xml.Attr         { return []xml.Attr{{Name: xml.Name{L
 func itoa(n uint64) string                 { return strconv.FormatUint(n, 10) }
 
 func TestParseChatBody(t *testing.T) {
-	seq, ts, ok := parseChatBody(" boshload seq=12 ts=345 ")
-	if !ok || seq != 12 || ts != 345 {
-		t.Errorf("got %d %d %v", seq, ts, ok)
+	run, seq, ts, ok := parseChatBody(" boshload run=k3x seq=12 ts=345 ")
+	if !ok || run != "k3x" || seq != 12 || ts != 345 {
+		t.Errorf("got %q %d %d %v", run, seq, ts, ok)
 	}
-	for _, bad := range []string{"", "hello", "boshload seq=0 ts=1", "boshload seq=x ts=1", "boshload seq=1"} {
-		if _, _, ok := parseChatBody(bad); ok {
+	if run, seq, ts, ok := parseChatBody(chatBodyOf(chatMessage("r1", "b@localhost/x", 7, 99))); !ok || run != "r1" || seq != 7 || ts != 99 {
+		t.Errorf("chatMessage's body read back as %q %d %d %v", run, seq, ts, ok)
+	}
+	for _, bad := range []string{"", "hello", "boshload run=a seq=0 ts=1", "boshload run=a seq=x ts=1", "boshload run=a seq=1",
+		"boshload run= seq=1 ts=1", "boshload run=a ts=1", "boshload seq=1 ts=1"} {
+		if _, _, _, ok := parseChatBody(bad); ok {
 			t.Errorf("%q accepted", bad)
 		}
 	}
 }
 
+// chatBodyOf returns the text of the <body/> in a message chatMessage
+// wrote.
+func chatBodyOf(msg string) string {
+	_, rest, _ := strings.Cut(msg, "<body>")
+	body, _, _ := strings.Cut(rest, "</body>")
+	return body
+}
+
 // TestReceiver checks the exactly-once and order accounting: in order,
-// a gap filled late (reordered), a repeat, and a stranger.
+// a gap filled late (reordered), a repeat, a stranger, and a message of
+// an earlier run.
 func TestReceiver(t *testing.T) {
-	h := &hub{epoch: time.Now()}
+	h := &hub{epoch: time.Now(), run: "this"}
 	rc := &receiver{h: h, from: "a@localhost/r"}
 	msg := func(from string, seq uint64) element {
 		return element{
@@ -36,8 +50,13 @@ func TestReceiver(t *testing.T) {
 				Text: parseable(seq)}},
 		}
 	}
-	rc.take([]element{msg("a@localhost/r", 1), msg("a@localhost/r", 3), msg("a@localhost/r", 2),
+	stale := msg("a@localhost/r", 9)
+	stale.Children[0].Text = chatBodyPrefix + "earlier seq=9 ts=1"
+	rc.take([]element{msg("a@localhost/r", 1), stale, msg("a@localhost/r", 3), msg("a@localhost/r", 2),
 		msg("a@localhost/r", 2), msg("b@localhost/r", 4), msg("a@localhost/r", 4)})
+	if n := h.stale.Load(); n != 1 {
+		t.Errorf("stale = %d, want 1 (an earlier run's message is not counted)", n)
+	}
 	if got := [...]int64{h.received.Load(), h.inOrder.Load(), h.gaps.Load(), h.late.Load(), h.duplicates.Load(), h.foreign.Load()}; got != [...]int64{5, 2, 1, 1, 1, 1} {
 		t.Errorf("received, in order, gaps, late, duplicates, foreign = %v", got)
 	}
@@ -46,4 +65,4 @@ func TestReceiver(t *testing.T) {
 	}
 }
 
-func parseable(seq uint64) string { return chatBodyPrefix + itoa(seq) + " ts=1" }
+func parseable(seq uint64) string { return chatBodyPrefix + "this seq=" + itoa(seq) + " ts=1" }

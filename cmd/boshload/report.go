@@ -99,6 +99,7 @@ type chatReport struct {
 	Late           int64          `json:"late"`          // below the last one, filling a gap: reordered
 	Missing        int64          `json:"missing"`       // sent − (received − duplicates): not received by the end (on its way, or lost)
 	Foreign        int64          `json:"foreign"`       // a boshload message from someone not the partner
+	Stale          int64          `json:"stale"`         // a message of an earlier boshload run to the same JIDs, ignored
 	Malformed      int64          `json:"malformed"`     // a message body boshload did not write
 	SentRate       float64        `json:"sent_rate"`     // sent / send_seconds
 	ReceivedRate   float64        `json:"received_rate"` // unique received / send_seconds
@@ -193,6 +194,9 @@ func (r *results) print(w io.Writer) {
 			c.Sent, c.SentRate, c.Received, c.ReceivedRate, c.Skipped, c.PerRequest)
 		fmt.Fprintf(w, "  chat check    in order %d, duplicates %d, gaps %d, late %d, missing %d, foreign %d, malformed %d: exactly once %v, in order %v, all delivered by the end %v\n",
 			c.InOrder, c.Duplicates, c.Gaps, c.Late, c.Missing, c.Foreign, c.Malformed, c.ExactlyOnceOK, c.InOrderOK, c.AllDelivered)
+		if c.Stale > 0 {
+			fmt.Fprintf(w, "  chat check    %d messages of an earlier run to the same JIDs ignored\n", c.Stale)
+		}
 		if l := c.Latency; l != nil {
 			fmt.Fprintf(w, "  push latency  p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms (%d samples)\n", l.P50, l.P90, l.P99, l.Max, c.LatencySamples)
 		}
@@ -245,8 +249,8 @@ func (r *results) printSummary(w io.Writer) {
 		if l := c.Latency; l != nil {
 			p50, p90, p99, pmax = fmt.Sprintf("%.3f", l.P50), fmt.Sprintf("%.3f", l.P90), fmt.Sprintf("%.3f", l.P99), fmt.Sprintf("%.3f", l.Max)
 		}
-		chat = fmt.Sprintf(" sent=%d received=%d missing=%d duplicates=%d gaps=%d late=%d skipped=%d recv_rate=%.1f lat_p50=%s lat_p90=%s lat_p99=%s lat_max=%s exactly_once=%v in_order=%v",
-			c.Sent, c.Received, c.Missing, c.Duplicates, c.Gaps, c.Late, c.Skipped, c.ReceivedRate, p50, p90, p99, pmax, c.ExactlyOnceOK, c.InOrderOK)
+		chat = fmt.Sprintf(" sent=%d received=%d missing=%d duplicates=%d gaps=%d late=%d skipped=%d recv_rate=%.1f lat_p50=%s lat_p90=%s lat_p99=%s lat_max=%s exactly_once=%v in_order=%v stale=%d",
+			c.Sent, c.Received, c.Missing, c.Duplicates, c.Gaps, c.Late, c.Skipped, c.ReceivedRate, p50, p90, p99, pmax, c.ExactlyOnceOK, c.InOrderOK, c.Stale)
 	}
 	if p := r.Poll; p != nil {
 		chat += fmt.Sprintf(" round_trips=%d rt_rate=%.1f", p.RoundTrips, p.Rate)
