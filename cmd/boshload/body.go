@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // Namespaces of the elements boshload writes and reads.
@@ -62,6 +63,9 @@ type response struct {
 	Condition string // terminal condition, if any
 	SID       string
 	Children  []element
+	// arrived is when the response's first byte was read (zero if not
+	// known).
+	arrived time.Time
 }
 
 // errNotBody is returned by parseResponse for a document whose root is

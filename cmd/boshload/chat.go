@@ -121,6 +121,14 @@ func newHub(cfg *config) *hub {
 // now returns the nanoseconds since h.epoch, on the monotonic clock.
 func (h *hub) now() int64 { return int64(time.Since(h.epoch)) }
 
+// since returns t in nanoseconds since h's epoch, or 0 if t is zero.
+func (h *hub) since(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return int64(t.Sub(h.epoch))
+}
+
 // publish records session i's bound JID.
 func (h *hub) publish(i int, jid string) {
 	h.jidMu.Lock()
@@ -207,9 +215,13 @@ type receiver struct {
 	latencies []time.Duration
 }
 
-// take checks the children of one response.
-func (rc *receiver) take(children []element) {
-	now := rc.h.now()
+// take checks the children of one response, which arrived at the
+// client at arrived (now if zero), in nanoseconds since the hub's epoch.
+func (rc *receiver) take(children []element, arrived int64) {
+	now := arrived
+	if now == 0 {
+		now = rc.h.now()
+	}
 	for i := range children {
 		e := &children[i]
 		if !e.is(nsClient, "message") {
@@ -334,7 +346,7 @@ func (c *client) chat(loadCtx, runCtx context.Context, h *hub, terminate bool) (
 			for r, ok := early[nextAnswer]; ok; r, ok = early[nextAnswer] {
 				delete(early, nextAnswer)
 				nextAnswer++
-				rc.take(r.Children)
+				rc.take(r.Children, rc.h.since(r.arrived))
 			}
 		case <-startCh:
 			startCh = nil

@@ -53,7 +53,7 @@ func TestReceiver(t *testing.T) {
 	stale := msg("a@localhost/r", 9)
 	stale.Children[0].Text = chatBodyPrefix + "earlier seq=9 ts=1"
 	rc.take([]element{msg("a@localhost/r", 1), stale, msg("a@localhost/r", 3), msg("a@localhost/r", 2),
-		msg("a@localhost/r", 2), msg("b@localhost/r", 4), msg("a@localhost/r", 4)})
+		msg("a@localhost/r", 2), msg("b@localhost/r", 4), msg("a@localhost/r", 4)}, 0)
 	if n := h.stale.Load(); n != 1 {
 		t.Errorf("stale = %d, want 1 (an earlier run's message is not counted)", n)
 	}
@@ -62,6 +62,13 @@ func TestReceiver(t *testing.T) {
 	}
 	if len(rc.latencies) != 4 {
 		t.Errorf("%d latencies, want 4 (repeats excluded)", len(rc.latencies))
+	}
+
+	// A response's arrival time, when known, is the receive time.
+	rc = &receiver{h: h, from: "a@localhost/r"}
+	rc.take([]element{msg("a@localhost/r", 1)}, 1001)
+	if len(rc.latencies) != 1 || rc.latencies[0] != 1000 {
+		t.Errorf("latencies %v, want [1µs] (arrival 1001 ns, sent at 1 ns)", rc.latencies)
 	}
 }
 

@@ -217,3 +217,27 @@ func (c *closeSpy) Close() error {
 	c.closed.Store(true)
 	return c.Conn.Close()
 }
+
+// TestPostRecordsArrival checks that a response carries the time its
+// first byte was read: after the request was sent and before post
+// returned, and no earlier than the manager's hold.
+func TestPostRecordsArrival(t *testing.T) {
+	const hold = 50 * time.Millisecond
+	_, srv := newFake(t, hold)
+	cfg := testConfig(t, srv.URL)
+	c := newClient(cfg, 1, (&net.Dialer{}).DialContext)
+	defer c.close()
+	if _, err := c.create(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now()
+	r, err := c.post(context.Background(), phaseIdle, sessionBody(c.nextRID(), c.sid, ""))
+	after := time.Now()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.arrived.Before(before.Add(hold)) || r.arrived.After(after) {
+		t.Errorf("arrived %v after the request, %v before post returned; want within [%v, %v]",
+			r.arrived.Sub(before), after.Sub(r.arrived), hold, after.Sub(before))
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 	"time"
 )
@@ -102,6 +103,14 @@ func (c *client) post(ctx context.Context, phase, body string) (*response, error
 		return nil, protocolFailure(phase, "request", err)
 	}
 	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+	// A push has reached the client when its response's first byte is
+	// read, not when this goroutine gets to run again: under load the
+	// hand-offs inside the HTTP client and back to the session's loop
+	// would add the generator's own scheduling to the latency measured.
+	var arrived time.Time
+	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotFirstResponseByte: func() { arrived = time.Now() },
+	}))
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, networkFailure(phase, err)
@@ -118,6 +127,7 @@ func (c *client) post(ctx context.Context, phase, body string) (*response, error
 	if err != nil {
 		return nil, protocolFailure(phase, "malformed response", err)
 	}
+	r.arrived = arrived
 	if r.terminated() {
 		return r, terminateFailure(phase, r.Condition)
 	}
