@@ -20,7 +20,9 @@
 // bound full JID --rate-per-pair/2 messages per second, numbered and
 // timestamped, at most two requests in flight as Strophe.js does; the
 // receiver checks exactly-once, in-order delivery per pair and reports
-// push latency end to end (p50, p90, p99, max). With --hold 0 --poll every
+// push latency end to end (p50, p90, p99, max), from the sender's stamp,
+// taken as the request is made, to the first byte of the response that
+// carries the message. With --hold 0 --poll every
 // session sends empty requests back to back and round trips are counted.
 // See chat.go.
 //
