@@ -436,9 +436,7 @@ async function stropheKeepalive(input, s) {
     await Promise.all(pa.bodyReads);
     const cached = await pa.evaluate(() => window.chat.cachedSession());
     check(cached && cached.sid === a.sid, `no keepalive session cached: ${JSON.stringify(cached)}`);
-    const oldRequests = pa.boshRequests.length;
-    const lastOldRid = Math.max(...pa.boshRequests.map((r) => Number(r.rid)));
-    log(`alice: cached session ${JSON.stringify(cached)}, last rid sent ${lastOldRid}`);
+    log(`alice: cached session ${JSON.stringify(cached)}, last rid sent ${Math.max(...pa.boshRequests.map((r) => Number(r.rid)))}`);
 
     // Hold the new page's Strophe script until bob has sent the messages
     // of "during the reload": when its request is seen, the old page has
@@ -466,6 +464,13 @@ async function stropheKeepalive(input, s) {
     }
     await pb.evaluate(() => window.chat.ping()); // the server has them all
     log(`bob: sent ${during} messages during the reload`);
+    // Every request seen so far is the old page's: the new one cannot
+    // send before Strophe.js, held above, is released. The old page may
+    // have sent one more poll after the snapshot of its cache, and the
+    // browser reports it (if at all) before the new page asked for its
+    // script.
+    const oldRequests = pa.boshRequests.length;
+    const lastOldRid = Math.max(...pa.boshRequests.map((r) => Number(r.rid)));
     release();
     await reload;
     await pa.unroute('**/strophe.umd.min.js');
