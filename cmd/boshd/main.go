@@ -158,14 +158,16 @@ func serve(ctx context.Context, cfg config.Config, load func() (config.Config, e
 	}
 	listening.Store(false)
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	start := time.Now()
+	sctx, cancel := context.WithDeadline(context.Background(), start.Add(cfg.ShutdownTimeout))
 	defer cancel()
 	h.Shutdown(sctx)
 	if adminSrv != nil {
 		adminSrv.Shutdown(sctx)
 	}
-	// Leave a tenth of the bound for closing what is still open.
-	hctx, hcancel := context.WithTimeout(sctx, cfg.ShutdownTimeout*9/10)
+	// Leave a tenth of the bound, counted from the start of the
+	// shutdown, for closing what is still open.
+	hctx, hcancel := context.WithDeadline(sctx, start.Add(cfg.ShutdownTimeout*9/10))
 	defer hcancel()
 	if err := srv.Shutdown(hctx); err != nil {
 		// Every session has been told; what is left is connections still
