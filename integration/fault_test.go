@@ -975,6 +975,16 @@ func TestFaultSIGTERMMidUpload(t *testing.T) {
 	}
 	b := boshBody(s.sid, s.rid+1, message("bob@localhost", "x", "half a body"))
 	postRaw(t, url, b, len(b)/2) // left open: boshd is reading its body
+	// boshd accepts connections in the order they came: once a later
+	// one is answered, the upload's is one net/http's Shutdown waits
+	// for, rather than one still in the listen queue, which closing the
+	// listener would drop.
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: eventTimeout}
+	resp, err := fresh.Get("http://" + addr + "/.well-known/host-meta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
 
 	sigAt := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -987,14 +997,27 @@ func TestFaultSIGTERMMidUpload(t *testing.T) {
 	}
 	select {
 	case err := <-exited:
+		// boshd closes what is left at nine tenths of the bound; the
+		// process's exit and its reaping are the system's, which on a
+		// machine busy with browsers took up to a third of a second.
+		const exitSlack = time.Second
 		elapsed := time.Since(sigAt)
-		if err != nil || elapsed > shutdownTimeout {
-			t.Errorf("boshd exited %v after SIGTERM with %v; want status 0 within shutdown_timeout %v\nlog:\n%s", elapsed.Round(time.Millisecond), err, shutdownTimeout, logTail)
+		if err != nil || elapsed > shutdownTimeout+exitSlack {
+			t.Errorf("boshd exited %v after SIGTERM with %v; want status 0 within shutdown_timeout %v (and %v to exit)\nlog:\n%s", elapsed.Round(time.Millisecond), err, shutdownTimeout, exitSlack, logTail)
 		}
 	case <-time.After(shutdownTimeout + 5*time.Second):
 		cmd.Process.Kill()
 		<-exited
 		t.Fatalf("boshd still running %v after SIGTERM", time.Since(sigAt).Round(time.Millisecond))
+	}
+	// The upload was waited for, and closed at the end: otherwise this
+	// test did not test what it is for.
+	const forced = "closing connections still open at the end of shutdown_timeout"
+	for deadline := time.Now().Add(eventTimeout); !strings.Contains(logTail.String(), forced); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("boshd's log has no %q: the half-sent request was not waited for\nlog:\n%s", forced, logTail)
+			break
+		}
 	}
 }
 
