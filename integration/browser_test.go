@@ -308,6 +308,24 @@ func runBrowser(t *testing.T, tools *browserTools, input map[string]any) map[str
 	}
 	defer func() { <-browserSlots }()
 
+	for attempt := 1; ; attempt++ {
+		result, retry := runBrowserOnce(t, tools, input, stdin, tmp)
+		if !retry || attempt == 2 {
+			if ok, _ := result["ok"].(bool); !ok {
+				keepFailureFiles(t, tmp)
+				t.Fatalf("scenario %v failed: %v", input["scenario"], result["error"])
+			}
+			return result
+		}
+		t.Logf("chromium went away before any BOSH request of scenario %v; running it once more", input["scenario"])
+	}
+}
+
+// runBrowserOnce runs run.mjs once and returns its result, and whether
+// it failed only because Chromium went away before any page sent a BOSH
+// request (nothing reached boshd, so the scenario may be run again).
+func runBrowserOnce(t *testing.T, tools *browserTools, input map[string]any, stdin []byte, tmp string) (result map[string]any, retry bool) {
+	t.Helper()
 	start := time.Now()
 	cmd := exec.Command(tools.node, filepath.Join(tools.dir, "run.mjs"))
 	cmd.Dir = tools.dir
@@ -336,15 +354,14 @@ func runBrowser(t *testing.T, tools *browserTools, input map[string]any) map[str
 	t.Logf("run.mjs %v (%.1f s):\n%s", input["scenario"], time.Since(start).Seconds(), strings.TrimRight(stderr.String(), "\n"))
 
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	var result map[string]any
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &result); err != nil {
 		t.Fatalf("run.mjs (%v) printed no result: %v\nstdout: %s", runErr, err, stdout.String())
 	}
-	if ok, _ := result["ok"].(bool); !ok || runErr != nil {
-		keepFailureFiles(t, tmp)
-		t.Fatalf("scenario %v failed (%v): %v", input["scenario"], runErr, result["error"])
+	if ok, _ := result["ok"].(bool); ok && runErr != nil {
+		result["ok"], result["error"] = false, fmt.Sprintf("run.mjs: %v", runErr)
 	}
-	return result
+	retry, _ = result["browserClosedBeforeTraffic"].(bool)
+	return result, retry
 }
 
 // keepFailureFiles copies what run.mjs left in dir after a failure
@@ -488,8 +505,20 @@ func TestBrowserStropheKeepalive(t *testing.T) {
 					last = int(rid)
 				}
 			}
-			if first != last+1 {
-				t.Errorf("restored page's first rid %d, want %d: the next after the old page's last", first, last+1)
+			switch cached := number(t, res, "cachedAtRestoreRid"); {
+			case first == last+1:
+			case first == last+2 && first == cached && !slices.Contains(st.Wire.Requests(sid), uint64(last+1)):
+				// Strophe caches the next rid as it builds a request: the
+				// old page built last+1 while unloading, and it neither
+				// left the browser nor was reported. boshd cannot know
+				// that; it must give the rid up after its gap wait rather
+				// than hold the session back for good.
+				if countLines(st.Log(), "sid="+logID(sid), "rids given up for lost", fmt.Sprintf("from=%d to=%d", last+1, last+1)) != 1 {
+					t.Errorf("the old page's rid %d never arrived, and boshd did not give it up for lost", last+1)
+				}
+				t.Logf("the old page built rid %d while unloading and never sent it; boshd gave it up for lost", last+1)
+			default:
+				t.Errorf("restored page's first rid %d, want %d: the next after the old page's last (cached at restore: %d)", first, last+1, cached)
 			}
 			fate := "neither answered nor abandoned"
 			switch {

@@ -508,6 +508,7 @@ async function stropheKeepalive(input, s) {
     const result = {
         sid: a.sid,
         cachedRid: Number(cached.rid),
+        cachedAtRestoreRid: Number(cachedAtRestore.rid),
         lastOldRid,
         firstNewRid: Number(firstNew.rid),
         firstNewSid: firstNew.sid,
@@ -821,7 +822,12 @@ async function main() {
     } catch (e) {
         log(`FAILED: ${e.stack || e}`);
         await s.dump();
-        return { ok: false, scenario: input.scenario, error: String(e.message || e) };
+        // Chromium going away before any page spoke BOSH is the
+        // browser's trouble, not boshd's: nothing reached the server, so
+        // the harness may run the scenario again.
+        const closed = /Target page, context or browser has been closed|Browser closed|browser has disconnected/i.test(String(e.message || e));
+        const quiet = s.pages.every((p) => (p.boshRequests || []).length === 0);
+        return { ok: false, scenario: input.scenario, error: String(e.message || e), browserClosedBeforeTraffic: closed && quiet };
     } finally {
         await s.close();
     }
