@@ -231,8 +231,19 @@ async function stropheLogin(input, page, user, resource, extra = {}) {
 
 // waitBodies waits until page has received prefix-end, the last message of
 // a sendMany, and returns the bodies received with that prefix, in order.
-async function waitBodies(input, page, prefix) {
+async function waitBodies(input, page, prefix, n) {
     await page.waitForFunction((p) => window.chat.received.some((m) => m.body === p + '-end'), prefix, { timeout: input.timeoutMs, polling: 50 });
+    // Strophe.js may hand a later response's stanzas to the page before
+    // an earlier one's (strophe/strophejs#709), so prefix-end can come
+    // before the last few: give those a moment, then let the checks say
+    // what is missing.
+    await page
+        .waitForFunction(
+            ([p, n]) => new Set(window.chat.received.filter((m) => m.body && m.body.startsWith(p + '-')).map((m) => m.body)).size >= n + 1,
+            [prefix, n],
+            { timeout: Math.min(input.timeoutMs, 5000), polling: 50 },
+        )
+        .catch(() => {});
     return page.evaluate((p) => window.chat.received.filter((m) => m.body && m.body.startsWith(p + '-')).map((m) => m.body), prefix);
 }
 
@@ -335,7 +346,7 @@ async function stropheExchange(input, s) {
         pa.evaluate(([to, n]) => window.chat.sendMany(to, 'a2b', n), [b.jid, n]),
         pb.evaluate(([to, n]) => window.chat.sendMany(to, 'b2a', n), [a.jid, n]),
     ]);
-    const [atB, atA] = await Promise.all([waitBodies(input, pb, 'a2b'), waitBodies(input, pa, 'b2a')]);
+    const [atB, atA] = await Promise.all([waitBodies(input, pb, 'a2b', n), waitBodies(input, pa, 'b2a', n)]);
     const ms = Date.now() - t0;
     const result = {
         aliceToBob: n,
@@ -503,7 +514,7 @@ async function stropheKeepalive(input, s) {
     await pb.evaluate(([to]) => window.chat.send(to, 'b2a-end'), [a.jid]);
     await pa.evaluate(([to]) => window.chat.send(to, 'a2b-end'), [b.jid]);
     await waitAlice(bobSent + 1);
-    const atBob = await waitBodies(input, pb, 'a2b');
+    const atBob = await waitBodies(input, pb, 'a2b', aliceSent);
     const aliceBodies = atAlice.map((m) => m.body).filter((x) => x?.startsWith('b2a-'));
     const result = {
         sid: a.sid,
@@ -597,7 +608,7 @@ async function stropheNetwork(input, s) {
         pa.evaluate(([to, n]) => window.chat.sendMany(to, 'a2b', n), [b.jid, n]),
         pb.evaluate(([to, n]) => window.chat.sendMany(to, 'b2a', n), [a.jid, n]),
     ]);
-    const [atB, atA] = await Promise.all([waitBodies(input, pb, 'a2b'), waitBodies(input, pa, 'b2a')]);
+    const [atB, atA] = await Promise.all([waitBodies(input, pb, 'a2b', n), waitBodies(input, pa, 'b2a', n)]);
     const result = {
         aliceToBob: n,
         bobToAlice: n,
