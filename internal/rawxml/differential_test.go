@@ -69,14 +69,7 @@ func FuzzReaderDifferential(f *testing.F) {
 		f.Add([]byte(s), false, uint8(4), uint16(64))
 	}
 	// The seeds of FuzzReader, and its corpus.
-	for _, doc := range []string{
-		`<body xmlns='` + httpbind + `' rid='1'><message to='a@b'><body>hi &amp; bye</body></message></body>`,
-		`<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='x'><stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>`,
-		`<b xmlns='` + httpbind + `' xmlns:x='urn:a'><x:y xmlns:x='urn:b'/><x:z x:a='1'/></b>`,
-	} {
-		f.Add([]byte(doc), true, uint8(0), uint16(0))
-		f.Add([]byte(doc), false, uint8(3), uint16(40))
-	}
+	addReaderSeeds(f)
 	files, _ := filepath.Glob(filepath.Join("testdata", "fuzz", "FuzzReader", "*"))
 	for _, name := range files {
 		data, err := os.ReadFile(name)

@@ -62,14 +62,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 //     included), so one huge token (text, an attribute value) cannot make
 //     the Reader buffer without bound.
 func FuzzReader(f *testing.F) {
-	for _, doc := range []string{
-		`<body xmlns='` + httpbind + `' rid='1'><message to='a@b'><body>hi &amp; bye</body></message></body>`,
-		`<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='x'><stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>`,
-		`<b xmlns='` + httpbind + `' xmlns:x='urn:a'><x:y xmlns:x='urn:b'/><x:z x:a='1'/></b>`,
-	} {
-		f.Add([]byte(doc), true, uint8(0), uint16(0))
-		f.Add([]byte(doc), false, uint8(3), uint16(40))
-	}
+	addReaderSeeds(f)
 	f.Fuzz(func(t *testing.T, doc []byte, defaultNS bool, maxDepth uint8, maxSize uint16) {
 		opts := Options{MaxDepth: int(maxDepth), MaxElementSize: int(maxSize)}
 		if defaultNS {
@@ -381,5 +374,18 @@ func TestRejectsReservedPrefixes(t *testing.T) {
 				t.Errorf("got %q, %v; want ErrMalformed", els, err)
 			}
 		})
+	}
+}
+
+// addReaderSeeds adds the seeds FuzzReader and FuzzReaderDifferential
+// share.
+func addReaderSeeds(f *testing.F) {
+	for _, doc := range []string{
+		`<body xmlns='` + httpbind + `' rid='1'><message to='a@b'><body>hi &amp; bye</body></message></body>`,
+		`<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='x'><stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>`,
+		`<b xmlns='` + httpbind + `' xmlns:x='urn:a'><x:y xmlns:x='urn:b'/><x:z x:a='1'/></b>`,
+	} {
+		f.Add([]byte(doc), true, uint8(0), uint16(0))
+		f.Add([]byte(doc), false, uint8(3), uint16(40))
 	}
 }
