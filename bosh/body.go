@@ -27,11 +27,6 @@ const (
 	nsTLS    = "urn:ietf:params:xml:ns:xmpp-tls"
 )
 
-// defaultMaxDepth bounds element nesting in a request body unless the
-// configuration says otherwise (max_element_depth). XMPP stanzas rarely
-// go past ten levels; this leaves room for XHTML-IM and data forms.
-const defaultMaxDepth = 64
-
 // body is a parsed request <body/>: the attributes that matter to the
 // connection manager and the children to forward.
 type body struct {
@@ -83,17 +78,10 @@ func refusal(cond session.Condition, format string, args ...any) *requestError {
 	return &requestError{cond: cond, msg: msg}
 }
 
-// parseBody parses a request. On error the returned body still carries
-// whatever attributes were read (the sid, notably), and the error is a
-// *requestError with condition bad-request.
-func parseBody(data []byte) (*body, error) {
-	b := new(body)
-	err := parseBodyDepth(b, data, defaultMaxDepth)
-	return b, err
-}
-
-// parseBodyDepth is parseBody into b, with elements nested at most
-// maxDepth deep, <body/> included. Nothing in b refers to data.
+// parseBodyDepth parses a request into b, with elements nested at most
+// maxDepth deep, <body/> included. On error b still carries whatever
+// attributes were read (the sid, notably), and the error is a
+// *requestError with condition bad-request. Nothing in b refers to data.
 func parseBodyDepth(b *body, data []byte, maxDepth int) error {
 	opts := rawxml.Options{DefaultNS: nsClient, MaxDepth: maxDepth}
 	if root, ok := rawxml.EmptyRoot(data, opts); ok {

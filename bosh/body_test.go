@@ -10,6 +10,23 @@ import (
 	"boshd/session"
 )
 
+// defaultMaxDepth is max_element_depth's default.
+var defaultMaxDepth = config.Default().MaxElementDepth
+
+// parseBody parses a request as the handler does with the default
+// max_element_depth.
+func parseBody(data []byte) (*body, error) {
+	b := new(body)
+	err := parseBodyDepth(b, data, defaultMaxDepth)
+	return b, err
+}
+
+// encodeBody returns the bytes of a response <body/>, as appendBody
+// appends them.
+func encodeBody(resp *session.Response, attrs ...attr) []byte {
+	return appendBody(nil, resp, attrs...)
+}
+
 func TestParseBody(t *testing.T) {
 	b, err := parseBody([]byte(`<?xml version='1.0'?><body xmlns='` + NS + `' xmlns:x='urn:xmpp:xbosh' rid='42' sid='abc' x:restart='true' xml:lang='de' to='example.org' wait='60' hold='1' ver='1.6' x:version='1.0'>
  <message to='bob@example.org'><body>hi</body></message>

@@ -18,14 +18,9 @@ const defaultContentType = "text/xml; charset=utf-8"
 // attr is one attribute of a response <body/>.
 type attr struct{ name, value string }
 
-// encodeBody returns the bytes of a response <body/> with attrs and the
-// payload of resp. Encoding is a pure function of its arguments, so a
-// cached Response is written again byte for byte (R-RID-7).
-func encodeBody(resp *session.Response, attrs ...attr) []byte {
-	return appendBody(nil, resp, attrs...)
-}
-
-// appendBody appends the bytes encodeBody returns to b.
+// appendBody appends to b the bytes of a response <body/> with attrs and
+// the payload of resp. Encoding is a pure function of its arguments, so
+// a cached Response is written again byte for byte (R-RID-7).
 func appendBody(b []byte, resp *session.Response, attrs ...attr) []byte {
 	n := 128
 	for _, p := range resp.Payload {
