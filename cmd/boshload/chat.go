@@ -25,11 +25,12 @@ import (
 // (every run logs in user1, user2...), and those are counted as stale
 // and otherwise ignored. N counts the sender's messages from 1; NANOS is
 // boshload's monotonic clock when the request carrying the message was
-// built. The receiver
-// checks that N is exactly the one after the last it got from its partner
-// (exactly once, in order) and records now − NANOS: the push latency end to
-// end, client → connection manager → XMPP server → connection manager →
-// client, including HTTP on both sides and the receiver's held request.
+// built. The receiver checks that N is exactly the one after the last it
+// got from its partner (exactly once, in order) and records the time the
+// first byte of the response carrying the message was read, minus NANOS:
+// the push latency end to end, client → connection manager → XMPP server
+// → connection manager → client, including HTTP on both sides and the
+// receiver's held request.
 //
 // A session behaves like Strophe.js: at most two requests in flight; an
 // empty request is sent when none is in flight; queued messages go out
