@@ -13,6 +13,12 @@ import (
 	"boshd/internal/rawxml"
 )
 
+// joinPool holds buffers for joining the slices of a Write over TLS;
+// buffers grown past maxPooledJoin are left to the collector.
+var joinPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+const maxPooledJoin = 64 << 10
+
 // closeGrace is how long Close waits for the server to end its stream
 // before closing the socket. A variable so tests can shorten it.
 var closeGrace = 2 * time.Second
@@ -67,10 +73,11 @@ type Conn struct {
 // does. resume is called from the Watcher's goroutine and must be quick.
 //
 // Park reports false, having handed nothing over, when Next should be
-// called now: the server has sent something, the stream waits for a
-// restart after SASL or has ended, it is TLS, or there is no Watcher.
+// called now: the server has sent something (over TLS, also something
+// tls.Conn has read and not yet returned), the stream waits for a restart
+// after SASL or has ended, or there is no Watcher.
 func (c *Conn) Park(resume func()) bool {
-	if c.watcher == nil || c.src.raw == nil || c.src.buffered() > 0 || c.afterSuccess || c.rerr != nil {
+	if c.watcher == nil || c.src.raw == nil || c.afterSuccess || c.rerr != nil || !c.src.drained() {
 		return false
 	}
 	if c.parkAfter > 0 {
@@ -215,7 +222,7 @@ func (c *Conn) stop(err error) error {
 }
 
 // Write sends p upstream as it is, in one write (writev for several
-// slices), with the Dialer's WriteTimeout. The caller must pass whole,
+// slices over TCP; over TLS, one record of them joined), with the Dialer's WriteTimeout. The caller must pass whole,
 // well-formed elements. After a failed write the stream is broken and
 // every later Write returns the first error; after Close, Write returns an
 // error wrapping net.ErrClosed.
@@ -239,9 +246,23 @@ func (c *Conn) Write(p ...[]byte) error {
 func (c *Conn) write(p ...[]byte) error {
 	err := c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	if err == nil {
-		if len(p) == 1 {
+		switch {
+		case len(p) == 1:
 			_, err = c.nc.Write(p[0])
-		} else {
+		case c.secure:
+			// tls.Conn has no writev: each slice would be a record and
+			// a write of its own. Join them into one.
+			buf := joinPool.Get().(*[]byte)
+			b := (*buf)[:0]
+			for _, s := range p {
+				b = append(b, s...)
+			}
+			_, err = c.nc.Write(b)
+			if cap(b) <= maxPooledJoin {
+				*buf = b[:0]
+				joinPool.Put(buf)
+			}
+		default:
 			// WriteTo consumes the slice it is given: copy p so the
 			// caller's slice is left alone.
 			bufs := make(net.Buffers, len(p))

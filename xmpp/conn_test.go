@@ -382,42 +382,102 @@ func TestWriteTimeout(t *testing.T) {
 }
 
 // TestWriteVectored checks that Write sends several slices in order and
-// leaves the caller's slice alone.
+// leaves the caller's slice alone, and that over TLS it sends them as one
+// record rather than a record (and a write) each.
 func TestWriteVectored(t *testing.T) {
-	got := make(chan string, 3)
-	addr := serve(t, func(p *peer) error {
-		if err := p.open("s1", featuresPlainAuth); err != nil {
-			return err
-		}
-		for range 3 {
-			s, err := p.next()
-			if err != nil {
-				return err
+	for _, secure := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", secure), func(t *testing.T) {
+			pki := certs(t)
+			got := make(chan string, 3)
+			ready := make(chan struct{})
+			rec := &recordingConn{}
+			addr := serve(t, func(p *peer) error {
+				if secure {
+					if err := p.open("s1", featuresTLS); err != nil {
+						return err
+					}
+					rec.Conn = p.nc
+					if err := p.acceptTLSOver(rec, pki.server); err != nil {
+						return err
+					}
+				}
+				if err := p.open("s2", featuresPlainAuth); err != nil {
+					return err
+				}
+				rec.reset()
+				close(ready)
+				for range 3 {
+					s, err := p.next()
+					if err != nil {
+						return err
+					}
+					got <- s
+				}
+				return nil
+			})
+			c := mustDial(t, &Dialer{RootCAs: pki.roots}, addr)
+			<-ready
+			in := [][]byte{[]byte(`<presence/>`), []byte(`<message to='a@b'><body>1</body></message>`), []byte(`<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>`)}
+			keep := make([][]byte, len(in))
+			copy(keep, in)
+			if err := c.Write(in...); err != nil {
+				t.Fatal(err)
 			}
-			got <- s
-		}
-		return nil
-	})
-	c := mustDial(t, new(Dialer), addr)
-	in := [][]byte{[]byte(`<presence/>`), []byte(`<message to='a@b'><body>1</body></message>`), []byte(`<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>`)}
-	keep := make([][]byte, len(in))
-	copy(keep, in)
-	if err := c.Write(in...); err != nil {
-		t.Fatal(err)
-	}
-	for i, want := range keep {
-		if !bytes.Equal(in[i], want) {
-			t.Errorf("Write changed the caller's slice %d to %q", i, in[i])
-		}
-		select {
-		case s := <-got:
-			if s != string(want) {
-				t.Errorf("server got %s, want %s", s, want)
+			for i, want := range keep {
+				if !bytes.Equal(in[i], want) {
+					t.Errorf("Write changed the caller's slice %d to %q", i, in[i])
+				}
+				select {
+				case s := <-got:
+					if s != string(want) {
+						t.Errorf("server got %s, want %s", s, want)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatal("server did not get the stanzas")
+				}
 			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("server did not get the stanzas")
-		}
+			if n := rec.records(); secure && n != 1 {
+				t.Errorf("Write over TLS sent %d records, want 1", n)
+			}
+		})
 	}
+}
+
+// recordingConn keeps what is read through it, to count the TLS records
+// a client sent.
+type recordingConn struct {
+	net.Conn
+	mu   sync.Mutex
+	read []byte
+}
+
+func (r *recordingConn) Read(b []byte) (int, error) {
+	n, err := r.Conn.Read(b)
+	r.mu.Lock()
+	r.read = append(r.read, b[:n]...)
+	r.mu.Unlock()
+	return n, err
+}
+
+func (r *recordingConn) reset() {
+	r.mu.Lock()
+	r.read = nil
+	r.mu.Unlock()
+}
+
+// records returns the number of whole TLS records read since reset.
+func (r *recordingConn) records() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for b := r.read; len(b) >= 5; n++ {
+		size := 5 + (int(b[3])<<8 | int(b[4]))
+		if size > len(b) {
+			break
+		}
+		b = b[size:]
+	}
+	return n
 }
 
 // TestBufferedAndOnWait checks what a relay batching bursts relies on:

@@ -58,9 +58,8 @@ type Dialer struct {
 	// Target.Addr is empty, and host names in Target.Addr.
 	Resolver *net.Resolver
 	// Watcher, if not nil, lets an idle stream wait for the server
-	// without a goroutine: see Conn.Park. Only plain TCP streams are
-	// handed to it; a TLS stream may hold decrypted bytes its socket's
-	// readiness says nothing about.
+	// without a goroutine: see Conn.Park. A TLS stream is handed to it
+	// only when tls.Conn holds nothing it has read from the socket.
 	Watcher Watcher
 	// ParkAfter is how long Conn.Park waits for the server on the calling
 	// goroutine before handing the wait to Watcher; 0 hands it over at

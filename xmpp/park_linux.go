@@ -6,7 +6,8 @@ import (
 )
 
 // parkable returns the raw connection to wait on for readability if nc is
-// a plain TCP connection, nil otherwise.
+// a TCP connection (the one under TLS, for a secured stream), nil
+// otherwise.
 func parkable(nc net.Conn) syscall.RawConn {
 	tc, ok := nc.(*net.TCPConn)
 	if !ok {

@@ -1,6 +1,9 @@
 package xmpp
 
 import (
+	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -68,27 +71,143 @@ func TestBufferReleasedWhileIdle(t *testing.T) {
 	}
 }
 
-// TestBufferKeptOverTLS checks that a TLS Conn keeps its buffer: the
-// socket's readiness says nothing about what tls.Conn has decrypted.
-func TestBufferKeptOverTLS(t *testing.T) {
+// TestParkOverTLS checks that a TLS Conn gives its buffer back and parks
+// while idle, and that it never parks on bytes tls.Conn has read from the
+// socket and not yet returned, for which the socket's readiness will not
+// come: a second record that arrived in the same TCP segment as the first
+// (held raw in tls.Conn), and the rest of a record when the read buffer
+// filled exactly at the end of an element (held decrypted).
+func TestParkOverTLS(t *testing.T) {
 	pki := certs(t)
+	goOn := make(chan struct{})
+	// exact fills the read buffer to its last byte, so that the next
+	// element stays in tls.Conn.
+	pad := bufSize - len(`<message id='a'><body></body></message>`)
+	exact := `<message id='a'><body>` + strings.Repeat("x", pad) + `</body></message>`
 	addr := serve(t, func(p *peer) error {
 		if err := p.open("s1", featuresTLS); err != nil {
 			return err
 		}
-		if err := p.acceptTLS(pki.server); err != nil {
+		held := &heldConn{Conn: p.nc}
+		if err := p.acceptTLSOver(held, pki.server); err != nil {
 			return err
 		}
 		if err := p.open("s2", featuresPlainAuth); err != nil {
 			return err
 		}
+		// Two records in one TCP write.
+		<-goOn
+		held.hold()
+		if err := p.send(`<presence id='1'/>`); err != nil {
+			return err
+		}
+		if err := p.send(`<presence id='2'/>`); err != nil {
+			return err
+		}
+		if err := held.flush(); err != nil {
+			return err
+		}
+		// One record whose first element fills the read buffer.
+		<-goOn
+		if err := p.send(exact + `<presence id='3'/>`); err != nil {
+			return err
+		}
+		// While parked.
+		<-goOn
+		if err := p.send(`<presence id='4'/>`); err != nil {
+			return err
+		}
 		p.waitQuit()
 		return nil
 	})
-	c := mustDial(t, &Dialer{RootCAs: pki.roots}, addr)
-	if c.src.raw != nil || c.src.br == nil {
-		t.Errorf("TLS Conn: parkable %v, buffer held %v; want false, true", c.src.raw != nil, c.src.br != nil)
+	poller, err := netpoll.New()
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer poller.Close()
+	c := mustDial(t, &Dialer{RootCAs: pki.roots, Watcher: poller}, addr)
+	if !c.Secure() || c.src.raw == nil {
+		t.Fatalf("TLS Conn: secure %v, parkable %v; want both", c.Secure(), c.src.raw != nil)
+	}
+	if c.src.br != nil {
+		t.Error("buffer held after Dial with nothing left to read")
+	}
+	resumed := make(chan struct{}, 4)
+	resume := func() { resumed <- struct{}{} }
+	want := func(w string) {
+		t.Helper()
+		b, err := c.Next()
+		if err != nil || string(b) != w {
+			t.Fatalf("Next() = %.60s, %v; want %.60s", b, err, w)
+		}
+	}
+	presence := func(id string) string { return `<presence xmlns='jabber:client' id='` + id + `'/>` }
+
+	goOn <- struct{}{}
+	want(presence("1"))
+	if !c.Buffered() {
+		t.Error("Buffered() = false with the second record read from the socket")
+	}
+	if c.Park(resume) {
+		t.Fatal("Park = true with the second record read from the socket")
+	}
+	want(presence("2"))
+
+	goOn <- struct{}{}
+	want(strings.Replace(exact, "<message ", "<message xmlns='jabber:client' ", 1))
+	if c.Park(resume) {
+		t.Fatal("Park = true with the rest of a record decrypted")
+	}
+	want(presence("3"))
+
+	if !c.Park(resume) {
+		t.Fatal("Park with nothing left to read = false")
+	}
+	if c.src.br != nil {
+		t.Error("buffer held while parked")
+	}
+	goOn <- struct{}{}
+	select {
+	case <-resumed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("not resumed when the server sent more")
+	}
+	want(presence("4"))
+}
+
+// heldConn is a net.Conn whose writes can be held back and then sent in
+// one write, so that several TLS records arrive together.
+type heldConn struct {
+	net.Conn
+	mu      sync.Mutex
+	holding bool
+	buf     []byte
+}
+
+func (h *heldConn) hold() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.holding = true
+}
+
+func (h *heldConn) Write(b []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.holding {
+		h.buf = append(h.buf, b...)
+		return len(b), nil
+	}
+	return h.Conn.Write(b)
+}
+
+// flush sends what was held in one write and stops holding.
+func (h *heldConn) flush() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.holding = false
+	_, err := h.Conn.Write(h.buf)
+	h.buf = nil
+	return err
 }
 
 // TestParkHandsWaitToWatcher checks Conn.Park: with nothing buffered it

@@ -104,7 +104,21 @@ func (p *peer) acceptTLS(cfg *tls.Config) error {
 	if err := p.send(`<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`); err != nil {
 		return err
 	}
-	tc := tls.Server(p.nc, cfg)
+	return p.acceptTLSOver(p.nc, cfg)
+}
+
+// acceptTLSOver is acceptTLS after <proceed/>: the handshake over nc,
+// which carries p's connection (a wrapper of p.nc, say).
+func (p *peer) acceptTLSOver(nc net.Conn, cfg *tls.Config) error {
+	if nc != p.nc {
+		if err := p.expect(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`); err != nil {
+			return err
+		}
+		if err := p.send(`<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`); err != nil {
+			return err
+		}
+	}
+	tc := tls.Server(nc, cfg)
 	if err := tc.Handshake(); err != nil {
 		return err
 	}

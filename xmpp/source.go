@@ -2,10 +2,14 @@ package xmpp
 
 import (
 	"bufio"
+	"crypto/tls"
+	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"boshd/internal/netpoll"
 )
@@ -21,15 +25,18 @@ var bufPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, bufSiz
 // stream through. It is owned by the goroutine reading the stream: the one
 // in Dial, then the one calling Next.
 //
-// On a plain TCP connection where the platform allows it (see parkable), the
+// On a TCP connection where the platform allows it (see parkable), the
 // buffer goes back to bufPool whenever it is empty between two elements,
 // and the next read first waits for the socket to become readable, holding
-// no buffer while it waits. Over TLS the buffer is kept: tls.Conn may hold
-// decrypted bytes the socket's readiness says nothing about.
+// no buffer while it waits. Over TLS the socket's readiness says nothing
+// about bytes tls.Conn has already read and not yet returned, so before
+// the buffer goes back, tls.Conn is asked for them without waiting (see
+// drained); the socket is awaited only when it has none.
 type source struct {
-	nc  net.Conn        // the connection read from; TLS after STARTTLS
-	br  *bufio.Reader   // nil while released to bufPool
-	raw syscall.RawConn // plain TCP whose readiness can be awaited; else nil
+	nc     net.Conn        // the connection read from; TLS after STARTTLS
+	br     *bufio.Reader   // nil while released to bufPool
+	raw    syscall.RawConn // TCP (under nc) whose readiness can be awaited; else nil
+	secure bool            // nc is a tls.Conn over raw
 
 	// wait, if set, is called before a read that may wait for the
 	// server: when everything read so far has been consumed.
@@ -119,10 +126,42 @@ func (s *source) buffered() int {
 // idle releases the buffer if the connection allows waiting for it without
 // one and nothing is buffered.
 func (s *source) idle() {
-	if s.raw != nil && s.buffered() == 0 {
+	if s.raw != nil && s.drained() {
 		s.release()
 	}
 }
+
+// drained reports whether nothing read from the socket is left unconsumed:
+// nothing in the buffer and, over TLS, nothing in tls.Conn. To find out,
+// it reads from tls.Conn with a read deadline in the past, which returns
+// what tls.Conn holds (a whole record already read) without waiting, or
+// a timeout that tls.Conn does not keep. Bytes it reads go into the
+// buffer, and it reports false; so it does for an error other than the
+// timeout, which tls.Conn returns again to the next read.
+func (s *source) drained() bool {
+	if s.buffered() > 0 {
+		return false
+	}
+	if !s.secure {
+		return true
+	}
+	if s.br == nil {
+		// Released when nothing was left, and nobody has read since.
+		return true
+	}
+	if err := s.nc.SetReadDeadline(aLongTimeAgo); err != nil {
+		return false
+	}
+	_, err := s.br.Peek(1)
+	if derr := s.nc.SetReadDeadline(time.Time{}); derr != nil {
+		return false
+	}
+	return s.br.Buffered() == 0 && errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// aLongTimeAgo is a read deadline that has passed: a read with it returns
+// at once.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // release returns the buffer to bufPool, dropping anything buffered. Use
 // it when the stream is over.
@@ -139,7 +178,13 @@ func (s *source) release() {
 // may be buffered from the old connection.
 func (s *source) setConn(nc net.Conn) {
 	s.nc = nc
-	s.raw = parkable(nc)
+	tc, secure := nc.(*tls.Conn)
+	s.secure = secure
+	if secure {
+		s.raw = parkable(tc.NetConn())
+	} else {
+		s.raw = parkable(nc)
+	}
 	if s.br != nil {
 		s.br.Reset(nc)
 	}
