@@ -40,9 +40,11 @@ type Handler struct {
 	// poller watches the clients of parked requests (docs/design/002);
 	// nil when parking is off or unavailable. parkers counts the parked
 	// requests not yet written, and parkedNow the same for metrics.
-	poller    *netpoll.Poller
-	parkers   sync.WaitGroup
-	parkedNow atomic.Int64
+	// upstreamsParked counts the upstream streams the poller watches.
+	poller          *netpoll.Poller
+	parkers         sync.WaitGroup
+	parkedNow       atomic.Int64
+	upstreamsParked atomic.Int64
 
 	// testPanic, if set, is called at points of serveBOSH named by its
 	// argument, so that tests can make handling a request panic. Only
@@ -82,7 +84,8 @@ func NewHandler(cfg config.Config, logger *slog.Logger) (*Handler, error) {
 	}
 	h.metrics = metrics.New(func() metrics.Gauges {
 		st := h.sessions.Stats()
-		return metrics.Gauges{Live: st.Live, Held: st.Held, Queued: st.Queued, QueuedBytes: st.QueuedBytes, Parked: h.parkedNow.Load()}
+		return metrics.Gauges{Live: st.Live, Held: st.Held, Queued: st.Queued, QueuedBytes: st.QueuedBytes,
+			Parked: h.parkedNow.Load(), UpstreamsParked: h.upstreamsParked.Load()}
 	})
 	h.sessions.OnEnd = func(c session.Condition) { h.metrics.SessionEnded(string(c)) }
 	h.sessions.OnPush = func(d time.Duration) { h.metrics.Push(d.Seconds()) }
@@ -96,7 +99,8 @@ func NewHandler(cfg config.Config, logger *slog.Logger) (*Handler, error) {
 			logger.Info("held requests are not parked", "err", err)
 		} else {
 			// Idle upstream streams wait without a goroutine too.
-			h.dialer.Watcher, h.dialer.ParkAfter = h.poller, cfg.ParkAfter
+			h.dialer.Watcher = countingWatcher{h.poller, &h.upstreamsParked}
+			h.dialer.ParkAfter = cfg.ParkAfter
 		}
 	}
 	return h, nil

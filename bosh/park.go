@@ -9,11 +9,13 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"boshd/internal/netpoll"
 	"boshd/session"
+	"boshd/xmpp"
 )
 
 // This file parks held requests (docs/design/002): a request still held
@@ -353,4 +355,33 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return c.Conn.Read(p)
+}
+
+// countingWatcher is an xmpp.Watcher that keeps n at the number of its
+// watches neither fired nor stopped: the upstream streams parked now.
+type countingWatcher struct {
+	w xmpp.Watcher
+	n *atomic.Int64
+}
+
+// WatchReadable implements xmpp.Watcher. Of fn being called and stop
+// reporting true, exactly one happens to a watch, and each takes it off
+// the count once.
+func (c countingWatcher) WatchReadable(rc syscall.RawConn, fn func()) (stop func() bool, err error) {
+	c.n.Add(1)
+	stopWatch, err := c.w.WatchReadable(rc, func() {
+		c.n.Add(-1)
+		fn()
+	})
+	if err != nil {
+		c.n.Add(-1)
+		return nil, err
+	}
+	return func() bool {
+		if !stopWatch() {
+			return false
+		}
+		c.n.Add(-1)
+		return true
+	}, nil
 }

@@ -462,6 +462,66 @@ func TestUpstreamSTARTTLS(t *testing.T) {
 	}
 }
 
+// TestRelayParkedUpstream relays between two sessions whose upstream
+// streams are parked while idle (docs/design/002), over plaintext and
+// over STARTTLS: each burst from the client reaches the other side whole
+// and in order (a body larger than a TLS record and a read buffer among
+// small ones), and the streams park again after each.
+func TestRelayParkedUpstream(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		opts prosodyOptions
+		mode string // Config.UpstreamTLS
+	}{
+		{"plaintext", prosodyOptions{}, "plaintext"},
+		{"starttls", prosodyOptions{TLS: true}, "required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := startProsody(t, tt.opts)
+			cfg := prosodyConfig(p)
+			cfg.UpstreamTLS = tt.mode
+			url, h := startBoshdHandler(t, cfg)
+			alice, aliceRes := login(t, url, p, "alice", "PLAIN", "web")
+			bob, _ := login(t, url, p, "bob", "PLAIN", "web")
+			goOnline(t, bob, alice)
+
+			const parked = "boshd_upstreams_parked"
+			big := strings.Repeat("0123456789abcdef", 40<<10/16) // 40 KiB: several TLS records
+			id := 0
+			for burst := range 3 {
+				waitMetric(t, h.Metrics(), parked, eventTimeout, fmt.Sprintf("before burst %d", burst),
+					func(v float64) bool { return v == 2 })
+				var payload strings.Builder
+				var want []string
+				for i := range 12 {
+					text := fmt.Sprintf("burst %d message %d", burst, i)
+					if i == 5 {
+						text = big
+					}
+					id++
+					fmt.Fprintf(&payload, "<message xmlns='%s' to='bob@localhost' type='chat' id='p%d'><body>%s</body></message>",
+						nsClient, id, text)
+					want = append(want, text)
+				}
+				alice.Send(payload.String())
+				for i, text := range want {
+					wantID := fmt.Sprintf("p%d", id-len(want)+1+i)
+					m := bob.WaitFor("message "+wantID, isStanza("message", attrIs("from", aliceRes.JID)))
+					if got := m.Attr("id"); got != wantID {
+						t.Fatalf("burst %d: got message %s, want %s: out of order", burst, got, wantID)
+					}
+					if got := m.ChildText(nsClient, "body"); got != text {
+						t.Fatalf("message %s: body of %d bytes, want %d", wantID, len(got), len(text))
+					}
+				}
+			}
+		})
+	}
+}
+
 // TestCreationAddressing refuses creation requests with an unserved or
 // missing to (h) without ever connecting upstream: the only upstream is a
 // counting proxy in front of Prosody. R-CREATE-2, R-CREATE-3, R-HTTP-7.

@@ -18,6 +18,9 @@ type Gauges struct {
 	Live, Held, Queued, QueuedBytes int64
 	// Parked counts the held requests parked outside net/http.
 	Parked int64
+	// UpstreamsParked counts the upstream streams waiting for their
+	// server without a reader goroutine.
+	UpstreamsParked int64
 }
 
 // Metrics are the metrics of one server. Their methods are safe for
@@ -76,6 +79,7 @@ func New(gauges func() Gauges) *Metrics {
 		gauge("boshd_sessions_active", "BOSH sessions not yet ended.", func(g Gauges) int64 { return g.Live }),
 		gauge("boshd_requests_held", "BOSH requests being held.", func(g Gauges) int64 { return g.Held }),
 		gauge("boshd_requests_parked", "Held BOSH requests parked: taken from net/http while they wait (docs/design/002).", func(g Gauges) int64 { return g.Parked }),
+		gauge("boshd_upstreams_parked", "Upstream XMPP streams idle without a reader goroutine, waiting for their server (docs/design/002).", func(g Gauges) int64 { return g.UpstreamsParked }),
 		gauge("boshd_queued_stanzas", "Stanzas from servers waiting for a request to carry them.", func(g Gauges) int64 { return g.Queued }),
 		gauge("boshd_queued_bytes", "Bytes of stanzas from servers waiting for a request.", func(g Gauges) int64 { return g.QueuedBytes }),
 		collectors.NewGoCollector(),
