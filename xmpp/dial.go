@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -65,6 +67,11 @@ type Dialer struct {
 	// goroutine before handing the wait to Watcher; 0 hands it over at
 	// once. Streams that are busy then keep their goroutine.
 	ParkAfter time.Duration
+
+	// tlsConfigs holds one tls.Config per domain, shared by the streams
+	// to it: tls.Conn keeps its Config for the life of the stream.
+	tlsConfigs     sync.Map // Target.Domain -> *tls.Config
+	tlsConfigCount atomic.Int64
 }
 
 // Watcher waits for many sockets at once to become readable (or hung up)
@@ -190,7 +197,7 @@ func (c *Conn) negotiate(ctx context.Context, d *Dialer, mode tlsMode, loopback 
 		return fmt.Errorf("xmpp: %s: %w", c.target.Domain, err)
 	}
 	if useTLS {
-		if err := c.startTLS(ctx, d.RootCAs, tcp); err != nil {
+		if err := c.startTLS(ctx, d.tlsConfig(c.target.Domain), tcp); err != nil {
 			return err
 		}
 		if raw, err = c.open(); err != nil {

@@ -408,3 +408,25 @@ func dnsAnswer(query []byte, port uint16) ([]byte, error) {
 	}
 	return b.Finish()
 }
+
+// TestTLSConfigShared checks that streams to one domain share a
+// tls.Config (tls.Conn keeps it for the life of the stream), that each
+// domain has its own ServerName, and that a change of RootCAs is seen.
+func TestTLSConfigShared(t *testing.T) {
+	pki := certs(t)
+	d := &Dialer{RootCAs: pki.roots}
+	a1, a2, b := d.tlsConfig("a.example"), d.tlsConfig("a.example"), d.tlsConfig("b.example")
+	if a1 != a2 {
+		t.Error("two streams to one domain got two Configs")
+	}
+	if a1.ServerName != "a.example" || b.ServerName != "b.example" {
+		t.Errorf("ServerNames %q and %q, want a.example and b.example", a1.ServerName, b.ServerName)
+	}
+	if a1.RootCAs != pki.roots || a1.MinVersion != tls.VersionTLS12 {
+		t.Errorf("Config has roots %p and MinVersion %#x, want %p and TLS 1.2", a1.RootCAs, a1.MinVersion, pki.roots)
+	}
+	d.RootCAs = x509.NewCertPool()
+	if a3 := d.tlsConfig("a.example"); a3 == a1 || a3.RootCAs != d.RootCAs {
+		t.Error("Config kept after RootCAs changed")
+	}
+}

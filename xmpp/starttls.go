@@ -3,7 +3,6 @@ package xmpp
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -55,11 +54,36 @@ func decideTLS(mode tlsMode, offered, loopback bool) (bool, error) {
 	return false, nil
 }
 
+// maxTLSConfigs bounds the Configs a Dialer keeps; domains past it get a
+// Config of their own per stream.
+const maxTLSConfigs = 1000
+
+// tlsConfig returns the client Config for streams to domain: its
+// certificate verified for domain against d.RootCAs (nil: the system
+// roots). Streams to one domain share it, since a Config is never
+// modified once in use.
+func (d *Dialer) tlsConfig(domain string) *tls.Config {
+	if v, ok := d.tlsConfigs.Load(domain); ok {
+		if cfg := v.(*tls.Config); cfg.RootCAs == d.RootCAs {
+			return cfg
+		}
+	}
+	cfg := &tls.Config{
+		ServerName: domain,
+		RootCAs:    d.RootCAs,
+		MinVersion: tls.VersionTLS12,
+	}
+	if d.tlsConfigCount.Load() < maxTLSConfigs {
+		if _, loaded := d.tlsConfigs.Swap(domain, cfg); !loaded {
+			d.tlsConfigCount.Add(1)
+		}
+	}
+	return cfg
+}
+
 // startTLS asks for STARTTLS on the open stream, and on <proceed/> runs the
-// TLS handshake over tcp, verifying the server's certificate for the
-// target's domain against roots (nil: the system roots). The caller then
-// opens a new stream.
-func (c *Conn) startTLS(ctx context.Context, roots *x509.CertPool, tcp net.Conn) error {
+// TLS handshake over tcp with cfg. The caller then opens a new stream.
+func (c *Conn) startTLS(ctx context.Context, cfg *tls.Config, tcp net.Conn) error {
 	if err := c.write([]byte("<starttls xmlns='" + nsTLS + "'/>")); err != nil {
 		return err
 	}
@@ -78,11 +102,7 @@ func (c *Conn) startTLS(ctx context.Context, roots *x509.CertPool, tcp net.Conn)
 	if c.src.buffered() != 0 {
 		return fmt.Errorf("xmpp: %s sent data after <proceed/> before the TLS handshake", c.target.Domain)
 	}
-	tc := tls.Client(tcp, &tls.Config{
-		ServerName: c.target.Domain,
-		RootCAs:    roots,
-		MinVersion: tls.VersionTLS12,
-	})
+	tc := tls.Client(tcp, cfg)
 	c.nc = tc
 	c.src.setConn(tc)
 	if err := tc.HandshakeContext(ctx); err != nil {
