@@ -63,8 +63,12 @@ type hub struct {
 	jids  map[int]string        // session index → bound full JID
 	bound map[int]chan struct{} // closed once jids[i] is set
 
-	sent, skipped      atomic.Int64 // messages sent / not generated (queue full)
-	received, inOrder  atomic.Int64 // messages received / as the next expected
+	sent, skipped     atomic.Int64 // messages sent / not generated (queue full)
+	received, inOrder atomic.Int64 // messages received / as the next expected
+	// inWindow counts messages received once (repeats not counted) by
+	// stopAt: what the stack delivered while it was offered the load,
+	// without what it caught up on afterwards.
+	inWindow           atomic.Int64
 	duplicates, gaps   atomic.Int64 // seq received again / seq > last+1 (some skipped)
 	late               atomic.Int64 // seq < last that filled a gap: reordered
 	foreign, malformed atomic.Int64 // from someone else / body not ours
@@ -267,6 +271,9 @@ func (rc *receiver) take(children []element, arrived int64) {
 				rc.holes[s] = struct{}{}
 			}
 			rc.last = seq
+		}
+		if now <= rc.h.since(rc.h.stopAt) {
+			rc.h.inWindow.Add(1)
 		}
 		rc.h.lastReceived.Store(now)
 		if len(rc.latencies) < maxLatencySamples {
@@ -493,6 +500,7 @@ func (h *hub) report(cfg *config, res *results) {
 	if c.SendSeconds > 0 {
 		c.SentRate = float64(c.Sent) / c.SendSeconds
 		c.ReceivedRate = float64(c.Received-c.Duplicates) / c.SendSeconds
+		c.WindowRate = float64(h.inWindow.Load()) / c.SendSeconds
 	}
 	if n := h.requestsWithMessages.Load(); n > 0 {
 		c.PerRequest = float64(h.messagesInTheRequests.Load()) / float64(n)

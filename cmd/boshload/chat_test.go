@@ -70,6 +70,18 @@ func TestReceiver(t *testing.T) {
 	if len(rc.latencies) != 1 || rc.latencies[0] != 1000 {
 		t.Errorf("latencies %v, want [1µs] (arrival 1001 ns, sent at 1 ns)", rc.latencies)
 	}
+
+	// Only what arrives by the end of sending counts in the window, and
+	// a repeat does not.
+	h = &hub{epoch: time.Now(), run: "this"}
+	h.stopAt = h.epoch.Add(2000)
+	rc = &receiver{h: h, from: "a@localhost/r"}
+	rc.take([]element{msg("a@localhost/r", 1), msg("a@localhost/r", 1)}, 1500)
+	rc.take([]element{msg("a@localhost/r", 2)}, 2000)
+	rc.take([]element{msg("a@localhost/r", 3)}, 2500)
+	if n := h.inWindow.Load(); n != 2 {
+		t.Errorf("in window = %d, want 2 (seq 1 once and seq 2; seq 3 came after sending ended)", n)
+	}
 }
 
 func parseable(seq uint64) string { return chatBodyPrefix + "this seq=" + itoa(seq) + " ts=1" }

@@ -86,24 +86,28 @@ type otherMem struct {
 
 // chatReport is what the chatting pairs measured.
 type chatReport struct {
-	Pairs          int            `json:"pairs"`
-	RatePerPair    float64        `json:"rate_per_pair"` // asked, stanzas/s per pair (half each way)
-	OfferedRate    float64        `json:"offered_rate"`  // pairs × rate per pair
-	SendSeconds    float64        `json:"send_seconds"`  // the window in which messages were generated
-	Sent           int64          `json:"sent"`          // messages sent
-	Skipped        int64          `json:"skipped"`       // due while the sender's queue was full: never sent
-	Received       int64          `json:"received"`      // messages from the partner received (repeats included)
-	InOrder        int64          `json:"in_order"`      // received as exactly the next sequence number
-	Duplicates     int64          `json:"duplicates"`    // a sequence number not above the last one received
-	Gaps           int64          `json:"gaps"`          // a sequence number beyond the next one: some lost or reordered
-	Late           int64          `json:"late"`          // below the last one, filling a gap: reordered
-	Missing        int64          `json:"missing"`       // sent − (received − duplicates): not received by the end (on its way, or lost)
-	Foreign        int64          `json:"foreign"`       // a boshload message from someone not the partner
-	Stale          int64          `json:"stale"`         // a message of an earlier boshload run to the same JIDs, ignored
-	Malformed      int64          `json:"malformed"`     // a message body boshload did not write
-	SentRate       float64        `json:"sent_rate"`     // sent / send_seconds
-	ReceivedRate   float64        `json:"received_rate"` // unique received / send_seconds
-	PerRequest     float64        `json:"per_request"`   // messages per request that carried any
+	Pairs        int     `json:"pairs"`
+	RatePerPair  float64 `json:"rate_per_pair"` // asked, stanzas/s per pair (half each way)
+	OfferedRate  float64 `json:"offered_rate"`  // pairs × rate per pair
+	SendSeconds  float64 `json:"send_seconds"`  // the window in which messages were generated
+	Sent         int64   `json:"sent"`          // messages sent
+	Skipped      int64   `json:"skipped"`       // due while the sender's queue was full: never sent
+	Received     int64   `json:"received"`      // messages from the partner received (repeats included)
+	InOrder      int64   `json:"in_order"`      // received as exactly the next sequence number
+	Duplicates   int64   `json:"duplicates"`    // a sequence number not above the last one received
+	Gaps         int64   `json:"gaps"`          // a sequence number beyond the next one: some lost or reordered
+	Late         int64   `json:"late"`          // below the last one, filling a gap: reordered
+	Missing      int64   `json:"missing"`       // sent − (received − duplicates): not received by the end (on its way, or lost)
+	Foreign      int64   `json:"foreign"`       // a boshload message from someone not the partner
+	Stale        int64   `json:"stale"`         // a message of an earlier boshload run to the same JIDs, ignored
+	Malformed    int64   `json:"malformed"`     // a message body boshload did not write
+	SentRate     float64 `json:"sent_rate"`     // sent / send_seconds
+	ReceivedRate float64 `json:"received_rate"` // unique received / send_seconds
+	// WindowRate counts only what arrived while messages were being
+	// sent: at saturation, what the stack sustains, where ReceivedRate
+	// also counts what it delivered during the drain.
+	WindowRate     float64        `json:"received_in_window_rate"` // unique received by the end of sending / send_seconds
+	PerRequest     float64        `json:"per_request"`             // messages per request that carried any
 	ExactlyOnceOK  bool           `json:"exactly_once"`
 	InOrderOK      bool           `json:"exactly_once_in_order"`
 	AllDelivered   bool           `json:"all_delivered"` // missing == 0: nothing still on its way at the end
@@ -190,8 +194,8 @@ func (r *results) print(w io.Writer) {
 	}
 	if c := r.Chat; c != nil {
 		fmt.Fprintf(w, "  chat          %d pairs at %g stanzas/s each (offered %g/s) for %.1f s\n", c.Pairs, c.RatePerPair, c.OfferedRate, c.SendSeconds)
-		fmt.Fprintf(w, "  chat          sent %d (%.1f/s), received %d (%.1f/s), skipped %d, %.2f per request\n",
-			c.Sent, c.SentRate, c.Received, c.ReceivedRate, c.Skipped, c.PerRequest)
+		fmt.Fprintf(w, "  chat          sent %d (%.1f/s), received %d (%.1f/s; %.1f/s while sending), skipped %d, %.2f per request\n",
+			c.Sent, c.SentRate, c.Received, c.ReceivedRate, c.WindowRate, c.Skipped, c.PerRequest)
 		fmt.Fprintf(w, "  chat check    in order %d, duplicates %d, gaps %d, late %d, missing %d, foreign %d, malformed %d: exactly once %v, in order %v, all delivered by the end %v\n",
 			c.InOrder, c.Duplicates, c.Gaps, c.Late, c.Missing, c.Foreign, c.Malformed, c.ExactlyOnceOK, c.InOrderOK, c.AllDelivered)
 		if c.Stale > 0 {
@@ -249,8 +253,8 @@ func (r *results) printSummary(w io.Writer) {
 		if l := c.Latency; l != nil {
 			p50, p90, p99, pmax = fmt.Sprintf("%.3f", l.P50), fmt.Sprintf("%.3f", l.P90), fmt.Sprintf("%.3f", l.P99), fmt.Sprintf("%.3f", l.Max)
 		}
-		chat = fmt.Sprintf(" sent=%d received=%d missing=%d duplicates=%d gaps=%d late=%d skipped=%d recv_rate=%.1f lat_p50=%s lat_p90=%s lat_p99=%s lat_max=%s exactly_once=%v in_order=%v stale=%d",
-			c.Sent, c.Received, c.Missing, c.Duplicates, c.Gaps, c.Late, c.Skipped, c.ReceivedRate, p50, p90, p99, pmax, c.ExactlyOnceOK, c.InOrderOK, c.Stale)
+		chat = fmt.Sprintf(" sent=%d received=%d missing=%d duplicates=%d gaps=%d late=%d skipped=%d recv_rate=%.1f recv_window_rate=%.1f lat_p50=%s lat_p90=%s lat_p99=%s lat_max=%s exactly_once=%v in_order=%v stale=%d",
+			c.Sent, c.Received, c.Missing, c.Duplicates, c.Gaps, c.Late, c.Skipped, c.ReceivedRate, c.WindowRate, p50, p90, p99, pmax, c.ExactlyOnceOK, c.InOrderOK, c.Stale)
 	}
 	if p := r.Poll; p != nil {
 		chat += fmt.Sprintf(" round_trips=%d rt_rate=%.1f", p.RoundTrips, p.Rate)
