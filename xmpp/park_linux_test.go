@@ -1,6 +1,7 @@
 package xmpp
 
 import (
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -304,4 +305,69 @@ func (c *Conn) sockClosedNow() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.sockClosed
+}
+
+// TestParkOverTLSHangUp checks that a TLS server hanging up right after
+// a stanza is seen whether the hang-up comes before or after the stream
+// parks: Next returns the stanza, then an error, and never waits for
+// ever.
+func TestParkOverTLSHangUp(t *testing.T) {
+	for _, together := range []bool{true, false} {
+		t.Run(fmt.Sprintf("together=%v", together), func(t *testing.T) {
+			pki := certs(t)
+			goOn := make(chan struct{})
+			addr := serve(t, func(p *peer) error {
+				if err := p.open("s1", featuresTLS); err != nil {
+					return err
+				}
+				raw := p.nc
+				if err := p.acceptTLS(pki.server); err != nil {
+					return err
+				}
+				if err := p.open("s2", featuresPlainAuth); err != nil {
+					return err
+				}
+				<-goOn
+				if err := p.send(`<presence id='1'/>`); err != nil {
+					return err
+				}
+				if !together {
+					<-goOn
+				}
+				return raw.Close() // no close_notify, no </stream:stream>
+			})
+			poller, err := netpoll.New()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer poller.Close()
+			c := mustDial(t, &Dialer{RootCAs: pki.roots, Watcher: poller}, addr)
+			goOn <- struct{}{}
+			if b, err := c.Next(); err != nil || string(b) != `<presence xmlns='jabber:client' id='1'/>` {
+				t.Fatalf("Next() = %s, %v", b, err)
+			}
+			resumed := make(chan struct{}, 1)
+			if !together {
+				if !c.Park(func() { resumed <- struct{}{} }) {
+					t.Fatal("Park with nothing left to read = false")
+				}
+				goOn <- struct{}{}
+				select {
+				case <-resumed:
+				case <-time.After(5 * time.Second):
+					t.Fatal("not resumed when the server hung up")
+				}
+			} else if c.Park(func() { resumed <- struct{}{} }) {
+				select {
+				case <-resumed:
+				case <-time.After(5 * time.Second):
+					t.Fatal("not resumed when the server hung up")
+				}
+			}
+			r := await(t, goNext(c))
+			if r.err == nil {
+				t.Fatalf("Next after the hang-up = %s, want an error", r.b)
+			}
+		})
+	}
 }
