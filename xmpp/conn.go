@@ -222,10 +222,11 @@ func (c *Conn) stop(err error) error {
 }
 
 // Write sends p upstream as it is, in one write (writev for several
-// slices over TCP; over TLS, one record of them joined), with the Dialer's WriteTimeout. The caller must pass whole,
-// well-formed elements. After a failed write the stream is broken and
-// every later Write returns the first error; after Close, Write returns an
-// error wrapping net.ErrClosed.
+// slices over TCP; over TLS, one record of them joined), with the
+// Dialer's WriteTimeout. The caller must pass whole, well-formed
+// elements. After a failed write the stream is broken and every later
+// Write returns the first error; after Close, Write returns an error
+// wrapping net.ErrClosed.
 //
 // Write is safe for concurrent use with Next and is serialised with other
 // writes, Restart and Close.

@@ -141,7 +141,7 @@ func (d *Dialer) Dial(ctx context.Context, t Target) (*Conn, error) {
 
 	// Interrupt any read or write in progress when ctx is done; tls.Conn
 	// passes deadlines through to tcp.
-	stop := context.AfterFunc(ctx, func() { tcp.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() { tcp.SetDeadline(aLongTimeAgo) })
 	err = c.negotiate(ctx, d, mode, loopback, tcp)
 	if !stop() {
 		// ctx ended during the negotiation (perhaps just as it succeeded):

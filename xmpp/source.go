@@ -159,8 +159,8 @@ func (s *source) drained() bool {
 	return s.br.Buffered() == 0 && errors.Is(err, os.ErrDeadlineExceeded)
 }
 
-// aLongTimeAgo is a read deadline that has passed: a read with it returns
-// at once.
+// aLongTimeAgo is a deadline that has passed: a read or write with it
+// returns at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
 // release returns the buffer to bufPool, dropping anything buffered. Use
