@@ -121,11 +121,7 @@ func TestParkOverTLS(t *testing.T) {
 		p.waitQuit()
 		return nil
 	})
-	poller, err := netpoll.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer poller.Close()
+	poller := newPoller(t)
 	c := mustDial(t, &Dialer{RootCAs: pki.roots, Watcher: poller}, addr)
 	if !c.Secure() || c.src.raw == nil {
 		t.Fatalf("TLS Conn: secure %v, parkable %v; want both", c.Secure(), c.src.raw != nil)
@@ -168,11 +164,7 @@ func TestParkOverTLS(t *testing.T) {
 		t.Error("buffer held while parked")
 	}
 	goOn <- struct{}{}
-	select {
-	case <-resumed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("not resumed when the server sent more")
-	}
+	awaitResumed(t, resumed, "not resumed when the server sent more")
 	want(presence("4"))
 }
 
@@ -234,11 +226,7 @@ func TestParkHandsWaitToWatcher(t *testing.T) {
 		p.waitQuit()
 		return nil
 	})
-	poller, err := netpoll.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer poller.Close()
+	poller := newPoller(t)
 	c := mustDial(t, &Dialer{Watcher: poller}, addr)
 	resumed := make(chan struct{}, 4)
 	resume := func() { resumed <- struct{}{} }
@@ -259,11 +247,7 @@ func TestParkHandsWaitToWatcher(t *testing.T) {
 		t.Fatal("Park with nothing buffered = false")
 	}
 	goOn <- struct{}{}
-	select {
-	case <-resumed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("not resumed when the server sent more")
-	}
+	awaitResumed(t, resumed, "not resumed when the server sent more")
 	want("3")
 
 	c.parkAfter = 5 * time.Second
@@ -336,11 +320,7 @@ func TestParkOverTLSHangUp(t *testing.T) {
 				}
 				return raw.Close() // no close_notify, no </stream:stream>
 			})
-			poller, err := netpoll.New()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer poller.Close()
+			poller := newPoller(t)
 			c := mustDial(t, &Dialer{RootCAs: pki.roots, Watcher: poller}, addr)
 			goOn <- struct{}{}
 			if b, err := c.Next(); err != nil || string(b) != `<presence xmlns='jabber:client' id='1'/>` {
@@ -352,22 +332,36 @@ func TestParkOverTLSHangUp(t *testing.T) {
 					t.Fatal("Park with nothing left to read = false")
 				}
 				goOn <- struct{}{}
-				select {
-				case <-resumed:
-				case <-time.After(5 * time.Second):
-					t.Fatal("not resumed when the server hung up")
-				}
+				awaitResumed(t, resumed, "not resumed when the server hung up")
 			} else if c.Park(func() { resumed <- struct{}{} }) {
-				select {
-				case <-resumed:
-				case <-time.After(5 * time.Second):
-					t.Fatal("not resumed when the server hung up")
-				}
+				awaitResumed(t, resumed, "not resumed when the server hung up")
 			}
 			r := await(t, goNext(c))
 			if r.err == nil {
 				t.Fatalf("Next after the hang-up = %s, want an error", r.b)
 			}
 		})
+	}
+}
+
+// newPoller returns a netpoll.Poller closed when the test ends.
+func newPoller(t *testing.T) *netpoll.Poller {
+	t.Helper()
+	p, err := netpoll.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// awaitResumed waits for a parked Conn's resume function to be called,
+// failing t with msg after 5 s.
+func awaitResumed(t *testing.T, resumed <-chan struct{}, msg string) {
+	t.Helper()
+	select {
+	case <-resumed:
+	case <-time.After(5 * time.Second):
+		t.Fatal(msg)
 	}
 }
