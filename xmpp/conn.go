@@ -42,7 +42,8 @@ type Conn struct {
 
 	// Owned by the goroutine calling Next (by Dial before that).
 	src          source         // nc's bytes, buffered
-	rd           *rawxml.Reader // reads the current server stream from src
+	rd           *rawxml.Reader // reads the current server stream from src; nil while idle (see reader)
+	root         rawxml.Root    // the current server stream's header, for rd
 	rerr         error          // terminal result of Next, returned again by later calls
 	afterSuccess bool           // Next returned SASL <success/>; next it waits for Restart
 
@@ -180,7 +181,7 @@ func (c *Conn) Next() ([]byte, error) {
 	if err := c.src.fill(); err != nil {
 		return nil, c.stop(readError("reading from server", err))
 	}
-	el, err := c.rd.Next()
+	el, err := c.reader().Next()
 	if err == rawxml.ErrRootEnd {
 		return nil, c.stop(io.EOF)
 	}
@@ -202,8 +203,46 @@ func (c *Conn) Next() ([]byte, error) {
 		c.mu.Unlock()
 		c.afterSuccess = true
 	}
-	c.src.idle()
+	c.idle()
 	return raw, nil
+}
+
+// readerPool holds the rawxml.Readers of idle Conns.
+var readerPool = sync.Pool{New: func() any { return new(rawxml.Reader) }}
+
+// readerOptions returns the options c's Readers read the server's stream
+// with.
+func (c *Conn) readerOptions() rawxml.Options {
+	return rawxml.Options{DefaultNS: nsClient, MaxDepth: maxDepth, MaxElementSize: c.maxSize}
+}
+
+// reader returns the Reader of the current server stream, taking one
+// from readerPool to go on after the stream's header if c gave its own
+// back while idle.
+func (c *Conn) reader() *rawxml.Reader {
+	if c.rd == nil {
+		c.rd = readerPool.Get().(*rawxml.Reader)
+		c.rd.ResetAfterRoot(&c.src, c.readerOptions(), c.root)
+	}
+	return c.rd
+}
+
+// idle gives the read buffer back when nothing is left to read (see
+// source.idle), and the Reader with it: between two elements a Reader
+// holds nothing a new one cannot be told (ResetAfterRoot).
+func (c *Conn) idle() {
+	c.src.idle()
+	if c.src.br == nil {
+		c.putReader()
+	}
+}
+
+// putReader gives c's Reader back to readerPool.
+func (c *Conn) putReader() {
+	if c.rd != nil {
+		readerPool.Put(c.rd)
+		c.rd = nil
+	}
 }
 
 // stop records err as the terminal result of Next and returns it. Nobody
@@ -211,6 +250,7 @@ func (c *Conn) Next() ([]byte, error) {
 func (c *Conn) stop(err error) error {
 	c.rerr = err
 	c.src.release()
+	c.putReader()
 	c.mu.Lock()
 	c.readerDone = true
 	closing := c.closing

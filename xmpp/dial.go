@@ -157,10 +157,11 @@ func (d *Dialer) Dial(ctx context.Context, t Target) (*Conn, error) {
 	}
 	if err != nil {
 		c.src.release()
+		c.putReader()
 		c.nc.Close()
 		return nil, err
 	}
-	c.src.idle()
+	c.idle()
 	return c, nil
 }
 
@@ -220,7 +221,7 @@ func (c *Conn) open() ([]byte, error) {
 	if err := c.readHeader(); err != nil {
 		return nil, err
 	}
-	el, err := c.rd.Next()
+	el, err := c.reader().Next()
 	if err != nil {
 		return nil, readError("reading stream features", err)
 	}
@@ -239,15 +240,15 @@ func (c *Conn) readHeader() error {
 	if err := c.src.skipSpace(); err != nil {
 		return readError("reading stream header", err)
 	}
-	c.rd = rawxml.NewReader(&c.src, rawxml.Options{
-		DefaultNS:      nsClient,
-		MaxDepth:       maxDepth,
-		MaxElementSize: c.maxSize,
-	})
+	if c.rd == nil {
+		c.rd = readerPool.Get().(*rawxml.Reader)
+	}
+	c.rd.Reset(&c.src, c.readerOptions())
 	root, err := c.rd.Root()
 	if err != nil {
 		return readError("reading stream header", err)
 	}
+	c.root = root
 	h, err := parseHeader(root)
 	if err != nil {
 		return err

@@ -45,8 +45,8 @@ func TestBufferReleasedWhileIdle(t *testing.T) {
 	if c.src.raw == nil {
 		t.Fatal("plain TCP Conn cannot park")
 	}
-	if c.src.br != nil {
-		t.Error("buffer held after Dial with nothing buffered")
+	if c.src.br != nil || c.rd != nil {
+		t.Errorf("buffer held %v, Reader held %v after Dial with nothing buffered", c.src.br != nil, c.rd != nil)
 	}
 	want := func(id string, held bool) {
 		t.Helper()
@@ -54,8 +54,8 @@ func TestBufferReleasedWhileIdle(t *testing.T) {
 		if w := `<presence xmlns='jabber:client' id='` + id + `'/>`; err != nil || string(b) != w {
 			t.Fatalf("Next() = %s, %v; want %s", b, err, w)
 		}
-		if (c.src.br != nil) != held {
-			t.Errorf("after stanza %s: buffer held = %v, want %v", id, c.src.br != nil, held)
+		if (c.src.br != nil) != held || (c.rd != nil) != held {
+			t.Errorf("after stanza %s: buffer held = %v, Reader held = %v, want %v", id, c.src.br != nil, c.rd != nil, held)
 		}
 	}
 	goOn <- struct{}{}
@@ -160,8 +160,8 @@ func TestParkOverTLS(t *testing.T) {
 	if !c.Park(resume) {
 		t.Fatal("Park with nothing left to read = false")
 	}
-	if c.src.br != nil {
-		t.Error("buffer held while parked")
+	if c.src.br != nil || c.rd != nil {
+		t.Errorf("buffer held %v, Reader held %v while parked", c.src.br != nil, c.rd != nil)
 	}
 	goOn <- struct{}{}
 	awaitResumed(t, resumed, "not resumed when the server sent more")

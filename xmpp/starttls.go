@@ -87,7 +87,7 @@ func (c *Conn) startTLS(ctx context.Context, cfg *tls.Config, tcp net.Conn) erro
 	if err := c.write([]byte("<starttls xmlns='" + nsTLS + "'/>")); err != nil {
 		return err
 	}
-	el, err := c.rd.Next()
+	el, err := c.reader().Next()
 	if err != nil {
 		return readError("reading STARTTLS answer", err)
 	}

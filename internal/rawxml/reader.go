@@ -181,6 +181,19 @@ func (rd *Reader) Reset(r io.Reader, opts Options) {
 	}
 }
 
+// ResetAfterRoot makes rd a Reader of the rest of a document whose root
+// start tag, root, a Reader (rd or another) has read from r with the same
+// opts, and which stands between two children, the root still open (not
+// `<r/>`, and its end tag not yet read): Next returns the next child, as
+// that Reader's Next would have. A stream idle between two
+// children can so give its Reader back and take one again when more
+// comes. rd keeps its buffers, as with Reset.
+func (rd *Reader) ResetAfterRoot(r io.Reader, opts Options, root Root) {
+	rd.Reset(r, opts)
+	rd.started = true
+	rd.root = root
+}
+
 // Root describes the root element's start tag.
 type Root struct {
 	// Name is the raw name: Space holds the prefix, not a namespace.

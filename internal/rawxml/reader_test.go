@@ -306,3 +306,54 @@ func TestReset(t *testing.T) {
 		}
 	}
 }
+
+// TestResetAfterRoot reads documents with a different Reader for every
+// child, each taking over with ResetAfterRoot, and checks that they read
+// what one Reader reads: prefixes and namespaces the root declares,
+// whitespace between children, the root's end, and errors.
+func TestResetAfterRoot(t *testing.T) {
+	docs := []struct {
+		doc  string
+		opts Options
+	}{
+		{`<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' xmlns:x='urn:x'>` +
+			`<stream:features><x:y/></stream:features> <message to='a'><body>1 &amp; 2</body></message>` + "\n" +
+			`<x:z a='1'/><iq xmlns='urn:other'><q/></iq></stream:stream>`, Options{DefaultNS: "jabber:client", MaxDepth: 4}},
+		{`<r xmlns='urn:r'><a/><b><c></b></r>`, Options{}},
+		{`<r xmlns='urn:r'><a/><b>` + strings.Repeat("x", 64) + `</b></r>`, Options{MaxElementSize: 40}},
+	}
+	for _, d := range docs {
+		want, wantErr := readDoc(NewReader(strings.NewReader(d.doc), d.opts))
+		want = want[1:] // the root's name
+
+		src := strings.NewReader(d.doc)
+		first := NewReader(src, d.opts)
+		root, err := first.Root()
+		if err != nil {
+			t.Fatalf("%s: Root: %v", d.doc, err)
+		}
+		// Dirty Readers, left by other documents, take turns.
+		readers := []*Reader{first, NewReader(strings.NewReader(docs[0].doc), docs[0].opts), new(Reader)}
+		readers[1].Root()
+		readers[1].Next()
+		got := [][]byte{}
+		for i := 0; ; i++ {
+			rd := readers[i%len(readers)]
+			rd.ResetAfterRoot(src, d.opts, root)
+			el, err := rd.Next()
+			if err == ErrRootEnd {
+				break
+			}
+			if err != nil {
+				if fmt.Sprint(err) != fmt.Sprint(wantErr) {
+					t.Errorf("%s: error %v, want %v", d.doc, err, wantErr)
+				}
+				break
+			}
+			got = append(got, []byte(el.NS), el.Raw)
+		}
+		if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
+			t.Errorf("%s:\nwith a Reader per child: %q\nwith one Reader:         %q", d.doc, got, want)
+		}
+	}
+}
