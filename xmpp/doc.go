@@ -32,7 +32,7 @@
 // io.EOF.
 //
 // The package is built for many idle sessions: a Conn starts no goroutine of
-// its own, and on Linux it gives its read buffer back to a shared pool
-// whenever nothing is left to read (over TLS, also nothing inside tls.Conn),
+// its own, and on Linux it gives its read buffer and XML reader back to
+// shared pools whenever nothing is left to read (over TLS, also nothing inside tls.Conn),
 // waiting for the socket to become readable before taking one again.
 package xmpp
