@@ -31,8 +31,9 @@
 // the element's bytes for relaying; the end of the server's stream is
 // io.EOF.
 //
-// The package is built for many idle sessions: a Conn starts no goroutine of
-// its own, and on Linux it gives its read buffer and XML reader back to
-// shared pools whenever nothing is left to read (over TLS, also nothing inside tls.Conn),
-// waiting for the socket to become readable before taking one again.
+// The package is built for many idle sessions: a Conn starts no goroutine
+// of its own, and on Linux it gives its read buffer and XML reader back to
+// shared pools whenever nothing is left to read (over TLS, also nothing
+// inside tls.Conn), waiting for the socket to become readable before
+// taking them again.
 package xmpp
