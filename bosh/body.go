@@ -113,6 +113,12 @@ func parseBodyDepth(b *body, data []byte, maxDepth int) error {
 			// client's.
 			return badRequest("STARTTLS is not available over BOSH")
 		}
+		if el.NS == "" {
+			// xmlns='' takes a child out of jabber:client (R-XMPP-3):
+			// no server accepts a stanza in no namespace, and it would
+			// end the upstream stream with a stream error.
+			return badRequest("a child of <body/> is in no namespace (xmlns='')")
+		}
 		b.payload = append(b.payload, el.Raw)
 	}
 	return nil

@@ -73,6 +73,8 @@ func TestParseBodyRejects(t *testing.T) {
 		{"R-WRAP-5 bad rid", `<body xmlns='` + NS + `' rid='x1'/>`},
 		{"R-RID-2 rid beyond 2^53", `<body xmlns='` + NS + `' rid='9007199254740992'/>`},
 		{"R-XMPP-4 starttls", `<body xmlns='` + NS + `' rid='1'><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></body>`},
+		{"child in no namespace", `<body xmlns='` + NS + `' rid='1'><message xmlns='' to='a@b'/></body>`},
+		{"second child in no namespace", `<body xmlns='` + NS + `' rid='1'><message to='a@b'/><A xmlns=''/></body>`},
 		{"deep nesting", `<body xmlns='` + NS + `' rid='1'>` + strings.Repeat("<a>", 100) + strings.Repeat("</a>", 100) + `</body>`},
 		{"not XML", `hello`},
 		{"empty", ``},
