@@ -114,9 +114,9 @@ func parseBodyDepth(b *body, data []byte, maxDepth int) error {
 			return badRequest("STARTTLS is not available over BOSH")
 		}
 		if el.NS == "" {
-			// xmlns='' takes a child out of jabber:client (R-XMPP-3):
-			// no server accepts a stanza in no namespace, and it would
-			// end the upstream stream with a stream error.
+			// xmlns='' takes a child out of jabber:client (R-XMPP-3).
+			// A server may answer a stanza in no namespace with a
+			// stream error (RFC 6120 §4.9.3), ending the session.
 			return badRequest("a child of <body/> is in no namespace (xmlns='')")
 		}
 		b.payload = append(b.payload, el.Raw)
