@@ -23,7 +23,8 @@ import (
 // block around the snippet), which boshd lists in trusted_proxies; the
 // browser, on 127.0.0.1, forges an X-Forwarded-For entry. boshd must count
 // and log each session under 127.0.0.1, the address nginx vouches for, and
-// ignore the forged one.
+// ignore the forged one. The snippet's upstream keepalive must make nginx
+// reuse its connections to boshd rather than open one per request.
 func TestBrowserNginx(t *testing.T) {
 	t.Parallel()
 	tools := needBrowser(t)
@@ -76,6 +77,13 @@ func TestBrowserNginx(t *testing.T) {
 	if n := countLines(ngx.AccessLog(), "POST /http-bind"); n == 0 {
 		t.Errorf("nginx access log shows no BOSH request:\n%s", ngx.AccessLog())
 	}
+	// The README's upstream keepalive: nginx sends many requests over each
+	// connection to boshd instead of opening one per request.
+	requests, conns := st.Wire.RequestConns()
+	t.Logf("boshd read %d BOSH requests from nginx over %d connections", requests, conns)
+	if requests == 0 || conns > requests/2 {
+		t.Errorf("boshd read %d BOSH requests from nginx over %d connections, want at most half as many connections", requests, conns)
+	}
 	checkBoshdLog(t, log)
 }
 
@@ -97,10 +105,18 @@ func nginxBinary(t *testing.T) string {
 	return ""
 }
 
+// nginxSnippet is the nginx configuration of README.md's "Behind nginx"
+// section, as operators copy it: blocks that go in nginx's http block (the
+// upstream), and blocks that go in a server block (the /http-bind location
+// and the host-meta one).
+type nginxSnippet struct {
+	HTTP, Server string
+}
+
 // readmeNginxSnippet returns the nginx configuration blocks of README.md's
-// "Behind nginx" section (up to the next "## " heading), as operators copy
-// them, one after the other: the /http-bind location and the host-meta one.
-func readmeNginxSnippet(t *testing.T) string {
+// "Behind nginx" section (up to the next "## " heading), one after the
+// other, an upstream block in HTTP and the others in Server.
+func readmeNginxSnippet(t *testing.T) nginxSnippet {
 	t.Helper()
 	data, err := os.ReadFile("../README.md")
 	if err != nil {
@@ -111,7 +127,7 @@ func readmeNginxSnippet(t *testing.T) string {
 		t.Fatal(`README.md has no "## Behind nginx" section`)
 	}
 	section, _, _ = strings.Cut(section, "\n## ")
-	var blocks []string
+	var httpBlocks, serverBlocks []string
 	for {
 		var block string
 		if _, section, ok = strings.Cut(section, "```nginx\n"); !ok {
@@ -120,17 +136,32 @@ func readmeNginxSnippet(t *testing.T) string {
 		if block, section, ok = strings.Cut(section, "```"); !ok {
 			t.Fatal("README.md: an nginx block is not closed")
 		}
-		blocks = append(blocks, block)
+		if strings.HasPrefix(firstDirective(block), "upstream ") {
+			httpBlocks = append(httpBlocks, block)
+		} else {
+			serverBlocks = append(serverBlocks, block)
+		}
 	}
-	if len(blocks) == 0 {
-		t.Fatal("README.md's Behind nginx section has no ```nginx block")
+	if len(serverBlocks) == 0 {
+		t.Fatal("README.md's Behind nginx section has no ```nginx block for a server")
 	}
-	return strings.Join(blocks, "\n")
+	return nginxSnippet{HTTP: strings.Join(httpBlocks, "\n"), Server: strings.Join(serverBlocks, "\n")}
+}
+
+// firstDirective returns the first line of an nginx block that is neither
+// blank nor a comment.
+func firstDirective(block string) string {
+	for line := range strings.Lines(block) {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			return line
+		}
+	}
+	return ""
 }
 
 // readmeBackend is the boshd address the README's nginx snippet proxies to:
 // boshd's default listen address.
-const readmeBackend = "http://127.0.0.1:5280"
+const readmeBackend = "127.0.0.1:5280"
 
 // nginxServer is a private nginx owned by one test.
 type nginxServer struct {
@@ -144,18 +175,20 @@ func (n *nginxServer) AccessLog() string {
 	return string(b)
 }
 
-// startNginx runs nginx on a free port of 127.0.0.1 with one server block:
-// README.md's snippet, with its proxy_pass pointed at the boshd under test
-// (readmeBackend replaced by http://backend; nothing else is changed), and
+// startNginx runs nginx on a free port of 127.0.0.1 with README.md's
+// snippet, its upstream in the http block and its locations in one server
+// block, pointed at the boshd under test (readmeBackend replaced by
+// backend; nothing else is changed), and
 // the test pages and node_modules of browserDir served as files on the same
 // origin. Everything nginx writes stays in a temporary directory. It is
 // stopped in t.Cleanup.
-func startNginx(t *testing.T, bin, snippet, backend, browserDir string) *nginxServer {
+func startNginx(t *testing.T, bin string, snippet nginxSnippet, backend, browserDir string) *nginxServer {
 	t.Helper()
-	if !strings.Contains(snippet, readmeBackend) {
-		t.Fatalf("README.md's nginx snippet does not proxy to %s; update readmeBackend:\n%s", readmeBackend, snippet)
+	if !strings.Contains(snippet.HTTP+snippet.Server, readmeBackend) {
+		t.Fatalf("README.md's nginx snippet does not proxy to %s; update readmeBackend:\n%s\n%s", readmeBackend, snippet.HTTP, snippet.Server)
 	}
-	location := strings.ReplaceAll(snippet, readmeBackend, "http://"+backend)
+	upstream := strings.ReplaceAll(snippet.HTTP, readmeBackend, backend)
+	location := strings.ReplaceAll(snippet.Server, readmeBackend, backend)
 
 	// Workers run as nobody when nginx starts as root: everything they
 	// touch must be reachable by others.
@@ -199,6 +232,8 @@ http {
     uwsgi_temp_path %[1]s/uwsgi;
     scgi_temp_path %[1]s/scgi;
 
+    # From README.md:
+%[6]s
     server {
         listen 127.0.0.1:%[2]d;
         server_name localhost;
@@ -213,7 +248,7 @@ http {
         # From README.md:
 %[5]s    }
 }
-`, dir, port, filepath.Join(browserDir, "pages"), browserDir, indent(location, "        "))
+`, dir, port, filepath.Join(browserDir, "pages"), browserDir, indent(location, "        "), indent(upstream, "    "))
 		confPath := filepath.Join(dir, "nginx.conf")
 		if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)

@@ -35,6 +35,18 @@ func (w *wireLog) Requests(sid string) []uint64 {
 	return out
 }
 
+// RequestConns returns how many BOSH requests were read and over how many
+// connections.
+func (w *wireLog) RequestConns() (requests, conns int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	seen := make(map[int64]bool)
+	for _, x := range w.reads {
+		seen[x.conn] = true
+	}
+	return len(w.reads), len(seen)
+}
+
 type wireWrite struct {
 	at   time.Time
 	conn int64
