@@ -178,10 +178,9 @@ func (n *nginxServer) AccessLog() string {
 // startNginx runs nginx on a free port of 127.0.0.1 with README.md's
 // snippet, its upstream in the http block and its locations in one server
 // block, pointed at the boshd under test (readmeBackend replaced by
-// backend; nothing else is changed), and
-// the test pages and node_modules of browserDir served as files on the same
-// origin. Everything nginx writes stays in a temporary directory. It is
-// stopped in t.Cleanup.
+// backend; nothing else is changed), and the test pages and node_modules
+// of browserDir served as files on the same origin. Everything nginx
+// writes stays in a temporary directory. It is stopped in t.Cleanup.
 func startNginx(t *testing.T, bin string, snippet nginxSnippet, backend, browserDir string) *nginxServer {
 	t.Helper()
 	if !strings.Contains(snippet.HTTP+snippet.Server, readmeBackend) {
