@@ -1,4 +1,4 @@
-module boshd
+module github.com/boshd/boshd
 
 go 1.26.8
 

@@ -19,8 +19,8 @@ import (
 	"sync"
 	"time"
 
-	"boshd/bosh"
-	"boshd/session"
+	"github.com/boshd/boshd/bosh"
+	"github.com/boshd/boshd/session"
 )
 
 // Options configure the admin endpoints.

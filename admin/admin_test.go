@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"boshd/admin"
-	"boshd/bosh"
-	"boshd/config"
+	"github.com/boshd/boshd/admin"
+	"github.com/boshd/boshd/bosh"
+	"github.com/boshd/boshd/config"
 )
 
 func get(t *testing.T, h http.Handler, path string) (int, string) {

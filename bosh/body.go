@@ -8,8 +8,8 @@ import (
 	"strings"
 	"sync"
 
-	"boshd/internal/rawxml"
-	"boshd/session"
+	"github.com/boshd/boshd/internal/rawxml"
+	"github.com/boshd/boshd/session"
 )
 
 // Namespaces of the BOSH wrapper and its XMPP extension.

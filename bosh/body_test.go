@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"boshd/config"
-	"boshd/session"
+	"github.com/boshd/boshd/config"
+	"github.com/boshd/boshd/session"
 )
 
 // defaultMaxDepth is max_element_depth's default.

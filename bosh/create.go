@@ -11,8 +11,8 @@ import (
 
 	"mellium.im/xmpp/jid"
 
-	"boshd/session"
-	"boshd/xmpp"
+	"github.com/boshd/boshd/session"
+	"github.com/boshd/boshd/xmpp"
 )
 
 // version is the highest BOSH version boshd speaks (R-LEGACY-4).

@@ -9,8 +9,8 @@ import (
 	"net/http/httptest"
 	"strings"
 
-	"boshd/bosh"
-	"boshd/config"
+	"github.com/boshd/boshd/bosh"
+	"github.com/boshd/boshd/config"
 )
 
 // A Handler mounted in a program's own server. A session for a domain the

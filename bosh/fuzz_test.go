@@ -12,8 +12,8 @@ import (
 	"strconv"
 	"testing"
 
-	"boshd/internal/rawxml"
-	"boshd/session"
+	"github.com/boshd/boshd/internal/rawxml"
+	"github.com/boshd/boshd/session"
 )
 
 // Fuzzing the request side (issue: operations/hardening, part 4). See

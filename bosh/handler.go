@@ -14,11 +14,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"boshd/config"
-	"boshd/internal/netpoll"
-	"boshd/metrics"
-	"boshd/session"
-	"boshd/xmpp"
+	"github.com/boshd/boshd/config"
+	"github.com/boshd/boshd/internal/netpoll"
+	"github.com/boshd/boshd/metrics"
+	"github.com/boshd/boshd/session"
+	"github.com/boshd/boshd/xmpp"
 )
 
 // Handler serves BOSH (XEP-0124, XEP-0206) over HTTP, relaying each session

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"boshd/config"
+	"github.com/boshd/boshd/config"
 )
 
 // fakeServer is an in-process XMPP server for unit tests: it answers a

@@ -24,7 +24,7 @@ import (
 	"testing"
 	"time"
 
-	"boshd/config"
+	"github.com/boshd/boshd/config"
 )
 
 // Hostile input (issue: operations/hardening, part 3). Each attack is
@@ -1162,7 +1162,7 @@ func buildBoshd(t *testing.T) string {
 		gobin = "go"
 	}
 	bin := filepath.Join(t.TempDir(), "boshd")
-	out, err := exec.Command(gobin, "build", "-o", bin, "boshd/cmd/boshd").CombinedOutput()
+	out, err := exec.Command(gobin, "build", "-o", bin, "github.com/boshd/boshd/cmd/boshd").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"boshd/session"
+	"github.com/boshd/boshd/session"
 )
 
 // This file holds the HTTP side of the binding that is not BOSH itself:

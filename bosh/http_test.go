@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"boshd/config"
-	"boshd/session"
+	"github.com/boshd/boshd/config"
+	"github.com/boshd/boshd/session"
 )
 
 func TestMain(m *testing.M) {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"boshd/config"
+	"github.com/boshd/boshd/config"
 )
 
 func TestParseProxies(t *testing.T) {

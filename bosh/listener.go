@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"boshd/internal/netpoll"
+	"github.com/boshd/boshd/internal/netpoll"
 )
 
 // Listener is a net.Listener for the http.Server that serves a Handler. It

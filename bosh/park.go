@@ -13,9 +13,9 @@ import (
 	"syscall"
 	"time"
 
-	"boshd/internal/netpoll"
-	"boshd/session"
-	"boshd/xmpp"
+	"github.com/boshd/boshd/internal/netpoll"
+	"github.com/boshd/boshd/session"
+	"github.com/boshd/boshd/xmpp"
 )
 
 // This file parks held requests (docs/design/002): a request still held

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"boshd/config"
+	"github.com/boshd/boshd/config"
 )
 
 // parkEnv is a handler that parks every held request at once, served

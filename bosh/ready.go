@@ -9,7 +9,7 @@ import (
 	"slices"
 	"time"
 
-	"boshd/session"
+	"github.com/boshd/boshd/session"
 )
 
 // readyTimeout bounds one readiness probe of an upstream.

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"boshd/config"
+	"github.com/boshd/boshd/config"
 )
 
 // benchServer is a minimal XMPP server for benchmarks: it answers the

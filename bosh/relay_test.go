@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"boshd/config"
+	"github.com/boshd/boshd/config"
 )
 
 func TestAcksOnTheWire(t *testing.T) {

@@ -6,8 +6,8 @@ import (
 	"reflect"
 	"slices"
 
-	"boshd/config"
-	"boshd/session"
+	"github.com/boshd/boshd/config"
+	"github.com/boshd/boshd/session"
 )
 
 // dynamic is the part of the configuration Reload can change while

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"testing"
 
-	"boshd/config"
+	"github.com/boshd/boshd/config"
 )
 
 func TestReload(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"boshd/config"
+	"github.com/boshd/boshd/config"
 )
 
 // TestRIDGapAfterReload checks, over HTTP, that a session survives a client

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"time"
 
-	"boshd/session"
-	"boshd/xmpp"
+	"github.com/boshd/boshd/session"
+	"github.com/boshd/boshd/xmpp"
 )
 
 // addStream opens another stream in session s for a request carrying to

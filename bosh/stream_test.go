@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"boshd/config"
+	"github.com/boshd/boshd/config"
 )
 
 func TestMultipleStreamsOverHTTP(t *testing.T) {

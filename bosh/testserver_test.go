@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 
-	"boshd/config"
+	"github.com/boshd/boshd/config"
 )
 
 // parkAfter is park_after in the tests: they run with every held request

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"boshd/config"
+	"github.com/boshd/boshd/config"
 )
 
 // TestAnswersWrittenInRIDOrder checks that boshd writes the answers of a

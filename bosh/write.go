@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"sync"
 
-	"boshd/internal/rawxml"
-	"boshd/session"
+	"github.com/boshd/boshd/internal/rawxml"
+	"github.com/boshd/boshd/session"
 )
 
 // defaultContentType is the Content-Type of responses when the client

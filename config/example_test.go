@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"os"
 
-	"boshd/config"
+	"github.com/boshd/boshd/config"
 
 	"github.com/spf13/pflag"
 )

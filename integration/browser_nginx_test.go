@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"boshd/config"
+	"github.com/boshd/boshd/config"
 )
 
 // TestBrowserNginx is point 3: scenarios (a) and (d) through a real nginx

@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"boshd/bosh"
-	"boshd/config"
+	"github.com/boshd/boshd/bosh"
+	"github.com/boshd/boshd/config"
 )
 
 // Browser tests: real web clients in Debian's Chromium talk BOSH to boshd in

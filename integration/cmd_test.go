@@ -43,7 +43,7 @@ func boshdBinary(t *testing.T) string {
 			return
 		}
 		buildPath = filepath.Join(dir, "boshd")
-		out, err := exec.Command("go", "build", "-o", buildPath, "boshd/cmd/boshd").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", buildPath, "github.com/boshd/boshd/cmd/boshd").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}

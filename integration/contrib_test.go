@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"boshd/config"
+	"github.com/boshd/boshd/config"
 )
 
 // The boshd command's --help and --version, and contrib/boshd.service

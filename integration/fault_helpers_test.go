@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"boshd/bosh"
-	"boshd/config"
+	"github.com/boshd/boshd/bosh"
+	"github.com/boshd/boshd/config"
 )
 
 // Helpers for the fault tests (fault_test.go): process-wide goroutine and
@@ -32,7 +32,7 @@ import (
 // boshdPackages are the stack frame prefixes of boshd's own code: a
 // goroutine with one of them in its stack belongs to boshd (a session's
 // reader, a request being handled, a write upstream).
-var boshdPackages = []string{"boshd/session.", "boshd/xmpp.", "boshd/bosh.", "boshd/internal/"}
+var boshdPackages = []string{"github.com/boshd/boshd/session.", "github.com/boshd/boshd/xmpp.", "github.com/boshd/boshd/bosh.", "github.com/boshd/boshd/internal/"}
 
 // procState is a snapshot of the test process.
 type procState struct {
@@ -70,9 +70,9 @@ func allStacks() []string {
 // net/http's accept loop: the two accepting connections for a
 // bosh.Listener, and the handler's netpoll.Poller waiting on epoll.
 var serverStacks = []string{
-	"boshd/bosh.(*Listener).Accept",
-	"boshd/bosh.(*Listener).acceptInner",
-	"boshd/internal/netpoll.(*Poller).loop",
+	"github.com/boshd/boshd/bosh.(*Listener).Accept",
+	"github.com/boshd/boshd/bosh.(*Listener).acceptInner",
+	"github.com/boshd/boshd/internal/netpoll.(*Poller).loop",
 }
 
 // boshdStacks returns the stacks of the goroutines running boshd code,

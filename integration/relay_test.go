@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"boshd/config"
+	"github.com/boshd/boshd/config"
 )
 
 // End-to-end scenarios: a Strophe-like BOSH client (client_test.go) talks to

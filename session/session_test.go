@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"boshd/xmpp"
+	"github.com/boshd/boshd/xmpp"
 )
 
 func TestHoldOneReleasesOldest(t *testing.T) {

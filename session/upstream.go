@@ -4,7 +4,7 @@ import (
 	"errors"
 	"io"
 
-	"boshd/xmpp"
+	"github.com/boshd/boshd/xmpp"
 )
 
 // op is one queued upstream write.

@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"boshd/internal/netpoll"
-	"boshd/internal/rawxml"
+	"github.com/boshd/boshd/internal/netpoll"
+	"github.com/boshd/boshd/internal/rawxml"
 )
 
 // joinPool holds buffers for joining the slices of a Write over TLS;

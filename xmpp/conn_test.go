@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"boshd/internal/rawxml"
+	"github.com/boshd/boshd/internal/rawxml"
 )
 
 // TestNextStanzas checks that elements from the server come out with

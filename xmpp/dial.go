@@ -15,7 +15,7 @@ import (
 	"mellium.im/xmpp/dial"
 	"mellium.im/xmpp/jid"
 
-	"boshd/internal/rawxml"
+	"github.com/boshd/boshd/internal/rawxml"
 )
 
 // Defaults for the zero fields of a Dialer.

@@ -8,7 +8,7 @@ import (
 	"log"
 	"time"
 
-	"boshd/xmpp"
+	"github.com/boshd/boshd/xmpp"
 )
 
 // This example opens a stream to a local server, authenticates with SASL

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"boshd/internal/rawxml"
+	"github.com/boshd/boshd/internal/rawxml"
 )
 
 // Fuzzing the upstream stream reader (issue: operations/hardening, part 4).

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"boshd/internal/rawxml"
+	"github.com/boshd/boshd/internal/rawxml"
 )
 
 // Namespaces this package matches elements by.

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"boshd/internal/netpoll"
+	"github.com/boshd/boshd/internal/netpoll"
 )
 
 // TestBufferReleasedWhileIdle checks that on plain TCP the read buffer is

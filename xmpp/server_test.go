@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"boshd/internal/rawxml"
+	"github.com/boshd/boshd/internal/rawxml"
 )
 
 // This file holds the fake XMPP server the tests script.

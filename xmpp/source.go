@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"boshd/internal/netpoll"
+	"github.com/boshd/boshd/internal/netpoll"
 )
 
 // bufSize is the size of a Conn's read buffer. rawxml reads byte by byte,

@@ -37,7 +37,7 @@ import (
 	"syscall"
 	"time"
 
-	"boshd/internal/rawxml"
+	"github.com/boshd/boshd/internal/rawxml"
 )
 
 func main() {

@@ -28,9 +28,9 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"boshd/admin"
-	"boshd/bosh"
-	"boshd/config"
+	"github.com/boshd/boshd/admin"
+	"github.com/boshd/boshd/bosh"
+	"github.com/boshd/boshd/config"
 )
 
 func main() {

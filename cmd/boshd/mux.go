@@ -9,8 +9,8 @@ import (
 	"path"
 	"strings"
 
-	"boshd/bosh"
-	"boshd/config"
+	"github.com/boshd/boshd/bosh"
+	"github.com/boshd/boshd/config"
 )
 
 // newMux returns what boshd serves over HTTP: BOSH at cfg.Path, XEP-0156

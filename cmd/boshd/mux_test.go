@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"boshd/config"
+	"github.com/boshd/boshd/config"
 )
 
 func get(t *testing.T, h http.Handler, target string) (int, string) {
