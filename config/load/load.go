@@ -54,11 +54,12 @@ const envConfig = "BOSHD_CONFIG"
 func Config(args []string, environ []string) (config.Config, error) {
 	d := config.Default()
 	cl := newCommandLine(d)
-	if err := cl.fs.Parse(args); err != nil {
-		return config.Config{}, fmt.Errorf("config: %w", err)
-	}
-	if cl.help {
+	err := cl.fs.Parse(args)
+	if cl.help { // even if a later flag is bad
 		return config.Config{}, ErrHelp
+	}
+	if err != nil {
+		return config.Config{}, fmt.Errorf("config: %w", err)
 	}
 	if cl.version {
 		return config.Config{}, ErrVersion

@@ -607,7 +607,7 @@ func TestHelp(t *testing.T) {
 	t.Parallel()
 	for _, arg := range []string{"-h", "--help"} {
 		// The help comes first, whatever else is wrong.
-		_, err := Config([]string{arg, "--config", "/nonexistent/boshd.yaml"}, []string{"BOSHD_MAX_WAIT=soon"})
+		_, err := Config([]string{arg, "--config", "/nonexistent/boshd.yaml", "--max-hold=many"}, []string{"BOSHD_MAX_WAIT=soon"})
 		if err != ErrHelp {
 			t.Errorf("Config(%s) = %v, want ErrHelp", arg, err)
 		}
