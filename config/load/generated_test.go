@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/boshd/boshd/config"
 )
 
@@ -157,4 +159,61 @@ func lineDiff(got, want []byte) string {
 		}
 	}
 	return "same lines"
+}
+
+// readmeFile is the README at the root of the module, whose Configuration
+// section has a table of the flags used most, generated between
+// readmeBegin and readmeEnd.
+const (
+	readmeFile  = "../../README.md"
+	readmeBegin = "<!-- Flag table generated from config.Settings by go test ./config/load -run Readme -update: edit the table, not these lines. -->\n"
+	readmeEnd   = "<!-- End of the generated flag table. -->\n"
+)
+
+// readmeFlags are the flags in README's table, in its order.
+var readmeFlags = []string{"listen", "upstream", "upstream-ca", "upstream-tls", "trusted-proxies", "config", "log-level"}
+
+// readmeTable returns README's table of the flags used most: each flag with
+// its value's name, its help and its default.
+func readmeTable() []byte {
+	var b bytes.Buffer
+	b.WriteString("| flag | meaning |\n|---|---|\n")
+	fs := newCommandLine(config.Default()).fs
+	for _, name := range readmeFlags {
+		f := fs.Lookup(name)
+		arg, help := pflag.UnquoteUsage(f)
+		if arg != "" {
+			arg = " " + arg
+		}
+		if f.DefValue != "" && f.DefValue != "[]" {
+			help += fmt.Sprintf(" (default `%s`)", strings.Trim(f.DefValue, "[]"))
+		}
+		fmt.Fprintf(&b, "| `--%s%s` | %s |\n", name, arg, help)
+	}
+	return b.Bytes()
+}
+
+// TestReadmeFlags checks that README's flag table is the one generated
+// from the flags, and so from config.Settings.
+func TestReadmeFlags(t *testing.T) {
+	text, err := os.ReadFile(readmeFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, rest, ok1 := bytes.Cut(text, []byte(readmeBegin))
+	got, after, ok2 := bytes.Cut(rest, []byte(readmeEnd))
+	if !ok1 || !ok2 {
+		t.Fatalf("%s has no lines\n%s...\n%s around its flag table", readmeFile, readmeBegin, readmeEnd)
+	}
+	want := readmeTable()
+	if *update {
+		text = slices.Concat(before, []byte(readmeBegin), want, []byte(readmeEnd), after)
+		if err := os.WriteFile(readmeFile, text, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got = want
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s's flag table differs from config.Settings; run go test ./config/load -run Readme -update\n%s", readmeFile, lineDiff(got, want))
+	}
 }
