@@ -6,7 +6,8 @@ import (
 )
 
 // Config is the whole configuration of a boshd server. The zero value is not
-// useful; start from Default and change fields, or use Load.
+// useful; start from Default and change fields, or read one with package
+// github.com/boshd/boshd/config/load.
 //
 // Each field's comment names the configuration key that sets it (in the YAML
 // file, as BOSHD_<KEY> in the environment, and as --<key-with-dashes> on the

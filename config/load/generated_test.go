@@ -170,16 +170,13 @@ const (
 	readmeEnd   = "<!-- End of the generated flag table. -->\n"
 )
 
-// readmeFlags are the flags in README's table, in its order.
-var readmeFlags = []string{"listen", "upstream", "upstream-ca", "upstream-tls", "trusted-proxies", "config", "log-level"}
-
 // readmeTable returns README's table of the flags used most: each flag with
 // its value's name, its help and its default.
 func readmeTable() []byte {
 	var b bytes.Buffer
 	b.WriteString("| flag | meaning |\n|---|---|\n")
 	fs := newCommandLine(config.Default()).fs
-	for _, name := range readmeFlags {
+	for _, name := range []string{"listen", "upstream", "upstream-ca", "upstream-tls", "trusted-proxies", "config", "log-level"} {
 		f := fs.Lookup(name)
 		arg, help := pflag.UnquoteUsage(f)
 		if arg != "" {
