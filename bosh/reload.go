@@ -71,18 +71,12 @@ func (h *Handler) Reload(cfg config.Config) (ignored []string, err error) {
 }
 
 // restartOnly lists the keys that differ between a and b but only take
-// effect at a restart.
+// effect at a restart: those config.Settings does not mark Reloadable.
 func restartOnly(a, b config.Config) []string {
-	// The keys Reload applies are set equal before comparing.
-	b.Upstreams, b.RouteAllow, b.CORSOrigins, b.TrustedProxies = a.Upstreams, a.RouteAllow, a.CORSOrigins, a.TrustedProxies
-	b.MaxSessions, b.MaxSessionsPerIP = a.MaxSessions, a.MaxSessionsPerIP
-	// TLS files are the command's to reload.
-	b.TLSCertFile, b.TLSKeyFile = a.TLSCertFile, a.TLSKeyFile
 	var keys []string
-	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
-	for i := range va.NumField() {
-		if !reflect.DeepEqual(va.Field(i).Interface(), vb.Field(i).Interface()) {
-			keys = append(keys, va.Type().Field(i).Tag.Get("mapstructure"))
+	for _, s := range config.Settings() {
+		if !s.Reloadable && !reflect.DeepEqual(s.Value(a), s.Value(b)) {
+			keys = append(keys, s.Key)
 		}
 	}
 	return keys

@@ -1,62 +1,67 @@
 package config
 
-import "time"
+import (
+	"reflect"
+	"time"
+)
 
 // Config is the whole configuration of a boshd server. The zero value is not
-// useful; start from Default and change fields, or use Load.
+// useful; start from Default and change fields, or read one with package
+// github.com/boshd/boshd/config/load.
 //
 // Each field's comment names the configuration key that sets it (in the YAML
 // file, as BOSHD_<KEY> in the environment, and as --<key-with-dashes> on the
-// command line).
+// command line); [Settings] lists the keys with their defaults.
 type Config struct {
 	// Listen is the TCP address the HTTP server listens on. Key: listen.
-	Listen string `mapstructure:"listen"`
+	Listen string
 	// Path is the URL path BOSH is served at. Key: path.
-	Path string `mapstructure:"path"`
+	Path string
 	// CORSOrigins lists the web origins (scheme://host[:port], no path)
 	// whose pages may call boshd from a browser (CORS). "*" allows any
 	// origin, without credentials; an origin listed exactly also gets
 	// Access-Control-Allow-Credentials. Empty (the default) sends no CORS
 	// headers: same-origin pages only. CORS is enforced by browsers:
 	// requests from other origins are still served. Key: cors_origins.
-	CORSOrigins []string `mapstructure:"cors_origins"`
+	CORSOrigins []string
 	// PublicURL is the absolute URL (http or https) at which clients
 	// reach BOSH, as advertised in /.well-known/host-meta (XEP-0156):
 	// behind a reverse proxy, the proxy's URL, such as
 	// https://chat.example.org/http-bind. Empty (the default) advertises
 	// http://LISTEN/PATH, or, when listen has no specific host, the path
 	// on whatever host the discovery request named. Key: public_url.
-	PublicURL string `mapstructure:"public_url"`
+	PublicURL string
 	// TrustedProxies lists the IP addresses and CIDR prefixes
 	// (192.0.2.1, 10.0.0.0/8, ::1) of reverse proxies whose
 	// X-Forwarded-For header is believed. For a request from one of
 	// them, the client address counted by max_sessions_per_ip and logged
 	// is the right-most address in X-Forwarded-For that is not itself a
-	// trusted proxy. Empty (the default) trusts no proxy: the address is
-	// always that of the TCP peer. Key: trusted_proxies.
-	TrustedProxies []string `mapstructure:"trusted_proxies"`
+	// trusted proxy. The default, 127.0.0.1 and ::1, trusts a proxy on
+	// the same host; empty trusts no proxy: the address is always that of
+	// the TCP peer. Key: trusted_proxies.
+	TrustedProxies []string
 	// StaticDir, if set, is a directory whose files the boshd command
 	// serves at "/" next to BOSH, such as a web chat page for the same
 	// origin (scripts/demo serves demo/ this way). Empty (the default)
 	// serves no files. Key: static_dir.
-	StaticDir string `mapstructure:"static_dir"`
+	StaticDir string
 	// TLSCertFile and TLSKeyFile, when both set, make the listener serve
 	// HTTPS (and HTTP/2) with this PEM certificate chain and key. They are
 	// read again on SIGHUP, so a renewed certificate takes effect without
 	// dropping sessions. Keys: tls_cert_file, tls_key_file.
-	TLSCertFile string `mapstructure:"tls_cert_file"`
-	TLSKeyFile  string `mapstructure:"tls_key_file"`
+	TLSCertFile string
+	TLSKeyFile  string
 	// AdminListen, if set, is the address of a second listener, for
 	// operators only, serving /metrics (Prometheus), /healthz, /readyz and
 	// a status page. Empty (the default) serves none of them.
 	// Key: admin_listen.
-	AdminListen string `mapstructure:"admin_listen"`
+	AdminListen string
 
 	// Upstreams maps each served XMPP domain to the host:port of its
 	// client-to-server listener. An empty address means "look the domain up
 	// through DNS SRV". A `to` attribute naming a domain not in this map is
 	// refused with host-unknown and never dialled. Key: upstreams.
-	Upstreams map[string]string `mapstructure:"upstreams"`
+	Upstreams map[string]string
 	// UpstreamTLS says how the upstream XMPP stream is secured:
 	//   "starttls"  (default) STARTTLS whenever the server offers it; a
 	//               server that offers none is accepted only on a loopback
@@ -65,108 +70,97 @@ type Config struct {
 	//               remote-connection-failed.
 	//   "plaintext" never STARTTLS; allowed only for loopback addresses.
 	// Key: upstream_tls.
-	UpstreamTLS string `mapstructure:"upstream_tls"`
+	UpstreamTLS string
 	// UpstreamCAFile is a PEM file of CA certificates trusted for upstream
 	// TLS instead of the system roots. Key: upstream_ca_file.
-	UpstreamCAFile string `mapstructure:"upstream_ca_file"`
+	UpstreamCAFile string
 	// RouteAllow lists the `route` attribute values (xmpp:host:port) that
 	// clients may use to choose their upstream. A route not listed is refused
 	// with host-unknown and never dialled. Key: route_allow.
-	RouteAllow []string `mapstructure:"route_allow"`
+	RouteAllow []string
 	// ConnectTimeout bounds dialling the upstream and negotiating its
 	// stream up to the first features. Key: connect_timeout.
-	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
+	ConnectTimeout time.Duration
 	// UpstreamWriteTimeout bounds each write to the upstream server; a
 	// server that does not read for this long ends the session with
 	// remote-connection-failed. Key: upstream_write_timeout.
-	UpstreamWriteTimeout time.Duration `mapstructure:"upstream_write_timeout"`
+	UpstreamWriteTimeout time.Duration
 
 	// MaxWait is the longest a request is held (the highest `wait` granted).
 	// Key: max_wait.
-	MaxWait time.Duration `mapstructure:"max_wait"`
+	MaxWait time.Duration
 	// MaxHold is the highest `hold` granted. Key: max_hold.
-	MaxHold int `mapstructure:"max_hold"`
+	MaxHold int
 	// Inactivity is how long a session may have no request held before it
 	// is ended. Key: inactivity.
-	Inactivity time.Duration `mapstructure:"inactivity"`
+	Inactivity time.Duration
 	// Polling is the shortest allowed interval between two empty requests
 	// of a polling session. Key: polling.
-	Polling time.Duration `mapstructure:"polling"`
+	Polling time.Duration
 	// MultipleStreams lets a client open several XMPP streams in one
 	// session (XEP-0124 §16), each to a served domain. Off by default;
 	// most clients never use it. Key: multiple_streams.
-	MultipleStreams bool `mapstructure:"multiple_streams"`
+	MultipleStreams bool
 	// MaxPause is the longest pause a client may ask for; zero disables
 	// pause. Key: max_pause.
-	MaxPause time.Duration `mapstructure:"max_pause"`
+	MaxPause time.Duration
 
 	// ParkHeld lets a request held longer than ParkAfter wait without
 	// occupying a goroutine or net/http's buffers (docs/design/002): its
 	// connection is taken from net/http and given back once answered.
 	// Only for HTTP/1.1 keep-alive requests served through a
 	// bosh.Listener; on by default. Key: park_held.
-	ParkHeld bool `mapstructure:"park_held"`
+	ParkHeld bool
 	// ParkAfter is how long a request is held in net/http before it is
 	// parked; zero parks at once. Key: park_after.
-	ParkAfter time.Duration `mapstructure:"park_after"`
+	ParkAfter time.Duration
 
 	// MaxBodySize is the largest request body accepted, in bytes.
 	// Key: max_body_size.
-	MaxBodySize int64 `mapstructure:"max_body_size"`
+	MaxBodySize int64
 	// MaxElementDepth bounds how deeply elements nest in a request body,
 	// <body/> counting as one; deeper is refused with bad-request.
 	// Key: max_element_depth.
-	MaxElementDepth int `mapstructure:"max_element_depth"`
+	MaxElementDepth int
 	// MaxQueueBytes bounds the stanzas waiting in one session for a request
 	// to carry them; a session over it is ended with
 	// undefined-condition. Key: max_queue_bytes.
-	MaxQueueBytes int64 `mapstructure:"max_queue_bytes"`
+	MaxQueueBytes int64
 	// MaxSessions bounds the live sessions; a creation request beyond it
 	// is refused with policy-violation and never dialled upstream. Zero
 	// (the default) leaves the bound to the boshd command, which derives
 	// it from the open file limit (three descriptors a session), so that
 	// a full server refuses sessions cleanly instead of failing to accept
 	// connections. Reloaded on SIGHUP. Key: max_sessions.
-	MaxSessions int `mapstructure:"max_sessions"`
+	MaxSessions int
 	// MaxSessionsPerIP bounds the sessions held at once for one client IP
 	// address, counted like MaxSessions. Zero means no limit; the default
 	// is 100, which leaves room for users behind one NAT while stopping a
 	// single host from exhausting upstream connections.
 	// Key: max_sessions_per_ip.
-	MaxSessionsPerIP int `mapstructure:"max_sessions_per_ip"`
+	MaxSessionsPerIP int
+	// MaxConnsPerIP bounds the client connections (TCP) open at once from
+	// one IP address, the TCP peer's; zero means no limit. The default is
+	// 256. Key: max_conns_per_ip.
+	MaxConnsPerIP int
 
 	// LogLevel is one of debug, info, warn, error. Key: log_level.
-	LogLevel string `mapstructure:"log_level"`
+	LogLevel string
 	// LogFormat is text or json. Key: log_format.
-	LogFormat string `mapstructure:"log_format"`
+	LogFormat string
 	// ShutdownTimeout bounds a graceful stop. Key: shutdown_timeout.
-	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	ShutdownTimeout time.Duration
 }
 
 // Default returns the configuration boshd uses when nothing is set: BOSH at
 // http://127.0.0.1:5280/http-bind in front of a Prosody on 127.0.0.1:5222
-// serving the domain localhost.
+// serving the domain localhost. Each key's default is in its [Setting].
 func Default() Config {
-	return Config{
-		Listen:               "127.0.0.1:5280",
-		Path:                 "/http-bind",
-		Upstreams:            map[string]string{"localhost": "127.0.0.1:5222"},
-		UpstreamTLS:          "starttls",
-		ConnectTimeout:       10 * time.Second,
-		UpstreamWriteTimeout: 30 * time.Second,
-		MaxWait:              60 * time.Second,
-		MaxHold:              1,
-		Inactivity:           60 * time.Second,
-		Polling:              5 * time.Second,
-		MaxPause:             120 * time.Second,
-		ParkHeld:             true,
-		ParkAfter:            time.Second,
-		MaxBodySize:          1 << 20,
-		MaxElementDepth:      64,
-		MaxQueueBytes:        4 << 20,
-		MaxSessionsPerIP:     100,
-		LogLevel:             "info",
-		LogFormat:            "text",
-		ShutdownTimeout:      10 * time.Second,
+	var c Config
+	for _, s := range Settings() {
+		if s.Default != nil {
+			reflect.ValueOf(s.field(&c)).Elem().Set(reflect.ValueOf(s.Default))
+		}
 	}
+	return c
 }

@@ -2,38 +2,22 @@
 // listens on, which XMPP servers it connects BOSH clients to and how, and the
 // limits it puts on BOSH sessions.
 //
-// A [Config] is built by [Load] from four sources. Later sources override
-// earlier ones, key by key:
-//
-//  1. the built-in defaults of [Default];
-//  2. a YAML file, named by the --config flag or the BOSHD_CONFIG
-//     environment variable (no file is read when neither is set);
-//  3. environment variables BOSHD_<KEY>, such as BOSHD_LISTEN or
-//     BOSHD_MAX_WAIT;
-//  4. command-line flags --<key-with-dashes>, such as --listen or
-//     --max-wait.
-//
-// A map or list set by a source replaces the one of an earlier source
-// whole: --upstream example.org=127.0.0.1:5222 serves example.org only, not
-// also the default localhost.
-//
-// Each field of [Config] documents its key. The YAML file uses the keys as
-// they are (max_wait: 30s); a key the file does not know is an error naming
-// that key. Durations are written in Go syntax ("30s", "1m30s") or as a
-// whole number of seconds (30). In the environment, BOSHD_UPSTREAMS is a
-// comma-separated list of domain=host:port pairs, and BOSHD_ROUTE_ALLOW,
-// BOSHD_CORS_ORIGINS and BOSHD_TRUSTED_PROXIES comma-separated lists. On the
-// command line, --upstream domain=host:port, --route-allow, --cors-origins
-// and --trusted-proxies may be repeated.
-//
-// The sources are merged with github.com/spf13/viper and the command line is
-// parsed with github.com/spf13/pflag. Load uses its own viper instance and
-// reads the environment from its argument, never from the process, so that
-// it has no global state and can be called from parallel tests.
-//
-// [Config.Validate] checks a Config before a server uses it, and Load calls
-// it. Every problem it finds is reported at once, each naming the key and
-// the bad value, for example:
+// A [Config] is a plain struct. A program that embeds boshd's handler
+// builds one from [Default], changes the fields it needs and passes it to
+// bosh.NewHandler; [Config.Validate] checks it, each problem naming its key
+// and the bad value, for example:
 //
 //	config: max_wait: must be between 1s and 1h, got "0s"
+//
+// [Settings] is the one list of the configuration keys: each [Setting]
+// gives a key's name, default, help text, whether a reload applies it,
+// and the rule Validate checks. Everything else is derived from it: the
+// defaults, the command-line flags and BOSHD_* environment variables and
+// --help of the boshd command, boshd.example.yaml, and the keys that
+// bosh.Handler.Reload leaves for a restart.
+//
+// Reading a Config from a YAML file, the environment and the command line
+// is the job of package github.com/boshd/boshd/config/load, which uses
+// viper and pflag. This package imports neither, so that a program that
+// embeds the handler does not depend on them.
 package config

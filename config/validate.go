@@ -32,176 +32,237 @@ const (
 
 // Validate reports whether c can be used by a server. It returns nil, or
 // every problem found joined with errors.Join, each naming the key and the
-// bad value. Validate reads the upstream_ca_file, if set, to check that it
-// holds a certificate.
+// bad value. Validate reads the upstream_ca_file and the TLS files, if
+// set, to check that they hold certificates.
+//
+// The rule of each key is in its [Setting]; a rule that involves another
+// key (max_queue_bytes and max_body_size, say) belongs to one of them.
 func (c Config) Validate() error {
-	var p problems
-	if _, ok := splitHostPort(c.Listen, 0); !ok {
-		p.add("listen", "must be host:port with a port 0-65535, got %q", c.Listen)
-	}
-	if !strings.HasPrefix(c.Path, "/") {
-		p.add("path", "must start with \"/\", got %q", c.Path)
-	}
-	for _, origin := range c.CORSOrigins {
-		if err := checkOrigin(origin); err != nil {
-			p.add("cors_origins", "%v", err)
+	var errs []error
+	for _, s := range Settings() {
+		if s.check == nil {
+			continue
+		}
+		for _, err := range split(s.check(c)) {
+			errs = append(errs, fmt.Errorf("config: %s: %w", s.Key, err))
 		}
 	}
-	if c.PublicURL != "" {
-		if err := checkPublicURL(c.PublicURL); err != nil {
-			p.add("public_url", "%v", err)
-		}
-	}
-	for _, proxy := range c.TrustedProxies {
-		if err := checkProxy(proxy); err != nil {
-			p.add("trusted_proxies", "%v", err)
-		}
-	}
-	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
-		p.add("tls_cert_file", "tls_cert_file and tls_key_file must be set together")
-	}
-	if c.TLSCertFile != "" && c.TLSKeyFile != "" {
-		if _, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile); err != nil {
-			p.add("tls_cert_file", "%v", err)
-		}
-	}
-	if c.AdminListen != "" {
-		if _, ok := splitHostPort(c.AdminListen, 0); !ok {
-			p.add("admin_listen", "must be host:port with a port 0-65535, got %q", c.AdminListen)
-		}
-	}
-	if c.StaticDir != "" {
-		if fi, err := os.Stat(c.StaticDir); err != nil {
-			p.add("static_dir", "%v", err)
-		} else if !fi.IsDir() {
-			p.add("static_dir", "%q is not a directory", c.StaticDir)
-		}
-	}
+	return errors.Join(errs...)
+}
 
-	plaintext := false
-	switch c.UpstreamTLS {
-	case "starttls", "required":
-	case "plaintext":
-		plaintext = true
-	default:
-		p.add("upstream_tls", "must be starttls, required or plaintext, got %q", c.UpstreamTLS)
+// split returns the errors joined in err, or err alone, or none if err is
+// nil.
+func split(err error) []error {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		return joined.Unwrap()
 	}
-	if len(c.Upstreams) == 0 {
-		p.add("upstreams", "must name at least one XMPP domain")
+	if err != nil {
+		return []error{err}
 	}
-	for _, domain := range slices.Sorted(maps.Keys(c.Upstreams)) {
-		addr := c.Upstreams[domain]
-		if err := checkDomain(domain); err != nil {
-			p.add("upstreams", "%v", err)
-		}
-		switch host, ok := splitHostPort(addr, 1); {
-		case addr == "" && plaintext:
-			p.add("upstreams", "%s: DNS SRV lookup (empty address) is not allowed with upstream_tls \"plaintext\"", domain)
-		case addr == "":
-		case !ok || host == "":
-			p.add("upstreams", "%s: address must be empty (DNS SRV) or host:port with a port 1-65535, got %q", domain, addr)
-		case plaintext && !isLoopback(host):
-			p.add("upstreams", "%s: address must be a loopback IP address or localhost with upstream_tls \"plaintext\", got %q", domain, addr)
-		}
-	}
-	if c.UpstreamCAFile != "" {
-		if err := checkCAFile(c.UpstreamCAFile); err != nil {
-			p.add("upstream_ca_file", "%v", err)
-		}
-	}
-	for _, route := range c.RouteAllow {
-		addr, isXMPP := strings.CutPrefix(route, "xmpp:")
-		switch host, ok := splitHostPort(addr, 1); {
-		case !isXMPP || !ok || host == "":
-			p.add("route_allow", "must be xmpp:host:port with a port 1-65535, got %q", route)
-		case plaintext && !isLoopback(host):
-			p.add("route_allow", "must be on a loopback IP address or localhost with upstream_tls \"plaintext\", got %q", route)
-		}
-	}
-	if c.ConnectTimeout <= 0 {
-		p.add("connect_timeout", "must be positive, got %q", c.ConnectTimeout)
-	}
-	if c.UpstreamWriteTimeout <= 0 {
-		p.add("upstream_write_timeout", "must be positive, got %q", c.UpstreamWriteTimeout)
-	}
-
-	if c.MaxWait < minMaxWait || c.MaxWait > maxMaxWait {
-		p.add("max_wait", "must be between 1s and 1h, got %q", c.MaxWait)
-	}
-	if c.MaxHold < minMaxHold || c.MaxHold > maxMaxHold {
-		p.add("max_hold", "must be between %d and %d, got %d", minMaxHold, maxMaxHold, c.MaxHold)
-	}
-	if c.Inactivity < minInactivity {
-		p.add("inactivity", "must be at least 1s, got %q", c.Inactivity)
-	}
-	if c.Polling < 0 {
-		p.add("polling", "must not be negative, got %q", c.Polling)
-	}
-	if c.MaxPause < 0 {
-		p.add("max_pause", "must not be negative, got %q", c.MaxPause)
-	}
-
-	if c.ParkAfter < 0 {
-		p.add("park_after", "must not be negative, got %q", c.ParkAfter)
-	}
-
-	if c.MaxBodySize < minMaxBodySize || c.MaxBodySize > maxMaxBodySize {
-		p.add("max_body_size", "must be between %d and %d (64 MiB), got %d", minMaxBodySize, maxMaxBodySize, c.MaxBodySize)
-	}
-	if c.MaxElementDepth < 8 || c.MaxElementDepth > 1000 {
-		p.add("max_element_depth", "must be between 8 and 1000, got %d", c.MaxElementDepth)
-	}
-	if c.MaxQueueBytes < c.MaxBodySize {
-		p.add("max_queue_bytes", "must be at least max_body_size (%d), got %d", c.MaxBodySize, c.MaxQueueBytes)
-	}
-	if c.MaxSessions < 0 {
-		p.add("max_sessions", "must not be negative (0 means no limit), got %d", c.MaxSessions)
-	}
-	if c.MaxSessionsPerIP < 0 {
-		p.add("max_sessions_per_ip", "must not be negative (0 means no limit), got %d", c.MaxSessionsPerIP)
-	}
-
-	if _, ok := parseLevel(c.LogLevel); !ok {
-		p.add("log_level", "must be debug, info, warn or error, got %q", c.LogLevel)
-	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		p.add("log_format", "must be text or json, got %q", c.LogFormat)
-	}
-	if c.ShutdownTimeout <= 0 {
-		p.add("shutdown_timeout", "must be positive, got %q", c.ShutdownTimeout)
-	}
-	return errors.Join(p...)
+	return nil
 }
 
 // SlogLevel returns the slog level named by c.LogLevel, or slog.LevelInfo if
 // it names none.
 func (c Config) SlogLevel() slog.Level {
-	l, _ := parseLevel(c.LogLevel)
-	return l
-}
-
-// parseLevel returns the slog level named by a log_level value, and whether
-// there is one. It returns slog.LevelInfo if there is none.
-func parseLevel(s string) (slog.Level, bool) {
-	switch s {
+	switch c.LogLevel {
 	case "debug":
-		return slog.LevelDebug, true
-	case "info":
-		return slog.LevelInfo, true
+		return slog.LevelDebug
 	case "warn":
-		return slog.LevelWarn, true
+		return slog.LevelWarn
 	case "error":
-		return slog.LevelError, true
+		return slog.LevelError
 	}
-	return slog.LevelInfo, false
+	return slog.LevelInfo
 }
 
-// problems collects the errors found by Validate.
-type problems []error
+// number is the type of a numeric setting: a count, a size or a duration.
+type number interface{ ~int | ~int64 }
 
-// add records a problem with key, described by format and args.
-func (p *problems) add(key, format string, args ...any) {
-	*p = append(*p, fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...)))
+// show formats the value of a numeric setting for an error: a duration
+// quoted ("1m30s"), a count or a size as a plain number.
+func show[T number](v T) string {
+	if d, ok := any(v).(time.Duration); ok {
+		return strconv.Quote(d.String())
+	}
+	return strconv.FormatInt(int64(v), 10)
+}
+
+// bound formats a limit of a numeric setting for an error: a duration
+// without its zero units (1h, not 1h0m0s), a count or a size as a plain
+// number.
+func bound[T number](v T) string {
+	if d, ok := any(v).(time.Duration); ok {
+		s := d.String()
+		for _, zero := range []string{"0s", "0m"} {
+			if t := strings.TrimSuffix(s, zero); t != s && t != "" && (t[len(t)-1] < '0' || t[len(t)-1] > '9') {
+				s = t
+			}
+		}
+		return s
+	}
+	return strconv.FormatInt(int64(v), 10)
+}
+
+// between checks that lo <= v <= hi.
+func between[T number](v, lo, hi T) error {
+	if v < lo || v > hi {
+		return fmt.Errorf("must be between %s and %s, got %s", bound(lo), bound(hi), show(v))
+	}
+	return nil
+}
+
+// atLeast checks that v >= lo.
+func atLeast[T number](v, lo T) error {
+	if v < lo {
+		return fmt.Errorf("must be at least %s, got %s", bound(lo), show(v))
+	}
+	return nil
+}
+
+// positive checks that v > 0.
+func positive[T number](v T) error {
+	if v <= 0 {
+		return fmt.Errorf("must be positive, got %s", show(v))
+	}
+	return nil
+}
+
+// notNegative checks that v >= 0.
+func notNegative[T number](v T) error {
+	if v < 0 {
+		return fmt.Errorf("must not be negative, got %s", show(v))
+	}
+	return nil
+}
+
+// limit checks a limit on a count, where zero means no limit.
+func limit(n int) error {
+	if n < 0 {
+		return fmt.Errorf("must not be negative (0 means no limit), got %d", n)
+	}
+	return nil
+}
+
+// oneOf checks that s is one of the allowed values.
+func oneOf(s string, allowed ...string) error {
+	if slices.Contains(allowed, s) {
+		return nil
+	}
+	list := strings.Join(allowed[:len(allowed)-1], ", ") + " or " + allowed[len(allowed)-1]
+	return fmt.Errorf("must be %s, got %q", list, s)
+}
+
+// optional applies check to s unless s is empty, which means "not set".
+func optional(s string, check func(string) error) error {
+	if s == "" {
+		return nil
+	}
+	return check(s)
+}
+
+// each applies check to every item of list and joins the errors.
+func each(list []string, check func(string) error) error {
+	var errs []error
+	for _, item := range list {
+		if err := check(item); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkHostPort checks a listen address: host:port with a port 0-65535,
+// the host possibly empty.
+func checkHostPort(addr string) error {
+	if _, ok := splitHostPort(addr, 0); !ok {
+		return fmt.Errorf("must be host:port with a port 0-65535, got %q", addr)
+	}
+	return nil
+}
+
+// checkPath checks the URL path BOSH is served at.
+func checkPath(path string) error {
+	if !strings.HasPrefix(path, "/") {
+		return fmt.Errorf("must start with \"/\", got %q", path)
+	}
+	return nil
+}
+
+// checkDir checks that dir is a directory.
+func checkDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%q is not a directory", dir)
+	}
+	return nil
+}
+
+// checkTLSFiles checks that tls_cert_file and tls_key_file are both set,
+// to a certificate and its key, or neither.
+func checkTLSFiles(c Config) error {
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return errors.New("tls_cert_file and tls_key_file must be set together")
+	}
+	if c.TLSCertFile != "" {
+		_, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
+		return err
+	}
+	return nil
+}
+
+// checkUpstreams checks the served domains and their addresses, which
+// must be on loopback with upstream_tls "plaintext".
+func checkUpstreams(c Config) error {
+	if len(c.Upstreams) == 0 {
+		return errors.New("must name at least one XMPP domain")
+	}
+	plaintext := c.UpstreamTLS == "plaintext"
+	var errs []error
+	for _, domain := range slices.Sorted(maps.Keys(c.Upstreams)) {
+		addr := c.Upstreams[domain]
+		if err := checkDomain(domain); err != nil {
+			errs = append(errs, err)
+		}
+		switch host, ok := splitHostPort(addr, 1); {
+		case addr == "" && plaintext:
+			errs = append(errs, fmt.Errorf("%s: DNS SRV lookup (empty address) is not allowed with upstream_tls \"plaintext\"", domain))
+		case addr == "":
+		case !ok || host == "":
+			errs = append(errs, fmt.Errorf("%s: address must be empty (DNS SRV) or host:port with a port 1-65535, got %q", domain, addr))
+		case plaintext && !isLoopback(host):
+			errs = append(errs, fmt.Errorf("%s: address must be a loopback IP address or localhost with upstream_tls \"plaintext\", got %q", domain, addr))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkRoutes checks the allowed routes, which must be on loopback with
+// upstream_tls "plaintext".
+func checkRoutes(c Config) error {
+	var errs []error
+	for _, route := range c.RouteAllow {
+		addr, isXMPP := strings.CutPrefix(route, "xmpp:")
+		switch host, ok := splitHostPort(addr, 1); {
+		case !isXMPP || !ok || host == "":
+			errs = append(errs, fmt.Errorf("must be xmpp:host:port with a port 1-65535, got %q", route))
+		case c.UpstreamTLS == "plaintext" && !isLoopback(host):
+			errs = append(errs, fmt.Errorf("must be on a loopback IP address or localhost with upstream_tls \"plaintext\", got %q", route))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkQueueBytes checks that a session can queue at least one request
+// body's worth of stanzas.
+func checkQueueBytes(c Config) error {
+	if c.MaxQueueBytes < c.MaxBodySize {
+		return fmt.Errorf("must be at least max_body_size (%d), got %d", c.MaxBodySize, c.MaxQueueBytes)
+	}
+	return nil
 }
 
 // splitHostPort splits addr into host and port, and reports whether it is

@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -24,12 +23,8 @@ func TestBinaryHelpListsEveryOption(t *testing.T) {
 	}
 	help := string(out)
 	flags := []string{"--config", "--upstream", "--version", "--help"}
-	for f := range reflect.TypeFor[config.Config]().Fields() {
-		key := f.Tag.Get("mapstructure")
-		if key == "" {
-			t.Fatalf("config.Config.%s has no key", f.Name)
-		}
-		flags = append(flags, "--"+strings.ReplaceAll(key, "_", "-"))
+	for _, s := range config.Settings() {
+		flags = append(flags, "--"+s.Flag())
 	}
 	for _, flag := range flags {
 		if !strings.Contains(help, flag+" ") && !strings.Contains(help, flag+"[") {

@@ -26,11 +26,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/spf13/pflag"
-
 	"github.com/boshd/boshd/admin"
 	"github.com/boshd/boshd/bosh"
 	"github.com/boshd/boshd/config"
+	"github.com/boshd/boshd/config/load"
 )
 
 func main() {
@@ -39,12 +38,16 @@ func main() {
 
 // run is boshd's main, returning the exit status.
 func run(args, environ []string, stdout, stderr io.Writer) int {
-	load := func() (config.Config, error) { return config.Load(args, environ, stderr) }
-	cfg, err := load()
+	loadConfig := func() (config.Config, error) { return load.Config(args, environ) }
+	cfg, err := loadConfig()
 	switch {
-	case errors.Is(err, pflag.ErrHelp):
+	case errors.Is(err, load.ErrHelp):
+		if err := load.Usage(stdout); err != nil {
+			fmt.Fprintln(stderr, "boshd:", err)
+			return 1
+		}
 		return 0
-	case errors.Is(err, config.ErrVersion):
+	case errors.Is(err, load.ErrVersion):
 		fmt.Fprintln(stdout, "boshd", version())
 		return 0
 	case err != nil:
@@ -58,7 +61,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	if err := serve(ctx, cfg, load, hup, logger); err != nil {
+	if err := serve(ctx, cfg, loadConfig, hup, logger); err != nil {
 		logger.Error("boshd stopped", "err", err)
 		return 1
 	}
@@ -67,10 +70,10 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 
 // serve runs the HTTP servers until ctx ends, then shuts down gracefully:
 // every session is told system-shutdown and every upstream stream closed.
-// On a signal from hup it loads the configuration again with load and
+// On a signal from hup it loads the configuration again with loadConfig and
 // applies what can change while sessions run (see bosh.Handler.Reload),
 // and reads the TLS certificate again.
-func serve(ctx context.Context, cfg config.Config, load func() (config.Config, error), hup <-chan os.Signal, logger *slog.Logger) error {
+func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Config, error), hup <-chan os.Signal, logger *slog.Logger) error {
 	cfg = withSessionCap(cfg, logger)
 	h, err := bosh.NewHandler(cfg, logger)
 	if err != nil {
@@ -150,7 +153,7 @@ func serve(ctx context.Context, cfg config.Config, load func() (config.Config, e
 		case err := <-errc:
 			return err
 		case <-hup:
-			reload(h, cert, load, logger)
+			reload(h, cert, loadConfig, logger)
 			continue
 		case <-ctx.Done():
 		}
@@ -179,8 +182,8 @@ func serve(ctx context.Context, cfg config.Config, load func() (config.Config, e
 }
 
 // reload applies a configuration loaded again after SIGHUP.
-func reload(h *bosh.Handler, cert *certificate, load func() (config.Config, error), logger *slog.Logger) {
-	cfg, err := load()
+func reload(h *bosh.Handler, cert *certificate, loadConfig func() (config.Config, error), logger *slog.Logger) {
+	cfg, err := loadConfig()
 	if err != nil {
 		logger.Error("reload: configuration refused, nothing changed", "err", err)
 		return
@@ -235,16 +238,35 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// version is the module version boshd was built from.
+// version returns the version boshd was built as (see buildVersion).
 func version() string {
-	if info, ok := debug.ReadBuildInfo(); ok {
-		v := info.Main.Version
-		for _, s := range info.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				v += " " + s.Value[:12]
-			}
-		}
+	info, _ := debug.ReadBuildInfo()
+	return buildVersion(info)
+}
+
+// buildVersion returns the version of a build: its module version, such
+// as v1.2.0, or the pseudo-version the go command stamps a build from a
+// checkout with (v0.0.0-20261207042314-baf2ff9e1c3a+dirty); else the VCS
+// revision, with "+dirty" when the checkout had changes; else a word on
+// why there is neither.
+func buildVersion(info *debug.BuildInfo) string {
+	if info == nil {
+		return "unknown (built without module support)"
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
 		return v
 	}
-	return "unknown"
+	var revision, dirty string
+	for _, s := range info.Settings {
+		switch {
+		case s.Key == "vcs.revision":
+			revision = s.Value
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "+dirty"
+		}
+	}
+	if revision == "" {
+		return "(devel, built without VCS information)"
+	}
+	return revision + dirty
 }

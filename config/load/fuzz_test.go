@@ -1,32 +1,30 @@
-package config
+package load
 
 import (
 	"bytes"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
-	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 )
 
 // Fuzzing the configuration loader (issue: operations/hardening, part 4).
 // See docs/FUZZING.md for how to run it and what a longer run found.
 
-// FuzzLoad feeds Load an arbitrary YAML file, environment (one NAME=value
+// FuzzLoad feeds Config an arbitrary YAML file, environment (one NAME=value
 // a line) and command line (one argument a line), and checks:
 //
-//   - Load never panics;
-//   - it either fails, with pflag.ErrHelp, ErrVersion or an error saying
+//   - Config never panics;
+//   - it either fails, with ErrHelp, ErrVersion or an error saying
 //     "config: ...", or returns a Config that passes Validate;
 //   - it is deterministic: loading the same input again gives the same
 //     Config.
 //
-// Inputs that would make Load read a file other than the fuzzed one
+// Inputs that would make Config read a file other than the fuzzed one
 // (--config, upstream_ca_file in any of the three sources) are skipped, so
 // that the fuzzer cannot point it at /dev/zero.
 func FuzzLoad(f *testing.F) {
@@ -48,9 +46,9 @@ func FuzzLoad(f *testing.F) {
 		if env != "" {
 			environ = strings.Split(env, "\n")
 		}
-		c, err := Load(argv, environ, io.Discard)
+		c, err := Config(argv, environ)
 		if err != nil {
-			if !errors.Is(err, pflag.ErrHelp) && !errors.Is(err, ErrVersion) && !strings.HasPrefix(err.Error(), "config: ") {
+			if !errors.Is(err, ErrHelp) && !errors.Is(err, ErrVersion) && !strings.HasPrefix(err.Error(), "config: ") {
 				t.Fatalf("error %q does not start with \"config: \"", err)
 			}
 			return
@@ -58,14 +56,14 @@ func FuzzLoad(f *testing.F) {
 		if err := c.Validate(); err != nil {
 			t.Fatalf("Load returned a Config that fails Validate: %v\n%+v", err, c)
 		}
-		again, err := Load(argv, environ, io.Discard)
+		again, err := Config(argv, environ)
 		if err != nil || !reflect.DeepEqual(again, c) {
 			t.Fatalf("loading again: %v\n%+v\nwant\n%+v", err, again, c)
 		}
 	})
 }
 
-// readsOtherFiles reports whether Load would read a file named by the
+// readsOtherFiles reports whether Config would read a file named by the
 // input: the command line's --config or --upstream-ca*, the environment's
 // BOSHD_CONFIG or BOSHD_UPSTREAM_CA_FILE, or upstream_ca_file in the YAML
 // file (as viper reads it, whatever its spelling) unless it is empty.
@@ -77,14 +75,14 @@ func readsOtherFiles(yaml []byte, env, args string) bool {
 	}
 	for _, kv := range strings.Split(env, "\n") {
 		name, _, _ := strings.Cut(kv, "=")
-		if name == envName("config") || name == envName("upstream_ca_file") {
+		if name == envConfig || name == "BOSHD_UPSTREAM_CA_FILE" {
 			return true
 		}
 	}
 	v := viper.New()
 	v.SetConfigType("yaml")
 	if err := v.ReadConfig(bytes.NewReader(yaml)); err != nil {
-		return false // Load fails the same way before reading anything
+		return false // Config fails the same way before reading anything
 	}
 	name, isString := v.Get("upstream_ca_file").(string)
 	return v.IsSet("upstream_ca_file") && !(isString && name == "")

@@ -1,10 +1,9 @@
-package config
+package load
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"reflect"
@@ -13,23 +12,26 @@ import (
 	"strings"
 	"time"
 
+	"github.com/boshd/boshd/config"
+
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 )
 
-// ErrVersion is returned by Load when the command line holds --version. The
-// caller should print its version and exit successfully.
+// ErrVersion is returned by Config when the command line holds --version.
+// The caller should print its version and exit successfully.
 var ErrVersion = errors.New("config: version requested")
 
-// envPrefix starts the name of every environment variable Load reads.
-const envPrefix = "BOSHD_"
+// ErrHelp is returned by Config when the command line holds -h or --help.
+// The caller should print Usage and exit successfully.
+var ErrHelp = pflag.ErrHelp
 
-// envName returns the environment variable that sets key:
-// max_wait is set by BOSHD_MAX_WAIT.
-func envName(key string) string { return envPrefix + strings.ToUpper(key) }
+// envConfig is the environment variable that names the YAML file, like
+// --config.
+const envConfig = "BOSHD_CONFIG"
 
-// Load builds the configuration from the defaults, the YAML file, the
+// Config builds the configuration from the defaults, the YAML file, the
 // environment and the command line, in rising precedence (see the package
 // documentation), and validates it.
 //
@@ -38,33 +40,32 @@ func envName(key string) string { return envPrefix + strings.ToUpper(key) }
 // environment as "NAME=value" strings, like os.Environ(); only its BOSHD_*
 // variables are used, a variable set to the empty string counts as unset, and
 // when a name appears more than once the last value wins. Variables with the
-// prefix that name no key are ignored. Load never reads the process
+// prefix that name no key are ignored. Config never reads the process
 // environment itself.
 //
-// Load writes the usage text to usage (os.Stderr if nil) when the command
-// line holds -h or --help, and then returns pflag.ErrHelp. It returns
-// ErrVersion when the command line holds --version. Both are returned before
-// any file is read, so they work whatever the configuration. Load does not
-// print errors: the caller does.
+// Config returns ErrHelp when the command line holds -h or --help, and
+// ErrVersion when it holds --version, before any file is read, so that
+// both work whatever the configuration. It prints nothing: the caller
+// prints the errors, and Usage for ErrHelp.
 //
 // The error of a bad command line, file, environment variable or value names
 // the flag or key at fault; when there are several problems, all are joined
 // into the error.
-func Load(args []string, environ []string, usage io.Writer) (Config, error) {
-	d := Default()
-	cl := newCommandLine(d, usage)
-	if err := cl.fs.Parse(args); err != nil {
-		return Config{}, fmt.Errorf("config: %w", err)
+func Config(args []string, environ []string) (config.Config, error) {
+	d := config.Default()
+	cl := newCommandLine(d)
+	err := cl.fs.Parse(args)
+	if cl.help { // even if a later flag is bad
+		return config.Config{}, ErrHelp
 	}
-	if cl.help {
-		cl.fs.Usage()
-		return Config{}, pflag.ErrHelp
+	if err != nil {
+		return config.Config{}, fmt.Errorf("config: %w", err)
 	}
 	if cl.version {
-		return Config{}, ErrVersion
+		return config.Config{}, ErrVersion
 	}
 	if cl.fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("config: unexpected argument %q: boshd takes flags only", cl.fs.Arg(0))
+		return config.Config{}, fmt.Errorf("config: unexpected argument %q: boshd takes flags only", cl.fs.Arg(0))
 	}
 	vars := environment(environ)
 
@@ -77,71 +78,34 @@ func Load(args []string, environ []string, usage io.Writer) (Config, error) {
 	// upstreams map from one source replaces the map of a lower source
 	// instead of merging with it.
 	v := viper.New()
-	for key, value := range d.settings() {
-		v.SetDefault(key, value)
-		value, ok := vars[envName(key)]
-		if err := v.BindFlagValue(key, envValue{key, value, ok}); err != nil {
-			return Config{}, fmt.Errorf("config: %w", err)
+	for _, s := range config.Settings() {
+		v.SetDefault(s.Key, s.Value(d))
+		value, ok := vars[s.Env()]
+		if err := v.BindFlagValue(s.Key, envValue{s.Key, value, ok}); err != nil {
+			return config.Config{}, fmt.Errorf("config: %w", err)
 		}
 	}
-	file, ok := vars[envName("config")]
+	file, ok := vars[envConfig]
 	if cl.fs.Changed("config") {
 		file, ok = cl.config, cl.config != ""
 	}
 	if ok {
 		if err := readFile(v, file); err != nil {
-			return Config{}, err
+			return config.Config{}, err
 		}
 	}
 	for key, value := range cl.settings() {
 		v.Set(key, value)
 	}
 
-	c, err := unmarshal(v, file)
+	c, err := decode(v, file)
 	if err != nil {
-		return Config{}, err
+		return config.Config{}, err
 	}
 	if err := c.Validate(); err != nil {
-		return Config{}, err
+		return config.Config{}, err
 	}
 	return c, nil
-}
-
-// settings returns c as a map from each key to its value.
-func (c Config) settings() map[string]any {
-	return map[string]any{
-		"listen":                 c.Listen,
-		"path":                   c.Path,
-		"cors_origins":           c.CORSOrigins,
-		"public_url":             c.PublicURL,
-		"trusted_proxies":        c.TrustedProxies,
-		"static_dir":             c.StaticDir,
-		"tls_cert_file":          c.TLSCertFile,
-		"tls_key_file":           c.TLSKeyFile,
-		"admin_listen":           c.AdminListen,
-		"upstreams":              c.Upstreams,
-		"upstream_tls":           c.UpstreamTLS,
-		"upstream_ca_file":       c.UpstreamCAFile,
-		"route_allow":            c.RouteAllow,
-		"connect_timeout":        c.ConnectTimeout,
-		"upstream_write_timeout": c.UpstreamWriteTimeout,
-		"max_wait":               c.MaxWait,
-		"max_hold":               c.MaxHold,
-		"inactivity":             c.Inactivity,
-		"polling":                c.Polling,
-		"max_pause":              c.MaxPause,
-		"multiple_streams":       c.MultipleStreams,
-		"park_held":              c.ParkHeld,
-		"park_after":             c.ParkAfter,
-		"max_body_size":          c.MaxBodySize,
-		"max_element_depth":      c.MaxElementDepth,
-		"max_queue_bytes":        c.MaxQueueBytes,
-		"max_sessions":           c.MaxSessions,
-		"max_sessions_per_ip":    c.MaxSessionsPerIP,
-		"log_level":              c.LogLevel,
-		"log_format":             c.LogFormat,
-		"shutdown_timeout":       c.ShutdownTimeout,
-	}
 }
 
 // environment returns the BOSHD_* variables of environ by name.
@@ -149,7 +113,7 @@ func environment(environ []string) map[string]string {
 	vars := make(map[string]string)
 	for _, kv := range environ {
 		name, value, ok := strings.Cut(kv, "=")
-		if !ok || !strings.HasPrefix(name, envPrefix) {
+		if !ok || !strings.HasPrefix(name, "BOSHD_") {
 			continue
 		}
 		if value == "" {
@@ -188,25 +152,49 @@ func readFile(v *viper.Viper, name string) error {
 	return nil
 }
 
-// unmarshal decodes the merged settings of v into a Config. Keys that are
-// not settings of Config can only have come from the file, which is named
-// in their error.
-func unmarshal(v *viper.Viper, file string) (Config, error) {
-	known := Config{}.settings()
+// decode decodes the merged settings of v into a Config, each key into its
+// field. Keys that are not settings can only have come from the file, which
+// is named in their error.
+func decode(v *viper.Viper, file string) (config.Config, error) {
 	var errs []error
 	for _, key := range slices.Sorted(slices.Values(v.AllKeys())) {
-		if _, ok := known[key]; !ok {
+		if _, ok := config.Lookup(key); !ok {
 			errs = append(errs, fmt.Errorf("config: %s: unknown key %q", file, key))
 		}
 	}
-	var c Config
-	if err := v.Unmarshal(&c, viper.DecodeHook(mapstructure.DecodeHookFuncType(decodeHook))); err != nil {
-		errs = decodeErrors(errs, err)
+	var c config.Config
+	for _, s := range config.Settings() {
+		if err := decodeValue(v.Get(s.Key), s.Field(&c)); err != nil {
+			errs = append(errs, fmt.Errorf("config: %s: %w", s.Key, err))
+		}
 	}
 	if len(errs) > 0 {
-		return Config{}, errors.Join(errs...)
+		return config.Config{}, errors.Join(errs...)
 	}
 	return c, nil
+}
+
+// decodeValue decodes in, a value of the YAML file, the environment, the
+// command line or the defaults, into the field out points to.
+func decodeValue(in, out any) error {
+	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+		DecodeHook:       mapstructure.DecodeHookFuncType(decodeHook),
+		WeaklyTypedInput: true,
+		Result:           out,
+	})
+	if err != nil {
+		return err
+	}
+	err = dec.Decode(in)
+	// The error names no field: keep the innermost, which says what
+	// is wrong with the value.
+	for {
+		var de *mapstructure.DecodeError
+		if !errors.As(err, &de) {
+			return err
+		}
+		err = de.Unwrap()
+	}
 }
 
 // decodeHook converts the strings of the environment and the command line,
@@ -288,26 +276,4 @@ func seconds(secs float64, text string) (time.Duration, error) {
 		return 0, fmt.Errorf("duration %s seconds is out of range", text)
 	}
 	return time.Duration(d), nil
-}
-
-// decodeErrors appends the errors within err, returned by mapstructure, to
-// errs, each naming the key at fault.
-func decodeErrors(errs []error, err error) []error {
-	var de *mapstructure.DecodeError
-	switch e := err.(type) {
-	case *mapstructure.DecodeError:
-		if errors.As(e.Unwrap(), &de) {
-			return decodeErrors(errs, e.Unwrap())
-		}
-		return append(errs, fmt.Errorf("config: %s: %w", e.Name(), e.Unwrap()))
-	case interface{ Unwrap() []error }:
-		for _, err := range e.Unwrap() {
-			errs = decodeErrors(errs, err)
-		}
-		return errs
-	}
-	if errors.As(err, &de) {
-		return decodeErrors(errs, errors.Unwrap(err))
-	}
-	return append(errs, fmt.Errorf("config: %w", err))
 }

@@ -1,0 +1,332 @@
+package config
+
+import (
+	"reflect"
+	"strings"
+	"time"
+)
+
+// A Setting is one configuration key: its name, its default, what it
+// means, whether a running server can change it and the rule Validate
+// applies to it. [Settings] lists them all, and everything else is derived
+// from that list: [Default], the command-line flags and BOSHD_*
+// environment variables of the loader (package
+// github.com/boshd/boshd/config/load), boshd --help, boshd.example.yaml,
+// and the keys a reload leaves for a restart.
+type Setting struct {
+	// Key names the setting in the YAML file, such as max_wait. The
+	// command-line flag is Flag() and the environment variable Env().
+	Key string
+	// Default is the value when no source sets the key, of the type of
+	// the key's field in Config; nil means the zero value.
+	Default any
+	// Help says in one line what the setting does, for --help and the
+	// example file. A word in back quotes names the value (`DURATION`),
+	// as in package flag.
+	Help string
+	// Doc, if not empty, adds detail for the example file.
+	Doc string
+	// Reloadable reports whether a running server applies a new value
+	// on reload (SIGHUP, bosh.Handler.Reload); the others take effect
+	// at the next start.
+	Reloadable bool
+	// Aliases are further command-line flags that set the key.
+	Aliases []Alias
+
+	field func(*Config) any  // a pointer to the key's field of the Config
+	check func(Config) error // the key's rule for Validate; nil if none
+}
+
+// An Alias is a further command-line flag for a setting, such as
+// --upstream for upstreams.
+type Alias struct {
+	// Flag is the flag's name without the leading dashes.
+	Flag string
+	// Help says in one line what the flag does, like Setting.Help.
+	Help string
+}
+
+// Flag returns the name of the command-line flag that sets s, without the
+// leading dashes: max-wait for max_wait.
+func (s Setting) Flag() string { return strings.ReplaceAll(s.Key, "_", "-") }
+
+// Env returns the environment variable that sets s: BOSHD_MAX_WAIT for
+// max_wait.
+func (s Setting) Env() string { return "BOSHD_" + strings.ToUpper(s.Key) }
+
+// Field returns a pointer to the field of c that s sets: a *string,
+// *[]string, *map[string]string, *time.Duration, *int, *int64 or *bool.
+func (s Setting) Field(c *Config) any { return s.field(c) }
+
+// Value returns the value of s in c.
+func (s Setting) Value(c Config) any { return reflect.ValueOf(s.field(&c)).Elem().Interface() }
+
+// Lookup returns the setting with the given key, and whether there is one.
+func Lookup(key string) (Setting, bool) {
+	for _, s := range Settings() {
+		if s.Key == key {
+			return s, true
+		}
+	}
+	return Setting{}, false
+}
+
+// Settings returns every setting of Config, in the order of its fields.
+// The slice is new at each call: changing it changes nothing else.
+func Settings() []Setting {
+	return []Setting{
+		{
+			Key:     "listen",
+			Default: "127.0.0.1:5280",
+			Help:    "listen for HTTP on `HOST:PORT`",
+			field:   func(c *Config) any { return &c.Listen },
+			check:   func(c Config) error { return checkHostPort(c.Listen) },
+		},
+		{
+			Key:     "path",
+			Default: "/http-bind",
+			Help:    "serve BOSH at the URL `PATH`, which starts with \"/\"",
+			field:   func(c *Config) any { return &c.Path },
+			check:   func(c Config) error { return checkPath(c.Path) },
+		},
+		{
+			Key:  "cors_origins",
+			Help: "let web pages from `ORIGIN` (scheme://host[:port], or * for any) call boshd from a browser (CORS)",
+			Doc: `An origin listed exactly may send cookies (credentials); "*" (quoted: a
+bare * is YAML syntax) allows any origin, without credentials.
+Empty: no CORS headers, same-origin pages only.`,
+			Reloadable: true,
+			field:      func(c *Config) any { return &c.CORSOrigins },
+			check:      func(c Config) error { return each(c.CORSOrigins, checkOrigin) },
+		},
+		{
+			Key:  "public_url",
+			Help: "advertise `URL` as the BOSH URL in /.well-known/host-meta (XEP-0156)",
+			Doc: `Behind a reverse proxy, the proxy's URL, e.g.
+"https://chat.example.org/http-bind"; Converse.js discovery uses https URLs
+only. Empty: http://LISTEN/PATH, or the path on the host the discovery request
+named when listen has no specific host.`,
+			field: func(c *Config) any { return &c.PublicURL },
+			check: func(c Config) error { return optional(c.PublicURL, checkPublicURL) },
+		},
+		{
+			Key:     "trusted_proxies",
+			Default: []string{"127.0.0.1", "::1"},
+			Help:    "believe X-Forwarded-For from the reverse proxies at `IP` addresses or CIDR prefixes",
+			Doc: `The client address used for max_sessions_per_ip and in logs is then the
+right-most address in that header that is not a trusted proxy. The default
+trusts a proxy on the same host (loopback). Empty: the TCP peer's address,
+always.`,
+			Reloadable: true,
+			field:      func(c *Config) any { return &c.TrustedProxies },
+			check:      func(c Config) error { return each(c.TrustedProxies, checkProxy) },
+		},
+		{
+			Key:  "static_dir",
+			Help: "serve the files in `DIR` at \"/\", next to BOSH (a web chat page, say)",
+			Doc: `scripts/demo serves demo/ this way, on the same origin as BOSH.
+Empty: no files served.`,
+			field: func(c *Config) any { return &c.StaticDir },
+			check: func(c Config) error { return optional(c.StaticDir, checkDir) },
+		},
+		{
+			Key:  "tls_cert_file",
+			Help: "serve HTTPS (and HTTP/2) with the PEM certificate chain in `FILE`, with tls_key_file",
+			Doc: `Both or neither. The files are read again on SIGHUP without dropping
+sessions. Empty: plain HTTP (put TLS in front, e.g. nginx).`,
+			field: func(c *Config) any { return &c.TLSCertFile },
+			check: checkTLSFiles,
+		},
+		{
+			Key:   "tls_key_file",
+			Help:  "the PEM private key in `FILE` for tls_cert_file",
+			field: func(c *Config) any { return &c.TLSKeyFile },
+		},
+		{
+			Key:   "admin_listen",
+			Help:  "serve /metrics, /healthz, /readyz and a status page on `HOST:PORT`, for operators only",
+			Doc:   `For example 127.0.0.1:5282. Empty: off.`,
+			field: func(c *Config) any { return &c.AdminListen },
+			check: func(c Config) error { return optional(c.AdminListen, checkHostPort) },
+		},
+		{
+			Key:     "upstreams",
+			Default: map[string]string{"localhost": "127.0.0.1:5222"},
+			Help:    "serve each XMPP domain through the XMPP server at its address (`DOMAIN=HOST:PORT,...`)",
+			Doc: `In this file, a map from each domain to its HOST:PORT. A domain with an
+empty address ("") is looked up through DNS SRV. A session for any other
+domain is refused with host-unknown and never dialled.`,
+			Reloadable: true,
+			Aliases: []Alias{{
+				Flag: "upstream",
+				Help: "serve an XMPP domain through its XMPP server, given as `DOMAIN=HOST:PORT` (DOMAIN= for DNS SRV); repeat it for each domain, the first replacing the default",
+			}},
+			field: func(c *Config) any { return &c.Upstreams },
+			check: checkUpstreams,
+		},
+		{
+			Key:     "upstream_tls",
+			Default: "starttls",
+			Help:    "secure upstream streams by `MODE`: starttls, required or plaintext",
+			Doc: `starttls: STARTTLS whenever the server offers it (a server on loopback
+may offer none); required: STARTTLS or fail; plaintext: never, loopback only.`,
+			field: func(c *Config) any { return &c.UpstreamTLS },
+			check: func(c Config) error { return oneOf(c.UpstreamTLS, "starttls", "required", "plaintext") },
+		},
+		{
+			Key:  "upstream_ca_file",
+			Help: "trust the CA certificates in the PEM `FILE` for upstream TLS instead of the system roots",
+			Aliases: []Alias{{
+				Flag: "upstream-ca",
+				Help: "trust the CA certificates in the PEM `FILE` for upstream TLS instead of the system roots (alias of --upstream-ca-file)",
+			}},
+			field: func(c *Config) any { return &c.UpstreamCAFile },
+			check: func(c Config) error { return optional(c.UpstreamCAFile, checkCAFile) },
+		},
+		{
+			Key:        "route_allow",
+			Help:       "let clients pick their upstream with the route `xmpp:HOST:PORT`",
+			Doc:        `Other routes are refused with host-unknown and never dialled.`,
+			Reloadable: true,
+			field:      func(c *Config) any { return &c.RouteAllow },
+			check:      checkRoutes,
+		},
+		{
+			Key:     "connect_timeout",
+			Default: 10 * time.Second,
+			Help:    "give up dialling an upstream and negotiating its stream after `DURATION`",
+			field:   func(c *Config) any { return &c.ConnectTimeout },
+			check:   func(c Config) error { return positive(c.ConnectTimeout) },
+		},
+		{
+			Key:     "upstream_write_timeout",
+			Default: 30 * time.Second,
+			Help:    "end a session whose upstream does not read for `DURATION`",
+			field:   func(c *Config) any { return &c.UpstreamWriteTimeout },
+			check:   func(c Config) error { return positive(c.UpstreamWriteTimeout) },
+		},
+		{
+			Key:     "max_wait",
+			Default: 60 * time.Second,
+			Help:    "hold a request for at most `DURATION` (the highest BOSH wait), 1s to 1h",
+			field:   func(c *Config) any { return &c.MaxWait },
+			check:   func(c Config) error { return between(c.MaxWait, minMaxWait, maxMaxWait) },
+		},
+		{
+			Key:     "max_hold",
+			Default: 1,
+			Help:    "hold at most `N` requests at once per session (the highest BOSH hold), 1 to 10",
+			field:   func(c *Config) any { return &c.MaxHold },
+			check:   func(c Config) error { return between(c.MaxHold, minMaxHold, maxMaxHold) },
+		},
+		{
+			Key:     "inactivity",
+			Default: 60 * time.Second,
+			Help:    "end a session that has had no request held for `DURATION`, at least 1s",
+			field:   func(c *Config) any { return &c.Inactivity },
+			check:   func(c Config) error { return atLeast(c.Inactivity, minInactivity) },
+		},
+		{
+			Key:     "polling",
+			Default: 5 * time.Second,
+			Help:    "require `DURATION` between two empty requests of a polling session",
+			field:   func(c *Config) any { return &c.Polling },
+			check:   func(c Config) error { return notNegative(c.Polling) },
+		},
+		{
+			Key:   "multiple_streams",
+			Help:  "let clients open several XMPP streams in one session (XEP-0124 §16)",
+			field: func(c *Config) any { return &c.MultipleStreams },
+		},
+		{
+			Key:     "max_pause",
+			Default: 120 * time.Second,
+			Help:    "let a client pause its session for at most `DURATION`; 0 disables pause",
+			field:   func(c *Config) any { return &c.MaxPause },
+			check:   func(c Config) error { return notNegative(c.MaxPause) },
+		},
+		{
+			Key:     "park_held",
+			Default: true,
+			Help:    "let requests held longer than park_after wait without a goroutine (docs/design/002)",
+			Doc: `Only HTTP/1.1 keep-alive requests; about 20 KiB less per idle session.
+false holds every request in net/http.`,
+			field: func(c *Config) any { return &c.ParkHeld },
+		},
+		{
+			Key:     "park_after",
+			Default: time.Second,
+			Help:    "park a request once it has been held for `DURATION`; 0 parks at once",
+			field:   func(c *Config) any { return &c.ParkAfter },
+			check:   func(c Config) error { return notNegative(c.ParkAfter) },
+		},
+		{
+			Key:     "max_body_size",
+			Default: int64(1 << 20),
+			Help:    "accept request bodies of at most `BYTES`, 1024 to 64 MiB",
+			field:   func(c *Config) any { return &c.MaxBodySize },
+			check:   func(c Config) error { return between(c.MaxBodySize, minMaxBodySize, maxMaxBodySize) },
+		},
+		{
+			Key:     "max_element_depth",
+			Default: 64,
+			Help:    "refuse request bodies whose elements nest deeper than `N` levels, <body/> included, 8 to 1000",
+			field:   func(c *Config) any { return &c.MaxElementDepth },
+			check:   func(c Config) error { return between(c.MaxElementDepth, 8, 1000) },
+		},
+		{
+			Key:     "max_queue_bytes",
+			Default: int64(4 << 20),
+			Help:    "end a session with more than `BYTES` of stanzas waiting for a request, at least max_body_size",
+			field:   func(c *Config) any { return &c.MaxQueueBytes },
+			check:   checkQueueBytes,
+		},
+		{
+			Key:  "max_sessions",
+			Help: "hold at most `N` live sessions; 0: as many as the open file limit allows",
+			Doc: `More are refused with policy-violation, never dialled. The boshd command
+allows three descriptors a session.`,
+			Reloadable: true,
+			field:      func(c *Config) any { return &c.MaxSessions },
+			check:      func(c Config) error { return limit(c.MaxSessions) },
+		},
+		{
+			Key:     "max_sessions_per_ip",
+			Default: 100,
+			Help:    "hold at most `N` sessions at once per client IP address; 0 means no limit",
+			Doc: `The default leaves room for users behind one NAT while stopping a single
+host from exhausting upstream connections.`,
+			Reloadable: true,
+			field:      func(c *Config) any { return &c.MaxSessionsPerIP },
+			check:      func(c Config) error { return limit(c.MaxSessionsPerIP) },
+		},
+		{
+			Key:     "max_conns_per_ip",
+			Default: 256,
+			Help:    "allow at most `N` open client connections (TCP) from one IP address at once; 0 means no limit",
+			field:   func(c *Config) any { return &c.MaxConnsPerIP },
+			check:   func(c Config) error { return limit(c.MaxConnsPerIP) },
+		},
+		{
+			Key:     "log_level",
+			Default: "info",
+			Help:    "log at `LEVEL`: debug, info, warn or error",
+			field:   func(c *Config) any { return &c.LogLevel },
+			check:   func(c Config) error { return oneOf(c.LogLevel, "debug", "info", "warn", "error") },
+		},
+		{
+			Key:     "log_format",
+			Default: "text",
+			Help:    "write logs as `FORMAT`: text or json",
+			field:   func(c *Config) any { return &c.LogFormat },
+			check:   func(c Config) error { return oneOf(c.LogFormat, "text", "json") },
+		},
+		{
+			Key:     "shutdown_timeout",
+			Default: 10 * time.Second,
+			Help:    "give a graceful stop at most `DURATION`",
+			field:   func(c *Config) any { return &c.ShutdownTimeout },
+			check:   func(c Config) error { return positive(c.ShutdownTimeout) },
+		},
+	}
+}

@@ -1,0 +1,137 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// A program of its own that embeds boshd's handler (issue 15, point 4):
+// the module in testdata/embed, which README's "Embedding in Go" shows,
+// requires github.com/boshd/boshd, replaced by this checkout.
+
+// embedDir holds the embedding program's module.
+const embedDir = "testdata/embed"
+
+// TestEmbedReadme checks that README's "Embedding in Go" section shows
+// the program this file tests, as it is.
+func TestEmbedReadme(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## Embedding in Go\n")
+	section, _, _ = strings.Cut(section, "\n## ")
+	_, code, ok2 := strings.Cut(section, "```go\n")
+	code, _, ok3 := strings.Cut(code, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README.md has no ```go block in a section \"## Embedding in Go\"")
+	}
+	program, err := os.ReadFile(filepath.Join(embedDir, "main.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != string(program) {
+		t.Errorf("README.md's \"Embedding in Go\" shows another program than %s/main.go: copy the file into the section", embedDir)
+	}
+}
+
+// TestEmbedLogin builds the embedding program in its own module, checks
+// that it does not depend on viper, runs it in front of a real Prosody
+// and logs a user in through it; then stops it with SIGTERM.
+func TestEmbedLogin(t *testing.T) {
+	t.Parallel()
+	deps, err := goCommand(t, "list", "-deps", ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dep := range strings.Fields(deps) {
+		if strings.Contains(dep, "spf13/viper") || strings.Contains(dep, "spf13/pflag") || strings.Contains(dep, "mapstructure") {
+			t.Errorf("the embedding program depends on %s", dep)
+		}
+	}
+	bin := filepath.Join(t.TempDir(), "embed")
+	if _, err := goCommand(t, "build", "-o", bin, "."); err != nil {
+		t.Fatal(err)
+	}
+
+	p := startProsody(t, prosodyOptions{})
+	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-domain", p.Domain, "-server", p.Addr)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	var logs lockedBuffer
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logs.Write([]byte(sc.Text() + "\n"))
+			if _, url, ok := strings.Cut(sc.Text(), "serving BOSH at "); ok {
+				urls <- url
+			}
+		}
+		exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("the embedding program's log:\n%s", logs.String())
+		}
+	})
+	var url string
+	select {
+	case url = <-urls:
+	case err := <-exited:
+		t.Fatalf("the embedding program exited: %v", err)
+	case <-time.After(eventTimeout):
+		t.Fatal("the embedding program did not start")
+	}
+
+	c, res := login(t, url, p, "alice", "PLAIN", "embedded")
+	if !strings.HasPrefix(res.JID, "alice@"+p.Domain+"/") {
+		t.Errorf("bound %q, want a resource of alice@%s", res.JID, p.Domain)
+	}
+	c.MustIQ("get", "", "<query xmlns='jabber:iq:roster'/>")
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("after SIGTERM the embedding program exited with %v", err)
+		}
+	case <-time.After(eventTimeout):
+		t.Error("the embedding program did not stop on SIGTERM")
+	}
+}
+
+// goCommand runs the go command in the embedding program's module and
+// returns its standard output. The module's go.sum must list what the
+// program needs: a failure says how to update it.
+func goCommand(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command("go", args...)
+	cmd.Dir = embedDir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("go %s in %s: %v\n%s(if boshd's dependencies changed: cd integration/%s && go mod tidy)",
+			strings.Join(args, " "), embedDir, err, &stderr, embedDir)
+	}
+	return string(out), nil
+}
