@@ -226,12 +226,12 @@ func attrsOf(r slog.Record) map[string]string {
 
 // startRecordedHandler is startHandler with what the Handler itself logs
 // kept in the returned records (its sessions log nowhere).
-func startRecordedHandler(t *testing.T, mutate func(*config.Config)) (*Handler, *logRecords) {
+func startRecordedHandler(t *testing.T, mutate func(*config.Config)) (*fakeServer, *Handler, *logRecords) {
 	t.Helper()
-	_, h := startHandler(t, mutate, nil)
+	up, h := startHandler(t, mutate, nil)
 	logs := new(logRecords)
 	h.log = slog.New(logs) // before it serves anything
-	return h, logs
+	return up, h, logs
 }
 
 // postCreation sends a session creation request to url with an
@@ -262,7 +262,7 @@ func TestSessionLimitsLoopbackProxies(t *testing.T) {
 			if err != nil {
 				t.Skipf("no %s loopback: %v", network, err)
 			}
-			h, logs := startRecordedHandler(t, func(cfg *config.Config) {
+			_, h, logs := startRecordedHandler(t, func(cfg *config.Config) {
 				cfg.MaxSessionsPerIP = 1
 				cfg.TrustedProxies = []string{"127.0.0.1", "::1"}
 			})
@@ -311,7 +311,7 @@ func TestForwardedForWarning(t *testing.T) {
 		{"other proxy trusted", []string{"10.0.0.1"}, []string{"203.0.113.1"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h, logs := startRecordedHandler(t, func(cfg *config.Config) { cfg.TrustedProxies = tc.proxies })
+			_, h, logs := startRecordedHandler(t, func(cfg *config.Config) { cfg.TrustedProxies = tc.proxies })
 			url := serve(t, h).URL
 			for _, xff := range tc.xff {
 				if cond := postCreation(t, url, xff); cond != "" {
@@ -366,7 +366,7 @@ func TestSessionRefusalLog(t *testing.T) {
 		{"server-wide, proxy not trusted", 2, 5, nil, "203.0.113.5", "session refused: max_sessions (2) reached", slog.LevelWarn, "127.0.0.1", "2", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h, logs := startRecordedHandler(t, func(cfg *config.Config) {
+			_, h, logs := startRecordedHandler(t, func(cfg *config.Config) {
 				cfg.MaxSessions, cfg.MaxSessionsPerIP, cfg.TrustedProxies = tc.max, tc.maxPerIP, tc.proxies
 			})
 			url := serve(t, h).URL
