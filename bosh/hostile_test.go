@@ -1088,10 +1088,10 @@ func TestHostileInternalTargets(t *testing.T) {
 func TestHostileSessionsPerIP(t *testing.T) {
 	// R-SEC-5: one IP over max_sessions_per_ip gets policy-violation and
 	// never reaches the upstream, even with X-Forwarded-For of its own
-	// making (no proxy is trusted by default); a client at another IP is
-	// unaffected.
+	// making (no proxy is trusted here, whatever the default); a client
+	// at another IP is unaffected.
 	const limit = 3
-	env := newHostileEnv(t, slog.LevelInfo, func(cfg *config.Config) { cfg.MaxSessionsPerIP = limit })
+	env := newHostileEnv(t, slog.LevelInfo, func(cfg *config.Config) { cfg.MaxSessionsPerIP, cfg.TrustedProxies = limit, nil })
 	other2 := net.IPv4(127, 0, 0, 2)
 	if ln, err := net.Listen("tcp4", "127.0.0.2:0"); err != nil {
 		t.Skipf("no second loopback address: %v", err)
