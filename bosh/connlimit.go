@@ -143,7 +143,8 @@ func (l *connLimits) logRefusal(ip netip.Addr) {
 	}
 	log, suppressed := l.shouldLog()
 	if log {
-		l.h.log.Warn("connection refused: max_conns_per_ip reached", "ip", ip, "limit", l.max, "suppressed", suppressed)
+		l.h.log.Warn("connection refused: max_conns_per_ip reached", "ip", ip, "limit", l.max, "suppressed", suppressed,
+			"hint", "if "+ip.String()+" is your reverse proxy, add it to trusted_proxies: a trusted proxy's connections are not capped")
 	}
 }
 

@@ -246,8 +246,8 @@ func TestConnLimitsRefusalLog(t *testing.T) {
 		}
 		r := recs[len(recs)-1]
 		a := attrsOf(r)
-		if r.Level != slog.LevelWarn || !strings.Contains(r.Message, "max_conns_per_ip") || a["ip"] != "192.0.2.1" || a["limit"] != "1" || a["suppressed"] != tc.suppressed {
-			t.Errorf("refusal at +%v logged %v %q %v; want warn naming max_conns_per_ip, ip=192.0.2.1 limit=1 suppressed=%s", tc.after, r.Level, r.Message, a, tc.suppressed)
+		if r.Level != slog.LevelWarn || !strings.Contains(r.Message, "max_conns_per_ip") || a["ip"] != "192.0.2.1" || a["limit"] != "1" || a["suppressed"] != tc.suppressed || !strings.Contains(a["hint"], "trusted_proxies") {
+			t.Errorf("refusal at +%v logged %v %q %v; want warn naming max_conns_per_ip, ip=192.0.2.1 limit=1 suppressed=%s, a hint at trusted_proxies", tc.after, r.Level, r.Message, a, tc.suppressed)
 		}
 	}
 }

@@ -24,8 +24,15 @@ import (
 //	srv := &http.Server{Handler: h, ConnContext: ln.ConnContext}
 //	srv.Serve(ln)
 //
-// or, to bound the connections each client address may hold open, serve
-// TLS through the Listener itself (NewListenerWith).
+// To bound the connections each client address may hold open, make it
+// with NewListenerWith, which serves TLS itself so as to count
+// connections before TLS:
+//
+//	ln, err := bosh.NewListenerWith(inner, bosh.ListenerOptions{ // inner: net.Listen
+//		TLSConfig:     tlsConfig, // nil for plain HTTP
+//		MaxConnsPerIP: 256,
+//		Handler:       h, // metrics, logs, trusted_proxies
+//	})
 //
 // A handler served without a Listener holds requests in net/http.
 type Listener struct {
@@ -43,8 +50,14 @@ type Listener struct {
 	done      chan struct{} // closed by Close
 	close     sync.Once
 
+	// mu guards resting, and is held only to change or take the map:
+	// no I/O, no other lock taken under it. rest takes it under a
+	// restingConn's mu (that order, never the other). conns has a lock
+	// of its own, a leaf: nothing is locked, logged or done on a socket
+	// under it; it is taken by closing a connection, which may happen
+	// under a restingConn's mu.
 	mu      sync.Mutex
-	resting map[*restingConn]struct{} // connections waiting for a request; closed by Close
+	resting map[*restingConn]struct{} // guarded by mu; connections waiting for a request; closed by Close
 }
 
 type accepted struct {
