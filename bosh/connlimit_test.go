@@ -276,11 +276,18 @@ type connEnv struct {
 }
 
 // newConnEnv starts a connEnv capped at max connections per address,
-// serving TLS if useTLS. No proxy is trusted, whatever the default.
-func newConnEnv(t *testing.T, max int, useTLS bool) *connEnv {
+// serving TLS if useTLS, its configuration changed by mutate if not nil.
+// No proxy is trusted, whatever the default, and only the first refusal
+// is logged.
+func newConnEnv(t *testing.T, max int, useTLS bool, mutate func(*config.Config)) *connEnv {
 	t.Helper()
 	env := &connEnv{}
-	env.up, env.h, env.logs = startRecordedHandler(t, func(cfg *config.Config) { cfg.TrustedProxies = nil })
+	env.up, env.h, env.logs = startRecordedHandler(t, func(cfg *config.Config) {
+		cfg.TrustedProxies = nil
+		if mutate != nil {
+			mutate(cfg)
+		}
+	})
 	tcp, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -290,9 +297,10 @@ func newConnEnv(t *testing.T, max int, useTLS bool) *connEnv {
 		env.tls = testServerTLS()
 		opts.TLSConfig = env.tls
 	}
-	if env.ln, err = NewListenerWith(tcp, opts); err != nil {
-		t.Fatal(err)
-	}
+	// A clock that stands still: refusals are logged once, however
+	// long the test takes.
+	start := time.Now()
+	env.ln = newListener(tcp, opts, func() time.Time { return start })
 	srv := &http.Server{Handler: env.h, ConnContext: env.ln.ConnContext, TLSConfig: env.tls}
 	go srv.Serve(env.ln)
 	t.Cleanup(func() { srv.Close() })
@@ -411,7 +419,7 @@ func TestListenerConnFlood(t *testing.T) {
 	flooder := secondLoopback(t)
 	for _, useTLS := range []bool{false, true} {
 		t.Run(map[bool]string{false: "plain", true: "TLS"}[useTLS], func(t *testing.T) {
-			env := newConnEnv(t, limit, useTLS)
+			env := newConnEnv(t, limit, useTLS, nil)
 			var flood []*rawClient
 			refused := 0
 			for range limit + extra {
@@ -473,9 +481,9 @@ func TestListenerCountsParkedConnections(t *testing.T) {
 	// exactly once when the client hangs up on a parked request.
 	for _, useTLS := range []bool{false, true} {
 		t.Run(map[bool]string{false: "plain", true: "TLS"}[useTLS], func(t *testing.T) {
-			env := newConnEnv(t, 1, useTLS)
+			env := newConnEnv(t, 1, useTLS, func(cfg *config.Config) { cfg.ParkHeld, cfg.ParkAfter = true, 0 })
 			if env.h.poller == nil {
-				t.Skip("parking is off")
+				t.Skip("parking unavailable here")
 			}
 			c, err := env.dial(t, nil)
 			if err != nil {
