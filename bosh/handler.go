@@ -36,6 +36,9 @@ type Handler struct {
 	dyn      atomic.Pointer[dynamic] // replaced whole by Reload
 
 	stopping atomic.Bool
+	// forwardWarned is set by the first clientOf that finds an
+	// X-Forwarded-For header ignored, which it logs.
+	forwardWarned atomic.Bool
 
 	// poller watches the clients of parked requests (docs/design/002);
 	// nil when parking is off or unavailable. parkers counts the parked
@@ -305,16 +308,10 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 	// R-SEC-5: the slot is taken before dialling, so that a client over
 	// its limit never reaches the upstream, and given back when the
 	// session is forgotten, or now if none is made.
-	ip := clientIP(r, h.dyn.Load().proxies)
+	ip, forwardIgnored := h.clientOf(r)
 	release, err := h.limits.acquire(ip)
 	if err != nil {
-		// The server-wide cap concerns the operator; the per-IP one
-		// usually one client.
-		level := slog.LevelInfo
-		if errors.Is(err, errMaxSessions) {
-			level = slog.LevelWarn
-		}
-		h.log.Log(r.Context(), level, "session refused: too many sessions", "ip", ip, "err", err)
+		h.logRefusal(r.Context(), ip, forwardIgnored, err)
 		h.refuse(w, c.content, c.params.Legacy, &requestError{cond: session.PolicyViolation, msg: err.Error()})
 		return
 	}

@@ -580,7 +580,7 @@ func TestClientIP(t *testing.T) {
 		r := httptest.NewRequest("POST", "/", nil)
 		r.RemoteAddr = tc.remote
 		r.Header.Set("X-Forwarded-For", "203.0.113.9") // not trusted yet
-		if got := clientIP(r, nil); got != tc.want {
+		if got, _ := clientIP(r, nil); got != tc.want {
 			t.Errorf("clientIP with RemoteAddr %q = %q, want %q", tc.remote, got, tc.want)
 		}
 	}

@@ -1,8 +1,10 @@
 package bosh
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -25,8 +27,14 @@ func newSessionLimits(max, maxPerIP int) *sessionLimits {
 	return &sessionLimits{max: max, maxPerIP: maxPerIP, perIP: make(map[string]int)}
 }
 
-// errMaxSessions is the error of acquire at the server-wide limit.
-var errMaxSessions = errors.New("the server is full")
+// limitError is the error of acquire: the limit a new session would
+// exceed, named by its configuration key.
+type limitError struct {
+	key   string // "max_sessions" or "max_sessions_per_ip"
+	limit int
+}
+
+func (e *limitError) Error() string { return fmt.Sprintf("%s (%d) reached", e.key, e.limit) }
 
 // set changes the limits. Sessions already over a lowered limit stay.
 func (l *sessionLimits) set(max, maxPerIP int) {
@@ -36,16 +44,16 @@ func (l *sessionLimits) set(max, maxPerIP int) {
 }
 
 // acquire takes a slot for a session of ip. It returns the function that
-// gives the slot back, which may be called any number of times, or an
-// error naming the limit reached.
+// gives the slot back, which may be called any number of times, or a
+// *limitError naming the limit reached.
 func (l *sessionLimits) acquire(ip string) (release func(), err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.max > 0 && l.total >= l.max {
-		return nil, fmt.Errorf("max_sessions (%d) reached: %w", l.max, errMaxSessions)
+		return nil, &limitError{key: "max_sessions", limit: l.max}
 	}
 	if l.maxPerIP > 0 && l.perIP[ip] >= l.maxPerIP {
-		return nil, fmt.Errorf("max_sessions_per_ip (%d) reached", l.maxPerIP)
+		return nil, &limitError{key: "max_sessions_per_ip", limit: l.maxPerIP}
 	}
 	l.total++
 	l.perIP[ip]++
@@ -95,6 +103,18 @@ func parseProxies(list []string) (proxyList, error) {
 	return p, nil
 }
 
+// String returns the prefixes, comma-separated, or "none".
+func (p proxyList) String() string {
+	if len(p) == 0 {
+		return "none"
+	}
+	s := make([]string, len(p))
+	for i, prefix := range p {
+		s[i] = prefix.String()
+	}
+	return strings.Join(s, ",")
+}
+
 // trusts reports whether a is the address of a trusted proxy.
 func (p proxyList) trusts(a netip.Addr) bool {
 	for _, prefix := range p {
@@ -114,18 +134,22 @@ func (p proxyList) trusts(a netip.Addr) bool {
 // nobody vouches for, and are ignored. If every address is trusted, the
 // left-most is the client; an entry that is not an IP address stops the
 // walk at the trusted proxy that wrote it.
-func clientIP(r *http.Request, proxies proxyList) string {
+//
+// forwardIgnored reports that r has an X-Forwarded-For header from a peer
+// whose IP address is not a trusted proxy's: the header was ignored and
+// the peer is the client.
+func clientIP(r *http.Request, proxies proxyList) (ip string, forwardIgnored bool) {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
 	peer, err := netip.ParseAddr(host)
 	if err != nil {
-		return host
+		return host, false
 	}
 	client := peer.Unmap()
 	if !proxies.trusts(client) {
-		return client.String()
+		return client.String(), len(r.Header.Values("X-Forwarded-For")) > 0
 	}
 	hops := forwardedFor(r.Header)
 	for i := len(hops) - 1; i >= 0; i-- {
@@ -138,7 +162,42 @@ func clientIP(r *http.Request, proxies proxyList) string {
 			break
 		}
 	}
-	return client.String()
+	return client.String(), false
+}
+
+// clientOf returns clientIP of r under the trusted_proxies in force. The
+// first time it finds an X-Forwarded-For header ignored, it logs a
+// warning naming the peer: behind a reverse proxy missing from
+// trusted_proxies, every client has the proxy's address, and
+// max_sessions_per_ip caps the whole server. Once per Handler is enough
+// to point at the setting, and costs no state per address.
+func (h *Handler) clientOf(r *http.Request) (ip string, forwardIgnored bool) {
+	ip, forwardIgnored = clientIP(r, h.dyn.Load().proxies)
+	if forwardIgnored && h.forwardWarned.CompareAndSwap(false, true) {
+		h.log.WarnContext(r.Context(), "X-Forwarded-For ignored: its sender is not in trusted_proxies, so every client it forwards counts as the sender against max_sessions_per_ip; if the sender is your reverse proxy, add its address to trusted_proxies (logged once)",
+			"peer", ip, "trusted_proxies", h.dyn.Load().proxies.String())
+	}
+	return ip, forwardIgnored
+}
+
+// logRefusal logs a session of ip refused with err, the *limitError of
+// sessionLimits.acquire, naming the address, the setting and its value:
+// at warn for max_sessions, which concerns the operator, at info for
+// max_sessions_per_ip, which usually concerns one client, unless the
+// address may be a proxy's (forwardIgnored, see clientIP).
+func (h *Handler) logRefusal(ctx context.Context, ip string, forwardIgnored bool, err error) {
+	level, attrs := slog.LevelInfo, []any{"ip", ip}
+	var le *limitError
+	if errors.As(err, &le) {
+		attrs = append(attrs, "limit", le.limit)
+		if le.key == "max_sessions" {
+			level = slog.LevelWarn
+		}
+	}
+	if forwardIgnored && level == slog.LevelInfo {
+		attrs = append(attrs, "hint", "X-Forwarded-For was ignored: if "+ip+" is your reverse proxy, add it to trusted_proxies")
+	}
+	h.log.Log(ctx, level, "session refused: "+err.Error(), attrs...)
 }
 
 // forwardedFor returns the addresses listed in the X-Forwarded-For headers

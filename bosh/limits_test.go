@@ -1,8 +1,12 @@
 package bosh
 
 import (
+	"context"
+	"log/slog"
+	"net"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/boshd/boshd/config"
@@ -49,28 +53,31 @@ func TestClientIPTrustedProxies(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		name   string
-		remote string
-		xff    []string // X-Forwarded-For headers, in order
-		want   string
+		name    string
+		remote  string
+		xff     []string // X-Forwarded-For headers, in order
+		want    string
+		ignored bool // the header is ignored: its sender is not trusted
 	}{
-		{"untrusted peer's header ignored", "192.0.2.1:5000", []string{"203.0.113.9"}, "192.0.2.1"},
-		{"trusted peer without header", "127.0.0.1:5000", nil, "127.0.0.1"},
-		{"trusted peer, one hop", "127.0.0.1:5000", []string{"203.0.113.9"}, "203.0.113.9"},
-		{"client's own entry ignored", "127.0.0.1:5000", []string{"198.51.100.7, 203.0.113.9"}, "203.0.113.9"},
-		{"chain of trusted proxies", "127.0.0.1:5000", []string{"198.51.100.7, 203.0.113.9, 10.1.1.1, 10.2.2.2"}, "203.0.113.9"},
-		{"several headers in order", "127.0.0.1:5000", []string{"198.51.100.7, 203.0.113.9", "10.1.1.1"}, "203.0.113.9"},
-		{"all trusted: left-most", "127.0.0.1:5000", []string{"10.1.1.1, 10.2.2.2"}, "10.1.1.1"},
-		{"garbage stops at the proxy that wrote it", "127.0.0.1:5000", []string{"203.0.113.9, unknown"}, "127.0.0.1"},
-		{"garbage left of the client ignored", "127.0.0.1:5000", []string{"unknown, 203.0.113.9"}, "203.0.113.9"},
-		{"entry with a port", "127.0.0.1:5000", []string{"203.0.113.9:4711"}, "203.0.113.9"},
-		{"IPv6 entry with a port", "127.0.0.1:5000", []string{"[2001:db9::1]:4711"}, "2001:db9::1"},
-		{"IPv6 entry in brackets", "127.0.0.1:5000", []string{"[2001:db9::1]"}, "2001:db9::1"},
-		{"IPv6 trusted peer", "[2001:db8::5]:443", []string{"2001:db9::1"}, "2001:db9::1"},
-		{"mapped trusted peer", "[::ffff:127.0.0.1]:80", []string{"::ffff:203.0.113.9"}, "203.0.113.9"},
-		{"empty entries skipped as garbage", "127.0.0.1:5000", []string{""}, "127.0.0.1"},
-		{"peer without port", "127.0.0.1", []string{"203.0.113.9"}, "203.0.113.9"},
-		{"peer not an IP", "pipe", []string{"203.0.113.9"}, "pipe"},
+		{"untrusted peer's header ignored", "192.0.2.1:5000", []string{"203.0.113.9"}, "192.0.2.1", true},
+		{"untrusted peer's empty header ignored", "192.0.2.1:5000", []string{""}, "192.0.2.1", true},
+		{"untrusted peer without header", "192.0.2.1:5000", nil, "192.0.2.1", false},
+		{"trusted peer without header", "127.0.0.1:5000", nil, "127.0.0.1", false},
+		{"trusted peer, one hop", "127.0.0.1:5000", []string{"203.0.113.9"}, "203.0.113.9", false},
+		{"client's own entry ignored", "127.0.0.1:5000", []string{"198.51.100.7, 203.0.113.9"}, "203.0.113.9", false},
+		{"chain of trusted proxies", "127.0.0.1:5000", []string{"198.51.100.7, 203.0.113.9, 10.1.1.1, 10.2.2.2"}, "203.0.113.9", false},
+		{"several headers in order", "127.0.0.1:5000", []string{"198.51.100.7, 203.0.113.9", "10.1.1.1"}, "203.0.113.9", false},
+		{"all trusted: left-most", "127.0.0.1:5000", []string{"10.1.1.1, 10.2.2.2"}, "10.1.1.1", false},
+		{"garbage stops at the proxy that wrote it", "127.0.0.1:5000", []string{"203.0.113.9, unknown"}, "127.0.0.1", false},
+		{"garbage left of the client ignored", "127.0.0.1:5000", []string{"unknown, 203.0.113.9"}, "203.0.113.9", false},
+		{"entry with a port", "127.0.0.1:5000", []string{"203.0.113.9:4711"}, "203.0.113.9", false},
+		{"IPv6 entry with a port", "127.0.0.1:5000", []string{"[2001:db9::1]:4711"}, "2001:db9::1", false},
+		{"IPv6 entry in brackets", "127.0.0.1:5000", []string{"[2001:db9::1]"}, "2001:db9::1", false},
+		{"IPv6 trusted peer", "[2001:db8::5]:443", []string{"2001:db9::1"}, "2001:db9::1", false},
+		{"mapped trusted peer", "[::ffff:127.0.0.1]:80", []string{"::ffff:203.0.113.9"}, "203.0.113.9", false},
+		{"empty entries skipped as garbage", "127.0.0.1:5000", []string{""}, "127.0.0.1", false},
+		{"peer without port", "127.0.0.1", []string{"203.0.113.9"}, "203.0.113.9", false},
+		{"peer not an IP", "pipe", []string{"203.0.113.9"}, "pipe", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest("POST", "/", nil)
@@ -78,11 +85,12 @@ func TestClientIPTrustedProxies(t *testing.T) {
 			for _, v := range tc.xff {
 				r.Header.Add("X-Forwarded-For", v)
 			}
-			if got := clientIP(r, proxies); got != tc.want {
-				t.Errorf("clientIP(RemoteAddr %q, X-Forwarded-For %q) = %q, want %q", tc.remote, tc.xff, got, tc.want)
+			if got, ignored := clientIP(r, proxies); got != tc.want || ignored != tc.ignored {
+				t.Errorf("clientIP(RemoteAddr %q, X-Forwarded-For %q) = %q, %v; want %q, %v", tc.remote, tc.xff, got, ignored, tc.want, tc.ignored)
 			}
-			if got, want := clientIP(r, nil), clientIP(r, proxyList{}); got != want {
-				t.Errorf("nil and empty proxy lists differ: %q, %q", got, want)
+			got, gotIgnored := clientIP(r, nil)
+			if want, wantIgnored := clientIP(r, proxyList{}); got != want || gotIgnored != wantIgnored {
+				t.Errorf("nil and empty proxy lists differ: %q, %v; %q, %v", got, gotIgnored, want, wantIgnored)
 			}
 		})
 	}
@@ -133,5 +141,255 @@ func TestSessionLimitsBehindProxy(t *testing.T) {
 	}
 	if strings.Contains(out, "198.51.100.7") {
 		t.Errorf("the forged address was logged:\n%s", out)
+	}
+}
+
+// TestClientIPLoopbackProxies checks the addresses counted when only the
+// loopback proxies are trusted, the setting for a reverse proxy on the
+// same host (and boshd's default): their X-Forwarded-For is believed
+// however the peer's address is written, anyone else's ignored.
+func TestClientIPLoopbackProxies(t *testing.T) {
+	proxies, err := parseProxies([]string{"127.0.0.1", "::1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		remote, xff string
+		want        string
+		ignored     bool
+	}{
+		{"127.0.0.1:40000", "203.0.113.9", "203.0.113.9", false},
+		{"[::1]:40000", "203.0.113.9", "203.0.113.9", false},
+		{"[::1]:40000", "2001:db8::7", "2001:db8::7", false},
+		{"[::ffff:127.0.0.1]:40000", "203.0.113.9", "203.0.113.9", false},
+		{"[0:0:0:0:0:0:0:1]:40000", "203.0.113.9", "203.0.113.9", false},
+		{"127.0.0.1:40000", "", "127.0.0.1", false}, // header absent
+		{"127.0.0.2:40000", "203.0.113.9", "127.0.0.2", true},
+		{"[::ffff:127.0.0.2]:40000", "203.0.113.9", "127.0.0.2", true},
+		{"[::2]:40000", "203.0.113.9", "::2", true},
+		{"192.0.2.1:40000", "203.0.113.9", "192.0.2.1", true},
+		{"192.0.2.1:40000", "", "192.0.2.1", false},
+	} {
+		r := httptest.NewRequest("POST", "/", nil)
+		r.RemoteAddr = tc.remote
+		if tc.xff != "" {
+			r.Header.Set("X-Forwarded-For", tc.xff)
+		}
+		if got, ignored := clientIP(r, proxies); got != tc.want || ignored != tc.ignored {
+			t.Errorf("clientIP(RemoteAddr %q, X-Forwarded-For %q) = %q, %v; want %q, %v", tc.remote, tc.xff, got, ignored, tc.want, tc.ignored)
+		}
+	}
+}
+
+// logRecords is a slog.Handler that keeps the records it handles, for
+// tests to look at. Attributes and groups added with With are dropped:
+// the tests look at those of each record.
+type logRecords struct {
+	mu   sync.Mutex
+	recs []slog.Record // guarded by mu
+}
+
+func (l *logRecords) Enabled(context.Context, slog.Level) bool { return true }
+
+func (l *logRecords) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.recs = append(l.recs, r.Clone())
+	return nil
+}
+
+func (l *logRecords) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logRecords) WithGroup(string) slog.Handler      { return l }
+
+// find returns the records whose message contains msg.
+func (l *logRecords) find(msg string) []slog.Record {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var found []slog.Record
+	for _, r := range l.recs {
+		if strings.Contains(r.Message, msg) {
+			found = append(found, r)
+		}
+	}
+	return found
+}
+
+// attrsOf returns the attributes of r by key, as strings.
+func attrsOf(r slog.Record) map[string]string {
+	m := make(map[string]string)
+	r.Attrs(func(a slog.Attr) bool {
+		m[a.Key] = a.Value.String()
+		return true
+	})
+	return m
+}
+
+// startRecordedHandler is startHandler with what the Handler itself logs
+// kept in the returned records (its sessions log nowhere).
+func startRecordedHandler(t *testing.T, mutate func(*config.Config)) (*fakeServer, *Handler, *logRecords) {
+	t.Helper()
+	up, h := startHandler(t, mutate, nil)
+	logs := new(logRecords)
+	h.log = slog.New(logs) // before it serves anything
+	return up, h, logs
+}
+
+// postCreation sends a session creation request to url with an
+// X-Forwarded-For header, unless xff is empty, and returns the condition
+// it is refused with, or "" if a session is made.
+func postCreation(t *testing.T, url, xff string) string {
+	t.Helper()
+	header := map[string]string{"Content-Type": "text/xml; charset=utf-8"}
+	if xff != "" {
+		header["X-Forwarded-For"] = xff
+	}
+	resp, body := do(t, nil, "POST", url, header, []byte(sprintf(creationBody, 100, 5)))
+	a := attrs(string(body))
+	if resp.StatusCode != 200 || (a["sid"] == "" && a["type"] != "terminate") {
+		t.Fatalf("creation answered %d %s", resp.StatusCode, body)
+	}
+	return a["condition"]
+}
+
+// TestSessionLimitsLoopbackProxies checks that with the loopback proxies
+// trusted, a reverse proxy on 127.0.0.1 or ::1 has each of its clients
+// counted under the address it forwards, and is not warned about.
+func TestSessionLimitsLoopbackProxies(t *testing.T) {
+	for _, network := range []string{"tcp4", "tcp6"} {
+		t.Run(network, func(t *testing.T) {
+			addr := map[string]string{"tcp4": "127.0.0.1:0", "tcp6": "[::1]:0"}[network]
+			inner, err := net.Listen(network, addr)
+			if err != nil {
+				t.Skipf("no %s loopback: %v", network, err)
+			}
+			_, h, logs := startRecordedHandler(t, func(cfg *config.Config) {
+				cfg.MaxSessionsPerIP = 1
+				cfg.TrustedProxies = []string{"127.0.0.1", "::1"}
+			})
+			hs := httptest.NewUnstartedServer(h)
+			hs.Listener.Close()
+			hs.Listener = inner
+			hs.Start()
+			t.Cleanup(hs.Close)
+			for _, xff := range []string{"203.0.113.1", "203.0.113.2", "2001:db8::1"} {
+				if cond := postCreation(t, hs.URL, xff); cond != "" {
+					t.Fatalf("first session of %s: %s (counted as the proxy's?)", xff, cond)
+				}
+				if _, n := h.limits.counts(xff); n != 1 {
+					t.Errorf("%d sessions counted for %s, want 1", n, xff)
+				}
+			}
+			if cond := postCreation(t, hs.URL, "203.0.113.1"); cond != "policy-violation" {
+				t.Errorf("second session of 203.0.113.1: %q, want policy-violation", cond)
+			}
+			peer := strings.Trim(addr[:strings.LastIndex(addr, ":")], "[]")
+			if total, n := h.limits.counts(peer); total != 3 || n != 0 {
+				t.Errorf("%d sessions in all, %d for the proxy %s; want 3, 0", total, n, peer)
+			}
+			if w := logs.find("X-Forwarded-For ignored"); len(w) != 0 {
+				t.Errorf("a trusted proxy warned about: %v", w)
+			}
+		})
+	}
+}
+
+// TestForwardedForWarning checks the warning for X-Forwarded-For from a
+// peer that is not a trusted proxy: logged once per Handler, at warn,
+// naming the peer and trusted_proxies; never for a trusted proxy or a
+// request without the header.
+func TestForwardedForWarning(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		proxies []string
+		xff     []string // X-Forwarded-For of successive creations, "" for none
+		warned  bool
+	}{
+		{"untrusted peer, twice", nil, []string{"203.0.113.1", "203.0.113.2"}, true},
+		{"untrusted peer after requests without", nil, []string{"", "", "203.0.113.1"}, true},
+		{"no header", nil, []string{"", ""}, false},
+		{"trusted peer", []string{"127.0.0.1", "::1"}, []string{"203.0.113.1", "203.0.113.2"}, false},
+		{"other proxy trusted", []string{"10.0.0.1"}, []string{"203.0.113.1"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, h, logs := startRecordedHandler(t, func(cfg *config.Config) { cfg.TrustedProxies = tc.proxies })
+			url := serve(t, h).URL
+			for _, xff := range tc.xff {
+				if cond := postCreation(t, url, xff); cond != "" {
+					t.Fatalf("creation with X-Forwarded-For %q refused: %s", xff, cond)
+				}
+			}
+			warnings := logs.find("X-Forwarded-For ignored")
+			if !tc.warned {
+				if len(warnings) != 0 {
+					t.Fatalf("warned: %v", warnings)
+				}
+				return
+			}
+			if len(warnings) != 1 {
+				t.Fatalf("%d warnings, want 1: %v", len(warnings), warnings)
+			}
+			w := warnings[0]
+			a := attrsOf(w)
+			if w.Level != slog.LevelWarn || a["peer"] != "127.0.0.1" || !strings.Contains(w.Message, "trusted_proxies") {
+				t.Errorf("warning at %v with %v: %q; want warn, peer=127.0.0.1, naming trusted_proxies", w.Level, a, w.Message)
+			}
+			wantProxies := "none"
+			if tc.proxies != nil {
+				wantProxies = "10.0.0.1/32"
+			}
+			if a["trusted_proxies"] != wantProxies {
+				t.Errorf("warning gives trusted_proxies=%q, want %q", a["trusted_proxies"], wantProxies)
+			}
+		})
+	}
+}
+
+// TestSessionRefusalLog checks the log line of a session refused by a
+// limit: it names the client's address, the setting and its value; a
+// proxy's X-Forwarded-For ignored adds a hint at trusted_proxies.
+func TestSessionRefusalLog(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		max, maxPerIP int
+		proxies       []string
+		xff           string
+		wantMsg       string
+		wantLevel     slog.Level
+		wantIP        string
+		wantLimit     string
+		wantHint      bool
+	}{
+		{"per IP", 0, 2, nil, "", "session refused: max_sessions_per_ip (2) reached", slog.LevelInfo, "127.0.0.1", "2", false},
+		{"per IP, forwarded", 0, 2, []string{"127.0.0.1"}, "203.0.113.5", "session refused: max_sessions_per_ip (2) reached", slog.LevelInfo, "203.0.113.5", "2", false},
+		{"per IP, proxy not trusted", 0, 2, nil, "203.0.113.5", "session refused: max_sessions_per_ip (2) reached", slog.LevelInfo, "127.0.0.1", "2", true},
+		{"server-wide", 2, 0, nil, "", "session refused: max_sessions (2) reached", slog.LevelWarn, "127.0.0.1", "2", false},
+		{"server-wide, proxy not trusted", 2, 5, nil, "203.0.113.5", "session refused: max_sessions (2) reached", slog.LevelWarn, "127.0.0.1", "2", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, h, logs := startRecordedHandler(t, func(cfg *config.Config) {
+				cfg.MaxSessions, cfg.MaxSessionsPerIP, cfg.TrustedProxies = tc.max, tc.maxPerIP, tc.proxies
+			})
+			url := serve(t, h).URL
+			for i := range 2 {
+				if cond := postCreation(t, url, tc.xff); cond != "" {
+					t.Fatalf("session %d refused: %s", i+1, cond)
+				}
+			}
+			if cond := postCreation(t, url, tc.xff); cond != "policy-violation" {
+				t.Fatalf("third session: %q, want policy-violation", cond)
+			}
+			refusals := logs.find("session refused")
+			if len(refusals) != 1 {
+				t.Fatalf("%d refusals logged, want 1: %v", len(refusals), refusals)
+			}
+			r := refusals[0]
+			a := attrsOf(r)
+			if r.Message != tc.wantMsg || r.Level != tc.wantLevel || a["ip"] != tc.wantIP || a["limit"] != tc.wantLimit {
+				t.Errorf("logged %v %q %v; want %v %q ip=%s limit=%s", r.Level, r.Message, a, tc.wantLevel, tc.wantMsg, tc.wantIP, tc.wantLimit)
+			}
+			if hint := a["hint"]; (hint != "") != tc.wantHint || (tc.wantHint && !strings.Contains(hint, "trusted_proxies")) {
+				t.Errorf("hint %q, want one naming trusted_proxies: %v", hint, tc.wantHint)
+			}
+		})
 	}
 }

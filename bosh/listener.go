@@ -2,6 +2,8 @@ package bosh
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -22,6 +24,16 @@ import (
 //	srv := &http.Server{Handler: h, ConnContext: ln.ConnContext}
 //	srv.Serve(ln)
 //
+// To bound the connections each client address may hold open, make it
+// with NewListenerWith, which serves TLS itself so as to count
+// connections before TLS:
+//
+//	ln, err := bosh.NewListenerWith(inner, bosh.ListenerOptions{ // inner: net.Listen
+//		TLSConfig:     tlsConfig, // nil for plain HTTP
+//		MaxConnsPerIP: 256,
+//		Handler:       h, // metrics, logs, trusted_proxies
+//	})
+//
 // A handler served without a Listener holds requests in net/http.
 type Listener struct {
 	// IdleTimeout is how long a connection given back after a parked
@@ -30,14 +42,22 @@ type Listener struct {
 	// Set it before serving.
 	IdleTimeout time.Duration
 
-	inner    net.Listener
-	accepted chan accepted // from the goroutine calling inner.Accept
-	back     chan net.Conn // connections given back
-	done     chan struct{} // closed by Close
-	close    sync.Once
+	inner     net.Listener
+	tlsConfig *tls.Config   // immutable; nil: connections served as accepted
+	conns     *connLimits   // immutable; nil: connections not counted
+	accepted  chan accepted // from the goroutine calling inner.Accept
+	back      chan net.Conn // connections given back
+	done      chan struct{} // closed by Close
+	close     sync.Once
 
+	// mu guards resting, and is held only to change or take the map:
+	// no I/O, no other lock taken under it. rest takes it under a
+	// restingConn's mu (that order, never the other). conns has a lock
+	// of its own, a leaf: nothing is locked, logged or done on a socket
+	// under it; it is taken by closing a connection, which may happen
+	// under a restingConn's mu.
 	mu      sync.Mutex
-	resting map[*restingConn]struct{} // connections waiting for a request; closed by Close
+	resting map[*restingConn]struct{} // guarded by mu; connections waiting for a request; closed by Close
 }
 
 type accepted struct {
@@ -46,14 +66,64 @@ type accepted struct {
 }
 
 // NewListener returns a Listener accepting connections from inner, which
-// it starts doing at once, on a goroutine of its own.
+// it starts doing at once, on a goroutine of its own. It serves them as
+// inner returns them, uncounted.
 func NewListener(inner net.Listener) *Listener {
+	return newListener(inner, ListenerOptions{}, time.Now)
+}
+
+// ListenerOptions configure a Listener made by NewListenerWith. The zero
+// value makes the Listener NewListener does.
+type ListenerOptions struct {
+	// TLSConfig, if not nil, has the Listener serve TLS on the
+	// connections it accepts, as tls.NewListener would: inner is then a
+	// plain TCP listener, so that connections are counted, and refused,
+	// before any TLS handshake. Set it up as http.Server.TLSConfig
+	// (NextProtos "h2" and "http/1.1" for HTTP/2).
+	TLSConfig *tls.Config
+
+	// MaxConnsPerIP bounds the client connections open at once from one
+	// IP address (max_conns_per_ip); 0 means no limit. A connection over
+	// it is closed as soon as accepted, before anything is read from it
+	// or written to it (with TLS, nothing plaintext can be). A connection
+	// counts from accept to close, while a parked request waits on it
+	// and between requests too. Connections from the Handler's
+	// trusted_proxies are counted but never refused: a reverse proxy
+	// carries all its clients' requests. Connections that are not TCP
+	// are not counted, nor are any when inner serves TLS itself (use
+	// TLSConfig instead): that is logged once.
+	MaxConnsPerIP int
+
+	// Handler is the Handler served through the Listener, if any: its
+	// metrics count the connections open and refused
+	// (boshd_connections_open, boshd_connections_refused_total), its
+	// logger logs refusals (at most one line per 10 seconds), and its
+	// trusted_proxies, as reloaded, are exempt from MaxConnsPerIP.
+	Handler *Handler
+}
+
+// NewListenerWith returns a Listener accepting connections from inner as
+// opts say, which it starts doing at once, on a goroutine of its own. It
+// returns an error, and does not use inner, if opts are not valid.
+func NewListenerWith(inner net.Listener, opts ListenerOptions) (*Listener, error) {
+	if opts.MaxConnsPerIP < 0 {
+		return nil, fmt.Errorf("bosh: max_conns_per_ip must not be negative (0 means no limit), got %d", opts.MaxConnsPerIP)
+	}
+	return newListener(inner, opts, time.Now), nil
+}
+
+// newListener is NewListenerWith with the clock refusals are logged by.
+func newListener(inner net.Listener, opts ListenerOptions, now func() time.Time) *Listener {
 	l := &Listener{
-		inner:    inner,
-		accepted: make(chan accepted),
-		back:     make(chan net.Conn, backQueue),
-		done:     make(chan struct{}),
-		resting:  make(map[*restingConn]struct{}),
+		inner:     inner,
+		tlsConfig: opts.TLSConfig,
+		accepted:  make(chan accepted),
+		back:      make(chan net.Conn, backQueue),
+		done:      make(chan struct{}),
+		resting:   make(map[*restingConn]struct{}),
+	}
+	if opts.MaxConnsPerIP > 0 || opts.Handler != nil {
+		l.conns = newConnLimits(opts.MaxConnsPerIP, opts.Handler, now)
 	}
 	go l.acceptInner()
 	return l
@@ -78,6 +148,12 @@ func (l *Listener) Accept() (net.Conn, error) {
 func (l *Listener) acceptInner() {
 	for {
 		c, err := l.inner.Accept()
+		if err == nil {
+			var ok bool
+			if c, ok = l.admit(c); !ok {
+				continue
+			}
+		}
 		select {
 		case l.accepted <- accepted{c, err}:
 		case <-l.done:
@@ -87,6 +163,21 @@ func (l *Listener) acceptInner() {
 			return
 		}
 	}
+}
+
+// admit returns c as the server is to get it: counted, and under TLS if
+// the Listener serves TLS; or false if c is refused, which closed it.
+func (l *Listener) admit(c net.Conn) (net.Conn, bool) {
+	if l.conns != nil {
+		var ok bool
+		if c, ok = l.conns.admit(c); !ok {
+			return nil, false
+		}
+	}
+	if l.tlsConfig != nil {
+		c = tls.Server(c, l.tlsConfig)
+	}
+	return c, true
 }
 
 // Close closes the inner listener and the connections resting between

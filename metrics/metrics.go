@@ -1,6 +1,6 @@
-// Package metrics holds the Prometheus metrics of a boshd server: sessions,
-// requests, held requests and queues, latencies, upstream connections and
-// bytes. Each Metrics has its own prometheus.Registry, so several servers
+// Package metrics holds the Prometheus metrics of a boshd server: client
+// connections, sessions, requests, held requests and queues, latencies,
+// upstream connections and bytes. Each Metrics has its own prometheus.Registry, so several servers
 // (or tests) in one process do not share counters.
 package metrics
 
@@ -36,7 +36,13 @@ type Metrics struct {
 	upstreamConnect *prometheus.HistogramVec
 	bytesIn         prometheus.Counter
 	bytesOut        prometheus.Counter
+	connsOpen       prometheus.Gauge
+	connsRefused    *prometheus.CounterVec
 }
+
+// ConnRefusedPerIP is the reason of ConnRefused for a connection over
+// max_conns_per_ip.
+const ConnRefusedPerIP = "per_ip"
 
 // latencyBuckets span 100 µs to 2 min: pushes take microseconds, held
 // requests up to the longest wait.
@@ -70,12 +76,21 @@ func New(gauges func() Gauges) *Metrics {
 		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "boshd_http_response_bytes_total", Help: "Bytes of BOSH response bodies sent, before compression.",
 		}),
+		connsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "boshd_connections_open", Help: "Client TCP connections open on the BOSH listener, counted from accept to close (under TLS, if any).",
+		}),
+		connsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "boshd_connections_refused_total", Help: "Client TCP connections closed as soon as accepted, by reason: per_ip (max_conns_per_ip reached).",
+		}, []string{"reason"}),
 	}
+	// Shown at zero before the first refusal, for alerts to compare.
+	m.connsRefused.WithLabelValues(ConnRefusedPerIP)
 	gauge := func(name, help string, read func(Gauges) int64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(read(gauges())) })
 	}
 	m.reg.MustRegister(
 		m.sessionsCreated, m.sessionsEnded, m.requests, m.requestDuration, m.pushLatency, m.upstreamConnect, m.bytesIn, m.bytesOut,
+		m.connsOpen, m.connsRefused,
 		gauge("boshd_sessions_active", "BOSH sessions not yet ended.", func(g Gauges) int64 { return g.Live }),
 		gauge("boshd_requests_held", "BOSH requests being held.", func(g Gauges) int64 { return g.Held }),
 		gauge("boshd_requests_parked", "Held BOSH requests parked: taken from net/http while they wait (docs/design/002).", func(g Gauges) int64 { return g.Parked }),
@@ -133,3 +148,13 @@ func (m *Metrics) Bytes(in, out int) {
 	m.bytesIn.Add(float64(in))
 	m.bytesOut.Add(float64(out))
 }
+
+// ConnOpened counts a client connection accepted and open.
+func (m *Metrics) ConnOpened() { m.connsOpen.Inc() }
+
+// ConnClosed counts a client connection counted by ConnOpened closed.
+func (m *Metrics) ConnClosed() { m.connsOpen.Dec() }
+
+// ConnRefused counts a client connection closed at accept, for reason
+// (ConnRefusedPerIP).
+func (m *Metrics) ConnRefused(reason string) { m.connsRefused.WithLabelValues(reason).Inc() }
