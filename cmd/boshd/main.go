@@ -105,17 +105,24 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelInfo),
 	}
 	scheme := "http"
-	var inner net.Listener = ln
 	if cert != nil {
 		scheme = "https"
-		// TLS inside the bosh.Listener, so that a parked request's
+		// TLS inside the bosh.Listener, so that connections are counted
+		// per address before any handshake and a parked request's
 		// connection goes back to the server still as TLS; the ALPN
 		// list is what ServeTLS would offer.
 		srv.TLSConfig = &tls.Config{GetCertificate: cert.get, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
-		inner = tls.NewListener(ln, srv.TLSConfig)
 	}
 	// Held requests park outside net/http (docs/design/002).
-	bln := bosh.NewListener(inner)
+	bln, err := bosh.NewListenerWith(ln, bosh.ListenerOptions{
+		TLSConfig:     srv.TLSConfig,
+		MaxConnsPerIP: cfg.MaxConnsPerIP,
+		Handler:       h,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	bln.IdleTimeout = srv.IdleTimeout
 	srv.ConnContext = bln.ConnContext
 	errc := make(chan error, 2)
