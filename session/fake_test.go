@@ -7,16 +7,24 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
 // fakeClock is a Clock whose time moves only when Advance is called.
 type fakeClock struct {
+	// bomb, when set, makes the next Now panic with errBomb: a bug in a
+	// session's locked section, which asks the time in most of them.
+	bomb atomic.Bool
+
 	mu     sync.Mutex
 	now    time.Time
 	timers []*fakeTimer
 }
+
+// errBomb is the panic of an armed fakeClock.
+var errBomb = errors.New("bomb under the session's lock")
 
 type fakeTimer struct {
 	c    *fakeClock
@@ -28,6 +36,9 @@ type fakeTimer struct {
 func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1e9, 0)} }
 
 func (c *fakeClock) Now() time.Time {
+	if c.bomb.CompareAndSwap(true, false) {
+		panic(errBomb)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
@@ -47,6 +58,18 @@ func (t *fakeTimer) Stop() bool {
 	was := !t.done
 	t.done = true
 	return was
+}
+
+// pending reports whether a timer is due d from now.
+func (c *fakeClock) pending(d time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.timers {
+		if !t.done && t.when.Equal(c.now.Add(d)) {
+			return true
+		}
+	}
+	return false
 }
 
 // Advance moves time forward by d, running due timers in order, in the

@@ -92,24 +92,24 @@ func (s *Session) armWaitLocked(due time.Time) {
 // waitExpired answers the held requests that are due, oldest first, and
 // re-arms the wait timer for the next one.
 func (s *Session) waitExpired(gen uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if gen != s.waitGen {
-		return
-	}
-	s.wait = nil
-	now := s.clock.Now()
-	expired := false
-	for len(s.held) > 0 && !s.held[0].due.After(now) {
-		s.answerLocked(s.held[0], s.nextOrEmptyLocked())
-		expired = true
-	}
-	if expired {
-		s.releaseLocked()
-	}
-	if len(s.held) > 0 && !s.held[0].due.IsZero() {
-		s.armWaitLocked(s.held[0].due)
-	}
+	s.do(func() {
+		if gen != s.waitGen {
+			return
+		}
+		s.wait = nil
+		now := s.clock.Now()
+		expired := false
+		for len(s.held) > 0 && !s.held[0].due.After(now) {
+			s.answerLocked(s.held[0], s.nextOrEmptyLocked())
+			expired = true
+		}
+		if expired {
+			s.releaseLocked()
+		}
+		if len(s.held) > 0 && !s.held[0].due.IsZero() {
+			s.armWaitLocked(s.held[0].due)
+		}
+	})
 }
 
 // releaseLocked answers held requests that must not be held any longer:
@@ -172,27 +172,26 @@ func (s *Session) answerLocked(r *request, resp *Response) {
 // is true, answers the oldest held request with it and whatever else
 // waits, if a request is held.
 func (s *Session) deliver(st *stream, el []byte, release bool) {
-	s.mu.Lock()
-	defer s.runWrites()
-	defer s.mu.Unlock()
-	if s.final != nil || st.closed {
-		return
-	}
-	if len(st.queue) == 0 {
-		st.queuedAt = s.clock.Now()
-	}
-	st.queue = append(st.queue, el)
-	s.queueBytes += int64(len(el))
-	s.reg.stats.queued.Add(1)
-	s.reg.stats.queuedBytes.Add(int64(len(el)))
-	if max := s.Params.MaxQueueBytes; max > 0 && s.queueBytes > max {
-		s.log.Warn("queue limit reached: client is not collecting stanzas", "bytes", s.queueBytes, "limit", max)
-		s.endLocked(&Response{Type: TypeTerminate, Condition: UndefinedCondition})
-		return
-	}
-	if release {
-		s.releaseLocked()
-	}
+	s.do(func() {
+		if s.final != nil || st.closed {
+			return
+		}
+		if len(st.queue) == 0 {
+			st.queuedAt = s.clock.Now()
+		}
+		st.queue = append(st.queue, el)
+		s.queueBytes += int64(len(el))
+		s.reg.stats.queued.Add(1)
+		s.reg.stats.queuedBytes.Add(int64(len(el)))
+		if max := s.Params.MaxQueueBytes; max > 0 && s.queueBytes > max {
+			s.log.Warn("queue limit reached: client is not collecting stanzas", "bytes", s.queueBytes, "limit", max)
+			s.endLocked(&Response{Type: TypeTerminate, Condition: UndefinedCondition})
+			return
+		}
+		if release {
+			s.releaseLocked()
+		}
+	})
 }
 
 // nextOrEmptyLocked is nextLocked, with an empty response when nothing
@@ -271,30 +270,33 @@ func (s *Session) stopIdleLocked() {
 // that still answer resent rids and tell the client why the session ended,
 // and are then removed.
 func (s *Session) idleExpired(gen uint64) {
-	s.mu.Lock()
+	var expired bool
+	s.do(func() { expired = s.idleExpiredLocked(gen) })
+	if expired {
+		s.reg.remove(s)
+	}
+}
+
+// idleExpiredLocked is idleExpired's locked section. It reports whether
+// the session, ended now or before, is to be forgotten.
+func (s *Session) idleExpiredLocked(gen uint64) bool {
 	if gen != s.idleGen {
-		s.mu.Unlock()
-		return
+		return false
 	}
 	s.idle = nil
 	if s.idleSince.IsZero() || len(s.held) > 0 {
-		s.mu.Unlock()
-		return // busy since: the next idle period arms a new timer
+		return false // busy since: the next idle period arms a new timer
 	}
 	if left := s.idleSince.Add(s.idleFor).Sub(s.clock.Now()); left > 0 {
 		s.armIdleLocked(left) // idle again since the timer was armed
-		s.mu.Unlock()
-		return
+		return false
 	}
-	ended := s.final != nil
-	if !ended {
+	if s.final == nil {
 		s.log.Info("session inactive: ending it", "inactivity", s.Params.Inactivity)
 		s.endLocked(&Response{Type: TypeTerminate, Condition: ItemNotFound})
 		// R-INACT-1: the session is gone as if it never was; a client
 		// coming back later gets item-not-found.
 		s.told = true
 	}
-	s.mu.Unlock()
-	s.runWrites()
-	s.reg.remove(s)
+	return true
 }

@@ -155,8 +155,8 @@ func TestKeySequence(t *testing.T) {
 
 func TestStats(t *testing.T) {
 	h := newHarness(t, defaultParams())
-	var ended []Condition
-	h.reg.OnEnd = func(c Condition) { ended = append(ended, c) }
+	ended := make(chan Condition, 2)
+	h.reg.OnEnd = func(c Condition) { ended <- c }
 	if st := h.reg.Stats(); st.Live != 1 || st.Held != 0 {
 		t.Fatalf("after create: %+v", st)
 	}
@@ -173,12 +173,16 @@ func TestStats(t *testing.T) {
 		t.Fatalf("with one queued: %+v", st)
 	}
 	h.up.fail(errLost)
-	h.waitFor(func(s *Session) bool { return s.final != nil }, "end")
-	h.s.mu.Lock()
-	got := append([]Condition(nil), ended...)
-	h.s.mu.Unlock()
-	if st := h.reg.Stats(); st.Live != 0 || st.Queued != 0 || len(got) != 1 || got[0] != RemoteConnectionFailed {
-		t.Fatalf("after the end: %+v, ended %v", st, got)
+	select {
+	case c := <-ended:
+		if c != RemoteConnectionFailed {
+			t.Fatalf("ended with %q, want %q", c, RemoteConnectionFailed)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("OnEnd not called")
+	}
+	if st := h.reg.Stats(); st.Live != 0 || st.Queued != 0 || len(ended) != 0 {
+		t.Fatalf("after the end: %+v, %d more ends", st, len(ended))
 	}
 }
 

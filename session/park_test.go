@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -110,42 +109,4 @@ func readerRunning() bool {
 	buf := make([]byte, 1<<20)
 	n := runtime.Stack(buf, true)
 	return strings.Contains(string(buf[:n]), "session.(*Session).read(")
-}
-
-// panicOnceUpstream panics on its first Write, as a bug in an Upstream
-// would, and writes as usual afterwards.
-type panicOnceUpstream struct {
-	*fakeUpstream
-	panicked atomic.Bool
-}
-
-func (u *panicOnceUpstream) Write(p ...[]byte) error {
-	if u.panicked.CompareAndSwap(false, true) {
-		panic("upstream write bug")
-	}
-	return u.fakeUpstream.Write(p...)
-}
-
-func TestPanickingWriteLeavesSessionUsable(t *testing.T) {
-	// A panic in an upstream write reaches the caller (the HTTP
-	// handler recovers it); the session must not be left locked or
-	// believing a write is under way, or nothing would be written
-	// upstream again.
-	up := &panicOnceUpstream{fakeUpstream: newFakeUpstream()}
-	reg := NewRegistry(slog.New(slog.DiscardHandler), newFakeClock())
-	s, err := reg.Create(defaultParams(), up, firstRID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { up.Close() })
-	func() {
-		defer func() {
-			if recover() == nil {
-				t.Error("the write's panic did not reach the caller")
-			}
-		}()
-		s.Start(Request{RID: firstRID + 1, Payload: [][]byte{[]byte("<lost/>")}}, nil)
-	}()
-	s.Start(Request{RID: firstRID + 2, Payload: [][]byte{[]byte("<after/>")}}, nil)
-	up.waitWritten(t, "<after/>")
 }

@@ -78,9 +78,11 @@ func (s *Session) armGapLocked() {
 // it would hang the session. Should a skipped rid arrive after all, its
 // payload is still forwarded (see repeatLocked).
 func (s *Session) gapExpired() {
-	s.mu.Lock()
-	s.gap = nil
-	if len(s.pending) > 0 && s.final == nil {
+	s.do(func() {
+		s.gap = nil
+		if len(s.pending) == 0 || s.final != nil {
+			return
+		}
 		lowest := s.pending[0].RID
 		for _, p := range s.pending {
 			lowest = min(lowest, p.RID)
@@ -94,9 +96,7 @@ func (s *Session) gapExpired() {
 		s.log.Info("rids given up for lost", "from", s.last+1, "to", lowest-1)
 		s.last = lowest - 1
 		s.advanceLocked()
-	}
-	s.mu.Unlock()
-	s.runWrites()
+	})
 }
 
 // advanceLocked processes pending requests in rid order for as long as the

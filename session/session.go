@@ -71,8 +71,10 @@ type Params struct {
 	// Acks turns on acknowledgements (XEP-0124 §9): the client asked for
 	// them with ack='1' at creation.
 	Acks bool
-	// OnEnd, if not nil, is called once when the session ends, under its
-	// lock: it must be quick and must not call into the session.
+	// OnEnd, if not nil, is called once when the session ends, after
+	// the session's lock is released, by the goroutine that ended it and
+	// before that goroutine's call into the session returns. It must be
+	// quick.
 	OnEnd func()
 }
 
@@ -196,9 +198,13 @@ type Session struct {
 	// empty; zero if it was not.
 	lastPoll time.Time
 	// ops are upstream writes waiting for the writer, in order; writing
-	// is true while a goroutine performs them.
+	// is true while a goroutine performs them (see write).
 	ops     []op
 	writing bool
+	// events are the callbacks the locked section under way leaves for
+	// after the unlock, in order; empty outside a locked section (see
+	// do).
+	events []event
 	// idleSince is when nothing was last left held, zero while a
 	// request is held; the session ends idleFor after it. idle is the
 	// timer that checks, due at idleAt (see startIdleLocked); idleGen
@@ -233,7 +239,8 @@ type request struct {
 	due time.Time
 	// gone is set when the HTTP request went away (R-HOLD-8).
 	gone bool
-	// notify, if not nil, is called when the request is answered.
+	// notify, if not nil, is called when the request is answered, after
+	// the unlock (see Start).
 	notify func()
 	// call is the request's Call, allocated with it.
 	call Call
@@ -281,28 +288,24 @@ type Call struct {
 // Start processes req like Handle but returns at once, the request held
 // if it is to be held. The response is ready when Ready reports so; Wait
 // returns it. If the response is not ready when Start returns, notify (if
-// not nil) is called once it is: under the session's lock, so it must be
-// quick and must not call into the session.
+// not nil) is called once it is, by the goroutine that answered the
+// request, after it released the session's lock: notify must be quick.
 func (s *Session) Start(req Request, notify func()) *Call {
-	r, resp := s.accept(req, notify)
-	s.runWrites()
+	var (
+		r    *request
+		resp *Response
+	)
+	s.do(func() {
+		r, resp = s.acceptLocked(req)
+		if r != nil {
+			r.notify = notify
+		}
+	})
 	if resp != nil {
 		req.Add.close()
 		return &Call{s: s, a: answer{resp: resp}, got: true}
 	}
 	return &r.call
-}
-
-// accept is acceptLocked under the lock, released even if it panics so a
-// recovered panic does not leave the session stuck.
-func (s *Session) accept(req Request, notify func()) (*request, *Response) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, resp := s.acceptLocked(req)
-	if r != nil {
-		r.notify = notify
-	}
-	return r, resp
 }
 
 // Ready reports whether the response is ready.
@@ -350,7 +353,7 @@ func (c *Call) Wait(ctx context.Context) (resp *Response, sent func(), err error
 	if c.a.once == nil {
 		return c.a.resp, func() {}, nil // answered at once
 	}
-	c.a.waitTurn(ctx)
+	c.waitTurn(ctx)
 	return c.a.resp, c.a.written, nil
 }
 
@@ -361,11 +364,7 @@ func (c *Call) Abandon() {
 	if c.r == nil {
 		return
 	}
-	s := c.s
-	s.mu.Lock()
-	s.abandonLocked(c.r)
-	s.mu.Unlock()
-	s.runWrites()
+	c.s.do(func() { c.s.abandonLocked(c.r) })
 	if c.Ready() && c.a.once != nil {
 		c.a.written() // answered as it went away: nobody writes it
 	}
@@ -392,25 +391,28 @@ func (s *Session) sendLocked(r *request, resp *Response) {
 	}
 	r.done <- a
 	if r.notify != nil {
-		r.notify()
+		s.queueLocked(event{f: r.notify})
 	}
 }
 
-// waitTurn waits until the answer before a has been written.
-func (a answer) waitTurn(ctx context.Context) {
-	if a.prev == nil {
+// waitTurn waits until the answer before c's has been written, for
+// writeOrderWait at most by the session's clock.
+func (c *Call) waitTurn(ctx context.Context) {
+	prev := c.a.prev
+	if prev == nil {
 		return
 	}
 	select {
-	case <-a.prev:
+	case <-prev:
 		return
 	default:
 	}
-	t := time.NewTimer(writeOrderWait)
+	late := make(chan struct{})
+	t := c.s.clock.AfterFunc(writeOrderWait, func() { close(late) })
 	defer t.Stop()
 	select {
-	case <-a.prev:
-	case <-t.C:
+	case <-prev:
+	case <-late:
 	case <-ctx.Done():
 	}
 }
@@ -422,28 +424,21 @@ func (a answer) written() { a.once.Do(func() { close(a.sent) }) }
 // upstream stream is closed, and a client with nothing held is told on its
 // next request.
 func (s *Session) End(cond Condition) {
-	s.mu.Lock()
-	s.endLocked(&Response{Type: TypeTerminate, Condition: cond})
-	s.mu.Unlock()
-	s.runWrites()
+	s.do(func() { s.endLocked(&Response{Type: TypeTerminate, Condition: cond}) })
 }
 
 // Fail ends the session because request rid was unacceptable, and
 // returns the response that tells the client so: type='terminate' with
 // cond. Held requests get other-request.
-func (s *Session) Fail(rid uint64, cond Condition) *Response {
-	s.mu.Lock()
-	resp := s.failLocked(rid, cond)
-	s.mu.Unlock()
-	s.runWrites()
+func (s *Session) Fail(rid uint64, cond Condition) (resp *Response) {
+	s.do(func() { resp = s.failLocked(rid, cond) })
 	return resp
 }
 
 // Ended reports whether the session has ended.
-func (s *Session) Ended() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.final != nil
+func (s *Session) Ended() (ended bool) {
+	s.do(func() { ended = s.final != nil })
+	return ended
 }
 
 // abandonLocked forgets a request whose client went away. A held request
@@ -475,13 +470,13 @@ func stop(t Timer) {
 
 // Stream returns the name of the stream the session was created with, ""
 // unless multiple streams are on.
-func (s *Session) Stream() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.streams) == 0 {
-		return ""
-	}
-	return s.streams[0].name
+func (s *Session) Stream() (name string) {
+	s.do(func() {
+		if len(s.streams) > 0 {
+			name = s.streams[0].name
+		}
+	})
+	return name
 }
 
 // LogID returns the session's name in logs: the first eight characters of
@@ -496,8 +491,7 @@ func (s *Session) LogID() string {
 }
 
 // Last returns the highest rid processed in order.
-func (s *Session) Last() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.last
+func (s *Session) Last() (last uint64) {
+	s.do(func() { last = s.last })
+	return last
 }

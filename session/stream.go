@@ -68,7 +68,7 @@ func (s *Session) nextLocked() *Response {
 		}
 		s.turn = (s.turn + i + 1) % n
 		if len(st.queue) > 0 && s.reg.OnPush != nil {
-			s.reg.OnPush(s.clock.Now().Sub(st.queuedAt))
+			s.queueLocked(event{push: true, waited: s.clock.Now().Sub(st.queuedAt)})
 		}
 		resp := &Response{Payload: s.takeStreamQueueLocked(st), Stream: st.name}
 		if st.final != nil {

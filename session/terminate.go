@@ -146,9 +146,9 @@ func (s *Session) setFinalLocked(final *Response) {
 	stop(s.wait)
 	s.wait = nil
 	if s.Params.OnEnd != nil {
-		s.Params.OnEnd()
+		s.queueLocked(event{f: s.Params.OnEnd})
 	}
 	if s.reg.OnEnd != nil {
-		s.reg.OnEnd(final.Condition)
+		s.queueLocked(event{end: true, cond: final.Condition})
 	}
 }
