@@ -25,3 +25,9 @@ func (SystemClock) Now() time.Time { return time.Now() }
 
 // AfterFunc calls time.AfterFunc.
 func (SystemClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
+
+func stop(t Timer) {
+	if t != nil {
+		t.Stop()
+	}
+}

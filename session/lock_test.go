@@ -166,46 +166,6 @@ func TestPanickingWriteLeavesSessionUsable(t *testing.T) {
 	up.waitWritten(t, "<after/>")
 }
 
-func TestWriteOrderWaitRunsOnTheClock(t *testing.T) {
-	// A response whose predecessor is never written is handed out after
-	// writeOrderWait by the session's clock.
-	h := newHarness(t, defaultParams())
-	first := h.s.Start(Request{RID: firstRID + 1}, nil)
-	h.waitHeld(1)
-	second := h.s.Start(Request{RID: firstRID + 2}, nil)
-	h.up.send(t, "<m/>")
-	if _, _, err := first.Wait(context.Background()); err != nil {
-		t.Fatal(err) // and never written
-	}
-	got := make(chan *Response, 1)
-	go func() {
-		resp, sent, _ := second.Wait(context.Background())
-		sent()
-		got <- resp
-	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for !h.clock.pending(writeOrderWait) {
-		if time.Now().After(deadline) {
-			t.Fatal("no write order timer on the session's clock")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	select {
-	case resp := <-got:
-		t.Fatalf("handed out before its turn: %+v", resp)
-	default:
-	}
-	h.clock.Advance(writeOrderWait)
-	select {
-	case resp := <-got:
-		if !equal(payload(resp), []string{"<m/>"}) {
-			t.Fatalf("payload %q", payload(resp))
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("not handed out after writeOrderWait")
-	}
-}
-
 // mustPanic calls f, which must panic with errBomb, and recovers.
 func (h *harness) mustPanic(f func()) {
 	h.t.Helper()

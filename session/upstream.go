@@ -38,21 +38,6 @@ func (s *Session) write() {
 	}
 }
 
-// writeFailedLocked ends stream st, whose write failed with err.
-func (s *Session) writeFailedLocked(st *stream, err error) {
-	s.log.Info("upstream write failed", "stream", st.name, "err", err)
-	st.up.Close()
-	// Writes queued behind the failure for other streams are lost with
-	// it only if the session ends.
-	s.streamEndedLocked(st, &Response{Type: TypeTerminate, Condition: RemoteConnectionFailed})
-	if s.final != nil {
-		s.ops = s.ops[:0]
-		for _, st := range s.streams {
-			s.ops = append(s.ops, op{st: st, close: true})
-		}
-	}
-}
-
 // performUnlocked is perform with s.mu released, the callbacks queued so
 // far run, and s.mu held again on return, panic included.
 func (s *Session) performUnlocked(ops []op) (*stream, error) {
@@ -81,6 +66,21 @@ func (s *Session) perform(ops []op) (*stream, error) {
 	return nil, nil
 }
 
+// writeFailedLocked ends stream st, whose write failed with err.
+func (s *Session) writeFailedLocked(st *stream, err error) {
+	s.log.Info("upstream write failed", "stream", st.name, "err", err)
+	st.up.Close()
+	// Writes queued behind the failure for other streams are lost with
+	// it only if the session ends.
+	s.streamEndedLocked(st, &Response{Type: TypeTerminate, Condition: RemoteConnectionFailed})
+	if s.final != nil {
+		s.ops = s.ops[:0]
+		for _, st := range s.streams {
+			s.ops = append(s.ops, op{st: st, close: true})
+		}
+	}
+}
+
 // parker is an Upstream that can wait for the server without a goroutine,
 // as *xmpp.Conn does (xmpp.Conn.Park).
 type parker interface {
@@ -101,6 +101,15 @@ type batcher interface {
 	// OnWait sets f to be called by Next before it waits for the
 	// server.
 	OnWait(f func())
+}
+
+// startReading starts st's reader.
+func (s *Session) startReading(st *stream) {
+	st.resume = func() { go s.read(st) }
+	if b, ok := st.up.(batcher); ok {
+		b.OnWait(func() { s.releaseBatch(st) })
+	}
+	go s.read(st)
 }
 
 // read relays elements from stream st to the session until the stream
@@ -140,15 +149,6 @@ func (s *Session) releaseBatch(st *stream) {
 			s.releaseLocked()
 		}
 	})
-}
-
-// startReading starts st's reader.
-func (s *Session) startReading(st *stream) {
-	st.resume = func() { go s.read(st) }
-	if b, ok := st.up.(batcher); ok {
-		b.OnWait(func() { s.releaseBatch(st) })
-	}
-	go s.read(st)
 }
 
 // upstreamEnded ends the session when the server ends the stream: a

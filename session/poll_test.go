@@ -1,0 +1,39 @@
+package session
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+func TestPollingAnsweredAtOnce(t *testing.T) {
+	// R-POLL-1: wait=0 makes every request come back at once.
+	p := defaultParams()
+	p.Wait = 0
+	h := newHarness(t, p)
+	if r := h.start(context.Background(), Request{RID: firstRID + 1}).wait(t); r.Type != "" {
+		t.Fatalf("got %+v", r)
+	}
+}
+
+func TestPollingTooOften(t *testing.T) {
+	// R-POLL-2: two empty polls closer than polling → policy-violation;
+	// farther apart, or with data, fine.
+	p := defaultParams()
+	p.Wait, p.Hold, p.Requests, p.Polling = 0, 0, 1, 5*time.Second
+	h := newHarness(t, p)
+	h.start(context.Background(), Request{RID: firstRID + 1}).wait(t)
+	h.clock.Advance(6 * time.Second)
+	h.start(context.Background(), Request{RID: firstRID + 2}).wait(t)
+	h.clock.Advance(time.Second)
+	if r := h.start(context.Background(), Request{RID: firstRID + 3, Payload: [][]byte{[]byte("<m/>")}}).wait(t); r.Type != "" {
+		t.Fatalf("poll with data got %+v", r)
+	}
+	if r := h.start(context.Background(), Request{RID: firstRID + 4}).wait(t); r.Type != "" {
+		t.Fatalf("poll after a poll with data got %+v", r)
+	}
+	h.clock.Advance(time.Second)
+	if r := h.start(context.Background(), Request{RID: firstRID + 5}).wait(t); r.Condition != PolicyViolation {
+		t.Fatalf("poll 1 s after an empty poll got %+v", r)
+	}
+}
