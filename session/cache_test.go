@@ -1,7 +1,6 @@
 package session
 
 import (
-	"context"
 	"testing"
 	"time"
 )
@@ -10,11 +9,11 @@ func TestResentRIDGetsCachedResponse(t *testing.T) {
 	// R-RID-7: the same response again, and the payload is not forwarded
 	// twice.
 	h := newHarness(t, defaultParams())
-	c1 := h.start(context.Background(), Request{RID: firstRID + 1, Payload: [][]byte{[]byte("<m/>")}})
+	c1 := h.start(Request{RID: firstRID + 1, Payload: [][]byte{[]byte("<m/>")}})
 	h.waitHeld(1)
 	h.up.send(t, "<reply/>")
 	first := c1.wait(t)
-	again := h.start(context.Background(), Request{RID: firstRID + 1, Payload: [][]byte{[]byte("<m/>")}}).wait(t)
+	again := h.request(Request{RID: firstRID + 1, Payload: [][]byte{[]byte("<m/>")}})
 	if again != first {
 		t.Fatalf("resent rid got %+v, want the cached %+v", again, first)
 	}
@@ -25,10 +24,10 @@ func TestResentRIDNoLongerCached(t *testing.T) {
 	// R-RID-10
 	h := newHarness(t, defaultParams())
 	for rid := uint64(firstRID + 1); rid <= firstRID+4; rid++ {
-		h.start(context.Background(), Request{RID: rid})
+		h.start(Request{RID: rid})
 		h.waitFor(func(s *Session) bool { return s.last == rid }, "rid %d processed", rid)
 	}
-	r := h.start(context.Background(), Request{RID: firstRID + 1}).wait(t)
+	r := h.request(Request{RID: firstRID + 1})
 	if r.Type != TypeTerminate || r.Condition != ItemNotFound {
 		t.Fatalf("got %+v", r)
 	}
@@ -40,9 +39,8 @@ func TestAcks(t *testing.T) {
 	p := defaultParams()
 	p.Acks = true
 	h := newHarness(t, p)
-	c1 := h.start(context.Background(), Request{RID: firstRID + 1})
-	h.waitHeld(1)
-	c2 := h.start(context.Background(), Request{RID: firstRID + 2, Ack: firstRID})
+	c1 := h.hold(firstRID + 1)
+	c2 := h.start(Request{RID: firstRID + 2, Ack: firstRID})
 	if r := c1.wait(t); r.Ack != firstRID+2 {
 		t.Fatalf("ack %d, want %d", r.Ack, firstRID+2)
 	}
@@ -57,7 +55,7 @@ func TestAcks(t *testing.T) {
 	// R-ACK-5: an ack below the last answered rid gets a report of the
 	// first missing response with its age.
 	h.clock.Advance(1500 * time.Millisecond)
-	r := h.start(context.Background(), Request{RID: firstRID + 3, Ack: firstRID + 1}).wait(t)
+	r := h.request(Request{RID: firstRID + 3, Ack: firstRID + 1})
 	if r.Report != firstRID+2 || r.Time != 1500 {
 		t.Fatalf("report %d time %d, want %d 1500", r.Report, r.Time, firstRID+2)
 	}

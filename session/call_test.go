@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,14 +13,14 @@ func TestStartAnsweredAtOnce(t *testing.T) {
 	// Ready when Start returns, and notify is not called.
 	h := newHarness(t, defaultParams())
 	h.up.send(t, "<message id='q'/>")
-	h.waitFor(func(s *Session) bool { return len(s.streams[0].queue) == 1 }, "1 queued")
+	h.waitQueued(1)
 	var notified atomic.Int32
 	c := h.s.Start(Request{RID: firstRID + 1}, func() { notified.Add(1) })
 	if !c.Ready() {
 		t.Fatal("not ready with a stanza queued")
 	}
 	resp, sent, err := c.Wait(context.Background())
-	if err != nil || !equal(payload(resp), []string{"<message id='q'/>"}) {
+	if err != nil || !slices.Equal(payload(resp), []string{"<message id='q'/>"}) {
 		t.Fatalf("Wait = %+v, %v", resp, err)
 	}
 	sent()
@@ -49,7 +50,7 @@ func TestStartNotifiesOnce(t *testing.T) {
 	}
 	resp, sent, _ := c.Wait(context.Background())
 	sent()
-	if !equal(payload(resp), []string{"<message id='n'/>"}) {
+	if !slices.Equal(payload(resp), []string{"<message id='n'/>"}) {
 		t.Fatalf("payload %q", payload(resp))
 	}
 	select {
@@ -70,14 +71,14 @@ func TestAbandonCachesEmptyAnswer(t *testing.T) {
 	c.Abandon()
 	h.waitHeld(0)
 	h.up.send(t, "<message id='later'/>")
-	h.waitFor(func(s *Session) bool { return len(s.streams[0].queue) == 1 }, "1 queued")
+	h.waitQueued(1)
 
 	resp, _, err := h.s.Handle(context.Background(), Request{RID: firstRID + 1})
 	if err != nil || resp.Type != "" || len(resp.Payload) != 0 {
 		t.Fatalf("resent rid answered %+v, %v; want an empty body", resp, err)
 	}
 	resp, _, err = h.s.Handle(context.Background(), Request{RID: firstRID + 2})
-	if err != nil || !equal(payload(resp), []string{"<message id='later'/>"}) {
+	if err != nil || !slices.Equal(payload(resp), []string{"<message id='later'/>"}) {
 		t.Fatalf("next rid answered %+v, %v", resp, err)
 	}
 }
@@ -120,7 +121,7 @@ func TestWaitReady(t *testing.T) {
 	}
 	resp, sent, err := c.Wait(context.Background())
 	sent()
-	if err != nil || !equal(payload(resp), []string{"<message id='w'/>"}) {
+	if err != nil || !slices.Equal(payload(resp), []string{"<message id='w'/>"}) {
 		t.Fatalf("Wait = %+v, %v", resp, err)
 	}
 }
@@ -163,7 +164,7 @@ func TestAnswersHandedOutInWriteOrder(t *testing.T) {
 	g1.sent()
 	select {
 	case g := <-second:
-		if !equal(payload(g.resp), []string{"<m/>"}) {
+		if !slices.Equal(payload(g.resp), []string{"<m/>"}) {
 			t.Fatalf("rid N+1 got %q", payload(g.resp))
 		}
 		g.sent()
@@ -189,12 +190,8 @@ func TestWriteOrderWaitRunsOnTheClock(t *testing.T) {
 		sent()
 		got <- resp
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for !h.clock.pending(writeOrderWait) {
-		if time.Now().After(deadline) {
-			t.Fatal("no write order timer on the session's clock")
-		}
-		time.Sleep(time.Millisecond)
+	if !eventually(func() bool { return h.clock.pending(writeOrderWait) }) {
+		t.Fatal("no write order timer on the session's clock")
 	}
 	select {
 	case resp := <-got:
@@ -204,7 +201,7 @@ func TestWriteOrderWaitRunsOnTheClock(t *testing.T) {
 	h.clock.Advance(writeOrderWait)
 	select {
 	case resp := <-got:
-		if !equal(payload(resp), []string{"<m/>"}) {
+		if !slices.Equal(payload(resp), []string{"<m/>"}) {
 			t.Fatalf("payload %q", payload(resp))
 		}
 	case <-time.After(5 * time.Second):

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -193,16 +194,31 @@ type harness struct {
 
 const firstRID = 1000
 
+// newHarness returns a session created with p, on a fakeUpstream.
 func newHarness(t *testing.T, p Params) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: newFakeClock(), up: newFakeUpstream()}
+	return newHarnessOn(t, p, newFakeUpstream())
+}
+
+// scripted is a fakeUpstream, or an Upstream built on one.
+type scripted interface {
+	Upstream
+	fake() *fakeUpstream
+}
+
+func (u *fakeUpstream) fake() *fakeUpstream { return u }
+
+// newHarnessOn returns a session created with p, on up.
+func newHarnessOn(t *testing.T, p Params, up scripted) *harness {
+	t.Helper()
+	h := &harness{t: t, clock: newFakeClock(), up: up.fake()}
 	h.reg = NewRegistry(slog.New(slog.DiscardHandler), h.clock)
-	s, err := h.reg.Create(p, h.up, firstRID)
+	s, err := h.reg.Create(p, up, firstRID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.s = s
-	t.Cleanup(func() { h.up.Close() })
+	t.Cleanup(func() { up.Close() })
 	return h
 }
 
@@ -218,7 +234,21 @@ type call struct {
 }
 
 // start sends req without waiting for its answer.
-func (h *harness) start(ctx context.Context, req Request) *call {
+func (h *harness) start(req Request) *call {
+	return h.startCtx(context.Background(), req)
+}
+
+// hold sends an empty request with rid and waits until it is held.
+func (h *harness) hold(rid uint64) *call {
+	h.t.Helper()
+	c := h.start(Request{RID: rid})
+	h.waitHeld(1)
+	return c
+}
+
+// startCtx is start with the request's context ctx: its client goes away
+// when ctx ends.
+func (h *harness) startCtx(ctx context.Context, req Request) *call {
 	c := &call{rid: req.RID, resp: make(chan *Response, 1), err: make(chan error, 1)}
 	go func() {
 		r, sent, err := h.s.Handle(ctx, req)
@@ -230,6 +260,12 @@ func (h *harness) start(ctx context.Context, req Request) *call {
 		c.resp <- r
 	}()
 	return c
+}
+
+// request sends req and returns its response.
+func (h *harness) request(req Request) *Response {
+	h.t.Helper()
+	return h.start(req).wait(h.t)
 }
 
 // wait returns the call's response, failing the test after a deadline.
@@ -272,27 +308,40 @@ func (h *harness) stillHeld(rid uint64) {
 	}
 }
 
+// waitQueued waits until n elements wait in the first stream's queue.
+func (h *harness) waitQueued(n int) {
+	h.t.Helper()
+	h.waitFor(func(s *Session) bool { return len(s.streams[0].queue) == n }, "%d queued", n)
+}
+
 // waitHeld waits until n requests are held.
 func (h *harness) waitHeld(n int) {
 	h.t.Helper()
 	h.waitFor(func(s *Session) bool { return len(s.held) == n }, "%d held requests", n)
 }
 
+// waitFor waits until cond holds of the session, under its lock.
 func (h *harness) waitFor(cond func(*Session) bool, what string, args ...any) {
 	h.t.Helper()
+	if !eventually(func() (ok bool) {
+		h.s.do(func() { ok = cond(h.s) })
+		return ok
+	}) {
+		h.t.Fatalf("timed out waiting for "+what, args...)
+	}
+}
+
+// eventually reports whether cond becomes true before a deadline far
+// beyond any expected wait.
+func eventually(cond func() bool) bool {
 	deadline := time.Now().Add(5 * time.Second)
-	for {
-		h.s.mu.Lock()
-		ok := cond(h.s)
-		h.s.mu.Unlock()
-		if ok {
-			return
-		}
+	for !cond() {
 		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out waiting for "+what, args...)
+			return false
 		}
 		time.Sleep(time.Millisecond)
 	}
+	return true
 }
 
 // waitWritten waits until the first upstream has seen want, in order.
@@ -304,29 +353,17 @@ func (h *harness) waitWritten(want ...string) {
 // waitWritten waits until u has seen want, in order.
 func (u *fakeUpstream) waitWritten(t *testing.T, want ...string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got := u.written()
-		if equal(got, want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("upstream got %q, want %q", got, want)
-		}
-		time.Sleep(time.Millisecond)
+	if !eventually(func() bool { return slices.Equal(u.written(), want) }) {
+		t.Fatalf("upstream got %q, want %q", u.written(), want)
 	}
 }
 
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
+// carries fails unless r's payload is want, in order.
+func carries(t *testing.T, r *Response, want ...string) {
+	t.Helper()
+	if got := payload(r); !slices.Equal(got, want) {
+		t.Fatalf("rid %d carried %q, want %q", r.RID, got, want)
 	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func payload(r *Response) []string {

@@ -10,10 +10,9 @@ func TestHoldOneReleasesOldest(t *testing.T) {
 	// R-HOLD-4, R-HOLD-5: with hold=1, the next request answers the held
 	// one, in rid order.
 	h := newHarness(t, defaultParams())
-	c1 := h.start(context.Background(), Request{RID: firstRID + 1})
-	h.waitHeld(1)
+	c1 := h.hold(firstRID + 1)
 	c1.pending(t)
-	c2 := h.start(context.Background(), Request{RID: firstRID + 2, Payload: [][]byte{[]byte("<message/>")}})
+	c2 := h.start(Request{RID: firstRID + 2, Payload: [][]byte{[]byte("<message/>")}})
 	if r := c1.wait(t); r.Type != "" || len(r.Payload) != 0 {
 		t.Fatalf("released request got %+v, want an empty body", r)
 	}
@@ -28,20 +27,17 @@ func TestHoldTwo(t *testing.T) {
 	p := defaultParams()
 	p.Hold, p.Requests = 2, 3
 	h := newHarness(t, p)
-	c1 := h.start(context.Background(), Request{RID: firstRID + 1})
-	h.waitHeld(1)
-	c2 := h.start(context.Background(), Request{RID: firstRID + 2})
+	c1 := h.hold(firstRID + 1)
+	c2 := h.start(Request{RID: firstRID + 2})
 	h.waitHeld(2)
 	c1.pending(t)
 	h.up.send(t, "<a/>")
-	if got := payload(c1.wait(t)); !equal(got, []string{"<a/>"}) {
-		t.Fatalf("oldest got %q", got)
-	}
+	carries(t, c1.wait(t), "<a/>")
 	c2.pending(t)
-	c3 := h.start(context.Background(), Request{RID: firstRID + 3})
+	c3 := h.start(Request{RID: firstRID + 3})
 	h.waitHeld(2)
 	c2.pending(t)
-	c4 := h.start(context.Background(), Request{RID: firstRID + 4})
+	c4 := h.start(Request{RID: firstRID + 4})
 	if r := c2.wait(t); len(r.Payload) != 0 {
 		t.Fatalf("released got %q", payload(r))
 	}
@@ -52,19 +48,15 @@ func TestHoldTwo(t *testing.T) {
 
 func TestDataGoesToHeldRequest(t *testing.T) {
 	h := newHarness(t, defaultParams())
-	c1 := h.start(context.Background(), Request{RID: firstRID + 1})
-	h.waitHeld(1)
+	c1 := h.hold(firstRID + 1)
 	h.up.send(t, "<message id='1'/>")
-	if got := payload(c1.wait(t)); !equal(got, []string{"<message id='1'/>"}) {
-		t.Fatalf("payload %q", got)
-	}
+	carries(t, c1.wait(t), "<message id='1'/>")
 }
 
 func TestWaitExpires(t *testing.T) {
 	// R-HOLD-3: a held request is answered empty after wait.
 	h := newHarness(t, defaultParams())
-	c := h.start(context.Background(), Request{RID: firstRID + 1})
-	h.waitHeld(1)
+	c := h.hold(firstRID + 1)
 	h.clock.Advance(59 * time.Second)
 	c.pending(t)
 	h.clock.Advance(time.Second)
@@ -80,14 +72,12 @@ func TestWaitCountsFromEachRequest(t *testing.T) {
 	// so what is held then is exact.)
 	t.Run("one after another", func(t *testing.T) {
 		h := newHarness(t, defaultParams())
-		a := h.start(context.Background(), Request{RID: firstRID + 1})
+		a := h.start(Request{RID: firstRID + 1})
 		h.waitHeld(1)
 		h.clock.Advance(30 * time.Second)
 		h.up.send(t, "<message id='a'/>")
-		if r := a.wait(t); !equal(payload(r), []string{"<message id='a'/>"}) {
-			t.Fatalf("first: %+v", r)
-		}
-		b := h.start(context.Background(), Request{RID: firstRID + 2})
+		carries(t, a.wait(t), "<message id='a'/>")
+		b := h.start(Request{RID: firstRID + 2})
 		h.waitHeld(1)
 		h.clock.Advance(30 * time.Second) // the first request's wait ends
 		h.stillHeld(firstRID + 2)
@@ -103,10 +93,10 @@ func TestWaitCountsFromEachRequest(t *testing.T) {
 		p.Hold = 2
 		p.Requests = 3
 		h := newHarness(t, p)
-		a := h.start(context.Background(), Request{RID: firstRID + 1})
+		a := h.start(Request{RID: firstRID + 1})
 		h.waitHeld(1)
 		h.clock.Advance(10 * time.Second)
-		b := h.start(context.Background(), Request{RID: firstRID + 2})
+		b := h.start(Request{RID: firstRID + 2})
 		h.waitHeld(2)
 		h.clock.Advance(50 * time.Second)
 		if r := a.wait(t); r.RID != firstRID+1 || len(r.Payload) != 0 {
@@ -125,7 +115,7 @@ func TestAbandonedRequestKeepsData(t *testing.T) {
 	// waits for the next request.
 	h := newHarness(t, defaultParams())
 	ctx, cancel := context.WithCancel(context.Background())
-	c := h.start(ctx, Request{RID: firstRID + 1})
+	c := h.startCtx(ctx, Request{RID: firstRID + 1})
 	h.waitHeld(1)
 	cancel()
 	select {
@@ -138,8 +128,6 @@ func TestAbandonedRequestKeepsData(t *testing.T) {
 	}
 	h.waitHeld(0)
 	h.up.send(t, "<kept/>")
-	h.waitFor(func(s *Session) bool { return len(s.streams[0].queue) == 1 }, "queued")
-	if got := payload(h.start(context.Background(), Request{RID: firstRID + 2}).wait(t)); !equal(got, []string{"<kept/>"}) {
-		t.Fatalf("payload %q", got)
-	}
+	h.waitQueued(1)
+	carries(t, h.request(Request{RID: firstRID + 2}), "<kept/>")
 }

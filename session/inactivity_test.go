@@ -1,7 +1,6 @@
 package session
 
 import (
-	"context"
 	"testing"
 	"time"
 )
@@ -9,8 +8,7 @@ import (
 func TestInactivity(t *testing.T) {
 	// R-INACT-1, R-INACT-2: the clock runs only while nothing is held.
 	h := newHarness(t, defaultParams())
-	c := h.start(context.Background(), Request{RID: firstRID + 1})
-	h.waitHeld(1)
+	c := h.hold(firstRID + 1)
 	h.clock.Advance(45 * time.Second) // beyond inactivity, within wait
 	c.pending(t)
 	h.clock.Advance(15 * time.Second) // wait expires; idle clock starts
@@ -44,7 +42,7 @@ func TestInactivityCountsFromTheLastAnswer(t *testing.T) {
 	poll := func() {
 		t.Helper()
 		rid++
-		c := h.start(context.Background(), Request{RID: rid})
+		c := h.start(Request{RID: rid})
 		h.waitHeld(1)
 		h.up.send(t, "<m/>")
 		c.wait(t)
@@ -58,8 +56,7 @@ func TestInactivityCountsFromTheLastAnswer(t *testing.T) {
 		t.Fatal("session ended 25 s after its last answer")
 	}
 	rid++
-	c := h.start(context.Background(), Request{RID: rid})
-	h.waitHeld(1)
+	c := h.hold(rid)
 	h.clock.Advance(40 * time.Second) // held: no inactivity, within wait
 	if h.reg.Get(h.s.ID) == nil {
 		t.Fatal("session ended while a request was held")

@@ -1,7 +1,6 @@
 package session
 
 import (
-	"context"
 	"crypto/sha1"
 	"encoding/hex"
 	"testing"
@@ -18,28 +17,28 @@ func TestKeySequence(t *testing.T) {
 	p.Wait = 0
 	p.Key = k1
 	h := newHarness(t, p)
-	if r := h.start(context.Background(), Request{RID: firstRID + 1, Key: k2}).wait(t); r.Type != "" {
+	if r := h.request(Request{RID: firstRID + 1, Key: k2}); r.Type != "" {
 		t.Fatalf("good key got %+v", r)
 	}
 	// Switch chains: key k3 checks the old chain, newkey starts a new one.
 	n1 := k("other")
-	if r := h.start(context.Background(), Request{RID: firstRID + 2, Key: k3, NewKey: n1}).wait(t); r.Type != "" {
+	if r := h.request(Request{RID: firstRID + 2, Key: k3, NewKey: n1}); r.Type != "" {
 		t.Fatalf("key with newkey got %+v", r)
 	}
 	// A resent rid does not move the chain on.
-	h.start(context.Background(), Request{RID: firstRID + 2, Key: "anything"}).wait(t)
-	if r := h.start(context.Background(), Request{RID: firstRID + 3, Key: "wrong"}).wait(t); r.Condition != ItemNotFound {
+	h.request(Request{RID: firstRID + 2, Key: "anything"})
+	if r := h.request(Request{RID: firstRID + 3, Key: "wrong"}); r.Condition != ItemNotFound {
 		t.Fatalf("bad key got %+v", r)
 	}
 
 	h = newHarness(t, p)
-	if r := h.start(context.Background(), Request{RID: firstRID + 1}).wait(t); r.Condition != ItemNotFound {
+	if r := h.request(Request{RID: firstRID + 1}); r.Condition != ItemNotFound {
 		t.Fatalf("missing key got %+v", r)
 	}
 
 	p.Key = ""
 	h = newHarness(t, p)
-	if r := h.start(context.Background(), Request{RID: firstRID + 1, Key: "ignored"}).wait(t); r.Type != "" {
+	if r := h.request(Request{RID: firstRID + 1, Key: "ignored"}); r.Type != "" {
 		t.Fatalf("key without newkey at creation got %+v", r)
 	}
 }

@@ -3,7 +3,6 @@ package session
 import (
 	"context"
 	"io"
-	"log/slog"
 	"testing"
 	"time"
 )
@@ -152,18 +151,11 @@ func TestPanickingWriteLeavesSessionUsable(t *testing.T) {
 	// handler recovers it); the session must not be left locked or
 	// believing a write is under way, or nothing would be written
 	// upstream again.
-	up := &panicOnceUpstream{fakeUpstream: newFakeUpstream()}
-	reg := NewRegistry(slog.New(slog.DiscardHandler), newFakeClock())
-	s, err := reg.Create(defaultParams(), up, firstRID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { up.Close() })
-	h := &harness{t: t, s: s}
-	h.mustPanic(func() { s.Start(Request{RID: firstRID + 1, Payload: [][]byte{[]byte("<lost/>")}}, nil) })
+	h := newHarnessOn(t, defaultParams(), &panicOnceUpstream{fakeUpstream: newFakeUpstream()})
+	h.mustPanic(func() { h.s.Start(Request{RID: firstRID + 1, Payload: [][]byte{[]byte("<lost/>")}}, nil) })
 	h.unlocked()
-	s.Start(Request{RID: firstRID + 2, Payload: [][]byte{[]byte("<after/>")}}, nil)
-	up.waitWritten(t, "<after/>")
+	h.s.Start(Request{RID: firstRID + 2, Payload: [][]byte{[]byte("<after/>")}}, nil)
+	h.waitWritten("<after/>")
 }
 
 // mustPanic calls f, which must panic with errBomb, and recovers.

@@ -1,7 +1,6 @@
 package session
 
 import (
-	"context"
 	"testing"
 	"time"
 )
@@ -11,12 +10,11 @@ func TestPause(t *testing.T) {
 	// queued data; the session survives the pause, not a second longer;
 	// the next request restores normal inactivity (R-PAUSE-4).
 	h := newHarness(t, defaultParams())
-	held := h.start(context.Background(), Request{RID: firstRID + 1})
-	h.waitHeld(1)
+	held := h.hold(firstRID + 1)
 	h.s.mu.Lock()
 	h.s.streams[0].queue = append(h.s.streams[0].queue, []byte("<later/>"))
 	h.s.mu.Unlock()
-	pause := h.start(context.Background(), Request{RID: firstRID + 2, Pause: 120 * time.Second})
+	pause := h.start(Request{RID: firstRID + 2, Pause: 120 * time.Second})
 	for _, c := range []*call{held, pause} {
 		if r := c.wait(t); len(r.Payload) != 0 {
 			t.Fatalf("rid %d carried %q during pause", c.rid, payload(r))
@@ -26,9 +24,7 @@ func TestPause(t *testing.T) {
 	if h.reg.Get(h.s.ID) == nil {
 		t.Fatal("paused session ended early")
 	}
-	if got := payload(h.start(context.Background(), Request{RID: firstRID + 3}).wait(t)); !equal(got, []string{"<later/>"}) {
-		t.Fatalf("after pause: %q", got)
-	}
+	carries(t, h.request(Request{RID: firstRID + 3}), "<later/>")
 	h.clock.Advance(30 * time.Second)
 	if h.reg.Get(h.s.ID) != nil {
 		t.Fatal("normal inactivity not restored after the pause")

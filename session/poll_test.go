@@ -1,7 +1,6 @@
 package session
 
 import (
-	"context"
 	"testing"
 	"time"
 )
@@ -11,7 +10,7 @@ func TestPollingAnsweredAtOnce(t *testing.T) {
 	p := defaultParams()
 	p.Wait = 0
 	h := newHarness(t, p)
-	if r := h.start(context.Background(), Request{RID: firstRID + 1}).wait(t); r.Type != "" {
+	if r := h.request(Request{RID: firstRID + 1}); r.Type != "" {
 		t.Fatalf("got %+v", r)
 	}
 }
@@ -22,18 +21,18 @@ func TestPollingTooOften(t *testing.T) {
 	p := defaultParams()
 	p.Wait, p.Hold, p.Requests, p.Polling = 0, 0, 1, 5*time.Second
 	h := newHarness(t, p)
-	h.start(context.Background(), Request{RID: firstRID + 1}).wait(t)
+	h.request(Request{RID: firstRID + 1})
 	h.clock.Advance(6 * time.Second)
-	h.start(context.Background(), Request{RID: firstRID + 2}).wait(t)
+	h.request(Request{RID: firstRID + 2})
 	h.clock.Advance(time.Second)
-	if r := h.start(context.Background(), Request{RID: firstRID + 3, Payload: [][]byte{[]byte("<m/>")}}).wait(t); r.Type != "" {
+	if r := h.request(Request{RID: firstRID + 3, Payload: [][]byte{[]byte("<m/>")}}); r.Type != "" {
 		t.Fatalf("poll with data got %+v", r)
 	}
-	if r := h.start(context.Background(), Request{RID: firstRID + 4}).wait(t); r.Type != "" {
+	if r := h.request(Request{RID: firstRID + 4}); r.Type != "" {
 		t.Fatalf("poll after a poll with data got %+v", r)
 	}
 	h.clock.Advance(time.Second)
-	if r := h.start(context.Background(), Request{RID: firstRID + 5}).wait(t); r.Condition != PolicyViolation {
+	if r := h.request(Request{RID: firstRID + 5}); r.Condition != PolicyViolation {
 		t.Fatalf("poll 1 s after an empty poll got %+v", r)
 	}
 }

@@ -1,9 +1,6 @@
 package session
 
-import (
-	"context"
-	"testing"
-)
+import "testing"
 
 func TestQueueWhileNothingHeld(t *testing.T) {
 	// R-HOLD-6: stanzas arriving with nothing held wait, in order, and
@@ -12,11 +9,9 @@ func TestQueueWhileNothingHeld(t *testing.T) {
 	for _, el := range []string{"<a/>", "<b/>", "<c/>"} {
 		h.up.send(t, el)
 	}
-	h.waitFor(func(s *Session) bool { return len(s.streams[0].queue) == 3 }, "3 queued")
-	r := h.start(context.Background(), Request{RID: firstRID + 1}).wait(t)
-	if got := payload(r); !equal(got, []string{"<a/>", "<b/>", "<c/>"}) {
-		t.Fatalf("payload %q", got)
-	}
+	h.waitQueued(3)
+	r := h.request(Request{RID: firstRID + 1})
+	carries(t, r, "<a/>", "<b/>", "<c/>")
 }
 
 func TestQueueLimit(t *testing.T) {
@@ -25,7 +20,7 @@ func TestQueueLimit(t *testing.T) {
 	h := newHarness(t, p)
 	h.up.send(t, "<12345678/>")
 	h.waitFor(func(s *Session) bool { return s.final != nil }, "session end")
-	if r := h.start(context.Background(), Request{RID: firstRID + 1}).wait(t); r.Condition != UndefinedCondition {
+	if r := h.request(Request{RID: firstRID + 1}); r.Condition != UndefinedCondition {
 		t.Fatalf("got %+v", r)
 	}
 }

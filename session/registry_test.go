@@ -1,15 +1,13 @@
 package session
 
 import (
-	"context"
 	"testing"
 	"time"
 )
 
 func TestShutdown(t *testing.T) {
 	h := newHarness(t, defaultParams())
-	c := h.start(context.Background(), Request{RID: firstRID + 1})
-	h.waitHeld(1)
+	c := h.hold(firstRID + 1)
 	h.reg.Shutdown()
 	if r := c.wait(t); r.Condition != SystemShutdown {
 		t.Fatalf("got %+v", r)
@@ -38,15 +36,14 @@ func TestStats(t *testing.T) {
 	if st := h.reg.Stats(); st.Live != 1 || st.Held != 0 {
 		t.Fatalf("after create: %+v", st)
 	}
-	c := h.start(context.Background(), Request{RID: firstRID + 1})
-	h.waitHeld(1)
+	c := h.hold(firstRID + 1)
 	if st := h.reg.Stats(); st.Held != 1 {
 		t.Fatalf("with one held: %+v", st)
 	}
 	h.up.send(t, "<m/>")
 	c.wait(t)
 	h.up.send(t, "<queued/>")
-	h.waitFor(func(s *Session) bool { return len(s.streams[0].queue) == 1 }, "queued")
+	h.waitQueued(1)
 	if st := h.reg.Stats(); st.Held != 0 || st.Queued != 1 || st.QueuedBytes != int64(len("<queued/>")) {
 		t.Fatalf("with one queued: %+v", st)
 	}

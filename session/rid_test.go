@@ -10,12 +10,12 @@ func TestOutOfOrderForwardedInOrder(t *testing.T) {
 	// R-RID-4: rid N+2 before N+1: N+1's payload goes upstream first and
 	// N+1 is answered first.
 	h := newHarness(t, defaultParams())
-	c2 := h.start(context.Background(), Request{RID: firstRID + 2, Payload: [][]byte{[]byte("<second/>")}})
+	c2 := h.start(Request{RID: firstRID + 2, Payload: [][]byte{[]byte("<second/>")}})
 	h.waitFor(func(s *Session) bool { return len(s.pending) == 1 }, "pending N+2")
 	if w := h.up.written(); len(w) != 0 {
 		t.Fatalf("forwarded ahead of the gap: %q", w)
 	}
-	c1 := h.start(context.Background(), Request{RID: firstRID + 1, Payload: [][]byte{[]byte("<first/>")}})
+	c1 := h.start(Request{RID: firstRID + 1, Payload: [][]byte{[]byte("<first/>")}})
 	c1.wait(t)
 	h.waitWritten("<first/>", "<second/>")
 	h.waitHeld(1)
@@ -25,7 +25,7 @@ func TestOutOfOrderForwardedInOrder(t *testing.T) {
 func TestRIDBeyondWindow(t *testing.T) {
 	// R-RID-5
 	h := newHarness(t, defaultParams())
-	r := h.start(context.Background(), Request{RID: firstRID + 3}).wait(t)
+	r := h.request(Request{RID: firstRID + 3})
 	if r.Type != TypeTerminate || r.Condition != ItemNotFound {
 		t.Fatalf("got %+v", r)
 	}
@@ -36,17 +36,14 @@ func TestResentHeldRIDReplacesOlderCopy(t *testing.T) {
 	// R-RID-8: the older copy gets a recoverable error, the new one is
 	// held and gets the data.
 	h := newHarness(t, defaultParams())
-	old := h.start(context.Background(), Request{RID: firstRID + 1})
-	h.waitHeld(1)
-	again := h.start(context.Background(), Request{RID: firstRID + 1})
+	old := h.hold(firstRID + 1)
+	again := h.start(Request{RID: firstRID + 1})
 	if r := old.wait(t); r.Type != TypeError {
 		t.Fatalf("older copy got %+v, want type=error", r)
 	}
 	h.waitHeld(1)
 	h.up.send(t, "<x/>")
-	if got := payload(again.wait(t)); !equal(got, []string{"<x/>"}) {
-		t.Fatalf("payload %q", got)
-	}
+	carries(t, again.wait(t), "<x/>")
 }
 
 func TestOveractivity(t *testing.T) {
@@ -55,22 +52,20 @@ func TestOveractivity(t *testing.T) {
 	p := defaultParams()
 	p.Hold, p.Requests = 1, 2
 	h := newHarness(t, p)
-	h.start(context.Background(), Request{RID: firstRID + 1})
-	h.waitHeld(1)
+	h.hold(firstRID + 1)
 	// N+3 waits for N+2: two open.
-	h.start(context.Background(), Request{RID: firstRID + 3})
+	h.start(Request{RID: firstRID + 3})
 	h.waitFor(func(s *Session) bool { return len(s.pending) == 1 }, "pending")
-	r := h.start(context.Background(), Request{RID: firstRID + 2}).wait(t)
+	r := h.request(Request{RID: firstRID + 2})
 	if r.Condition != PolicyViolation {
 		t.Fatalf("third open request got %+v", r)
 	}
 
 	h = newHarness(t, p)
-	c1 := h.start(context.Background(), Request{RID: firstRID + 1})
-	h.waitHeld(1)
-	h.start(context.Background(), Request{RID: firstRID + 3})
+	c1 := h.hold(firstRID + 1)
+	h.start(Request{RID: firstRID + 3})
 	h.waitFor(func(s *Session) bool { return len(s.pending) == 1 }, "pending")
-	term := h.start(context.Background(), Request{RID: firstRID + 2, Terminate: true})
+	term := h.start(Request{RID: firstRID + 2, Terminate: true})
 	if r := term.wait(t); r.Type != TypeTerminate || r.Condition != "" {
 		t.Fatalf("extra terminate got %+v", r)
 	}
@@ -84,11 +79,11 @@ func TestRIDGapGivenUp(t *testing.T) {
 	// and answered empty.
 	h := newHarness(t, defaultParams())
 	ctx, cancel := context.WithCancel(context.Background())
-	h.start(ctx, Request{RID: firstRID + 1})
+	h.startCtx(ctx, Request{RID: firstRID + 1})
 	h.waitHeld(1)
 	cancel() // the old page goes away
 	h.waitHeld(0)
-	c3 := h.start(context.Background(), Request{RID: firstRID + 3, Payload: [][]byte{[]byte("<after-gap/>")}})
+	c3 := h.start(Request{RID: firstRID + 3, Payload: [][]byte{[]byte("<after-gap/>")}})
 	h.waitFor(func(s *Session) bool { return len(s.pending) == 1 }, "pending")
 	h.clock.Advance(DefaultGapWait - time.Millisecond)
 	c3.pending(t)
@@ -96,10 +91,8 @@ func TestRIDGapGivenUp(t *testing.T) {
 	h.waitHeld(1)
 	h.waitWritten("<after-gap/>")
 	h.up.send(t, "<m/>")
-	if got := payload(c3.wait(t)); !equal(got, []string{"<m/>"}) {
-		t.Fatalf("request after the gap got %q", got)
-	}
-	late := h.start(context.Background(), Request{RID: firstRID + 2, Payload: [][]byte{[]byte("<late/>")}}).wait(t)
+	carries(t, c3.wait(t), "<m/>")
+	late := h.request(Request{RID: firstRID + 2, Payload: [][]byte{[]byte("<late/>")}})
 	if late.Type != "" || len(late.Payload) != 0 {
 		t.Fatalf("late rid got %+v", late)
 	}
@@ -113,15 +106,15 @@ func TestRIDGapWaitsLongerWithoutReload(t *testing.T) {
 	// With no client gone, a missing rid may just be slow (an overloaded
 	// path): it keeps its place for Wait, so stanzas stay in order.
 	h := newHarness(t, defaultParams())
-	c2 := h.start(context.Background(), Request{RID: firstRID + 2, Payload: [][]byte{[]byte("<second/>")}})
+	c2 := h.start(Request{RID: firstRID + 2, Payload: [][]byte{[]byte("<second/>")}})
 	h.waitFor(func(s *Session) bool { return len(s.pending) == 1 }, "pending")
 	h.clock.Advance(10 * DefaultGapWait)
 	c2.pending(t)
-	h.start(context.Background(), Request{RID: firstRID + 1, Payload: [][]byte{[]byte("<first/>")}})
+	h.start(Request{RID: firstRID + 1, Payload: [][]byte{[]byte("<first/>")}})
 	h.waitWritten("<first/>", "<second/>")
 
 	h2 := newHarness(t, defaultParams())
-	c := h2.start(context.Background(), Request{RID: firstRID + 2})
+	c := h2.start(Request{RID: firstRID + 2})
 	h2.waitFor(func(s *Session) bool { return len(s.pending) == 1 }, "pending")
 	h2.clock.Advance(defaultParams().Wait)
 	h2.waitHeld(1)

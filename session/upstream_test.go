@@ -1,10 +1,9 @@
 package session
 
 import (
-	"context"
 	"io"
-	"log/slog"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -27,14 +26,14 @@ func TestUpstreamEnds(t *testing.T) {
 	} {
 		t.Run(tc.name+" while held", func(t *testing.T) {
 			h := newHarness(t, defaultParams())
-			c := h.start(context.Background(), Request{RID: firstRID + 1})
+			c := h.start(Request{RID: firstRID + 1})
 			h.waitHeld(1)
 			h.s.mu.Lock()
 			h.s.streams[0].queue = append(h.s.streams[0].queue, []byte("<queued/>")) // as if it raced in
 			h.s.mu.Unlock()
 			h.up.fail(tc.err)
 			r := c.wait(t)
-			if r.Type != TypeTerminate || r.Condition != tc.cond || !equal(payload(r), tc.payload) {
+			if r.Type != TypeTerminate || r.Condition != tc.cond || !slices.Equal(payload(r), tc.payload) {
 				t.Fatalf("got %+v %q", r, payload(r))
 			}
 		})
@@ -44,11 +43,11 @@ func TestUpstreamEnds(t *testing.T) {
 			h.up.send(t, "<queued/>")
 			h.up.fail(tc.err)
 			h.waitFor(func(s *Session) bool { return s.final != nil }, "session end")
-			r := h.start(context.Background(), Request{RID: firstRID + 1}).wait(t)
-			if r.Type != TypeTerminate || r.Condition != tc.cond || !equal(payload(r), tc.payload) {
+			r := h.request(Request{RID: firstRID + 1})
+			if r.Type != TypeTerminate || r.Condition != tc.cond || !slices.Equal(payload(r), tc.payload) {
 				t.Fatalf("got %+v %q", r, payload(r))
 			}
-			if r := h.start(context.Background(), Request{RID: firstRID + 2}).wait(t); r.Condition != ItemNotFound {
+			if r := h.request(Request{RID: firstRID + 2}); r.Condition != ItemNotFound {
 				t.Fatalf("after end: %+v", r)
 			}
 		})
@@ -58,7 +57,7 @@ func TestUpstreamEnds(t *testing.T) {
 func TestRestartNotForwarded(t *testing.T) {
 	// R-XMPP-6, R-XMPP-7
 	h := newHarness(t, defaultParams())
-	h.start(context.Background(), Request{RID: firstRID + 1, Restart: true, Payload: [][]byte{[]byte("<ignored/>")}})
+	h.start(Request{RID: firstRID + 1, Restart: true, Payload: [][]byte{[]byte("<ignored/>")}})
 	h.waitWritten("<restart>")
 }
 
@@ -67,7 +66,7 @@ func TestWriteFailure(t *testing.T) {
 	h.up.mu.Lock()
 	h.up.writeErr = errLost
 	h.up.mu.Unlock()
-	r := h.start(context.Background(), Request{RID: firstRID + 1, Payload: [][]byte{[]byte("<m/>")}}).wait(t)
+	r := h.request(Request{RID: firstRID + 1, Payload: [][]byte{[]byte("<m/>")}})
 	if r.Condition != RemoteConnectionFailed {
 		t.Fatalf("got %+v", r)
 	}
@@ -110,61 +109,25 @@ func TestReaderParksBetweenElements(t *testing.T) {
 	// something: after each element the reader parks and ends, and a
 	// resumed one reads the next, in order.
 	up := &parkingUpstream{fakeUpstream: newFakeUpstream()}
-	reg := NewRegistry(slog.New(slog.DiscardHandler), newFakeClock())
-	s, err := reg.Create(defaultParams(), up, firstRID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { up.Close() })
+	h := newHarnessOn(t, defaultParams(), up)
 
 	up.send(t, "<a/>") // the first reader starts with Next
-	var got []string
 	for i, el := range []string{"<b/>", "<c/>"} {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		if !eventually(func() bool {
 			up.mu.Lock()
-			parked := up.parks == i+1
-			up.mu.Unlock()
-			if parked {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("reader not parked after element %d", i+1)
-			}
-			time.Sleep(time.Millisecond)
+			defer up.mu.Unlock()
+			return up.parks == i+1
+		}) {
+			t.Fatalf("reader not parked after element %d", i+1)
 		}
-		for i == 0 && readerRunning() {
-			if time.Now().After(deadline) {
-				t.Fatal("a reader goroutine is left while parked")
-			}
-			time.Sleep(time.Millisecond)
+		if i == 0 && !eventually(func() bool { return !readerRunning() }) {
+			t.Fatal("a reader goroutine is left while parked")
 		}
 		up.wake(t, el)
 	}
 	// The last element is delivered after the reader has taken it.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		s.mu.Lock()
-		queued := len(s.streams[0].queue)
-		s.mu.Unlock()
-		if queued == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d elements queued, want 3", queued)
-		}
-		time.Sleep(time.Millisecond)
-	}
-	resp, _, err := s.Handle(context.Background(), Request{RID: firstRID + 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range resp.Payload {
-		got = append(got, string(p))
-	}
-	if !equal(got, []string{"<a/>", "<b/>", "<c/>"}) {
-		t.Fatalf("payload %q, want <a/> <b/> <c/> in order", got)
-	}
+	h.waitQueued(3)
+	carries(t, h.request(Request{RID: firstRID + 1}), "<a/>", "<b/>", "<c/>")
 }
 
 // readerRunning reports whether some goroutine is in Session.read.
@@ -232,34 +195,21 @@ func (u *burstUpstream) sendBurst(t *testing.T, els ...string) {
 	}
 }
 
-func newBurstHarness(t *testing.T, up *burstUpstream) *harness {
-	t.Helper()
-	h := &harness{t: t, clock: newFakeClock(), up: up.fakeUpstream}
-	h.reg = NewRegistry(slog.New(slog.DiscardHandler), h.clock)
-	s, err := h.reg.Create(defaultParams(), up, firstRID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.s = s
-	t.Cleanup(func() { up.Close() })
-	return h
-}
-
 func TestBurstGoesOutInOneResponse(t *testing.T) {
 	// Elements the server sent together answer the held request
 	// together, not the first alone and the rest on the next request.
 	for _, trailing := range []bool{false, true} {
 		up := newBurstUpstream()
 		up.trailing = trailing
-		h := newBurstHarness(t, up)
+		h := newHarnessOn(t, defaultParams(), up)
 		for i, burst := range [][]string{{"<a/>", "<b/>", "<c/>"}, {"<d/>"}} {
-			c := h.start(context.Background(), Request{RID: firstRID + 1 + uint64(i)})
+			c := h.start(Request{RID: firstRID + 1 + uint64(i)})
 			h.waitHeld(1)
 			up.sendBurst(t, burst...)
 			// With trailing set, the last element is followed by
 			// part of another: it goes out when the reader must
 			// wait for the rest.
-			if got := payload(c.wait(t)); !equal(got, burst) {
+			if got := payload(c.wait(t)); !slices.Equal(got, burst) {
 				t.Fatalf("trailing=%v: burst %d: payload %q, want %q", trailing, i, got, burst)
 			}
 		}
@@ -270,26 +220,23 @@ func TestBurstWithNothingHeldWaits(t *testing.T) {
 	// A burst with no request held is queued whole and goes out on the
 	// next request, as single elements are.
 	up := newBurstUpstream()
-	h := newBurstHarness(t, up)
+	h := newHarnessOn(t, defaultParams(), up)
 	up.sendBurst(t, "<a/>", "<b/>")
 	up.sendBurst(t, "<c/>")
-	h.waitFor(func(s *Session) bool { return len(s.streams[0].queue) == 3 }, "3 queued")
-	r := h.start(context.Background(), Request{RID: firstRID + 1}).wait(t)
-	if got := payload(r); !equal(got, []string{"<a/>", "<b/>", "<c/>"}) {
-		t.Fatalf("payload %q", got)
-	}
+	h.waitQueued(3)
+	r := h.request(Request{RID: firstRID + 1})
+	carries(t, r, "<a/>", "<b/>", "<c/>")
 }
 
 func TestBurstThenUpstreamEnds(t *testing.T) {
 	// Elements queued while more was buffered are not lost when what
 	// was buffered ends the stream: the final response carries them.
 	up := newBurstUpstream()
-	h := newBurstHarness(t, up)
-	c := h.start(context.Background(), Request{RID: firstRID + 1})
-	h.waitHeld(1)
+	h := newHarnessOn(t, defaultParams(), up)
+	c := h.hold(firstRID + 1)
 	up.sendBurst(t, "<a/>", "<b/>", endOfStream)
 	r := c.wait(t)
-	if got := payload(r); r.Type != TypeTerminate || !equal(got, []string{"<a/>", "<b/>"}) {
+	if got := payload(r); r.Type != TypeTerminate || !slices.Equal(got, []string{"<a/>", "<b/>"}) {
 		t.Fatalf("response type %q payload %q, want terminate with <a/><b/>", r.Type, got)
 	}
 }
