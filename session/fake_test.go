@@ -301,11 +301,24 @@ func (c *call) pending(t *testing.T) {
 // stillHeld fails unless the request rid is the only one held, now.
 func (h *harness) stillHeld(rid uint64) {
 	h.t.Helper()
-	h.s.mu.Lock()
-	defer h.s.mu.Unlock()
-	if len(h.s.held) != 1 || h.s.held[0].RID != rid {
-		h.t.Fatalf("%d held requests, want only rid %d", len(h.s.held), rid)
+	var held []uint64
+	h.s.do(func() {
+		for _, r := range h.s.held {
+			held = append(held, r.RID)
+		}
+	})
+	if len(held) != 1 || held[0] != rid {
+		h.t.Fatalf("held rids %v, want only %d", held, rid)
 	}
+}
+
+// queue puts el in the first stream's queue, as if it had come from the
+// server, without answering a held request.
+func (h *harness) queue(el string) {
+	h.s.do(func() {
+		st := h.s.streams[0]
+		st.queue = append(st.queue, []byte(el))
+	})
 }
 
 // waitQueued waits until n elements wait in the first stream's queue.

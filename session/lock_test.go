@@ -62,8 +62,8 @@ func TestPanicLeavesSessionUnlocked(t *testing.T) {
 		{"releaseBatch", func(h *harness) func() {
 			h.s.Start(Request{RID: firstRID + 1}, nil)
 			h.waitHeld(1)
+			h.queue("<m/>")
 			st := h.firstStream()
-			h.s.do(func() { st.queue = append(st.queue, []byte("<m/>")) })
 			st.unreleased = true // as the reader leaves it
 			return func() { h.s.releaseBatch(st) }
 		}},

@@ -11,9 +11,7 @@ func TestPause(t *testing.T) {
 	// the next request restores normal inactivity (R-PAUSE-4).
 	h := newHarness(t, defaultParams())
 	held := h.hold(firstRID + 1)
-	h.s.mu.Lock()
-	h.s.streams[0].queue = append(h.s.streams[0].queue, []byte("<later/>"))
-	h.s.mu.Unlock()
+	h.queue("<later/>")
 	pause := h.start(Request{RID: firstRID + 2, Pause: 120 * time.Second})
 	for _, c := range []*call{held, pause} {
 		if r := c.wait(t); len(r.Payload) != 0 {

@@ -159,8 +159,9 @@ type Session struct {
 	clock Clock        // immutable
 	reg   *Registry    // immutable
 
-	// mu guards every field below. It is locked only through do, and
-	// never held across network I/O nor while a caller's callback runs.
+	// mu guards every field below. It is locked only through do and the
+	// writer do runs (lock.go, upstream.go), and never held across
+	// network I/O nor while a caller's callback runs.
 	mu sync.Mutex
 	// last is the highest rid processed: every rid up to it has had its
 	// payload forwarded and is held or answered.

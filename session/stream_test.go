@@ -48,9 +48,7 @@ func TestMultiStreamRouting(t *testing.T) {
 	h.waitWritten("<all/>")
 	up2.waitWritten(t, "<to2/>", "<all/>")
 	// Responses name their stream and never mix streams.
-	h.s.mu.Lock()
-	h.s.streams[0].queue = append(h.s.streams[0].queue, []byte("<from1/>"))
-	h.s.mu.Unlock()
+	h.queue("<from1/>")
 	up2.send(t, "<from2/>")
 	r := c3.wait(t)
 	c4 := h.start(Request{RID: firstRID + 4})

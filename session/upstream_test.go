@@ -28,9 +28,7 @@ func TestUpstreamEnds(t *testing.T) {
 			h := newHarness(t, defaultParams())
 			c := h.start(Request{RID: firstRID + 1})
 			h.waitHeld(1)
-			h.s.mu.Lock()
-			h.s.streams[0].queue = append(h.s.streams[0].queue, []byte("<queued/>")) // as if it raced in
-			h.s.mu.Unlock()
+			h.queue("<queued/>") // as if it raced in
 			h.up.fail(tc.err)
 			r := c.wait(t)
 			if r.Type != TypeTerminate || r.Condition != tc.cond || !slices.Equal(payload(r), tc.payload) {
