@@ -131,6 +131,24 @@ func TestPanicInCallbacks(t *testing.T) {
 	})
 }
 
+func TestPanicInCallbackBetweenWrites(t *testing.T) {
+	// A write that fails ends the session; its callbacks run before the
+	// writes queued after it (the closes). One that panics there leaves
+	// the session unlocked, with no write believed under way.
+	h := newHarness(t, defaultParams())
+	h.reg.OnEnd = func(Condition) { panic(errBomb) }
+	h.up.mu.Lock()
+	h.up.writeErr = errLost
+	h.up.mu.Unlock()
+	h.mustPanic(func() { h.s.Start(Request{RID: firstRID + 1, Payload: [][]byte{[]byte("<m/>")}}, nil) })
+	h.unlocked()
+	if !h.s.Ended() {
+		t.Fatal("session not ended by the failed write")
+	}
+	h.s.Fail(firstRID+2, InternalServerError) // performs the closes left
+	h.waitWritten("<close>")
+}
+
 // panicOnceUpstream panics on its first Write, as a bug in an Upstream
 // would, and writes as usual afterwards.
 type panicOnceUpstream struct {

@@ -39,10 +39,11 @@ func (s *Session) write() {
 }
 
 // performUnlocked is perform with s.mu released, the callbacks queued so
-// far run, and s.mu held again on return, panic included.
+// far run, and s.mu held again on return, panic included (a callback's
+// too).
 func (s *Session) performUnlocked(ops []op) (*stream, error) {
-	s.release()
 	defer s.mu.Lock()
+	s.release()
 	return s.perform(ops)
 }
 
