@@ -128,83 +128,48 @@ func TestWaitReady(t *testing.T) {
 
 func TestAnswersHandedOutInWriteOrder(t *testing.T) {
 	// R-HOLD-5 on the wire: the answer to rid N+1 is handed to its
-	// request only after the answer to rid N has been written.
-	h := newHarness(t, defaultParams())
-	type got struct {
-		resp *Response
-		sent func()
-	}
-	handle := func(req Request) chan got {
-		ch := make(chan got, 1)
-		go func() {
-			r, sent, err := h.s.Handle(context.Background(), req)
+	// request only after the answer to rid N has been written, or after
+	// writeOrderWait by the session's clock if it never is.
+	for _, tc := range []struct {
+		name string
+		// turn ends the wait of rid N+1's answer; sent says rid N's
+		// was written.
+		turn func(h *harness, sent func())
+	}{
+		{"written", func(h *harness, sent func()) { sent() }},
+		{"never written", func(h *harness, sent func()) { h.clock.Advance(writeOrderWait) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, defaultParams())
+			first := h.s.Start(Request{RID: firstRID + 1}, nil)
+			h.waitHeld(1)
+			second := h.s.Start(Request{RID: firstRID + 2}, nil)
+			h.up.send(t, "<m/>") // answers rid N+1 while N's answer is not yet written
+			_, sent, err := first.Wait(context.Background())
 			if err != nil {
-				t.Error(err)
+				t.Fatal(err)
 			}
-			ch <- got{r, sent}
-		}()
-		return ch
-	}
-	first := handle(Request{RID: firstRID + 1})
-	h.waitHeld(1)
-	second := handle(Request{RID: firstRID + 2})
-	h.waitFor(func(s *Session) bool { return s.last == firstRID+2 && len(s.held) == 1 }, "rid N+1 held")
-	h.up.send(t, "<m/>") // answers rid N+1 while N's answer is not yet written
-	var g1 got
-	select {
-	case g1 = <-first:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no answer for rid N")
-	}
-	select {
-	case g := <-second:
-		t.Fatalf("rid N+1 handed out before rid N was written: %+v", g.resp)
-	case <-time.After(100 * time.Millisecond):
-	}
-	g1.sent()
-	select {
-	case g := <-second:
-		if !slices.Equal(payload(g.resp), []string{"<m/>"}) {
-			t.Fatalf("rid N+1 got %q", payload(g.resp))
-		}
-		g.sent()
-	case <-time.After(5 * time.Second):
-		t.Fatal("rid N+1 not handed out after rid N was written")
-	}
-}
-
-func TestWriteOrderWaitRunsOnTheClock(t *testing.T) {
-	// A response whose predecessor is never written is handed out after
-	// writeOrderWait by the session's clock.
-	h := newHarness(t, defaultParams())
-	first := h.s.Start(Request{RID: firstRID + 1}, nil)
-	h.waitHeld(1)
-	second := h.s.Start(Request{RID: firstRID + 2}, nil)
-	h.up.send(t, "<m/>")
-	if _, _, err := first.Wait(context.Background()); err != nil {
-		t.Fatal(err) // and never written
-	}
-	got := make(chan *Response, 1)
-	go func() {
-		resp, sent, _ := second.Wait(context.Background())
-		sent()
-		got <- resp
-	}()
-	if !eventually(func() bool { return h.clock.pending(writeOrderWait) }) {
-		t.Fatal("no write order timer on the session's clock")
-	}
-	select {
-	case resp := <-got:
-		t.Fatalf("handed out before its turn: %+v", resp)
-	default:
-	}
-	h.clock.Advance(writeOrderWait)
-	select {
-	case resp := <-got:
-		if !slices.Equal(payload(resp), []string{"<m/>"}) {
-			t.Fatalf("payload %q", payload(resp))
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("not handed out after writeOrderWait")
+			got := make(chan *Response, 1)
+			go func() {
+				resp, sent, _ := second.Wait(context.Background())
+				sent()
+				got <- resp
+			}()
+			if !eventually(func() bool { return h.clock.pending(writeOrderWait) }) {
+				t.Fatal("rid N+1 not waiting for its turn on the session's clock")
+			}
+			select {
+			case resp := <-got:
+				t.Fatalf("rid N+1 handed out before its turn: %+v", resp)
+			default:
+			}
+			tc.turn(h, sent)
+			select {
+			case resp := <-got:
+				carries(t, resp, "<m/>")
+			case <-time.After(5 * time.Second):
+				t.Fatal("rid N+1 not handed out in its turn")
+			}
+		})
 	}
 }
