@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/boshd/boshd/session"
 )
@@ -324,27 +323,6 @@ func seeOtherURI(r *http.Request) *session.Response {
 	return &session.Response{Type: session.TypeTerminate, Condition: session.SeeOtherURI, Payload: [][]byte{uri.Bytes()}}
 }
 
-// failTimeout bounds how long recovering from a panic waits to end the
-// session the request named; a panic inside the session may have left it
-// locked.
-const failTimeout = time.Second
-
-// failSession ends s after a panic serving request rid, and returns the
-// response telling the client so: internal-server-error. A panic inside
-// the session may have left it locked, so it is ended from another
-// goroutine, waited for failTimeout at most.
-func (h *Handler) failSession(s *session.Session, rid uint64) *session.Response {
-	done := make(chan *session.Response, 1)
-	go func() { done <- s.Fail(rid, session.InternalServerError) }()
-	select {
-	case resp := <-done:
-		return resp
-	case <-time.After(failTimeout):
-		h.log.Error("session stuck after a panic: not ended", "sid", s.LogID())
-		return &session.Response{Type: session.TypeTerminate, Condition: session.InternalServerError}
-	}
-}
-
 // recoverPanic, deferred by ServeHTTP, turns a panic in handling a request
 // into an internal-server-error for the client (XEP-0124 §17.2), ending the
 // session the request named, and keeps the server running.
@@ -360,7 +338,7 @@ func (h *Handler) recoverPanic(w *responseWriter, r *http.Request) {
 	resp := &session.Response{Type: session.TypeTerminate, Condition: session.InternalServerError}
 	status, content := http.StatusOK, defaultContentType
 	if s := w.session; s != nil {
-		resp = h.failSession(s, w.rid)
+		resp = s.Fail(w.rid, session.InternalServerError)
 		status, content = h.status(s, resp), s.Params.ContentType
 	}
 	if !w.wrote {

@@ -36,8 +36,8 @@ type wakeup struct {
 	onFire func() // set once parked
 }
 
-// fire is the request's session.Start notify function: it runs under the
-// session's lock, and is quick.
+// fire is the request's session.Start notify function: it runs after the
+// session's lock is released, and is quick.
 func (w *wakeup) fire() {
 	w.mu.Lock()
 	if w.fired {
@@ -173,7 +173,8 @@ func (h *Handler) park(w *responseWriter, r *http.Request, s *session.Session, c
 	return true
 }
 
-// answered is called, under the session's lock, when the answer is ready.
+// answered is called, by the goroutine that answered the request, when
+// the answer is ready.
 func (p *parkedRequest) answered() { go p.finish() }
 
 // hungUp is called, on the poller's goroutine, when the client closed its
@@ -272,7 +273,7 @@ func (p *parkedRequest) recoverPanic() {
 		return
 	}
 	p.h.log.Error("panic serving a parked request", "panic", v, "stack", string(debug.Stack()))
-	resp := p.h.failSession(p.s, p.rid)
+	resp := p.s.Fail(p.rid, session.InternalServerError)
 	p.closeAfter = true
 	p.respond(resp)
 }

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,14 +13,14 @@ func TestStartAnsweredAtOnce(t *testing.T) {
 	// Ready when Start returns, and notify is not called.
 	h := newHarness(t, defaultParams())
 	h.up.send(t, "<message id='q'/>")
-	h.waitFor(func(s *Session) bool { return len(s.streams[0].queue) == 1 }, "1 queued")
+	h.waitQueued(1)
 	var notified atomic.Int32
 	c := h.s.Start(Request{RID: firstRID + 1}, func() { notified.Add(1) })
 	if !c.Ready() {
 		t.Fatal("not ready with a stanza queued")
 	}
 	resp, sent, err := c.Wait(context.Background())
-	if err != nil || !equal(payload(resp), []string{"<message id='q'/>"}) {
+	if err != nil || !slices.Equal(payload(resp), []string{"<message id='q'/>"}) {
 		t.Fatalf("Wait = %+v, %v", resp, err)
 	}
 	sent()
@@ -49,7 +50,7 @@ func TestStartNotifiesOnce(t *testing.T) {
 	}
 	resp, sent, _ := c.Wait(context.Background())
 	sent()
-	if !equal(payload(resp), []string{"<message id='n'/>"}) {
+	if !slices.Equal(payload(resp), []string{"<message id='n'/>"}) {
 		t.Fatalf("payload %q", payload(resp))
 	}
 	select {
@@ -70,14 +71,14 @@ func TestAbandonCachesEmptyAnswer(t *testing.T) {
 	c.Abandon()
 	h.waitHeld(0)
 	h.up.send(t, "<message id='later'/>")
-	h.waitFor(func(s *Session) bool { return len(s.streams[0].queue) == 1 }, "1 queued")
+	h.waitQueued(1)
 
 	resp, _, err := h.s.Handle(context.Background(), Request{RID: firstRID + 1})
 	if err != nil || resp.Type != "" || len(resp.Payload) != 0 {
 		t.Fatalf("resent rid answered %+v, %v; want an empty body", resp, err)
 	}
 	resp, _, err = h.s.Handle(context.Background(), Request{RID: firstRID + 2})
-	if err != nil || !equal(payload(resp), []string{"<message id='later'/>"}) {
+	if err != nil || !slices.Equal(payload(resp), []string{"<message id='later'/>"}) {
 		t.Fatalf("next rid answered %+v, %v", resp, err)
 	}
 }
@@ -120,7 +121,55 @@ func TestWaitReady(t *testing.T) {
 	}
 	resp, sent, err := c.Wait(context.Background())
 	sent()
-	if err != nil || !equal(payload(resp), []string{"<message id='w'/>"}) {
+	if err != nil || !slices.Equal(payload(resp), []string{"<message id='w'/>"}) {
 		t.Fatalf("Wait = %+v, %v", resp, err)
+	}
+}
+
+func TestAnswersHandedOutInWriteOrder(t *testing.T) {
+	// R-HOLD-5 on the wire: the answer to rid N+1 is handed to its
+	// request only after the answer to rid N has been written, or after
+	// writeOrderWait by the session's clock if it never is.
+	for _, tc := range []struct {
+		name string
+		// turn ends the wait of rid N+1's answer; sent says rid N's
+		// was written.
+		turn func(h *harness, sent func())
+	}{
+		{"written", func(h *harness, sent func()) { sent() }},
+		{"never written", func(h *harness, sent func()) { h.clock.Advance(writeOrderWait) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, defaultParams())
+			first := h.s.Start(Request{RID: firstRID + 1}, nil)
+			h.waitHeld(1)
+			second := h.s.Start(Request{RID: firstRID + 2}, nil)
+			h.up.send(t, "<m/>") // answers rid N+1 while N's answer is not yet written
+			_, sent, err := first.Wait(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := make(chan *Response, 1)
+			go func() {
+				resp, sent, _ := second.Wait(context.Background())
+				sent()
+				got <- resp
+			}()
+			if !eventually(func() bool { return h.clock.pending(writeOrderWait) }) {
+				t.Fatal("rid N+1 not waiting for its turn on the session's clock")
+			}
+			select {
+			case resp := <-got:
+				t.Fatalf("rid N+1 handed out before its turn: %+v", resp)
+			default:
+			}
+			tc.turn(h, sent)
+			select {
+			case resp := <-got:
+				carries(t, resp, "<m/>")
+			case <-time.After(5 * time.Second):
+				t.Fatal("rid N+1 not handed out in its turn")
+			}
+		})
 	}
 }

@@ -5,18 +5,27 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
 // fakeClock is a Clock whose time moves only when Advance is called.
 type fakeClock struct {
+	// bomb, when set, makes the next Now panic with errBomb: a bug in a
+	// session's locked section, which asks the time in most of them.
+	bomb atomic.Bool
+
 	mu     sync.Mutex
 	now    time.Time
 	timers []*fakeTimer
 }
+
+// errBomb is the panic of an armed fakeClock.
+var errBomb = errors.New("bomb under the session's lock")
 
 type fakeTimer struct {
 	c    *fakeClock
@@ -28,6 +37,9 @@ type fakeTimer struct {
 func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1e9, 0)} }
 
 func (c *fakeClock) Now() time.Time {
+	if c.bomb.CompareAndSwap(true, false) {
+		panic(errBomb)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
@@ -47,6 +59,18 @@ func (t *fakeTimer) Stop() bool {
 	was := !t.done
 	t.done = true
 	return was
+}
+
+// pending reports whether a timer is due d from now.
+func (c *fakeClock) pending(d time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.timers {
+		if !t.done && t.when.Equal(c.now.Add(d)) {
+			return true
+		}
+	}
+	return false
 }
 
 // Advance moves time forward by d, running due timers in order, in the
@@ -170,16 +194,31 @@ type harness struct {
 
 const firstRID = 1000
 
+// newHarness returns a session created with p, on a fakeUpstream.
 func newHarness(t *testing.T, p Params) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: newFakeClock(), up: newFakeUpstream()}
+	return newHarnessOn(t, p, newFakeUpstream())
+}
+
+// scripted is a fakeUpstream, or an Upstream built on one.
+type scripted interface {
+	Upstream
+	fake() *fakeUpstream
+}
+
+func (u *fakeUpstream) fake() *fakeUpstream { return u }
+
+// newHarnessOn returns a session created with p, on up.
+func newHarnessOn(t *testing.T, p Params, up scripted) *harness {
+	t.Helper()
+	h := &harness{t: t, clock: newFakeClock(), up: up.fake()}
 	h.reg = NewRegistry(slog.New(slog.DiscardHandler), h.clock)
-	s, err := h.reg.Create(p, h.up, firstRID)
+	s, err := h.reg.Create(p, up, firstRID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.s = s
-	t.Cleanup(func() { h.up.Close() })
+	t.Cleanup(func() { up.Close() })
 	return h
 }
 
@@ -195,7 +234,21 @@ type call struct {
 }
 
 // start sends req without waiting for its answer.
-func (h *harness) start(ctx context.Context, req Request) *call {
+func (h *harness) start(req Request) *call {
+	return h.startCtx(context.Background(), req)
+}
+
+// hold sends an empty request with rid and waits until it is held.
+func (h *harness) hold(rid uint64) *call {
+	h.t.Helper()
+	c := h.start(Request{RID: rid})
+	h.waitHeld(1)
+	return c
+}
+
+// startCtx is start with the request's context ctx: its client goes away
+// when ctx ends.
+func (h *harness) startCtx(ctx context.Context, req Request) *call {
 	c := &call{rid: req.RID, resp: make(chan *Response, 1), err: make(chan error, 1)}
 	go func() {
 		r, sent, err := h.s.Handle(ctx, req)
@@ -207,6 +260,12 @@ func (h *harness) start(ctx context.Context, req Request) *call {
 		c.resp <- r
 	}()
 	return c
+}
+
+// request sends req and returns its response.
+func (h *harness) request(req Request) *Response {
+	h.t.Helper()
+	return h.start(req).wait(h.t)
 }
 
 // wait returns the call's response, failing the test after a deadline.
@@ -242,11 +301,30 @@ func (c *call) pending(t *testing.T) {
 // stillHeld fails unless the request rid is the only one held, now.
 func (h *harness) stillHeld(rid uint64) {
 	h.t.Helper()
-	h.s.mu.Lock()
-	defer h.s.mu.Unlock()
-	if len(h.s.held) != 1 || h.s.held[0].RID != rid {
-		h.t.Fatalf("%d held requests, want only rid %d", len(h.s.held), rid)
+	var held []uint64
+	h.s.do(func() {
+		for _, r := range h.s.held {
+			held = append(held, r.RID)
+		}
+	})
+	if len(held) != 1 || held[0] != rid {
+		h.t.Fatalf("held rids %v, want only %d", held, rid)
 	}
+}
+
+// queue puts el in the first stream's queue, as if it had come from the
+// server, without answering a held request.
+func (h *harness) queue(el string) {
+	h.s.do(func() {
+		st := h.s.streams[0]
+		st.queue = append(st.queue, []byte(el))
+	})
+}
+
+// waitQueued waits until n elements wait in the first stream's queue.
+func (h *harness) waitQueued(n int) {
+	h.t.Helper()
+	h.waitFor(func(s *Session) bool { return len(s.streams[0].queue) == n }, "%d queued", n)
 }
 
 // waitHeld waits until n requests are held.
@@ -255,21 +333,28 @@ func (h *harness) waitHeld(n int) {
 	h.waitFor(func(s *Session) bool { return len(s.held) == n }, "%d held requests", n)
 }
 
+// waitFor waits until cond holds of the session, under its lock.
 func (h *harness) waitFor(cond func(*Session) bool, what string, args ...any) {
 	h.t.Helper()
+	if !eventually(func() (ok bool) {
+		h.s.do(func() { ok = cond(h.s) })
+		return ok
+	}) {
+		h.t.Fatalf("timed out waiting for "+what, args...)
+	}
+}
+
+// eventually reports whether cond becomes true before a deadline far
+// beyond any expected wait.
+func eventually(cond func() bool) bool {
 	deadline := time.Now().Add(5 * time.Second)
-	for {
-		h.s.mu.Lock()
-		ok := cond(h.s)
-		h.s.mu.Unlock()
-		if ok {
-			return
-		}
+	for !cond() {
 		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out waiting for "+what, args...)
+			return false
 		}
 		time.Sleep(time.Millisecond)
 	}
+	return true
 }
 
 // waitWritten waits until the first upstream has seen want, in order.
@@ -281,29 +366,17 @@ func (h *harness) waitWritten(want ...string) {
 // waitWritten waits until u has seen want, in order.
 func (u *fakeUpstream) waitWritten(t *testing.T, want ...string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got := u.written()
-		if equal(got, want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("upstream got %q, want %q", got, want)
-		}
-		time.Sleep(time.Millisecond)
+	if !eventually(func() bool { return slices.Equal(u.written(), want) }) {
+		t.Fatalf("upstream got %q, want %q", u.written(), want)
 	}
 }
 
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
+// carries fails unless r's payload is want, in order.
+func carries(t *testing.T, r *Response, want ...string) {
+	t.Helper()
+	if got := payload(r); !slices.Equal(got, want) {
+		t.Fatalf("rid %d carried %q, want %q", r.RID, got, want)
 	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func payload(r *Response) []string {

@@ -24,14 +24,3 @@ func (s *Session) checkKeyLocked(req Request) bool {
 	}
 	return true
 }
-
-// pollingTooOftenLocked reports whether req is an empty request of a
-// polling session following an empty answer sooner than Params.Polling
-// (R-POLL-2, R-OVER-2).
-func (s *Session) pollingTooOftenLocked(req Request) bool {
-	if s.Params.Wait != 0 && s.Params.Hold != 0 {
-		return false
-	}
-	empty := len(req.Payload) == 0 && !req.Restart && !req.Terminate && req.Pause == 0
-	return empty && !s.lastPoll.IsZero() && s.clock.Now().Sub(s.lastPoll) < s.Params.Polling
-}

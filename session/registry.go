@@ -20,17 +20,22 @@ type Registry struct {
 	clock Clock        // immutable
 
 	// OnEnd, if set, is called with the condition of every session that
-	// ends ("" for a plain terminate), under that session's lock: it must
-	// be quick and must not call into the session. Set it before the
-	// first Create.
+	// ends ("" for a plain terminate), after that session's
+	// Params.OnEnd: like it, after the session's lock is released, by
+	// the goroutine that ended the session. It must be quick. Set it
+	// before the first Create.
 	OnEnd func(Condition)
 	// OnPush, if set, is called with the time the oldest element of a
 	// response waited, from its arrival from the server to the response
-	// being handed to its request. Same rules as OnEnd.
+	// being handed to its request. Same rules as OnEnd: it runs after the
+	// session's lock is released, in order with the session's other
+	// callbacks.
 	OnPush func(time.Duration)
 
-	stats stats
+	stats stats // atomic
 
+	// mu guards sessions and closed. Only map lookups and updates run
+	// under it: never a session's lock, nor a caller's function.
 	mu       sync.RWMutex
 	sessions map[string]*Session
 	closed   bool
@@ -100,10 +105,25 @@ func (r *Registry) Create(p Params, up Upstream, rid uint64) (*Session, error) {
 		last:    rid,
 		key:     p.Key,
 	}
+	// The inactivity clock starts before the session is registered, so
+	// that a panic starting it leaves no session behind.
+	s.do(func() { s.startIdleLocked() })
+	if err := r.add(s); err != nil {
+		s.do(func() { stop(s.idle) })
+		return nil, err
+	}
+	s.startReading(first)
+	s.log.Info("session created", "rid", rid, "wait", p.Wait, "hold", p.Hold)
+	s.log.Debug("session id", "full_sid", s.ID)
+	return s, nil
+}
+
+// add gives s an ID and registers it, unless Shutdown has begun.
+func (r *Registry) add(s *Session) error {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.closed {
-		r.mu.Unlock()
-		return nil, ErrShutdown
+		return ErrShutdown
 	}
 	for {
 		s.ID = newID()
@@ -114,15 +134,7 @@ func (r *Registry) Create(p Params, up Upstream, rid uint64) (*Session, error) {
 	s.log = r.log.With("sid", s.LogID())
 	r.sessions[s.ID] = s
 	r.stats.live.Add(1)
-	r.mu.Unlock()
-
-	s.mu.Lock()
-	s.startIdleLocked()
-	s.mu.Unlock()
-	s.startReading(first)
-	s.log.Info("session created", "rid", rid, "wait", p.Wait, "hold", p.Hold)
-	s.log.Debug("session id", "full_sid", s.ID)
-	return s, nil
+	return nil
 }
 
 // Get returns the session with ID id, or nil.
@@ -140,28 +152,34 @@ func (r *Registry) Len() int {
 	return len(r.sessions)
 }
 
+// remove forgets s, once it has ended and lingered.
 func (r *Registry) remove(s *Session) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.sessions[s.ID] == s {
 		delete(r.sessions, s.ID)
 	}
-	r.mu.Unlock()
+}
+
+// all returns the registered sessions and, if closing, refuses new ones
+// from now on.
+func (r *Registry) all(closing bool) []*Session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = r.closed || closing
+	all := make([]*Session, 0, len(r.sessions))
+	for _, s := range r.sessions {
+		all = append(all, s)
+	}
+	return all
 }
 
 // EndIf ends with cond every live session for which match is true, and
-// returns how many it ended.
+// returns how many it ended. match runs with no lock held.
 func (r *Registry) EndIf(match func(*Session) bool, cond Condition) int {
-	r.mu.RLock()
-	var hit []*Session
-	for _, s := range r.sessions {
-		if match(s) {
-			hit = append(hit, s)
-		}
-	}
-	r.mu.RUnlock()
 	n := 0
-	for _, s := range hit {
-		if !s.Ended() {
+	for _, s := range r.all(false) {
+		if match(s) && !s.Ended() {
 			s.End(cond)
 			n++
 		}
@@ -172,14 +190,7 @@ func (r *Registry) EndIf(match func(*Session) bool, cond Condition) int {
 // Shutdown refuses new sessions and ends every live one with
 // system-shutdown: held requests are answered and upstream streams closed.
 func (r *Registry) Shutdown() {
-	r.mu.Lock()
-	r.closed = true
-	all := make([]*Session, 0, len(r.sessions))
-	for _, s := range r.sessions {
-		all = append(all, s)
-	}
-	r.mu.Unlock()
-	for _, s := range all {
+	for _, s := range r.all(true) {
 		s.End(SystemShutdown)
 	}
 }

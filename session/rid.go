@@ -46,59 +46,6 @@ func (s *Session) acceptLocked(req Request) (*request, *Response) {
 	return r, nil
 }
 
-// DefaultGapWait is how long a request waits for a missing lower rid by
-// default.
-const DefaultGapWait = 2 * time.Second
-
-// armGapLocked runs the gap timer while requests wait for a missing rid,
-// and stops it when none do.
-func (s *Session) armGapLocked() {
-	switch {
-	case len(s.pending) == 0 && s.gap != nil:
-		s.gap.Stop()
-		s.gap = nil
-	case len(s.pending) > 0 && s.gap == nil && s.final == nil:
-		wait := s.Params.GapWait
-		if wait <= 0 {
-			wait = DefaultGapWait
-		}
-		// Only right after a client went away is a missing rid likely
-		// dead; otherwise it may just be slow.
-		if s.abandoned.IsZero() || s.clock.Now().Sub(s.abandoned) > s.Params.Wait+wait {
-			wait = max(wait, s.Params.Wait)
-		}
-		s.gap = s.clock.AfterFunc(wait, s.gapExpired)
-	}
-}
-
-// gapExpired gives up the rids missing below the lowest pending request,
-// and processes the requests that waited for them. A rid can go missing
-// for good when a page reload kills a request that Strophe.js had already
-// counted (its keepalive stores the next rid before sending): waiting for
-// it would hang the session. Should a skipped rid arrive after all, its
-// payload is still forwarded (see repeatLocked).
-func (s *Session) gapExpired() {
-	s.mu.Lock()
-	s.gap = nil
-	if len(s.pending) > 0 && s.final == nil {
-		lowest := s.pending[0].RID
-		for _, p := range s.pending {
-			lowest = min(lowest, p.RID)
-		}
-		for rid := s.last + 1; rid < lowest; rid++ {
-			s.skipped = append(s.skipped, rid)
-		}
-		if n := len(s.skipped) - s.Params.Requests; n > 0 {
-			s.skipped = append(s.skipped[:0], s.skipped[n:]...)
-		}
-		s.log.Info("rids given up for lost", "from", s.last+1, "to", lowest-1)
-		s.last = lowest - 1
-		s.advanceLocked()
-	}
-	s.mu.Unlock()
-	s.runWrites()
-}
-
 // advanceLocked processes pending requests in rid order for as long as the
 // next rid is there (R-RID-4).
 func (s *Session) advanceLocked() {
@@ -170,39 +117,55 @@ func (s *Session) repeatLocked(req Request) (*request, *Response) {
 	return nil, s.failLocked(req.RID, ItemNotFound)
 }
 
-// cached is a response kept for resends, with when it was sent.
-type cached struct {
-	resp *Response
-	at   time.Time
-}
+// DefaultGapWait is how long a request waits for a missing lower rid by
+// default.
+const DefaultGapWait = 2 * time.Second
 
-// maxUnacked bounds the responses kept for a client that uses acks but
-// never acknowledges anything.
-const maxUnacked = 64
-
-// cacheLocked keeps resp for resends of its rid (R-RID-6): the latest
-// Params.Requests responses, or with acks every unacknowledged one up to
-// maxUnacked.
-func (s *Session) cacheLocked(resp *Response) {
-	keep := max(s.Params.Requests, 1)
-	if s.Params.Acks {
-		keep = maxUnacked
-	}
-	if len(s.cache) >= keep {
-		n := copy(s.cache, s.cache[len(s.cache)-keep+1:])
-		clear(s.cache[n:])
-		s.cache = s.cache[:n]
-	}
-	s.cache = append(s.cache, cached{resp, s.clock.Now()})
-	s.answered = max(s.answered, resp.RID)
-}
-
-// cachedLocked returns the cached response to rid, or nil.
-func (s *Session) cachedLocked(rid uint64) *Response {
-	for _, c := range s.cache {
-		if c.resp.RID == rid {
-			return c.resp
+// armGapLocked runs the gap timer while requests wait for a missing rid,
+// and stops it when none do.
+func (s *Session) armGapLocked() {
+	switch {
+	case len(s.pending) == 0 && s.gap != nil:
+		s.gap.Stop()
+		s.gap = nil
+	case len(s.pending) > 0 && s.gap == nil && s.final == nil:
+		wait := s.Params.GapWait
+		if wait <= 0 {
+			wait = DefaultGapWait
 		}
+		// Only right after a client went away is a missing rid likely
+		// dead; otherwise it may just be slow.
+		if s.abandoned.IsZero() || s.clock.Now().Sub(s.abandoned) > s.Params.Wait+wait {
+			wait = max(wait, s.Params.Wait)
+		}
+		s.gap = s.clock.AfterFunc(wait, s.gapExpired)
 	}
-	return nil
+}
+
+// gapExpired gives up the rids missing below the lowest pending request,
+// and processes the requests that waited for them. A rid can go missing
+// for good when a page reload kills a request that Strophe.js had already
+// counted (its keepalive stores the next rid before sending): waiting for
+// it would hang the session. Should a skipped rid arrive after all, its
+// payload is still forwarded (see repeatLocked).
+func (s *Session) gapExpired() {
+	s.do(func() {
+		s.gap = nil
+		if len(s.pending) == 0 || s.final != nil {
+			return
+		}
+		lowest := s.pending[0].RID
+		for _, p := range s.pending {
+			lowest = min(lowest, p.RID)
+		}
+		for rid := s.last + 1; rid < lowest; rid++ {
+			s.skipped = append(s.skipped, rid)
+		}
+		if n := len(s.skipped) - s.Params.Requests; n > 0 {
+			s.skipped = append(s.skipped[:0], s.skipped[n:]...)
+		}
+		s.log.Info("rids given up for lost", "from", s.last+1, "to", lowest-1)
+		s.last = lowest - 1
+		s.advanceLocked()
+	})
 }

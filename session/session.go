@@ -1,7 +1,6 @@
 package session
 
 import (
-	"context"
 	"log/slog"
 	"sync"
 	"time"
@@ -71,8 +70,10 @@ type Params struct {
 	// Acks turns on acknowledgements (XEP-0124 §9): the client asked for
 	// them with ack='1' at creation.
 	Acks bool
-	// OnEnd, if not nil, is called once when the session ends, under its
-	// lock: it must be quick and must not call into the session.
+	// OnEnd, if not nil, is called once when the session ends, after
+	// the session's lock is released, by the goroutine that ended it and
+	// before that goroutine's call into the session returns. It must be
+	// quick.
 	OnEnd func()
 }
 
@@ -158,6 +159,9 @@ type Session struct {
 	clock Clock        // immutable
 	reg   *Registry    // immutable
 
+	// mu guards every field below. It is locked only through do and the
+	// writer do runs (lock.go, upstream.go), and never held across
+	// network I/O nor while a caller's callback runs.
 	mu sync.Mutex
 	// last is the highest rid processed: every rid up to it has had its
 	// payload forwarded and is held or answered.
@@ -196,9 +200,13 @@ type Session struct {
 	// empty; zero if it was not.
 	lastPoll time.Time
 	// ops are upstream writes waiting for the writer, in order; writing
-	// is true while a goroutine performs them.
+	// is true while a goroutine performs them (see write).
 	ops     []op
 	writing bool
+	// events are the callbacks the locked section under way leaves for
+	// after the unlock, in order; empty outside a locked section (see
+	// do).
+	events []event
 	// idleSince is when nothing was last left held, zero while a
 	// request is held; the session ends idleFor after it. idle is the
 	// timer that checks, due at idleAt (see startIdleLocked); idleGen
@@ -223,7 +231,8 @@ type Session struct {
 	told  bool
 }
 
-// request is a Request on its way through the session.
+// request is a Request on its way through the session. Request, done
+// and call are immutable; the other fields are guarded by Session.mu.
 type request struct {
 	Request
 	// done receives the answer. Buffered: answering never blocks.
@@ -233,7 +242,8 @@ type request struct {
 	due time.Time
 	// gone is set when the HTTP request went away (R-HOLD-8).
 	gone bool
-	// notify, if not nil, is called when the request is answered.
+	// notify, if not nil, is called when the request is answered, after
+	// the unlock (see Start).
 	notify func()
 	// call is the request's Call, allocated with it.
 	call Call
@@ -254,234 +264,21 @@ func (n *NewStream) close() {
 	}
 }
 
-// Handle processes one request of this session and returns its response,
-// blocking while the request is held. If ctx ends first (the client went
-// away), the request is forgotten and ctx's error returned; whatever
-// response it would have had stays cached for a resend of the same rid.
-//
-// The caller must call sent once it has written the response to the
-// client (or failed to): Handle returns a response only after the one
-// answered before it was written, so that responses reach the wire in rid
-// order (R-HOLD-5) even though each is written by its own goroutine. A
-// writer that takes longer than writeOrderWait is not waited for.
-func (s *Session) Handle(ctx context.Context, req Request) (resp *Response, sent func(), err error) {
-	return s.Start(req, nil).Wait(ctx)
-}
-
-// Call is a request being handled by its session, for a caller that does
-// not block while the request is held: see Start. A Call is used by one
-// goroutine at a time.
-type Call struct {
-	s   *Session
-	r   *request // nil if answered at once
-	a   answer   // the answer, once got
-	got bool
-}
-
-// Start processes req like Handle but returns at once, the request held
-// if it is to be held. The response is ready when Ready reports so; Wait
-// returns it. If the response is not ready when Start returns, notify (if
-// not nil) is called once it is: under the session's lock, so it must be
-// quick and must not call into the session.
-func (s *Session) Start(req Request, notify func()) *Call {
-	r, resp := s.accept(req, notify)
-	s.runWrites()
-	if resp != nil {
-		req.Add.close()
-		return &Call{s: s, a: answer{resp: resp}, got: true}
-	}
-	return &r.call
-}
-
-// accept is acceptLocked under the lock, released even if it panics so a
-// recovered panic does not leave the session stuck.
-func (s *Session) accept(req Request, notify func()) (*request, *Response) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, resp := s.acceptLocked(req)
-	if r != nil {
-		r.notify = notify
-	}
-	return r, resp
-}
-
-// Ready reports whether the response is ready.
-func (c *Call) Ready() bool {
-	if c.got {
-		return true
-	}
-	select {
-	case c.a = <-c.r.done:
-		c.got = true
-	default:
-	}
-	return c.got
-}
-
-// WaitReady waits until the response is ready, ctx ends or stop
-// delivers, and reports whether the response is ready.
-func (c *Call) WaitReady(ctx context.Context, stop <-chan time.Time) bool {
-	if c.got {
-		return true
-	}
-	select {
-	case c.a = <-c.r.done:
-		c.got = true
-	case <-ctx.Done():
-	case <-stop:
-	}
-	return c.got
-}
-
-// Wait returns the response once it is ready and every response answered
-// before it has been written, as Handle does; sent must be called once it
-// has been written. If ctx ends first, the call is abandoned (see Abandon)
-// and ctx's error returned.
-func (c *Call) Wait(ctx context.Context) (resp *Response, sent func(), err error) {
-	if !c.got {
-		select {
-		case c.a = <-c.r.done:
-			c.got = true
-		case <-ctx.Done():
-			c.Abandon()
-			return nil, func() {}, ctx.Err()
-		}
-	}
-	if c.a.once == nil {
-		return c.a.resp, func() {}, nil // answered at once
-	}
-	c.a.waitTurn(ctx)
-	return c.a.resp, c.a.written, nil
-}
-
-// Abandon tells the session that the request's client went away: a held
-// request is no longer held, and its response, if any, stays cached for
-// a resend of the same rid.
-func (c *Call) Abandon() {
-	if c.r == nil {
-		return
-	}
-	s := c.s
-	s.mu.Lock()
-	s.abandonLocked(c.r)
-	s.mu.Unlock()
-	s.runWrites()
-	if c.Ready() && c.a.once != nil {
-		c.a.written() // answered as it went away: nobody writes it
-	}
-}
-
-// writeOrderWait bounds how long a response waits for the one before it to
-// be written.
-const writeOrderWait = 2 * time.Second
-
-// answer is a response handed to a request, in the order of answering.
-type answer struct {
-	resp *Response
-	prev <-chan struct{} // closed once the answer before is written; nil if none
-	sent chan struct{}   // closed once this answer is written
-	once *sync.Once
-}
-
-// sendLocked answers r with resp, after every answer given before.
-func (s *Session) sendLocked(r *request, resp *Response) {
-	a := answer{resp: resp, prev: s.lastSent, sent: make(chan struct{}), once: new(sync.Once)}
-	s.lastSent = a.sent
-	if r.gone {
-		a.written() // its client left: nothing will be written
-	}
-	r.done <- a
-	if r.notify != nil {
-		r.notify()
-	}
-}
-
-// waitTurn waits until the answer before a has been written.
-func (a answer) waitTurn(ctx context.Context) {
-	if a.prev == nil {
-		return
-	}
-	select {
-	case <-a.prev:
-		return
-	default:
-	}
-	t := time.NewTimer(writeOrderWait)
-	defer t.Stop()
-	select {
-	case <-a.prev:
-	case <-t.C:
-	case <-ctx.Done():
-	}
-}
-
-// written marks a as written. It may be called more than once.
-func (a answer) written() { a.once.Do(func() { close(a.sent) }) }
-
-// End ends the session with cond: held requests are answered, the
-// upstream stream is closed, and a client with nothing held is told on its
-// next request.
-func (s *Session) End(cond Condition) {
-	s.mu.Lock()
-	s.endLocked(&Response{Type: TypeTerminate, Condition: cond})
-	s.mu.Unlock()
-	s.runWrites()
-}
-
-// Fail ends the session because request rid was unacceptable, and
-// returns the response that tells the client so: type='terminate' with
-// cond. Held requests get other-request.
-func (s *Session) Fail(rid uint64, cond Condition) *Response {
-	s.mu.Lock()
-	resp := s.failLocked(rid, cond)
-	s.mu.Unlock()
-	s.runWrites()
-	return resp
-}
-
 // Ended reports whether the session has ended.
-func (s *Session) Ended() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.final != nil
-}
-
-// abandonLocked forgets a request whose client went away. A held request
-// leaves the held set, with nothing put on it (R-HOLD-8), and an empty
-// answer cached for its rid: the answer it would have had, so that a
-// client resending the rid over a new connection (XEP-0124 §14.3) carries
-// on. A pending one is still processed in its turn (its payload was
-// accepted) but will not be held.
-func (s *Session) abandonLocked(r *request) {
-	r.gone = true
-	s.abandoned = s.clock.Now()
-	for i, h := range s.held {
-		if h == r {
-			s.held = append(s.held[:i], s.held[i+1:]...)
-			s.reg.stats.held.Add(-1)
-			s.cacheLocked(&Response{RID: r.RID, Ack: s.ackFor(r.RID)})
-			s.log.Debug("held request abandoned by client", "rid", r.RID)
-			s.releaseLocked()
-			return
-		}
-	}
-}
-
-func stop(t Timer) {
-	if t != nil {
-		t.Stop()
-	}
+func (s *Session) Ended() (ended bool) {
+	s.do(func() { ended = s.final != nil })
+	return ended
 }
 
 // Stream returns the name of the stream the session was created with, ""
 // unless multiple streams are on.
-func (s *Session) Stream() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.streams) == 0 {
-		return ""
-	}
-	return s.streams[0].name
+func (s *Session) Stream() (name string) {
+	s.do(func() {
+		if len(s.streams) > 0 {
+			name = s.streams[0].name
+		}
+	})
+	return name
 }
 
 // LogID returns the session's name in logs: the first eight characters of
@@ -496,8 +293,7 @@ func (s *Session) LogID() string {
 }
 
 // Last returns the highest rid processed in order.
-func (s *Session) Last() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.last
+func (s *Session) Last() (last uint64) {
+	s.do(func() { last = s.last })
+	return last
 }

@@ -56,55 +56,48 @@ func (s *Session) openLocked() []*stream {
 	return open
 }
 
-// nextLocked returns the response carrying one stream's waiting elements
-// (or its end), taking streams in turn so that none starves the others,
-// or nil if nothing waits. A response never mixes streams (R-MULTI-3).
-func (s *Session) nextLocked() *Response {
-	n := len(s.streams)
-	for i := range n {
-		st := s.streams[(s.turn+i)%n]
-		if len(st.queue) == 0 && st.final == nil {
-			continue
-		}
-		s.turn = (s.turn + i + 1) % n
-		if len(st.queue) > 0 && s.reg.OnPush != nil {
-			s.reg.OnPush(s.clock.Now().Sub(st.queuedAt))
-		}
-		resp := &Response{Payload: s.takeStreamQueueLocked(st), Stream: st.name}
-		if st.final != nil {
-			resp.Type, resp.Condition = st.final.Type, st.final.Condition
-			resp.Payload = append(resp.Payload, st.final.Payload...)
-			s.dropStreamLocked(st)
-		}
-		return resp
+// addStreamLocked adds the stream a request opened (XEP-0124 §16.2) and
+// answers the request at once with the stream's name, its server's domain
+// and its features, or why it could not be opened; older held requests are
+// answered first, in rid order.
+func (s *Session) addStreamLocked(r *request) {
+	for len(s.held) > 0 {
+		s.answerLocked(s.held[0], s.nextOrEmptyLocked())
 	}
-	return nil
+	resp := &Response{RID: r.RID, Stream: newStreamName(), From: r.Add.From, Payload: r.Add.Payload}
+	if r.Add.Up == nil {
+		resp.Type, resp.Condition = TypeTerminate, r.Add.Failed
+		s.log.Info("stream not added", "stream", resp.Stream, "condition", r.Add.Failed)
+	} else {
+		st := &stream{name: resp.Stream, up: r.Add.Up}
+		s.streams = append(s.streams, st)
+		s.startReading(st)
+		s.log.Info("stream added", "stream", st.name, "from", r.Add.From)
+	}
+	resp.Ack = s.ackFor(r.RID)
+	s.cacheLocked(resp)
+	s.sendLocked(r, resp)
+	s.startIdleLocked()
 }
 
-// takeAllLocked empties every stream's queue, for the last response of a
-// session.
-func (s *Session) takeAllLocked() [][]byte {
-	var all [][]byte
-	for _, st := range s.streams {
-		all = append(all, s.takeStreamQueueLocked(st)...)
+// terminateStreamLocked closes one of several streams at the client's
+// request (R-MULTI-4): its payload was queued before the closing tag, and
+// the request is answered type='terminate' with the stream's name once
+// older held requests have their answers.
+func (s *Session) terminateStreamLocked(r *request, st *stream) {
+	for len(s.held) > 0 {
+		s.answerLocked(s.held[0], s.nextOrEmptyLocked())
 	}
-	return all
-}
-
-// dropStreamLocked forgets a closed stream whose end the client knows.
-func (s *Session) dropStreamLocked(st *stream) {
-	for i, x := range s.streams {
-		if x == st {
-			s.streams = append(s.streams[:i], s.streams[i+1:]...)
-			if s.turn > i {
-				s.turn--
-			}
-			if s.turn >= len(s.streams) {
-				s.turn = 0
-			}
-			return
-		}
-	}
+	s.ops = append(s.ops, op{st: st, close: true})
+	st.closed = true
+	s.takeStreamQueueLocked(st)
+	s.dropStreamLocked(st)
+	resp := &Response{RID: r.RID, Type: TypeTerminate, Stream: st.name}
+	resp.Ack = s.ackFor(r.RID)
+	s.cacheLocked(resp)
+	s.sendLocked(r, resp)
+	s.log.Info("stream terminated by client", "stream", st.name)
+	s.startIdleLocked()
 }
 
 // streamEndedLocked handles the end of one stream, by the server or a
@@ -125,4 +118,20 @@ func (s *Session) streamEndedLocked(st *stream, final *Response) {
 	st.final = final
 	s.log.Info("stream ended", "stream", st.name, "condition", final.Condition)
 	s.releaseLocked()
+}
+
+// dropStreamLocked forgets a closed stream whose end the client knows.
+func (s *Session) dropStreamLocked(st *stream) {
+	for i, x := range s.streams {
+		if x == st {
+			s.streams = append(s.streams[:i], s.streams[i+1:]...)
+			if s.turn > i {
+				s.turn--
+			}
+			if s.turn >= len(s.streams) {
+				s.turn = 0
+			}
+			return
+		}
+	}
 }

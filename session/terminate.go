@@ -1,5 +1,20 @@
 package session
 
+// End ends the session with cond: held requests are answered, the
+// upstream stream is closed, and a client with nothing held is told on its
+// next request.
+func (s *Session) End(cond Condition) {
+	s.do(func() { s.endLocked(&Response{Type: TypeTerminate, Condition: cond}) })
+}
+
+// Fail ends the session because request rid was unacceptable, and
+// returns the response that tells the client so: type='terminate' with
+// cond. Held requests get other-request.
+func (s *Session) Fail(rid uint64, cond Condition) (resp *Response) {
+	s.do(func() { resp = s.failLocked(rid, cond) })
+	return resp
+}
+
 // terminateLocked ends the session at the client's request (XEP-0124 §13).
 // The request's payload was queued for upstream before the closing tag
 // (R-TERM-1); older held requests get empty bodies and the terminate
@@ -65,40 +80,6 @@ func (s *Session) answerRestLocked() {
 	s.pending = s.pending[:0]
 }
 
-// terminateStreamLocked closes one of several streams at the client's
-// request (R-MULTI-4): its payload was queued before the closing tag, and
-// the request is answered type='terminate' with the stream's name once
-// older held requests have their answers.
-func (s *Session) terminateStreamLocked(r *request, st *stream) {
-	for len(s.held) > 0 {
-		s.answerLocked(s.held[0], s.nextOrEmptyLocked())
-	}
-	s.ops = append(s.ops, op{st: st, close: true})
-	st.closed = true
-	s.takeStreamQueueLocked(st)
-	s.dropStreamLocked(st)
-	resp := &Response{RID: r.RID, Type: TypeTerminate, Stream: st.name}
-	resp.Ack = s.ackFor(r.RID)
-	s.cacheLocked(resp)
-	s.sendLocked(r, resp)
-	s.log.Info("stream terminated by client", "stream", st.name)
-	s.startIdleLocked()
-}
-
-// takeStreamQueueLocked empties st's queue and returns what it held.
-func (s *Session) takeStreamQueueLocked(st *stream) [][]byte {
-	q := st.queue
-	var n int64
-	for _, el := range q {
-		n += int64(len(el))
-	}
-	s.queueBytes -= n
-	s.reg.stats.queued.Add(-int64(len(q)))
-	s.reg.stats.queuedBytes.Add(-n)
-	st.queue = nil
-	return q
-}
-
 // closeLocked closes the upstream streams after the writes queued so far,
 // and keeps the ended session as a tombstone for Params.Inactivity.
 func (s *Session) closeLocked() {
@@ -146,9 +127,9 @@ func (s *Session) setFinalLocked(final *Response) {
 	stop(s.wait)
 	s.wait = nil
 	if s.Params.OnEnd != nil {
-		s.Params.OnEnd()
+		s.queueLocked(event{f: s.Params.OnEnd})
 	}
 	if s.reg.OnEnd != nil {
-		s.reg.OnEnd(final.Condition)
+		s.queueLocked(event{end: true, cond: final.Condition})
 	}
 }

@@ -15,14 +15,14 @@ type op struct {
 	close   bool     // close the stream
 }
 
-// runWrites performs queued upstream writes in order unless another
-// goroutine is already doing so. Call it after releasing s.mu whenever ops
-// may have been queued. The lock is released during the writes; if a
-// write panics, the lock is released and writing cleared all the same,
-// so that a recovered panic leaves the session usable.
-func (s *Session) runWrites() {
+// write performs the queued upstream writes in order, with s.mu
+// released, unless another goroutine is doing so: that one performs them
+// too. It is the last part of unlocking a session (see do). If a write
+// panics, writing is cleared and s.mu released all the same, so that a
+// recovered panic leaves the session usable.
+func (s *Session) write() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.release()
 	if s.writing {
 		return
 	}
@@ -33,26 +33,17 @@ func (s *Session) runWrites() {
 		s.ops = nil
 		failed, err := s.performUnlocked(ops)
 		if err != nil {
-			s.log.Info("upstream write failed", "stream", failed.name, "err", err)
-			failed.up.Close()
-			// Writes queued behind the failure for other streams are
-			// lost with it only if the session ends.
-			s.streamEndedLocked(failed, &Response{Type: TypeTerminate, Condition: RemoteConnectionFailed})
-			if s.final != nil {
-				s.ops = s.ops[:0]
-				for _, st := range s.streams {
-					s.ops = append(s.ops, op{st: st, close: true})
-				}
-			}
+			s.writeFailedLocked(failed, err)
 		}
 	}
 }
 
-// performUnlocked is perform with s.mu released, and held again on
-// return, panic included.
+// performUnlocked is perform with s.mu released, the callbacks queued so
+// far run, and s.mu held again on return, panic included (a callback's
+// too).
 func (s *Session) performUnlocked(ops []op) (*stream, error) {
-	s.mu.Unlock()
 	defer s.mu.Lock()
+	s.release()
 	return s.perform(ops)
 }
 
@@ -76,6 +67,21 @@ func (s *Session) perform(ops []op) (*stream, error) {
 	return nil, nil
 }
 
+// writeFailedLocked ends stream st, whose write failed with err.
+func (s *Session) writeFailedLocked(st *stream, err error) {
+	s.log.Info("upstream write failed", "stream", st.name, "err", err)
+	st.up.Close()
+	// Writes queued behind the failure for other streams are lost with
+	// it only if the session ends.
+	s.streamEndedLocked(st, &Response{Type: TypeTerminate, Condition: RemoteConnectionFailed})
+	if s.final != nil {
+		s.ops = s.ops[:0]
+		for _, st := range s.streams {
+			s.ops = append(s.ops, op{st: st, close: true})
+		}
+	}
+}
+
 // parker is an Upstream that can wait for the server without a goroutine,
 // as *xmpp.Conn does (xmpp.Conn.Park).
 type parker interface {
@@ -96,6 +102,15 @@ type batcher interface {
 	// OnWait sets f to be called by Next before it waits for the
 	// server.
 	OnWait(f func())
+}
+
+// startReading starts st's reader.
+func (s *Session) startReading(st *stream) {
+	st.resume = func() { go s.read(st) }
+	if b, ok := st.up.(batcher); ok {
+		b.OnWait(func() { s.releaseBatch(st) })
+	}
+	go s.read(st)
 }
 
 // read relays elements from stream st to the session until the stream
@@ -130,22 +145,11 @@ func (s *Session) releaseBatch(st *stream) {
 		return
 	}
 	st.unreleased = false
-	s.mu.Lock()
-	defer s.runWrites()
-	defer s.mu.Unlock()
-	if s.final != nil || st.closed {
-		return
-	}
-	s.releaseLocked()
-}
-
-// startReading starts st's reader.
-func (s *Session) startReading(st *stream) {
-	st.resume = func() { go s.read(st) }
-	if b, ok := st.up.(batcher); ok {
-		b.OnWait(func() { s.releaseBatch(st) })
-	}
-	go s.read(st)
+	s.do(func() {
+		if s.final == nil && !st.closed {
+			s.releaseLocked()
+		}
+	})
 }
 
 // upstreamEnded ends the session when the server ends the stream: a
@@ -153,28 +157,24 @@ func (s *Session) startReading(st *stream) {
 // (R-XMPP-10, R-ERR-1), a clean close a plain terminate, anything else
 // remote-connection-failed (R-TERM-5).
 func (s *Session) upstreamEnded(st *stream, err error) {
-	s.mu.Lock()
-	if s.final != nil || st.closed {
-		// We closed the stream ourselves.
-		s.mu.Unlock()
-		st.up.Close()
-		return
-	}
-	final := &Response{Type: TypeTerminate}
-	var serr *xmpp.StreamError
-	switch {
-	case errors.As(err, &serr):
-		s.log.Info("upstream stream error", "condition", serr.Condition)
-		final.Condition = RemoteStreamError
-		final.Payload = [][]byte{serr.Raw}
-	case errors.Is(err, io.EOF):
-		s.log.Info("upstream closed the stream")
-	default:
-		s.log.Info("upstream connection lost", "err", err)
-		final.Condition = RemoteConnectionFailed
-	}
-	s.streamEndedLocked(st, final)
-	s.mu.Unlock()
-	s.runWrites()
+	s.do(func() {
+		if s.final != nil || st.closed {
+			return // we closed the stream ourselves
+		}
+		final := &Response{Type: TypeTerminate}
+		var serr *xmpp.StreamError
+		switch {
+		case errors.As(err, &serr):
+			s.log.Info("upstream stream error", "condition", serr.Condition)
+			final.Condition = RemoteStreamError
+			final.Payload = [][]byte{serr.Raw}
+		case errors.Is(err, io.EOF):
+			s.log.Info("upstream closed the stream")
+		default:
+			s.log.Info("upstream connection lost", "err", err)
+			final.Condition = RemoteConnectionFailed
+		}
+		s.streamEndedLocked(st, final)
+	})
 	st.up.Close()
 }

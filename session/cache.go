@@ -2,9 +2,42 @@ package session
 
 import "time"
 
-// maxReportTime is the largest time attribute of a report, an
-// xs:unsignedShort.
-const maxReportTime = 65535
+// cached is a response kept for resends, with when it was sent.
+type cached struct {
+	resp *Response
+	at   time.Time
+}
+
+// maxUnacked bounds the responses kept for a client that uses acks but
+// never acknowledges anything.
+const maxUnacked = 64
+
+// cacheLocked keeps resp for resends of its rid (R-RID-6): the latest
+// Params.Requests responses, or with acks every unacknowledged one up to
+// maxUnacked.
+func (s *Session) cacheLocked(resp *Response) {
+	keep := max(s.Params.Requests, 1)
+	if s.Params.Acks {
+		keep = maxUnacked
+	}
+	if len(s.cache) >= keep {
+		n := copy(s.cache, s.cache[len(s.cache)-keep+1:])
+		clear(s.cache[n:])
+		s.cache = s.cache[:n]
+	}
+	s.cache = append(s.cache, cached{resp, s.clock.Now()})
+	s.answered = max(s.answered, resp.RID)
+}
+
+// cachedLocked returns the cached response to rid, or nil.
+func (s *Session) cachedLocked(rid uint64) *Response {
+	for _, c := range s.cache {
+		if c.resp.RID == rid {
+			return c.resp
+		}
+	}
+	return nil
+}
 
 // ackedLocked takes in the client's acknowledgement carried by req
 // (R-ACK-4): responses it has are dropped from the cache, and if it lacks
@@ -31,6 +64,10 @@ func (s *Session) ackedLocked(req Request) {
 		s.report = &Response{Report: req.Ack + 1, Time: int(min(sent/time.Millisecond, maxReportTime))}
 	}
 }
+
+// maxReportTime is the largest time attribute of a report, an
+// xs:unsignedShort.
+const maxReportTime = 65535
 
 // ackFor returns the ack attribute of the response to rid (R-ACK-1,
 // R-ACK-2): the highest rid received with none missing below it, or zero

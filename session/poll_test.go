@@ -1,0 +1,38 @@
+package session
+
+import (
+	"testing"
+	"time"
+)
+
+func TestPollingAnsweredAtOnce(t *testing.T) {
+	// R-POLL-1: wait=0 makes every request come back at once.
+	p := defaultParams()
+	p.Wait = 0
+	h := newHarness(t, p)
+	if r := h.request(Request{RID: firstRID + 1}); r.Type != "" {
+		t.Fatalf("got %+v", r)
+	}
+}
+
+func TestPollingTooOften(t *testing.T) {
+	// R-POLL-2: two empty polls closer than polling → policy-violation;
+	// farther apart, or with data, fine.
+	p := defaultParams()
+	p.Wait, p.Hold, p.Requests, p.Polling = 0, 0, 1, 5*time.Second
+	h := newHarness(t, p)
+	h.request(Request{RID: firstRID + 1})
+	h.clock.Advance(6 * time.Second)
+	h.request(Request{RID: firstRID + 2})
+	h.clock.Advance(time.Second)
+	if r := h.request(Request{RID: firstRID + 3, Payload: [][]byte{[]byte("<m/>")}}); r.Type != "" {
+		t.Fatalf("poll with data got %+v", r)
+	}
+	if r := h.request(Request{RID: firstRID + 4}); r.Type != "" {
+		t.Fatalf("poll after a poll with data got %+v", r)
+	}
+	h.clock.Advance(time.Second)
+	if r := h.request(Request{RID: firstRID + 5}); r.Condition != PolicyViolation {
+		t.Fatalf("poll 1 s after an empty poll got %+v", r)
+	}
+}

@@ -1,0 +1,62 @@
+package session
+
+import (
+	"testing"
+	"time"
+)
+
+func TestShutdown(t *testing.T) {
+	h := newHarness(t, defaultParams())
+	c := h.hold(firstRID + 1)
+	h.reg.Shutdown()
+	if r := c.wait(t); r.Condition != SystemShutdown {
+		t.Fatalf("got %+v", r)
+	}
+	if _, err := h.reg.Create(defaultParams(), newFakeUpstream(), 1); err != ErrShutdown {
+		t.Fatalf("Create after Shutdown: %v", err)
+	}
+}
+
+func TestIDsAreUnique(t *testing.T) {
+	// R-RESP-1
+	seen := make(map[string]bool)
+	for range 10000 {
+		id := newID()
+		if len(id) < 22 || seen[id] {
+			t.Fatalf("bad or repeated id %q", id)
+		}
+		seen[id] = true
+	}
+}
+
+func TestStats(t *testing.T) {
+	h := newHarness(t, defaultParams())
+	ended := make(chan Condition, 2)
+	h.reg.OnEnd = func(c Condition) { ended <- c }
+	if st := h.reg.Stats(); st.Live != 1 || st.Held != 0 {
+		t.Fatalf("after create: %+v", st)
+	}
+	c := h.hold(firstRID + 1)
+	if st := h.reg.Stats(); st.Held != 1 {
+		t.Fatalf("with one held: %+v", st)
+	}
+	h.up.send(t, "<m/>")
+	c.wait(t)
+	h.up.send(t, "<queued/>")
+	h.waitQueued(1)
+	if st := h.reg.Stats(); st.Held != 0 || st.Queued != 1 || st.QueuedBytes != int64(len("<queued/>")) {
+		t.Fatalf("with one queued: %+v", st)
+	}
+	h.up.fail(errLost)
+	select {
+	case c := <-ended:
+		if c != RemoteConnectionFailed {
+			t.Fatalf("ended with %q, want %q", c, RemoteConnectionFailed)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("OnEnd not called")
+	}
+	if st := h.reg.Stats(); st.Live != 0 || st.Queued != 0 || len(ended) != 0 {
+		t.Fatalf("after the end: %+v, %d more ends", st, len(ended))
+	}
+}
