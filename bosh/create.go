@@ -1,9 +1,12 @@
 package bosh
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"mime"
 	"net"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -22,6 +25,77 @@ var (
 	verPattern  = regexp.MustCompile(`^[0-9]{1,4}\.[0-9]{1,4}$`)
 	langPattern = regexp.MustCompile(`^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$`)
 )
+
+// create makes a new session: it validates the request, opens the
+// upstream stream and answers with the session's parameters and the
+// server's first <stream:features/> (R-XMPP-9).
+func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
+	c, err := h.negotiate(b)
+	if err != nil {
+		h.log.Info("session refused", "err", err, "remote", r.RemoteAddr)
+		h.refuse(w, c.content, c.params.Legacy, err)
+		return
+	}
+	if h.stopping.Load() {
+		h.refuse(w, c.content, c.params.Legacy, &requestError{cond: session.SystemShutdown, msg: "shutting down"})
+		return
+	}
+	// R-SEC-5: the slot is taken before dialling, so that a client over
+	// its limit never reaches the upstream, and given back when the
+	// session is forgotten, or now if none is made.
+	ip, forwardIgnored := h.clientOf(r)
+	release, err := h.limits.acquire(ip)
+	if err != nil {
+		h.logRefusal(r.Context(), ip, forwardIgnored, err)
+		h.refuse(w, c.content, c.params.Legacy, &requestError{cond: session.PolicyViolation, msg: err.Error()})
+		return
+	}
+	// Until the session is registered, the slot and the upstream stream
+	// are this function's to give back, on every path out of it, a
+	// panic's included.
+	created := false
+	var conn *xmpp.Conn
+	defer func() {
+		if !created {
+			release()
+			if conn != nil {
+				conn.Close()
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.ConnectTimeout)
+	defer cancel()
+	dialStart := time.Now()
+	conn, err = h.dialer.Dial(ctx, c.target)
+	h.metrics.UpstreamConnect(err == nil, time.Since(dialStart).Seconds())
+	if err != nil {
+		var serr *xmpp.StreamError
+		if errors.As(err, &serr) {
+			h.log.Info("upstream refused the stream", "domain", c.domain, "condition", serr.Condition)
+			resp := &session.Response{Type: session.TypeTerminate, Condition: session.RemoteStreamError, Payload: [][]byte{serr.Raw}}
+			setOutcome(w, "refused")
+			writeResponse(w, http.StatusOK, c.content, resp)
+			return
+		}
+		h.log.Warn("upstream connection failed", "domain", c.domain, "addr", c.target.Addr, "err", err)
+		h.refuse(w, c.content, c.params.Legacy, &requestError{cond: session.RemoteConnectionFailed, msg: err.Error()})
+		return
+	}
+	c.params.Secure = r.TLS != nil // R-SEC-2
+	c.params.OnEnd = release
+	s, err := h.sessions.Create(c.params, conn, b.rid)
+	if err != nil {
+		h.refuse(w, c.content, c.params.Legacy, &requestError{cond: session.SystemShutdown, msg: err.Error()})
+		return
+	}
+	h.metrics.SessionCreated()
+	created = true
+	h.log.Info("session client", "sid", s.LogID(), "ip", ip, "peer", r.RemoteAddr)
+	resp := &session.Response{RID: b.rid, Payload: [][]byte{conn.Features()}}
+	// R-HTTP-6: gzipped requests are always accepted.
+	attrs := append(h.creationAttrs(s, c, conn), attr{"accept", "gzip"})
+	writeResponse(w, http.StatusOK, c.content, resp, attrs...)
+}
 
 // creation is a validated session creation request.
 type creation struct {
