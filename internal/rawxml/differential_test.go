@@ -35,7 +35,7 @@ import (
 // and the old did not yet, and nowhere else:
 //
 //   - Deliberate strictness. The new Reader refuses, with one of the
-//     reasons listed in reader.go (errQName, errAttrSpace, errCharRef,
+//     reasons listed in errors.go (errQName, errAttrSpace, errCharRef,
 //     errXMLDecl, errProlog, errRootData, errDupExpanded), what
 //     encoding/xml accepts though XML 1.0 or Namespaces in XML forbids it
 //     (or, errRootData, RFC 6120 does). The input must then contain what

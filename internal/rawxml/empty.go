@@ -89,11 +89,6 @@ func skipWS(data []byte, p int) int {
 	return p
 }
 
-// isSpace reports whether c is XML whitespace.
-func isSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n'
-}
-
 // scanName reads an ASCII XML name at p, with at most one colon that has
 // a name on each side (split as encoding/xml splits it), and returns it
 // and the index after it.
