@@ -57,14 +57,7 @@ func (rd *Reader) rootText(b byte) error {
 
 // rootEnd reads the root's end tag after its "</".
 func (rd *Reader) rootEnd() error {
-	b, err := rd.readByte()
-	if err != nil {
-		return err
-	}
-	rd.buf = append(rd.buf[:0], b)
-	rd.rec = true
-	q, b, err := rd.readQName(b, "element name after </")
-	rd.rec = false
+	q, b, err := rd.readNameAlone("element name after </", true)
 	if err != nil {
 		return err
 	}

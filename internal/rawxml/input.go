@@ -33,6 +33,21 @@ func (rd *Reader) readSpace() (byte, error) {
 	}
 }
 
+// readLiteral reads the bytes of s, up to the first that differs, and
+// reports whether they were s.
+func (rd *Reader) readLiteral(s string) (bool, error) {
+	for i := 0; i < len(s); i++ {
+		b, err := rd.readByte()
+		if err != nil {
+			return false, err
+		}
+		if b != s[i] {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // isSpace reports whether c is XML whitespace.
 func isSpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n'

@@ -103,6 +103,28 @@ func (rd *Reader) readQName(b byte, what string) (qspan, byte, error) {
 	return q, b, nil
 }
 
+// readNameAlone reads a name that stands alone, not in a child: the target
+// of a processing instruction or the name in the root's end tag. It reads
+// the name's first byte, records the name in buf, emptied first, and
+// returns where it is in buf and the byte after it, as readQName does if
+// qualified is set, else as readName does.
+func (rd *Reader) readNameAlone(what string, qualified bool) (qspan, byte, error) {
+	b, err := rd.readByte()
+	if err != nil {
+		return qspan{}, b, err
+	}
+	rd.buf = append(rd.buf[:0], b)
+	rd.rec = true
+	var q qspan
+	if qualified {
+		q, b, err = rd.readQName(b, what)
+	} else {
+		q, b, err = rd.readName(b, what)
+	}
+	rd.rec = false
+	return q, b, err
+}
+
 // isNCNameStart reports whether s starts with a character that may start
 // a name other than a colon.
 func isNCNameStart(s []byte) bool {

@@ -8,14 +8,7 @@ import (
 // prologPI reads a processing instruction before the root after its "<?":
 // an XML declaration if it is at the very start, else restricted.
 func (rd *Reader) prologPI(atStart bool) error {
-	b, err := rd.readByte()
-	if err != nil {
-		return err
-	}
-	rd.buf = append(rd.buf[:0], b)
-	rd.rec = true
-	q, b, err := rd.readName(b, "target name after <?")
-	rd.rec = false
+	q, b, err := rd.readNameAlone("target name after <?", false)
 	if err != nil {
 		return err
 	}
@@ -62,13 +55,12 @@ func (rd *Reader) xmlDecl(b byte) error {
 		if i == len(pseudo) || next == 0 && i != 0 {
 			return bad
 		}
-		for _, c := range []byte(pseudo[i][1:]) {
-			if b, err = rd.readByte(); err != nil {
-				return err
-			}
-			if b != c {
-				return bad
-			}
+		ok, err := rd.readLiteral(pseudo[i][1:])
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return bad
 		}
 		if b, err = rd.readSpace(); err != nil {
 			return err

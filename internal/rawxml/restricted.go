@@ -25,13 +25,12 @@ func (rd *Reader) bang() error {
 		}
 		return fmt.Errorf("%w: comment", ErrRestricted)
 	case '[':
-		for _, c := range []byte("CDATA[") {
-			if b, err = rd.readByte(); err != nil {
-				return err
-			}
-			if b != c {
-				return fmt.Errorf("%w: invalid <![ sequence", ErrMalformed)
-			}
+		ok, err := rd.readLiteral("CDATA[")
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w: invalid <![ sequence", ErrMalformed)
 		}
 		return nil
 	}
