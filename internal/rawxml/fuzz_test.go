@@ -16,32 +16,16 @@ import (
 
 // countingReader is an io.ByteReader over data that counts the bytes taken,
 // so that a test sees how far a Reader read before it answered.
-type countingReader struct {
-	data []byte
-	n    int
+type countingReader struct{ bytes.Reader }
+
+func newCountingReader(data []byte) *countingReader {
+	c := new(countingReader)
+	c.Reset(data)
+	return c
 }
 
-func (c *countingReader) ReadByte() (byte, error) {
-	if c.n >= len(c.data) {
-		return 0, io.EOF
-	}
-	b := c.data[c.n]
-	c.n++
-	return b, nil
-}
-
-// Read is there for encoding/xml, which only uses ReadByte.
-func (c *countingReader) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	b, err := c.ReadByte()
-	if err != nil {
-		return 0, err
-	}
-	p[0] = b
-	return 1, nil
-}
+// n returns the number of bytes read.
+func (c *countingReader) n() int { return int(c.Size()) - c.Len() }
 
 // FuzzReader feeds arbitrary documents to a Reader and checks, for every
 // option set:
@@ -64,15 +48,12 @@ func (c *countingReader) Read(p []byte) (int, error) {
 func FuzzReader(f *testing.F) {
 	addReaderSeeds(f)
 	f.Fuzz(func(t *testing.T, doc []byte, defaultNS bool, maxDepth uint8, maxSize uint16) {
-		opts := Options{MaxDepth: int(maxDepth), MaxElementSize: int(maxSize)}
-		if defaultNS {
-			opts.DefaultNS = "jabber:client"
-		}
-		src := &countingReader{data: doc}
+		opts := fuzzOptions(defaultNS, maxDepth, maxSize)
+		src := newCountingReader(doc)
 		rd := NewReader(src, opts)
 		root, err := rd.Root()
-		if maxSize > 0 && src.n > int(maxSize) {
-			t.Fatalf("Root read %d bytes with MaxElementSize %d (result %v)", src.n, maxSize, err)
+		if maxSize > 0 && src.n() > int(maxSize) {
+			t.Fatalf("Root read %d bytes with MaxElementSize %d (result %v)", src.n(), maxSize, err)
 		}
 		if err != nil {
 			checkReaderError(t, "Root", err)
@@ -82,9 +63,9 @@ func FuzzReader(f *testing.F) {
 			if calls > len(doc) {
 				t.Fatalf("Next returned more than %d times on %d bytes", calls, len(doc))
 			}
-			before := src.n
+			before := src.n()
 			el, err := rd.Next()
-			if read := src.n - before; maxSize > 0 && read > int(maxSize) {
+			if read := src.n() - before; maxSize > 0 && read > int(maxSize) {
 				t.Fatalf("Next read %d bytes with MaxElementSize %d (result %v)", read, maxSize, err)
 			}
 			if errors.Is(err, ErrRootEnd) {
@@ -100,6 +81,16 @@ func FuzzReader(f *testing.F) {
 			checkElement(t, el, root, opts)
 		}
 	})
+}
+
+// fuzzOptions returns the Options that the arguments of FuzzReader and
+// FuzzReaderDifferential stand for.
+func fuzzOptions(defaultNS bool, maxDepth uint8, maxSize uint16) Options {
+	opts := Options{MaxDepth: int(maxDepth), MaxElementSize: int(maxSize)}
+	if defaultNS {
+		opts.DefaultNS = "jabber:client"
+	}
+	return opts
 }
 
 // checkReaderError checks err against the errors the Reader documents.
