@@ -8,6 +8,9 @@ import (
 // XMLNamespace is the namespace bound to the reserved prefix "xml".
 const XMLNamespace = "http://www.w3.org/XML/1998/namespace"
 
+// xmlnsNamespace is the namespace bound to the reserved prefix "xmlns".
+const xmlnsNamespace = "http://www.w3.org/2000/xmlns/"
+
 // binding is a namespace declaration below the root: prefix (empty for
 // the default namespace) in buf, uri in vals.
 type binding struct {
@@ -57,9 +60,6 @@ func (rd *Reader) prefixString(prefix []byte) string {
 	}
 	return internName(prefix)
 }
-
-// xmlnsNamespace is the namespace bound to the reserved prefix "xmlns".
-const xmlnsNamespace = "http://www.w3.org/2000/xmlns/"
 
 // resolve returns the namespace bound to prefix, which is bound.
 func (rd *Reader) resolve(prefix []byte) string {
