@@ -35,7 +35,7 @@ import (
 // and the old did not yet, and nowhere else:
 //
 //   - Deliberate strictness. The new Reader refuses, with one of the
-//     reasons listed in reader.go (errQName, errAttrSpace, errCharRef,
+//     reasons listed in errors.go (errQName, errAttrSpace, errCharRef,
 //     errXMLDecl, errProlog, errRootData, errDupExpanded), what
 //     encoding/xml accepts though XML 1.0 or Namespaces in XML forbids it
 //     (or, errRootData, RFC 6120 does). The input must then contain what
@@ -83,10 +83,7 @@ func FuzzReaderDifferential(f *testing.F) {
 		f.Add(doc, defaultNS, maxDepth, maxSize)
 	}
 	f.Fuzz(func(t *testing.T, doc []byte, defaultNS bool, maxDepth uint8, maxSize uint16) {
-		opts := Options{MaxDepth: int(maxDepth), MaxElementSize: int(maxSize)}
-		if defaultNS {
-			opts.DefaultNS = "jabber:client"
-		}
+		opts := fuzzOptions(defaultNS, maxDepth, maxSize)
 		if err := compareReaders(doc, opts); err != nil {
 			t.Fatalf("%v\ndoc %q\noptions %+v", err, doc, opts)
 		}
@@ -237,7 +234,7 @@ func errorClass(err error) string {
 // compareReaders reads doc with both Readers and reports the first
 // disagreement FuzzReaderDifferential does not allow.
 func compareReaders(doc []byte, opts Options) error {
-	oldSrc, newSrc := &countingReader{data: doc}, &countingReader{data: doc}
+	oldSrc, newSrc := newCountingReader(doc), newCountingReader(doc)
 	old, nw := newOracleReader(oldSrc, opts), NewReader(newSrc, opts)
 	if len(doc)%2 == 1 {
 		// bosh reuses its Readers: for half the inputs the new Reader
@@ -253,7 +250,7 @@ func compareReaders(doc []byte, opts Options) error {
 
 	oldRoot, oldErr := old.Root()
 	newRoot, newErr := nw.Root()
-	done, err := compareCall(doc, "Root", oldErr, newErr, 0, oldSrc.n, newSrc.n)
+	done, err := compareCall(doc, "Root", oldErr, newErr, 0, oldSrc.n(), newSrc.n())
 	if err != nil || done {
 		return err
 	}
@@ -264,14 +261,14 @@ func compareReaders(doc []byte, opts Options) error {
 		if call > len(doc)+1 {
 			return fmt.Errorf("Next called %d times without an end", call)
 		}
-		oldStart, newStart := oldSrc.n, newSrc.n
+		oldStart, newStart := oldSrc.n(), newSrc.n()
 		oldEl, oldErr := old.Next()
 		newEl, newErr := nw.Next()
 		what := fmt.Sprintf("Next #%d", call)
 		if oldStart != newStart {
 			panic("compareReaders: the Readers start a call at different offsets")
 		}
-		done, err := compareCall(doc, what, oldErr, newErr, oldStart, oldSrc.n, newSrc.n)
+		done, err := compareCall(doc, what, oldErr, newErr, oldStart, oldSrc.n(), newSrc.n())
 		if err != nil || done {
 			return err
 		}
@@ -280,7 +277,7 @@ func compareReaders(doc []byte, opts Options) error {
 		}
 		// The new Reader may have read less; the next call starts where
 		// the old one did only if it read the same.
-		if oldSrc.n != newSrc.n {
+		if oldSrc.n() != newSrc.n() {
 			return nil
 		}
 	}

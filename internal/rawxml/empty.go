@@ -89,11 +89,6 @@ func skipWS(data []byte, p int) int {
 	return p
 }
 
-// isSpace reports whether c is XML whitespace.
-func isSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n'
-}
-
 // scanName reads an ASCII XML name at p, with at most one colon that has
 // a name on each side (split as encoding/xml splits it), and returns it
 // and the index after it.
@@ -121,35 +116,7 @@ end:
 		return xml.Name{}, p, false
 	}
 	if colon < 0 {
-		return xml.Name{Local: intern(data[start:p])}, p, true
+		return xml.Name{Local: internBOSH(data[start:p])}, p, true
 	}
-	return xml.Name{Space: intern(data[start:colon]), Local: intern(data[colon+1 : p])}, p, true
-}
-
-// intern returns b as a string, without allocating for the names BOSH
-// requests use.
-func intern(b []byte) string {
-	switch string(b) {
-	case "body":
-		return "body"
-	case "rid":
-		return "rid"
-	case "sid":
-		return "sid"
-	case "xmlns":
-		return "xmlns"
-	case "ack":
-		return "ack"
-	case "key":
-		return "key"
-	case "xmpp":
-		return "xmpp"
-	case "xml":
-		return "xml"
-	case "lang":
-		return "lang"
-	case "type":
-		return "type"
-	}
-	return string(b)
+	return xml.Name{Space: internBOSH(data[start:colon]), Local: internBOSH(data[colon+1 : p])}, p, true
 }

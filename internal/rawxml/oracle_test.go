@@ -13,6 +13,16 @@ import (
 // RawToken driven through a recording io.ByteReader. It is kept, unchanged
 // but for its names, as the oracle of FuzzReaderDifferential. Do not fix
 // it: it stands for the behaviour the scanner must keep.
+//
+// Nor share its code with the Reader's. What the two have in common
+// (oByteReader and byteReader, oAppendDecl and appendDecl, the rules on
+// reserved prefixes in checkPrefixes and checkRootStart, repeated
+// attributes) is written twice on purpose, so that a fault in it cannot
+// hide by being in both; duplicates lists these pairs, and they stay. The
+// oracle's own repetition (the start of Root and of Next) is the old
+// Reader's, kept as it was. It shares with the Reader only what both
+// return or are checked against: Options, Root and Root.Namespace,
+// Element, the errors and AppendAttrValue.
 
 // oracleReader is the old Reader.
 type oracleReader struct {

@@ -1,13 +1,11 @@
 package rawxml
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"testing"
-	"time"
 )
 
 const httpbind = "http://jabber.org/protocol/httpbind"
@@ -133,57 +131,6 @@ func TestRejects(t *testing.T) {
 	}
 }
 
-func TestRootAttributesByNamespace(t *testing.T) {
-	// R-XMPP-5: match by namespace URI, not by prefix.
-	doc := `<body xmlns='` + httpbind + `' xmlns:x='urn:xmpp:xbosh' rid='7' x:restart='true' xml:lang='en'/>`
-	root, _, err := readAll(t, doc, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if root.NS() != httpbind || root.Name.Local != "body" {
-		t.Errorf("root = %v in %q", root.Name, root.NS())
-	}
-	for _, tc := range []struct{ ns, local, want string }{
-		{"", "rid", "7"},
-		{"urn:xmpp:xbosh", "restart", "true"},
-		{XMLNamespace, "lang", "en"},
-	} {
-		if got, ok := root.Get(tc.ns, tc.local); !ok || got != tc.want {
-			t.Errorf("Get(%q, %q) = %q, %v; want %q", tc.ns, tc.local, got, ok, tc.want)
-		}
-	}
-	if _, ok := root.Get("", "restart"); ok {
-		t.Error("prefixed attribute matched without its namespace")
-	}
-}
-
-// TestStreamReuse checks that a Reader over a bufio.Reader leaves what
-// follows the current child unread, so a stream restart can start a new
-// Reader on the same connection.
-func TestStreamReuse(t *testing.T) {
-	br := bufio.NewReader(strings.NewReader(`<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'><success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/><?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='2'><stream:features/>`))
-	rd := NewReader(br, Options{DefaultNS: "jabber:client"})
-	if _, err := rd.Root(); err != nil {
-		t.Fatal(err)
-	}
-	el, err := rd.Next()
-	if err != nil || el.Name.Local != "success" || el.NS != "urn:ietf:params:xml:ns:xmpp-sasl" {
-		t.Fatalf("first child %v %q: %v", el.Name, el.NS, err)
-	}
-	rd = NewReader(br, Options{DefaultNS: "jabber:client"})
-	root, err := rd.Root()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if id, _ := root.Get("", "id"); id != "2" {
-		t.Fatalf("second header id = %q", id)
-	}
-	el, err = rd.Next()
-	if err != nil || el.NS != "http://etherx.jabber.org/streams" {
-		t.Fatalf("features: %v %q %v", el.Name, el.NS, err)
-	}
-}
-
 func BenchmarkNext(b *testing.B) {
 	doc := `<body xmlns='` + httpbind + `' rid='1' sid='abc'>` +
 		strings.Repeat(`<message to='bob@example.org' type='chat' id='x1'><body>Hello there &amp; welcome</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>`, 3) +
@@ -204,34 +151,6 @@ func BenchmarkNext(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-	}
-}
-
-// TestManyAttributes checks that a start tag with very many attributes,
-// as a hostile client may send, is checked for repeats in linear time
-// (the checks used to be quadratic), on the root and on a child.
-func TestManyAttributes(t *testing.T) {
-	var b strings.Builder
-	for i := range 50000 {
-		fmt.Fprintf(&b, " a%d='' p:a%d=''", i, i)
-	}
-	attrs := b.String()
-	for _, tc := range []struct{ name, doc string }{
-		{"root", `<r xmlns:p='urn:p' xmlns:q='urn:p'` + attrs + ` q:a49999=''/>`},
-		{"child", `<r><c xmlns:p='urn:p' xmlns:q='urn:p'` + attrs + ` q:a49999=''/></r>`},
-		{"root repeat", `<r xmlns:p='urn:p'` + attrs + ` a0=''/>`},
-		{"child repeat", `<r><c xmlns:p='urn:p'` + attrs + ` a0=''/></r>`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			start := time.Now()
-			_, _, err := readAll(t, tc.doc, Options{})
-			if !errors.Is(err, ErrMalformed) {
-				t.Errorf("got %v, want ErrMalformed", err)
-			}
-			if d := time.Since(start); d > 2*time.Second {
-				t.Errorf("took %v", d)
-			}
-		})
 	}
 }
 
@@ -256,7 +175,7 @@ func TestBigChildBuffersNotKept(t *testing.T) {
 	}
 }
 
-// readAll returns the root's name and every child's namespace and
+// readDoc returns the root's name and every child's namespace and
 // bytes (Raw itself, not a copy), or the error that stopped rd.
 func readDoc(rd *Reader) ([][]byte, error) {
 	root, err := rd.Root()
