@@ -17,10 +17,11 @@ import (
 // the upstream is dialled and given back when the session ends
 // (session.Params.OnEnd), whatever ended it.
 type sessionLimits struct {
+	// mu guards the fields below; it is a leaf, held only to count.
 	mu            sync.Mutex
-	max, maxPerIP int // 0: no limit; changed by set
-	total         int
-	perIP         map[string]int // only IPs with sessions
+	max, maxPerIP int            // 0: no limit; changed by set
+	total         int            // sessions counted in all
+	perIP         map[string]int // sessions per client IP; only IPs with sessions
 }
 
 func newSessionLimits(max, maxPerIP int) *sessionLimits {
