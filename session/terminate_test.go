@@ -20,3 +20,26 @@ func TestClientTerminate(t *testing.T) {
 		t.Fatalf("after terminate: %+v", r)
 	}
 }
+
+// TestFailAnswersOthers checks that when a request ends the session, the
+// requests held and those waiting behind a missing rid are answered
+// other-request (XEP-0124 §17.2), and the request itself carries the
+// reason.
+func TestFailAnswersOthers(t *testing.T) {
+	p := defaultParams()
+	p.Requests = 3
+	h := newHarness(t, p)
+	held := h.hold(firstRID + 1)
+	ahead := h.start(Request{RID: firstRID + 3}) // waits for firstRID+2
+	h.waitFor(func(s *Session) bool { return len(s.pending) == 1 }, "a pending request")
+	resp := h.s.Fail(firstRID+2, BadRequest)
+	if resp.RID != firstRID+2 || resp.Type != TypeTerminate || resp.Condition != BadRequest {
+		t.Errorf("the failing request got %+v, want terminate bad-request", resp)
+	}
+	for _, c := range []*call{held, ahead} {
+		if r := c.wait(t); r.Type != TypeTerminate || r.Condition != OtherRequest {
+			t.Errorf("rid %d got %+v, want terminate other-request", c.rid, r)
+		}
+	}
+	h.waitWritten("<close>")
+}
