@@ -469,6 +469,7 @@ func (h *hugeServer) Read(p []byte) (int, error) {
 // sends a stream header without end: the read must stop near the bound
 // with an error wrapping rawxml.ErrLimit, not when the server stops.
 func TestNextBoundsHugeToken(t *testing.T) {
+	t.Parallel()
 	const (
 		maxSize = 64 << 10
 		endless = 32 << 20

@@ -68,14 +68,14 @@ func StreamError(cond string) string {
 }
 
 // A Script plays the server's side of one connection. An error it returns
-// fails the test, unless it is the connection's end (see Ended).
+// fails the test, unless it is the end of the connection (see Ended) when
+// the test closed it.
 type Script func(p *Peer) error
 
 // Server is a fake XMPP server listening on a loopback port.
 type Server struct {
 	ln      net.Listener
 	script  Script
-	domain  string
 	accepts atomic.Int32
 	quit    chan struct{} // closed when the test ends
 	scripts sync.WaitGroup
@@ -85,16 +85,18 @@ type Server struct {
 	got   bytes.Buffer // what Record read, from every connection
 }
 
+// Domain is the domain the Server's stream headers come from.
+const Domain = "example.org"
+
 // NewServer starts a Server that runs script on every connection it
-// accepts, until the test ends. Its Peers' domain is "example.org"
-// unless set with SetDomain before the first connection.
+// accepts, until the test ends.
 func NewServer(t testing.TB, script Script) *Server {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{ln: ln, script: script, domain: "example.org", quit: make(chan struct{})}
+	s := &Server{ln: ln, script: script, quit: make(chan struct{})}
 	go s.serve(t)
 	t.Cleanup(func() {
 		close(s.quit)
@@ -125,18 +127,20 @@ func NewRelay(t testing.TB, features string) *Server {
 
 // Relay returns the Script of a server that answers the client's header
 // with a header (stream ID s1) and features, then records all the client
-// sends. It sends what the test pushes.
+// sends. It sends what the test pushes. A client that goes away at any
+// point is no error.
 func Relay(features string) Script {
 	return func(p *Peer) error {
-		if err := p.Open("s1", features); err != nil {
-			return err
+		err := p.Open("s1", features)
+		if err == nil {
+			err = p.Record()
 		}
-		return p.Record()
+		if Ended(err) {
+			return nil
+		}
+		return err
 	}
 }
-
-// SetDomain sets the domain the Server's headers come from.
-func (s *Server) SetDomain(domain string) { s.domain = domain }
 
 // Addr returns the host:port the Server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
@@ -197,7 +201,7 @@ func (s *Server) serve(t testing.TB) {
 			return
 		}
 		s.accepts.Add(1)
-		p := &Peer{srv: s, nc: nc, br: bufio.NewReaderSize(nc, 512), domain: s.domain}
+		p := &Peer{srv: s, nc: nc, br: bufio.NewReaderSize(nc, 512)}
 		s.mu.Lock()
 		s.peers = append(s.peers, p)
 		s.scripts.Add(1)
@@ -206,10 +210,20 @@ func (s *Server) serve(t testing.TB) {
 			defer s.scripts.Done()
 			err := s.script(p)
 			p.Conn().Close()
-			if err != nil && !Ended(err) {
+			if err != nil && !(s.quitting() && Ended(err)) {
 				t.Errorf("xmpptest: server script: %v", err)
 			}
 		}()
+	}
+}
+
+// quitting reports whether the test has ended.
+func (s *Server) quitting() bool {
+	select {
+	case <-s.quit:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -222,10 +236,9 @@ func Ended(err error) bool {
 
 // Peer is the server's side of one connection.
 type Peer struct {
-	srv    *Server
-	domain string
-	br     *bufio.Reader // reads nc
-	rd     *rawxml.Reader
+	srv *Server
+	br  *bufio.Reader // reads nc
+	rd  *rawxml.Reader
 
 	mu sync.Mutex
 	nc net.Conn // TLS once AcceptTLS has run
@@ -281,7 +294,7 @@ func (p *Peer) Open(id, features string) error {
 	if _, err := p.ReadHeader(); err != nil {
 		return fmt.Errorf("reading the client's header: %w", err)
 	}
-	return p.Send(Header(id, p.domain) + features)
+	return p.Send(Header(id, Domain) + features)
 }
 
 // AcceptTLS answers the client's <starttls/> with <proceed/> and runs the
