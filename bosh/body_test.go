@@ -161,8 +161,8 @@ func BenchmarkEncodeBody(b *testing.B) {
 
 func TestMaxElementDepthConfigurable(t *testing.T) {
 	// Issue 3.13: the element depth limit follows max_element_depth.
-	_, c := newTestHandler(t, func(cfg *config.Config) { cfg.MaxElementDepth = 8 })
-	sid := create(t, c, 100, 1)
+	c := newEnv(t, func(cfg *config.Config) { cfg.MaxElementDepth = 8 })
+	sid := c.create(100, 1)
 	deep := strings.Repeat("<a>", 8) + strings.Repeat("</a>", 8)
 	_, _, resp := c.post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='101' sid='` + sid + `'>` + deep + `</body>`)
 	if attrs(resp)["condition"] != "bad-request" {

@@ -19,46 +19,27 @@ import (
 	"time"
 
 	"github.com/boshd/boshd/config"
+	"github.com/boshd/boshd/internal/testcert"
+	"github.com/boshd/boshd/internal/wait"
 )
 
-// parkEnv is a handler that parks every held request at once, served
-// through a Listener, and its fake upstream.
-type parkEnv struct {
-	up  *fakeServer
-	h   *Handler
-	ln  *Listener
-	url string
-}
-
-func newParkEnv(t *testing.T, mutate func(*config.Config)) *parkEnv {
+// newParkEnv returns a testEnv whose Handler parks every held request at
+// once, whatever -park-after says.
+func newParkEnv(t *testing.T, mutate func(*config.Config)) *testEnv {
 	t.Helper()
-	up, h := startHandler(t, func(cfg *config.Config) {
+	return newEnv(t, func(cfg *config.Config) {
 		cfg.ParkHeld, cfg.ParkAfter = true, 0
 		if mutate != nil {
 			mutate(cfg)
 		}
-	}, nil)
-	hs := serve(t, h)
-	return &parkEnv{up: up, h: h, ln: hs.Listener.(*Listener), url: hs.URL}
-}
-
-// waitParked waits until n requests are parked.
-func waitParked(t *testing.T, h *Handler, n int64) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for h.parkedNow.Load() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d requests parked, want %d", h.parkedNow.Load(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	})
 }
 
 // parkOne dials env, creates a session whose first rid is rid, and sends
 // rid+1 as an empty request, returning once it is parked.
-func parkOne(t *testing.T, env *parkEnv, rid int) (c *rawClient, sid string) {
+func parkOne(t *testing.T, env *testEnv, rid int) (c *rawClient, sid string) {
 	t.Helper()
-	c = dialRaw(t, env.url)
+	c = dialRaw(t, env.hs.URL)
 	sid = c.create(rid, 60)
 	c.send(emptyBody(sid, rid+1))
 	waitParked(t, env.h, 1)
@@ -124,10 +105,6 @@ func (c *rawClient) create(rid, wait int) string {
 	return sid
 }
 
-func emptyBody(sid string, rid int) string {
-	return fmt.Sprintf("<body xmlns='http://jabber.org/protocol/httpbind' sid='%s' rid='%d'/>", sid, rid)
-}
-
 func TestParkedRequestAnswered(t *testing.T) {
 	env := newParkEnv(t, nil)
 	c, sid := parkOne(t, env, 100)
@@ -135,7 +112,7 @@ func TestParkedRequestAnswered(t *testing.T) {
 		t.Fatalf("%d requests held, want 1", held)
 	}
 	msg := "<message from='a@example.org' to='b@example.org'><body>parked</body></message>"
-	env.up.push(t, msg)
+	env.up.Push(t, msg)
 	resp, body := c.receive()
 	if resp.StatusCode != 200 || !strings.Contains(body, "<body>parked</body></message></body>") {
 		t.Fatalf("parked request answered %d %s, want 200 with %s", resp.StatusCode, body, msg)
@@ -158,7 +135,7 @@ func TestParkedRequestAnswered(t *testing.T) {
 	// is served, held and parked again.
 	c.send(emptyBody(sid, 102))
 	waitParked(t, env.h, 1)
-	other := dialRaw(t, env.url)
+	other := dialRaw(t, env.hs.URL)
 	other.send(fmt.Sprintf("<body xmlns='http://jabber.org/protocol/httpbind' sid='%s' rid='103' type='terminate'/>", sid))
 	if _, body := c.receive(); attrs(body)["type"] != "" {
 		t.Fatalf("held rid 102 answered %s, want an empty body", body)
@@ -178,14 +155,14 @@ func TestParkedClientGoesAway(t *testing.T) {
 	waitParked(t, env.h, 0)
 	waitHeld(t, env.h, 0)
 
-	c = dialRaw(t, env.url)
+	c = dialRaw(t, env.hs.URL)
 	c.send(emptyBody(sid, 201)) // resent: answered from the cache
 	if resp, body := c.receive(); resp.StatusCode != 200 || attrs(body)["type"] != "" {
 		t.Fatalf("resent rid 201 answered %d %s", resp.StatusCode, body)
 	}
 	c.send(emptyBody(sid, 202))
 	waitParked(t, env.h, 1)
-	env.up.push(t, "<message><body>after</body></message>")
+	env.up.Push(t, "<message><body>after</body></message>")
 	if _, body := c.receive(); !strings.Contains(body, "after") {
 		t.Fatalf("rid 202 answered %s", body)
 	}
@@ -201,7 +178,7 @@ func TestParkedResponseMatchesNetHTTP(t *testing.T) {
 			cfg.ParkHeld = park
 			cfg.CORSOrigins = []string{"https://chat.example.org"}
 		})
-		c := dialRaw(t, env.url)
+		c := dialRaw(t, env.hs.URL)
 		sid := c.create(300, 60)
 		c.send(emptyBody(sid, 301), "Accept-Encoding: gzip", "Origin: https://chat.example.org")
 		if park {
@@ -209,7 +186,7 @@ func TestParkedResponseMatchesNetHTTP(t *testing.T) {
 		} else {
 			waitHeld(t, env.h, 1)
 		}
-		env.up.push(t, stanza)
+		env.up.Push(t, stanza)
 		return c.receive()
 	}
 	held, heldBody := answer(false)
@@ -249,7 +226,7 @@ func TestParkedPipelined(t *testing.T) {
 	// A client that pipelines (sends the next request before the held
 	// one is answered) gets both answers, in order, on its connection.
 	env := newParkEnv(t, nil)
-	c := dialRaw(t, env.url)
+	c := dialRaw(t, env.hs.URL)
 	sid := c.create(500, 1)
 	c.send(emptyBody(sid, 501))
 	c.send(emptyBody(sid, 502))
@@ -270,9 +247,7 @@ func TestParkedOverTLS(t *testing.T) {
 	// request of a session made over TLS is served (R-SEC-2 would
 	// answer a plaintext one with see-other-uri).
 	up, h := startHandler(t, func(cfg *config.Config) { cfg.ParkHeld, cfg.ParkAfter = true, 0 }, nil)
-	certs := httptest.NewTLSServer(http.NotFoundHandler())
-	certs.Close()
-	tlsConfig := certs.TLS.Clone()
+	tlsConfig, roots := testcert.Server(t, "127.0.0.1")
 	tlsConfig.NextProtos = []string{"h2", "http/1.1"}
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -283,7 +258,7 @@ func TestParkedOverTLS(t *testing.T) {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 
-	conn, err := tls.Dial("tcp", tcp.Addr().String(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	conn, err := tls.Dial("tcp", tcp.Addr().String(), &tls.Config{RootCAs: roots, NextProtos: []string{"http/1.1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +268,7 @@ func TestParkedOverTLS(t *testing.T) {
 	for rid := 601; rid <= 603; rid++ {
 		c.send(emptyBody(sid, rid))
 		waitParked(t, h, 1)
-		up.push(t, fmt.Sprintf("<message><body>%d</body></message>", rid))
+		up.Push(t, fmt.Sprintf("<message><body>%d</body></message>", rid))
 		if _, body := c.receive(); !strings.Contains(body, fmt.Sprintf("<body>%d</body>", rid)) {
 			t.Fatalf("rid %d answered %s", rid, body)
 		}
@@ -304,14 +279,14 @@ func TestParkedNotOverHTTP10OrClose(t *testing.T) {
 	// Only HTTP/1.1 keep-alive requests are parked: the others end
 	// their connection after the response, and net/http does that.
 	env := newParkEnv(t, nil)
-	c := dialRaw(t, env.url)
+	c := dialRaw(t, env.hs.URL)
 	sid := c.create(700, 60)
 	c.send(emptyBody(sid, 701), "Connection: close")
 	waitHeld(t, env.h, 1)
 	if n := env.h.parkedNow.Load(); n != 0 {
 		t.Fatalf("%d requests parked with Connection: close", n)
 	}
-	env.up.push(t, "<message/>")
+	env.up.Push(t, "<message/>")
 	if resp, body := c.receive(); !resp.Close || !strings.Contains(body, "<message xmlns='jabber:client'/>") {
 		t.Fatalf("answered close=%v %s", resp.Close, body)
 	}
@@ -325,7 +300,7 @@ func TestParkedGoroutines(t *testing.T) {
 		before := runtime.NumGoroutine()
 		var clients []*rawClient
 		for i := range 20 {
-			c := dialRaw(t, env.url)
+			c := dialRaw(t, env.hs.URL)
 			sid := c.create(1000*(i+1), 60)
 			clients = append(clients, c)
 			c.send(emptyBody(sid, 1000*(i+1)+1))
@@ -428,14 +403,14 @@ func TestParkedConnectionRests(t *testing.T) {
 	sid := c.create(800, 60)
 	c.send(emptyBody(sid, 801))
 	waitParked(t, h, 1)
-	up.push(t, "<message><body>one</body></message>")
+	up.Push(t, "<message><body>one</body></message>")
 	if _, body := c.receive(); !strings.Contains(body, "one") {
 		t.Fatalf("rid 801 answered %s", body)
 	}
 	time.Sleep(300 * time.Millisecond) // beyond ReadHeaderTimeout
 	c.send(emptyBody(sid, 802))
 	waitParked(t, h, 1)
-	up.push(t, "<message><body>two</body></message>")
+	up.Push(t, "<message><body>two</body></message>")
 	if _, body := c.receive(); !strings.Contains(body, "two") {
 		t.Fatalf("rid 802 answered %s", body)
 	}
@@ -456,17 +431,12 @@ func TestListenerCloseClosesResting(t *testing.T) {
 	// Listener, not left to its idle timer.
 	env := newParkEnv(t, nil)
 	c, _ := parkOne(t, env, 900)
-	env.up.push(t, "<message/>")
+	env.up.Push(t, "<message/>")
 	c.receive()
 	// The answer's goroutine rests the connection right after writing.
-	deadline := time.Now().Add(5 * time.Second)
-	for restingCount(env.ln) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the connection is not resting")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	env.ln.Close()
+	ln := env.hs.Listener.(*Listener)
+	wait.Until(t, func() bool { return restingCount(ln) > 0 }, "the connection to rest")
+	ln.Close()
 	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.br.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("read after Close: %v, want the connection closed", err)

@@ -1,27 +1,23 @@
 package bosh
 
 import (
-	"context"
 	"slices"
 	"testing"
 
-	"github.com/boshd/boshd/config"
+	"github.com/boshd/boshd/internal/xmpptest"
 )
 
 func TestReload(t *testing.T) {
-	srv, h := startHandler(t, nil, nil)
-	hs := newParkingServer(h)
-	defer hs.Close()
-	defer h.Shutdown(context.Background())
-	c := &client{t: t, url: hs.URL}
-	sid := create(t, c, 100, 5)
+	e := newEnv(t, nil)
+	c, h := e.client, e.h
+	sid := c.create(100, 5)
 	held := c.postAsync(`<body xmlns='http://jabber.org/protocol/httpbind' rid='101' sid='` + sid + `'/>`)
 	waitHeld(t, h, 1)
 
 	// Serve another domain instead, allow a route, limit sessions.
-	other := newFakeServer(t, testFeatures)
+	other := xmpptest.NewRelay(t, testFeatures)
 	cfg := h.cfg
-	cfg.Upstreams = map[string]string{"other.org": other.addr()}
+	cfg.Upstreams = map[string]string{"other.org": other.Addr()}
 	cfg.MaxSessions = 1
 	cfg.MaxWait = h.cfg.MaxWait * 2 // needs a restart
 	ignored, err := h.Reload(cfg)
@@ -35,7 +31,7 @@ func TestReload(t *testing.T) {
 	if got := attrs(receive(t, held)); got["condition"] != "host-gone" {
 		t.Fatalf("held request of a gone domain got %v", got)
 	}
-	srv.waitGot(t, "</stream:stream>")
+	e.up.WaitGot(t, "</stream:stream>")
 	// The old domain is refused, the new one served.
 	_, _, resp := c.post(sprintf(creationBody, 200, 5))
 	if attrs(resp)["condition"] != "host-unknown" {
@@ -55,5 +51,4 @@ func TestReload(t *testing.T) {
 	if _, err := h.Reload(bad); err == nil {
 		t.Fatal("an invalid configuration was applied")
 	}
-	_ = config.Config{}
 }

@@ -28,7 +28,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/boshd/boshd/internal/rawxml"
 	"github.com/boshd/boshd/internal/wait"
@@ -78,7 +77,8 @@ type Server struct {
 	script  Script
 	accepts atomic.Int32
 	quit    chan struct{} // closed when the test ends
-	scripts sync.WaitGroup
+	ended   atomic.Bool   // the test has ended
+	running atomic.Int32  // scripts that have not returned
 
 	mu    sync.Mutex
 	peers []*Peer
@@ -99,6 +99,7 @@ func NewServer(t testing.TB, script Script) *Server {
 	s := &Server{ln: ln, script: script, quit: make(chan struct{})}
 	go s.serve(t)
 	t.Cleanup(func() {
+		s.ended.Store(true)
 		close(s.quit)
 		ln.Close()
 		s.mu.Lock()
@@ -106,14 +107,7 @@ func NewServer(t testing.TB, script Script) *Server {
 			p.Conn().Close()
 		}
 		s.mu.Unlock()
-		done := make(chan struct{})
-		go func() {
-			s.scripts.Wait()
-			close(done)
-		}()
-		select {
-		case <-done:
-		case <-time.After(wait.Deadline):
+		if !wait.For(wait.Deadline, func() bool { return s.running.Load() == 0 }) {
 			t.Error("xmpptest: a server script did not return after its connection closed")
 		}
 	})
@@ -204,26 +198,19 @@ func (s *Server) serve(t testing.TB) {
 		p := &Peer{srv: s, nc: nc, br: bufio.NewReaderSize(nc, 512)}
 		s.mu.Lock()
 		s.peers = append(s.peers, p)
-		s.scripts.Add(1)
+		s.running.Add(1)
+		if s.ended.Load() {
+			nc.Close() // accepted as the test ended, after the others were closed
+		}
 		s.mu.Unlock()
 		go func() {
-			defer s.scripts.Done()
+			defer s.running.Add(-1)
 			err := s.script(p)
 			p.Conn().Close()
-			if err != nil && !(s.quitting() && Ended(err)) {
+			if err != nil && !(s.ended.Load() && Ended(err)) {
 				t.Errorf("xmpptest: server script: %v", err)
 			}
 		}()
-	}
-}
-
-// quitting reports whether the test has ended.
-func (s *Server) quitting() bool {
-	select {
-	case <-s.quit:
-		return true
-	default:
-		return false
 	}
 }
 
@@ -280,11 +267,9 @@ func (p *Peer) Expect(want string) error {
 }
 
 // Send writes s to the client. Sends from several goroutines do not
-// interleave.
+// interleave (net.Conn and tls.Conn write each call whole).
 func (p *Peer) Send(s string) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	_, err := io.WriteString(p.nc, s)
+	_, err := io.WriteString(p.Conn(), s)
 	return err
 }
 
