@@ -212,13 +212,8 @@ func TestParkedShutdown(t *testing.T) {
 	if _, body := c.receive(); attrs(body)["condition"] != "system-shutdown" {
 		t.Fatalf("parked request answered %s at shutdown", body)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Shutdown did not return")
+	if err := wait.Receive(t, done, "Shutdown to return"); err != nil {
+		t.Fatal(err)
 	}
 }
 
