@@ -12,6 +12,7 @@ import (
 )
 
 func TestCreate(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	status, header, resp := e.post(sprintf(creationBody, 100, 60))
 	if status != 200 {
@@ -42,6 +43,7 @@ func TestCreate(t *testing.T) {
 }
 
 func TestCreateRefused(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, body, cond string
 	}{
@@ -60,6 +62,7 @@ func TestCreateRefused(t *testing.T) {
 		{"R-WRAP-5 no rid", `<body xmlns='http://jabber.org/protocol/httpbind' to='example.org' wait='60' hold='1' ver='1.6'/>`, "bad-request"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t, nil)
 			status, _, resp := e.post(tc.body)
 			if status != 200 || attrs(resp)["type"] != "terminate" || attrs(resp)["condition"] != tc.cond {
@@ -73,6 +76,7 @@ func TestCreateRefused(t *testing.T) {
 }
 
 func TestRouteAllowed(t *testing.T) {
+	t.Parallel()
 	// R-CREATE-4: a listed route is where the stream goes.
 	routed := xmpptest.NewRelay(t, testFeatures)
 	e := newEnv(t, func(cfg *config.Config) {
@@ -88,6 +92,7 @@ func TestRouteAllowed(t *testing.T) {
 }
 
 func TestUnknownSID(t *testing.T) {
+	t.Parallel()
 	// R-CREATE-1, R-LEGACY-3: 200 and item-not-found, even without ver.
 	e := newEnv(t, nil)
 	status, _, resp := e.post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='5' sid='nope'/>`)
@@ -97,9 +102,9 @@ func TestUnknownSID(t *testing.T) {
 }
 
 func TestRelayBothWays(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
-	sid := e.create(100, 5)
-	held := e.postAsync(`<body xmlns='http://jabber.org/protocol/httpbind' rid='101' sid='` + sid + `'/>`)
+	sid, held := e.holdOne(100)
 	data := e.postAsync(`<body xmlns='http://jabber.org/protocol/httpbind' rid='102' sid='` + sid + `'><message to='bob@example.org' type='chat'><body>hi &amp; bye</body></message></body>`)
 	// R-HOLD-4: rid 102 releases 101.
 	if got := receive(t, held); got != `<body xmlns='http://jabber.org/protocol/httpbind'/>` {
@@ -114,10 +119,10 @@ func TestRelayBothWays(t *testing.T) {
 }
 
 func TestStreamErrorReachesClient(t *testing.T) {
+	t.Parallel()
 	// R-XMPP-10, R-ERR-1
 	e := newEnv(t, nil)
-	sid := e.create(100, 5)
-	held := e.postAsync(`<body xmlns='http://jabber.org/protocol/httpbind' rid='101' sid='` + sid + `'/>`)
+	_, held := e.holdOne(100)
 	e.up.Push(t, `<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>`)
 	got := receive(t, held)
 	a := attrs(got)
@@ -127,6 +132,7 @@ func TestStreamErrorReachesClient(t *testing.T) {
 }
 
 func TestBadRequestEndsSession(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	sid := e.create(100, 5)
 	_, _, resp := e.post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='101' sid='` + sid + `'><message><!-- x --></message></body>`)
@@ -141,6 +147,7 @@ func TestBadRequestEndsSession(t *testing.T) {
 }
 
 func TestLegacyStatusCodes(t *testing.T) {
+	t.Parallel()
 	// R-LEGACY-1: without ver, item-not-found is HTTP 404.
 	e := newEnv(t, nil)
 	_, _, resp := e.post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='100' to='example.org' wait='5' hold='1'/>`)
@@ -152,6 +159,7 @@ func TestLegacyStatusCodes(t *testing.T) {
 }
 
 func TestBodyTooLarge(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(cfg *config.Config) { cfg.MaxBodySize = 2048 })
 	_, _, resp := e.post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='1'>` + strings.Repeat("<a/>", 1000) + `</body>`)
 	if attrs(resp)["condition"] != "policy-violation" {
@@ -160,6 +168,7 @@ func TestBodyTooLarge(t *testing.T) {
 }
 
 func TestContentType(t *testing.T) {
+	t.Parallel()
 	// R-CREATE-8, R-HTTP-7: every response carries the creationBody content.
 	e := newEnv(t, nil)
 	body := strings.Replace(sprintf(creationBody, 100, 0), "text/xml; charset=utf-8", "application/xml", 1)
@@ -174,6 +183,7 @@ func TestContentType(t *testing.T) {
 }
 
 func TestUpstreamDown(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -194,6 +194,15 @@ func (c *client) create(rid, wait int) string {
 	return sid
 }
 
+// holdOne creates a session whose first rid is rid, and sends rid+1 as an
+// empty request, which the session holds; it returns the sid and the
+// channel of that request's response.
+func (c *client) holdOne(rid int) (sid string, held <-chan string) {
+	c.t.Helper()
+	sid = c.create(rid, 5)
+	return sid, c.postAsync(emptyBody(sid, rid+1))
+}
+
 // send sends one request with the given headers ("Host" sets the
 // request's host) through hc, the default client if nil, and returns the
 // response and its body as sent.

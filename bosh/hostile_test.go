@@ -30,6 +30,14 @@ import (
 // refused with its condition, and a well-behaved session running at the
 // same time keeps relaying both ways, during the attack and after it.
 
+// startAttack returns a testEnv from newHostileEnv, a well-behaved
+// session on it, and a client for the attacker.
+func startAttack(t *testing.T, level slog.Level, mutate func(*config.Config)) (*testEnv, *goodSession, *http.Client) {
+	t.Helper()
+	env := newHostileEnv(t, level, mutate)
+	return env, startGood(t, env, newHostileClient(nil)), newHostileClient(nil)
+}
+
 // newHostileEnv returns a testEnv with max_wait 10 s, logging at level.
 func newHostileEnv(t *testing.T, level slog.Level, mutate func(*config.Config)) *testEnv {
 	t.Helper()
@@ -229,6 +237,58 @@ func newAttacker(t *testing.T, hc *http.Client, url string, wait, hold int) (sid
 	return sid, 100
 }
 
+// countingListener listens on addr until the test ends, counting the
+// connections it accepts (and closes at once). It returns nil if it
+// cannot listen.
+func countingListener(t *testing.T, network, addr string) (net.Listener, *atomic.Int32) {
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, nil
+	}
+	t.Cleanup(func() { ln.Close() })
+	n := new(atomic.Int32)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			c.Close()
+		}
+	}()
+	return ln, n
+}
+
+// flood calls attempt(i) for each i from 0 to n-1, from 8 goroutines at
+// once, and returns how many calls failed and the error of one of them.
+func flood(n int, attempt func(i int) error) (failed int64, example error) {
+	var (
+		wg   sync.WaitGroup
+		next atomic.Int64
+		bad  atomic.Int64
+		errs = make(chan error, 1)
+	)
+	for range 8 {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
+				if err := attempt(int(i)); err != nil {
+					bad.Add(1)
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if bad.Load() > 0 {
+		example = <-errs
+	}
+	return bad.Load(), example
+}
+
 // allocatedDuring returns the bytes allocated by the whole process while f
 // runs.
 func allocatedDuring(f func()) uint64 {
@@ -266,9 +326,7 @@ func TestHostileEntityExpansion(t *testing.T) {
 	// R-WRAP-3: DOCTYPE and entities other than the predefined ones are
 	// refused with bad-request, never expanded: a billion laughs costs
 	// nothing, on a creation request or on a live session.
-	env := newHostileEnv(t, slog.LevelDebug, nil)
-	good := startGood(t, env, newHostileClient(nil))
-	hc := newHostileClient(nil)
+	env, good, hc := startAttack(t, slog.LevelDebug, nil)
 	bomb := billionLaughs()
 	for _, tc := range []struct {
 		name    string
@@ -342,31 +400,17 @@ func TestHostileEntityExpansion(t *testing.T) {
 func TestHostileExternalEntity(t *testing.T) {
 	// R-WRAP-3: external entities (XXE) are refused with bad-request and
 	// never fetched: no file is read, no URL is connected to.
-	env := newHostileEnv(t, slog.LevelDebug, nil)
-	good := startGood(t, env, newHostileClient(nil))
-	hc := newHostileClient(nil)
+	env, good, hc := startAttack(t, slog.LevelDebug, nil)
 
 	marker := "xxe-marker-" + rand.Text()
 	secret := filepath.Join(t.TempDir(), "secret.txt")
 	if err := os.WriteFile(secret, []byte(marker), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ln, fetched := countingListener(t, "tcp", "127.0.0.1:0")
+	if ln == nil {
+		t.Fatal("no IPv4 loopback")
 	}
-	defer ln.Close()
-	var fetched atomic.Int32
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fetched.Add(1)
-			c.Close()
-		}
-	}()
 	web := "http://" + ln.Addr().String()
 
 	for _, tc := range []struct {
@@ -438,9 +482,7 @@ func TestHostileExternalEntity(t *testing.T) {
 func TestHostileDeepNesting(t *testing.T) {
 	// R-SEC-5: 10,000 nested elements are refused with bad-request at
 	// depth 64, fast and without memory to speak of.
-	env := newHostileEnv(t, slog.LevelInfo, nil)
-	good := startGood(t, env, newHostileClient(nil))
-	hc := newHostileClient(nil)
+	env, good, hc := startAttack(t, slog.LevelInfo, nil)
 	const depth = 10000
 	closed := strings.Repeat("<a>", depth) + strings.Repeat("</a>", depth)
 	open := strings.Repeat("<a>", depth)
@@ -518,9 +560,7 @@ func TestHostileHugeAttribute(t *testing.T) {
 	// R-SEC-5: a 1 MiB attribute value makes the body larger than
 	// max_body_size (1 MiB by default): policy-violation, and the server
 	// reads no more than the limit, however much is sent.
-	env := newHostileEnv(t, slog.LevelInfo, nil)
-	good := startGood(t, env, newHostileClient(nil))
-	hc := newHostileClient(nil)
+	env, good, hc := startAttack(t, slog.LevelInfo, nil)
 	mib := strings.Repeat("a", 1<<20)
 	sid, rid := newAttacker(t, hc, env.url, 10, 1)
 	for _, tc := range []struct {
@@ -567,12 +607,10 @@ func TestHostileHugeBoshAttributes(t *testing.T) {
 	// With max_body_size raised to 4 MiB, 1 MiB values of the attributes
 	// boshd interprets are still refused with their condition, and
 	// nothing is dialled.
-	env := newHostileEnv(t, slog.LevelInfo, func(cfg *config.Config) {
+	env, good, hc := startAttack(t, slog.LevelInfo, func(cfg *config.Config) {
 		cfg.MaxBodySize = 4 << 20
 		cfg.MaxQueueBytes = 4 << 20
 	})
-	good := startGood(t, env, newHostileClient(nil))
-	hc := newHostileClient(nil)
 	mib := strings.Repeat("a", 1<<20)
 	digits := strings.Repeat("9", 1<<20)
 	const base = `<body xmlns='` + NS + `' xmlns:xmpp='urn:xmpp:xbosh' rid='1' to='example.org' wait='10' hold='1' ver='1.6'`
@@ -644,9 +682,7 @@ func TestHostileBodyTooLarge(t *testing.T) {
 	// R-SEC-5: a body over max_body_size on a live session, plain or as a
 	// gzip bomb, is refused with policy-violation without being held in
 	// memory.
-	env := newHostileEnv(t, slog.LevelInfo, func(cfg *config.Config) { cfg.MaxBodySize = 64 << 10 })
-	good := startGood(t, env, newHostileClient(nil))
-	hc := newHostileClient(nil)
+	env, good, hc := startAttack(t, slog.LevelInfo, func(cfg *config.Config) { cfg.MaxBodySize = 64 << 10 })
 	sid, rid := newAttacker(t, hc, env.url, 10, 1)
 	var bomb bytes.Buffer
 	zw := gzip.NewWriter(&bomb)
@@ -694,40 +730,19 @@ func TestHostileRIDFlood(t *testing.T) {
 	// R-RID-5: 1000 requests with rids beyond the window of one session
 	// are each answered item-not-found; the first ends that session, and
 	// nothing else.
-	env := newHostileEnv(t, slog.LevelInfo, nil)
-	good := startGood(t, env, newHostileClient(nil))
-	hc := newHostileClient(nil)
+	env, good, hc := startAttack(t, slog.LevelInfo, nil)
 	sid, rid := newAttacker(t, hc, env.url, 10, 1)
 	whileAttacked(t, good, func() {
-		var (
-			wg   sync.WaitGroup
-			next atomic.Int64
-			bad  atomic.Int64
-			errs = make(chan error, 1)
-		)
-		for range 8 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := next.Add(1); i <= 1000; i = next.Add(1) {
-					// requests is 2: rid+3 and beyond are out.
-					_, resp, err := hostilePostString(hc, env.url, sessionWith(sid, rid+2+int(i)*7, `<message><body>flood</body></message>`))
-					if err == nil && terminalCondition(resp) != "item-not-found" {
-						err = fmt.Errorf("got %s, want item-not-found", resp)
-					}
-					if err != nil {
-						bad.Add(1)
-						select {
-						case errs <- err:
-						default:
-						}
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		if n := bad.Load(); n != 0 {
-			t.Errorf("%d of 1000 requests not answered item-not-found, such as: %v", n, <-errs)
+		bad, example := flood(1000, func(i int) error {
+			// requests is 2: rid+3 and beyond are out.
+			_, resp, err := hostilePostString(hc, env.url, sessionWith(sid, rid+2+(i+1)*7, `<message><body>flood</body></message>`))
+			if err == nil && terminalCondition(resp) != "item-not-found" {
+				err = fmt.Errorf("got %s, want item-not-found", resp)
+			}
+			return err
+		})
+		if bad != 0 {
+			t.Errorf("%d of 1000 requests not answered item-not-found, such as: %v", bad, example)
 		}
 	})
 	if env.up.Received("flood") {
@@ -736,9 +751,7 @@ func TestHostileRIDFlood(t *testing.T) {
 }
 
 func TestHostileWindowAbuse(t *testing.T) {
-	env := newHostileEnv(t, slog.LevelInfo, nil)
-	good := startGood(t, env, newHostileClient(nil))
-	hc := newHostileClient(nil)
+	env, good, hc := startAttack(t, slog.LevelInfo, nil)
 	post := func(body string) <-chan string {
 		ch := make(chan string, 1)
 		go func() {
@@ -882,9 +895,7 @@ func TestHostileWindowAbuse(t *testing.T) {
 func TestHostileSIDGuessing(t *testing.T) {
 	// R-CREATE-1: 10,000 guessed sids get item-not-found every time, and
 	// no guessed sid reaches the logs at info or above.
-	env := newHostileEnv(t, slog.LevelInfo, nil)
-	good := startGood(t, env, newHostileClient(nil))
-	hc := newHostileClient(nil)
+	env, good, hc := startAttack(t, slog.LevelInfo, nil)
 	const guesses = 10000
 	sids := make([]string, guesses)
 	for i := range sids {
@@ -909,35 +920,16 @@ func TestHostileSIDGuessing(t *testing.T) {
 		`<body xmlns='` + NS + `' rid='x' sid='%s'/>`,
 	}
 	whileAttacked(t, good, func() {
-		var (
-			wg   sync.WaitGroup
-			next atomic.Int64
-			bad  atomic.Int64
-			errs = make(chan error, 1)
-		)
-		for range 8 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := next.Add(1) - 1; i < guesses; i = next.Add(1) - 1 {
-					body := strings.NewReplacer("%r", strconv.Itoa(1000+int(i)), "%s", sids[i]).Replace(bodies[int(i)%len(bodies)])
-					_, resp, err := hostilePostString(hc, env.url, body)
-					if err == nil && terminalCondition(resp) != "item-not-found" {
-						err = fmt.Errorf("sid %q: got %s, want item-not-found", sids[i], resp)
-					}
-					if err != nil {
-						bad.Add(1)
-						select {
-						case errs <- err:
-						default:
-						}
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		if n := bad.Load(); n != 0 {
-			t.Errorf("%d of %d guesses not answered item-not-found, such as: %v", n, guesses, <-errs)
+		bad, example := flood(guesses, func(i int) error {
+			body := strings.NewReplacer("%r", strconv.Itoa(1000+i), "%s", sids[i]).Replace(bodies[i%len(bodies)])
+			_, resp, err := hostilePostString(hc, env.url, body)
+			if err == nil && terminalCondition(resp) != "item-not-found" {
+				err = fmt.Errorf("sid %q: got %s, want item-not-found", sids[i], resp)
+			}
+			return err
+		})
+		if bad != 0 {
+			t.Errorf("%d of %d guesses not answered item-not-found, such as: %v", bad, guesses, example)
 		}
 	})
 	if env.up.Received("guess") {
@@ -960,41 +952,20 @@ func TestHostileInternalTargets(t *testing.T) {
 	// R-CREATE-3, R-CREATE-4: to and route naming internal addresses are
 	// refused with host-unknown and nothing is dialled, neither the fake
 	// upstream nor listeners on the addresses named.
-	listen := func(network, addr string) (net.Listener, *atomic.Int32) {
-		ln, err := net.Listen(network, addr)
-		if err != nil {
-			return nil, nil
-		}
-		t.Cleanup(func() { ln.Close() })
-		n := new(atomic.Int32)
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				n.Add(1)
-				c.Close()
-			}
-		}()
-		return ln, n
-	}
-	l4, n4 := listen("tcp4", "127.0.0.1:0")
+	l4, n4 := countingListener(t, "tcp4", "127.0.0.1:0")
 	if l4 == nil {
 		t.Fatal("no IPv4 loopback")
 	}
 	_, port4, _ := net.SplitHostPort(l4.Addr().String())
-	l6, n6 := listen("tcp6", "[::1]:0")
+	l6, n6 := countingListener(t, "tcp6", "[::1]:0")
 	port6 := "5222"
 	if l6 != nil {
 		_, port6, _ = net.SplitHostPort(l6.Addr().String())
 	}
 	allowed := xmpptest.NewRelay(t, testFeatures)
-	env := newHostileEnv(t, slog.LevelInfo, func(cfg *config.Config) {
+	env, good, hc := startAttack(t, slog.LevelInfo, func(cfg *config.Config) {
 		cfg.RouteAllow = []string{"xmpp:" + allowed.Addr()}
 	})
-	good := startGood(t, env, newHostileClient(nil))
-	hc := newHostileClient(nil)
 	const head = `<body xmlns='` + NS + `' rid='1' wait='10' hold='1' ver='1.6' `
 	whileAttacked(t, good, func() {
 		for _, attrs := range []string{

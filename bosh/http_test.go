@@ -59,6 +59,7 @@ func checkWhole(t *testing.T, resp *http.Response, data []byte) {
 }
 
 func TestAcceptsGzip(t *testing.T) {
+	t.Parallel()
 	// R-HTTP-5: q-values are honoured; without gzip or *, never.
 	for _, tc := range []struct {
 		header []string
@@ -97,6 +98,7 @@ func TestAcceptsGzip(t *testing.T) {
 }
 
 func TestResponseGzip(t *testing.T) {
+	t.Parallel()
 	// R-HTTP-5, R-HTTP-3: gzip only when accepted and the body is over
 	// gzipThreshold, always with Content-Length and Vary: Accept-Encoding.
 	creation := []byte(sprintf(creationBody, 100, 5)) // answered with features: > 256 bytes
@@ -116,6 +118,7 @@ func TestResponseGzip(t *testing.T) {
 		{"below threshold", "gzip", unknown, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			_, h := startHandler(t, nil, nil)
 			hs := serve(t, h)
 			header := map[string]string{}
@@ -150,6 +153,7 @@ func TestResponseGzip(t *testing.T) {
 }
 
 func TestCreationAdvertisesGzip(t *testing.T) {
+	t.Parallel()
 	// R-HTTP-6: the creation response says gzipped requests are accepted.
 	c := newEnv(t, nil)
 	_, _, resp := c.post(sprintf(creationBody, 100, 5))
@@ -159,6 +163,7 @@ func TestCreationAdvertisesGzip(t *testing.T) {
 }
 
 func TestRequestGzip(t *testing.T) {
+	t.Parallel()
 	// R-HTTP-6: gzipped requests are processed, bounded by max_body_size
 	// once decompressed; other encodings are refused.
 	const limit = 4096
@@ -245,6 +250,7 @@ func TestReadBodyBoundsDecompression(t *testing.T) {
 }
 
 func TestCORSPreflight(t *testing.T) {
+	t.Parallel()
 	// R-HTTP-9, esl/MongooseIM#348: OPTIONS is answered 204, with CORS
 	// headers only for allowed origins.
 	const chat = "https://chat.example.org"
@@ -274,6 +280,7 @@ func TestCORSPreflight(t *testing.T) {
 		{"any and listed: other", []string{"*", chat}, map[string]string{"Origin": "https://anyone.example"}, "*", false, "Content-Type"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			_, h := startHandler(t, func(cfg *config.Config) { cfg.CORSOrigins = tc.origins }, nil)
 			hs := serve(t, h)
 			resp, _ := do(t, nil, "OPTIONS", hs.URL, tc.header, nil)
@@ -312,6 +319,7 @@ func TestCORSPreflight(t *testing.T) {
 }
 
 func TestCORSOnEveryResponse(t *testing.T) {
+	t.Parallel()
 	// R-HTTP-9: every answer to a listed origin carries its CORS
 	// headers, errors and terminate bodies included; other origins get
 	// none, but their requests are served all the same.
@@ -346,6 +354,7 @@ func TestCORSOnEveryResponse(t *testing.T) {
 		{"creation without Origin", createReq, "", "", "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			srv, h := startHandler(t, func(cfg *config.Config) { cfg.CORSOrigins = []string{chat}; cfg.MaxBodySize = 2048 }, nil)
 			hs := serve(t, h)
 			c := newClient(t, hs.URL)
@@ -428,6 +437,7 @@ func rawExchange(t *testing.T, hs *httptest.Server, request string) []byte {
 }
 
 func TestHTTP10(t *testing.T) {
+	t.Parallel()
 	// R-HTTP-1: HTTP/1.0 without keep-alive gets a whole response with
 	// Content-Length, then the connection closes. R-HTTP-2: unknown
 	// headers change nothing. R-HTTP-4: the request Content-Type is
@@ -445,6 +455,7 @@ func TestHTTP10(t *testing.T) {
 		{"R-HTTP-5 with gzip", "Accept-Encoding: gzip\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			_, h := startHandler(t, nil, nil)
 			hs := serve(t, h)
 			body := sprintf(creationBody, 100, 5)
@@ -472,6 +483,7 @@ func TestHTTP10(t *testing.T) {
 }
 
 func TestKeepAlive(t *testing.T) {
+	t.Parallel()
 	// R-HTTP-1: HTTP/1.1 requests share one connection.
 	_, h := startHandler(t, func(cfg *config.Config) { cfg.Polling = 0 }, nil)
 	hs := httptest.NewUnstartedServer(h)
@@ -496,6 +508,7 @@ func TestKeepAlive(t *testing.T) {
 }
 
 func TestClientIP(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ remote, want string }{
 		{"192.0.2.1:5000", "192.0.2.1"},
 		{"[2001:db8::1]:443", "2001:db8::1"},
@@ -514,6 +527,7 @@ func TestClientIP(t *testing.T) {
 }
 
 func TestSessionLimitsCount(t *testing.T) {
+	t.Parallel()
 	// R-SEC-5: the counts, per IP and in all.
 	type step struct {
 		ip      string
@@ -559,6 +573,7 @@ func TestSessionLimitsCount(t *testing.T) {
 }
 
 func TestSessionLimits(t *testing.T) {
+	t.Parallel()
 	// R-SEC-5: over max_sessions or max_sessions_per_ip, 200 +
 	// policy-violation (403 for legacy clients), logged with the IP, and
 	// the upstream is never dialled.
@@ -603,6 +618,7 @@ func TestSessionLimits(t *testing.T) {
 }
 
 func TestSessionLimitsReleased(t *testing.T) {
+	t.Parallel()
 	// R-SEC-5: a slot is given back when its session is gone, or when no
 	// session is made.
 	t.Run("session ended", func(t *testing.T) {
@@ -656,6 +672,7 @@ func TestSessionLimitsReleased(t *testing.T) {
 }
 
 func TestPanicRecovered(t *testing.T) {
+	t.Parallel()
 	// XEP-0124 §17.2 internal-server-error: a panic is answered, logged
 	// with its stack, ends the session the request named, and the server
 	// goes on.
@@ -672,6 +689,7 @@ func TestPanicRecovered(t *testing.T) {
 		{"R-LEGACY-1 legacy session gets 200", "session", true, true, "application/xml"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			var logs syncBuffer
 			srv, h := startHandler(t, func(cfg *config.Config) { cfg.CORSOrigins = []string{chat} }, &logs)
 			var armed atomic.Bool
@@ -726,6 +744,7 @@ func TestPanicRecovered(t *testing.T) {
 }
 
 func TestSeeOtherURI(t *testing.T) {
+	t.Parallel()
 	// R-SEC-2, XEP-0124 §17.2 see-other-uri: a plaintext request for a
 	// session made over TLS is sent to https, and neither ends the
 	// session nor reaches it.
@@ -750,6 +769,7 @@ func TestSeeOtherURI(t *testing.T) {
 		}, "https://chat.example.org/a&amp;b/%3C"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			srv, h := startHandler(t, nil, nil)
 			secure := httptest.NewTLSServer(h)
 			t.Cleanup(secure.Close)

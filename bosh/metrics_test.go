@@ -19,15 +19,15 @@ func scrape(t *testing.T, h *Handler) string {
 }
 
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
-	c, h := e.client, e.h
-	sid := c.create(100, 5)
-	held := c.postAsync(`<body xmlns='http://jabber.org/protocol/httpbind' rid='101' sid='` + sid + `'/>`)
+	h := e.h
+	sid, held := e.holdOne(100)
 	wait.Until(t, func() bool { return strings.Contains(scrape(t, h), "boshd_requests_held 1\n") }, "one held request")
 	e.up.Push(t, "<message/>")
 	receive(t, held)
-	c.post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='102' sid='` + sid + `' type='terminate'/>`)
-	c.post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='1' sid='unknown'/>`)
+	e.post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='102' sid='` + sid + `' type='terminate'/>`)
+	e.post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='1' sid='unknown'/>`)
 	out := scrape(t, h)
 	for _, want := range []string{
 		"boshd_sessions_created_total 1\n",

@@ -106,6 +106,7 @@ func (c *rawClient) create(rid, wait int) string {
 }
 
 func TestParkedRequestAnswered(t *testing.T) {
+	t.Parallel()
 	env := newParkEnv(t, nil)
 	c, sid := parkOne(t, env, 100)
 	if held := env.h.sessions.Stats().Held; held != 1 {
@@ -147,6 +148,7 @@ func TestParkedRequestAnswered(t *testing.T) {
 }
 
 func TestParkedClientGoesAway(t *testing.T) {
+	t.Parallel()
 	// R-HOLD-8: a client that closes its connection while its request
 	// is parked is noticed at once; its rid's answer is still cached.
 	env := newParkEnv(t, nil)
@@ -169,6 +171,7 @@ func TestParkedClientGoesAway(t *testing.T) {
 }
 
 func TestParkedResponseMatchesNetHTTP(t *testing.T) {
+	t.Parallel()
 	// A parked request's response, written by hand, has the headers and
 	// body net/http gives the same response (R-HTTP-3, R-HTTP-5,
 	// R-HTTP-9), Date aside.
@@ -205,6 +208,7 @@ func TestParkedResponseMatchesNetHTTP(t *testing.T) {
 }
 
 func TestParkedShutdown(t *testing.T) {
+	t.Parallel()
 	env := newParkEnv(t, nil)
 	c, _ := parkOne(t, env, 400)
 	done := make(chan error, 1)
@@ -218,6 +222,7 @@ func TestParkedShutdown(t *testing.T) {
 }
 
 func TestParkedPipelined(t *testing.T) {
+	t.Parallel()
 	// A client that pipelines (sends the next request before the held
 	// one is answered) gets both answers, in order, on its connection.
 	env := newParkEnv(t, nil)
@@ -238,6 +243,7 @@ func TestParkedPipelined(t *testing.T) {
 }
 
 func TestParkedOverTLS(t *testing.T) {
+	t.Parallel()
 	// Over TLS the connection goes back to the server as TLS: the next
 	// request of a session made over TLS is served (R-SEC-2 would
 	// answer a plaintext one with see-other-uri).
@@ -271,6 +277,7 @@ func TestParkedOverTLS(t *testing.T) {
 }
 
 func TestParkedNotOverHTTP10OrClose(t *testing.T) {
+	t.Parallel()
 	// Only HTTP/1.1 keep-alive requests are parked: the others end
 	// their connection after the response, and net/http does that.
 	env := newParkEnv(t, nil)
@@ -323,6 +330,7 @@ func TestParkedGoroutines(t *testing.T) {
 }
 
 func TestListenerAccept(t *testing.T) {
+	t.Parallel()
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -351,6 +359,7 @@ func TestListenerAccept(t *testing.T) {
 }
 
 func TestListenerCloseClosesQueued(t *testing.T) {
+	t.Parallel()
 	// Connections given back and not yet accepted do not outlive the
 	// Listener; giving back does not wait while the queue has room.
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
@@ -422,6 +431,7 @@ func TestParkedConnectionRests(t *testing.T) {
 }
 
 func TestListenerCloseClosesResting(t *testing.T) {
+	t.Parallel()
 	// A connection resting between requests is closed with the
 	// Listener, not left to its idle timer.
 	env := newParkEnv(t, nil)
@@ -476,6 +486,7 @@ func (f *fakeWatcher) WatchReadable(_ syscall.RawConn, fn func()) (func() bool, 
 // watch counts until it fires or is stopped, whichever comes first, and
 // a watch that could not be set does not count.
 func TestCountingWatcher(t *testing.T) {
+	t.Parallel()
 	var n atomic.Int64
 	fake := &fakeWatcher{}
 	w := countingWatcher{fake, &n}

@@ -9,6 +9,7 @@ import (
 )
 
 func TestAcksOnTheWire(t *testing.T) {
+	t.Parallel()
 	// R-ACK-1: ack='1' at creation gets ack=<creation rid>, and later
 	// responses carry ack when it differs from their rid (R-ACK-3).
 	e := newEnv(t, nil)
@@ -30,6 +31,7 @@ func TestAcksOnTheWire(t *testing.T) {
 }
 
 func TestResendIsByteIdentical(t *testing.T) {
+	t.Parallel()
 	// R-RID-7 over HTTP.
 	e := newEnv(t, nil)
 	sid := e.create(100, 5)
@@ -48,6 +50,7 @@ func TestResendIsByteIdentical(t *testing.T) {
 }
 
 func TestLogsKeepSecrets(t *testing.T) {
+	t.Parallel()
 	// Issue 2.8: never passwords or SASL payloads in the logs, even at
 	// debug; the sid is carried by session logs.
 	e := newLoggedEnv(t, slog.LevelDebug, nil)

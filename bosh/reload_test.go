@@ -8,10 +8,10 @@ import (
 )
 
 func TestReload(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
-	c, h := e.client, e.h
-	sid := c.create(100, 5)
-	held := c.postAsync(`<body xmlns='http://jabber.org/protocol/httpbind' rid='101' sid='` + sid + `'/>`)
+	h := e.h
+	_, held := e.holdOne(100)
 	waitHeld(t, h, 1)
 
 	// Serve another domain instead, allow a route, limit sessions.
@@ -33,16 +33,16 @@ func TestReload(t *testing.T) {
 	}
 	e.up.WaitGot(t, "</stream:stream>")
 	// The old domain is refused, the new one served.
-	_, _, resp := c.post(sprintf(creationBody, 200, 5))
+	_, _, resp := e.post(sprintf(creationBody, 200, 5))
 	if attrs(resp)["condition"] != "host-unknown" {
 		t.Fatalf("creation for the old domain: %s", resp)
 	}
 	body := `<body xmlns='http://jabber.org/protocol/httpbind' rid='300' to='other.org' wait='5' hold='1' ver='1.6'/>`
-	if _, _, resp := c.post(body); attrs(resp)["sid"] == "" {
+	if _, _, resp := e.post(body); attrs(resp)["sid"] == "" {
 		t.Fatalf("creation for the new domain: %s", resp)
 	}
 	// max_sessions=1 now holds.
-	if _, _, resp := c.post(body); attrs(resp)["condition"] != "policy-violation" {
+	if _, _, resp := e.post(body); attrs(resp)["condition"] != "policy-violation" {
 		t.Fatalf("second session over max_sessions: %s", resp)
 	}
 
