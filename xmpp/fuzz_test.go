@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/boshd/boshd/internal/rawxml"
+	"github.com/boshd/boshd/internal/xmltest"
 )
 
 // Fuzzing the upstream stream reader (issue: operations/hardening, part 4).
@@ -188,68 +189,12 @@ func fuzzTopName(raw []byte) (xml.Name, error) {
 	}
 }
 
-// checkStandaloneElement reports whether raw stands alone: encoding/xml
-// reads it as exactly one well-formed element with no comment, processing
-// instruction or directive; rawxml reads it as a root (and its children
-// until the end, or until text, which a root may not hold); and rawxml
-// reads it back byte for byte, as the Conn would, from a fresh stream.
+// checkStandaloneElement reports whether raw stands alone
+// (xmltest.Standalone), read back as the Conn would read it, from a fresh
+// stream.
 func checkStandaloneElement(raw []byte) error {
-	d := xml.NewDecoder(bytes.NewReader(raw))
-	d.Strict = true
-	level, elements := 0, 0
-	for {
-		tok, err := d.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("encoding/xml: %w", err)
-		}
-		switch tok := tok.(type) {
-		case xml.StartElement:
-			if level == 0 {
-				elements++
-			}
-			level++
-		case xml.EndElement:
-			level--
-		case xml.CharData:
-			if level == 0 {
-				return fmt.Errorf("text %q outside the element", tok)
-			}
-		case xml.Comment, xml.ProcInst, xml.Directive:
-			return fmt.Errorf("restricted %T", tok)
-		}
-	}
-	if elements != 1 {
-		return fmt.Errorf("%d top-level elements", elements)
-	}
-	rd := rawxml.NewReader(bytes.NewReader(raw), rawxml.Options{})
-	if _, err := rd.Root(); err != nil {
-		return fmt.Errorf("not readable as a root: %w", err)
-	}
-	for {
-		_, err := rd.Next()
-		if errors.Is(err, rawxml.ErrRootEnd) || errors.Is(err, rawxml.ErrText) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("not readable as a root: %w", err)
-		}
-	}
-	wrapped := append(append([]byte(serverHeader("again")), raw...), "</stream:stream>"...)
-	rd = rawxml.NewReader(bytes.NewReader(wrapped), rawxml.Options{DefaultNS: nsClient, MaxDepth: maxDepth})
-	if _, err := rd.Root(); err != nil {
-		return fmt.Errorf("in a fresh stream: %w", err)
-	}
-	el, err := rd.Next()
-	if err != nil {
-		return fmt.Errorf("in a fresh stream: %w", err)
-	}
-	if !bytes.Equal(el.Raw, raw) {
-		return fmt.Errorf("read again as %q", el.Raw)
-	}
-	return nil
+	_, _, err := xmltest.Standalone(raw, serverHeader("again"), "</stream:stream>", rawxml.Options{DefaultNS: nsClient, MaxDepth: maxDepth})
+	return err
 }
 
 // fuzzFeature is one child of a <stream:features>, as encoding/xml resolves
