@@ -48,10 +48,7 @@ func TestNextStanzas(t *testing.T) {
 			want: `<message xmlns='jabber:client' xml:lang='de'><body><![CDATA[<b>]]></body></message>`,
 		},
 	}
-	addr := serve(t, func(p *xmpptest.Peer) error {
-		if err := p.Open("s1", featuresPlainAuth); err != nil {
-			return err
-		}
+	addr := serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
 		for _, tc := range tests {
 			if err := p.Send(tc.sent); err != nil {
 				return err
@@ -59,7 +56,7 @@ func TestNextStanzas(t *testing.T) {
 		}
 		p.WaitQuit()
 		return nil
-	})
+	}))
 	c := mustDial(t, new(Dialer), addr)
 	for _, tc := range tests {
 		b, err := c.Next()
@@ -119,15 +116,12 @@ func TestNextEnd(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			addr := serve(t, func(p *xmpptest.Peer) error {
-				if err := p.Open("s1", featuresPlainAuth); err != nil {
-					return err
-				}
+			addr := serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
 				if tc.send != "" {
 					return p.Send(tc.send)
 				}
 				return nil
-			})
+			}))
 			c := mustDial(t, &Dialer{MaxStanzaSize: tc.maxLen}, addr)
 			b, err := c.Next()
 			if b != nil {
@@ -149,10 +143,7 @@ func TestSASLRestart(t *testing.T) {
 	defer func() { testHookRestartWait = nil }()
 
 	headers := make(chan string, 1)
-	addr := serve(t, func(p *xmpptest.Peer) error {
-		if err := p.Open("s1", featuresPlainAuth); err != nil {
-			return err
-		}
+	addr := serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
 		if err := p.Expect(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHNlY3JldA==</auth>`); err != nil {
 			return err
 		}
@@ -177,7 +168,7 @@ func TestSASLRestart(t *testing.T) {
 		}
 		p.WaitQuit()
 		return nil
-	})
+	}))
 	c := mustDial(t, new(Dialer), addr)
 	if err := c.Restart(); err == nil {
 		t.Error("Restart before SASL success succeeded")
@@ -234,16 +225,13 @@ func TestCloseUnblocksRestartWait(t *testing.T) {
 	waiting := make(chan struct{})
 	testHookRestartWait = func() { close(waiting) }
 	defer func() { testHookRestartWait = nil }()
-	addr := serve(t, func(p *xmpptest.Peer) error {
-		if err := p.Open("s1", featuresPlainAuth); err != nil {
-			return err
-		}
+	addr := serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
 		if err := p.Send(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`); err != nil {
 			return err
 		}
 		p.WaitQuit()
 		return nil
-	})
+	}))
 	c := mustDial(t, new(Dialer), addr)
 	if _, err := c.Next(); err != nil {
 		t.Fatal(err)
@@ -279,10 +267,7 @@ func TestClose(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			closedAfter := make(chan time.Duration, 1)
 			start := make(chan time.Time, 1)
-			addr := serve(t, func(p *xmpptest.Peer) error {
-				if err := p.Open("s1", featuresPlainAuth); err != nil {
-					return err
-				}
+			addr := serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
 				if _, err := p.Next(); err != rawxml.ErrRootEnd {
 					return errors.New("client did not end its stream")
 				}
@@ -298,7 +283,7 @@ func TestClose(t *testing.T) {
 				}
 				closedAfter <- time.Since(t0)
 				return nil
-			})
+			}))
 			c := mustDial(t, new(Dialer), addr)
 			next := goNext(c)
 			start <- time.Now()
@@ -323,10 +308,7 @@ func TestClose(t *testing.T) {
 func TestCloseConcurrent(t *testing.T) {
 	t.Parallel()
 	rest := make(chan string, 1)
-	addr := serve(t, func(p *xmpptest.Peer) error {
-		if err := p.Open("s1", featuresPlainAuth); err != nil {
-			return err
-		}
+	addr := serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
 		if _, err := p.Next(); err != rawxml.ErrRootEnd {
 			return fmt.Errorf("client did not end its stream: %v", err)
 		}
@@ -336,7 +318,7 @@ func TestCloseConcurrent(t *testing.T) {
 		b, err := io.ReadAll(p.Reader())
 		rest <- string(b)
 		return err
-	})
+	}))
 	c := mustDial(t, new(Dialer), addr)
 	next := goNext(c)
 	var wg sync.WaitGroup
@@ -356,13 +338,10 @@ func TestCloseConcurrent(t *testing.T) {
 // reads, and that the stream stays broken after.
 func TestWriteTimeout(t *testing.T) {
 	t.Parallel()
-	addr := serve(t, func(p *xmpptest.Peer) error {
-		if err := p.Open("s1", featuresPlainAuth); err != nil {
-			return err
-		}
+	addr := serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
 		p.WaitQuit() // never read again
 		return nil
-	})
+	}))
 	c := mustDial(t, &Dialer{WriteTimeout: 50 * time.Millisecond}, addr)
 	chunk := []byte(`<message><body>` + strings.Repeat("x", 64<<10) + `</body></message>`)
 	var err error
@@ -481,10 +460,7 @@ func TestBufferedAndOnWait(t *testing.T) {
 	t.Parallel()
 	burst := make(chan struct{})
 	rest := make(chan struct{})
-	addr := serve(t, func(p *xmpptest.Peer) error {
-		if err := p.Open("s1", featuresPlainAuth); err != nil {
-			return err
-		}
+	addr := serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
 		<-burst
 		if err := p.Send(`<a/><b/>`); err != nil {
 			return err
@@ -499,7 +475,7 @@ func TestBufferedAndOnWait(t *testing.T) {
 		}
 		p.WaitQuit()
 		return nil
-	})
+	}))
 	c := mustDial(t, new(Dialer), addr)
 	waits := 0
 	c.OnWait(func() {

@@ -243,13 +243,10 @@ func TestDialTLSVerify(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			addr := serve(t, func(p *xmpptest.Peer) error {
-				if err := p.Open("s1", featuresTLS); err != nil {
-					return err
-				}
+			addr := serve(t, xmpptest.Opened("s1", featuresTLS, func(p *xmpptest.Peer) error {
 				p.AcceptTLS(pki.server) // fails: the client rejects the certificate
 				return nil
-			})
+			}))
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			c, err := (&Dialer{RootCAs: tc.roots}).Dial(ctx, Target{Domain: tc.domain, Addr: addr})
@@ -333,13 +330,10 @@ func TestDialContext(t *testing.T) {
 // server.
 func TestDialSRV(t *testing.T) {
 	t.Parallel()
-	addr := serve(t, func(p *xmpptest.Peer) error {
-		if err := p.Open("srv", featuresPlainAuth); err != nil {
-			return err
-		}
+	addr := serve(t, xmpptest.Opened("srv", featuresPlainAuth, func(p *xmpptest.Peer) error {
 		p.WaitQuit()
 		return nil
-	})
+	}))
 	_, portStr, _ := net.SplitHostPort(addr)
 	port, _ := net.LookupPort("tcp", portStr)
 	c, err := (&Dialer{Resolver: fakeDNS(t, uint16(port))}).Dial(context.Background(), Target{Domain: testDomain})

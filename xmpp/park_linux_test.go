@@ -21,10 +21,7 @@ func TestBufferReleasedWhileIdle(t *testing.T) {
 	t.Parallel()
 	sent := make(chan struct{})
 	goOn := make(chan struct{})
-	addr := serve(t, func(p *xmpptest.Peer) error {
-		if err := p.Open("s1", featuresPlainAuth); err != nil {
-			return err
-		}
+	addr := serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
 		<-goOn
 		// Two stanzas in one write: one read fetches both.
 		if err := p.Send(`<presence id='1'/><presence id='2'/>`); err != nil {
@@ -43,7 +40,7 @@ func TestBufferReleasedWhileIdle(t *testing.T) {
 		}
 		p.WaitQuit()
 		return nil
-	})
+	}))
 	c := mustDial(t, new(Dialer), addr)
 	if c.src.raw == nil {
 		t.Fatal("plain TCP Conn cannot park")
@@ -89,10 +86,7 @@ func TestParkOverTLS(t *testing.T) {
 	// element stays in tls.Conn.
 	pad := bufSize - len(`<message id='a'><body></body></message>`)
 	exact := `<message id='a'><body>` + strings.Repeat("x", pad) + `</body></message>`
-	addr := serve(t, func(p *xmpptest.Peer) error {
-		if err := p.Open("s1", featuresTLS); err != nil {
-			return err
-		}
+	addr := serve(t, xmpptest.Opened("s1", featuresTLS, func(p *xmpptest.Peer) error {
 		held := &heldConn{Conn: p.Conn()}
 		if err := p.AcceptTLSOver(held, pki.server); err != nil {
 			return err
@@ -124,7 +118,7 @@ func TestParkOverTLS(t *testing.T) {
 		}
 		p.WaitQuit()
 		return nil
-	})
+	}))
 	poller := newPoller(t)
 	c := mustDial(t, &Dialer{RootCAs: pki.roots, Watcher: poller}, addr)
 	if !c.Secure() || c.src.raw == nil {
@@ -213,10 +207,7 @@ func (h *heldConn) flush() error {
 // not; and a stream closed while parked stops its watch.
 func TestParkHandsWaitToWatcher(t *testing.T) {
 	goOn := make(chan struct{})
-	addr := serve(t, func(p *xmpptest.Peer) error {
-		if err := p.Open("s1", featuresPlainAuth); err != nil {
-			return err
-		}
+	addr := serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
 		for _, s := range []string{
 			`<presence id='1'/><presence id='2'/>`, // one read: 2 is buffered after 1
 			`<presence id='3'/>`,                   // while parked
@@ -229,7 +220,7 @@ func TestParkHandsWaitToWatcher(t *testing.T) {
 		}
 		p.WaitQuit()
 		return nil
-	})
+	}))
 	poller := newPoller(t)
 	c := mustDial(t, &Dialer{Watcher: poller}, addr)
 	resumed := make(chan struct{}, 4)
@@ -299,10 +290,7 @@ func TestParkOverTLSHangUp(t *testing.T) {
 		t.Run(fmt.Sprintf("together=%v", together), func(t *testing.T) {
 			pki := certs(t)
 			goOn := make(chan struct{})
-			addr := serve(t, func(p *xmpptest.Peer) error {
-				if err := p.Open("s1", featuresTLS); err != nil {
-					return err
-				}
+			addr := serve(t, xmpptest.Opened("s1", featuresTLS, func(p *xmpptest.Peer) error {
 				raw := p.Conn()
 				if err := p.AcceptTLS(pki.server); err != nil {
 					return err
@@ -318,7 +306,7 @@ func TestParkOverTLSHangUp(t *testing.T) {
 					<-goOn
 				}
 				return raw.Close() // no close_notify, no </stream:stream>
-			})
+			}))
 			poller := newPoller(t)
 			c := mustDial(t, &Dialer{RootCAs: pki.roots, Watcher: poller}, addr)
 			goOn <- struct{}{}

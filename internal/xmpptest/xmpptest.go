@@ -119,20 +119,28 @@ func NewRelay(t testing.TB, features string) *Server {
 	return NewServer(t, Relay(features))
 }
 
+// Opened returns a Script that opens the stream (Peer.Open with id and
+// features) and then runs then.
+func Opened(id, features string, then Script) Script {
+	return func(p *Peer) error {
+		if err := p.Open(id, features); err != nil {
+			return err
+		}
+		return then(p)
+	}
+}
+
 // Relay returns the Script of a server that answers the client's header
 // with a header (stream ID s1) and features, then records all the client
 // sends. It sends what the test pushes. A client that goes away at any
 // point is no error.
 func Relay(features string) Script {
+	open := Opened("s1", features, (*Peer).Record)
 	return func(p *Peer) error {
-		err := p.Open("s1", features)
-		if err == nil {
-			err = p.Record()
+		if err := open(p); !Ended(err) {
+			return err
 		}
-		if Ended(err) {
-			return nil
-		}
-		return err
+		return nil
 	}
 }
 
