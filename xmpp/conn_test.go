@@ -458,8 +458,7 @@ func (r *recordingConn) records() int {
 // that came together.
 func TestBufferedAndOnWait(t *testing.T) {
 	t.Parallel()
-	burst := make(chan struct{})
-	rest := make(chan struct{})
+	burst, rest := make(chan struct{}), make(chan struct{})
 	addr := serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
 		<-burst
 		if err := p.Send(`<a/><b/>`); err != nil {

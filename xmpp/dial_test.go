@@ -17,11 +17,12 @@ import (
 
 func TestAppendHeader(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
+	type test struct {
 		name string
 		t    Target
 		want string
-	}{
+	}
+	for _, tc := range []test{
 		{
 			name: "domain only",
 			t:    Target{Domain: "example.org"},

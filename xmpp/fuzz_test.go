@@ -380,14 +380,13 @@ func checkFilter(t *testing.T, raw []byte) {
 	}
 }
 
-// hugeServer is a net.Conn for a server that, after prefix, sends fill for
-// ever (up to limit bytes, then io.EOF), counting what was read.
+// hugeServer is a net.Conn for a server that, after prefix, sends fill
+// over and over (up to limit bytes, then io.EOF), counting what was read.
 type hugeServer struct {
 	fuzzConn
-	prefix string
-	fill   byte
-	limit  int
-	n      int
+	prefix, fill string
+	limit, n     int
+	off          int // in fill
 }
 
 func (h *hugeServer) Read(p []byte) (int, error) {
@@ -401,8 +400,10 @@ func (h *hugeServer) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	p = p[:min(len(p), h.limit-h.n)]
-	for i := range p {
-		p[i] = h.fill
+	for n := 0; n < len(p); {
+		c := copy(p[n:], h.fill[h.off:])
+		n += c
+		h.off = (h.off + c) % len(h.fill)
 	}
 	h.n += len(p)
 	return len(p), nil
@@ -421,14 +422,13 @@ func TestNextBoundsHugeToken(t *testing.T) {
 	)
 	head := serverHeader("s1") + featuresPlainAuth
 	for _, tc := range []struct {
-		name, prefix string
-		fill         byte
-		header       bool // the endless token is in the header, read by Dial
+		name, prefix, fill string
+		header             bool // the endless token is in the header, read by Dial
 	}{
-		{"text", head + `<message><body>`, 'x', false},
-		{"attribute value", head + `<message id='`, 'x', false},
-		{"whitespace between stanzas", head, ' ', false},
-		{"stream header attribute", `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' id='`, 'x', true},
+		{"text", head + `<message><body>`, "x", false},
+		{"attribute value", head + `<message id='`, "x", false},
+		{"whitespace between stanzas", head, " ", false},
+		{"stream header attribute", `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' id='`, "x", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			nc := &hugeServer{prefix: tc.prefix, fill: tc.fill, limit: endless}
