@@ -329,18 +329,31 @@ func TestParkedGoroutines(t *testing.T) {
 	t.Logf("20 sessions: %d more goroutines held in net/http, %d parked", held, parked)
 }
 
-func TestListenerAccept(t *testing.T) {
-	t.Parallel()
+// listenLoopback returns a Listener on a loopback port, and a function
+// that dials it and returns the connection the Listener accepts.
+func listenLoopback(t *testing.T) (*Listener, func() net.Conn) {
+	t.Helper()
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ln := NewListener(tcp)
-	go net.Dial("tcp", tcp.Addr().String())
-	first, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
+	t.Cleanup(func() { ln.Close() })
+	return ln, func() net.Conn {
+		t.Helper()
+		go net.Dial("tcp", tcp.Addr().String())
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
+}
+
+func TestListenerAccept(t *testing.T) {
+	t.Parallel()
+	ln, accept := listenLoopback(t)
+	first := accept()
 	go ln.giveBack(first)
 	again, err := ln.Accept()
 	if err != nil || again != first {
@@ -362,20 +375,8 @@ func TestListenerCloseClosesQueued(t *testing.T) {
 	t.Parallel()
 	// Connections given back and not yet accepted do not outlive the
 	// Listener; giving back does not wait while the queue has room.
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := NewListener(tcp)
-	var conns []net.Conn
-	for range 3 {
-		go net.Dial("tcp", tcp.Addr().String())
-		c, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-	}
+	ln, accept := listenLoopback(t)
+	conns := []net.Conn{accept(), accept(), accept()}
 	for _, c := range conns {
 		ln.giveBack(c) // queued: returns at once
 	}

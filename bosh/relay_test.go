@@ -8,6 +8,34 @@ import (
 	"github.com/boshd/boshd/internal/wait"
 )
 
+func TestLogsKeepSecrets(t *testing.T) {
+	t.Parallel()
+	// Issue 2.8: never passwords or SASL payloads in the logs, even at
+	// debug; the sid is carried by session logs.
+	e := newLoggedEnv(t, slog.LevelDebug, nil)
+	logs := e.logs
+	sid := e.create(100, 1)
+	const secret = "AGFsaWNlAHMzY3IzdA==" // \0alice\0s3cr3t
+	e.post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='101' sid='` + sid + `'><auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>` + secret + `</auth></body>`)
+	e.up.WaitGot(t, secret)
+	e.post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='102' sid='` + sid + `'><!-- bad --></body>`)
+	wait.Until(t, func() bool { return strings.Contains(logs.String(), "bad request ends session") }, "the bad request in the logs")
+	out := logs.String()
+	if strings.Contains(out, secret) || strings.Contains(out, "s3cr3t") {
+		t.Fatalf("secret in logs:\n%s", out)
+	}
+	// Session logs name the session by the start of its sid; the whole
+	// sid, a bearer secret, only at debug level.
+	if !strings.Contains(out, "sid="+sid[:8]+"…") {
+		t.Fatalf("session logs do not carry the sid:\n%s", out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, sid) && !strings.Contains(line, "level=DEBUG") {
+			t.Fatalf("whole sid logged above debug: %s", line)
+		}
+	}
+}
+
 func TestAcksOnTheWire(t *testing.T) {
 	t.Parallel()
 	// R-ACK-1: ack='1' at creation gets ack=<creation rid>, and later
@@ -46,33 +74,5 @@ func TestResendIsByteIdentical(t *testing.T) {
 	}
 	if n := strings.Count(e.up.Got(), "to='a@example.org'"); n != 1 {
 		t.Fatalf("payload forwarded %d times", n)
-	}
-}
-
-func TestLogsKeepSecrets(t *testing.T) {
-	t.Parallel()
-	// Issue 2.8: never passwords or SASL payloads in the logs, even at
-	// debug; the sid is carried by session logs.
-	e := newLoggedEnv(t, slog.LevelDebug, nil)
-	logs := e.logs
-	sid := e.create(100, 1)
-	const secret = "AGFsaWNlAHMzY3IzdA==" // \0alice\0s3cr3t
-	e.post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='101' sid='` + sid + `'><auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>` + secret + `</auth></body>`)
-	e.up.WaitGot(t, secret)
-	e.post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='102' sid='` + sid + `'><!-- bad --></body>`)
-	wait.Until(t, func() bool { return strings.Contains(logs.String(), "bad request ends session") }, "the bad request in the logs")
-	out := logs.String()
-	if strings.Contains(out, secret) || strings.Contains(out, "s3cr3t") {
-		t.Fatalf("secret in logs:\n%s", out)
-	}
-	// Session logs name the session by the start of its sid; the whole
-	// sid, a bearer secret, only at debug level.
-	if !strings.Contains(out, "sid="+sid[:8]+"…") {
-		t.Fatalf("session logs do not carry the sid:\n%s", out)
-	}
-	for _, line := range strings.Split(out, "\n") {
-		if strings.Contains(line, sid) && !strings.Contains(line, "level=DEBUG") {
-			t.Fatalf("whole sid logged above debug: %s", line)
-		}
 	}
 }

@@ -9,18 +9,17 @@ import (
 
 func TestReload(t *testing.T) {
 	t.Parallel()
+	other := xmpptest.NewRelay(t, testFeatures) // the upstream of the domain served after the reload
 	e := newEnv(t, nil)
-	h := e.h
 	_, held := e.holdOne(100)
-	waitHeld(t, h, 1)
+	waitHeld(t, e.h, 1)
 
-	// Serve another domain instead, allow a route, limit sessions.
-	other := xmpptest.NewRelay(t, testFeatures)
-	cfg := h.cfg
+	// Serve another domain instead, limit sessions.
+	cfg := e.h.cfg
 	cfg.Upstreams = map[string]string{"other.org": other.Addr()}
 	cfg.MaxSessions = 1
-	cfg.MaxWait = h.cfg.MaxWait * 2 // needs a restart
-	ignored, err := h.Reload(cfg)
+	cfg.MaxWait = e.h.cfg.MaxWait * 2 // needs a restart
+	ignored, err := e.h.Reload(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +47,7 @@ func TestReload(t *testing.T) {
 
 	bad := cfg
 	bad.MaxWait = 0
-	if _, err := h.Reload(bad); err == nil {
+	if _, err := e.h.Reload(bad); err == nil {
 		t.Fatal("an invalid configuration was applied")
 	}
 }
