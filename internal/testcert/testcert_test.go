@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"path/filepath"
 	"testing"
 
 	"github.com/boshd/boshd/internal/testcert"
@@ -54,8 +55,9 @@ func TestSelfSignedFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	certFile, keyFile, err := c.WriteFiles(t.TempDir(), "server")
-	if err != nil {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	if err := c.WriteFiles(certFile, keyFile); err != nil {
 		t.Fatal(err)
 	}
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
