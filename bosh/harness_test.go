@@ -285,14 +285,19 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
+func (s *syncBuffer) Write(p []byte) (n int, err error) {
+	s.locked(func() { n, err = s.b.Write(p) })
+	return n, err
 }
 
-func (s *syncBuffer) String() string {
+func (s *syncBuffer) String() (out string) {
+	s.locked(func() { out = s.b.String() })
+	return out
+}
+
+// locked calls f with s locked.
+func (s *syncBuffer) locked(f func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.b.String()
+	f()
 }

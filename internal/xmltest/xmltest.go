@@ -61,37 +61,34 @@ func Standalone(raw []byte, head, tail string, opts rawxml.Options) (xml.Name, r
 
 // strictElement is the encoding/xml part of Standalone.
 func strictElement(raw []byte) (xml.Name, error) {
-	var top xml.Name
 	d := xml.NewDecoder(bytes.NewReader(raw))
 	d.Strict = true
-	level, elements := 0, 0
+	var tops []xml.Name // the top-level elements
+	depth := 0
 	for {
 		tok, err := d.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return top, fmt.Errorf("encoding/xml: %w", err)
-		}
 		switch tok := tok.(type) {
 		case xml.StartElement:
-			if level == 0 {
-				elements++
-				top = tok.Name
+			if depth++; depth == 1 {
+				tops = append(tops, tok.Name)
 			}
-			level++
 		case xml.EndElement:
-			level--
+			depth--
 		case xml.CharData:
-			if level == 0 {
-				return top, fmt.Errorf("text %q outside the element", tok)
+			if depth == 0 {
+				return xml.Name{}, fmt.Errorf("text %q outside the element", tok)
 			}
 		case xml.Comment, xml.ProcInst, xml.Directive:
-			return top, fmt.Errorf("restricted %T", tok)
+			return xml.Name{}, fmt.Errorf("restricted %T", tok)
+		}
+		if err == io.EOF {
+			break
+		} else if err != nil {
+			return xml.Name{}, fmt.Errorf("encoding/xml: %w", err)
 		}
 	}
-	if elements != 1 {
-		return top, fmt.Errorf("%d top-level elements", elements)
+	if len(tops) != 1 {
+		return xml.Name{}, fmt.Errorf("%d top-level elements", len(tops))
 	}
-	return top, nil
+	return tops[0], nil
 }
