@@ -33,6 +33,7 @@ func newAdmin(t *testing.T, upstream string, listening func() bool) http.Handler
 }
 
 func TestEndpoints(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

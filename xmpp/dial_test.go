@@ -136,11 +136,10 @@ func TestDialTLSModes(t *testing.T) {
 	t.Parallel()
 	pki := certs(t)
 	for _, tc := range []struct {
-		name      string
-		mode      string
-		offer     bool
-		wantTLS   bool
-		wantError bool
+		name, mode string
+		offer      bool
+		wantTLS    bool
+		wantError  bool
 	}{
 		{"default mode, offered", "", true, true, false},
 		{"starttls, offered", "starttls", true, true, false},

@@ -21,6 +21,7 @@ func get(h http.Handler, target string) *httptest.ResponseRecorder {
 }
 
 func TestMuxStaticDir(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for name, content := range map[string]string{
 		"index.html":           "<h1>chat</h1>",
@@ -71,6 +72,7 @@ func TestMuxStaticDir(t *testing.T) {
 }
 
 func TestAdvertisedURL(t *testing.T) {
+	t.Parallel()
 	cfg := config.Default()
 	for _, tc := range []struct {
 		public string

@@ -19,6 +19,7 @@ const creationResponse = `<body xmlns='http://jabber.org/protocol/httpbind' xmln
 	`<mechanism>PLAIN</mechanism></mechanisms></stream:features></body>`
 
 func TestParseResponseCreation(t *testing.T) {
+	t.Parallel()
 	r, err := parseResponse([]byte("<?xml version='1.0'?>\n" + creationResponse + "\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -36,6 +37,7 @@ func TestParseResponseCreation(t *testing.T) {
 }
 
 func TestParseResponseTerminate(t *testing.T) {
+	t.Parallel()
 	r, err := parseResponse([]byte(`<body xmlns='http://jabber.org/protocol/httpbind' type='terminate' condition='policy-violation'/>`))
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +48,7 @@ func TestParseResponseTerminate(t *testing.T) {
 }
 
 func TestParseResponseStanzas(t *testing.T) {
+	t.Parallel()
 	r, err := parseResponse([]byte(`<body xmlns='http://jabber.org/protocol/httpbind'>` +
 		`<iq xmlns='jabber:client' type='result' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>u1@localhost/x</jid></bind></iq>` +
 		`<presence xmlns='jabber:client'/></body>`))
@@ -65,6 +68,7 @@ func TestParseResponseStanzas(t *testing.T) {
 }
 
 func TestParseResponseRefused(t *testing.T) {
+	t.Parallel()
 	for _, doc := range []string{
 		``,
 		`   `,
@@ -87,6 +91,7 @@ func TestParseResponseRefused(t *testing.T) {
 }
 
 func TestOffersPlain(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		features string
 		want     bool
@@ -109,6 +114,7 @@ func TestOffersPlain(t *testing.T) {
 // TestRequestBodies checks that each request boshload writes is one
 // well-formed httpbind <body/> with the attributes that matter.
 func TestRequestBodies(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		body  string
 		attrs map[string]string
@@ -159,6 +165,7 @@ func parseDoc(doc string) (*element, error) {
 }
 
 func TestNetReason(t *testing.T) {
+	t.Parallel()
 	op := func(err error) error {
 		return &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", err)}
 	}
