@@ -92,21 +92,18 @@ func TestParseResponseRefused(t *testing.T) {
 
 func TestOffersPlain(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		features string
-		want     bool
-	}{
-		{`<f><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism> PLAIN </mechanism></mechanisms></f>`, true},
-		{`<f><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-1</mechanism></mechanisms></f>`, false},
-		{`<f><mechanisms xmlns='urn:other'><mechanism>PLAIN</mechanism></mechanisms></f>`, false},
-		{`<f/>`, false},
+	for features, want := range map[string]bool{
+		`<f><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism> PLAIN </mechanism></mechanisms></f>`:     true,
+		`<f><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-1</mechanism></mechanisms></f>`: false,
+		`<f><mechanisms xmlns='urn:other'><mechanism>PLAIN</mechanism></mechanisms></f>`:                              false,
+		`<f/>`: false,
 	} {
-		r, err := parseResponse([]byte(`<body xmlns='http://jabber.org/protocol/httpbind'>` + tc.features + `</body>`))
+		r, err := parseResponse([]byte(`<body xmlns='http://jabber.org/protocol/httpbind'>` + features + `</body>`))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := offersPlain(&r.Children[0]); got != tc.want {
-			t.Errorf("offersPlain(%s) = %v, want %v", tc.features, got, tc.want)
+		if got := offersPlain(&r.Children[0]); got != want {
+			t.Errorf("offersPlain(%s) = %v, want %v", features, got, want)
 		}
 	}
 }

@@ -144,6 +144,10 @@ func Relay(features string) Script {
 	}
 }
 
+// Close stops the Server listening, as a server that went down does:
+// connections are refused from then on, and those accepted go on.
+func (s *Server) Close() { s.ln.Close() }
+
 // Addr returns the host:port the Server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
