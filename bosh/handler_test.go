@@ -123,7 +123,7 @@ func TestStreamErrorReachesClient(t *testing.T) {
 	// R-XMPP-10, R-ERR-1
 	e := newEnv(t, nil)
 	_, held := e.holdOne(100)
-	e.up.Push(t, `<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>`)
+	e.up.Push(t, xmpptest.StreamError("conflict"))
 	got := receive(t, held)
 	a := attrs(got)
 	if a["type"] != "terminate" || a["condition"] != "remote-stream-error" || a["xmlns:stream"] != NSStream || !strings.Contains(got, "<conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>") {

@@ -269,7 +269,7 @@ func TestDialStreamError(t *testing.T) {
 		if _, err := p.ReadHeader(); err != nil {
 			return err
 		}
-		return p.Send(serverHeader("s1") + `<stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>`)
+		return p.Send(serverHeader("s1") + xmpptest.StreamError("host-unknown"))
 	})
 	_, err := dialTest(t, new(Dialer), addr)
 	var se *StreamError

@@ -341,10 +341,6 @@ func (p *Peer) Record() error {
 // WaitQuit blocks until the test ends.
 func (p *Peer) WaitQuit() { <-p.srv.quit }
 
-// Quit returns a channel closed when the test ends, for a Script that
-// waits for something else as well.
-func (p *Peer) Quit() <-chan struct{} { return p.srv.quit }
-
 // PlainUser returns the authentication identity of a SASL PLAIN <auth/>
 // element, "" if it has none.
 func PlainUser(auth string) string {
