@@ -2,7 +2,6 @@ package admin_test
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"github.com/boshd/boshd/admin"
 	"github.com/boshd/boshd/bosh"
 	"github.com/boshd/boshd/config"
+	"github.com/boshd/boshd/internal/xmpptest"
 )
 
 func get(t *testing.T, h http.Handler, path string) (int, string) {
@@ -33,13 +33,10 @@ func newAdmin(t *testing.T, upstream string, listening func() bool) http.Handler
 }
 
 func TestEndpoints(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	t.Parallel()
+	up := xmpptest.NewRelay(t, xmpptest.NoFeatures)
 	listening := true
-	a := newAdmin(t, ln.Addr().String(), func() bool { return listening })
+	a := newAdmin(t, up.Addr(), func() bool { return listening })
 
 	if code, body := get(t, a, "/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("healthz: %d %q", code, body)
@@ -55,7 +52,7 @@ func TestEndpoints(t *testing.T) {
 		t.Errorf("readyz with the listener down: %d %q", code, body)
 	}
 	listening = true
-	ln.Close()
+	up.Close()
 	if code, body := get(t, a, "/readyz"); code != 503 || !strings.Contains(body, "example.org") {
 		t.Errorf("readyz with the upstream down: %d %q", code, body)
 	}

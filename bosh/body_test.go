@@ -28,6 +28,7 @@ func encodeBody(resp *session.Response, attrs ...attr) []byte {
 }
 
 func TestParseBody(t *testing.T) {
+	t.Parallel()
 	b, err := parseBody([]byte(`<?xml version='1.0'?><body xmlns='` + NS + `' xmlns:x='urn:xmpp:xbosh' rid='42' sid='abc' x:restart='true' xml:lang='de' to='example.org' wait='60' hold='1' ver='1.6' x:version='1.0'>
  <message to='bob@example.org'><body>hi</body></message>
  <iq xmlns='jabber:client' type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>
@@ -57,6 +58,7 @@ func TestParseBody(t *testing.T) {
 }
 
 func TestParseBodyRejects(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, doc string
 	}{
@@ -90,6 +92,7 @@ func TestParseBodyRejects(t *testing.T) {
 }
 
 func TestParseBodyKeepsSIDOnError(t *testing.T) {
+	t.Parallel()
 	b, err := parseBody([]byte(`<body xmlns='` + NS + `' rid='5' sid='s1'><a></b></body>`))
 	if err == nil || b.sid != "s1" {
 		t.Fatalf("sid %q, err %v", b.sid, err)
@@ -97,6 +100,7 @@ func TestParseBodyKeepsSIDOnError(t *testing.T) {
 }
 
 func TestMaxRID(t *testing.T) {
+	t.Parallel()
 	// R-RID-1: rids up to 2^53-1 work.
 	b, err := parseBody([]byte(`<body xmlns='` + NS + `' rid='9007199254740991'/>`))
 	if err != nil || b.rid != session.MaxRID {
@@ -105,6 +109,7 @@ func TestMaxRID(t *testing.T) {
 }
 
 func TestEncodeBody(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		resp session.Response
@@ -160,9 +165,10 @@ func BenchmarkEncodeBody(b *testing.B) {
 }
 
 func TestMaxElementDepthConfigurable(t *testing.T) {
+	t.Parallel()
 	// Issue 3.13: the element depth limit follows max_element_depth.
-	_, c := newTestHandler(t, func(cfg *config.Config) { cfg.MaxElementDepth = 8 })
-	sid := create(t, c, 100, 1)
+	c := newEnv(t, func(cfg *config.Config) { cfg.MaxElementDepth = 8 })
+	sid := c.create(100, 1)
 	deep := strings.Repeat("<a>", 8) + strings.Repeat("</a>", 8)
 	_, _, resp := c.post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='101' sid='` + sid + `'>` + deep + `</body>`)
 	if attrs(resp)["condition"] != "bad-request" {
@@ -174,6 +180,7 @@ func TestMaxElementDepthConfigurable(t *testing.T) {
 // buffer a request was read into: nothing parseBody returns refers to
 // it, so overwriting it afterwards changes nothing.
 func TestParseBodyKeepsNothingOfData(t *testing.T) {
+	t.Parallel()
 	for _, doc := range []string{
 		`<body xmlns='` + NS + `' rid='7' sid='abc' ack='6' key='k1' newkey='k2' stream='s2' type='terminate' pause='5'/>`,
 		`<body xmlns='` + NS + `' xmlns:xmpp='urn:xmpp:xbosh' rid='1' to='example.org' route='xmpp:example.org:5222' from='a@example.org' xml:lang='en' content='text/xml; charset=utf-8' ver='1.6' wait='60' hold='1' xmpp:version='1.0'/>`,

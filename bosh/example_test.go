@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"time"
 
 	"github.com/boshd/boshd/bosh"
 	"github.com/boshd/boshd/config"
@@ -49,6 +50,7 @@ func ExampleNewHandler() {
 func ExampleNewListener() {
 	cfg := config.Default()
 	cfg.Upstreams = map[string]string{"example.org": "127.0.0.1:5222"}
+	cfg.ParkHeld, cfg.ParkAfter = true, 10*time.Second
 	h, err := bosh.NewHandler(cfg, nil)
 	if err != nil {
 		fmt.Println(err)

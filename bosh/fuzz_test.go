@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/boshd/boshd/internal/rawxml"
+	"github.com/boshd/boshd/internal/xmltest"
 	"github.com/boshd/boshd/session"
 )
 
@@ -81,71 +82,13 @@ func FuzzParseBody(f *testing.F) {
 }
 
 // checkStandaloneChild checks that raw, a child parseBody returned, stands
-// alone, and returns its resolved name:
-//
-//   - encoding/xml reads it alone as exactly one well-formed element with
-//     no comment, processing instruction or directive;
-//   - rawxml reads it as a root (then its children until the end, or until
-//     text, which a root may not hold);
-//   - rawxml reads it back byte for byte as the child of an empty root, with
-//     the options parseBody uses.
+// alone (xmltest.Standalone), read back as the child of an empty root with
+// the options parseBody uses, and that rawxml and encoding/xml give it the
+// same namespace; it returns its name as encoding/xml resolves it.
 func checkStandaloneChild(raw []byte) (xml.Name, error) {
-	var top xml.Name
-	d := xml.NewDecoder(bytes.NewReader(raw))
-	d.Strict = true
-	level, elements := 0, 0
-	for {
-		tok, err := d.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return top, fmt.Errorf("encoding/xml: %w", err)
-		}
-		switch tok := tok.(type) {
-		case xml.StartElement:
-			if level == 0 {
-				elements++
-				top = tok.Name
-			}
-			level++
-		case xml.EndElement:
-			level--
-		case xml.CharData:
-			if level == 0 {
-				return top, fmt.Errorf("text %q outside the element", tok)
-			}
-		case xml.Comment, xml.ProcInst, xml.Directive:
-			return top, fmt.Errorf("restricted %T", tok)
-		}
-	}
-	if elements != 1 {
-		return top, fmt.Errorf("%d top-level elements", elements)
-	}
-	rd := rawxml.NewReader(bytes.NewReader(raw), rawxml.Options{})
-	if _, err := rd.Root(); err != nil {
-		return top, fmt.Errorf("not readable as a root: %w", err)
-	}
-	for {
-		_, err := rd.Next()
-		if errors.Is(err, rawxml.ErrRootEnd) || errors.Is(err, rawxml.ErrText) {
-			break
-		}
-		if err != nil {
-			return top, fmt.Errorf("not readable as a root: %w", err)
-		}
-	}
-	wrapped := append(append([]byte("<w>"), raw...), "</w>"...)
-	rd = rawxml.NewReader(bytes.NewReader(wrapped), rawxml.Options{DefaultNS: nsClient, MaxDepth: defaultMaxDepth})
-	if _, err := rd.Root(); err != nil {
-		return top, fmt.Errorf("wrapped: %w", err)
-	}
-	el, err := rd.Next()
+	top, el, err := xmltest.Standalone(raw, "<w>", "</w>", rawxml.Options{DefaultNS: nsClient, MaxDepth: defaultMaxDepth})
 	if err != nil {
-		return top, fmt.Errorf("wrapped: %w", err)
-	}
-	if !bytes.Equal(el.Raw, raw) {
-		return top, fmt.Errorf("read again as %q", el.Raw)
+		return top, err
 	}
 	if el.NS != top.Space && top != (xml.Name{Local: "xmlns"}) {
 		return top, fmt.Errorf("rawxml puts it in %q, encoding/xml in %q", el.NS, top.Space)

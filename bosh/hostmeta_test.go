@@ -56,18 +56,28 @@ func parseXRD(t *testing.T, doc string) []string {
 	return hrefs
 }
 
-func TestHostMetaXML(t *testing.T) {
-	const url = "https://chat.example.org/http-bind?a=1&b=<2>"
-	w := serveHostMeta(url, "GET", "http://chat.example.org/.well-known/host-meta", nil)
+// getHostMeta GETs target from the host-meta handler for the BOSH URL
+// url, and checks that it is served as contentType to any origin
+// (XEP-0156 §3).
+func getHostMeta(t *testing.T, url, target, contentType string) *httptest.ResponseRecorder {
+	t.Helper()
+	w := serveHostMeta(url, "GET", target, nil)
 	if w.Code != 200 {
 		t.Fatalf("status %d: %s", w.Code, w.Body)
 	}
-	if got := w.Header().Get("Content-Type"); got != "application/xrd+xml; charset=utf-8" {
-		t.Errorf("Content-Type %q", got)
+	if got := w.Header().Get("Content-Type"); got != contentType {
+		t.Errorf("Content-Type %q, want %q", got, contentType)
 	}
 	if got := w.Header().Get("Access-Control-Allow-Origin"); got != "*" {
-		t.Errorf("Access-Control-Allow-Origin %q, want * (XEP-0156 §3)", got)
+		t.Errorf("Access-Control-Allow-Origin %q, want *", got)
 	}
+	return w
+}
+
+func TestHostMetaXML(t *testing.T) {
+	t.Parallel()
+	const url = "https://chat.example.org/http-bind?a=1&b=<2>"
+	w := getHostMeta(t, url, "http://chat.example.org/.well-known/host-meta", "application/xrd+xml; charset=utf-8")
 	body := w.Body.String()
 	if !strings.HasPrefix(body, "<?xml") {
 		t.Errorf("no XML declaration: %s", body)
@@ -78,17 +88,9 @@ func TestHostMetaXML(t *testing.T) {
 }
 
 func TestHostMetaJSON(t *testing.T) {
+	t.Parallel()
 	const url = "https://chat.example.org/http-bind"
-	w := serveHostMeta(url, "GET", "http://chat.example.org/.well-known/host-meta.json", nil)
-	if w.Code != 200 {
-		t.Fatalf("status %d: %s", w.Code, w.Body)
-	}
-	if got := w.Header().Get("Content-Type"); got != "application/json" {
-		t.Errorf("Content-Type %q", got)
-	}
-	if got := w.Header().Get("Access-Control-Allow-Origin"); got != "*" {
-		t.Errorf("Access-Control-Allow-Origin %q, want *", got)
-	}
+	w := getHostMeta(t, url, "http://chat.example.org/.well-known/host-meta.json", "application/json")
 	var doc struct {
 		Links []struct{ Rel, Href string } `json:"links"`
 	}
@@ -101,6 +103,7 @@ func TestHostMetaJSON(t *testing.T) {
 }
 
 func TestHostMetaRelative(t *testing.T) {
+	t.Parallel()
 	// A path alone is advertised on the host and scheme of the request.
 	w := serveHostMeta("/http-bind", "GET", "http://x/.well-known/host-meta", map[string]string{"Host": "127.0.0.1:5280"})
 	if hrefs := parseXRD(t, w.Body.String()); len(hrefs) != 1 || hrefs[0] != "http://127.0.0.1:5280/http-bind" {
@@ -133,6 +136,7 @@ func TestHostMetaRelative(t *testing.T) {
 }
 
 func TestHostMetaMethods(t *testing.T) {
+	t.Parallel()
 	const url = "https://chat.example.org/http-bind"
 	w := serveHostMeta(url, "OPTIONS", "http://chat.example.org/.well-known/host-meta", map[string]string{
 		"Origin":                         "https://app.example.com",
@@ -162,6 +166,7 @@ func TestHostMetaMethods(t *testing.T) {
 }
 
 func TestHostMetaOnMux(t *testing.T) {
+	t.Parallel()
 	// Mounted as the boshd command does, at both paths.
 	mux := http.NewServeMux()
 	hm := HostMeta("https://chat.example.org/http-bind")

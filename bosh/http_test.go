@@ -7,11 +7,9 @@ import (
 	"context"
 	"crypto/rand"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -20,80 +18,9 @@ import (
 	"time"
 
 	"github.com/boshd/boshd/config"
+	"github.com/boshd/boshd/internal/wait"
 	"github.com/boshd/boshd/session"
 )
-
-func TestMain(m *testing.M) {
-	// The default transport asks for gzip by itself and then decodes it
-	// out of sight, dropping Content-Encoding and Content-Length. The
-	// tests look at responses as sent, so it must not; the tests of
-	// R-HTTP-5 ask for gzip explicitly.
-	http.DefaultTransport.(*http.Transport).DisableCompression = true
-	os.Exit(m.Run())
-}
-
-// startHandler returns a fake upstream and a Handler in front of it, with
-// the same configuration as newTestHandler, and logging to logs if not nil.
-// The caller serves the handler as it likes.
-func startHandler(t *testing.T, mutate func(*config.Config), logs io.Writer) (*fakeServer, *Handler) {
-	t.Helper()
-	srv := newFakeServer(t, testFeatures)
-	cfg := config.Default()
-	cfg.Upstreams = map[string]string{"example.org": srv.addr()}
-	cfg.UpstreamTLS = "plaintext"
-	cfg.MaxWait = 5 * time.Second
-	setParking(&cfg)
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	var logger *slog.Logger
-	if logs != nil {
-		logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	h, err := NewHandler(cfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Shutdown(context.Background()) })
-	return srv, h
-}
-
-// serve serves h over plain HTTP until the test ends.
-func serve(t *testing.T, h http.Handler) *httptest.Server {
-	hs := newParkingServer(h)
-	t.Cleanup(hs.Close)
-	return hs
-}
-
-// do sends one request with the given headers through client (the
-// default one if nil) and returns the response with its body as sent.
-func do(t *testing.T, client *http.Client, method, url string, header map[string]string, body []byte) (*http.Response, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		if k == "Host" {
-			req.Host = v
-			continue
-		}
-		req.Header.Set(k, v)
-	}
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, data
-}
 
 func gzipped(t *testing.T, data []byte) []byte {
 	t.Helper()
@@ -132,6 +59,7 @@ func checkWhole(t *testing.T, resp *http.Response, data []byte) {
 }
 
 func TestAcceptsGzip(t *testing.T) {
+	t.Parallel()
 	// R-HTTP-5: q-values are honoured; without gzip or *, never.
 	for _, tc := range []struct {
 		header []string
@@ -170,6 +98,7 @@ func TestAcceptsGzip(t *testing.T) {
 }
 
 func TestResponseGzip(t *testing.T) {
+	t.Parallel()
 	// R-HTTP-5, R-HTTP-3: gzip only when accepted and the body is over
 	// gzipThreshold, always with Content-Length and Vary: Accept-Encoding.
 	creation := []byte(sprintf(creationBody, 100, 5)) // answered with features: > 256 bytes
@@ -189,6 +118,7 @@ func TestResponseGzip(t *testing.T) {
 		{"below threshold", "gzip", unknown, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			_, h := startHandler(t, nil, nil)
 			hs := serve(t, h)
 			header := map[string]string{}
@@ -223,8 +153,9 @@ func TestResponseGzip(t *testing.T) {
 }
 
 func TestCreationAdvertisesGzip(t *testing.T) {
+	t.Parallel()
 	// R-HTTP-6: the creation response says gzipped requests are accepted.
-	_, c := newTestHandler(t, nil)
+	c := newEnv(t, nil)
 	_, _, resp := c.post(sprintf(creationBody, 100, 5))
 	if got := attrs(resp)["accept"]; got != "gzip" {
 		t.Fatalf("accept = %q, want gzip, in %s", got, resp)
@@ -232,6 +163,7 @@ func TestCreationAdvertisesGzip(t *testing.T) {
 }
 
 func TestRequestGzip(t *testing.T) {
+	t.Parallel()
 	// R-HTTP-6: gzipped requests are processed, bounded by max_body_size
 	// once decompressed; other encodings are refused.
 	const limit = 4096
@@ -275,15 +207,15 @@ func TestRequestGzip(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, h := startHandler(t, func(cfg *config.Config) { cfg.MaxBodySize = limit }, nil)
 			hs := serve(t, h)
-			c := &client{t: t, url: hs.URL}
-			sid := create(t, c, 100, 0)
+			c := newClient(t, hs.URL)
+			sid := c.create(100, 0)
 			resp, data := do(t, nil, "POST", hs.URL, map[string]string{"Content-Encoding": tc.encoding}, tc.body(sid))
 			a := attrs(string(data))
 			if tc.cond == "" {
 				if resp.StatusCode != 200 || a["type"] != "" {
 					t.Fatalf("got %d %s", resp.StatusCode, data)
 				}
-				srv.waitGot(t, "<body>zipped</body>")
+				srv.WaitGot(t, "<body>zipped</body>")
 				return
 			}
 			if resp.StatusCode != 200 || a["type"] != "terminate" || a["condition"] != tc.cond {
@@ -318,6 +250,7 @@ func TestReadBodyBoundsDecompression(t *testing.T) {
 }
 
 func TestCORSPreflight(t *testing.T) {
+	t.Parallel()
 	// R-HTTP-9, esl/MongooseIM#348: OPTIONS is answered 204, with CORS
 	// headers only for allowed origins.
 	const chat = "https://chat.example.org"
@@ -347,6 +280,7 @@ func TestCORSPreflight(t *testing.T) {
 		{"any and listed: other", []string{"*", chat}, map[string]string{"Origin": "https://anyone.example"}, "*", false, "Content-Type"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			_, h := startHandler(t, func(cfg *config.Config) { cfg.CORSOrigins = tc.origins }, nil)
 			hs := serve(t, h)
 			resp, _ := do(t, nil, "OPTIONS", hs.URL, tc.header, nil)
@@ -385,6 +319,7 @@ func TestCORSPreflight(t *testing.T) {
 }
 
 func TestCORSOnEveryResponse(t *testing.T) {
+	t.Parallel()
 	// R-HTTP-9: every answer to a listed origin carries its CORS
 	// headers, errors and terminate bodies included; other origins get
 	// none, but their requests are served all the same.
@@ -419,12 +354,13 @@ func TestCORSOnEveryResponse(t *testing.T) {
 		{"creation without Origin", createReq, "", "", "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			srv, h := startHandler(t, func(cfg *config.Config) { cfg.CORSOrigins = []string{chat}; cfg.MaxBodySize = 2048 }, nil)
 			hs := serve(t, h)
-			c := &client{t: t, url: hs.URL}
+			c := newClient(t, hs.URL)
 			var sid string
 			if tc.req != createReq {
-				sid = create(t, c, 100, 0)
+				sid = c.create(100, 0)
 			}
 			method, body := "POST", ""
 			switch tc.req {
@@ -470,7 +406,7 @@ func TestCORSOnEveryResponse(t *testing.T) {
 					t.Fatalf("no session for a request from %q: %s", tc.origin, data)
 				}
 			case pollReq:
-				srv.waitGot(t, "<body>cors</body>") // served whatever the origin
+				srv.WaitGot(t, "<body>cors</body>") // served whatever the origin
 			case terminateReq:
 				if a["type"] != "terminate" {
 					t.Fatalf("got %s", data)
@@ -501,6 +437,7 @@ func rawExchange(t *testing.T, hs *httptest.Server, request string) []byte {
 }
 
 func TestHTTP10(t *testing.T) {
+	t.Parallel()
 	// R-HTTP-1: HTTP/1.0 without keep-alive gets a whole response with
 	// Content-Length, then the connection closes. R-HTTP-2: unknown
 	// headers change nothing. R-HTTP-4: the request Content-Type is
@@ -518,6 +455,7 @@ func TestHTTP10(t *testing.T) {
 		{"R-HTTP-5 with gzip", "Accept-Encoding: gzip\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			_, h := startHandler(t, nil, nil)
 			hs := serve(t, h)
 			body := sprintf(creationBody, 100, 5)
@@ -545,6 +483,7 @@ func TestHTTP10(t *testing.T) {
 }
 
 func TestKeepAlive(t *testing.T) {
+	t.Parallel()
 	// R-HTTP-1: HTTP/1.1 requests share one connection.
 	_, h := startHandler(t, func(cfg *config.Config) { cfg.Polling = 0 }, nil)
 	hs := httptest.NewUnstartedServer(h)
@@ -556,8 +495,8 @@ func TestKeepAlive(t *testing.T) {
 	}
 	hs.Start()
 	t.Cleanup(hs.Close)
-	c := &client{t: t, url: hs.URL}
-	sid := create(t, c, 100, 0)
+	c := newClient(t, hs.URL)
+	sid := c.create(100, 0)
 	for rid := 101; rid < 104; rid++ {
 		if _, _, resp := c.post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='` + strconv.Itoa(rid) + `' sid='` + sid + `'/>`); attrs(resp)["type"] != "" {
 			t.Fatalf("rid %d: %s", rid, resp)
@@ -569,6 +508,7 @@ func TestKeepAlive(t *testing.T) {
 }
 
 func TestClientIP(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ remote, want string }{
 		{"192.0.2.1:5000", "192.0.2.1"},
 		{"[2001:db8::1]:443", "2001:db8::1"},
@@ -587,6 +527,7 @@ func TestClientIP(t *testing.T) {
 }
 
 func TestSessionLimitsCount(t *testing.T) {
+	t.Parallel()
 	// R-SEC-5: the counts, per IP and in all.
 	type step struct {
 		ip      string
@@ -632,6 +573,7 @@ func TestSessionLimitsCount(t *testing.T) {
 }
 
 func TestSessionLimits(t *testing.T) {
+	t.Parallel()
 	// R-SEC-5: over max_sessions or max_sessions_per_ip, 200 +
 	// policy-violation (403 for legacy clients), logged with the IP, and
 	// the upstream is never dialled.
@@ -652,7 +594,7 @@ func TestSessionLimits(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs syncBuffer
 			srv, h := startHandler(t, func(cfg *config.Config) { cfg.MaxSessions, cfg.MaxSessionsPerIP = tc.max, tc.maxPerIP }, &logs)
-			c := &client{t: t, url: serve(t, h).URL}
+			c := newClient(t, serve(t, h).URL)
 			for i := range tc.allowed {
 				status, _, resp := c.post(tc.body)
 				if status != 200 || attrs(resp)["sid"] == "" {
@@ -663,7 +605,7 @@ func TestSessionLimits(t *testing.T) {
 			if status != tc.wantStatus || attrs(resp)["type"] != "terminate" || attrs(resp)["condition"] != "policy-violation" {
 				t.Fatalf("over the limit: %d %s", status, resp)
 			}
-			if n := srv.accepts.Load(); n != int32(tc.allowed) {
+			if n := srv.Accepts(); n != tc.allowed {
 				t.Fatalf("upstream dialled %d times for %d sessions", n, tc.allowed)
 			}
 			out := logs.String()
@@ -676,12 +618,13 @@ func TestSessionLimits(t *testing.T) {
 }
 
 func TestSessionLimitsReleased(t *testing.T) {
+	t.Parallel()
 	// R-SEC-5: a slot is given back when its session is gone, or when no
 	// session is made.
 	t.Run("session ended", func(t *testing.T) {
 		_, h := startHandler(t, func(cfg *config.Config) { cfg.MaxSessionsPerIP = 1; cfg.Inactivity = time.Second }, nil)
-		c := &client{t: t, url: serve(t, h).URL}
-		sid := create(t, c, 100, 0)
+		c := newClient(t, serve(t, h).URL)
+		sid := c.create(100, 0)
 		_, _, resp := c.post(sprintf(creationBody, 200, 0))
 		if attrs(resp)["condition"] != "policy-violation" {
 			t.Fatalf("second session: %s", resp)
@@ -691,14 +634,8 @@ func TestSessionLimitsReleased(t *testing.T) {
 			t.Fatalf("terminate: %s", resp)
 		}
 		// The ended session lingers for inactivity to answer resends.
-		deadline := time.Now().Add(5 * time.Second)
-		for total, _ := h.limits.counts("127.0.0.1"); total != 0; total, _ = h.limits.counts("127.0.0.1") {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d sessions still counted after terminate", total)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		create(t, c, 300, 0)
+		wait.Until(t, func() bool { total, _ := h.limits.counts("127.0.0.1"); return total == 0 }, "no session counted after terminate")
+		c.create(300, 0)
 	})
 	t.Run("upstream down", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -711,7 +648,7 @@ func TestSessionLimitsReleased(t *testing.T) {
 			cfg.MaxSessions = 1
 			cfg.Upstreams = map[string]string{"example.org": addr}
 		}, nil)
-		c := &client{t: t, url: serve(t, h).URL}
+		c := newClient(t, serve(t, h).URL)
 		for range 2 {
 			if _, _, resp := c.post(sprintf(creationBody, 1, 5)); attrs(resp)["condition"] != "remote-connection-failed" {
 				t.Fatalf("got %s", resp)
@@ -723,7 +660,7 @@ func TestSessionLimitsReleased(t *testing.T) {
 	})
 	t.Run("shutting down", func(t *testing.T) {
 		_, h := startHandler(t, func(cfg *config.Config) { cfg.MaxSessions = 1 }, nil)
-		c := &client{t: t, url: serve(t, h).URL}
+		c := newClient(t, serve(t, h).URL)
 		h.Shutdown(context.Background())
 		if _, _, resp := c.post(sprintf(creationBody, 1, 5)); attrs(resp)["condition"] != "system-shutdown" {
 			t.Fatalf("got %s", resp)
@@ -735,6 +672,7 @@ func TestSessionLimitsReleased(t *testing.T) {
 }
 
 func TestPanicRecovered(t *testing.T) {
+	t.Parallel()
 	// XEP-0124 §17.2 internal-server-error: a panic is answered, logged
 	// with its stack, ends the session the request named, and the server
 	// goes on.
@@ -751,6 +689,7 @@ func TestPanicRecovered(t *testing.T) {
 		{"R-LEGACY-1 legacy session gets 200", "session", true, true, "application/xml"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			var logs syncBuffer
 			srv, h := startHandler(t, func(cfg *config.Config) { cfg.CORSOrigins = []string{chat} }, &logs)
 			var armed atomic.Bool
@@ -759,7 +698,7 @@ func TestPanicRecovered(t *testing.T) {
 					panic("test panic at " + point)
 				}
 			}
-			c := &client{t: t, url: serve(t, h).URL}
+			c := newClient(t, serve(t, h).URL)
 			creation := strings.Replace(sprintf(creationBody, 100, 0), "text/xml; charset=utf-8", "application/xml", 1)
 			if tc.legacy {
 				creation = strings.Replace(creation, "ver='1.6'", "", 1)
@@ -791,7 +730,7 @@ func TestPanicRecovered(t *testing.T) {
 			// the session was known, told the session is gone if not.
 			_, _, resp = c.post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='101' sid='` + sid + `'/>`)
 			if tc.wantEnds {
-				srv.waitGot(t, "</stream:stream>")
+				srv.WaitGot(t, "</stream:stream>")
 				if attrs(resp)["type"] != "terminate" {
 					t.Fatalf("session lives on after a panic: %s", resp)
 				}
@@ -799,12 +738,13 @@ func TestPanicRecovered(t *testing.T) {
 				t.Fatalf("session ended by a panic before parsing: %s", resp)
 			}
 			// The server goes on.
-			create(t, c, 500, 0)
+			c.create(500, 0)
 		})
 	}
 }
 
 func TestSeeOtherURI(t *testing.T) {
+	t.Parallel()
 	// R-SEC-2, XEP-0124 §17.2 see-other-uri: a plaintext request for a
 	// session made over TLS is sent to https, and neither ends the
 	// session nor reaches it.
@@ -829,6 +769,7 @@ func TestSeeOtherURI(t *testing.T) {
 		}, "https://chat.example.org/a&amp;b/%3C"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			srv, h := startHandler(t, nil, nil)
 			secure := httptest.NewTLSServer(h)
 			t.Cleanup(secure.Close)
@@ -860,10 +801,8 @@ func TestSeeOtherURI(t *testing.T) {
 			if attrs(string(data))["type"] != "" {
 				t.Fatalf("session ended by a plaintext request: %s", data)
 			}
-			srv.waitGot(t, "<body>secure</body>")
-			srv.mu.Lock()
-			got := srv.got.String()
-			srv.mu.Unlock()
+			srv.WaitGot(t, "<body>secure</body>")
+			got := srv.Got()
 			if strings.Contains(got, "plaintext") || strings.Contains(got, "</stream:stream>") {
 				t.Fatalf("the plaintext request reached the session: %s", got)
 			}
@@ -874,8 +813,8 @@ func TestSeeOtherURI(t *testing.T) {
 		_, h := startHandler(t, func(cfg *config.Config) { cfg.Polling = 0 }, nil)
 		secure := httptest.NewTLSServer(h)
 		t.Cleanup(secure.Close)
-		c := &client{t: t, url: serve(t, h).URL}
-		sid := create(t, c, 100, 0)
+		c := newClient(t, serve(t, h).URL)
+		sid := c.create(100, 0)
 		_, _, resp := c.post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='101' sid='` + sid + `'/>`)
 		if attrs(resp)["type"] != "" {
 			t.Fatalf("got %s", resp)

@@ -1,12 +1,12 @@
 package bosh
 
 import (
-	"context"
 	"io"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/boshd/boshd/internal/wait"
 )
 
 // scrape returns the handler's metrics in the text format.
@@ -19,19 +19,15 @@ func scrape(t *testing.T, h *Handler) string {
 }
 
 func TestMetrics(t *testing.T) {
-	srv, h := startHandler(t, nil, nil)
-	hs := newParkingServer(h)
-	defer hs.Close()
-	defer h.Shutdown(context.Background())
-	c := &client{t: t, url: hs.URL}
-	sid := create(t, c, 100, 5)
-	held := c.postAsync(`<body xmlns='http://jabber.org/protocol/httpbind' rid='101' sid='` + sid + `'/>`)
-	srv.waitGot(t, "")
-	waitFor(t, func() bool { return strings.Contains(scrape(t, h), "boshd_requests_held 1\n") }, "one held request")
-	srv.push(t, "<message/>")
+	t.Parallel()
+	e := newEnv(t, nil)
+	h := e.h
+	sid, held := e.holdOne(100)
+	wait.Until(t, func() bool { return strings.Contains(scrape(t, h), "boshd_requests_held 1\n") }, "one held request")
+	e.up.Push(t, "<message/>")
 	receive(t, held)
-	c.post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='102' sid='` + sid + `' type='terminate'/>`)
-	c.post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='1' sid='unknown'/>`)
+	e.post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='102' sid='` + sid + `' type='terminate'/>`)
+	e.post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='1' sid='unknown'/>`)
 	out := scrape(t, h)
 	for _, want := range []string{
 		"boshd_sessions_created_total 1\n",
@@ -53,17 +49,5 @@ func TestMetrics(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Log(out)
-	}
-}
-
-// waitFor waits until cond holds, failing t after a deadline.
-func waitFor(t *testing.T, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }

@@ -19,46 +19,27 @@ import (
 	"time"
 
 	"github.com/boshd/boshd/config"
+	"github.com/boshd/boshd/internal/testcert"
+	"github.com/boshd/boshd/internal/wait"
 )
 
-// parkEnv is a handler that parks every held request at once, served
-// through a Listener, and its fake upstream.
-type parkEnv struct {
-	up  *fakeServer
-	h   *Handler
-	ln  *Listener
-	url string
-}
-
-func newParkEnv(t *testing.T, mutate func(*config.Config)) *parkEnv {
+// newParkEnv returns a testEnv whose Handler parks every held request at
+// once, whatever -park-after says.
+func newParkEnv(t *testing.T, mutate func(*config.Config)) *testEnv {
 	t.Helper()
-	up, h := startHandler(t, func(cfg *config.Config) {
+	return newEnv(t, func(cfg *config.Config) {
 		cfg.ParkHeld, cfg.ParkAfter = true, 0
 		if mutate != nil {
 			mutate(cfg)
 		}
-	}, nil)
-	hs := serve(t, h)
-	return &parkEnv{up: up, h: h, ln: hs.Listener.(*Listener), url: hs.URL}
-}
-
-// waitParked waits until n requests are parked.
-func waitParked(t *testing.T, h *Handler, n int64) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for h.parkedNow.Load() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d requests parked, want %d", h.parkedNow.Load(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	})
 }
 
 // parkOne dials env, creates a session whose first rid is rid, and sends
 // rid+1 as an empty request, returning once it is parked.
-func parkOne(t *testing.T, env *parkEnv, rid int) (c *rawClient, sid string) {
+func parkOne(t *testing.T, env *testEnv, rid int) (c *rawClient, sid string) {
 	t.Helper()
-	c = dialRaw(t, env.url)
+	c = dialRaw(t, env.hs.URL)
 	sid = c.create(rid, 60)
 	c.send(emptyBody(sid, rid+1))
 	waitParked(t, env.h, 1)
@@ -124,18 +105,15 @@ func (c *rawClient) create(rid, wait int) string {
 	return sid
 }
 
-func emptyBody(sid string, rid int) string {
-	return fmt.Sprintf("<body xmlns='http://jabber.org/protocol/httpbind' sid='%s' rid='%d'/>", sid, rid)
-}
-
 func TestParkedRequestAnswered(t *testing.T) {
+	t.Parallel()
 	env := newParkEnv(t, nil)
 	c, sid := parkOne(t, env, 100)
 	if held := env.h.sessions.Stats().Held; held != 1 {
 		t.Fatalf("%d requests held, want 1", held)
 	}
 	msg := "<message from='a@example.org' to='b@example.org'><body>parked</body></message>"
-	env.up.push(t, msg)
+	env.up.Push(t, msg)
 	resp, body := c.receive()
 	if resp.StatusCode != 200 || !strings.Contains(body, "<body>parked</body></message></body>") {
 		t.Fatalf("parked request answered %d %s, want 200 with %s", resp.StatusCode, body, msg)
@@ -158,7 +136,7 @@ func TestParkedRequestAnswered(t *testing.T) {
 	// is served, held and parked again.
 	c.send(emptyBody(sid, 102))
 	waitParked(t, env.h, 1)
-	other := dialRaw(t, env.url)
+	other := dialRaw(t, env.hs.URL)
 	other.send(fmt.Sprintf("<body xmlns='http://jabber.org/protocol/httpbind' sid='%s' rid='103' type='terminate'/>", sid))
 	if _, body := c.receive(); attrs(body)["type"] != "" {
 		t.Fatalf("held rid 102 answered %s, want an empty body", body)
@@ -170,6 +148,7 @@ func TestParkedRequestAnswered(t *testing.T) {
 }
 
 func TestParkedClientGoesAway(t *testing.T) {
+	t.Parallel()
 	// R-HOLD-8: a client that closes its connection while its request
 	// is parked is noticed at once; its rid's answer is still cached.
 	env := newParkEnv(t, nil)
@@ -178,20 +157,21 @@ func TestParkedClientGoesAway(t *testing.T) {
 	waitParked(t, env.h, 0)
 	waitHeld(t, env.h, 0)
 
-	c = dialRaw(t, env.url)
+	c = dialRaw(t, env.hs.URL)
 	c.send(emptyBody(sid, 201)) // resent: answered from the cache
 	if resp, body := c.receive(); resp.StatusCode != 200 || attrs(body)["type"] != "" {
 		t.Fatalf("resent rid 201 answered %d %s", resp.StatusCode, body)
 	}
 	c.send(emptyBody(sid, 202))
 	waitParked(t, env.h, 1)
-	env.up.push(t, "<message><body>after</body></message>")
+	env.up.Push(t, "<message><body>after</body></message>")
 	if _, body := c.receive(); !strings.Contains(body, "after") {
 		t.Fatalf("rid 202 answered %s", body)
 	}
 }
 
 func TestParkedResponseMatchesNetHTTP(t *testing.T) {
+	t.Parallel()
 	// A parked request's response, written by hand, has the headers and
 	// body net/http gives the same response (R-HTTP-3, R-HTTP-5,
 	// R-HTTP-9), Date aside.
@@ -201,7 +181,7 @@ func TestParkedResponseMatchesNetHTTP(t *testing.T) {
 			cfg.ParkHeld = park
 			cfg.CORSOrigins = []string{"https://chat.example.org"}
 		})
-		c := dialRaw(t, env.url)
+		c := dialRaw(t, env.hs.URL)
 		sid := c.create(300, 60)
 		c.send(emptyBody(sid, 301), "Accept-Encoding: gzip", "Origin: https://chat.example.org")
 		if park {
@@ -209,7 +189,7 @@ func TestParkedResponseMatchesNetHTTP(t *testing.T) {
 		} else {
 			waitHeld(t, env.h, 1)
 		}
-		env.up.push(t, stanza)
+		env.up.Push(t, stanza)
 		return c.receive()
 	}
 	held, heldBody := answer(false)
@@ -228,6 +208,7 @@ func TestParkedResponseMatchesNetHTTP(t *testing.T) {
 }
 
 func TestParkedShutdown(t *testing.T) {
+	t.Parallel()
 	env := newParkEnv(t, nil)
 	c, _ := parkOne(t, env, 400)
 	done := make(chan error, 1)
@@ -235,21 +216,17 @@ func TestParkedShutdown(t *testing.T) {
 	if _, body := c.receive(); attrs(body)["condition"] != "system-shutdown" {
 		t.Fatalf("parked request answered %s at shutdown", body)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Shutdown did not return")
+	if err := wait.Receive(t, done, "Shutdown to return"); err != nil {
+		t.Fatal(err)
 	}
 }
 
 func TestParkedPipelined(t *testing.T) {
+	t.Parallel()
 	// A client that pipelines (sends the next request before the held
 	// one is answered) gets both answers, in order, on its connection.
 	env := newParkEnv(t, nil)
-	c := dialRaw(t, env.url)
+	c := dialRaw(t, env.hs.URL)
 	sid := c.create(500, 1)
 	c.send(emptyBody(sid, 501))
 	c.send(emptyBody(sid, 502))
@@ -266,13 +243,12 @@ func TestParkedPipelined(t *testing.T) {
 }
 
 func TestParkedOverTLS(t *testing.T) {
+	t.Parallel()
 	// Over TLS the connection goes back to the server as TLS: the next
 	// request of a session made over TLS is served (R-SEC-2 would
 	// answer a plaintext one with see-other-uri).
 	up, h := startHandler(t, func(cfg *config.Config) { cfg.ParkHeld, cfg.ParkAfter = true, 0 }, nil)
-	certs := httptest.NewTLSServer(http.NotFoundHandler())
-	certs.Close()
-	tlsConfig := certs.TLS.Clone()
+	tlsConfig, roots := testcert.Server(t, "127.0.0.1")
 	tlsConfig.NextProtos = []string{"h2", "http/1.1"}
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -283,7 +259,7 @@ func TestParkedOverTLS(t *testing.T) {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 
-	conn, err := tls.Dial("tcp", tcp.Addr().String(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	conn, err := tls.Dial("tcp", tcp.Addr().String(), &tls.Config{RootCAs: roots, NextProtos: []string{"http/1.1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +269,7 @@ func TestParkedOverTLS(t *testing.T) {
 	for rid := 601; rid <= 603; rid++ {
 		c.send(emptyBody(sid, rid))
 		waitParked(t, h, 1)
-		up.push(t, fmt.Sprintf("<message><body>%d</body></message>", rid))
+		up.Push(t, fmt.Sprintf("<message><body>%d</body></message>", rid))
 		if _, body := c.receive(); !strings.Contains(body, fmt.Sprintf("<body>%d</body>", rid)) {
 			t.Fatalf("rid %d answered %s", rid, body)
 		}
@@ -301,17 +277,18 @@ func TestParkedOverTLS(t *testing.T) {
 }
 
 func TestParkedNotOverHTTP10OrClose(t *testing.T) {
+	t.Parallel()
 	// Only HTTP/1.1 keep-alive requests are parked: the others end
 	// their connection after the response, and net/http does that.
 	env := newParkEnv(t, nil)
-	c := dialRaw(t, env.url)
+	c := dialRaw(t, env.hs.URL)
 	sid := c.create(700, 60)
 	c.send(emptyBody(sid, 701), "Connection: close")
 	waitHeld(t, env.h, 1)
 	if n := env.h.parkedNow.Load(); n != 0 {
 		t.Fatalf("%d requests parked with Connection: close", n)
 	}
-	env.up.push(t, "<message/>")
+	env.up.Push(t, "<message/>")
 	if resp, body := c.receive(); !resp.Close || !strings.Contains(body, "<message xmlns='jabber:client'/>") {
 		t.Fatalf("answered close=%v %s", resp.Close, body)
 	}
@@ -325,7 +302,7 @@ func TestParkedGoroutines(t *testing.T) {
 		before := runtime.NumGoroutine()
 		var clients []*rawClient
 		for i := range 20 {
-			c := dialRaw(t, env.url)
+			c := dialRaw(t, env.hs.URL)
 			sid := c.create(1000*(i+1), 60)
 			clients = append(clients, c)
 			c.send(emptyBody(sid, 1000*(i+1)+1))
@@ -352,17 +329,31 @@ func TestParkedGoroutines(t *testing.T) {
 	t.Logf("20 sessions: %d more goroutines held in net/http, %d parked", held, parked)
 }
 
-func TestListenerAccept(t *testing.T) {
+// listenLoopback returns a Listener on a loopback port, and a function
+// that dials it and returns the connection the Listener accepts.
+func listenLoopback(t *testing.T) (*Listener, func() net.Conn) {
+	t.Helper()
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ln := NewListener(tcp)
-	go net.Dial("tcp", tcp.Addr().String())
-	first, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
+	t.Cleanup(func() { ln.Close() })
+	return ln, func() net.Conn {
+		t.Helper()
+		go net.Dial("tcp", tcp.Addr().String())
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
+}
+
+func TestListenerAccept(t *testing.T) {
+	t.Parallel()
+	ln, accept := listenLoopback(t)
+	first := accept()
 	go ln.giveBack(first)
 	again, err := ln.Accept()
 	if err != nil || again != first {
@@ -381,22 +372,11 @@ func TestListenerAccept(t *testing.T) {
 }
 
 func TestListenerCloseClosesQueued(t *testing.T) {
+	t.Parallel()
 	// Connections given back and not yet accepted do not outlive the
 	// Listener; giving back does not wait while the queue has room.
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := NewListener(tcp)
-	var conns []net.Conn
-	for range 3 {
-		go net.Dial("tcp", tcp.Addr().String())
-		c, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-	}
+	ln, accept := listenLoopback(t)
+	conns := []net.Conn{accept(), accept(), accept()}
 	for _, c := range conns {
 		ln.giveBack(c) // queued: returns at once
 	}
@@ -428,14 +408,14 @@ func TestParkedConnectionRests(t *testing.T) {
 	sid := c.create(800, 60)
 	c.send(emptyBody(sid, 801))
 	waitParked(t, h, 1)
-	up.push(t, "<message><body>one</body></message>")
+	up.Push(t, "<message><body>one</body></message>")
 	if _, body := c.receive(); !strings.Contains(body, "one") {
 		t.Fatalf("rid 801 answered %s", body)
 	}
 	time.Sleep(300 * time.Millisecond) // beyond ReadHeaderTimeout
 	c.send(emptyBody(sid, 802))
 	waitParked(t, h, 1)
-	up.push(t, "<message><body>two</body></message>")
+	up.Push(t, "<message><body>two</body></message>")
 	if _, body := c.receive(); !strings.Contains(body, "two") {
 		t.Fatalf("rid 802 answered %s", body)
 	}
@@ -452,21 +432,17 @@ func TestParkedConnectionRests(t *testing.T) {
 }
 
 func TestListenerCloseClosesResting(t *testing.T) {
+	t.Parallel()
 	// A connection resting between requests is closed with the
 	// Listener, not left to its idle timer.
 	env := newParkEnv(t, nil)
 	c, _ := parkOne(t, env, 900)
-	env.up.push(t, "<message/>")
+	env.up.Push(t, "<message/>")
 	c.receive()
 	// The answer's goroutine rests the connection right after writing.
-	deadline := time.Now().Add(5 * time.Second)
-	for restingCount(env.ln) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the connection is not resting")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	env.ln.Close()
+	ln := env.hs.Listener.(*Listener)
+	wait.Until(t, func() bool { return restingCount(ln) > 0 }, "the connection to rest")
+	ln.Close()
 	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.br.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("read after Close: %v, want the connection closed", err)
@@ -511,6 +487,7 @@ func (f *fakeWatcher) WatchReadable(_ syscall.RawConn, fn func()) (func() bool, 
 // watch counts until it fires or is stopped, whichever comes first, and
 // a watch that could not be set does not count.
 func TestCountingWatcher(t *testing.T) {
+	t.Parallel()
 	var n atomic.Int64
 	fake := &fakeWatcher{}
 	w := countingWatcher{fake, &n}

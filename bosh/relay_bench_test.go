@@ -1,56 +1,18 @@
 package bosh
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/boshd/boshd/config"
+	"github.com/boshd/boshd/internal/wait"
+	"github.com/boshd/boshd/internal/xmpptest"
 )
-
-// benchServer is a minimal XMPP server for benchmarks: it answers the
-// stream header, throws away what the client sends after it, and writes
-// what is sent on push.
-type benchServer struct {
-	ln   net.Listener
-	conn chan net.Conn
-}
-
-func newBenchServer(b *testing.B) *benchServer {
-	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := &benchServer{ln: ln, conn: make(chan net.Conn, 1)}
-	b.Cleanup(func() { ln.Close() })
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		b.Cleanup(func() { c.Close() })
-		br := bufio.NewReader(c)
-		if _, err := br.ReadString('>'); err != nil { // <?xml ...?>
-			return
-		}
-		if _, err := br.ReadString('>'); err != nil { // <stream:stream ...>
-			return
-		}
-		io.WriteString(c, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='s1' from='example.org' version='1.0'>"+testFeatures)
-		s.conn <- c
-		io.Copy(io.Discard, br)
-	}()
-	return s
-}
 
 // BenchmarkRelay measures boshd's own work for one stanza each way:
 // a request carrying a message, parsed and written upstream, then held
@@ -58,16 +20,18 @@ func newBenchServer(b *testing.B) *benchServer {
 // is left out (the handler is called directly), so B/op and allocs/op are
 // what boshd adds to what net/http allocates per request.
 func BenchmarkRelay(b *testing.B) {
-	srv := newBenchServer(b)
-	cfg := config.Default()
-	cfg.Upstreams = map[string]string{"example.org": srv.ln.Addr().String()}
-	cfg.UpstreamTLS = "plaintext"
-	cfg.Polling = 0
-	h, err := NewHandler(cfg, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { h.Shutdown(context.Background()) })
+	// The upstream throws away what the client sends after the header,
+	// so that recording it costs nothing.
+	peers := make(chan *xmpptest.Peer, 1)
+	srv := xmpptest.NewServer(b, func(p *xmpptest.Peer) error {
+		if err := p.Open("s1", testFeatures); err != nil {
+			return err
+		}
+		peers <- p
+		_, err := io.Copy(io.Discard, p.Reader())
+		return err
+	})
+	_, h := newHandler(b, srv, func(cfg *config.Config) { cfg.Polling = 0 }, nil)
 
 	serve := func(body string) string {
 		rec := httptest.NewRecorder()
@@ -79,12 +43,7 @@ func BenchmarkRelay(b *testing.B) {
 	if sid == "" {
 		b.Fatal("no session")
 	}
-	var up net.Conn
-	select {
-	case up = <-srv.conn:
-	case <-time.After(5 * time.Second):
-		b.Fatal("no upstream")
-	}
+	up := wait.Receive(b, peers, "the upstream connection")
 	const (
 		out = `<message to='bob@example.org/phone' type='chat' id='a8b6c1'><body>Hello there, how are you?</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>`
 		in  = `<message from='bob@example.org/phone' to='alice@example.org/web' type='chat' id='a8b6c2'><body>Hello there, how are you?</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>`
@@ -98,7 +57,7 @@ func BenchmarkRelay(b *testing.B) {
 		go func() { done <- serve(body) }()
 		// The request is held once the session has written its payload
 		// upstream; the server's answer may come before or after that.
-		if _, err := io.WriteString(up, in); err != nil {
+		if err := up.Send(in); err != nil {
 			b.Fatal(err)
 		}
 		resp := <-done

@@ -2,7 +2,6 @@ package bosh
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -47,11 +46,9 @@ func TestRIDGapAfterReload(t *testing.T) {
 		b, err := io.ReadAll(resp.Body)
 		return string(b), err
 	}
-	c := &client{t: t, url: hs.URL}
-	sid := create(t, c, 1000, 2)
-	empty := func(rid int) string {
-		return fmt.Sprintf("<body xmlns='http://jabber.org/protocol/httpbind' sid='%s' rid='%d'/>", sid, rid)
-	}
+	c := newClient(t, hs.URL)
+	sid := c.create(1000, 2)
+	empty := func(rid int) string { return emptyBody(sid, rid) }
 
 	// The old page: rid 1001 is held, then its page goes away.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -66,7 +63,7 @@ func TestRIDGapAfterReload(t *testing.T) {
 	waitHeld(t, h, 0)
 
 	// rid 1002 died with the old page. The new page goes on with 1003.
-	srv.push(t, "<message xmlns='jabber:client' id='during-reload'/>")
+	srv.Push(t, "<message xmlns='jabber:client' id='during-reload'/>")
 	for attempt := 1; attempt <= 2; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second+3*time.Second)
 		got, err := post(ctx, empty(1003))
@@ -83,20 +80,8 @@ func TestRIDGapAfterReload(t *testing.T) {
 		}
 	}
 	next := c.postAsync(empty(1004))
-	srv.push(t, "<message xmlns='jabber:client' id='after-reload'/>")
+	srv.Push(t, "<message xmlns='jabber:client' id='after-reload'/>")
 	if got := receive(t, next); attrs(got)["type"] != "" || !strings.Contains(got, "after-reload") {
 		t.Fatalf("rid 1004: %s", got)
-	}
-}
-
-// waitHeld waits until the handler's sessions hold n requests in all.
-func waitHeld(t *testing.T, h *Handler, n int64) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for h.sessions.Stats().Held != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d requests held, want %d", h.sessions.Stats().Held, n)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -1,8 +1,6 @@
 package bosh
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -14,9 +12,9 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/boshd/boshd/config"
+	"github.com/boshd/boshd/internal/xmpptest"
 )
 
 // TestAnswersWrittenInRIDOrder checks that boshd writes the answers of a
@@ -35,17 +33,7 @@ import (
 // busy server, to give the scheduler the chance to reorder; before the fix
 // this failed in every run.
 func TestAnswersWrittenInRIDOrder(t *testing.T) {
-	up := newEchoServer(t)
-	cfg := config.Default()
-	cfg.Upstreams = map[string]string{"example.org": up.Addr().String()}
-	cfg.UpstreamTLS = "plaintext"
-	cfg.MaxWait = 5 * time.Second
-	cfg.MaxSessionsPerIP = 0
-	setParking(&cfg)
-	h, err := NewHandler(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, h := newHandler(t, xmpptest.NewServer(t, echo), func(cfg *config.Config) { cfg.MaxSessionsPerIP = 0 }, nil)
 	wire := &writeOrder{}
 	srv := httptest.NewUnstartedServer(h)
 	ln := NewListener(&orderListener{Listener: srv.Listener, log: wire})
@@ -121,43 +109,21 @@ func pairs(url string, rid0, rounds int) error {
 	return nil
 }
 
-// newEchoServer is an upstream XMPP server that answers the stream header
-// with empty features and every chunk it reads with one message.
-func newEchoServer(t *testing.T) net.Listener {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// echo is the Script of an upstream XMPP server that answers the stream
+// header with empty features and every chunk it reads with one message.
+func echo(p *xmpptest.Peer) error {
+	if err := p.Open("s1", xmpptest.NoFeatures); err != nil {
+		return err
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				var head []byte
-				for !bytes.Contains(head, []byte("<stream:stream")) || !bytes.HasSuffix(head, []byte(">")) {
-					b, err := br.ReadByte()
-					if err != nil {
-						return
-					}
-					head = append(head, b)
-				}
-				io.WriteString(c, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='s1' from='example.org' version='1.0'><stream:features/>")
-				buf := make([]byte, 4096)
-				for n := 0; ; n++ {
-					if _, err := br.Read(buf); err != nil {
-						return
-					}
-					fmt.Fprintf(c, "<message xmlns='jabber:client' id='echo%d'/>", n)
-				}
-			}()
+	buf := make([]byte, 4096)
+	for n := 0; ; n++ {
+		if _, err := p.Reader().Read(buf); err != nil {
+			return nil // the client or the test closed the stream
 		}
-	}()
-	return ln
+		if err := p.Send(fmt.Sprintf("<message xmlns='jabber:client' id='echo%d'/>", n)); err != nil {
+			return nil
+		}
+	}
 }
 
 // writeOrder records, per session, the rids whose responses were written,

@@ -13,11 +13,14 @@ import (
 	"time"
 
 	"github.com/boshd/boshd/internal/rawxml"
+	"github.com/boshd/boshd/internal/wait"
+	"github.com/boshd/boshd/internal/xmpptest"
 )
 
 // TestNextStanzas checks that elements from the server come out with
 // xmlns='jabber:client' added where missing and otherwise byte for byte.
 func TestNextStanzas(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ name, sent, want string }{
 		{
 			name: "message without xmlns",
@@ -45,18 +48,15 @@ func TestNextStanzas(t *testing.T) {
 			want: `<message xmlns='jabber:client' xml:lang='de'><body><![CDATA[<b>]]></body></message>`,
 		},
 	}
-	addr := serve(t, func(p *peer) error {
-		if err := p.open("s1", featuresPlainAuth); err != nil {
-			return err
-		}
+	addr := serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
 		for _, tc := range tests {
-			if err := p.send(tc.sent); err != nil {
+			if err := p.Send(tc.sent); err != nil {
 				return err
 			}
 		}
-		p.waitQuit()
+		p.WaitQuit()
 		return nil
-	})
+	}))
 	c := mustDial(t, new(Dialer), addr)
 	for _, tc := range tests {
 		b, err := c.Next()
@@ -71,6 +71,7 @@ func TestNextStanzas(t *testing.T) {
 
 // TestNextEnd checks how Next reports each way the server's stream ends.
 func TestNextEnd(t *testing.T) {
+	t.Parallel()
 	conflict := `<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>Replaced by new connection</text></stream:error>`
 	for _, tc := range []struct {
 		name   string
@@ -115,15 +116,12 @@ func TestNextEnd(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			addr := serve(t, func(p *peer) error {
-				if err := p.open("s1", featuresPlainAuth); err != nil {
-					return err
-				}
+			addr := serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
 				if tc.send != "" {
-					return p.send(tc.send)
+					return p.Send(tc.send)
 				}
 				return nil
-			})
+			}))
 			c := mustDial(t, &Dialer{MaxStanzaSize: tc.maxLen}, addr)
 			b, err := c.Next()
 			if b != nil {
@@ -145,35 +143,32 @@ func TestSASLRestart(t *testing.T) {
 	defer func() { testHookRestartWait = nil }()
 
 	headers := make(chan string, 1)
-	addr := serve(t, func(p *peer) error {
-		if err := p.open("s1", featuresPlainAuth); err != nil {
+	addr := serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
+		if err := p.Expect(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHNlY3JldA==</auth>`); err != nil {
 			return err
 		}
-		if err := p.expect(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHNlY3JldA==</auth>`); err != nil {
+		if err := p.Send(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`); err != nil {
 			return err
 		}
-		if err := p.send(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`); err != nil {
-			return err
-		}
-		root, err := p.readHeader()
+		root, err := p.ReadHeader()
 		if err != nil {
 			return err
 		}
 		to, _ := root.Get("", "to")
 		lang, _ := root.Get("http://www.w3.org/XML/1998/namespace", "lang")
 		headers <- to + " " + lang
-		if err := p.send(serverHeader("s2") + featuresBind); err != nil {
+		if err := p.Send(serverHeader("s2") + featuresBind); err != nil {
 			return err
 		}
-		if err := p.expect(`<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`); err != nil {
+		if err := p.Expect(`<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`); err != nil {
 			return err
 		}
-		if err := p.send(`<iq type='result' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>alice@example.test/r</jid></bind></iq>`); err != nil {
+		if err := p.Send(`<iq type='result' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>alice@example.test/r</jid></bind></iq>`); err != nil {
 			return err
 		}
-		p.waitQuit()
+		p.WaitQuit()
 		return nil
-	})
+	}))
 	c := mustDial(t, new(Dialer), addr)
 	if err := c.Restart(); err == nil {
 		t.Error("Restart before SASL success succeeded")
@@ -230,16 +225,13 @@ func TestCloseUnblocksRestartWait(t *testing.T) {
 	waiting := make(chan struct{})
 	testHookRestartWait = func() { close(waiting) }
 	defer func() { testHookRestartWait = nil }()
-	addr := serve(t, func(p *peer) error {
-		if err := p.open("s1", featuresPlainAuth); err != nil {
+	addr := serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
+		if err := p.Send(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`); err != nil {
 			return err
 		}
-		if err := p.send(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`); err != nil {
-			return err
-		}
-		p.waitQuit()
+		p.WaitQuit()
 		return nil
-	})
+	}))
 	c := mustDial(t, new(Dialer), addr)
 	if _, err := c.Next(); err != nil {
 		t.Fatal(err)
@@ -275,26 +267,23 @@ func TestClose(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			closedAfter := make(chan time.Duration, 1)
 			start := make(chan time.Time, 1)
-			addr := serve(t, func(p *peer) error {
-				if err := p.open("s1", featuresPlainAuth); err != nil {
-					return err
-				}
-				if _, err := p.next(); err != rawxml.ErrRootEnd {
+			addr := serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
+				if _, err := p.Next(); err != rawxml.ErrRootEnd {
 					return errors.New("client did not end its stream")
 				}
 				t0 := <-start
 				if tc.answer {
-					if err := p.send(`</stream:stream>`); err != nil {
+					if err := p.Send(`</stream:stream>`); err != nil {
 						return err
 					}
 				}
 				// The client closes the socket: the read ends.
-				if _, err := p.br.Read(make([]byte, 1)); err == nil {
+				if _, err := p.Reader().Read(make([]byte, 1)); err == nil {
 					return errors.New("data after the closing tag")
 				}
 				closedAfter <- time.Since(t0)
 				return nil
-			})
+			}))
 			c := mustDial(t, new(Dialer), addr)
 			next := goNext(c)
 			start <- time.Now()
@@ -304,13 +293,8 @@ func TestClose(t *testing.T) {
 			if r := await(t, next); !tc.wantNext(r.err) {
 				t.Errorf("Next after Close: %v", r.err)
 			}
-			select {
-			case d := <-closedAfter:
-				if d < tc.longerThan {
-					t.Errorf("socket closed after %v, before the grace of %v", d, tc.longerThan)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("socket not closed")
+			if d := wait.Receive(t, closedAfter, "the socket to close"); d < tc.longerThan {
+				t.Errorf("socket closed after %v, before the grace of %v", d, tc.longerThan)
 			}
 			if err := c.Write([]byte(`<presence/>`)); !errors.Is(err, net.ErrClosed) {
 				t.Errorf("Write after Close: %v, want net.ErrClosed", err)
@@ -322,21 +306,19 @@ func TestClose(t *testing.T) {
 // TestCloseConcurrent closes from several goroutines at once while Next is
 // blocked; the server sees exactly one closing tag.
 func TestCloseConcurrent(t *testing.T) {
+	t.Parallel()
 	rest := make(chan string, 1)
-	addr := serve(t, func(p *peer) error {
-		if err := p.open("s1", featuresPlainAuth); err != nil {
-			return err
-		}
-		if _, err := p.next(); err != rawxml.ErrRootEnd {
+	addr := serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
+		if _, err := p.Next(); err != rawxml.ErrRootEnd {
 			return fmt.Errorf("client did not end its stream: %v", err)
 		}
-		if err := p.send(`</stream:stream>`); err != nil {
+		if err := p.Send(`</stream:stream>`); err != nil {
 			return err
 		}
-		b, err := io.ReadAll(p.br)
+		b, err := io.ReadAll(p.Reader())
 		rest <- string(b)
 		return err
-	})
+	}))
 	c := mustDial(t, new(Dialer), addr)
 	next := goNext(c)
 	var wg sync.WaitGroup
@@ -347,26 +329,19 @@ func TestCloseConcurrent(t *testing.T) {
 	if r := await(t, next); r.err != io.EOF {
 		t.Errorf("Next after Close: %v, want io.EOF", r.err)
 	}
-	select {
-	case s := <-rest:
-		if s != "" {
-			t.Errorf("server read %q after the closing tag", s)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("socket not closed")
+	if s := wait.Receive(t, rest, "the socket to close"); s != "" {
+		t.Errorf("server read %q after the closing tag", s)
 	}
 }
 
 // TestWriteTimeout checks that Write gives up against a server that never
 // reads, and that the stream stays broken after.
 func TestWriteTimeout(t *testing.T) {
-	addr := serve(t, func(p *peer) error {
-		if err := p.open("s1", featuresPlainAuth); err != nil {
-			return err
-		}
-		p.waitQuit() // never read again
+	t.Parallel()
+	addr := serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
+		p.WaitQuit() // never read again
 		return nil
-	})
+	}))
 	c := mustDial(t, &Dialer{WriteTimeout: 50 * time.Millisecond}, addr)
 	chunk := []byte(`<message><body>` + strings.Repeat("x", 64<<10) + `</body></message>`)
 	var err error
@@ -385,29 +360,30 @@ func TestWriteTimeout(t *testing.T) {
 // leaves the caller's slice alone, and that over TLS it sends them as one
 // record rather than a record (and a write) each.
 func TestWriteVectored(t *testing.T) {
+	t.Parallel()
 	for _, secure := range []bool{false, true} {
 		t.Run(fmt.Sprintf("tls=%v", secure), func(t *testing.T) {
 			pki := certs(t)
 			got := make(chan string, 3)
 			ready := make(chan struct{})
 			rec := &recordingConn{}
-			addr := serve(t, func(p *peer) error {
+			addr := serve(t, func(p *xmpptest.Peer) error {
 				if secure {
-					if err := p.open("s1", featuresTLS); err != nil {
+					if err := p.Open("s1", featuresTLS); err != nil {
 						return err
 					}
-					rec.Conn = p.nc
-					if err := p.acceptTLSOver(rec, pki.server); err != nil {
+					rec.Conn = p.Conn()
+					if err := p.AcceptTLSOver(rec, pki.server); err != nil {
 						return err
 					}
 				}
-				if err := p.open("s2", featuresPlainAuth); err != nil {
+				if err := p.Open("s2", featuresPlainAuth); err != nil {
 					return err
 				}
 				rec.reset()
 				close(ready)
 				for range 3 {
-					s, err := p.next()
+					s, err := p.Next()
 					if err != nil {
 						return err
 					}
@@ -427,13 +403,8 @@ func TestWriteVectored(t *testing.T) {
 				if !bytes.Equal(in[i], want) {
 					t.Errorf("Write changed the caller's slice %d to %q", i, in[i])
 				}
-				select {
-				case s := <-got:
-					if s != string(want) {
-						t.Errorf("server got %s, want %s", s, want)
-					}
-				case <-time.After(10 * time.Second):
-					t.Fatal("server did not get the stanzas")
+				if s := wait.Receive(t, got, "the server to get the stanzas"); s != string(want) {
+					t.Errorf("server got %s, want %s", s, want)
 				}
 			}
 			if n := rec.records(); secure && n != 1 {
@@ -486,27 +457,24 @@ func (r *recordingConn) records() int {
 // server, also in the middle of an element, and never between elements
 // that came together.
 func TestBufferedAndOnWait(t *testing.T) {
-	burst := make(chan struct{})
-	rest := make(chan struct{})
-	addr := serve(t, func(p *peer) error {
-		if err := p.open("s1", featuresPlainAuth); err != nil {
-			return err
-		}
+	t.Parallel()
+	burst, rest := make(chan struct{}), make(chan struct{})
+	addr := serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
 		<-burst
-		if err := p.send(`<a/><b/>`); err != nil {
+		if err := p.Send(`<a/><b/>`); err != nil {
 			return err
 		}
 		<-rest
-		if err := p.send(`<c`); err != nil {
+		if err := p.Send(`<c`); err != nil {
 			return err
 		}
 		<-rest
-		if err := p.send(`/>`); err != nil {
+		if err := p.Send(`/>`); err != nil {
 			return err
 		}
-		p.waitQuit()
+		p.WaitQuit()
 		return nil
-	})
+	}))
 	c := mustDial(t, new(Dialer), addr)
 	waits := 0
 	c.OnWait(func() {

@@ -11,14 +11,18 @@ import (
 	"time"
 
 	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/boshd/boshd/internal/xmpptest"
 )
 
 func TestAppendHeader(t *testing.T) {
-	for _, tc := range []struct {
+	t.Parallel()
+	type test struct {
 		name string
 		t    Target
 		want string
-	}{
+	}
+	for _, tc := range []test{
 		{
 			name: "domain only",
 			t:    Target{Domain: "example.org"},
@@ -46,9 +50,10 @@ func TestAppendHeader(t *testing.T) {
 // TestDialPlain opens a stream to a loopback server that offers no
 // STARTTLS, and checks both headers and the features.
 func TestDialPlain(t *testing.T) {
+	t.Parallel()
 	headers := make(chan map[string]string, 1)
-	addr := serve(t, func(p *peer) error {
-		root, err := p.readHeader()
+	addr := serve(t, func(p *xmpptest.Peer) error {
+		root, err := p.ReadHeader()
 		if err != nil {
 			return err
 		}
@@ -58,10 +63,10 @@ func TestDialPlain(t *testing.T) {
 		}
 		attrs["xmlns"], _ = root.Namespace("")
 		headers <- attrs
-		if err := p.send(serverHeader("s1") + featuresAuth); err != nil {
+		if err := p.Send(serverHeader("s1") + featuresAuth); err != nil {
 			return err
 		}
-		p.waitQuit()
+		p.WaitQuit()
 		return nil
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -94,6 +99,7 @@ func TestDialPlain(t *testing.T) {
 }
 
 func TestDecideTLS(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		mode      tlsMode
 		offered   bool
@@ -127,13 +133,13 @@ func TestDecideTLS(t *testing.T) {
 // resulting stream; the server checks that the client's first element
 // after the features is <starttls/> exactly when TLS is expected.
 func TestDialTLSModes(t *testing.T) {
+	t.Parallel()
 	pki := certs(t)
 	for _, tc := range []struct {
-		name      string
-		mode      string
-		offer     bool
-		wantTLS   bool
-		wantError bool
+		name, mode string
+		offer      bool
+		wantTLS    bool
+		wantError  bool
 	}{
 		{"default mode, offered", "", true, true, false},
 		{"starttls, offered", "starttls", true, true, false},
@@ -144,30 +150,30 @@ func TestDialTLSModes(t *testing.T) {
 		{"plaintext, not offered", "plaintext", false, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			addr := serve(t, func(p *peer) error {
+			addr := serve(t, func(p *xmpptest.Peer) error {
 				features := featuresPlainAuth
 				if tc.offer {
 					features = featuresTLS
 				}
-				if err := p.open("s1", features); err != nil {
+				if err := p.Open("s1", features); err != nil {
 					return err
 				}
 				if tc.wantError {
-					p.waitQuit()
+					p.WaitQuit()
 					return nil
 				}
 				if tc.wantTLS {
-					if err := p.acceptTLS(pki.server); err != nil {
+					if err := p.AcceptTLS(pki.server); err != nil {
 						return err
 					}
-					if err := p.open("s2", featuresPlainAuth); err != nil {
+					if err := p.Open("s2", featuresPlainAuth); err != nil {
 						return err
 					}
 				}
-				if err := p.expect(`<presence/>`); err != nil {
+				if err := p.Expect(`<presence/>`); err != nil {
 					return err
 				}
-				return p.send(`<message from='bob@example.test'><body>hi</body></message>`)
+				return p.Send(`<message from='bob@example.test'><body>hi</body></message>`)
 			})
 			c, err := dialTest(t, &Dialer{TLSMode: tc.mode, RootCAs: pki.roots}, addr)
 			if tc.wantError {
@@ -209,6 +215,7 @@ func TestDialTLSModes(t *testing.T) {
 }
 
 func TestDialBadMode(t *testing.T) {
+	t.Parallel()
 	_, err := (&Dialer{TLSMode: "sometimes"}).Dial(context.Background(), Target{Domain: testDomain, Addr: "127.0.0.1:1"})
 	if err == nil {
 		t.Fatal("Dial with an unknown TLS mode succeeded")
@@ -218,6 +225,7 @@ func TestDialBadMode(t *testing.T) {
 // TestDialTLSVerify checks that the server certificate is verified against
 // RootCAs and the target's domain.
 func TestDialTLSVerify(t *testing.T) {
+	t.Parallel()
 	pki := certs(t)
 	for _, tc := range []struct {
 		name   string
@@ -235,13 +243,10 @@ func TestDialTLSVerify(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			addr := serve(t, func(p *peer) error {
-				if err := p.open("s1", featuresTLS); err != nil {
-					return err
-				}
-				p.acceptTLS(pki.server) // fails: the client rejects the certificate
+			addr := serve(t, xmpptest.Opened("s1", featuresTLS, func(p *xmpptest.Peer) error {
+				p.AcceptTLS(pki.server) // fails: the client rejects the certificate
 				return nil
-			})
+			}))
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			c, err := (&Dialer{RootCAs: tc.roots}).Dial(ctx, Target{Domain: tc.domain, Addr: addr})
@@ -259,11 +264,12 @@ func TestDialTLSVerify(t *testing.T) {
 // TestDialStreamError checks that a stream error during the negotiation is
 // returned as a *StreamError.
 func TestDialStreamError(t *testing.T) {
-	addr := serve(t, func(p *peer) error {
-		if _, err := p.readHeader(); err != nil {
+	t.Parallel()
+	addr := serve(t, func(p *xmpptest.Peer) error {
+		if _, err := p.ReadHeader(); err != nil {
 			return err
 		}
-		return p.send(serverHeader("s1") + `<stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>`)
+		return p.Send(serverHeader("s1") + xmpptest.StreamError("host-unknown"))
 	})
 	_, err := dialTest(t, new(Dialer), addr)
 	var se *StreamError
@@ -275,18 +281,19 @@ func TestDialStreamError(t *testing.T) {
 // TestDialRejectsBadHeader checks that a server not opening an XMPP 1.0
 // client stream is refused.
 func TestDialRejectsBadHeader(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ name, header string }{
 		{"no version", `<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='x'>`},
 		{"server namespace", `<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' id='x' version='1.0'>`},
 		{"not a stream", `<html xmlns='http://www.w3.org/1999/xhtml'>`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			addr := serve(t, func(p *peer) error {
-				if _, err := p.readHeader(); err != nil {
+			addr := serve(t, func(p *xmpptest.Peer) error {
+				if _, err := p.ReadHeader(); err != nil {
 					return err
 				}
-				p.send(tc.header + featuresPlainAuth)
-				p.waitQuit()
+				p.Send(tc.header + featuresPlainAuth)
+				p.WaitQuit()
 				return nil
 			})
 			if _, err := dialTest(t, new(Dialer), addr); !errors.Is(err, errNotStream) {
@@ -299,11 +306,12 @@ func TestDialRejectsBadHeader(t *testing.T) {
 // TestDialContext checks that ctx bounds the negotiation, not only the
 // connect.
 func TestDialContext(t *testing.T) {
-	addr := serve(t, func(p *peer) error {
-		if _, err := p.readHeader(); err != nil {
+	t.Parallel()
+	addr := serve(t, func(p *xmpptest.Peer) error {
+		if _, err := p.ReadHeader(); err != nil {
 			return err
 		}
-		p.waitQuit() // never answer
+		p.WaitQuit() // never answer
 		return nil
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -321,13 +329,11 @@ func TestDialContext(t *testing.T) {
 // TestDialSRV finds the server through an SRV record served by a fake DNS
 // server.
 func TestDialSRV(t *testing.T) {
-	addr := serve(t, func(p *peer) error {
-		if err := p.open("srv", featuresPlainAuth); err != nil {
-			return err
-		}
-		p.waitQuit()
+	t.Parallel()
+	addr := serve(t, xmpptest.Opened("srv", featuresPlainAuth, func(p *xmpptest.Peer) error {
+		p.WaitQuit()
 		return nil
-	})
+	}))
 	_, portStr, _ := net.SplitHostPort(addr)
 	port, _ := net.LookupPort("tcp", portStr)
 	c, err := (&Dialer{Resolver: fakeDNS(t, uint16(port))}).Dial(context.Background(), Target{Domain: testDomain})
@@ -413,6 +419,7 @@ func dnsAnswer(query []byte, port uint16) ([]byte, error) {
 // tls.Config (tls.Conn keeps it for the life of the stream), that each
 // domain has its own ServerName, and that a change of RootCAs is seen.
 func TestTLSConfigShared(t *testing.T) {
+	t.Parallel()
 	pki := certs(t)
 	d := &Dialer{RootCAs: pki.roots}
 	a1, a2, b := d.tlsConfig("a.example"), d.tlsConfig("a.example"), d.tlsConfig("b.example")

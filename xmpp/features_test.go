@@ -3,6 +3,7 @@ package xmpp
 import "testing"
 
 func TestFilterFeatures(t *testing.T) {
+	t.Parallel()
 	const open = `<stream:features xmlns:stream='http://etherx.jabber.org/streams'>`
 	const end = `</stream:features>`
 	for _, tc := range []struct {
@@ -68,6 +69,7 @@ func TestFilterFeatures(t *testing.T) {
 }
 
 func TestFilterFeaturesMalformed(t *testing.T) {
+	t.Parallel()
 	if _, _, err := filterFeatures([]byte(`<stream:features xmlns:stream='http://etherx.jabber.org/streams'><a b=></a></stream:features>`)); err == nil {
 		t.Error("no error for a syntax error")
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/boshd/boshd/internal/rawxml"
+	"github.com/boshd/boshd/internal/xmltest"
 )
 
 // Fuzzing the upstream stream reader (issue: operations/hardening, part 4).
@@ -188,68 +189,12 @@ func fuzzTopName(raw []byte) (xml.Name, error) {
 	}
 }
 
-// checkStandaloneElement reports whether raw stands alone: encoding/xml
-// reads it as exactly one well-formed element with no comment, processing
-// instruction or directive; rawxml reads it as a root (and its children
-// until the end, or until text, which a root may not hold); and rawxml
-// reads it back byte for byte, as the Conn would, from a fresh stream.
+// checkStandaloneElement reports whether raw stands alone
+// (xmltest.Standalone), read back as the Conn would read it, from a fresh
+// stream.
 func checkStandaloneElement(raw []byte) error {
-	d := xml.NewDecoder(bytes.NewReader(raw))
-	d.Strict = true
-	level, elements := 0, 0
-	for {
-		tok, err := d.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("encoding/xml: %w", err)
-		}
-		switch tok := tok.(type) {
-		case xml.StartElement:
-			if level == 0 {
-				elements++
-			}
-			level++
-		case xml.EndElement:
-			level--
-		case xml.CharData:
-			if level == 0 {
-				return fmt.Errorf("text %q outside the element", tok)
-			}
-		case xml.Comment, xml.ProcInst, xml.Directive:
-			return fmt.Errorf("restricted %T", tok)
-		}
-	}
-	if elements != 1 {
-		return fmt.Errorf("%d top-level elements", elements)
-	}
-	rd := rawxml.NewReader(bytes.NewReader(raw), rawxml.Options{})
-	if _, err := rd.Root(); err != nil {
-		return fmt.Errorf("not readable as a root: %w", err)
-	}
-	for {
-		_, err := rd.Next()
-		if errors.Is(err, rawxml.ErrRootEnd) || errors.Is(err, rawxml.ErrText) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("not readable as a root: %w", err)
-		}
-	}
-	wrapped := append(append([]byte(serverHeader("again")), raw...), "</stream:stream>"...)
-	rd = rawxml.NewReader(bytes.NewReader(wrapped), rawxml.Options{DefaultNS: nsClient, MaxDepth: maxDepth})
-	if _, err := rd.Root(); err != nil {
-		return fmt.Errorf("in a fresh stream: %w", err)
-	}
-	el, err := rd.Next()
-	if err != nil {
-		return fmt.Errorf("in a fresh stream: %w", err)
-	}
-	if !bytes.Equal(el.Raw, raw) {
-		return fmt.Errorf("read again as %q", el.Raw)
-	}
-	return nil
+	_, _, err := xmltest.Standalone(raw, serverHeader("again"), "</stream:stream>", rawxml.Options{DefaultNS: nsClient, MaxDepth: maxDepth})
+	return err
 }
 
 // fuzzFeature is one child of a <stream:features>, as encoding/xml resolves
@@ -435,14 +380,13 @@ func checkFilter(t *testing.T, raw []byte) {
 	}
 }
 
-// hugeServer is a net.Conn for a server that, after prefix, sends fill for
-// ever (up to limit bytes, then io.EOF), counting what was read.
+// hugeServer is a net.Conn for a server that, after prefix, sends fill
+// over and over (up to limit bytes, then io.EOF), counting what was read.
 type hugeServer struct {
 	fuzzConn
-	prefix string
-	fill   byte
-	limit  int
-	n      int
+	prefix, fill string
+	limit, n     int
+	off          int // in fill
 }
 
 func (h *hugeServer) Read(p []byte) (int, error) {
@@ -456,8 +400,10 @@ func (h *hugeServer) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	p = p[:min(len(p), h.limit-h.n)]
-	for i := range p {
-		p[i] = h.fill
+	for n := 0; n < len(p); {
+		c := copy(p[n:], h.fill[h.off:])
+		n += c
+		h.off = (h.off + c) % len(h.fill)
 	}
 	h.n += len(p)
 	return len(p), nil
@@ -469,20 +415,20 @@ func (h *hugeServer) Read(p []byte) (int, error) {
 // sends a stream header without end: the read must stop near the bound
 // with an error wrapping rawxml.ErrLimit, not when the server stops.
 func TestNextBoundsHugeToken(t *testing.T) {
+	t.Parallel()
 	const (
 		maxSize = 64 << 10
 		endless = 32 << 20
 	)
 	head := serverHeader("s1") + featuresPlainAuth
 	for _, tc := range []struct {
-		name, prefix string
-		fill         byte
-		header       bool // the endless token is in the header, read by Dial
+		name, prefix, fill string
+		header             bool // the endless token is in the header, read by Dial
 	}{
-		{"text", head + `<message><body>`, 'x', false},
-		{"attribute value", head + `<message id='`, 'x', false},
-		{"whitespace between stanzas", head, ' ', false},
-		{"stream header attribute", `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' id='`, 'x', true},
+		{"text", head + `<message><body>`, "x", false},
+		{"attribute value", head + `<message id='`, "x", false},
+		{"whitespace between stanzas", head, " ", false},
+		{"stream header attribute", `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' id='`, "x", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			nc := &hugeServer{prefix: tc.prefix, fill: tc.fill, limit: endless}

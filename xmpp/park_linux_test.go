@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/boshd/boshd/internal/netpoll"
+	"github.com/boshd/boshd/internal/wait"
+	"github.com/boshd/boshd/internal/xmpptest"
 )
 
 // TestBufferReleasedWhileIdle checks that on plain TCP the read buffer is
@@ -16,31 +18,29 @@ import (
 // never dropped, and that reading resumes whether data arrived before or
 // after Next started waiting.
 func TestBufferReleasedWhileIdle(t *testing.T) {
+	t.Parallel()
 	sent := make(chan struct{})
 	goOn := make(chan struct{})
-	addr := serve(t, func(p *peer) error {
-		if err := p.open("s1", featuresPlainAuth); err != nil {
-			return err
-		}
+	addr := serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
 		<-goOn
 		// Two stanzas in one write: one read fetches both.
-		if err := p.send(`<presence id='1'/><presence id='2'/>`); err != nil {
+		if err := p.Send(`<presence id='1'/><presence id='2'/>`); err != nil {
 			return err
 		}
 		<-goOn
 		// Sent before the client's Next starts waiting.
-		if err := p.send(`<presence id='3'/>`); err != nil {
+		if err := p.Send(`<presence id='3'/>`); err != nil {
 			return err
 		}
 		close(sent)
 		<-goOn
 		// Sent while the client's Next waits.
-		if err := p.send(`<presence id='4'/>`); err != nil {
+		if err := p.Send(`<presence id='4'/>`); err != nil {
 			return err
 		}
-		p.waitQuit()
+		p.WaitQuit()
 		return nil
-	})
+	}))
 	c := mustDial(t, new(Dialer), addr)
 	if c.src.raw == nil {
 		t.Fatal("plain TCP Conn cannot park")
@@ -79,30 +79,28 @@ func TestBufferReleasedWhileIdle(t *testing.T) {
 // (held raw in tls.Conn), and the rest of a record when the read buffer
 // filled exactly at the end of an element (held decrypted).
 func TestParkOverTLS(t *testing.T) {
+	t.Parallel()
 	pki := certs(t)
 	goOn := make(chan struct{})
 	// exact fills the read buffer to its last byte, so that the next
 	// element stays in tls.Conn.
 	pad := bufSize - len(`<message id='a'><body></body></message>`)
 	exact := `<message id='a'><body>` + strings.Repeat("x", pad) + `</body></message>`
-	addr := serve(t, func(p *peer) error {
-		if err := p.open("s1", featuresTLS); err != nil {
+	addr := serve(t, xmpptest.Opened("s1", featuresTLS, func(p *xmpptest.Peer) error {
+		held := &heldConn{Conn: p.Conn()}
+		if err := p.AcceptTLSOver(held, pki.server); err != nil {
 			return err
 		}
-		held := &heldConn{Conn: p.nc}
-		if err := p.acceptTLSOver(held, pki.server); err != nil {
-			return err
-		}
-		if err := p.open("s2", featuresPlainAuth); err != nil {
+		if err := p.Open("s2", featuresPlainAuth); err != nil {
 			return err
 		}
 		// Two records in one TCP write.
 		<-goOn
 		held.hold()
-		if err := p.send(`<presence id='1'/>`); err != nil {
+		if err := p.Send(`<presence id='1'/>`); err != nil {
 			return err
 		}
-		if err := p.send(`<presence id='2'/>`); err != nil {
+		if err := p.Send(`<presence id='2'/>`); err != nil {
 			return err
 		}
 		if err := held.flush(); err != nil {
@@ -110,17 +108,17 @@ func TestParkOverTLS(t *testing.T) {
 		}
 		// One record whose first element fills the read buffer.
 		<-goOn
-		if err := p.send(exact + `<presence id='3'/>`); err != nil {
+		if err := p.Send(exact + `<presence id='3'/>`); err != nil {
 			return err
 		}
 		// While parked.
 		<-goOn
-		if err := p.send(`<presence id='4'/>`); err != nil {
+		if err := p.Send(`<presence id='4'/>`); err != nil {
 			return err
 		}
-		p.waitQuit()
+		p.WaitQuit()
 		return nil
-	})
+	}))
 	poller := newPoller(t)
 	c := mustDial(t, &Dialer{RootCAs: pki.roots, Watcher: poller}, addr)
 	if !c.Secure() || c.src.raw == nil {
@@ -209,23 +207,20 @@ func (h *heldConn) flush() error {
 // not; and a stream closed while parked stops its watch.
 func TestParkHandsWaitToWatcher(t *testing.T) {
 	goOn := make(chan struct{})
-	addr := serve(t, func(p *peer) error {
-		if err := p.open("s1", featuresPlainAuth); err != nil {
-			return err
-		}
+	addr := serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
 		for _, s := range []string{
 			`<presence id='1'/><presence id='2'/>`, // one read: 2 is buffered after 1
 			`<presence id='3'/>`,                   // while parked
 			`<presence id='4'/>`,                   // within ParkAfter
 		} {
 			<-goOn
-			if err := p.send(s); err != nil {
+			if err := p.Send(s); err != nil {
 				return err
 			}
 		}
-		p.waitQuit()
+		p.WaitQuit()
 		return nil
-	})
+	}))
 	poller := newPoller(t)
 	c := mustDial(t, &Dialer{Watcher: poller}, addr)
 	resumed := make(chan struct{}, 4)
@@ -269,13 +264,7 @@ func TestParkHandsWaitToWatcher(t *testing.T) {
 	defer func(g time.Duration) { closeGrace = g }(closeGrace)
 	closeGrace = 50 * time.Millisecond
 	c.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for !c.sockClosedNow() {
-		if time.Now().After(deadline) {
-			t.Fatal("socket not closed after Close")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	wait.Until(t, c.sockClosedNow, "the socket to close after Close")
 	c.mu.Lock()
 	watching := c.stopWatch != nil
 	c.mu.Unlock()
@@ -296,30 +285,28 @@ func (c *Conn) sockClosedNow() bool {
 // parks: Next returns the stanza, then an error, and never waits for
 // ever.
 func TestParkOverTLSHangUp(t *testing.T) {
+	t.Parallel()
 	for _, together := range []bool{true, false} {
 		t.Run(fmt.Sprintf("together=%v", together), func(t *testing.T) {
 			pki := certs(t)
 			goOn := make(chan struct{})
-			addr := serve(t, func(p *peer) error {
-				if err := p.open("s1", featuresTLS); err != nil {
+			addr := serve(t, xmpptest.Opened("s1", featuresTLS, func(p *xmpptest.Peer) error {
+				raw := p.Conn()
+				if err := p.AcceptTLS(pki.server); err != nil {
 					return err
 				}
-				raw := p.nc
-				if err := p.acceptTLS(pki.server); err != nil {
-					return err
-				}
-				if err := p.open("s2", featuresPlainAuth); err != nil {
+				if err := p.Open("s2", featuresPlainAuth); err != nil {
 					return err
 				}
 				<-goOn
-				if err := p.send(`<presence id='1'/>`); err != nil {
+				if err := p.Send(`<presence id='1'/>`); err != nil {
 					return err
 				}
 				if !together {
 					<-goOn
 				}
 				return raw.Close() // no close_notify, no </stream:stream>
-			})
+			}))
 			poller := newPoller(t)
 			c := mustDial(t, &Dialer{RootCAs: pki.roots, Watcher: poller}, addr)
 			goOn <- struct{}{}
@@ -356,12 +343,8 @@ func newPoller(t *testing.T) *netpoll.Poller {
 }
 
 // awaitResumed waits for a parked Conn's resume function to be called,
-// failing t with msg after 5 s.
+// failing t with msg after wait.Deadline.
 func awaitResumed(t *testing.T, resumed <-chan struct{}, msg string) {
 	t.Helper()
-	select {
-	case <-resumed:
-	case <-time.After(5 * time.Second):
-		t.Fatal(msg)
-	}
+	wait.Receive(t, resumed, "the resume function: %s", msg)
 }

@@ -1,27 +1,20 @@
 package xmpp
 
 import (
-	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"fmt"
-	"math/big"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/boshd/boshd/internal/rawxml"
+	"github.com/boshd/boshd/internal/testcert"
+	"github.com/boshd/boshd/internal/wait"
+	"github.com/boshd/boshd/internal/xmpptest"
 )
 
 // This file holds the fake XMPP server the tests script.
 
-const testDomain = "example.test"
+const testDomain = xmpptest.Domain
 
 // Feature lists the fake servers offer.
 const (
@@ -46,138 +39,15 @@ const (
 )
 
 // serverHeader is the stream header the fake server sends.
-func serverHeader(id string) string {
-	return `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='` + id + `' from='` + testDomain + `' version='1.0'>`
-}
+func serverHeader(id string) string { return xmpptest.Header(id, testDomain) }
 
-// peer is the server side of one connection, driven by a test's script.
-type peer struct {
-	nc   net.Conn
-	br   *bufio.Reader
-	rd   *rawxml.Reader
-	quit <-chan struct{} // closed when the test ends
-}
-
-// readHeader reads the client's stream header, starting a new reader.
-func (p *peer) readHeader() (rawxml.Root, error) {
-	p.rd = rawxml.NewReader(p.br, rawxml.Options{})
-	return p.rd.Root()
-}
-
-// next reads the client's next element.
-func (p *peer) next() (string, error) {
-	el, err := p.rd.Next()
-	return string(el.Raw), err
-}
-
-// expect reads the client's next element and checks it is want.
-func (p *peer) expect(want string) error {
-	got, err := p.next()
-	if err != nil {
-		return fmt.Errorf("waiting for %s: %w", want, err)
-	}
-	if got != want {
-		return fmt.Errorf("got %s, want %s", got, want)
-	}
-	return nil
-}
-
-func (p *peer) send(s string) error {
-	_, err := p.nc.Write([]byte(s))
-	return err
-}
-
-// open reads the client's header and answers with a header and features.
-func (p *peer) open(id, features string) error {
-	if _, err := p.readHeader(); err != nil {
-		return fmt.Errorf("reading client header: %w", err)
-	}
-	return p.send(serverHeader(id) + features)
-}
-
-// acceptTLS answers the client's <starttls/> and runs the server side of
-// the handshake.
-func (p *peer) acceptTLS(cfg *tls.Config) error {
-	if err := p.expect(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`); err != nil {
-		return err
-	}
-	if err := p.send(`<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`); err != nil {
-		return err
-	}
-	return p.acceptTLSOver(p.nc, cfg)
-}
-
-// acceptTLSOver is acceptTLS after <proceed/>: the handshake over nc,
-// which carries p's connection (a wrapper of p.nc, say).
-func (p *peer) acceptTLSOver(nc net.Conn, cfg *tls.Config) error {
-	if nc != p.nc {
-		if err := p.expect(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`); err != nil {
-			return err
-		}
-		if err := p.send(`<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`); err != nil {
-			return err
-		}
-	}
-	tc := tls.Server(nc, cfg)
-	if err := tc.Handshake(); err != nil {
-		return err
-	}
-	p.nc = tc
-	p.br.Reset(tc)
-	return nil
-}
-
-// waitQuit blocks until the test ends.
-func (p *peer) waitQuit() { <-p.quit }
-
-// serve starts a fake server on a loopback port that runs script on the
-// first connection, and returns its address. A script error fails the
-// test. When the test ends the connection is closed (which unblocks the
-// script) and serve waits for the script to return.
-func serve(t *testing.T, script func(p *peer) error) string {
+// serve starts a fake server on a loopback port that runs script on each
+// connection, and returns its address. A script error fails the test.
+// When the test ends the connection is closed (which unblocks the
+// script) and the script must return.
+func serve(t *testing.T, script xmpptest.Script) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	quit := make(chan struct{})
-	done := make(chan struct{})
-	var (
-		mu   sync.Mutex
-		conn net.Conn
-	)
-	go func() {
-		defer close(done)
-		nc, err := ln.Accept()
-		if err != nil {
-			t.Errorf("server: accept: %v", err)
-			return
-		}
-		mu.Lock()
-		conn = nc
-		mu.Unlock()
-		p := &peer{nc: nc, br: bufio.NewReaderSize(nc, 512), quit: quit}
-		err = script(p)
-		p.nc.Close()
-		if err != nil {
-			t.Errorf("server: %v", err)
-		}
-	}()
-	t.Cleanup(func() {
-		close(quit)
-		ln.Close()
-		mu.Lock()
-		if conn != nil {
-			conn.Close()
-		}
-		mu.Unlock()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("server script did not return")
-		}
-	})
-	return ln.Addr().String()
+	return xmpptest.NewServer(t, script).Addr()
 }
 
 // dialTest dials addr with d for testDomain, with a deadline, and closes
@@ -222,13 +92,7 @@ func goNext(c *Conn) <-chan result {
 // await waits for a result, failing the test after a deadline.
 func await(t *testing.T, ch <-chan result) result {
 	t.Helper()
-	select {
-	case r := <-ch:
-		return r
-	case <-time.After(10 * time.Second):
-		t.Fatal("Next did not return")
-		return result{}
-	}
+	return wait.Receive(t, ch, "Next to return")
 }
 
 // testPKI is a CA and a server certificate for testDomain signed by it.
@@ -237,68 +101,9 @@ type testPKI struct {
 	server *tls.Config    // serves the certificate
 }
 
-var (
-	pkiOnce sync.Once
-	pki     testPKI
-	pkiErr  error
-)
-
-// certs returns the test PKI, generating it on first use.
+// certs returns a new test PKI.
 func certs(t *testing.T) testPKI {
 	t.Helper()
-	pkiOnce.Do(func() { pki, pkiErr = newPKI() })
-	if pkiErr != nil {
-		t.Fatal(pkiErr)
-	}
-	return pki
-}
-
-func newPKI() (testPKI, error) {
-	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return testPKI{}, err
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "boshd test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return testPKI{}, err
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return testPKI{}, err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return testPKI{}, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: testDomain},
-		DNSNames:     []string{testDomain},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return testPKI{}, err
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(ca)
-	return testPKI{
-		roots: roots,
-		server: &tls.Config{
-			Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
-		},
-	}, nil
+	server, roots := testcert.Server(t, testDomain)
+	return testPKI{roots: roots, server: server}
 }

@@ -3,6 +3,7 @@ package xmpp
 import "testing"
 
 func TestParseStreamError(t *testing.T) {
+	t.Parallel()
 	const open = `<stream:error xmlns:stream='http://etherx.jabber.org/streams'>`
 	const end = `</stream:error>`
 	for _, tc := range []struct {

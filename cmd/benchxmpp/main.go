@@ -5,7 +5,8 @@
 // implements only what boshload exercises:
 //
 //   - stream headers, SASL PLAIN (any password), the restart, resource
-//     binding and the legacy session iq;
+//     binding and the legacy session iq, in the words of internal/xmpptest,
+//     the fake server of the unit tests;
 //   - messages routed between bound full JIDs (or to any resource of a
 //     bare JID), stamped with the sender's full JID;
 //   - presence without a to echoed back to its sender;
@@ -23,7 +24,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/boshd/boshd/internal/rawxml"
+	"github.com/boshd/boshd/internal/xmpptest"
 )
 
 func main() {
@@ -114,10 +115,9 @@ func (c *conn) write(parts ...[]byte) error {
 }
 
 const (
-	nsClient = "jabber:client"
-	nsSASL   = "urn:ietf:params:xml:ns:xmpp-sasl"
-	nsBind   = "urn:ietf:params:xml:ns:xmpp-bind"
-	nsStream = "http://etherx.jabber.org/streams"
+	nsClient = xmpptest.NSClient
+	nsSASL   = xmpptest.NSSASL
+	nsBind   = xmpptest.NSBind
 )
 
 func (s *server) handle(nc net.Conn) {
@@ -133,11 +133,10 @@ func (s *server) handle(nc net.Conn) {
 		if _, err := rd.Root(); err != nil {
 			return
 		}
-		id := fmt.Sprintf("%x", time.Now().UnixNano())
-		header := "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='" + nsStream + "' id='" + id + "' from='" + s.domain + "' version='1.0'>"
+		header := xmpptest.Header(fmt.Sprintf("%x", time.Now().UnixNano()), s.domain)
 		features := "<stream:features><mechanisms xmlns='" + nsSASL + "'><mechanism>PLAIN</mechanism></mechanisms></stream:features>"
 		if user != "" {
-			features = "<stream:features><bind xmlns='" + nsBind + "'><required/></bind><session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session></stream:features>"
+			features = "<stream:features><bind xmlns='" + nsBind + "'><required/></bind><session xmlns='" + xmpptest.NSSession + "'><optional/></session></stream:features>"
 		}
 		if c.write([]byte(header), []byte(features)) != nil {
 			return
@@ -172,12 +171,12 @@ func (s *server) stream(c *conn, rd *rawxml.Reader, user *string) (restart bool,
 		}
 		switch {
 		case el.NS == nsSASL && el.Name.Local == "auth":
-			*user = plainUser(el.Raw)
+			*user = xmpptest.PlainUser(string(el.Raw))
 			if *user == "" {
-				c.write([]byte("<failure xmlns='" + nsSASL + "'><not-authorized/></failure>"))
+				c.write([]byte(xmpptest.Failure("not-authorized")))
 				continue
 			}
-			return true, c.write([]byte("<success xmlns='" + nsSASL + "'/>"))
+			return true, c.write([]byte(xmpptest.Success))
 		case el.NS != nsClient:
 			continue
 		case el.Name.Local == "iq":
@@ -283,18 +282,4 @@ func text(raw []byte, name string) string {
 		return ""
 	}
 	return string(rest[:j])
-}
-
-// plainUser returns the authentication identity of a SASL PLAIN <auth/>.
-func plainUser(raw []byte) string {
-	b64 := text(bytes.Replace(raw, raw[:bytes.IndexByte(raw, '>')+1], []byte("<auth>"), 1), "auth")
-	data, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
-	if err != nil {
-		return ""
-	}
-	parts := bytes.Split(data, []byte{0})
-	if len(parts) != 3 || len(parts[1]) == 0 {
-		return ""
-	}
-	return string(parts[1])
 }

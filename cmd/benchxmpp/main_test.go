@@ -49,6 +49,7 @@ func readUntil(t *testing.T, br *bufio.Reader, end string) string {
 }
 
 func TestRoutesAndEchoes(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

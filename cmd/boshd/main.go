@@ -92,18 +92,7 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 	var listening atomic.Bool
 	listening.Store(true)
 	mux := newMux(cfg, h, ln.Addr())
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		// A held request is answered within max_wait; leave room for
-		// writing it.
-		WriteTimeout:   cfg.MaxWait + 30*time.Second,
-		IdleTimeout:    cfg.MaxWait + 30*time.Second,
-		MaxHeaderBytes: 16 << 10,
-		// Accept errors (out of file descriptors, say) must be seen.
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelInfo),
-	}
+	srv := newHTTPServer(cfg, mux, logger)
 	scheme := "http"
 	if cert != nil {
 		scheme = "https"

@@ -13,15 +13,15 @@ import (
 	"github.com/boshd/boshd/config"
 )
 
-func get(t *testing.T, h http.Handler, target string) (int, string) {
-	t.Helper()
+// get serves a GET of target with h.
+func get(h http.Handler, target string) *httptest.ResponseRecorder {
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest("GET", target, nil))
-	body, _ := io.ReadAll(w.Result().Body)
-	return w.Code, string(body)
+	return w
 }
 
 func TestMuxStaticDir(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for name, content := range map[string]string{
 		"index.html":           "<h1>chat</h1>",
@@ -57,7 +57,8 @@ func TestMuxStaticDir(t *testing.T) {
 		{"/.well-known/host-meta", 200, "http://127.0.0.1:5280/http-bind"},
 		{"/.well-known/host-meta.json", 200, "http://127.0.0.1:5280/http-bind"},
 	} {
-		code, body := get(t, mux, tc.target)
+		w := get(mux, tc.target)
+		code, body := w.Code, w.Body.String()
 		if code != tc.wantCode || !strings.Contains(body, tc.wantBody) {
 			t.Errorf("GET %s: %d %q, want %d with %q", tc.target, code, body, tc.wantCode, tc.wantBody)
 		}
@@ -65,12 +66,13 @@ func TestMuxStaticDir(t *testing.T) {
 
 	// Without static_dir, nothing but BOSH and host-meta.
 	mux = newMux(config.Default(), bosh, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5280})
-	if code, _ := get(t, mux, "/"); code != 404 {
+	if code := get(mux, "/").Code; code != 404 {
 		t.Errorf("GET / without static_dir: %d", code)
 	}
 }
 
 func TestAdvertisedURL(t *testing.T) {
+	t.Parallel()
 	cfg := config.Default()
 	for _, tc := range []struct {
 		public string

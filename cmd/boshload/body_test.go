@@ -19,6 +19,7 @@ const creationResponse = `<body xmlns='http://jabber.org/protocol/httpbind' xmln
 	`<mechanism>PLAIN</mechanism></mechanisms></stream:features></body>`
 
 func TestParseResponseCreation(t *testing.T) {
+	t.Parallel()
 	r, err := parseResponse([]byte("<?xml version='1.0'?>\n" + creationResponse + "\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -36,6 +37,7 @@ func TestParseResponseCreation(t *testing.T) {
 }
 
 func TestParseResponseTerminate(t *testing.T) {
+	t.Parallel()
 	r, err := parseResponse([]byte(`<body xmlns='http://jabber.org/protocol/httpbind' type='terminate' condition='policy-violation'/>`))
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +48,7 @@ func TestParseResponseTerminate(t *testing.T) {
 }
 
 func TestParseResponseStanzas(t *testing.T) {
+	t.Parallel()
 	r, err := parseResponse([]byte(`<body xmlns='http://jabber.org/protocol/httpbind'>` +
 		`<iq xmlns='jabber:client' type='result' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>u1@localhost/x</jid></bind></iq>` +
 		`<presence xmlns='jabber:client'/></body>`))
@@ -65,6 +68,7 @@ func TestParseResponseStanzas(t *testing.T) {
 }
 
 func TestParseResponseRefused(t *testing.T) {
+	t.Parallel()
 	for _, doc := range []string{
 		``,
 		`   `,
@@ -87,21 +91,19 @@ func TestParseResponseRefused(t *testing.T) {
 }
 
 func TestOffersPlain(t *testing.T) {
-	for _, tc := range []struct {
-		features string
-		want     bool
-	}{
-		{`<f><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism> PLAIN </mechanism></mechanisms></f>`, true},
-		{`<f><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-1</mechanism></mechanisms></f>`, false},
-		{`<f><mechanisms xmlns='urn:other'><mechanism>PLAIN</mechanism></mechanisms></f>`, false},
-		{`<f/>`, false},
+	t.Parallel()
+	for features, want := range map[string]bool{
+		`<f><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism> PLAIN </mechanism></mechanisms></f>`:     true,
+		`<f><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-1</mechanism></mechanisms></f>`: false,
+		`<f><mechanisms xmlns='urn:other'><mechanism>PLAIN</mechanism></mechanisms></f>`:                              false,
+		`<f/>`: false,
 	} {
-		r, err := parseResponse([]byte(`<body xmlns='http://jabber.org/protocol/httpbind'>` + tc.features + `</body>`))
+		r, err := parseResponse([]byte(`<body xmlns='http://jabber.org/protocol/httpbind'>` + features + `</body>`))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := offersPlain(&r.Children[0]); got != tc.want {
-			t.Errorf("offersPlain(%s) = %v, want %v", tc.features, got, tc.want)
+		if got := offersPlain(&r.Children[0]); got != want {
+			t.Errorf("offersPlain(%s) = %v, want %v", features, got, want)
 		}
 	}
 }
@@ -109,6 +111,7 @@ func TestOffersPlain(t *testing.T) {
 // TestRequestBodies checks that each request boshload writes is one
 // well-formed httpbind <body/> with the attributes that matter.
 func TestRequestBodies(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		body  string
 		attrs map[string]string
@@ -159,6 +162,7 @@ func parseDoc(doc string) (*element, error) {
 }
 
 func TestNetReason(t *testing.T) {
+	t.Parallel()
 	op := func(err error) error {
 		return &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", err)}
 	}

@@ -13,6 +13,7 @@ func attrs(k, v string) []xml.Attr         { return []xml.Attr{{Name: xml.Name{L
 func itoa(n uint64) string                 { return strconv.FormatUint(n, 10) }
 
 func TestParseChatBody(t *testing.T) {
+	t.Parallel()
 	run, seq, ts, ok := parseChatBody(" boshload run=k3x seq=12 ts=345 ")
 	if !ok || run != "k3x" || seq != 12 || ts != 345 {
 		t.Errorf("got %q %d %d %v", run, seq, ts, ok)
@@ -40,6 +41,7 @@ func chatBodyOf(msg string) string {
 // a gap filled late (reordered), a repeat, a stranger, and a message of
 // an earlier run.
 func TestReceiver(t *testing.T) {
+	t.Parallel()
 	h := &hub{epoch: time.Now(), run: "this"}
 	rc := &receiver{h: h, from: "a@localhost/r"}
 	msg := func(from string, seq uint64) element {

@@ -9,6 +9,7 @@ import (
 )
 
 func TestParseLoopbackURL(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		url string
 		ok  bool
@@ -39,6 +40,7 @@ func TestParseLoopbackURL(t *testing.T) {
 }
 
 func TestParseFlagsDefaults(t *testing.T) {
+	t.Parallel()
 	cfg, err := parseFlags(nil, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -53,6 +55,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 }
 
 func TestParseFlags(t *testing.T) {
+	t.Parallel()
 	cfg, err := parseFlags([]string{
 		"--url", "http://127.0.0.1:1/b", "--domain", "example.test", "--sessions", "7", "--rate", "2.5",
 		"--duration", "3s", "--wait", "5", "--login", "u%d:secret", "--sources", "127.0.0.2, 127.0.0.3",
@@ -79,6 +82,7 @@ func TestParseFlags(t *testing.T) {
 }
 
 func TestParseFlagsRefused(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		args []string
 		want string // in the error
@@ -111,6 +115,7 @@ func TestParseFlagsRefused(t *testing.T) {
 }
 
 func TestParseFlagsHelp(t *testing.T) {
+	t.Parallel()
 	var out strings.Builder
 	_, err := parseFlags([]string{"-h"}, &out)
 	if !isHelp(err) {

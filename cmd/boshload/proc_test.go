@@ -20,6 +20,7 @@ Threads:	9
 `
 
 func TestParseStatus(t *testing.T) {
+	t.Parallel()
 	s, err := parseStatus(strings.NewReader(statusFile))
 	if err != nil {
 		t.Fatal(err)
@@ -31,6 +32,7 @@ func TestParseStatus(t *testing.T) {
 }
 
 func TestParseStatusRefused(t *testing.T) {
+	t.Parallel()
 	for _, doc := range []string{
 		"Name:\tkthreadd\nThreads:\t1\n",
 		"VmRSS:\tlots kB\n",
@@ -42,6 +44,7 @@ func TestParseStatusRefused(t *testing.T) {
 }
 
 func TestReadStatusSelf(t *testing.T) {
+	t.Parallel()
 	s, err := readStatus(os.Getpid())
 	if err != nil {
 		t.Skipf("no /proc here: %v", err)
@@ -52,6 +55,7 @@ func TestReadStatusSelf(t *testing.T) {
 }
 
 func TestMedianSample(t *testing.T) {
+	t.Parallel()
 	got := medianSample([]memSample{
 		{RSS: 30, Anon: 3, Threads: 9},
 		{RSS: 10, Anon: 1, Threads: 7},
@@ -69,6 +73,7 @@ func TestMedianSample(t *testing.T) {
 func selfPID() int { return os.Getpid() }
 
 func TestParseStatCPU(t *testing.T) {
+	t.Parallel()
 	line := "1234 (a) b (c)) S 1 2 3 4 5 6 7 8 9 10 250 150 0 0 20 0 1 0 100 200 300"
 	got, err := parseStatCPU(line)
 	if err != nil || got != 4*time.Second {
