@@ -3,13 +3,13 @@ package bosh
 import (
 	"bufio"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"sync"
@@ -17,6 +17,9 @@ import (
 	"time"
 
 	"github.com/boshd/boshd/config"
+	"github.com/boshd/boshd/internal/testcert"
+	"github.com/boshd/boshd/internal/wait"
+	"github.com/boshd/boshd/internal/xmpptest"
 )
 
 // addrConn is a net.Conn of a given remote address for the tests of
@@ -267,12 +270,13 @@ func TestNewListenerWithRefusesNegative(t *testing.T) {
 // connEnv is a handler served through a Listener made by NewListenerWith
 // on 127.0.0.1, with its fake upstream.
 type connEnv struct {
-	up   *fakeServer
-	h    *Handler
-	logs *logRecords
-	ln   *Listener
-	addr string      // host:port
-	tls  *tls.Config // the server's, or nil for plain HTTP
+	up    *xmpptest.Server
+	h     *Handler
+	logs  *logRecords
+	ln    *Listener
+	addr  string         // host:port
+	tls   *tls.Config    // the server's, or nil for plain HTTP
+	roots *x509.CertPool // what clients trust, with tls
 }
 
 // newConnEnv starts a connEnv capped at max connections per address,
@@ -294,7 +298,7 @@ func newConnEnv(t *testing.T, max int, useTLS bool, mutate func(*config.Config))
 	}
 	opts := ListenerOptions{MaxConnsPerIP: max, Handler: env.h}
 	if useTLS {
-		env.tls = testServerTLS()
+		env.tls, env.roots = testServerTLS(t)
 		opts.TLSConfig = env.tls
 	}
 	// A clock that stands still: refusals are logged once, however
@@ -308,15 +312,12 @@ func newConnEnv(t *testing.T, max int, useTLS bool, mutate func(*config.Config))
 	return env
 }
 
-// testServerTLS returns a server TLS config with httptest's certificate,
-// offering HTTP/2 as boshd does.
-func testServerTLS() *tls.Config {
-	certs := httptest.NewUnstartedServer(http.NotFoundHandler())
-	certs.StartTLS()
-	certs.Close()
-	cfg := certs.TLS.Clone()
+// testServerTLS returns a server TLS config for 127.0.0.1, offering
+// HTTP/2 as boshd does, and the roots its clients trust.
+func testServerTLS(t *testing.T) (*tls.Config, *x509.CertPool) {
+	cfg, roots := testcert.Server(t, "127.0.0.1")
 	cfg.NextProtos = []string{"h2", "http/1.1"}
-	return cfg
+	return cfg, roots
 }
 
 // dial opens a connection to env from local (127.0.0.1 if nil), over TLS
@@ -332,7 +333,7 @@ func (env *connEnv) dial(t *testing.T, local net.IP) (*rawClient, error) {
 		return nil, err
 	}
 	if env.tls != nil {
-		tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+		tc := tls.Client(conn, &tls.Config{RootCAs: env.roots, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
 		tc.SetDeadline(time.Now().Add(10 * time.Second))
 		if err := tc.Handshake(); err != nil {
 			conn.Close()
@@ -383,7 +384,7 @@ func (env *connEnv) served(t *testing.T, local net.IP) error {
 func (env *connEnv) waitOpen(t *testing.T, ip string, n int) {
 	t.Helper()
 	addr := netip.MustParseAddr(ip)
-	waitFor(t, func() bool { return env.ln.conns.open(addr) == n }, fmt.Sprintf("%d connections open from %s", n, ip))
+	wait.Until(t, func() bool { return env.ln.conns.open(addr) == n }, "%d connections open from %s", n, ip)
 }
 
 // session creates a session on c and has one request answered by the
@@ -392,7 +393,7 @@ func (env *connEnv) session(t *testing.T, c *rawClient, rid int) {
 	t.Helper()
 	sid := c.create(rid, 60)
 	c.send(emptyBody(sid, rid+1))
-	env.up.push(t, fmt.Sprintf("<message><body>%d</body></message>", rid))
+	env.up.Push(t, fmt.Sprintf("<message><body>%d</body></message>", rid))
 	if _, body := c.receive(); !strings.Contains(body, fmt.Sprintf("<body>%d</body>", rid)) {
 		t.Fatalf("rid %d answered %s", rid+1, body)
 	}
@@ -500,7 +501,7 @@ func TestListenerCountsParkedConnections(t *testing.T) {
 				if rid == 103 {
 					break
 				}
-				env.up.push(t, fmt.Sprintf("<message><body>%d</body></message>", rid))
+				env.up.Push(t, fmt.Sprintf("<message><body>%d</body></message>", rid))
 				if _, body := c.receive(); !strings.Contains(body, fmt.Sprintf("<body>%d</body>", rid)) {
 					t.Fatalf("rid %d answered %s", rid, body)
 				}
@@ -527,7 +528,7 @@ func TestListenerTLSInnerNotCounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serverTLS := testServerTLS()
+	serverTLS, roots := testServerTLS(t)
 	ln, err := NewListenerWith(tls.NewListener(tcp, serverTLS), ListenerOptions{MaxConnsPerIP: 1, Handler: h})
 	if err != nil {
 		t.Fatal(err)
@@ -535,7 +536,7 @@ func TestListenerTLSInnerNotCounted(t *testing.T) {
 	srv := &http.Server{Handler: h, ConnContext: ln.ConnContext, TLSConfig: serverTLS}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	env := &connEnv{h: h, ln: ln, addr: tcp.Addr().String(), tls: serverTLS}
+	env := &connEnv{h: h, ln: ln, addr: tcp.Addr().String(), tls: serverTLS, roots: roots}
 	var conns []*rawClient
 	for i := range 3 {
 		c, err := env.dial(t, nil)
@@ -586,7 +587,7 @@ func TestCountedConnPassesThrough(t *testing.T) {
 	if rawConnOf(c) == nil {
 		t.Error("no socket under a counted connection")
 	}
-	if rawConnOf(tls.Server(c, testServerTLS())) == nil {
+	if rawConnOf(tls.Server(c, &tls.Config{})) == nil {
 		t.Error("no socket under TLS over a counted connection")
 	}
 	if n, err := c.(io.ReaderFrom).ReadFrom(strings.NewReader("hello")); n != 5 || err != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/boshd/boshd/config"
+	"github.com/boshd/boshd/internal/xmpptest"
 )
 
 func TestParseProxies(t *testing.T) {
@@ -226,7 +227,7 @@ func attrsOf(r slog.Record) map[string]string {
 
 // startRecordedHandler is startHandler with what the Handler itself logs
 // kept in the returned records (its sessions log nowhere).
-func startRecordedHandler(t *testing.T, mutate func(*config.Config)) (*fakeServer, *Handler, *logRecords) {
+func startRecordedHandler(t *testing.T, mutate func(*config.Config)) (*xmpptest.Server, *Handler, *logRecords) {
 	t.Helper()
 	up, h := startHandler(t, mutate, nil)
 	logs := new(logRecords)
