@@ -19,7 +19,7 @@ import (
 type demoServer struct {
 	URL       string            // the chat page's URL, as printed
 	Passwords map[string]string // alice's and bob's, as printed
-	Output    *lockedBuffer     // what the script printed
+	Output    *logBuffer        // what the script printed
 }
 
 // startDemo runs scripts/demo as the README says, on free ports and in a
@@ -45,7 +45,7 @@ func startDemo(t *testing.T) *demoServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &lockedBuffer{}
+	out := &logBuffer{}
 	cmd := exec.Command("../scripts/demo")
 	cmd.Env = append(os.Environ(),
 		"BOSHD_DEMO_DIR="+t.TempDir(),

@@ -5,10 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -16,12 +14,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/boshd/boshd/bosh"
-	"github.com/boshd/boshd/config"
 )
 
 // Helpers for the fault tests (fault_test.go): process-wide goroutine and
@@ -169,118 +165,29 @@ type settleCheck struct {
 // goroutines running boshd code and the descriptors opened since base.
 func waitSettled(t *testing.T, base procState, timeout time.Duration, checks ...settleCheck) procState {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		st := takeProcState()
-		var failed []string
+	var st procState
+	var failed []string
+	if waitUntil(timeout, func() bool {
+		st, failed = takeProcState(), nil
 		for _, c := range checks {
 			if !c.ok(st) {
 				failed = append(failed, c.what)
 			}
 		}
-		if len(failed) == 0 {
-			return st
-		}
-		if time.Now().After(deadline) {
-			var extra []string
-			for fd, target := range st.fds {
-				if base.fds[fd] != target {
-					extra = append(extra, fmt.Sprintf("%d -> %s", fd, target))
-				}
-			}
-			sort.Strings(extra)
-			t.Fatalf("not settled within %v: %s\nbaseline: %s\nnow: %s\nfds not in the baseline:\n%s\ngoroutines running boshd code:\n%s",
-				timeout, strings.Join(failed, "; "), base, st, strings.Join(extra, "\n"), strings.Join(boshdStacks(), "\n\n"))
-		}
-		time.Sleep(20 * time.Millisecond) // a poll interval, not a wait for an event
+		return len(failed) == 0
+	}) {
+		return st
 	}
-}
-
-// startBoshdHandler is startBoshd that also returns the handler, so that
-// a test can read boshd's metrics and session count.
-func startBoshdHandler(t *testing.T, cfg config.Config) (string, *bosh.Handler) {
-	t.Helper()
-	logs := &lockedBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h, err := bosh.NewHandler(cfg, logger)
-	if err != nil {
-		t.Fatalf("bosh.NewHandler: %v", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle(cfg.Path, h)
-	srv := httptest.NewUnstartedServer(mux)
-	ln := bosh.NewListener(srv.Listener)
-	srv.Listener = ln
-	srv.Config.ConnContext = ln.ConnContext
-	srv.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := h.Shutdown(ctx); err != nil {
-			t.Errorf("boshd Shutdown: %v", err)
-		}
-		srv.CloseClientConnections()
-		srv.Close()
-		if t.Failed() {
-			t.Logf("boshd log (last %d lines):\n%s", boshdLogTail, lastLines(logs.String(), boshdLogTail))
-		}
-	})
-	return srv.URL + cfg.Path, h
-}
-
-// metricValue returns the value of the sample named series (with its
-// labels as exposed, e.g. boshd_requests_total{outcome="gone"}) in the
-// Prometheus text served by metrics, or 0 if there is none.
-func metricValue(metrics http.Handler, series string) float64 {
-	rec := httptest.NewRecorder()
-	metrics.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	return parseMetric(rec.Body.String(), series)
-}
-
-// parseMetric finds series in Prometheus text.
-func parseMetric(text, series string) float64 {
-	for _, line := range strings.Split(text, "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err == nil {
-				return f
-			}
+	var extra []string
+	for fd, target := range st.fds {
+		if base.fds[fd] != target {
+			extra = append(extra, fmt.Sprintf("%d -> %s", fd, target))
 		}
 	}
-	return 0
-}
-
-// adminMetric reads series from the /metrics of a boshd binary's admin
-// listener at addr; -1 if it cannot be read.
-func adminMetric(addr, series string) float64 {
-	c := &http.Client{Timeout: eventTimeout}
-	resp, err := c.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return -1
-	}
-	return parseMetric(string(data), series)
-}
-
-// waitMetric polls series until cond holds for its value, failing t after
-// timeout.
-func waitMetric(t *testing.T, metrics http.Handler, series string, timeout time.Duration, what string, cond func(float64) bool) float64 {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		v := metricValue(metrics, series)
-		if cond(v) {
-			return v
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s = %v after %v", what, series, v, timeout)
-		}
-		time.Sleep(10 * time.Millisecond) // a poll interval
-	}
+	sort.Strings(extra)
+	t.Fatalf("not settled within %v: %s\nbaseline: %s\nnow: %s\nfds not in the baseline:\n%s\ngoroutines running boshd code:\n%s",
+		timeout, strings.Join(failed, "; "), base, st, strings.Join(extra, "\n"), strings.Join(boshdStacks(), "\n\n"))
+	return st
 }
 
 // restart starts Prosody again with the same configuration, data and
@@ -311,15 +218,16 @@ func (p *prosody) restart(t *testing.T) {
 	}
 }
 
-// stallProxy forwards TCP connections to a target, like countingProxy,
-// but can stop reading from the client side of a connection (boshd's
-// upstream writes then fill the socket buffers and block). Its listener
-// has a small receive buffer, so that little data is absorbed before a
-// stalled connection pushes back.
-type stallProxy struct {
-	Addr   string
-	ln     net.Listener
-	target string
+// tcpProxy forwards TCP connections to a target and counts them. It can
+// stop reading from the client side of a connection (boshd's upstream
+// writes then fill the socket buffers and block). Its listener has a small
+// receive buffer, so that little data is absorbed before a stalled
+// connection pushes back.
+type tcpProxy struct {
+	Addr     string
+	ln       net.Listener
+	target   string
+	accepted atomic.Int64
 
 	mu        sync.Mutex
 	conns     []net.Conn
@@ -350,7 +258,9 @@ func (l *proxyLink) Forwarded() int64 {
 	return l.forwarded
 }
 
-func startStallProxy(t *testing.T, target string) *stallProxy {
+// startProxy listens on 127.0.0.1 and forwards to target until t's
+// cleanup.
+func startProxy(t *testing.T, target string) *tcpProxy {
 	t.Helper()
 	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
 		var serr error
@@ -367,7 +277,7 @@ func startStallProxy(t *testing.T, target string) *stallProxy {
 	if err != nil {
 		t.Fatalf("proxy: %v", err)
 	}
-	sp := &stallProxy{Addr: ln.Addr().String(), ln: ln, target: target, done: make(chan struct{})}
+	sp := &tcpProxy{Addr: ln.Addr().String(), ln: ln, target: target, done: make(chan struct{})}
 	sp.wg.Add(1)
 	go sp.serve()
 	t.Cleanup(sp.Close)
@@ -379,7 +289,7 @@ func startStallProxy(t *testing.T, target string) *stallProxy {
 // before boshd's cleanup too, so that a boshd blocked writing to a stalled
 // connection (were its write timeout broken) is released rather than
 // hanging the cleanup.
-func (sp *stallProxy) Close() {
+func (sp *tcpProxy) Close() {
 	sp.closeOnce.Do(func() {
 		sp.ln.Close()
 		close(sp.done)
@@ -392,20 +302,24 @@ func (sp *stallProxy) Close() {
 	sp.wg.Wait()
 }
 
-// Links returns the connections accepted so far, in order.
-func (sp *stallProxy) Links() []*proxyLink {
+// Accepted returns how many connections the proxy accepted.
+func (sp *tcpProxy) Accepted() int64 { return sp.accepted.Load() }
+
+// Links returns the connections forwarded so far, in order.
+func (sp *tcpProxy) Links() []*proxyLink {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	return append([]*proxyLink(nil), sp.links...)
 }
 
-func (sp *stallProxy) serve() {
+func (sp *tcpProxy) serve() {
 	defer sp.wg.Done()
 	for {
 		down, err := sp.ln.Accept()
 		if err != nil {
 			return
 		}
+		sp.accepted.Add(1)
 		up, err := net.DialTimeout("tcp", sp.target, 5*time.Second)
 		if err != nil {
 			down.Close()

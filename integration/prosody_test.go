@@ -9,7 +9,6 @@ package integration
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/hmac"
@@ -404,13 +403,7 @@ func (p *prosody) signal(sig syscall.Signal) chan struct{} {
 // with a system-shutdown stream error) and waits for it to exit; after
 // prosodyStopTimeout it is killed. Stop may be called more than once.
 func (p *prosody) Stop() {
-	exited := p.signal(syscall.SIGTERM)
-	if exited == nil {
-		return
-	}
-	select {
-	case <-exited:
-	case <-time.After(prosodyStopTimeout):
+	if !p.stop(syscall.SIGTERM) {
 		p.t.Errorf("prosody did not stop within %v after SIGTERM; killing it", prosodyStopTimeout)
 		p.Kill()
 	}
@@ -420,14 +413,23 @@ func (p *prosody) Stop() {
 // </stream:stream>) and waits for it to be reaped. Kill may be called more
 // than once.
 func (p *prosody) Kill() {
-	exited := p.signal(syscall.SIGKILL)
+	if !p.stop(syscall.SIGKILL) {
+		p.t.Errorf("prosody (pid %d) was not reaped %v after SIGKILL", p.cmd.Process.Pid, prosodyStopTimeout)
+	}
+}
+
+// stop sends sig and reports whether Prosody, if it was started, has
+// exited within prosodyStopTimeout.
+func (p *prosody) stop(sig syscall.Signal) bool {
+	exited := p.signal(sig)
 	if exited == nil {
-		return
+		return true
 	}
 	select {
 	case <-exited:
+		return true
 	case <-time.After(prosodyStopTimeout):
-		p.t.Errorf("prosody (pid %d) was not reaped %v after SIGKILL", p.cmd.Process.Pid, prosodyStopTimeout)
+		return false
 	}
 }
 
@@ -532,74 +534,95 @@ func randomUUID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-// writeCertificates generates a self-signed CA and a server certificate for
-// localhost and 127.0.0.1, writes them as PEM into p.Dir and sets CAFile and
-// CAPool.
-func (p *prosody) writeCertificates() error {
-	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	caTemplate := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "boshd integration test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTemplate, caTemplate, &caKey.PublicKey, caKey)
-	if err != nil {
-		return fmt.Errorf("CA certificate: %w", err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return err
-	}
+// testCert is a certificate made for a test and its P-256 key.
+type testCert struct {
+	Cert *x509.Certificate
+	Key  *ecdsa.PrivateKey
+}
 
+// issueCert makes a certificate with serial for cn, valid from an hour
+// ago for a day, signed by ca, or self-signed if ca is nil. With hosts (DNS
+// names or IP addresses) it is a server certificate for them; without, a
+// CA.
+func issueCert(serial int64, cn string, ca *testCert, hosts ...string) (*testCert, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	template := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: p.Domain},
-		DNSNames:     []string{p.Domain},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial),
+		Subject:      pkix.Name{CommonName: cn},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, template, caCert, &key.PublicKey, caKey)
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	if len(hosts) == 0 {
+		tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
+		tmpl.BasicConstraintsValid, tmpl.IsCA = true, true
+	} else {
+		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	}
+	parent, signer := tmpl, key
+	if ca != nil {
+		parent, signer = ca.Cert, ca.Key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
 	if err != nil {
-		return fmt.Errorf("server certificate: %w", err)
+		return nil, fmt.Errorf("certificate for %s: %w", cn, err)
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &testCert{Cert: cert, Key: key}, nil
+}
+
+// WritePEM writes the certificate to certFile and, if keyFile is not "",
+// its key to keyFile.
+func (c *testCert) WritePEM(certFile, keyFile string) error {
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Cert.Raw}), 0o600); err != nil {
+		return err
+	}
+	if keyFile == "" {
+		return nil
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(c.Key)
 	if err != nil {
 		return err
 	}
+	return os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
+}
 
+// writeCertificates generates a CA and a server certificate for localhost
+// and 127.0.0.1 signed by it, writes them as PEM into p.Dir and sets
+// CAFile and CAPool.
+func (p *prosody) writeCertificates() error {
+	ca, err := issueCert(1, "boshd integration test CA", nil)
+	if err != nil {
+		return err
+	}
+	server, err := issueCert(2, p.Domain, ca, p.Domain, "127.0.0.1")
+	if err != nil {
+		return err
+	}
 	certs := filepath.Join(p.Dir, "certs")
 	p.CAFile = filepath.Join(certs, "ca.crt")
-	files := []struct {
-		name, typ string
-		der       []byte
-	}{
-		{"ca.crt", "CERTIFICATE", caDER},
-		{"localhost.crt", "CERTIFICATE", der},
-		{"localhost.key", "PRIVATE KEY", keyDER},
+	if err := ca.WritePEM(p.CAFile, ""); err != nil {
+		return err
 	}
-	for _, f := range files {
-		data := pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der})
-		if err := os.WriteFile(filepath.Join(certs, f.name), data, 0o600); err != nil {
-			return err
-		}
+	if err := server.WritePEM(filepath.Join(certs, "localhost.crt"), filepath.Join(certs, "localhost.key")); err != nil {
+		return err
 	}
 	p.CAPool = x509.NewCertPool()
-	p.CAPool.AddCert(caCert)
+	p.CAPool.AddCert(ca.Cert)
 	return nil
 }
 
@@ -684,15 +707,8 @@ func (x *xmppConn) Next() (*Element, error) {
 // StartTLS negotiates STARTTLS and reopens the stream, returning the new
 // features.
 func (x *xmppConn) StartTLS(domain string, roots *x509.CertPool) (*Element, error) {
-	if err := x.Send("<starttls xmlns='" + nsTLS + "'/>"); err != nil {
+	if err := x.expect("<starttls xmlns='"+nsTLS+"'/>", nsTLS, "proceed", "STARTTLS refused"); err != nil {
 		return nil, err
-	}
-	proceed, err := x.Next()
-	if err != nil {
-		return nil, err
-	}
-	if !proceed.Is(nsTLS, "proceed") {
-		return nil, fmt.Errorf("STARTTLS refused: %s", proceed)
 	}
 	tlsConn := tls.Client(x.conn, &tls.Config{ServerName: domain, RootCAs: roots})
 	if err := tlsConn.Handshake(); err != nil {
@@ -707,18 +723,27 @@ func (x *xmppConn) StartTLS(domain string, roots *x509.CertPool) (*Element, erro
 // the post-authentication features.
 func (x *xmppConn) AuthPlain(domain, user, password string) (*Element, error) {
 	creds := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + password))
-	if err := x.Send("<auth xmlns='" + nsSASL + "' mechanism='PLAIN'>" + creds + "</auth>"); err != nil {
+	if err := x.expect("<auth xmlns='"+nsSASL+"' mechanism='PLAIN'>"+creds+"</auth>", nsSASL, "success", "SASL PLAIN failed"); err != nil {
 		return nil, err
-	}
-	result, err := x.Next()
-	if err != nil {
-		return nil, err
-	}
-	if !result.Is(nsSASL, "success") {
-		return nil, fmt.Errorf("SASL PLAIN failed: %s", result)
 	}
 	x.dec = xml.NewDecoder(bufio.NewReader(x.conn))
 	return x.OpenStream(domain)
+}
+
+// expect sends s and reads the next element, failing with refused unless
+// it is {space}local.
+func (x *xmppConn) expect(s, space, local, refused string) error {
+	if err := x.Send(s); err != nil {
+		return err
+	}
+	e, err := x.Next()
+	if err != nil {
+		return err
+	}
+	if !e.Is(space, local) {
+		return fmt.Errorf("%s: %s", refused, e)
+	}
+	return nil
 }
 
 // mechanisms lists the SASL mechanisms in features.
@@ -855,23 +880,4 @@ func TestProsodyAccountFormat(t *testing.T) {
 	if got := prosodyEncode("a.b@c"); got != "a%2eb%40c" {
 		t.Errorf("prosodyEncode = %q", got)
 	}
-}
-
-// lockedBuffer is an io.Writer safe for concurrent use, for logs written by
-// goroutines that may outlive a test.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
