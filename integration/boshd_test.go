@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -316,52 +317,33 @@ func mustBinary(t testing.TB) string {
 
 // boshdProcess is the boshd binary running for a test.
 type boshdProcess struct {
-	Cmd *exec.Cmd
+	*process
 	// URL is the BOSH endpoint of Addr, when the process was started by
 	// startBinaryFor; AdminAddr its admin listener.
 	URL, Addr, AdminAddr string
-
-	logs    *logBuffer
-	exited  chan struct{} // closed when Cmd.Wait has returned
-	exitErr error         // Cmd.Wait's, once exited is closed
+	logs                 *logBuffer
 }
 
 // startBinary runs boshd with args and waits until it logs that it
 // listens. It is killed in t.Cleanup; when t failed, its log is printed.
 func startBinary(t *testing.T, args ...string) *boshdProcess {
 	t.Helper()
-	b := &boshdProcess{logs: &logBuffer{}, exited: make(chan struct{})}
-	b.Cmd = exec.Command(mustBinary(t), args...)
-	b.Cmd.Stderr = b.logs
-	if err := b.Cmd.Start(); err != nil {
+	b := &boshdProcess{logs: &logBuffer{}}
+	cmd := exec.Command(mustBinary(t), args...)
+	cmd.Stderr = b.logs
+	var err error
+	if b.process, err = startProcess(cmd); err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		b.exitErr = b.Cmd.Wait()
-		close(b.exited)
-	}()
 	t.Cleanup(func() {
-		_ = b.Cmd.Process.Kill()
-		<-b.exited
+		b.Stop(syscall.SIGKILL, killTimeout)
 		if t.Failed() {
 			t.Logf("boshd log (last %d lines):\n%s", boshdLogTail, b.logs.Tail(boshdLogTail))
 		}
 	})
-	ok := waitUntil(eventTimeout, func() bool {
-		select {
-		case <-b.exited:
-			return true
-		default:
-			return strings.Contains(b.Log(), "boshd listening")
-		}
-	})
-	select {
-	case <-b.exited:
-		t.Fatalf("boshd exited before listening (%v):\n%s", b.exitErr, b.Log())
-	default:
-	}
-	if !ok {
-		t.Fatalf("boshd did not start within %v", eventTimeout)
+	listening := func() bool { return strings.Contains(b.Log(), "boshd listening") }
+	if !waitUntil(eventTimeout, func() bool { return listening() || !b.Running() }) || !listening() {
+		t.Fatalf("boshd did not start within %v (%v):\n%s", eventTimeout, b.Err(), b.Log())
 	}
 	return b
 }
@@ -386,28 +368,16 @@ func (b *boshdProcess) WaitLog(t *testing.T, want string) {
 	eventually(t, eventTimeout, fmt.Sprintf("boshd logging %q", want), func() bool { return strings.Contains(b.Log(), want) })
 }
 
-// Signal sends sig to boshd.
-func (b *boshdProcess) Signal(t *testing.T, sig os.Signal) {
-	t.Helper()
-	if err := b.Cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // WaitExit waits up to bound for boshd to exit and returns its exit
 // status (nil for 0). If it is still running then, it is killed and t
 // fails.
 func (b *boshdProcess) WaitExit(t *testing.T, bound time.Duration) error {
 	t.Helper()
-	select {
-	case <-b.exited:
-		return b.exitErr
-	case <-time.After(bound):
-		_ = b.Cmd.Process.Kill()
-		<-b.exited
+	if !b.process.WaitExit(bound) {
+		b.Stop(syscall.SIGKILL, killTimeout)
 		t.Fatalf("boshd still running %v after it was told to stop", bound)
-		return nil
 	}
+	return b.Err()
 }
 
 // AdminMetric reads series from the admin listener's /metrics; -1 if it

@@ -265,45 +265,31 @@ func runNginx(t *testing.T, bin, dir, confPath, url string) error {
 	cmd := exec.Command(bin, "-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", confPath,
 		"-g", "daemon off; pid "+filepath.Join(dir, "nginx.pid")+";")
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	proc, err := startProcess(cmd)
+	if err != nil {
 		return err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stop := func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGQUIT) // graceful
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("nginx exited (%v): %s %s", err, out.String(), readTail(filepath.Join(dir, "error.log"), 20))
-		default:
-		}
+	stop := func() { proc.Stop(syscall.SIGQUIT, 10*time.Second) } // graceful
+	var lastErr error
+	serving := func() bool {
 		resp, err := http.Get(url + "/strophe.html")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				break
+				return true
 			}
 			err = fmt.Errorf("status %s", resp.Status)
 		}
-		if time.Now().After(deadline) {
-			stop()
-			return fmt.Errorf("not serving %s: %v", url, err)
-		}
-		select {
-		case err := <-exited:
-			exited <- err
-		case <-time.After(25 * time.Millisecond):
-		}
+		lastErr = err
+		return false
+	}
+	ready := waitUntil(20*time.Second, func() bool { return !proc.Running() || serving() })
+	if !proc.Running() {
+		return fmt.Errorf("nginx exited (%v): %s %s", proc.Err(), out.String(), readTail(filepath.Join(dir, "error.log"), 20))
+	}
+	if !ready {
+		stop()
+		return fmt.Errorf("not serving %s: %v", url, lastErr)
 	}
 	t.Cleanup(func() {
 		stop()

@@ -265,23 +265,17 @@ func runBrowserOnce(t *testing.T, tools *browserTools, input map[string]any, std
 	stderr := &logBuffer{}
 	cmd.Stdout = &stdout
 	cmd.Stderr = stderr
-	// Own process group, so that a timeout kills Chromium too; die with
-	// the test binary.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// A process group of its own: a timeout kills Chromium too.
+	proc, err := startProcess(cmd)
+	if err != nil {
 		t.Fatalf("starting run.mjs: %v", err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var runErr error
-	select {
-	case runErr = <-done:
-	case <-time.After(browserRunTimeout):
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
+	if !proc.WaitExit(browserRunTimeout) {
+		proc.Stop(syscall.SIGKILL, killTimeout)
 		t.Logf("run.mjs output:\n%s", stderr.String())
 		t.Fatalf("scenario %v did not finish within %v", input["scenario"], browserRunTimeout)
 	}
+	runErr := proc.Err()
 	t.Logf("run.mjs %v (%.1f s):\n%s", input["scenario"], time.Since(start).Seconds(), strings.TrimRight(stderr.String(), "\n"))
 
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
@@ -401,14 +395,8 @@ func checkSessions(t *testing.T, st *browserStack, res map[string]any) {
 // after a short wait (see TestRIDGapAfterReload in bosh/ridgap_test.go).
 func TestBrowserStropheKeepalive(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name     string
-		inflight bool
-	}{
-		{"quiet", false},
-		{"request in flight", true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	for name, inflight := range map[string]bool{"quiet": false, "request in flight": true} {
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			st := startBrowserStack(t, serveOptions{})
 			t.Cleanup(func() {
@@ -416,7 +404,7 @@ func TestBrowserStropheKeepalive(t *testing.T) {
 					t.Logf("rids boshd read, per session: %v", st.Wire.bySession())
 				}
 			})
-			res := st.Run(t, "strophe-keepalive", map[string]any{"inflight": tc.inflight})
+			res := st.Run(t, "strophe-keepalive", map[string]any{"inflight": inflight})
 			sid, _ := res["sid"].(string)
 			last, first := number(t, res, "lastOldRid"), number(t, res, "firstNewRid")
 			if got, _ := res["firstNewSid"].(string); got != sid {

@@ -35,7 +35,7 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 	bob.WaitFor("alice's presence", isStanza("presence", func(e *Element) bool { return strings.HasPrefix(e.Attr("from"), "alice@") }))
 
 	start := time.Now()
-	b.Signal(t, syscall.SIGTERM)
+	b.Signal(syscall.SIGTERM)
 	r := alice.get(held)
 	if r.body.Attr("type") != "terminate" || r.body.Attr("condition") != "system-shutdown" {
 		t.Fatalf("held request got %s", r.raw)
@@ -120,7 +120,7 @@ func TestBinaryTLSAdminAndReload(t *testing.T) {
 	// New certificate and a per-IP limit of 1, then SIGHUP.
 	second := writeSelfSigned(t, certFile, keyFile, 2)
 	conf(1)
-	b.Signal(t, syscall.SIGHUP)
+	b.Signal(syscall.SIGHUP)
 	b.WaitLog(t, "configuration reloaded")
 
 	// The session lives on over the same HTTP/2 connection...

@@ -795,7 +795,7 @@ func TestFaultSIGTERMUnderLoad(t *testing.T) {
 	})
 
 	sigAt := time.Now()
-	b.Signal(t, syscall.SIGTERM)
+	b.Signal(syscall.SIGTERM)
 	err := b.WaitExit(t, sigtermShutdownTimeout+5*time.Second)
 	elapsed := time.Since(sigAt)
 	if err != nil {
@@ -903,7 +903,7 @@ func TestFaultSIGTERMMidUpload(t *testing.T) {
 	resp.Body.Close()
 
 	sigAt := time.Now()
-	b.Signal(t, syscall.SIGTERM)
+	b.Signal(syscall.SIGTERM)
 	if r := s.get(held); r.body.Attr("condition") != "system-shutdown" {
 		t.Errorf("held request: want system-shutdown, got %s", r.raw)
 	}

@@ -99,10 +99,8 @@ type prosody struct {
 	logPath    string
 	outPath    string
 
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed once the process has been reaped
-	waitErr error         // valid after exited is closed
-	stopMu  sync.Mutex
+	mu   sync.Mutex
+	proc *process // the running (or last) Prosody, nil before the first start
 }
 
 // prosodyBinary returns the path of the prosody executable, or "" if it is
@@ -129,12 +127,9 @@ func prosodyRequired() bool {
 	return os.Getenv("CI") == "true" || os.Getenv("BOSHD_REQUIRE_PROSODY") == "1"
 }
 
-// startProsody starts a Prosody for t with the given options and returns it
-// once its c2s port answers a stream header with <stream:features/>. The
-// process is killed in t.Cleanup; when t failed, the tail of Prosody's log is
-// printed. startProsody skips t when Prosody is not installed, unless
-// prosodyRequired.
-func startProsody(t testing.TB, opts prosodyOptions) *prosody {
+// needProsody returns the prosody binary, or skips t when Prosody is not
+// installed, unless prosodyRequired: then t fails.
+func needProsody(t testing.TB) string {
 	t.Helper()
 	bin := prosodyBinary()
 	if bin == "" {
@@ -143,6 +138,17 @@ func startProsody(t testing.TB, opts prosodyOptions) *prosody {
 		}
 		t.Skip("prosody is not installed (apt-get install -y prosody); set BOSHD_REQUIRE_PROSODY=1 to make this a failure")
 	}
+	return bin
+}
+
+// startProsody starts a Prosody for t with the given options and returns it
+// once its c2s port answers a stream header with <stream:features/>. The
+// process is killed in t.Cleanup; when t failed, the tail of Prosody's log is
+// printed. startProsody skips t when Prosody is not installed, unless
+// prosodyRequired.
+func startProsody(t testing.TB, opts prosodyOptions) *prosody {
+	t.Helper()
+	bin := needProsody(t)
 
 	dir := t.TempDir()
 	p := &prosody{
@@ -278,48 +284,43 @@ func (p *prosody) writeConfig(port int) error {
 	return os.WriteFile(p.configPath, []byte(b.String()), 0o600)
 }
 
-// start launches Prosody in the foreground (-F) in its own process group.
+// start launches Prosody in the foreground (-F) as a process of the test.
 func (p *prosody) start(bin string) error {
 	out, err := os.OpenFile(p.outPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
+	defer out.Close() // Prosody has its own copy
 	cmd := exec.Command(bin, "--config", p.configPath, "-F")
 	cmd.Dir = p.Dir
 	cmd.Stdout = out
 	cmd.Stderr = out
-	// Own process group so Kill reaches anything Prosody spawns; die with
-	// the test binary even if it is killed before the cleanups run.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		out.Close()
+	proc, err := startProcess(cmd)
+	if err != nil {
 		return fmt.Errorf("starting %s: %w", bin, err)
 	}
-	exited := make(chan struct{})
-	p.stopMu.Lock()
-	p.cmd, p.exited = cmd, exited
-	p.stopMu.Unlock()
-	go func() {
-		err := cmd.Wait()
-		out.Close()
-		p.stopMu.Lock()
-		p.waitErr = err
-		p.stopMu.Unlock()
-		close(exited)
-	}()
+	p.mu.Lock()
+	p.proc = proc
+	p.mu.Unlock()
 	return nil
+}
+
+// process returns the running (or last) Prosody process, or nil.
+func (p *prosody) process() *process {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.proc
 }
 
 // waitReady polls the c2s port until Prosody answers a stream header with
 // <stream:features/>, the process exits, or timeout passes.
 func (p *prosody) waitReady(timeout time.Duration) error {
+	proc := p.process()
 	deadline := time.Now().Add(timeout)
 	var lastErr error
 	for {
-		select {
-		case <-p.exited:
-			return fmt.Errorf("prosody exited before it was ready (%v); output: %s", p.exitErr(), readTail(p.outPath, 20))
-		default:
+		if !proc.Running() {
+			return fmt.Errorf("prosody exited before it was ready (%v); output: %s", proc.Err(), readTail(p.outPath, 20))
 		}
 		lastErr = p.probe(deadline)
 		if lastErr == nil {
@@ -328,10 +329,7 @@ func (p *prosody) waitReady(timeout time.Duration) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("not ready after %v: %w", timeout, lastErr)
 		}
-		select {
-		case <-p.exited:
-		case <-time.After(25 * time.Millisecond):
-		}
+		proc.WaitExit(25 * time.Millisecond) // a poll interval, cut short if it exits
 	}
 }
 
@@ -358,54 +356,18 @@ func (p *prosody) probe(deadline time.Time) error {
 	return nil
 }
 
-func (p *prosody) exitErr() error {
-	p.stopMu.Lock()
-	defer p.stopMu.Unlock()
-	return p.waitErr
-}
-
 // Running reports whether the Prosody process has not exited yet.
 func (p *prosody) Running() bool {
-	p.stopMu.Lock()
-	exited := p.exited
-	p.stopMu.Unlock()
-	if exited == nil {
-		return false
-	}
-	select {
-	case <-exited:
-		return false
-	default:
-		return true
-	}
-}
-
-// signal sends sig to Prosody's process group and returns the channel closed
-// when the process has exited, or nil if none was started.
-func (p *prosody) signal(sig syscall.Signal) chan struct{} {
-	p.stopMu.Lock()
-	cmd, exited := p.cmd, p.exited
-	p.stopMu.Unlock()
-	if cmd == nil {
-		return nil
-	}
-	select {
-	case <-exited:
-		return exited
-	default:
-	}
-	// Negative pid: the whole process group (Setpgid made it Prosody's).
-	_ = syscall.Kill(-cmd.Process.Pid, sig)
-	return exited
+	proc := p.process()
+	return proc != nil && proc.Running()
 }
 
 // Stop shuts Prosody down gracefully (SIGTERM: it closes every c2s stream
 // with a system-shutdown stream error) and waits for it to exit; after
 // prosodyStopTimeout it is killed. Stop may be called more than once.
 func (p *prosody) Stop() {
-	if !p.stop(syscall.SIGTERM) {
-		p.t.Errorf("prosody did not stop within %v after SIGTERM; killing it", prosodyStopTimeout)
-		p.Kill()
+	if proc := p.process(); proc != nil && !proc.Stop(syscall.SIGTERM, prosodyStopTimeout) {
+		p.t.Errorf("prosody did not stop within %v after SIGTERM; killed it", prosodyStopTimeout)
 	}
 }
 
@@ -413,23 +375,8 @@ func (p *prosody) Stop() {
 // </stream:stream>) and waits for it to be reaped. Kill may be called more
 // than once.
 func (p *prosody) Kill() {
-	if !p.stop(syscall.SIGKILL) {
-		p.t.Errorf("prosody (pid %d) was not reaped %v after SIGKILL", p.cmd.Process.Pid, prosodyStopTimeout)
-	}
-}
-
-// stop sends sig and reports whether Prosody, if it was started, has
-// exited within prosodyStopTimeout.
-func (p *prosody) stop(sig syscall.Signal) bool {
-	exited := p.signal(sig)
-	if exited == nil {
-		return true
-	}
-	select {
-	case <-exited:
-		return true
-	case <-time.After(prosodyStopTimeout):
-		return false
+	if proc := p.process(); proc != nil && !proc.Stop(syscall.SIGKILL, prosodyStopTimeout) {
+		p.t.Errorf("prosody (pid %d) was not reaped %v after SIGKILL", proc.Pid(), prosodyStopTimeout)
 	}
 }
 

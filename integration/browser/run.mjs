@@ -330,6 +330,27 @@ async function checkDelivery(page, bodies, prefix, n) {
     return misplaced;
 }
 
+// exchange has alice's page pa (logged in as a) and bob's page pb (as b)
+// send each other input.messages messages at once, waits for all of them
+// and checks their delivery (checkDelivery).
+async function exchange(input, pa, pb, a, b) {
+    const n = input.messages;
+    const t0 = Date.now();
+    await Promise.all([
+        pa.evaluate(([to, n]) => window.chat.sendMany(to, 'a2b', n), [b.jid, n]),
+        pb.evaluate(([to, n]) => window.chat.sendMany(to, 'b2a', n), [a.jid, n]),
+    ]);
+    const [atB, atA] = await Promise.all([waitBodies(input, pb, 'a2b', n), waitBodies(input, pa, 'b2a', n)]);
+    const millis = Date.now() - t0;
+    return {
+        aliceToBob: n,
+        bobToAlice: n,
+        handledOutOfOrder: (await checkDelivery(pb, atB, 'a2b', n)) + (await checkDelivery(pa, atA, 'b2a', n)),
+        millis,
+        sids: [a.sid, b.sid],
+    };
+}
+
 // (a) Two users exchange input.messages messages in both directions at
 // once; each must arrive exactly once and in order.
 async function stropheExchange(input, s) {
@@ -340,23 +361,11 @@ async function stropheExchange(input, s) {
         stropheLogin(input, pa, input.users.alice, 'strophe-a'),
         stropheLogin(input, pb, input.users.bob, 'strophe-b'),
     ]);
-    const n = input.messages;
-    const t0 = Date.now();
-    await Promise.all([
-        pa.evaluate(([to, n]) => window.chat.sendMany(to, 'a2b', n), [b.jid, n]),
-        pb.evaluate(([to, n]) => window.chat.sendMany(to, 'b2a', n), [a.jid, n]),
-    ]);
-    const [atB, atA] = await Promise.all([waitBodies(input, pb, 'a2b', n), waitBodies(input, pa, 'b2a', n)]);
-    const ms = Date.now() - t0;
     const result = {
-        aliceToBob: n,
-        bobToAlice: n,
-        handledOutOfOrder: (await checkDelivery(pb, atB, 'a2b', n)) + (await checkDelivery(pa, atA, 'b2a', n)),
-        millis: ms,
-        sids: [a.sid, b.sid],
+        ...(await exchange(input, pa, pb, a, b)),
         requests: pa.boshRequests.length + pb.boshRequests.length,
     };
-    log(`exchanged ${n} messages each way in ${ms} ms over ${result.requests} BOSH requests`);
+    log(`exchanged ${result.aliceToBob} messages each way in ${result.millis} ms over ${result.requests} BOSH requests`);
     await Promise.all([pa.evaluate(() => window.chat.logout()), pb.evaluate(() => window.chat.logout())]);
     return result;
 }
@@ -602,21 +611,7 @@ async function stropheNetwork(input, s) {
     ]);
     faulting = true;
 
-    const n = input.messages;
-    const t0 = Date.now();
-    await Promise.all([
-        pa.evaluate(([to, n]) => window.chat.sendMany(to, 'a2b', n), [b.jid, n]),
-        pb.evaluate(([to, n]) => window.chat.sendMany(to, 'b2a', n), [a.jid, n]),
-    ]);
-    const [atB, atA] = await Promise.all([waitBodies(input, pb, 'a2b', n), waitBodies(input, pa, 'b2a', n)]);
-    const result = {
-        aliceToBob: n,
-        bobToAlice: n,
-        handledOutOfOrder: (await checkDelivery(pb, atB, 'a2b', n)) + (await checkDelivery(pa, atA, 'b2a', n)),
-        millis: Date.now() - t0,
-        sids: [a.sid, b.sid],
-        ...faults,
-    };
+    const result = { ...(await exchange(input, pa, pb, a, b)), ...faults };
     // Stop the trouble, get the held polls answered (a ping's result
     // comes on them), and wait until every faulted rid has been resent.
     faulting = false;
