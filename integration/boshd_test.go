@@ -185,11 +185,6 @@ func serveBoshd(t *testing.T, cfg config.Config, opts serveOptions) *boshdServer
 // Log returns boshd's log so far.
 func (s *boshdServer) Log() string { return s.logs.String() }
 
-// Metric returns the value of series in boshd's metrics (see metricValue).
-func (s *boshdServer) Metric(series string) float64 {
-	return metricValue(s.Handler.Metrics(), series)
-}
-
 // WaitMetric waits up to eventTimeout until cond holds for series, and
 // returns its value then.
 func (s *boshdServer) WaitMetric(t *testing.T, series, what string, cond func(float64) bool) float64 {

@@ -45,6 +45,28 @@ function check(cond, message) {
     }
 }
 
+// until resolves once cond() holds. It checks cond at once and then
+// whenever the scenario calls the functions in waiters (on each event that
+// may change it); it rejects with the message describe() returns when
+// timeoutMs pass first.
+function until(waiters, cond, timeoutMs, describe) {
+    return new Promise((resolve, reject) => {
+        const done = () => {
+            if (cond()) {
+                clearTimeout(timer);
+                waiters.delete(done);
+                resolve();
+            }
+        };
+        const timer = setTimeout(() => {
+            waiters.delete(done);
+            reject(new Error(describe()));
+        }, timeoutMs);
+        waiters.add(done);
+        done();
+    });
+}
+
 async function readStdin() {
     const chunks = [];
     for await (const chunk of process.stdin) {
@@ -389,21 +411,7 @@ async function stropheKeepalive(input, s) {
     });
     const fromBob = () => atAlice.filter((m) => m.body?.startsWith('b2a-')).length;
     const waitAlice = (count) =>
-        new Promise((resolve, reject) => {
-            const done = () => {
-                if (fromBob() >= count) {
-                    clearTimeout(timer);
-                    waiters.delete(done);
-                    resolve();
-                }
-            };
-            const timer = setTimeout(() => {
-                waiters.delete(done);
-                reject(new Error(`alice has ${fromBob()} messages from bob, want ${count}`));
-            }, input.timeoutMs);
-            waiters.add(done);
-            done();
-        });
+        until(waiters, () => fromBob() >= count, input.timeoutMs, () => `alice has ${fromBob()} messages from bob, want ${count}`);
 
     // With input.inflight, a request of the old page is on its way when
     // the page goes away: bob's next message answers alice's held poll,
@@ -616,18 +624,7 @@ async function stropheNetwork(input, s) {
     // comes on them), and wait until every faulted rid has been resent.
     faulting = false;
     await Promise.all([pa.evaluate(() => window.chat.ping()), pb.evaluate(() => window.chat.ping())]);
-    await new Promise((resolve, reject) => {
-        const done = () => {
-            if (unresent.size === 0) {
-                clearTimeout(timer);
-                waiters.delete(done);
-                resolve();
-            }
-        };
-        const timer = setTimeout(() => reject(new Error(`faulted requests never resent: ${[...unresent]}`)), input.timeoutMs);
-        waiters.add(done);
-        done();
-    });
+    await until(waiters, () => unresent.size === 0, input.timeoutMs, () => `faulted requests never resent: ${[...unresent]}`);
     result.faultedResent = resent.size;
     // Both sessions are still the ones created at login.
     for (const page of [pa, pb]) {
