@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -53,8 +54,13 @@ const (
 	browserParallel = 2
 )
 
-// browserSlots limits the Chromiums running at once to browserParallel.
-var browserSlots = make(chan struct{}, browserParallel)
+// browserSlots limits the Chromiums running at once to browserParallel
+// (see parallel_test.go).
+var browserSlots = newSlots(browserParallel)
+
+// browserTests holds the names of the top-level tests that have run a
+// browser scenario.
+var browserTests sync.Map
 
 // browserTools locates what the browser tests need.
 type browserTools struct {
@@ -232,12 +238,17 @@ func runBrowser(t *testing.T, tools *browserTools, input map[string]any) map[str
 		t.Fatal(err)
 	}
 
-	select {
-	case browserSlots <- struct{}{}:
-	case <-time.After(browserRunTimeout):
+	// A test of several scenarios (they are in subtests) goes first: the
+	// longest chains should not be left for last.
+	priority := priorityScenario
+	top, _, sub := strings.Cut(t.Name(), "/")
+	if _, again := browserTests.LoadOrStore(top, true); again || sub {
+		priority = priorityContinue
+	}
+	if !browserSlots.acquire(priority, 1, browserRunTimeout) {
 		t.Fatalf("no browser slot free within %v", browserRunTimeout)
 	}
-	defer func() { <-browserSlots }()
+	defer browserSlots.release(1)
 
 	for attempt := 1; ; attempt++ {
 		result, retry := runBrowserOnce(t, tools, input, stdin, tmp)

@@ -23,7 +23,7 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 	// Issue 3.12: on SIGTERM every held request is answered
 	// system-shutdown, upstream streams are closed (bob sees alice leave),
 	// and boshd exits within shutdown_timeout.
-	t.Parallel()
+	parallel(t)
 	p := startProsody(t, prosodyOptions{})
 	b := startBinaryFor(t, p, "--shutdown-timeout", "5s")
 
@@ -67,7 +67,7 @@ func TestBinaryTLSAdminAndReload(t *testing.T) {
 	// Issue 6.1 and 6.2: HTTPS with HTTP/2, the certificate and the
 	// limits reloaded on SIGHUP without dropping sessions, and the admin
 	// listener's endpoints.
-	t.Parallel()
+	parallel(t)
 	p := startProsody(t, prosodyOptions{})
 	dir := t.TempDir()
 	certFile, keyFile, confFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "boshd.yaml")

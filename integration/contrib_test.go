@@ -19,7 +19,7 @@ import (
 // key of config.Config as a flag) and --version prints one line, and that
 // a bad option fails naming its key.
 func TestBinaryHelpAndVersion(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	bin := mustBinary(t)
 	out, err := exec.Command(bin, "--help").CombinedOutput()
 	if err != nil {
@@ -80,7 +80,7 @@ func unitSettings(t *testing.T, path string) map[string][]string {
 }
 
 func TestContribServiceUnit(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	unit := filepath.Join("..", "contrib", "boshd.service")
 	s := unitSettings(t, unit)
 	want := map[string]string{

@@ -21,7 +21,9 @@ import (
 
 // Fault tests against a real Prosody (operations issue, item 5): Prosody
 // killed and restarted, an upstream that stops reading, clients that
-// vanish in the middle of a request, and SIGTERM with many sessions.
+// vanish in the middle of a request, and SIGTERM with many sessions. The
+// ones that bound a time (a round trip, a shutdown) run with
+// parallelQuiet, so that other tests do not take their CPU.
 //
 // TestFaultProsodyKilled and TestFaultClientsVanish count the goroutines
 // and file descriptors of the whole test process, so they do not call
@@ -305,7 +307,7 @@ func flood(s *rawSession, deadline time.Time) floodResult {
 // boshd, connected to Prosody directly, keeps its round trips under
 // maxRoundTrip the whole time.
 func TestFaultUpstreamStall(t *testing.T) {
-	t.Parallel()
+	parallelQuiet(t)
 	p := startProsody(t, prosodyOptions{})
 	proxy := startProxy(t, p.Addr)
 	route := "xmpp:" + proxy.Addr
@@ -667,7 +669,7 @@ func (ts *trafficSession) run(stop <-chan struct{}, deadline time.Time) {
 // request finds boshd gone), and the process exits with status 0 within
 // shutdown_timeout.
 func TestFaultSIGTERMUnderLoad(t *testing.T) {
-	t.Parallel()
+	parallelQuiet(t)
 	p := startProsody(t, prosodyOptions{})
 	b := startBinaryFor(t, p, "--shutdown-timeout", sigtermShutdownTimeout.String(), "--max-wait", "60s",
 		"--max-sessions-per-ip", "0")
@@ -881,7 +883,7 @@ func TestFaultSIGTERMUnderLoad(t *testing.T) {
 // 1, so under systemd every stop with a slow uploader marked the unit
 // failed; boshd now closes what is left near the end of the bound.
 func TestFaultSIGTERMMidUpload(t *testing.T) {
-	t.Parallel()
+	parallelQuiet(t)
 	const shutdownTimeout = 2 * time.Second
 	p := startProsody(t, prosodyOptions{})
 	b := startBinaryFor(t, p, "--shutdown-timeout", shutdownTimeout.String())
@@ -935,7 +937,7 @@ func TestFaultSIGTERMMidUpload(t *testing.T) {
 // reached the ended session first, and answered the other item-not-found;
 // fixed, it stays as a regression test.
 func TestFaultEndedSessionOutOfOrder(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	st := startStack(t, prosodyOptions{}, nil)
 	alice := st.RawLogin("alice", "web", 1, "") // nothing held now
 	bob, _ := st.Login("bob", "PLAIN", "web")

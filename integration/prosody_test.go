@@ -1,7 +1,10 @@
 // Package integration holds boshd's end-to-end tests: a Strophe-like BOSH
 // client (client_test.go) drives boshd's handler, mounted on an
-// httptest.Server, in front of real Prosody instances the tests start
-// (prosody_test.go). The scenarios are in relay_test.go.
+// httptest.Server, or the boshd binary (boshd_test.go), in front of real
+// Prosody instances the tests start (prosody_test.go). The scenarios are
+// in relay_test.go, session_test.go, fault_test.go, cmd_test.go and the
+// browser tests (browser_test.go). Each test has its own Prosody and boshd
+// on free ports, so they run in parallel (parallel_test.go).
 //
 // The tests skip when Prosody is not installed, unless CI=true or
 // BOSHD_REQUIRE_PROSODY=1; BOSHD_PROSODY names another prosody binary.
@@ -744,7 +747,7 @@ func TestProsodyHarness(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
+			parallel(t)
 			p := startProsody(t, tt.opts)
 
 			x, err := dialXMPP(p.Addr, eventTimeout)

@@ -46,7 +46,7 @@ func checkTerminate(t *testing.T, body *Element, cond string) {
 // response (j): R-RESP-1, R-RESP-2, R-RESP-3, R-RESP-6, R-RESP-7, R-RESP-8,
 // R-CREATE-5, R-CREATE-6, R-CREATE-8, R-HTTP-3, R-HTTP-7, R-XMPP-9.
 func TestCreationResponse(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	const maxWait = 10 * time.Second
 	st := startStack(t, prosodyOptions{}, func(cfg *config.Config) { cfg.MaxWait = maxWait })
 	url := st.URL
@@ -152,7 +152,7 @@ func TestCreationResponse(t *testing.T) {
 // TestLoginPLAINRoster logs in with SASL PLAIN, restarts, binds and fetches
 // the roster (a): R-XMPP-6, R-XMPP-8, R-HOLD-1, R-HOLD-5.
 func TestLoginPLAINRoster(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	st := startStack(t, prosodyOptions{}, nil)
 
 	alice, res := st.Login("alice", "PLAIN", "web")
@@ -170,7 +170,7 @@ func TestLoginPLAINRoster(t *testing.T) {
 // relayed, and the session survives it for a second attempt: R-ERR-3,
 // R-XMPP-6.
 func TestLoginSCRAMSHA1(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	st := startStack(t, prosodyOptions{}, nil)
 	p := st.P
 
@@ -201,7 +201,7 @@ func TestLoginSCRAMSHA1(t *testing.T) {
 // non-ASCII text arrive intact and in order: R-HOLD-1, R-HOLD-5, R-HOLD-6,
 // R-XMPP-3, R-WRAP-7.
 func TestMessageRelay(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	alice, aliceJID, bob, _ := startStack(t, prosodyOptions{}, nil).Pair("SCRAM-SHA-1")
 
 	texts := []string{
@@ -230,7 +230,7 @@ func TestMessageRelay(t *testing.T) {
 // her status text), and the terminate is answered with type='terminate'.
 // R-TERM-1, R-TERM-2, R-TERM-3.
 func TestTerminateWithUnavailablePresence(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	st := startStack(t, prosodyOptions{}, nil)
 	alice, aliceJID, bob, bobJID := st.Pair("PLAIN")
 
@@ -277,7 +277,7 @@ func checkTerminateType(t *testing.T, body *Element) {
 // declares the stream prefix and holds the whole <stream:error/>: R-XMPP-2,
 // R-XMPP-10, R-ERR-1, R-TERM-5.
 func TestResourceConflict(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	st := startStack(t, prosodyOptions{}, nil)
 
 	first, _ := st.Login("alice", "PLAIN", "web")
@@ -321,7 +321,7 @@ func TestUpstreamLost(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
+			parallel(t)
 			// A wait longer than eventTimeout: the answer must come from
 			// the lost upstream, not from the wait running out.
 			st := startStack(t, prosodyOptions{}, func(cfg *config.Config) { cfg.MaxWait = 2 * eventTimeout })
@@ -368,7 +368,7 @@ func TestUpstreamLost(t *testing.T) {
 // the system roots, session creation fails with remote-connection-failed.
 // R-SEC-4, R-XMPP-4.
 func TestUpstreamSTARTTLS(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := startProsody(t, prosodyOptions{TLS: true})
 	tests := []struct {
 		name   string
@@ -418,7 +418,7 @@ func TestRelayParkedUpstream(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
+			parallel(t)
 			st := startStack(t, tt.opts, func(cfg *config.Config) { cfg.UpstreamTLS = tt.mode })
 			alice, aliceJID, bob, _ := st.Pair("PLAIN")
 
@@ -459,7 +459,7 @@ func TestRelayParkedUpstream(t *testing.T) {
 // missing to (h) without ever connecting upstream: the only upstream is a
 // counting proxy in front of Prosody. R-CREATE-2, R-CREATE-3, R-HTTP-7.
 func TestCreationAddressing(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := startProsody(t, prosodyOptions{})
 	proxy := startProxy(t, p.Addr)
 	url := startBoshd(t, testConfig(map[string]string{p.Domain: proxy.Addr}))
@@ -518,7 +518,7 @@ func TestFeaturesFiltered(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
+			parallel(t)
 			p := startProsody(t, tt.opts)
 
 			// What Prosody offers directly, so the test cannot pass

@@ -191,7 +191,7 @@ func bodies(r reply) []string {
 func TestSessionQueueWhileNothingHeld(t *testing.T) {
 	// R-HOLD-6: stanzas arriving while nothing is held wait, in order,
 	// and go out in one body on the next request.
-	t.Parallel()
+	parallel(t)
 	st, alice, bob := startRawPair(t, 1, nil)
 	for i := range 5 {
 		bob.Send(message("alice@localhost/web", fmt.Sprint(i), fmt.Sprint("m", i)))
@@ -219,7 +219,7 @@ func TestSessionResendAndOutOfOrder(t *testing.T) {
 	// R-RID-4: out-of-order requests are forwarded in rid order.
 	// R-RID-7: a resent rid gets the identical body and its payload is not
 	// forwarded again.
-	t.Parallel()
+	parallel(t)
 	_, alice, bob := startRawPair(t, 1, nil)
 
 	n := alice.rid
@@ -250,7 +250,7 @@ func TestSessionResendAndOutOfOrder(t *testing.T) {
 
 func TestSessionHoldTwo(t *testing.T) {
 	// Issue 3.1: hold=2 honoured; data goes on the oldest held request.
-	t.Parallel()
+	parallel(t)
 	_, s2, bob := startRawPair(t, 2, func(cfg *config.Config) { cfg.MaxHold = 2 })
 	older := s2.next("", "")
 	newer := s2.next("", "")
@@ -274,7 +274,7 @@ func TestSessionPauseAndInactivity(t *testing.T) {
 	// outlives its inactivity for the pause. R-INACT-1: afterwards,
 	// inactivity ends it, closes the upstream stream (bob sees alice go
 	// offline) and the sid is unknown.
-	t.Parallel()
+	parallelQuiet(t)
 	st := startStack(t, prosodyOptions{}, func(cfg *config.Config) {
 		cfg.Inactivity = time.Second
 		cfg.MaxPause = 10 * time.Second
@@ -307,7 +307,7 @@ func TestSessionAcksReport(t *testing.T) {
 	// R-ACK-1, R-ACK-5: with ack='1', an ack below the last answered rid
 	// gets a report of the first missing response, which a resend then
 	// gets byte for byte.
-	t.Parallel()
+	parallel(t)
 	st := startStack(t, prosodyOptions{}, nil)
 	alice := st.RawLogin("alice", "web", 1, " ack='1'")
 	n := alice.rid
