@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -53,14 +52,6 @@ const (
 	// have two cores.
 	browserParallel = 2
 )
-
-// browserSlots limits the Chromiums running at once to browserParallel
-// (see parallel_test.go).
-var browserSlots = newSlots(browserParallel)
-
-// browserTests holds the names of the top-level tests that have run a
-// browser scenario.
-var browserTests sync.Map
 
 // browserTools locates what the browser tests need.
 type browserTools struct {
@@ -238,17 +229,7 @@ func runBrowser(t *testing.T, tools *browserTools, input map[string]any) map[str
 		t.Fatal(err)
 	}
 
-	// A test of several scenarios (they are in subtests) goes first: the
-	// longest chains should not be left for last.
-	priority := priorityScenario
-	top, _, sub := strings.Cut(t.Name(), "/")
-	if _, again := browserTests.LoadOrStore(top, true); again || sub {
-		priority = priorityContinue
-	}
-	if !browserSlots.acquire(priority, 1, browserRunTimeout) {
-		t.Fatalf("no browser slot free within %v", browserRunTimeout)
-	}
-	defer browserSlots.release(1)
+	defer takeBrowserSlot(t)()
 
 	for attempt := 1; ; attempt++ {
 		result, retry := runBrowserOnce(t, tools, input, stdin, tmp)

@@ -2,9 +2,10 @@ package integration
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"slices"
-	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -36,7 +37,7 @@ const (
 	// slots below limit them.
 	testParallel = 64
 	// serverSlots is how many tests other than browser tests run at once.
-	serverSlots = 4
+	serverSlots = 2
 )
 
 var servers = newSlots(serverSlots)
@@ -46,7 +47,7 @@ func TestMain(m *testing.M) {
 	set := false
 	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
 	if !set {
-		if err := flag.Set("test.parallel", strconv.Itoa(testParallel)); err != nil {
+		if err := flag.Set("test.parallel", fmt.Sprint(testParallel)); err != nil {
 			panic(err)
 		}
 	}
@@ -61,6 +62,32 @@ func parallel(t *testing.T) {
 	t.Parallel()
 	servers.acquire(priorityScenario, 1, 0)
 	t.Cleanup(func() { servers.release(1) })
+}
+
+var (
+	// browserSlots limits the Chromiums running at once to
+	// browserParallel.
+	browserSlots = newSlots(browserParallel)
+	// browserTests holds the names of the top-level tests that have run
+	// a browser scenario.
+	browserTests sync.Map
+)
+
+// takeBrowserSlot waits up to browserRunTimeout for a browser slot for t,
+// failing t if there is none, and returns the function that gives it back.
+// A test of several scenarios (they are in subtests) goes first: the
+// longest chains should not be left for last.
+func takeBrowserSlot(t *testing.T) (release func()) {
+	t.Helper()
+	priority := priorityScenario
+	top, _, sub := strings.Cut(t.Name(), "/")
+	if _, again := browserTests.LoadOrStore(top, true); again || sub {
+		priority = priorityContinue
+	}
+	if !browserSlots.acquire(priority, 1, browserRunTimeout) {
+		t.Fatalf("no browser slot free within %v", browserRunTimeout)
+	}
+	return func() { browserSlots.release(1) }
 }
 
 // The quiet tests run one after the other, and hold one browser slot from

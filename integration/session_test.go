@@ -89,6 +89,9 @@ func (s *rawSession) get(ch <-chan reply) reply {
 // session must come from stack.RawLogin).
 func (s *rawSession) waitRead() {
 	s.t.Helper()
+	if s.wire == nil {
+		s.t.Fatal("waitRead on a session whose boshd's wire is not recorded: log in with stack.RawLogin")
+	}
 	s.mu.Lock()
 	sent := slices.Clone(s.sent)
 	s.mu.Unlock()
