@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -219,27 +218,7 @@ func flood(s *rawSession, deadline time.Time) floodResult {
 	done := make(chan ridReply, 2)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	post := func(rid uint64, body string) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, strings.NewReader(body))
-		if err != nil {
-			done <- ridReply{rid, reply{err: err}}
-			return
-		}
-		req.Header.Set("Content-Type", "text/xml; charset=utf-8")
-		resp, err := s.hc.Do(req)
-		if err != nil {
-			done <- ridReply{rid, reply{err: err}}
-			return
-		}
-		defer resp.Body.Close()
-		data, err := io.ReadAll(resp.Body)
-		if err != nil {
-			done <- ridReply{rid, reply{err: err}}
-			return
-		}
-		el, err := parseDocument(data)
-		done <- ridReply{rid, reply{raw: string(data), body: el, err: err}}
-	}
+	post := func(rid uint64, body string) { done <- ridReply{rid, postBOSH(ctx, s.hc, s.url, body)} }
 	var res floodResult
 	replies := make(map[uint64]reply)
 	inflight := 0
@@ -581,11 +560,9 @@ const (
 
 // trafficOutcome is the answer to one request of a busy session.
 type trafficOutcome struct {
-	rid  uint64
-	raw  string
-	body *Element
-	err  error
-	at   time.Time
+	rid uint64
+	reply
+	at time.Time
 }
 
 // trafficSession exchanges messages with a peer, two requests open, like
@@ -606,26 +583,8 @@ func (ts *trafficSession) run(stop <-chan struct{}, deadline time.Time) {
 	defer cancel()
 	done := make(chan trafficOutcome, 2)
 	post := func(rid uint64, body string) {
-		o := trafficOutcome{rid: rid}
-		defer func() { o.at = time.Now(); done <- o }()
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, ts.s.url, strings.NewReader(body))
-		if err != nil {
-			o.err = err
-			return
-		}
-		resp, err := ts.s.hc.Do(req)
-		if err != nil {
-			o.err = err
-			return
-		}
-		defer resp.Body.Close()
-		data, err := io.ReadAll(resp.Body)
-		if err != nil {
-			o.err = err
-			return
-		}
-		o.raw = string(data)
-		o.body, o.err = parseDocument(data)
+		r := postBOSH(ctx, ts.s.hc, ts.s.url, body)
+		done <- trafficOutcome{rid, r, time.Now()}
 	}
 	inflight, seq := 0, 0
 	ended := false
@@ -678,23 +637,6 @@ func TestFaultSIGTERMUnderLoad(t *testing.T) {
 	tr := &http.Transport{MaxIdleConnsPerHost: 2 * sigtermIdle, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr}
-	post := func(ctx context.Context, body string) (*Element, string, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
-		if err != nil {
-			return nil, "", err
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			return nil, "", err
-		}
-		defer resp.Body.Close()
-		data, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return nil, "", err
-		}
-		el, err := parseDocument(data)
-		return el, string(data), err
-	}
 
 	// sigtermIdle sessions, created 16 at a time.
 	type idle struct {
@@ -712,14 +654,14 @@ func TestFaultSIGTERMUnderLoad(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
 			defer cancel()
 			rid := randomRID()
-			el, raw, err := post(ctx, creationBody(rid, createOptions{To: p.Domain, Wait: 60, Hold: 1, Lang: "en"}))
-			if err == nil && el.Attr("sid") == "" {
-				err = fmt.Errorf("creation refused: %s", raw)
+			r := postBOSH(ctx, hc, url, creationBody(rid, createOptions{To: p.Domain, Wait: 60, Hold: 1, Lang: "en"}))
+			if r.err == nil && r.body.Attr("sid") == "" {
+				r.err = fmt.Errorf("creation refused: %s", r.raw)
 			}
-			if err == nil {
-				idles[i] = idle{el.Attr("sid"), rid}
+			if r.err == nil {
+				idles[i] = idle{r.body.Attr("sid"), rid}
 			}
-			errs[i] = err
+			errs[i] = r.err
 		})
 	}
 	wg.Wait()
@@ -731,10 +673,8 @@ func TestFaultSIGTERMUnderLoad(t *testing.T) {
 
 	// Each sends its next request, which is held.
 	type heldAnswer struct {
-		body *Element
-		raw  string
-		err  error
-		at   time.Time
+		reply
+		at time.Time
 	}
 	answers := make([]heldAnswer, sigtermIdle)
 	answered := make(chan int, sigtermIdle)
@@ -742,8 +682,8 @@ func TestFaultSIGTERMUnderLoad(t *testing.T) {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*eventTimeout)
 			defer cancel()
-			el, raw, err := post(ctx, fmt.Sprintf("<body xmlns='%s' rid='%d' sid='%s'/>", nsHTTPBind, s.rid+1, s.sid))
-			answers[i] = heldAnswer{el, raw, err, time.Now()}
+			r := postBOSH(ctx, hc, url, fmt.Sprintf("<body xmlns='%s' rid='%d' sid='%s'/>", nsHTTPBind, s.rid+1, s.sid))
+			answers[i] = heldAnswer{r, time.Now()}
 			answered <- i
 		}()
 	}

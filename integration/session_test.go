@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -46,22 +47,29 @@ func (s *rawSession) send(rid uint64, attrs, payload string) <-chan reply {
 	s.sent = append(s.sent, rid)
 	s.mu.Unlock()
 	ch := make(chan reply, 1)
-	go func() {
-		resp, err := s.hc.Post(s.url, "text/xml; charset=utf-8", strings.NewReader(body))
-		if err != nil {
-			ch <- reply{err: err}
-			return
-		}
-		defer resp.Body.Close()
-		data, err := io.ReadAll(resp.Body)
-		if err != nil {
-			ch <- reply{err: err}
-			return
-		}
-		el, err := parseDocument(data)
-		ch <- reply{raw: string(data), body: el, err: err}
-	}()
+	go func() { ch <- postBOSH(context.Background(), s.hc, s.url, body) }()
 	return ch
+}
+
+// postBOSH posts body to url with hc and returns the reply: the raw
+// response and its root element.
+func postBOSH(ctx context.Context, hc *http.Client, url, body string) reply {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return reply{err: err}
+	}
+	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return reply{err: err}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return reply{err: err}
+	}
+	el, err := parseDocument(data)
+	return reply{raw: string(data), body: el, err: err}
 }
 
 // next sends the next rid.
@@ -133,17 +141,11 @@ func rawLogin(t *testing.T, url string, p *prosody, user, resource string, hold 
 	t.Cleanup(s.hc.CloseIdleConnections)
 	create := fmt.Sprintf("<body xmlns='%s' xmlns:xmpp='%s' rid='%d' to='%s' xml:lang='en' wait='10' hold='%d' ver='1.6' xmpp:version='1.0'%s/>",
 		nsHTTPBind, nsXBOSH, s.rid, p.Domain, hold, createAttrs)
-	resp, err := s.hc.Post(url, "text/xml", strings.NewReader(create))
-	if err != nil {
-		t.Fatal(err)
+	r := postBOSH(context.Background(), s.hc, url, create)
+	if r.err != nil || r.body.Attr("sid") == "" {
+		t.Fatalf("creation: %v %s", r.err, r.raw)
 	}
-	data, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	el, err := parseDocument(data)
-	if err != nil || el.Attr("sid") == "" {
-		t.Fatalf("creation: %v %s", err, data)
-	}
-	s.sid = el.Attr("sid")
+	s.sid = r.body.Attr("sid")
 	auth := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + p.Passwords[user]))
 	if r := s.get(s.next("", "<auth xmlns='"+nsSASL+"' mechanism='PLAIN'>"+auth+"</auth>")); r.body.Child(nsSASL, "success") == nil {
 		t.Fatalf("auth: %s", r.raw)
