@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -379,12 +378,7 @@ func (b *boshdProcess) WaitExit(t *testing.T, bound time.Duration) error {
 // cannot be read.
 func (b *boshdProcess) AdminMetric(series string) float64 {
 	c := &http.Client{Timeout: eventTimeout}
-	resp, err := c.Get("http://" + b.AdminAddr + "/metrics")
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
+	_, data, err := readAll(c.Get("http://" + b.AdminAddr + "/metrics"))
 	if err != nil {
 		return -1
 	}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -74,13 +73,8 @@ func (d *demoServer) serving() bool {
 	if d.URL == "" || len(d.Passwords) != 2 {
 		return false
 	}
-	resp, err := http.Get(d.URL)
-	if err != nil {
-		return false
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode == 200 && bytes.Contains(body, []byte("converse"))
+	resp, body, err := readAll(http.Get(d.URL))
+	return err == nil && resp.StatusCode == 200 && bytes.Contains(body, []byte("converse"))
 }
 
 // parse picks the page URL and the passwords out of scripts/demo's output.

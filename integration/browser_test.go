@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -544,12 +543,10 @@ func checkHostMeta(t *testing.T, client *http.Client, base, origin, boshURL stri
 		if origin != "" {
 			req.Header.Set("Origin", origin)
 		}
-		resp, err := client.Do(req)
+		resp, body, err := readAll(client.Do(req))
 		if err != nil {
 			t.Fatal(err)
 		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
 		if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "*" || !bytes.Contains(body, []byte(boshURL)) {
 			t.Errorf("GET %s%s: %s %v\n%s", base, path, resp.Status, resp.Header, body)
 		}

@@ -396,6 +396,17 @@ func (c *Client) post(ctx context.Context, rid uint64, body string) (*exchange, 
 	return ex, nil
 }
 
+// readAll returns the response of an HTTP round trip, as net/http's
+// client methods return it, with its whole body read and closed.
+func readAll(resp *http.Response, err error) (*http.Response, []byte, error) {
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp, body, err
+}
+
 // randomRID returns a random rid in [0, 2^32), as Strophe picks it.
 func randomRID() uint64 {
 	var b [4]byte

@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -98,12 +97,10 @@ func TestBinaryTLSAdminAndReload(t *testing.T) {
 	hc := &http.Client{Transport: tr, Timeout: eventTimeout}
 	post := func(body string) (*http.Response, string) {
 		t.Helper()
-		resp, err := hc.Post("https://"+addr+"/http-bind", "text/xml", strings.NewReader(body))
+		resp, data, err := readAll(hc.Post("https://"+addr+"/http-bind", "text/xml", strings.NewReader(body)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(resp.Body)
 		return resp, string(data)
 	}
 	creation := fmt.Sprintf("<body xmlns='%s' rid='100' to='localhost' wait='1' hold='1' ver='1.6'/>", nsHTTPBind)
@@ -148,12 +145,10 @@ func TestBinaryTLSAdminAndReload(t *testing.T) {
 		"/readyz":  "ready",
 		"/":        "boshd",
 	} {
-		resp, err := http.Get("http://" + adminAddr + path)
+		resp, data, err := readAll(http.Get("http://" + adminAddr + path))
 		if err != nil {
 			t.Fatal(err)
 		}
-		data, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
 		if resp.StatusCode != 200 || !strings.Contains(string(data), want) {
 			t.Errorf("admin %s: %d, want %q in it", path, resp.StatusCode, want)
 		}

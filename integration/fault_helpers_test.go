@@ -333,14 +333,8 @@ func postRaw(t *testing.T, url, body string, cut int) *rawHTTP {
 	}
 	r := &rawHTTP{conn: conn, resp: make(chan string, 1)}
 	go func() {
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		if err != nil {
-			r.resp <- ""
-			return
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		r.resp <- string(b)
+		_, b, _ := readAll(http.ReadResponse(bufio.NewReader(conn), nil))
+		r.resp <- string(b) // "" if no response came
 	}()
 	return r
 }

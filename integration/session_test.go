@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -59,12 +58,7 @@ func postBOSH(ctx context.Context, hc *http.Client, url, body string) reply {
 		return reply{err: err}
 	}
 	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return reply{err: err}
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
+	_, data, err := readAll(hc.Do(req))
 	if err != nil {
 		return reply{err: err}
 	}
