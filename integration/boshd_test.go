@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -330,7 +329,7 @@ func startBinary(t *testing.T, args ...string) *boshdProcess {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		b.Stop(syscall.SIGKILL, killTimeout)
+		b.Kill()
 		if t.Failed() {
 			t.Logf("boshd log (last %d lines):\n%s", boshdLogTail, b.logs.Tail(boshdLogTail))
 		}
@@ -368,7 +367,7 @@ func (b *boshdProcess) WaitLog(t *testing.T, want string) {
 func (b *boshdProcess) WaitExit(t *testing.T, bound time.Duration) error {
 	t.Helper()
 	if !b.process.WaitExit(bound) {
-		b.Stop(syscall.SIGKILL, killTimeout)
+		b.Kill()
 		t.Fatalf("boshd still running %v after it was told to stop", bound)
 	}
 	return b.Err()

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -262,7 +261,7 @@ func runBrowserOnce(t *testing.T, tools *browserTools, input map[string]any, std
 		t.Fatalf("starting run.mjs: %v", err)
 	}
 	if !proc.WaitExit(browserRunTimeout) {
-		proc.Stop(syscall.SIGKILL, killTimeout)
+		proc.Kill()
 		t.Logf("run.mjs output:\n%s", stderr.String())
 		t.Fatalf("scenario %v did not finish within %v", input["scenario"], browserRunTimeout)
 	}

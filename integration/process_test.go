@@ -85,9 +85,15 @@ func (p *process) Stop(sig syscall.Signal, timeout time.Duration) bool {
 	if p.WaitExit(timeout) {
 		return true
 	}
-	p.Signal(syscall.SIGKILL)
-	p.WaitExit(killTimeout)
+	p.Kill()
 	return false
+}
+
+// Kill sends SIGKILL and reports whether the process has been reaped
+// within killTimeout.
+func (p *process) Kill() bool {
+	p.Signal(syscall.SIGKILL)
+	return p.WaitExit(killTimeout)
 }
 
 // killTimeout bounds the wait for a process to be reaped after SIGKILL.

@@ -378,8 +378,8 @@ func (p *prosody) Stop() {
 // </stream:stream>) and waits for it to be reaped. Kill may be called more
 // than once.
 func (p *prosody) Kill() {
-	if proc := p.process(); proc != nil && !proc.Stop(syscall.SIGKILL, prosodyStopTimeout) {
-		p.t.Errorf("prosody (pid %d) was not reaped %v after SIGKILL", proc.Pid(), prosodyStopTimeout)
+	if proc := p.process(); proc != nil && !proc.Kill() {
+		p.t.Errorf("prosody (pid %d) was not reaped %v after SIGKILL", proc.Pid(), killTimeout)
 	}
 }
 
