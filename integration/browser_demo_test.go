@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,7 +18,7 @@ import (
 type demoServer struct {
 	URL       string            // the chat page's URL, as printed
 	Passwords map[string]string // alice's and bob's, as printed
-	Output    *lockedBuffer     // what the script printed
+	Output    *logBuffer        // what the script printed
 }
 
 // startDemo runs scripts/demo as the README says, on free ports and in a
@@ -28,12 +27,7 @@ type demoServer struct {
 // t.Cleanup.
 func startDemo(t *testing.T) *demoServer {
 	t.Helper()
-	if prosodyBinary() == "" {
-		if prosodyRequired() {
-			t.Fatal("prosody is not installed")
-		}
-		t.Skip("prosody is not installed")
-	}
+	needProsody(t)
 	if _, err := os.Stat("../demo/node_modules/converse.js/package.json"); err != nil {
 		skipOrFail(t, "the demo's npm packages are missing (cd demo && npm ci)")
 	}
@@ -41,35 +35,23 @@ func startDemo(t *testing.T) *demoServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	httpPort, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := &lockedBuffer{}
+	out := &logBuffer{}
 	cmd := exec.Command("../scripts/demo")
 	cmd.Env = append(os.Environ(),
 		"BOSHD_DEMO_DIR="+t.TempDir(),
 		fmt.Sprintf("BOSHD_DEMO_XMPP_PORT=%d", xmppPort),
-		fmt.Sprintf("BOSHD_DEMO_LISTEN=127.0.0.1:%d", httpPort),
+		"BOSHD_DEMO_LISTEN="+freeAddr(t),
 	)
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	proc, err := startProcess(cmd)
+	if err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) // Ctrl-C
-		select {
-		case err := <-exited:
-			if err != nil && !t.Failed() {
-				t.Logf("scripts/demo exited: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("scripts/demo did not stop within 30 s of SIGINT; killing it")
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
+		if !proc.Stop(syscall.SIGINT, 30*time.Second) { // Ctrl-C
+			t.Errorf("scripts/demo did not stop within 30 s of SIGINT; killed it")
+		} else if err := proc.Err(); err != nil && !t.Failed() {
+			t.Logf("scripts/demo exited: %v", err)
 		}
 		if t.Failed() {
 			t.Logf("scripts/demo output:\n%s", out.String())
@@ -77,28 +59,22 @@ func startDemo(t *testing.T) *demoServer {
 	})
 
 	d := &demoServer{Passwords: make(map[string]string), Output: out}
-	deadline := time.Now().Add(3 * time.Minute) // a first go build may be slow
-	for {
-		d.parse(out.String())
-		if d.URL != "" && len(d.Passwords) == 2 {
-			resp, err := http.Get(d.URL)
-			if err == nil {
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == 200 && bytes.Contains(body, []byte("converse")) {
-					return d
-				}
-			}
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("scripts/demo exited (%v) before serving its page:\n%s", err, out.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("scripts/demo printed no page or did not serve it within 3 minutes:\n%s", out.String())
-		}
+	// Up to 3 minutes: a first go build may be slow.
+	if !waitUntil(3*time.Minute, func() bool { return !proc.Running() || d.serving() }) || !proc.Running() {
+		t.Fatalf("scripts/demo printed no page, did not serve it within 3 minutes or exited (%v):\n%s", proc.Err(), out.String())
 	}
+	return d
+}
+
+// serving reports whether scripts/demo has printed its page's URL and the
+// passwords, and serves the page.
+func (d *demoServer) serving() bool {
+	d.parse(d.Output.String())
+	if d.URL == "" || len(d.Passwords) != 2 {
+		return false
+	}
+	resp, body, err := readAll(http.Get(d.URL))
+	return err == nil && resp.StatusCode == 200 && bytes.Contains(body, []byte("converse"))
 }
 
 // parse picks the page URL and the passwords out of scripts/demo's output.

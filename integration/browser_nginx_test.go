@@ -1,9 +1,7 @@
 package integration
 
 import (
-	"bytes"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,37 +25,21 @@ import (
 // reuse its connections to boshd rather than open one per request.
 func TestBrowserNginx(t *testing.T) {
 	t.Parallel()
-	tools := needBrowser(t)
-	nginxBin := nginxBinary(t)
-	snippet := readmeNginxSnippet(t)
-	st := startBrowserStack(t, tools, stackOptions{
+	st := startBrowserStack(t, serveOptions{
 		Configure: func(cfg *config.Config, _, _ string) {
 			cfg.TrustedProxies = []string{"127.0.0.2"}
 			cfg.MaxSessionsPerIP = 4
 			cfg.PublicURL = "https://chat.example.org/http-bind"
 		},
 	})
-	ngx := startNginx(t, nginxBin, snippet, st.BOSHAddr, tools.dir)
+	ngx := startNginx(t, nginxBinary(t), readmeNginxSnippet(t), st.Addr, st.tools.dir)
 
 	// The README's host-meta location reaches boshd's XEP-0156 answers.
-	for _, path := range []string{"/.well-known/host-meta", "/.well-known/host-meta.json"} {
-		resp, err := http.Get(ngx.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || !bytes.Contains(body, []byte("https://chat.example.org/http-bind")) ||
-			resp.Header.Get("Access-Control-Allow-Origin") != "*" {
-			t.Errorf("GET %s through nginx: %s %v\n%s", path, resp.Status, resp.Header, body)
-		}
-	}
+	checkHostMeta(t, http.DefaultClient, ngx.URL, "", "https://chat.example.org/http-bind")
 
 	for _, scenario := range []string{"strophe-exchange", "converse-message"} {
 		t.Run(scenario, func(t *testing.T) {
-			input := st.scenarioInput(scenario, ngx.URL)
-			input["forwardedFor"] = "198.51.100.7"
-			res := runBrowser(t, tools, input)
+			res := st.RunAt(t, scenario, ngx.URL, map[string]any{"forwardedFor": "198.51.100.7"})
 			if scenario == "converse-message" {
 				checkBOSHURLs(t, res, ngx.URL+"/http-bind")
 			}
@@ -84,7 +66,6 @@ func TestBrowserNginx(t *testing.T) {
 	if requests == 0 || conns > requests/2 {
 		t.Errorf("boshd read %d BOSH requests from nginx over %d connections, want at most half as many connections", requests, conns)
 	}
-	checkBoshdLog(t, log)
 }
 
 // nginxBinary returns the path of nginx, or skips (or fails) t.
@@ -280,49 +261,35 @@ func runNginx(t *testing.T, bin, dir, confPath, url string) error {
 	if out, err := exec.Command(bin, "-t", "-q", "-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", confPath, "-g", "pid "+filepath.Join(dir, "nginx.pid")+";").CombinedOutput(); err != nil {
 		t.Fatalf("nginx -t refuses the configuration: %v\n%s\n%s", err, out, readTail(confPath, 80))
 	}
-	out := &lockedBuffer{}
+	out := &logBuffer{}
 	cmd := exec.Command(bin, "-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", confPath,
 		"-g", "daemon off; pid "+filepath.Join(dir, "nginx.pid")+";")
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	proc, err := startProcess(cmd)
+	if err != nil {
 		return err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stop := func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGQUIT) // graceful
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("nginx exited (%v): %s %s", err, out.String(), readTail(filepath.Join(dir, "error.log"), 20))
-		default:
-		}
+	stop := func() { proc.Stop(syscall.SIGQUIT, 10*time.Second) } // graceful
+	var lastErr error
+	serving := func() bool {
 		resp, err := http.Get(url + "/strophe.html")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				break
+				return true
 			}
 			err = fmt.Errorf("status %s", resp.Status)
 		}
-		if time.Now().After(deadline) {
-			stop()
-			return fmt.Errorf("not serving %s: %v", url, err)
-		}
-		select {
-		case err := <-exited:
-			exited <- err
-		case <-time.After(25 * time.Millisecond):
-		}
+		lastErr = err
+		return false
+	}
+	ready := waitUntil(20*time.Second, func() bool { return !proc.Running() || serving() })
+	if !proc.Running() {
+		return fmt.Errorf("nginx exited (%v): %s %s", proc.Err(), out.String(), readTail(filepath.Join(dir, "error.log"), 20))
+	}
+	if !ready {
+		stop()
+		return fmt.Errorf("not serving %s: %v", url, lastErr)
 	}
 	t.Cleanup(func() {
 		stop()

@@ -2,21 +2,15 @@ package integration
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -56,9 +50,6 @@ const (
 	// have two cores.
 	browserParallel = 2
 )
-
-// browserSlots limits the Chromiums running at once to browserParallel.
-var browserSlots = make(chan struct{}, browserParallel)
 
 // browserTools locates what the browser tests need.
 type browserTools struct {
@@ -151,123 +142,41 @@ func writeRoster(t testing.TB, dataDir, host, user string, contacts ...browserUs
 }
 
 // browserStack is Prosody and boshd, with the test pages served next to
-// BOSH on the same origin.
+// BOSH on the same origin (boshdServer.Origin; BOSH at URL).
 type browserStack struct {
+	*boshdServer
 	Prosody *prosody
 	Users   map[string]browserUser
-	// URL is the origin of the pages and of BOSH (at URL+"/http-bind"),
-	// plain HTTP on 127.0.0.1.
-	URL string
-	// TLSURL is the same server over HTTPS (stackOptions.TLS only).
-	TLSURL string
-	// BOSHAddr is host:port of the plain listener.
-	BOSHAddr string
 	// BuildDir is served at /build/ (run.mjs writes its bundles there).
 	BuildDir string
-	// Wire records when boshd wrote each response on the plain listener.
-	Wire *wireLog
 
-	logs *lockedBuffer
-}
-
-type stackOptions struct {
-	// TLS also serves everything over HTTPS on a second listener, with
-	// httptest's self-signed certificate.
-	TLS bool
-	// Configure adjusts boshd's configuration; origin is the plain
-	// listener's origin (http://127.0.0.1:PORT) and tlsAddr the HTTPS
-	// listener's address, if any.
-	Configure func(cfg *config.Config, origin, tlsAddr string)
+	tools *browserTools
 }
 
 // startBrowserStack starts a Prosody with alice and bob (each in the
-// other's roster) and boshd in-process, serving at the same origin: BOSH at
-// /http-bind, XEP-0156 host-meta, the test pages of integration/browser/pages
-// at /, integration/browser/node_modules at /node_modules/ and a build
-// directory at /build/.
-func startBrowserStack(t *testing.T, tools *browserTools, opts stackOptions) *browserStack {
+// other's roster) and boshd in-process (serveBoshd with opts), serving at
+// the same origin: BOSH at /http-bind, XEP-0156 host-meta, the test pages
+// of integration/browser/pages at /, integration/browser/node_modules at
+// /node_modules/ and a build directory at /build/. It skips (or fails) t
+// when the browser tools are missing.
+func startBrowserStack(t *testing.T, opts serveOptions) *browserStack {
 	t.Helper()
+	tools := needBrowser(t)
 	p := startProsody(t, prosodyOptions{})
-	st := &browserStack{Prosody: p, Users: browserUsers(t, p), logs: &lockedBuffer{}}
-
-	plain, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.BOSHAddr = plain.Addr().String()
-	st.URL = "http://" + st.BOSHAddr
-	var secure net.Listener
-	if opts.TLS {
-		if secure, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		st.TLSURL = "https://" + secure.Addr().String()
-	}
-
-	cfg := prosodyConfig(p)
-	publicURL := st.URL + cfg.Path
-	if opts.Configure != nil {
-		tlsAddr := ""
-		if secure != nil {
-			tlsAddr = secure.Addr().String()
-		}
-		opts.Configure(&cfg, st.URL, tlsAddr)
-	}
-	if cfg.PublicURL != "" {
-		publicURL = cfg.PublicURL
-	}
-	logger := slog.New(slog.NewTextHandler(st.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h, err := bosh.NewHandler(cfg, logger)
-	if err != nil {
-		t.Fatalf("bosh.NewHandler: %v", err)
-	}
-
+	st := &browserStack{Prosody: p, Users: browserUsers(t, p), tools: tools}
 	st.BuildDir = filepath.Join(t.TempDir(), "build")
 	if err := os.MkdirAll(st.BuildDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle(cfg.Path, h)
-	hostMeta := bosh.HostMeta(publicURL)
-	mux.Handle(bosh.HostMetaPath, hostMeta)
-	mux.Handle(bosh.HostMetaJSONPath, hostMeta)
-	mux.Handle("/", http.FileServer(http.Dir(filepath.Join(tools.dir, "pages"))))
-	mux.Handle("/node_modules/", http.FileServer(http.Dir(tools.dir)))
-	mux.Handle("/build/", http.StripPrefix("/build/", http.FileServer(http.Dir(st.BuildDir))))
-
-	st.Wire = &wireLog{}
-	servers := []*httptest.Server{httptest.NewUnstartedServer(mux)}
-	servers[0].Listener.Close()
-	parking := bosh.NewListener(&recordingListener{Listener: plain, log: st.Wire})
-	servers[0].Listener = parking
-	servers[0].Config.ConnContext = parking.ConnContext
-	servers[0].Start()
-	if secure != nil {
-		s := httptest.NewUnstartedServer(mux)
-		s.Listener.Close()
-		s.Listener = secure
-		s.StartTLS()
-		servers = append(servers, s)
+	opts.Routes = func(mux *http.ServeMux) {
+		mux.Handle("/", http.FileServer(http.Dir(filepath.Join(tools.dir, "pages"))))
+		mux.Handle("/node_modules/", http.FileServer(http.Dir(tools.dir)))
+		mux.Handle("/build/", http.StripPrefix("/build/", http.FileServer(http.Dir(st.BuildDir))))
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := h.Shutdown(ctx); err != nil {
-			t.Errorf("boshd Shutdown: %v", err)
-		}
-		for _, s := range servers {
-			s.CloseClientConnections()
-			s.Close()
-		}
-		if t.Failed() {
-			t.Logf("boshd log (last %d lines):\n%s", boshdLogTail, lastLines(st.logs.String(), boshdLogTail))
-		}
-	})
+	st.boshdServer = serveBoshd(t, prosodyConfig(p), opts)
+	t.Cleanup(func() { checkBoshdLog(t, st.Log()) })
 	return st
 }
-
-// Log returns boshd's log so far.
-func (st *browserStack) Log() string { return st.logs.String() }
 
 // scenarioInput returns run.mjs's input for scenario against baseURL with
 // the stack's users.
@@ -279,6 +188,23 @@ func (st *browserStack) scenarioInput(scenario, baseURL string) map[string]any {
 		"buildDir": st.BuildDir,
 		"messages": browserMessages,
 	}
+}
+
+// Run plays scenario against the stack's own origin with the extra input
+// (may be nil) and returns run.mjs's result, failing t unless it passed.
+func (st *browserStack) Run(t *testing.T, scenario string, extra map[string]any) map[string]any {
+	t.Helper()
+	return st.RunAt(t, scenario, st.Origin, extra)
+}
+
+// RunAt is Run with the pages loaded from baseURL.
+func (st *browserStack) RunAt(t *testing.T, scenario, baseURL string, extra map[string]any) map[string]any {
+	t.Helper()
+	input := st.scenarioInput(scenario, baseURL)
+	for k, v := range extra {
+		input[k] = v
+	}
+	return runBrowser(t, st.tools, input)
 }
 
 // runBrowser runs run.mjs with input (to which it adds the Chromium path, a
@@ -301,12 +227,7 @@ func runBrowser(t *testing.T, tools *browserTools, input map[string]any) map[str
 		t.Fatal(err)
 	}
 
-	select {
-	case browserSlots <- struct{}{}:
-	case <-time.After(browserRunTimeout):
-		t.Fatalf("no browser slot free within %v", browserRunTimeout)
-	}
-	defer func() { <-browserSlots }()
+	defer takeBrowserSlot(t)()
 
 	for attempt := 1; ; attempt++ {
 		result, retry := runBrowserOnce(t, tools, input, stdin, tmp)
@@ -331,26 +252,20 @@ func runBrowserOnce(t *testing.T, tools *browserTools, input map[string]any, std
 	cmd.Dir = tools.dir
 	cmd.Stdin = bytes.NewReader(stdin)
 	var stdout bytes.Buffer
-	stderr := &lockedBuffer{}
+	stderr := &logBuffer{}
 	cmd.Stdout = &stdout
 	cmd.Stderr = stderr
-	// Own process group, so that a timeout kills Chromium too; die with
-	// the test binary.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// A process group of its own: a timeout kills Chromium too.
+	proc, err := startProcess(cmd)
+	if err != nil {
 		t.Fatalf("starting run.mjs: %v", err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var runErr error
-	select {
-	case runErr = <-done:
-	case <-time.After(browserRunTimeout):
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
+	if !proc.WaitExit(browserRunTimeout) {
+		proc.Kill()
 		t.Logf("run.mjs output:\n%s", stderr.String())
 		t.Fatalf("scenario %v did not finish within %v", input["scenario"], browserRunTimeout)
 	}
+	runErr := proc.Err()
 	t.Logf("run.mjs %v (%.1f s):\n%s", input["scenario"], time.Since(start).Seconds(), strings.TrimRight(stderr.String(), "\n"))
 
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
@@ -430,15 +345,13 @@ lines:
 // arrives exactly once and in order.
 func TestBrowserStropheExchange(t *testing.T) {
 	t.Parallel()
-	tools := needBrowser(t)
-	st := startBrowserStack(t, tools, stackOptions{})
-	res := runBrowser(t, tools, st.scenarioInput("strophe-exchange", st.URL))
+	st := startBrowserStack(t, serveOptions{})
+	res := st.Run(t, "strophe-exchange", nil)
 	if a2b, b2a := number(t, res, "aliceToBob"), number(t, res, "bobToAlice"); a2b != browserMessages || b2a != browserMessages {
 		t.Errorf("delivered %d and %d messages, want %d each way", a2b, b2a, browserMessages)
 	}
 	t.Logf("%d messages each way in %d ms over %d BOSH requests", browserMessages, number(t, res, "millis"), number(t, res, "requests"))
 	checkSessions(t, st, res)
-	checkBoshdLog(t, st.Log())
 }
 
 // checkSessions checks the wire order of boshd's answers in the sessions
@@ -472,25 +385,16 @@ func checkSessions(t *testing.T, st *browserStack, res map[string]any) {
 // after a short wait (see TestRIDGapAfterReload in bosh/ridgap_test.go).
 func TestBrowserStropheKeepalive(t *testing.T) {
 	t.Parallel()
-	tools := needBrowser(t)
-	for _, tc := range []struct {
-		name     string
-		inflight bool
-	}{
-		{"quiet", false},
-		{"request in flight", true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	for name, inflight := range map[string]bool{"quiet": false, "request in flight": true} {
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			st := startBrowserStack(t, tools, stackOptions{})
+			st := startBrowserStack(t, serveOptions{})
 			t.Cleanup(func() {
 				if t.Failed() {
 					t.Logf("rids boshd read, per session: %v", st.Wire.bySession())
 				}
 			})
-			input := st.scenarioInput("strophe-keepalive", st.URL)
-			input["inflight"] = tc.inflight
-			res := runBrowser(t, tools, input)
+			res := st.Run(t, "strophe-keepalive", map[string]any{"inflight": inflight})
 			sid, _ := res["sid"].(string)
 			last, first := number(t, res, "lastOldRid"), number(t, res, "firstNewRid")
 			if got, _ := res["firstNewSid"].(string); got != sid {
@@ -536,7 +440,6 @@ func TestBrowserStropheKeepalive(t *testing.T) {
 			t.Logf("sid %s: the old page's last rid %d was %s; the restored page went on with rid %d; %d messages sent during the reload",
 				sid, last, fate, first, number(t, res, "duringReload"))
 			checkSessions(t, st, res)
-			checkBoshdLog(t, st.Log())
 		})
 	}
 }
@@ -548,9 +451,8 @@ func TestBrowserStropheKeepalive(t *testing.T) {
 // the sessions survive and nothing is lost or duplicated.
 func TestBrowserStropheNetworkTrouble(t *testing.T) {
 	t.Parallel()
-	tools := needBrowser(t)
-	st := startBrowserStack(t, tools, stackOptions{})
-	res := runBrowser(t, tools, st.scenarioInput("strophe-network", st.URL))
+	st := startBrowserStack(t, serveOptions{})
+	res := st.Run(t, "strophe-network", nil)
 	dropped, lost, resends := number(t, res, "requestsDropped"), number(t, res, "responsesLost"), number(t, res, "resends")
 	if dropped == 0 || lost == 0 {
 		t.Errorf("faults injected: %d requests dropped, %d responses lost; want some of each", dropped, lost)
@@ -564,7 +466,6 @@ func TestBrowserStropheNetworkTrouble(t *testing.T) {
 	t.Logf("%d requests dropped, %d responses lost, %d resends; %d messages each way delivered in %d ms",
 		dropped, lost, resends, number(t, res, "aliceToBob"), number(t, res, "millis"))
 	checkSessions(t, st, res)
-	checkBoshdLog(t, st.Log())
 }
 
 // TestBrowserConverse is scenario (d): Converse.js with bosh_service_url;
@@ -572,11 +473,8 @@ func TestBrowserStropheNetworkTrouble(t *testing.T) {
 // chat appears in bob's page, and the reply in alice's.
 func TestBrowserConverse(t *testing.T) {
 	t.Parallel()
-	tools := needBrowser(t)
-	st := startBrowserStack(t, tools, stackOptions{})
-	res := runBrowser(t, tools, st.scenarioInput("converse-message", st.URL))
-	checkBOSHURLs(t, res, st.URL+"/http-bind")
-	checkBoshdLog(t, st.Log())
+	st := startBrowserStack(t, serveOptions{})
+	checkBOSHURLs(t, st.Run(t, "converse-message", nil), st.URL)
 }
 
 // checkBOSHURLs fails t unless every BOSH request of the scenario went to
@@ -593,11 +491,9 @@ func checkBOSHURLs(t *testing.T, res map[string]any, want string) {
 // logs in two users, who exchange a message each way.
 func TestBrowserStanza(t *testing.T) {
 	t.Parallel()
-	tools := needBrowser(t)
-	st := startBrowserStack(t, tools, stackOptions{})
-	res := runBrowser(t, tools, st.scenarioInput("stanza-message", st.URL))
+	st := startBrowserStack(t, serveOptions{})
+	res := st.Run(t, "stanza-message", nil)
 	t.Logf("StanzaJS sessions %v over %d requests", res["jids"], number(t, res, "requests"))
-	checkBoshdLog(t, st.Log())
 }
 
 // TestBrowserDiscovery is point 4, XEP-0156: Converse.js is given no BOSH
@@ -611,10 +507,9 @@ func TestBrowserStanza(t *testing.T) {
 // origin).
 func TestBrowserDiscovery(t *testing.T) {
 	t.Parallel()
-	tools := needBrowser(t)
 	const publicURL = "https://localhost/http-bind"
 	var tlsAddr string
-	st := startBrowserStack(t, tools, stackOptions{
+	st := startBrowserStack(t, serveOptions{
 		TLS: true,
 		Configure: func(cfg *config.Config, origin, addr string) {
 			cfg.PublicURL = publicURL
@@ -624,30 +519,37 @@ func TestBrowserDiscovery(t *testing.T) {
 	})
 	// Both forms, as a client on another origin fetches them.
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	checkHostMeta(t, client, st.TLSOrigin, st.Origin, publicURL)
+
+	res := st.Run(t, "converse-discovery", map[string]any{
+		"hostRules":         []string{"MAP localhost:443 " + tlsAddr},
+		"ignoreHTTPSErrors": true,
+		"expectBoshURL":     publicURL,
+	})
+	t.Logf("host-meta fetched: %v; BOSH at %v", res["hostMeta"], res["boshURLs"])
+}
+
+// checkHostMeta fetches both forms of XEP-0156 host-meta from base with
+// client, as a page of origin (if not "") would, and fails t unless each
+// is served to any origin and advertises boshURL.
+func checkHostMeta(t *testing.T, client *http.Client, base, origin, boshURL string) {
+	t.Helper()
 	for _, path := range []string{bosh.HostMetaPath, bosh.HostMetaJSONPath} {
-		req, err := http.NewRequest("GET", st.TLSURL+path, nil)
+		req, err := http.NewRequest("GET", base+path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		req.Header.Set("Origin", st.URL)
-		resp, err := client.Do(req)
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		resp, body, err := readAll(client.Do(req))
 		if err != nil {
 			t.Fatal(err)
 		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "*" || !bytes.Contains(body, []byte(publicURL)) {
-			t.Errorf("GET %s: %s %v\n%s", path, resp.Status, resp.Header, body)
+		if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "*" || !bytes.Contains(body, []byte(boshURL)) {
+			t.Errorf("GET %s%s: %s %v\n%s", base, path, resp.Status, resp.Header, body)
 		}
 	}
-
-	input := st.scenarioInput("converse-discovery", st.URL)
-	input["hostRules"] = []string{"MAP localhost:443 " + tlsAddr}
-	input["ignoreHTTPSErrors"] = true
-	input["expectBoshURL"] = publicURL
-	res := runBrowser(t, tools, input)
-	t.Logf("host-meta fetched: %v; BOSH at %v", res["hostMeta"], res["boshURLs"])
-	checkBoshdLog(t, st.Log())
 }
 
 // grepLines returns the lines of s that contain part.

@@ -24,12 +24,25 @@ type wireLog struct {
 // Requests returns the rids of session sid's requests, in the order boshd
 // read them.
 func (w *wireLog) Requests(sid string) []uint64 {
+	var out []uint64
+	for _, x := range w.of(false, sid) {
+		out = append(out, x.rid)
+	}
+	return out
+}
+
+// of returns the writes (or the reads) of session sid.
+func (w *wireLog) of(writes bool, sid string) []wireWrite {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var out []uint64
-	for _, x := range w.reads {
+	list := w.reads
+	if writes {
+		list = w.writes
+	}
+	var out []wireWrite
+	for _, x := range list {
 		if x.sid == sid {
-			out = append(out, x.rid)
+			out = append(out, x)
 		}
 	}
 	return out
@@ -56,17 +69,7 @@ type wireWrite struct {
 
 // Answers returns the responses written for session sid, in the order they
 // were written.
-func (w *wireLog) Answers(sid string) []wireWrite {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var out []wireWrite
-	for _, x := range w.writes {
-		if x.sid == sid {
-			out = append(out, x)
-		}
-	}
-	return out
-}
+func (w *wireLog) Answers(sid string) []wireWrite { return w.of(true, sid) }
 
 // bySession returns the rids read for each session, in order.
 func (w *wireLog) bySession() map[string][]uint64 {

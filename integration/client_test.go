@@ -396,6 +396,17 @@ func (c *Client) post(ctx context.Context, rid uint64, body string) (*exchange, 
 	return ex, nil
 }
 
+// readAll returns the response of an HTTP round trip, as net/http's
+// client methods return it, with its whole body read and closed.
+func readAll(resp *http.Response, err error) (*http.Response, []byte, error) {
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp, body, err
+}
+
 // randomRID returns a random rid in [0, 2^32), as Strophe picks it.
 func randomRID() uint64 {
 	var b [4]byte
@@ -677,22 +688,34 @@ func (c *Client) describeQueueLocked() string {
 // returns it. Payloads that came with it stay queued for WaitFor.
 func (c *Client) WaitTerminated() *Element {
 	c.tb.Helper()
-	timer := time.NewTimer(eventTimeout)
+	terminal, _, err := c.waitTerminal(time.Now().Add(eventTimeout))
+	if err != nil {
+		c.tb.Fatalf("waiting for the session to end: %v", err)
+	}
+	return terminal
+}
+
+// waitTerminal waits until c has received a type='terminate' body, its
+// transport failed, or deadline passes, and returns the body and when it
+// was seen. It does not touch c's testing.TB, so it may run in any
+// goroutine.
+func (c *Client) waitTerminal(deadline time.Time) (*Element, time.Time, error) {
+	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	for {
 		c.mu.Lock()
-		err, terminal, ch := c.err, c.terminal, c.notify
+		terminal, err, ch := c.terminal, c.err, c.notify
 		c.mu.Unlock()
 		if terminal != nil {
-			return terminal
+			return terminal, time.Now(), nil
 		}
 		if err != nil {
-			c.tb.Fatalf("%s: waiting for the session to end: %v", c.name, err)
+			return nil, time.Now(), err
 		}
 		select {
 		case <-ch:
 		case <-timer.C:
-			c.tb.Fatalf("%s: session not terminated within %v", c.name, eventTimeout)
+			return nil, time.Now(), fmt.Errorf("%s: no terminate by the deadline", c.name)
 		}
 	}
 }
@@ -784,17 +807,12 @@ type loginResult struct {
 	RestartFeatures *Element // features after the restart
 }
 
-// saslMechanism maps a mechanism name to mellium.im/sasl.
-func saslMechanism(name string) (sasl.Mechanism, error) {
-	switch name {
-	case "PLAIN":
-		return sasl.Plain, nil
-	case "SCRAM-SHA-1":
-		return sasl.ScramSha1, nil
-	case "SCRAM-SHA-256":
-		return sasl.ScramSha256, nil
-	}
-	return sasl.Mechanism{}, fmt.Errorf("unsupported SASL mechanism %q", name)
+// saslMechanisms are the mechanisms Authenticate can use, from
+// mellium.im/sasl.
+var saslMechanisms = map[string]sasl.Mechanism{
+	"PLAIN":         sasl.Plain,
+	"SCRAM-SHA-1":   sasl.ScramSha1,
+	"SCRAM-SHA-256": sasl.ScramSha256,
 }
 
 // Authenticate runs SASL with mechanism over the session and returns the
@@ -802,9 +820,9 @@ func saslMechanism(name string) (sasl.Mechanism, error) {
 // the mechanism.
 func (c *Client) Authenticate(features *Element, mechanism, user, password string) *Element {
 	c.tb.Helper()
-	mech, err := saslMechanism(mechanism)
-	if err != nil {
-		c.tb.Fatal(err)
+	mech, ok := saslMechanisms[mechanism]
+	if !ok {
+		c.tb.Fatalf("unsupported SASL mechanism %q", mechanism)
 	}
 	offered := mechanisms(features)
 	if !slices.Contains(offered, mechanism) {

@@ -14,9 +14,12 @@ import (
 // The boshd command's --help and --version, and contrib/boshd.service
 // (operations issue, item 7).
 
-func TestBinaryHelpListsEveryOption(t *testing.T) {
-	t.Parallel()
-	bin := boshdBinary(t)
+// TestBinaryHelpAndVersion checks that --help lists every option (each
+// key of config.Config as a flag) and --version prints one line, and that
+// a bad option fails naming its key.
+func TestBinaryHelpAndVersion(t *testing.T) {
+	parallel(t)
+	bin := mustBinary(t)
 	out, err := exec.Command(bin, "--help").CombinedOutput()
 	if err != nil {
 		t.Fatalf("--help: %v\n%s", err, out)
@@ -37,6 +40,10 @@ func TestBinaryHelpListsEveryOption(t *testing.T) {
 	out, err = exec.Command(bin, "--version").Output()
 	if err != nil || !strings.HasPrefix(string(out), "boshd ") || strings.Count(string(out), "\n") != 1 {
 		t.Errorf("--version: %v %q, want one line \"boshd VERSION\" on stdout", err, out)
+	}
+	out, err = exec.Command(bin, "--max-wait", "0s").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "max_wait") {
+		t.Errorf("a bad option must name its key and fail: %v %q", err, out)
 	}
 }
 
@@ -68,7 +75,7 @@ func unitSettings(t *testing.T, path string) map[string][]string {
 }
 
 func TestContribServiceUnit(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	unit := filepath.Join("..", "contrib", "boshd.service")
 	s := unitSettings(t, unit)
 	want := map[string]string{
@@ -124,7 +131,7 @@ func TestContribServiceUnit(t *testing.T) {
 		t.Fatal(err)
 	}
 	copyPath := filepath.Join(t.TempDir(), "boshd.service")
-	text := strings.ReplaceAll(string(data), "/usr/local/bin/boshd", boshdBinary(t))
+	text := strings.ReplaceAll(string(data), "/usr/local/bin/boshd", mustBinary(t))
 	if err := os.WriteFile(copyPath, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -2,32 +2,24 @@ package integration
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/boshd/boshd/bosh"
-	"github.com/boshd/boshd/config"
 )
 
 // Helpers for the fault tests (fault_test.go): process-wide goroutine and
-// file descriptor accounting, a boshd whose handler the test can inspect,
-// a TCP proxy that can stop reading, a direct XMPP watcher, restarting a
-// killed Prosody on its port, and raw HTTP requests that vanish.
+// file descriptor accounting, a direct XMPP watcher, restarting a killed
+// Prosody on its port, and raw HTTP requests that vanish. The TCP proxy
+// that can stop reading is in proxy_test.go.
 
 // boshdPackages are the stack frame prefixes of boshd's own code: a
 // goroutine with one of them in its stack belongs to boshd (a session's
@@ -169,118 +161,29 @@ type settleCheck struct {
 // goroutines running boshd code and the descriptors opened since base.
 func waitSettled(t *testing.T, base procState, timeout time.Duration, checks ...settleCheck) procState {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		st := takeProcState()
-		var failed []string
+	var st procState
+	var failed []string
+	if waitUntil(timeout, func() bool {
+		st, failed = takeProcState(), nil
 		for _, c := range checks {
 			if !c.ok(st) {
 				failed = append(failed, c.what)
 			}
 		}
-		if len(failed) == 0 {
-			return st
-		}
-		if time.Now().After(deadline) {
-			var extra []string
-			for fd, target := range st.fds {
-				if base.fds[fd] != target {
-					extra = append(extra, fmt.Sprintf("%d -> %s", fd, target))
-				}
-			}
-			sort.Strings(extra)
-			t.Fatalf("not settled within %v: %s\nbaseline: %s\nnow: %s\nfds not in the baseline:\n%s\ngoroutines running boshd code:\n%s",
-				timeout, strings.Join(failed, "; "), base, st, strings.Join(extra, "\n"), strings.Join(boshdStacks(), "\n\n"))
-		}
-		time.Sleep(20 * time.Millisecond) // a poll interval, not a wait for an event
+		return len(failed) == 0
+	}) {
+		return st
 	}
-}
-
-// startBoshdHandler is startBoshd that also returns the handler, so that
-// a test can read boshd's metrics and session count.
-func startBoshdHandler(t *testing.T, cfg config.Config) (string, *bosh.Handler) {
-	t.Helper()
-	logs := &lockedBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h, err := bosh.NewHandler(cfg, logger)
-	if err != nil {
-		t.Fatalf("bosh.NewHandler: %v", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle(cfg.Path, h)
-	srv := httptest.NewUnstartedServer(mux)
-	ln := bosh.NewListener(srv.Listener)
-	srv.Listener = ln
-	srv.Config.ConnContext = ln.ConnContext
-	srv.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := h.Shutdown(ctx); err != nil {
-			t.Errorf("boshd Shutdown: %v", err)
-		}
-		srv.CloseClientConnections()
-		srv.Close()
-		if t.Failed() {
-			t.Logf("boshd log (last %d lines):\n%s", boshdLogTail, lastLines(logs.String(), boshdLogTail))
-		}
-	})
-	return srv.URL + cfg.Path, h
-}
-
-// metricValue returns the value of the sample named series (with its
-// labels as exposed, e.g. boshd_requests_total{outcome="gone"}) in the
-// Prometheus text served by metrics, or 0 if there is none.
-func metricValue(metrics http.Handler, series string) float64 {
-	rec := httptest.NewRecorder()
-	metrics.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	return parseMetric(rec.Body.String(), series)
-}
-
-// parseMetric finds series in Prometheus text.
-func parseMetric(text, series string) float64 {
-	for _, line := range strings.Split(text, "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err == nil {
-				return f
-			}
+	var extra []string
+	for fd, target := range st.fds {
+		if base.fds[fd] != target {
+			extra = append(extra, fmt.Sprintf("%d -> %s", fd, target))
 		}
 	}
-	return 0
-}
-
-// adminMetric reads series from the /metrics of a boshd binary's admin
-// listener at addr; -1 if it cannot be read.
-func adminMetric(addr, series string) float64 {
-	c := &http.Client{Timeout: eventTimeout}
-	resp, err := c.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return -1
-	}
-	return parseMetric(string(data), series)
-}
-
-// waitMetric polls series until cond holds for its value, failing t after
-// timeout.
-func waitMetric(t *testing.T, metrics http.Handler, series string, timeout time.Duration, what string, cond func(float64) bool) float64 {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		v := metricValue(metrics, series)
-		if cond(v) {
-			return v
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s = %v after %v", what, series, v, timeout)
-		}
-		time.Sleep(10 * time.Millisecond) // a poll interval
-	}
+	sort.Strings(extra)
+	t.Fatalf("not settled within %v: %s\nbaseline: %s\nnow: %s\nfds not in the baseline:\n%s\ngoroutines running boshd code:\n%s",
+		timeout, strings.Join(failed, "; "), base, st, strings.Join(extra, "\n"), strings.Join(boshdStacks(), "\n\n"))
+	return st
 }
 
 // restart starts Prosody again with the same configuration, data and
@@ -308,158 +211,6 @@ func (p *prosody) restart(t *testing.T) {
 			t.Fatalf("prosody did not restart on %s: %v", p.Addr, err)
 		}
 		t.Logf("prosody restart attempt %d on %s: %v", attempt, p.Addr, err)
-	}
-}
-
-// stallProxy forwards TCP connections to a target, like countingProxy,
-// but can stop reading from the client side of a connection (boshd's
-// upstream writes then fill the socket buffers and block). Its listener
-// has a small receive buffer, so that little data is absorbed before a
-// stalled connection pushes back.
-type stallProxy struct {
-	Addr   string
-	ln     net.Listener
-	target string
-
-	mu        sync.Mutex
-	conns     []net.Conn
-	links     []*proxyLink
-	done      chan struct{} // closed by Close
-	closeOnce sync.Once
-	wg        sync.WaitGroup
-}
-
-// proxyLink is one proxied connection.
-type proxyLink struct {
-	down, up net.Conn
-	stall    chan struct{} // closed to stop reading from down
-	once     sync.Once
-	// forwarded counts bytes copied from down to up.
-	mu        sync.Mutex
-	forwarded int64
-}
-
-// Stall stops reading from the client side of the link: what the client
-// writes stays in socket buffers. Reading does not resume.
-func (l *proxyLink) Stall() { l.once.Do(func() { close(l.stall) }) }
-
-// Forwarded returns how many bytes went from the client to the target.
-func (l *proxyLink) Forwarded() int64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.forwarded
-}
-
-func startStallProxy(t *testing.T, target string) *stallProxy {
-	t.Helper()
-	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			// Accepted sockets inherit it; 4 KiB is doubled by the kernel.
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-		})
-		if err != nil {
-			return err
-		}
-		return serr
-	}}
-	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("proxy: %v", err)
-	}
-	sp := &stallProxy{Addr: ln.Addr().String(), ln: ln, target: target, done: make(chan struct{})}
-	sp.wg.Add(1)
-	go sp.serve()
-	t.Cleanup(sp.Close)
-	return sp
-}
-
-// Close closes the listener and every connection, and waits for the
-// proxy's goroutines. It may be called more than once: a test calls it
-// before boshd's cleanup too, so that a boshd blocked writing to a stalled
-// connection (were its write timeout broken) is released rather than
-// hanging the cleanup.
-func (sp *stallProxy) Close() {
-	sp.closeOnce.Do(func() {
-		sp.ln.Close()
-		close(sp.done)
-		sp.mu.Lock()
-		for _, c := range sp.conns {
-			c.Close()
-		}
-		sp.mu.Unlock()
-	})
-	sp.wg.Wait()
-}
-
-// Links returns the connections accepted so far, in order.
-func (sp *stallProxy) Links() []*proxyLink {
-	sp.mu.Lock()
-	defer sp.mu.Unlock()
-	return append([]*proxyLink(nil), sp.links...)
-}
-
-func (sp *stallProxy) serve() {
-	defer sp.wg.Done()
-	for {
-		down, err := sp.ln.Accept()
-		if err != nil {
-			return
-		}
-		up, err := net.DialTimeout("tcp", sp.target, 5*time.Second)
-		if err != nil {
-			down.Close()
-			continue
-		}
-		l := &proxyLink{down: down, up: up, stall: make(chan struct{})}
-		sp.mu.Lock()
-		select {
-		case <-sp.done: // Close ran while this one was being accepted
-			sp.mu.Unlock()
-			down.Close()
-			up.Close()
-			return
-		default:
-		}
-		sp.conns = append(sp.conns, down, up)
-		sp.links = append(sp.links, l)
-		sp.mu.Unlock()
-		sp.wg.Add(2)
-		go func() {
-			// client → target, until stalled
-			defer sp.wg.Done()
-			defer up.Close()
-			buf := make([]byte, 4096)
-			for {
-				select {
-				case <-l.stall:
-					// Keep both connections open without reading
-					// until the proxy is closed: what the client
-					// writes stays in the socket buffers.
-					<-sp.done
-					return
-				default:
-				}
-				n, err := down.Read(buf)
-				if n > 0 {
-					if _, werr := up.Write(buf[:n]); werr != nil {
-						return
-					}
-					l.mu.Lock()
-					l.forwarded += int64(n)
-					l.mu.Unlock()
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
-		go func() {
-			// target → client
-			defer sp.wg.Done()
-			_, _ = io.Copy(down, up)
-			down.Close()
-		}()
 	}
 }
 
@@ -582,14 +333,8 @@ func postRaw(t *testing.T, url, body string, cut int) *rawHTTP {
 	}
 	r := &rawHTTP{conn: conn, resp: make(chan string, 1)}
 	go func() {
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		if err != nil {
-			r.resp <- ""
-			return
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		r.resp <- string(b)
+		_, b, _ := readAll(http.ReadResponse(bufio.NewReader(conn), nil))
+		r.resp <- string(b) // "" if no response came
 	}()
 	return r
 }

@@ -1,7 +1,10 @@
 // Package integration holds boshd's end-to-end tests: a Strophe-like BOSH
 // client (client_test.go) drives boshd's handler, mounted on an
-// httptest.Server, in front of real Prosody instances the tests start
-// (prosody_test.go). The scenarios are in relay_test.go.
+// httptest.Server, or the boshd binary (boshd_test.go), in front of real
+// Prosody instances the tests start (prosody_test.go). The scenarios are
+// in relay_test.go, session_test.go, fault_test.go, cmd_test.go and the
+// browser tests (browser_test.go). Each test has its own Prosody and boshd
+// on free ports, so they run in parallel (parallel_test.go).
 //
 // The tests skip when Prosody is not installed, unless CI=true or
 // BOSHD_REQUIRE_PROSODY=1; BOSHD_PROSODY names another prosody binary.
@@ -9,7 +12,6 @@ package integration
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/hmac"
@@ -100,10 +102,8 @@ type prosody struct {
 	logPath    string
 	outPath    string
 
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed once the process has been reaped
-	waitErr error         // valid after exited is closed
-	stopMu  sync.Mutex
+	mu   sync.Mutex
+	proc *process // the running (or last) Prosody, nil before the first start
 }
 
 // prosodyBinary returns the path of the prosody executable, or "" if it is
@@ -130,12 +130,9 @@ func prosodyRequired() bool {
 	return os.Getenv("CI") == "true" || os.Getenv("BOSHD_REQUIRE_PROSODY") == "1"
 }
 
-// startProsody starts a Prosody for t with the given options and returns it
-// once its c2s port answers a stream header with <stream:features/>. The
-// process is killed in t.Cleanup; when t failed, the tail of Prosody's log is
-// printed. startProsody skips t when Prosody is not installed, unless
-// prosodyRequired.
-func startProsody(t testing.TB, opts prosodyOptions) *prosody {
+// needProsody returns the prosody binary, or skips t when Prosody is not
+// installed, unless prosodyRequired: then t fails.
+func needProsody(t testing.TB) string {
 	t.Helper()
 	bin := prosodyBinary()
 	if bin == "" {
@@ -144,6 +141,17 @@ func startProsody(t testing.TB, opts prosodyOptions) *prosody {
 		}
 		t.Skip("prosody is not installed (apt-get install -y prosody); set BOSHD_REQUIRE_PROSODY=1 to make this a failure")
 	}
+	return bin
+}
+
+// startProsody starts a Prosody for t with the given options and returns it
+// once its c2s port answers a stream header with <stream:features/>. The
+// process is killed in t.Cleanup; when t failed, the tail of Prosody's log is
+// printed. startProsody skips t when Prosody is not installed, unless
+// prosodyRequired.
+func startProsody(t testing.TB, opts prosodyOptions) *prosody {
+	t.Helper()
+	bin := needProsody(t)
 
 	dir := t.TempDir()
 	p := &prosody{
@@ -279,48 +287,43 @@ func (p *prosody) writeConfig(port int) error {
 	return os.WriteFile(p.configPath, []byte(b.String()), 0o600)
 }
 
-// start launches Prosody in the foreground (-F) in its own process group.
+// start launches Prosody in the foreground (-F) as a process of the test.
 func (p *prosody) start(bin string) error {
 	out, err := os.OpenFile(p.outPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
+	defer out.Close() // Prosody has its own copy
 	cmd := exec.Command(bin, "--config", p.configPath, "-F")
 	cmd.Dir = p.Dir
 	cmd.Stdout = out
 	cmd.Stderr = out
-	// Own process group so Kill reaches anything Prosody spawns; die with
-	// the test binary even if it is killed before the cleanups run.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		out.Close()
+	proc, err := startProcess(cmd)
+	if err != nil {
 		return fmt.Errorf("starting %s: %w", bin, err)
 	}
-	exited := make(chan struct{})
-	p.stopMu.Lock()
-	p.cmd, p.exited = cmd, exited
-	p.stopMu.Unlock()
-	go func() {
-		err := cmd.Wait()
-		out.Close()
-		p.stopMu.Lock()
-		p.waitErr = err
-		p.stopMu.Unlock()
-		close(exited)
-	}()
+	p.mu.Lock()
+	p.proc = proc
+	p.mu.Unlock()
 	return nil
+}
+
+// process returns the running (or last) Prosody process, or nil.
+func (p *prosody) process() *process {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.proc
 }
 
 // waitReady polls the c2s port until Prosody answers a stream header with
 // <stream:features/>, the process exits, or timeout passes.
 func (p *prosody) waitReady(timeout time.Duration) error {
+	proc := p.process()
 	deadline := time.Now().Add(timeout)
 	var lastErr error
 	for {
-		select {
-		case <-p.exited:
-			return fmt.Errorf("prosody exited before it was ready (%v); output: %s", p.exitErr(), readTail(p.outPath, 20))
-		default:
+		if !proc.Running() {
+			return fmt.Errorf("prosody exited before it was ready (%v); output: %s", proc.Err(), readTail(p.outPath, 20))
 		}
 		lastErr = p.probe(deadline)
 		if lastErr == nil {
@@ -329,10 +332,7 @@ func (p *prosody) waitReady(timeout time.Duration) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("not ready after %v: %w", timeout, lastErr)
 		}
-		select {
-		case <-p.exited:
-		case <-time.After(25 * time.Millisecond):
-		}
+		proc.WaitExit(25 * time.Millisecond) // a poll interval, cut short if it exits
 	}
 }
 
@@ -359,60 +359,18 @@ func (p *prosody) probe(deadline time.Time) error {
 	return nil
 }
 
-func (p *prosody) exitErr() error {
-	p.stopMu.Lock()
-	defer p.stopMu.Unlock()
-	return p.waitErr
-}
-
 // Running reports whether the Prosody process has not exited yet.
 func (p *prosody) Running() bool {
-	p.stopMu.Lock()
-	exited := p.exited
-	p.stopMu.Unlock()
-	if exited == nil {
-		return false
-	}
-	select {
-	case <-exited:
-		return false
-	default:
-		return true
-	}
-}
-
-// signal sends sig to Prosody's process group and returns the channel closed
-// when the process has exited, or nil if none was started.
-func (p *prosody) signal(sig syscall.Signal) chan struct{} {
-	p.stopMu.Lock()
-	cmd, exited := p.cmd, p.exited
-	p.stopMu.Unlock()
-	if cmd == nil {
-		return nil
-	}
-	select {
-	case <-exited:
-		return exited
-	default:
-	}
-	// Negative pid: the whole process group (Setpgid made it Prosody's).
-	_ = syscall.Kill(-cmd.Process.Pid, sig)
-	return exited
+	proc := p.process()
+	return proc != nil && proc.Running()
 }
 
 // Stop shuts Prosody down gracefully (SIGTERM: it closes every c2s stream
 // with a system-shutdown stream error) and waits for it to exit; after
 // prosodyStopTimeout it is killed. Stop may be called more than once.
 func (p *prosody) Stop() {
-	exited := p.signal(syscall.SIGTERM)
-	if exited == nil {
-		return
-	}
-	select {
-	case <-exited:
-	case <-time.After(prosodyStopTimeout):
-		p.t.Errorf("prosody did not stop within %v after SIGTERM; killing it", prosodyStopTimeout)
-		p.Kill()
+	if proc := p.process(); proc != nil && !proc.Stop(syscall.SIGTERM, prosodyStopTimeout) {
+		p.t.Errorf("prosody did not stop within %v after SIGTERM; killed it", prosodyStopTimeout)
 	}
 }
 
@@ -420,14 +378,8 @@ func (p *prosody) Stop() {
 // </stream:stream>) and waits for it to be reaped. Kill may be called more
 // than once.
 func (p *prosody) Kill() {
-	exited := p.signal(syscall.SIGKILL)
-	if exited == nil {
-		return
-	}
-	select {
-	case <-exited:
-	case <-time.After(prosodyStopTimeout):
-		p.t.Errorf("prosody (pid %d) was not reaped %v after SIGKILL", p.cmd.Process.Pid, prosodyStopTimeout)
+	if proc := p.process(); proc != nil && !proc.Kill() {
+		p.t.Errorf("prosody (pid %d) was not reaped %v after SIGKILL", proc.Pid(), killTimeout)
 	}
 }
 
@@ -532,74 +484,95 @@ func randomUUID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-// writeCertificates generates a self-signed CA and a server certificate for
-// localhost and 127.0.0.1, writes them as PEM into p.Dir and sets CAFile and
-// CAPool.
-func (p *prosody) writeCertificates() error {
-	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	caTemplate := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "boshd integration test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTemplate, caTemplate, &caKey.PublicKey, caKey)
-	if err != nil {
-		return fmt.Errorf("CA certificate: %w", err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return err
-	}
+// testCert is a certificate made for a test and its P-256 key.
+type testCert struct {
+	Cert *x509.Certificate
+	Key  *ecdsa.PrivateKey
+}
 
+// issueCert makes a certificate with serial for cn, valid from an hour
+// ago for a day, signed by ca, or self-signed if ca is nil. With hosts (DNS
+// names or IP addresses) it is a server certificate for them; without, a
+// CA.
+func issueCert(serial int64, cn string, ca *testCert, hosts ...string) (*testCert, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	template := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: p.Domain},
-		DNSNames:     []string{p.Domain},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial),
+		Subject:      pkix.Name{CommonName: cn},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, template, caCert, &key.PublicKey, caKey)
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	if len(hosts) == 0 {
+		tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
+		tmpl.BasicConstraintsValid, tmpl.IsCA = true, true
+	} else {
+		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	}
+	parent, signer := tmpl, key
+	if ca != nil {
+		parent, signer = ca.Cert, ca.Key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
 	if err != nil {
-		return fmt.Errorf("server certificate: %w", err)
+		return nil, fmt.Errorf("certificate for %s: %w", cn, err)
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &testCert{Cert: cert, Key: key}, nil
+}
+
+// WritePEM writes the certificate to certFile and, if keyFile is not "",
+// its key to keyFile.
+func (c *testCert) WritePEM(certFile, keyFile string) error {
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Cert.Raw}), 0o600); err != nil {
+		return err
+	}
+	if keyFile == "" {
+		return nil
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(c.Key)
 	if err != nil {
 		return err
 	}
+	return os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
+}
 
+// writeCertificates generates a CA and a server certificate for localhost
+// and 127.0.0.1 signed by it, writes them as PEM into p.Dir and sets
+// CAFile and CAPool.
+func (p *prosody) writeCertificates() error {
+	ca, err := issueCert(1, "boshd integration test CA", nil)
+	if err != nil {
+		return err
+	}
+	server, err := issueCert(2, p.Domain, ca, p.Domain, "127.0.0.1")
+	if err != nil {
+		return err
+	}
 	certs := filepath.Join(p.Dir, "certs")
 	p.CAFile = filepath.Join(certs, "ca.crt")
-	files := []struct {
-		name, typ string
-		der       []byte
-	}{
-		{"ca.crt", "CERTIFICATE", caDER},
-		{"localhost.crt", "CERTIFICATE", der},
-		{"localhost.key", "PRIVATE KEY", keyDER},
+	if err := ca.WritePEM(p.CAFile, ""); err != nil {
+		return err
 	}
-	for _, f := range files {
-		data := pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der})
-		if err := os.WriteFile(filepath.Join(certs, f.name), data, 0o600); err != nil {
-			return err
-		}
+	if err := server.WritePEM(filepath.Join(certs, "localhost.crt"), filepath.Join(certs, "localhost.key")); err != nil {
+		return err
 	}
 	p.CAPool = x509.NewCertPool()
-	p.CAPool.AddCert(caCert)
+	p.CAPool.AddCert(ca.Cert)
 	return nil
 }
 
@@ -684,15 +657,8 @@ func (x *xmppConn) Next() (*Element, error) {
 // StartTLS negotiates STARTTLS and reopens the stream, returning the new
 // features.
 func (x *xmppConn) StartTLS(domain string, roots *x509.CertPool) (*Element, error) {
-	if err := x.Send("<starttls xmlns='" + nsTLS + "'/>"); err != nil {
+	if err := x.expect("<starttls xmlns='"+nsTLS+"'/>", nsTLS, "proceed", "STARTTLS refused"); err != nil {
 		return nil, err
-	}
-	proceed, err := x.Next()
-	if err != nil {
-		return nil, err
-	}
-	if !proceed.Is(nsTLS, "proceed") {
-		return nil, fmt.Errorf("STARTTLS refused: %s", proceed)
 	}
 	tlsConn := tls.Client(x.conn, &tls.Config{ServerName: domain, RootCAs: roots})
 	if err := tlsConn.Handshake(); err != nil {
@@ -707,18 +673,27 @@ func (x *xmppConn) StartTLS(domain string, roots *x509.CertPool) (*Element, erro
 // the post-authentication features.
 func (x *xmppConn) AuthPlain(domain, user, password string) (*Element, error) {
 	creds := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + password))
-	if err := x.Send("<auth xmlns='" + nsSASL + "' mechanism='PLAIN'>" + creds + "</auth>"); err != nil {
+	if err := x.expect("<auth xmlns='"+nsSASL+"' mechanism='PLAIN'>"+creds+"</auth>", nsSASL, "success", "SASL PLAIN failed"); err != nil {
 		return nil, err
-	}
-	result, err := x.Next()
-	if err != nil {
-		return nil, err
-	}
-	if !result.Is(nsSASL, "success") {
-		return nil, fmt.Errorf("SASL PLAIN failed: %s", result)
 	}
 	x.dec = xml.NewDecoder(bufio.NewReader(x.conn))
 	return x.OpenStream(domain)
+}
+
+// expect sends s and reads the next element, failing with refused unless
+// it is {space}local.
+func (x *xmppConn) expect(s, space, local, refused string) error {
+	if err := x.Send(s); err != nil {
+		return err
+	}
+	e, err := x.Next()
+	if err != nil {
+		return err
+	}
+	if !e.Is(space, local) {
+		return fmt.Errorf("%s: %s", refused, e)
+	}
+	return nil
 }
 
 // mechanisms lists the SASL mechanisms in features.
@@ -772,7 +747,7 @@ func TestProsodyHarness(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
+			parallel(t)
 			p := startProsody(t, tt.opts)
 
 			x, err := dialXMPP(p.Addr, eventTimeout)
@@ -855,23 +830,4 @@ func TestProsodyAccountFormat(t *testing.T) {
 	if got := prosodyEncode("a.b@c"); got != "a%2eb%40c" {
 		t.Errorf("prosodyEncode = %q", got)
 	}
-}
-
-// lockedBuffer is an io.Writer safe for concurrent use, for logs written by
-// goroutines that may outlive a test.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -2,13 +2,9 @@ package integration
 
 import (
 	"fmt"
-	"io"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,49 +15,6 @@ import (
 // boshd's handler, mounted in-process on an httptest.Server, which relays to
 // a real Prosody (prosody_test.go). Requirement IDs refer to
 // docs/bosh-requirements.md.
-
-// boshdLogTail is how many lines of boshd's log a failed test prints.
-const boshdLogTail = 300
-
-// testConfig returns boshd's default configuration with the given upstreams
-// and short timeouts suited to tests.
-func testConfig(upstreams map[string]string) config.Config {
-	cfg := config.Default()
-	cfg.Upstreams = upstreams
-	cfg.MaxWait = 10 * time.Second
-	cfg.ConnectTimeout = 5 * time.Second
-	cfg.LogLevel = "debug"
-	// Requests held longer than this park outside net/http (docs/design/
-	// 002): short, so that real clients meet both ways of holding.
-	cfg.ParkAfter = 50 * time.Millisecond
-	return cfg
-}
-
-// prosodyConfig is testConfig with p as the upstream for localhost (and
-// p's CA trusted in TLS mode).
-func prosodyConfig(p *prosody) config.Config {
-	cfg := testConfig(map[string]string{p.Domain: p.Addr})
-	cfg.UpstreamCAFile = p.CAFile
-	return cfg
-}
-
-// startBoshd mounts a bosh.Handler for cfg at cfg.Path on an
-// httptest.Server and returns the BOSH URL. The handler is shut down and the
-// server closed in t.Cleanup; when t failed, boshd's log is printed.
-func startBoshd(t *testing.T, cfg config.Config) string {
-	t.Helper()
-	url, _ := startBoshdHandler(t, cfg)
-	return url
-}
-
-// lastLines returns the last n lines of s.
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
 
 // login creates a session on url and logs user in to p with mechanism.
 func login(t *testing.T, url string, p *prosody, user, mechanism, resource string) (*Client, loginResult) {
@@ -93,11 +46,10 @@ func checkTerminate(t *testing.T, body *Element, cond string) {
 // response (j): R-RESP-1, R-RESP-2, R-RESP-3, R-RESP-6, R-RESP-7, R-RESP-8,
 // R-CREATE-5, R-CREATE-6, R-CREATE-8, R-HTTP-3, R-HTTP-7, R-XMPP-9.
 func TestCreationResponse(t *testing.T) {
-	t.Parallel()
-	p := startProsody(t, prosodyOptions{})
-	cfg := prosodyConfig(p)
-	cfg.MaxWait = 10 * time.Second
-	url := startBoshd(t, cfg)
+	parallel(t)
+	const maxWait = 10 * time.Second
+	st := startStack(t, prosodyOptions{}, func(cfg *config.Config) { cfg.MaxWait = maxWait })
+	url := st.URL
 
 	const requestedWait = 60
 	first := newClient(t, "first", url)
@@ -135,7 +87,7 @@ func TestCreationResponse(t *testing.T) {
 			return nil
 		}
 	}
-	maxWait := min(requestedWait, int(cfg.MaxWait/time.Second))
+	grantedWait := min(requestedWait, int(maxWait/time.Second))
 	checks := []struct {
 		req         string
 		space, name string
@@ -147,7 +99,7 @@ func TestCreationResponse(t *testing.T) {
 			}
 			return nil
 		}},
-		{"R-RESP-2/R-CREATE-5", "", "wait", integer(1, maxWait)},
+		{"R-RESP-2/R-CREATE-5", "", "wait", integer(1, grantedWait)},
 		{"R-RESP-2", "", "requests", equals("2")},
 		{"R-RESP-3/R-CREATE-6", "", "hold", equals("1")},
 		{"R-RESP-3", "", "ver", func(v string) error {
@@ -200,11 +152,10 @@ func TestCreationResponse(t *testing.T) {
 // TestLoginPLAINRoster logs in with SASL PLAIN, restarts, binds and fetches
 // the roster (a): R-XMPP-6, R-XMPP-8, R-HOLD-1, R-HOLD-5.
 func TestLoginPLAINRoster(t *testing.T) {
-	t.Parallel()
-	p := startProsody(t, prosodyOptions{})
-	url := startBoshd(t, prosodyConfig(p))
+	parallel(t)
+	st := startStack(t, prosodyOptions{}, nil)
 
-	alice, res := login(t, url, p, "alice", "PLAIN", "web")
+	alice, res := st.Login("alice", "PLAIN", "web")
 	if want := "alice@localhost/web"; res.JID != want {
 		t.Errorf("bound JID = %q, want %q", res.JID, want)
 	}
@@ -219,11 +170,11 @@ func TestLoginPLAINRoster(t *testing.T) {
 // relayed, and the session survives it for a second attempt: R-ERR-3,
 // R-XMPP-6.
 func TestLoginSCRAMSHA1(t *testing.T) {
-	t.Parallel()
-	p := startProsody(t, prosodyOptions{})
-	url := startBoshd(t, prosodyConfig(p))
+	parallel(t)
+	st := startStack(t, prosodyOptions{}, nil)
+	p := st.P
 
-	alice := newClient(t, "alice", url)
+	alice := newClient(t, "alice", st.URL)
 	alice.MustCreate()
 	features := alice.WaitFor("initial <stream:features/>", isFeatures)
 	if !slices.Contains(mechanisms(features), "SCRAM-SHA-1") {
@@ -250,13 +201,8 @@ func TestLoginSCRAMSHA1(t *testing.T) {
 // non-ASCII text arrive intact and in order: R-HOLD-1, R-HOLD-5, R-HOLD-6,
 // R-XMPP-3, R-WRAP-7.
 func TestMessageRelay(t *testing.T) {
-	t.Parallel()
-	p := startProsody(t, prosodyOptions{})
-	url := startBoshd(t, prosodyConfig(p))
-
-	alice, aliceRes := login(t, url, p, "alice", "SCRAM-SHA-1", "web")
-	bob, _ := login(t, url, p, "bob", "PLAIN", "web")
-	goOnline(t, bob, alice)
+	parallel(t)
+	alice, aliceJID, bob, _ := startStack(t, prosodyOptions{}, nil).Pair("SCRAM-SHA-1")
 
 	texts := []string{
 		"Hello, Bob!",
@@ -268,7 +214,7 @@ func TestMessageRelay(t *testing.T) {
 			nsClient, i, escape(text)))
 	}
 	for i, want := range texts {
-		m := bob.WaitFor(fmt.Sprintf("message m%d from alice", i), isStanza("message", attrIs("from", aliceRes.JID)))
+		m := bob.WaitFor(fmt.Sprintf("message m%d from alice", i), isStanza("message", attrIs("from", aliceJID)))
 		if id := m.Attr("id"); id != fmt.Sprintf("m%d", i) {
 			t.Errorf("message %d has id %q: out of order", i, id)
 		}
@@ -284,18 +230,14 @@ func TestMessageRelay(t *testing.T) {
 // her status text), and the terminate is answered with type='terminate'.
 // R-TERM-1, R-TERM-2, R-TERM-3.
 func TestTerminateWithUnavailablePresence(t *testing.T) {
-	t.Parallel()
-	p := startProsody(t, prosodyOptions{})
-	url := startBoshd(t, prosodyConfig(p))
-
-	alice, aliceRes := login(t, url, p, "alice", "PLAIN", "web")
-	bob, bobRes := login(t, url, p, "bob", "PLAIN", "web")
-	goOnline(t, alice, bob)
+	parallel(t)
+	st := startStack(t, prosodyOptions{}, nil)
+	alice, aliceJID, bob, bobJID := st.Pair("PLAIN")
 
 	// Directed presence makes Prosody route alice's unavailable presence
 	// to bob without a roster subscription.
-	alice.Send(fmt.Sprintf("<presence xmlns='%s' to='%s'/>", nsClient, bobRes.JID))
-	bob.WaitFor("alice's directed presence", isStanza("presence", attrIs("from", aliceRes.JID), attrIs("type", "")))
+	alice.Send(fmt.Sprintf("<presence xmlns='%s' to='%s'/>", nsClient, bobJID))
+	bob.WaitFor("alice's directed presence", isStanza("presence", attrIs("from", aliceJID), attrIs("type", "")))
 
 	sid := alice.SID()
 	next := alice.NextRID()
@@ -306,13 +248,13 @@ func TestTerminateWithUnavailablePresence(t *testing.T) {
 	// The status proves the payload itself reached Prosody: on a stream
 	// closed without it, Prosody would make up its own unavailable presence.
 	pres := bob.WaitFor("alice's unavailable presence",
-		isStanza("presence", attrIs("from", aliceRes.JID), attrIs("type", "unavailable")))
+		isStanza("presence", attrIs("from", aliceJID), attrIs("type", "unavailable")))
 	if got := pres.ChildText(nsClient, "status"); got != status {
 		t.Errorf("unavailable presence status = %q, want %q (the terminate payload was not forwarded): %s", got, status, pres)
 	}
 
 	// R-TERM-3: the session is gone.
-	after := newClient(t, "after", url)
+	after := newClient(t, "after", st.URL)
 	ex := after.RawPost(fmt.Sprintf("<body rid='%d' sid='%s' xmlns='%s'/>", next+1, sid, nsHTTPBind))
 	checkTerminate(t, ex.Body, "item-not-found")
 }
@@ -335,13 +277,12 @@ func checkTerminateType(t *testing.T, body *Element) {
 // declares the stream prefix and holds the whole <stream:error/>: R-XMPP-2,
 // R-XMPP-10, R-ERR-1, R-TERM-5.
 func TestResourceConflict(t *testing.T) {
-	t.Parallel()
-	p := startProsody(t, prosodyOptions{})
-	url := startBoshd(t, prosodyConfig(p))
+	parallel(t)
+	st := startStack(t, prosodyOptions{}, nil)
 
-	first, _ := login(t, url, p, "alice", "PLAIN", "web")
+	first, _ := st.Login("alice", "PLAIN", "web")
 	first.Sync()
-	second, res := login(t, url, p, "alice", "SCRAM-SHA-1", "web")
+	second, res := st.Login("alice", "SCRAM-SHA-1", "web")
 	if want := "alice@localhost/web"; res.JID != want {
 		t.Errorf("second session bound %q, want %q", res.JID, want)
 	}
@@ -380,15 +321,13 @@ func TestUpstreamLost(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			p := startProsody(t, prosodyOptions{})
-			cfg := prosodyConfig(p)
+			parallel(t)
 			// A wait longer than eventTimeout: the answer must come from
 			// the lost upstream, not from the wait running out.
-			cfg.MaxWait = 2 * eventTimeout
-			url := startBoshd(t, cfg)
+			st := startStack(t, prosodyOptions{}, func(cfg *config.Config) { cfg.MaxWait = 2 * eventTimeout })
+			p := st.P
 
-			alice, _ := login(t, url, p, "alice", "PLAIN", "web")
+			alice, _ := st.Login("alice", "PLAIN", "web")
 			goOnline(t, alice)
 
 			stopped := make(chan struct{})
@@ -429,7 +368,7 @@ func TestUpstreamLost(t *testing.T) {
 // the system roots, session creation fails with remote-connection-failed.
 // R-SEC-4, R-XMPP-4.
 func TestUpstreamSTARTTLS(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := startProsody(t, prosodyOptions{TLS: true})
 	tests := []struct {
 		name   string
@@ -479,21 +418,15 @@ func TestRelayParkedUpstream(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			p := startProsody(t, tt.opts)
-			cfg := prosodyConfig(p)
-			cfg.UpstreamTLS = tt.mode
-			url, h := startBoshdHandler(t, cfg)
-			alice, aliceRes := login(t, url, p, "alice", "PLAIN", "web")
-			bob, _ := login(t, url, p, "bob", "PLAIN", "web")
-			goOnline(t, bob, alice)
+			parallel(t)
+			st := startStack(t, tt.opts, func(cfg *config.Config) { cfg.UpstreamTLS = tt.mode })
+			alice, aliceJID, bob, _ := st.Pair("PLAIN")
 
 			const parked = "boshd_upstreams_parked"
 			big := strings.Repeat("0123456789abcdef", 40<<10/16) // 40 KiB: several TLS records
 			id := 0
 			for burst := range 3 {
-				waitMetric(t, h.Metrics(), parked, eventTimeout, fmt.Sprintf("before burst %d", burst),
-					func(v float64) bool { return v == 2 })
+				st.WaitMetric(t, parked, fmt.Sprintf("before burst %d", burst), func(v float64) bool { return v == 2 })
 				var payload strings.Builder
 				var want []string
 				for i := range 12 {
@@ -509,7 +442,7 @@ func TestRelayParkedUpstream(t *testing.T) {
 				alice.Send(payload.String())
 				for i, text := range want {
 					wantID := fmt.Sprintf("p%d", id-len(want)+1+i)
-					m := bob.WaitFor("message "+wantID, isStanza("message", attrIs("from", aliceRes.JID)))
+					m := bob.WaitFor("message "+wantID, isStanza("message", attrIs("from", aliceJID)))
 					if got := m.Attr("id"); got != wantID {
 						t.Fatalf("burst %d: got message %s, want %s: out of order", burst, got, wantID)
 					}
@@ -526,9 +459,9 @@ func TestRelayParkedUpstream(t *testing.T) {
 // missing to (h) without ever connecting upstream: the only upstream is a
 // counting proxy in front of Prosody. R-CREATE-2, R-CREATE-3, R-HTTP-7.
 func TestCreationAddressing(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := startProsody(t, prosodyOptions{})
-	proxy := startCountingProxy(t, p.Addr)
+	proxy := startProxy(t, p.Addr)
 	url := startBoshd(t, testConfig(map[string]string{p.Domain: proxy.Addr}))
 
 	tests := []struct {
@@ -585,7 +518,7 @@ func TestFeaturesFiltered(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
+			parallel(t)
 			p := startProsody(t, tt.opts)
 
 			// What Prosody offers directly, so the test cannot pass
@@ -632,70 +565,5 @@ func TestFeaturesFiltered(t *testing.T) {
 				t.Errorf("initial features lack PLAIN: %s", res.Features)
 			}
 		})
-	}
-}
-
-// countingProxy forwards TCP connections to a target and counts them.
-type countingProxy struct {
-	Addr     string
-	ln       net.Listener
-	target   string
-	accepted atomic.Int64
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	conns    []net.Conn
-}
-
-// startCountingProxy listens on 127.0.0.1 and forwards to target until
-// t's cleanup.
-func startCountingProxy(t *testing.T, target string) *countingProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("proxy: %v", err)
-	}
-	cp := &countingProxy{Addr: ln.Addr().String(), ln: ln, target: target}
-	cp.wg.Add(1)
-	go cp.serve()
-	t.Cleanup(func() {
-		ln.Close()
-		cp.mu.Lock()
-		for _, c := range cp.conns {
-			c.Close()
-		}
-		cp.mu.Unlock()
-		cp.wg.Wait()
-	})
-	return cp
-}
-
-// Accepted returns how many connections the proxy accepted.
-func (cp *countingProxy) Accepted() int64 { return cp.accepted.Load() }
-
-func (cp *countingProxy) serve() {
-	defer cp.wg.Done()
-	for {
-		down, err := cp.ln.Accept()
-		if err != nil {
-			return
-		}
-		cp.accepted.Add(1)
-		up, err := net.DialTimeout("tcp", cp.target, 5*time.Second)
-		if err != nil {
-			down.Close()
-			continue
-		}
-		cp.mu.Lock()
-		cp.conns = append(cp.conns, down, up)
-		cp.mu.Unlock()
-		pipe := func(dst, src net.Conn) {
-			defer cp.wg.Done()
-			_, _ = io.Copy(dst, src)
-			dst.Close()
-			src.Close()
-		}
-		cp.wg.Add(2)
-		go pipe(up, down)
-		go pipe(down, up)
 	}
 }

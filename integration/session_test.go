@@ -1,13 +1,17 @@
 package integration
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
-	"io"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/boshd/boshd/config"
 )
 
 // Session semantics of XEP-0124 against a real Prosody, driven request by
@@ -17,11 +21,15 @@ import (
 
 // rawSession is a logged-in BOSH session driven one request at a time.
 type rawSession struct {
-	t   *testing.T
-	url string
-	sid string
-	rid uint64 // the last rid used
-	hc  *http.Client
+	t    *testing.T
+	url  string
+	sid  string
+	rid  uint64 // the last rid used
+	hc   *http.Client
+	wire *wireLog // what boshd read, if it runs in-process (stack.RawLogin)
+
+	mu   sync.Mutex
+	sent []uint64 // the rid of every request sent
 }
 
 // reply is the outcome of one request.
@@ -34,23 +42,28 @@ type reply struct {
 // send posts one body with rid and extra attributes, in the background.
 func (s *rawSession) send(rid uint64, attrs, payload string) <-chan reply {
 	body := fmt.Sprintf("<body xmlns='%s' rid='%d' sid='%s'%s>%s</body>", nsHTTPBind, rid, s.sid, attrs, payload)
+	s.mu.Lock()
+	s.sent = append(s.sent, rid)
+	s.mu.Unlock()
 	ch := make(chan reply, 1)
-	go func() {
-		resp, err := s.hc.Post(s.url, "text/xml; charset=utf-8", strings.NewReader(body))
-		if err != nil {
-			ch <- reply{err: err}
-			return
-		}
-		defer resp.Body.Close()
-		data, err := io.ReadAll(resp.Body)
-		if err != nil {
-			ch <- reply{err: err}
-			return
-		}
-		el, err := parseDocument(data)
-		ch <- reply{raw: string(data), body: el, err: err}
-	}()
+	go func() { ch <- postBOSH(context.Background(), s.hc, s.url, body) }()
 	return ch
+}
+
+// postBOSH posts body to url with hc and returns the reply: the raw
+// response and its root element.
+func postBOSH(ctx context.Context, hc *http.Client, url, body string) reply {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return reply{err: err}
+	}
+	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+	_, data, err := readAll(hc.Do(req))
+	if err != nil {
+		return reply{err: err}
+	}
+	el, err := parseDocument(data)
+	return reply{raw: string(data), body: el, err: err}
 }
 
 // next sends the next rid.
@@ -74,13 +87,42 @@ func (s *rawSession) get(ch <-chan reply) reply {
 	return reply{}
 }
 
-// quiet fails the test if ch has a reply already.
+// waitRead waits until boshd has read every request sent so far (the
+// session must come from stack.RawLogin).
+func (s *rawSession) waitRead() {
+	s.t.Helper()
+	if s.wire == nil {
+		s.t.Fatal("waitRead on a session whose boshd's wire is not recorded: log in with stack.RawLogin")
+	}
+	s.mu.Lock()
+	sent := slices.Clone(s.sent)
+	s.mu.Unlock()
+	eventually(s.t, eventTimeout, fmt.Sprintf("boshd reading rids %v", sent), func() bool {
+		read := s.wire.Requests(s.sid)
+		for _, rid := range sent {
+			if !slices.Contains(read, rid) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// quietWindow is how long quiet watches for a request to be answered
+// when it must not be.
+const quietWindow = 200 * time.Millisecond
+
+// quiet waits until boshd has read every request sent so far, then fails
+// the test if ch, a reply, comes within quietWindow. The window is not
+// there to order events (waitRead does that): a wrong answer is seen only
+// if it comes, and it would come at once.
 func (s *rawSession) quiet(ch <-chan reply, what string) {
 	s.t.Helper()
+	s.waitRead()
 	select {
 	case r := <-ch:
 		s.t.Fatalf("%s answered early: %s", what, r.raw)
-	case <-time.After(200 * time.Millisecond):
+	case <-time.After(quietWindow):
 	}
 }
 
@@ -93,17 +135,11 @@ func rawLogin(t *testing.T, url string, p *prosody, user, resource string, hold 
 	t.Cleanup(s.hc.CloseIdleConnections)
 	create := fmt.Sprintf("<body xmlns='%s' xmlns:xmpp='%s' rid='%d' to='%s' xml:lang='en' wait='10' hold='%d' ver='1.6' xmpp:version='1.0'%s/>",
 		nsHTTPBind, nsXBOSH, s.rid, p.Domain, hold, createAttrs)
-	resp, err := s.hc.Post(url, "text/xml", strings.NewReader(create))
-	if err != nil {
-		t.Fatal(err)
+	r := postBOSH(context.Background(), s.hc, url, create)
+	if r.err != nil || r.body.Attr("sid") == "" {
+		t.Fatalf("creation: %v %s", r.err, r.raw)
 	}
-	data, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	el, err := parseDocument(data)
-	if err != nil || el.Attr("sid") == "" {
-		t.Fatalf("creation: %v %s", err, data)
-	}
-	s.sid = el.Attr("sid")
+	s.sid = r.body.Attr("sid")
 	auth := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + p.Passwords[user]))
 	if r := s.get(s.next("", "<auth xmlns='"+nsSASL+"' mechanism='PLAIN'>"+auth+"</auth>")); r.body.Child(nsSASL, "success") == nil {
 		t.Fatalf("auth: %s", r.raw)
@@ -154,36 +190,36 @@ func bodies(r reply) []string {
 func TestSessionQueueWhileNothingHeld(t *testing.T) {
 	// R-HOLD-6: stanzas arriving while nothing is held wait, in order,
 	// and go out in one body on the next request.
-	t.Parallel()
-	p := startProsody(t, prosodyOptions{})
-	url := startBoshd(t, prosodyConfig(p))
-	alice := rawLogin(t, url, p, "alice", "web", 1, "")
-	bob, _ := login(t, url, p, "bob", "PLAIN", "web")
-	goOnline(t, bob)
+	parallel(t)
+	st, alice, bob := startRawPair(t, 1, nil)
 	for i := range 5 {
 		bob.Send(message("alice@localhost/web", fmt.Sprint(i), fmt.Sprint("m", i)))
 	}
 	bob.Sync() // Prosody has routed all five to alice's stream
-	var got []string
-	deadline := time.Now().Add(eventTimeout)
-	for len(got) < 5 && time.Now().Before(deadline) {
-		got = append(got, bodies(alice.get(alice.next("", "")))...)
+	st.WaitMetric(t, "boshd_queued_stanzas", "the five messages queued for alice", func(v float64) bool { return v == 5 })
+	if got := bodies(alice.get(alice.next("", ""))); strings.Join(got, ",") != "m0,m1,m2,m3,m4" {
+		t.Fatalf("alice got %q, want all five in one body, in order", got)
 	}
-	if strings.Join(got, ",") != "m0,m1,m2,m3,m4" {
-		t.Fatalf("alice got %q", got)
-	}
+}
+
+// startRawPair starts a stack (configured by configure, if not nil) with
+// alice on a rawSession asking for hold, as alice@localhost/web, and bob,
+// online, on a Client.
+func startRawPair(t *testing.T, hold int, configure func(*config.Config)) (*stack, *rawSession, *Client) {
+	t.Helper()
+	st := startStack(t, prosodyOptions{}, configure)
+	alice := st.RawLogin("alice", "web", hold, "")
+	bob, _ := st.Login("bob", "PLAIN", "web")
+	goOnline(t, bob)
+	return st, alice, bob
 }
 
 func TestSessionResendAndOutOfOrder(t *testing.T) {
 	// R-RID-4: out-of-order requests are forwarded in rid order.
 	// R-RID-7: a resent rid gets the identical body and its payload is not
 	// forwarded again.
-	t.Parallel()
-	p := startProsody(t, prosodyOptions{})
-	url := startBoshd(t, prosodyConfig(p))
-	alice := rawLogin(t, url, p, "alice", "web", 1, "")
-	bob, _ := login(t, url, p, "bob", "PLAIN", "web")
-	goOnline(t, bob)
+	parallel(t)
+	_, alice, bob := startRawPair(t, 1, nil)
 
 	n := alice.rid
 	second := alice.send(n+2, "", message("bob@localhost/web", "b", "second"))
@@ -213,18 +249,12 @@ func TestSessionResendAndOutOfOrder(t *testing.T) {
 
 func TestSessionHoldTwo(t *testing.T) {
 	// Issue 3.1: hold=2 honoured; data goes on the oldest held request.
-	t.Parallel()
-	p := startProsody(t, prosodyOptions{})
-	cfg := prosodyConfig(p)
-	cfg.MaxHold = 2
-	url := startBoshd(t, cfg)
-	s2 := rawLogin(t, url, p, "carol", "web", 2, "")
-	bob, _ := login(t, url, p, "bob", "PLAIN", "web")
-	goOnline(t, bob)
+	parallel(t)
+	_, s2, bob := startRawPair(t, 2, func(cfg *config.Config) { cfg.MaxHold = 2 })
 	older := s2.next("", "")
 	newer := s2.next("", "")
 	s2.quiet(older, "the older of two held requests")
-	bob.Send(message("carol@localhost/web", "h", "to the oldest"))
+	bob.Send(message("alice@localhost/web", "h", "to the oldest"))
 	if got := bodies(s2.get(older)); len(got) != 1 || got[0] != "to the oldest" {
 		t.Fatalf("older request got %q", got)
 	}
@@ -243,22 +273,24 @@ func TestSessionPauseAndInactivity(t *testing.T) {
 	// outlives its inactivity for the pause. R-INACT-1: afterwards,
 	// inactivity ends it, closes the upstream stream (bob sees alice go
 	// offline) and the sid is unknown.
-	t.Parallel()
-	p := startProsody(t, prosodyOptions{})
-	cfg := prosodyConfig(p)
-	cfg.Inactivity = time.Second
-	cfg.MaxPause = 10 * time.Second
-	url := startBoshd(t, cfg)
-	bob, _ := login(t, url, p, "bob", "PLAIN", "web")
+	parallelQuiet(t)
+	st := startStack(t, prosodyOptions{}, func(cfg *config.Config) {
+		cfg.Inactivity = time.Second
+		cfg.MaxPause = 10 * time.Second
+	})
+	bob, _ := st.Login("bob", "PLAIN", "web")
 	goOnline(t, bob)
 	// alice sends bob a directed presence so he sees her leave.
-	alice := rawLogin(t, url, p, "alice", "web", 1, "")
+	alice := st.RawLogin("alice", "web", 1, "")
 	held := alice.next("", "<presence xmlns='"+nsClient+"' to='bob@localhost'/>")
 	bob.WaitFor("alice's presence", isStanza("presence", func(e *Element) bool { return strings.HasPrefix(e.Attr("from"), "alice@") }))
 	pause := alice.next(" pause='3'", "")
 	alice.get(held)
 	alice.get(pause)
-	time.Sleep(2 * time.Second) // beyond inactivity, within the pause
+	// Time itself is what is tested here: the session must outlive its
+	// inactivity (1 s) because of the pause (3 s). Nothing happens
+	// meanwhile that a test could wait for.
+	time.Sleep(2 * time.Second)
 	if r := alice.get(alice.next("", "<iq xmlns='"+nsClient+"' type='get' id='p2'><ping xmlns='"+nsPing+"'/></iq>")); r.body.Attr("type") == "terminate" {
 		t.Fatalf("paused session ended: %s", r.raw)
 	}
@@ -274,13 +306,15 @@ func TestSessionAcksReport(t *testing.T) {
 	// R-ACK-1, R-ACK-5: with ack='1', an ack below the last answered rid
 	// gets a report of the first missing response, which a resend then
 	// gets byte for byte.
-	t.Parallel()
-	p := startProsody(t, prosodyOptions{})
-	url := startBoshd(t, prosodyConfig(p))
-	alice := rawLogin(t, url, p, "alice", "web", 1, " ack='1'")
+	parallel(t)
+	st := startStack(t, prosodyOptions{}, nil)
+	alice := st.RawLogin("alice", "web", 1, " ack='1'")
 	n := alice.rid
-	lost := alice.get(alice.next(fmt.Sprintf(" ack='%d'", n), "<iq xmlns='"+nsClient+"' type='get' id='x'><ping xmlns='"+nsPing+"'/></iq>"))
-	r := alice.get(alice.next(fmt.Sprintf(" ack='%d'", n), "<iq xmlns='"+nsClient+"' type='get' id='y'><ping xmlns='"+nsPing+"'/></iq>"))
+	ping := func(id string) string {
+		return "<iq xmlns='" + nsClient + "' type='get' id='" + id + "'><ping xmlns='" + nsPing + "'/></iq>"
+	}
+	lost := alice.get(alice.next(fmt.Sprintf(" ack='%d'", n), ping("x")))
+	r := alice.get(alice.next(fmt.Sprintf(" ack='%d'", n), ping("y")))
 	if r.body.Attr("report") != fmt.Sprint(n+1) || r.body.Attr("time") == "" {
 		t.Fatalf("no report of rid %d: %s", n+1, r.raw)
 	}

@@ -45,6 +45,28 @@ function check(cond, message) {
     }
 }
 
+// until resolves once cond() holds. It checks cond at once and then
+// whenever the scenario calls the functions in waiters (on each event that
+// may change it); it rejects with the message describe() returns when
+// timeoutMs pass first.
+function until(waiters, cond, timeoutMs, describe) {
+    return new Promise((resolve, reject) => {
+        const done = () => {
+            if (cond()) {
+                clearTimeout(timer);
+                waiters.delete(done);
+                resolve();
+            }
+        };
+        const timer = setTimeout(() => {
+            waiters.delete(done);
+            reject(new Error(describe()));
+        }, timeoutMs);
+        waiters.add(done);
+        done();
+    });
+}
+
 async function readStdin() {
     const chunks = [];
     for await (const chunk of process.stdin) {
@@ -330,6 +352,27 @@ async function checkDelivery(page, bodies, prefix, n) {
     return misplaced;
 }
 
+// exchange has alice's page pa (logged in as a) and bob's page pb (as b)
+// send each other input.messages messages at once, waits for all of them
+// and checks their delivery (checkDelivery).
+async function exchange(input, pa, pb, a, b) {
+    const n = input.messages;
+    const t0 = Date.now();
+    await Promise.all([
+        pa.evaluate(([to, n]) => window.chat.sendMany(to, 'a2b', n), [b.jid, n]),
+        pb.evaluate(([to, n]) => window.chat.sendMany(to, 'b2a', n), [a.jid, n]),
+    ]);
+    const [atB, atA] = await Promise.all([waitBodies(input, pb, 'a2b', n), waitBodies(input, pa, 'b2a', n)]);
+    const millis = Date.now() - t0;
+    return {
+        aliceToBob: n,
+        bobToAlice: n,
+        handledOutOfOrder: (await checkDelivery(pb, atB, 'a2b', n)) + (await checkDelivery(pa, atA, 'b2a', n)),
+        millis,
+        sids: [a.sid, b.sid],
+    };
+}
+
 // (a) Two users exchange input.messages messages in both directions at
 // once; each must arrive exactly once and in order.
 async function stropheExchange(input, s) {
@@ -340,23 +383,11 @@ async function stropheExchange(input, s) {
         stropheLogin(input, pa, input.users.alice, 'strophe-a'),
         stropheLogin(input, pb, input.users.bob, 'strophe-b'),
     ]);
-    const n = input.messages;
-    const t0 = Date.now();
-    await Promise.all([
-        pa.evaluate(([to, n]) => window.chat.sendMany(to, 'a2b', n), [b.jid, n]),
-        pb.evaluate(([to, n]) => window.chat.sendMany(to, 'b2a', n), [a.jid, n]),
-    ]);
-    const [atB, atA] = await Promise.all([waitBodies(input, pb, 'a2b', n), waitBodies(input, pa, 'b2a', n)]);
-    const ms = Date.now() - t0;
     const result = {
-        aliceToBob: n,
-        bobToAlice: n,
-        handledOutOfOrder: (await checkDelivery(pb, atB, 'a2b', n)) + (await checkDelivery(pa, atA, 'b2a', n)),
-        millis: ms,
-        sids: [a.sid, b.sid],
+        ...(await exchange(input, pa, pb, a, b)),
         requests: pa.boshRequests.length + pb.boshRequests.length,
     };
-    log(`exchanged ${n} messages each way in ${ms} ms over ${result.requests} BOSH requests`);
+    log(`exchanged ${result.aliceToBob} messages each way in ${result.millis} ms over ${result.requests} BOSH requests`);
     await Promise.all([pa.evaluate(() => window.chat.logout()), pb.evaluate(() => window.chat.logout())]);
     return result;
 }
@@ -380,21 +411,7 @@ async function stropheKeepalive(input, s) {
     });
     const fromBob = () => atAlice.filter((m) => m.body?.startsWith('b2a-')).length;
     const waitAlice = (count) =>
-        new Promise((resolve, reject) => {
-            const done = () => {
-                if (fromBob() >= count) {
-                    clearTimeout(timer);
-                    waiters.delete(done);
-                    resolve();
-                }
-            };
-            const timer = setTimeout(() => {
-                waiters.delete(done);
-                reject(new Error(`alice has ${fromBob()} messages from bob, want ${count}`));
-            }, input.timeoutMs);
-            waiters.add(done);
-            done();
-        });
+        until(waiters, () => fromBob() >= count, input.timeoutMs, () => `alice has ${fromBob()} messages from bob, want ${count}`);
 
     // With input.inflight, a request of the old page is on its way when
     // the page goes away: bob's next message answers alice's held poll,
@@ -602,37 +619,12 @@ async function stropheNetwork(input, s) {
     ]);
     faulting = true;
 
-    const n = input.messages;
-    const t0 = Date.now();
-    await Promise.all([
-        pa.evaluate(([to, n]) => window.chat.sendMany(to, 'a2b', n), [b.jid, n]),
-        pb.evaluate(([to, n]) => window.chat.sendMany(to, 'b2a', n), [a.jid, n]),
-    ]);
-    const [atB, atA] = await Promise.all([waitBodies(input, pb, 'a2b', n), waitBodies(input, pa, 'b2a', n)]);
-    const result = {
-        aliceToBob: n,
-        bobToAlice: n,
-        handledOutOfOrder: (await checkDelivery(pb, atB, 'a2b', n)) + (await checkDelivery(pa, atA, 'b2a', n)),
-        millis: Date.now() - t0,
-        sids: [a.sid, b.sid],
-        ...faults,
-    };
+    const result = { ...(await exchange(input, pa, pb, a, b)), ...faults };
     // Stop the trouble, get the held polls answered (a ping's result
     // comes on them), and wait until every faulted rid has been resent.
     faulting = false;
     await Promise.all([pa.evaluate(() => window.chat.ping()), pb.evaluate(() => window.chat.ping())]);
-    await new Promise((resolve, reject) => {
-        const done = () => {
-            if (unresent.size === 0) {
-                clearTimeout(timer);
-                waiters.delete(done);
-                resolve();
-            }
-        };
-        const timer = setTimeout(() => reject(new Error(`faulted requests never resent: ${[...unresent]}`)), input.timeoutMs);
-        waiters.add(done);
-        done();
-    });
+    await until(waiters, () => unresent.size === 0, input.timeoutMs, () => `faulted requests never resent: ${[...unresent]}`);
     result.faultedResent = resent.size;
     // Both sessions are still the ones created at login.
     for (const page of [pa, pb]) {
