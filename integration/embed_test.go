@@ -48,7 +48,7 @@ func TestEmbedReadme(t *testing.T) {
 // that it does not depend on viper, runs it in front of a real Prosody
 // and logs a user in through it; then stops it with SIGTERM.
 func TestEmbedLogin(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	deps, err := goCommand(t, "list", "-deps", ".")
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +73,7 @@ func TestEmbedLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
-	var logs lockedBuffer
+	var logs logBuffer
 	urls := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
