@@ -18,6 +18,7 @@ import (
 
 	"github.com/boshd/boshd/bosh"
 	"github.com/boshd/boshd/config"
+	"github.com/boshd/boshd/internal/wait"
 )
 
 // The boshd under test, as the tests set it up: in-process (a
@@ -269,7 +270,7 @@ func parseMetric(text, series string) float64 {
 func waitMetric(t *testing.T, metrics http.Handler, series string, timeout time.Duration, what string, cond func(float64) bool) float64 {
 	t.Helper()
 	var v float64
-	if !waitUntil(timeout, func() bool { v = metricValue(metrics, series); return cond(v) }) {
+	if !wait.For(timeout, func() bool { v = metricValue(metrics, series); return cond(v) }) {
 		t.Fatalf("%s: %s = %v after %v", what, series, v, timeout)
 	}
 	return v
@@ -335,7 +336,7 @@ func startBinary(t *testing.T, args ...string) *boshdProcess {
 		}
 	})
 	listening := func() bool { return strings.Contains(b.Log(), "boshd listening") }
-	if !waitUntil(eventTimeout, func() bool { return listening() || !b.Running() }) || !listening() {
+	if !wait.For(eventTimeout, func() bool { return listening() || !b.Running() }) || !listening() {
 		t.Fatalf("boshd did not start within %v (%v):\n%s", eventTimeout, b.Err(), b.Log())
 	}
 	return b

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/boshd/boshd/internal/wait"
 	"net/http"
 	"os"
 	"os/exec"
@@ -60,7 +61,7 @@ func startDemo(t *testing.T) *demoServer {
 
 	d := &demoServer{Passwords: make(map[string]string), Output: out}
 	// Up to 3 minutes: a first go build may be slow.
-	if !waitUntil(3*time.Minute, func() bool { return !proc.Running() || d.serving() }) || !proc.Running() {
+	if !wait.For(3*time.Minute, func() bool { return !proc.Running() || d.serving() }) || !proc.Running() {
 		t.Fatalf("scripts/demo printed no page, did not serve it within 3 minutes or exited (%v):\n%s", proc.Err(), out.String())
 	}
 	return d

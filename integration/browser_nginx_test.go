@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/boshd/boshd/config"
+	"github.com/boshd/boshd/internal/wait"
 )
 
 // TestBrowserNginx is point 3: scenarios (a) and (d) through a real nginx
@@ -283,7 +284,7 @@ func runNginx(t *testing.T, bin, dir, confPath, url string) error {
 		lastErr = err
 		return false
 	}
-	ready := waitUntil(20*time.Second, func() bool { return !proc.Running() || serving() })
+	ready := wait.For(20*time.Second, func() bool { return !proc.Running() || serving() })
 	if !proc.Running() {
 		return fmt.Errorf("nginx exited (%v): %s %s", proc.Err(), out.String(), readTail(filepath.Join(dir, "error.log"), 20))
 	}

@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"fmt"
+	"github.com/boshd/boshd/internal/wait"
 	"io"
 	"net"
 	"net/http"
@@ -23,8 +24,16 @@ import (
 
 // boshdPackages are the stack frame prefixes of boshd's own code: a
 // goroutine with one of them in its stack belongs to boshd (a session's
-// reader, a request being handled, a write upstream).
-var boshdPackages = []string{"github.com/boshd/boshd/session.", "github.com/boshd/boshd/xmpp.", "github.com/boshd/boshd/bosh.", "github.com/boshd/boshd/internal/"}
+// reader, a request being handled, a write upstream). The test fixtures
+// under internal/ (wait, xmpptest, ...) are not boshd's: the test
+// goroutine waiting in internal/wait must not count.
+var boshdPackages = []string{
+	"github.com/boshd/boshd/session.",
+	"github.com/boshd/boshd/xmpp.",
+	"github.com/boshd/boshd/bosh.",
+	"github.com/boshd/boshd/internal/rawxml.",
+	"github.com/boshd/boshd/internal/netpoll.",
+}
 
 // procState is a snapshot of the test process.
 type procState struct {
@@ -163,7 +172,7 @@ func waitSettled(t *testing.T, base procState, timeout time.Duration, checks ...
 	t.Helper()
 	var st procState
 	var failed []string
-	if waitUntil(timeout, func() bool {
+	if wait.For(timeout, func() bool {
 		st, failed = takeProcState(), nil
 		for _, c := range checks {
 			if !c.ok(st) {

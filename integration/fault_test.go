@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/boshd/boshd/config"
+	"github.com/boshd/boshd/internal/wait"
 )
 
 // Fault tests against a real Prosody (operations issue, item 5): Prosody
@@ -688,7 +689,7 @@ func TestFaultSIGTERMUnderLoad(t *testing.T) {
 		}()
 	}
 	early := -1
-	allHeld := waitUntil(eventTimeout, func() bool {
+	allHeld := wait.For(eventTimeout, func() bool {
 		select {
 		case early = <-answered:
 			return true

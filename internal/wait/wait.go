@@ -18,14 +18,17 @@ import (
 const Deadline = 10 * time.Second
 
 // For calls cond until it returns true or timeout has passed, and reports
-// whether it returned true. It does not need a testing.TB, so that
+// whether it returned true; cond is called once more after the deadline.
+// It does not need a testing.TB, so that
 // goroutines other than the test's may use it.
 func For(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	pause := 100 * time.Microsecond
 	for !cond() {
 		if time.Now().After(deadline) {
-			return false
+			// One last look: the condition may have come true while
+			// this goroutine was not running.
+			return cond()
 		}
 		time.Sleep(pause)
 		pause = min(2*pause, 10*time.Millisecond)
