@@ -47,7 +47,7 @@ type body struct {
 	wait, hold                                       string
 
 	// payload holds the children, each standalone, xmlns='jabber:client'
-	// added to stanzas that carry none (R-XMPP-3).
+	// added to stanzas that carry none (XEP-0206 §2).
 	payload [][]byte
 }
 
@@ -109,12 +109,12 @@ func parseBodyDepth(b *body, data []byte, maxDepth int) error {
 			return badRequest("%v", err)
 		}
 		if el.NS == nsTLS {
-			// R-XMPP-4: TLS is boshd's business upstream, never the
+			// XEP-0206 §2: TLS is boshd's business upstream, never the
 			// client's.
 			return badRequest("STARTTLS is not available over BOSH")
 		}
 		if el.NS == "" {
-			// xmlns='' takes a child out of jabber:client (R-XMPP-3).
+			// xmlns='' takes a child out of jabber:client (XEP-0206 §2).
 			// A server may answer a stanza in no namespace with a
 			// stream error (RFC 6120 §4.9.3), ending the session.
 			return badRequest("a child of <body/> is in no namespace (xmlns='')")
@@ -144,7 +144,7 @@ func (r *bodyReader) put() {
 // readRoot reads a request's attributes from its root element. What it
 // read stays in b on error: a refused request's sid is still needed.
 func (b *body) readRoot(root rawxml.Root) error {
-	// R-WRAP-1
+	// XEP-0124 §6
 	if root.Name.Local != "body" || root.NS() != NS {
 		return badRequest("root element must be <body xmlns='%s'/>", NS)
 	}
@@ -152,11 +152,11 @@ func (b *body) readRoot(root rawxml.Root) error {
 	b.sid, _ = get("sid")
 	rid, ok := get("rid")
 	if !ok {
-		return badRequest("missing rid") // R-WRAP-5
+		return badRequest("missing rid") // XEP-0124 §6
 	}
 	var err error
 	if b.rid, err = strconv.ParseUint(rid, 10, 64); err != nil || b.rid == 0 || b.rid > session.MaxRID {
-		// R-RID-1, R-RID-2: rids are positive integers below 2^53.
+		// XEP-0124 §14.1: rids are positive integers below 2^53.
 		return badRequest("rid must be an integer from 1 to 2^53-1, got %q", rid)
 	}
 	b.typ, _ = get("type")

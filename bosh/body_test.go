@@ -41,7 +41,7 @@ func TestParseBody(t *testing.T) {
 		t.Errorf("attributes: %+v", b)
 	}
 	want := []string{
-		// R-XMPP-3: jabber:client added where missing; R-WRAP-6: other
+		// XEP-0206 §2: jabber:client added where missing; XEP-0124 §6: other
 		// namespaces forwarded unchanged.
 		`<message xmlns='jabber:client' to='bob@example.org'><body>hi</body></message>`,
 		`<iq xmlns='jabber:client' type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>`,
@@ -62,19 +62,19 @@ func TestParseBodyRejects(t *testing.T) {
 	for _, tc := range []struct {
 		name, doc string
 	}{
-		{"R-WRAP-1 wrong root", `<foo xmlns='` + NS + `' rid='1'/>`},
-		{"R-WRAP-1 wrong namespace", `<body xmlns='jabber:client' rid='1'/>`},
-		{"R-WRAP-2 malformed", `<body xmlns='` + NS + `' rid='1'><message></body>`},
-		{"R-WRAP-2 partial", `<body xmlns='` + NS + `' rid='1'><message>`},
-		{"R-WRAP-3 comment", `<body xmlns='` + NS + `' rid='1'><!--x--></body>`},
-		{"R-WRAP-3 DOCTYPE", `<!DOCTYPE body><body xmlns='` + NS + `' rid='1'/>`},
-		{"R-WRAP-3 entity", `<body xmlns='` + NS + `' rid='1'><message>&xxe;</message></body>`},
-		{"R-WRAP-3 processing instruction", `<body xmlns='` + NS + `' rid='1'><?x y?></body>`},
-		{"R-WRAP-4 text", `<body xmlns='` + NS + `' rid='1'>text</body>`},
-		{"R-WRAP-5 missing rid", `<body xmlns='` + NS + `'/>`},
-		{"R-WRAP-5 bad rid", `<body xmlns='` + NS + `' rid='x1'/>`},
-		{"R-RID-2 rid beyond 2^53", `<body xmlns='` + NS + `' rid='9007199254740992'/>`},
-		{"R-XMPP-4 starttls", `<body xmlns='` + NS + `' rid='1'><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></body>`},
+		{"XEP-0124 §6 wrong root", `<foo xmlns='` + NS + `' rid='1'/>`},
+		{"XEP-0124 §6 wrong namespace", `<body xmlns='jabber:client' rid='1'/>`},
+		{"XEP-0124 §6 malformed", `<body xmlns='` + NS + `' rid='1'><message></body>`},
+		{"XEP-0124 §6 partial", `<body xmlns='` + NS + `' rid='1'><message>`},
+		{"XEP-0124 §6 comment", `<body xmlns='` + NS + `' rid='1'><!--x--></body>`},
+		{"XEP-0124 §6 DOCTYPE", `<!DOCTYPE body><body xmlns='` + NS + `' rid='1'/>`},
+		{"XEP-0124 §6 entity", `<body xmlns='` + NS + `' rid='1'><message>&xxe;</message></body>`},
+		{"XEP-0124 §6 processing instruction", `<body xmlns='` + NS + `' rid='1'><?x y?></body>`},
+		{"XEP-0124 §6 text", `<body xmlns='` + NS + `' rid='1'>text</body>`},
+		{"XEP-0124 §6 missing rid", `<body xmlns='` + NS + `'/>`},
+		{"XEP-0124 §6 bad rid", `<body xmlns='` + NS + `' rid='x1'/>`},
+		{"XEP-0124 §14.1 rid beyond 2^53", `<body xmlns='` + NS + `' rid='9007199254740992'/>`},
+		{"XEP-0206 §2 starttls", `<body xmlns='` + NS + `' rid='1'><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></body>`},
 		{"child in no namespace", `<body xmlns='` + NS + `' rid='1'><message xmlns='' to='a@b'/></body>`},
 		{"second child in no namespace", `<body xmlns='` + NS + `' rid='1'><message to='a@b'/><A xmlns=''/></body>`},
 		{"deep nesting", `<body xmlns='` + NS + `' rid='1'>` + strings.Repeat("<a>", 100) + strings.Repeat("</a>", 100) + `</body>`},
@@ -101,7 +101,7 @@ func TestParseBodyKeepsSIDOnError(t *testing.T) {
 
 func TestMaxRID(t *testing.T) {
 	t.Parallel()
-	// R-RID-1: rids up to 2^53-1 work.
+	// XEP-0124 §14.1: rids up to 2^53-1 work.
 	b, err := parseBody([]byte(`<body xmlns='` + NS + `' rid='9007199254740991'/>`))
 	if err != nil || b.rid != session.MaxRID {
 		t.Fatalf("rid %d, err %v", b.rid, err)
@@ -117,7 +117,7 @@ func TestEncodeBody(t *testing.T) {
 	}{
 		{"empty", session.Response{}, `<body xmlns='` + NS + `'/>`},
 		{"payload", session.Response{Payload: [][]byte{[]byte(`<message xmlns='jabber:client'/>`)}}, `<body xmlns='` + NS + `'><message xmlns='jabber:client'/></body>`},
-		{"R-XMPP-2 stream error", session.Response{Type: "terminate", Condition: session.RemoteStreamError, Payload: [][]byte{[]byte(`<stream:error xmlns:stream='` + NSStream + `'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>`)}},
+		{"XEP-0206 §2 stream error", session.Response{Type: "terminate", Condition: session.RemoteStreamError, Payload: [][]byte{[]byte(`<stream:error xmlns:stream='` + NSStream + `'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>`)}},
 			`<body xmlns='` + NS + `' xmlns:stream='` + NSStream + `' type='terminate' condition='remote-stream-error'><stream:error xmlns:stream='` + NSStream + `'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></body>`},
 		{"recoverable error", session.Response{Type: "error"}, `<body xmlns='` + NS + `' type='error'/>`},
 	} {

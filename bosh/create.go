@@ -18,7 +18,7 @@ import (
 	"github.com/boshd/boshd/xmpp"
 )
 
-// version is the highest BOSH version boshd speaks (R-LEGACY-4).
+// version is the highest BOSH version boshd speaks (XEP-0124 §17.1).
 const version = "1.11"
 
 var (
@@ -28,7 +28,7 @@ var (
 
 // create makes a new session: it validates the request, opens the
 // upstream stream and answers with the session's parameters and the
-// server's first <stream:features/> (R-XMPP-9).
+// server's first <stream:features/> (XEP-0206 §4).
 func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 	c, err := h.negotiate(b)
 	if err != nil {
@@ -40,7 +40,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 		h.refuse(w, c.content, c.params.Legacy, &requestError{cond: session.SystemShutdown, msg: "shutting down"})
 		return
 	}
-	// R-SEC-5: the slot is taken before dialling, so that a client over
+	// docs/CONFORMANCE.md#limits: the slot is taken before dialling, so that a client over
 	// its limit never reaches the upstream, and given back when the
 	// session is forgotten, or now if none is made.
 	ip, forwardIgnored := h.clientOf(r)
@@ -81,7 +81,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 		h.refuse(w, c.content, c.params.Legacy, &requestError{cond: session.RemoteConnectionFailed, msg: err.Error()})
 		return
 	}
-	c.params.Secure = r.TLS != nil // R-SEC-2
+	c.params.Secure = r.TLS != nil // XEP-0124 §19.1
 	c.params.OnEnd = release
 	s, err := h.sessions.Create(c.params, conn, b.rid)
 	if err != nil {
@@ -92,7 +92,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 	created = true
 	h.log.Info("session client", "sid", s.LogID(), "ip", ip, "peer", r.RemoteAddr)
 	resp := &session.Response{RID: b.rid, Payload: [][]byte{conn.Features()}}
-	// R-HTTP-6: gzipped requests are always accepted.
+	// XEP-0124 §7.2: gzipped requests are always accepted.
 	attrs := append(h.creationAttrs(s, c, conn), attr{"accept", "gzip"})
 	writeResponse(w, http.StatusOK, c.content, resp, attrs...)
 }
@@ -112,14 +112,14 @@ type creation struct {
 func (h *Handler) negotiate(b *body) (*creation, error) {
 	c := &creation{content: defaultContentType}
 	if b.content != "" {
-		// R-CREATE-8
+		// XEP-0124 §7.1
 		if mt, _, err := mime.ParseMediaType(b.content); err != nil || !strings.Contains(mt, "/") {
 			return c, badRequest("content %q is not a media type", b.content)
 		}
 		c.content = b.content
 	}
 
-	// R-CREATE-7: a client without ver is a legacy one (R-LEGACY-1).
+	// XEP-0124 §7.1: a client without ver is a legacy one (XEP-0124 §17.1).
 	c.ver = version
 	if b.ver == "" {
 		c.params.Legacy = true
@@ -132,7 +132,7 @@ func (h *Handler) negotiate(b *body) (*creation, error) {
 		}
 	}
 
-	// R-CREATE-5, R-CREATE-6
+	// XEP-0124 §7.1
 	if !b.hasWait {
 		return c, badRequest("missing wait")
 	}
@@ -154,7 +154,7 @@ func (h *Handler) negotiate(b *body) (*creation, error) {
 	c.params.ContentType = c.content
 	c.params.Polling = h.cfg.Polling
 	c.params.MultiStream = h.cfg.MultipleStreams
-	// R-CREATE-10: only ack='1' turns acknowledgements on.
+	// XEP-0124 §7.1: only ack='1' turns acknowledgements on.
 	c.params.Acks = b.ack == "1"
 	// XEP-0124 §15.3: newkey at creation starts key sequencing.
 	c.params.Key = b.newkey
@@ -170,7 +170,7 @@ func (h *Handler) negotiate(b *body) (*creation, error) {
 		return c, badRequest("xmpp:version %q is not supported, only 1.0", b.xmppVersion)
 	}
 	if b.from != "" {
-		// R-CREATE-9: a well-formed from goes on the stream header.
+		// XEP-0124 §7.1: a well-formed from goes on the stream header.
 		from, err := jid.Parse(b.from)
 		if err != nil {
 			return c, badRequest("from %q is not a JID: %v", b.from, err)
@@ -193,7 +193,7 @@ func (h *Handler) negotiate(b *body) (*creation, error) {
 // domain in to, at its configured address or at an allowed route. It
 // dials nothing.
 func (h *Handler) target(b *body) (xmpp.Target, error) {
-	// R-CREATE-2, R-CREATE-3: only served domains, never dialled
+	// XEP-0124 §17.2: only served domains, never dialled
 	// otherwise.
 	if strings.TrimSpace(b.to) == "" {
 		return xmpp.Target{}, &requestError{cond: session.ImproperAddressing, msg: "missing to"}
@@ -209,7 +209,7 @@ func (h *Handler) target(b *body) (xmpp.Target, error) {
 		return xmpp.Target{}, refusal(session.HostUnknown, "domain %q is not served", domain)
 	}
 	if b.route != "" {
-		// R-CREATE-4: route is split on colons, and honoured only when
+		// XEP-0124 §7.1: route is split on colons, and honoured only when
 		// listed, so clients cannot make boshd dial where they like.
 		routeAddr, ok := dyn.routes[b.route]
 		if !ok {
@@ -248,8 +248,8 @@ func olderVersion(a, b string) bool {
 	return x < y
 }
 
-// creationAttrs are the attributes of a creation response (R-RESP-2,
-// R-RESP-3, R-RESP-6, R-RESP-7, R-RESP-8, R-RESP-9).
+// creationAttrs are the attributes of a creation response (XEP-0124 §7.2;
+// XEP-0206 §4).
 func (h *Handler) creationAttrs(s *session.Session, c *creation, conn *xmpp.Conn) []attr {
 	from := conn.From()
 	if from == "" {
@@ -274,11 +274,11 @@ func (h *Handler) creationAttrs(s *session.Session, c *creation, conn *xmpp.Conn
 		attr{"xmpp:restartlogic", "true"},
 	)
 	if name := s.Stream(); name != "" {
-		// R-RESP-11
+		// XEP-0124 §16.2
 		attrs = append(attrs, attr{"stream", name})
 	}
 	if s.Params.Acks {
-		// R-ACK-1, R-RESP-6
+		// XEP-0124 §9.1, §7.2
 		attrs = append(attrs, attr{"ack", strconv.FormatUint(s.Last(), 10)})
 	}
 	if id := conn.StreamID(); id != "" {

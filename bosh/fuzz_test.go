@@ -24,11 +24,11 @@ import (
 //
 //   - it never panics and always returns a body (the sid, if any, of a
 //     refused request is needed to end its session);
-//   - an error is a *requestError with condition bad-request (R-WRAP-2);
-//   - on success the rid is from 1 to 2^53-1 (R-RID-1, R-RID-2), no child
-//     is a STARTTLS element (R-XMPP-4), and each child is standalone: one
+//   - an error is a *requestError with condition bad-request (XEP-0124 §6);
+//   - on success the rid is from 1 to 2^53-1 (XEP-0124 §14.1), no child
+//     is a STARTTLS element (XEP-0206 §2), and each child is standalone: one
 //     well-formed element with nothing restricted in it, namespaces bound,
-//     unprefixed stanzas in a declared namespace (R-XMPP-3), read back byte
+//     unprefixed stanzas in a declared namespace (XEP-0206 §2), read back byte
 //     for byte from a fresh root;
 //   - the payload wrapped again in a <body/> as encodeBody writes it parses
 //     to the same payload and sid: what boshd forwards is what it would
@@ -101,7 +101,7 @@ func checkStandaloneChild(raw []byte) (xml.Name, error) {
 // to 65 KiB, and checks:
 //
 //   - what is returned is never larger than the limit, however large the
-//     body decompresses to (R-SEC-5, R-HTTP-6);
+//     body decompresses to (docs/CONFORMANCE.md#limits; XEP-0124 §7.2);
 //   - every refusal is a *requestError: policy-violation for a body over
 //     the limit, bad-request for anything else (bad gzip), and never
 //     another error, which would mean "the client went away";

@@ -138,7 +138,7 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 }
 
 // ServeHTTP answers one HTTP request. CORS headers go on every answer to
-// an allowed origin (R-HTTP-9), and a panic is answered with
+// an allowed origin (docs/CONFORMANCE.md#cors), and a panic is answered with
 // internal-server-error instead of taking the server down.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rw := &responseWriter{ResponseWriter: w, gzip: acceptsGzip(r.Header.Values("Accept-Encoding"))}
@@ -185,7 +185,7 @@ func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
 		putBuffer(bp, *bp)
 		var re *requestError
 		if errors.As(err, &re) {
-			// R-SEC-5, R-HTTP-6
+			// docs/CONFORMANCE.md#limits; XEP-0124 §7.2
 			h.log.Info("request body refused", "err", err, "limit", h.cfg.MaxBodySize, "remote", r.RemoteAddr)
 			h.refuse(w, defaultContentType, false, re)
 		}
@@ -210,13 +210,13 @@ func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
 	}
 	s := h.sessions.Get(b.sid)
 	if s == nil {
-		// R-CREATE-1, R-LEGACY-3: unknown sid, told in the body.
+		// XEP-0124 §7.1, §17.1: unknown sid, told in the body.
 		h.log.Debug("unknown sid", "remote", r.RemoteAddr)
 		h.refuse(w, defaultContentType, false, &requestError{cond: session.ItemNotFound, msg: "unknown sid"})
 		return
 	}
 	if s.Params.Secure && r.TLS == nil {
-		// R-SEC-2: a session made over TLS is not touched by a plaintext
+		// XEP-0124 §19.1: a session made over TLS is not touched by a plaintext
 		// request, which is sent to the https URI instead.
 		h.log.Info("plaintext request for a session made over TLS", "sid", s.LogID(), "remote", r.RemoteAddr)
 		setOutcome(w, "refused")
@@ -228,7 +228,7 @@ func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
 		h.testPanic("session")
 	}
 	if err != nil {
-		// A malformed request ends its session (R-WRAP-2).
+		// A malformed request ends its session (XEP-0124 §6).
 		h.log.Info("bad request ends session", "sid", s.LogID(), "err", err)
 		resp := s.Fail(b.rid, session.BadRequest)
 		setOutcome(w, responseOutcome(resp))
@@ -264,12 +264,12 @@ func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
 	}
 	setOutcome(w, responseOutcome(resp))
 	writeResponse(w, h.status(s, resp), s.Params.ContentType, resp)
-	// On the wire before the session hands out the next answer (R-HOLD-5).
+	// On the wire before the session hands out the next answer (XEP-0124 §8).
 	http.NewResponseController(w).Flush()
 }
 
 // status is the HTTP status of resp: 200, except for some terminal
-// conditions sent to legacy clients (R-LEGACY-1).
+// conditions sent to legacy clients (XEP-0124 §17.1).
 func (h *Handler) status(s *session.Session, resp *session.Response) int {
 	if s.Params.Legacy && resp.Type == session.TypeTerminate {
 		return legacyStatus(resp.Condition)
@@ -278,7 +278,7 @@ func (h *Handler) status(s *session.Session, resp *session.Response) int {
 }
 
 // pause returns how long a pause request asks for, bounded by max_pause
-// (R-PAUSE-5); zero when pause is off (R-PAUSE-1) or the value is not a
+// (XEP-0124 §10); zero when pause is off (XEP-0124 §10) or the value is not a
 // number of seconds.
 func (h *Handler) pause(value string) time.Duration {
 	if value == "" || h.cfg.MaxPause <= 0 {
@@ -292,8 +292,8 @@ func (h *Handler) pause(value string) time.Duration {
 }
 
 // refuse answers a request with a terminal condition: HTTP 200 and a
-// terminate body (R-LEGACY-2), or the legacy status code for clients that
-// sent no ver (R-LEGACY-1).
+// terminate body (XEP-0124 §17.1), or the legacy status code for clients that
+// sent no ver (XEP-0124 §17.1).
 func (h *Handler) refuse(w http.ResponseWriter, contentType string, legacy bool, err error) {
 	cond := session.UndefinedCondition
 	var re *requestError

@@ -18,13 +18,13 @@ func TestCreate(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("status %d", status)
 	}
-	// R-HTTP-3, R-HTTP-7
+	// XEP-0124 §5, §7.2
 	if header.Get("Content-Type") != "text/xml; charset=utf-8" || header.Get("Content-Length") != strconv.Itoa(len(resp)) {
 		t.Errorf("headers %v", header)
 	}
 	a := attrs(resp)
 	for name, want := range map[string]string{
-		"wait": "5", // R-CREATE-5: capped by max_wait
+		"wait": "5", // XEP-0124 §7.1: capped by max_wait
 		"hold": "1", "requests": "2", "ver": "1.6", "polling": "5", "inactivity": "60", "maxpause": "120",
 		"from": "example.org", "xmpp:version": "1.0", "xmpp:restartlogic": "true", "xmlns:xmpp": "urn:xmpp:xbosh",
 		"xmlns:stream": NSStream, "authid": "s1",
@@ -36,7 +36,7 @@ func TestCreate(t *testing.T) {
 	if len(a["sid"]) < 22 {
 		t.Errorf("sid %q too short", a["sid"])
 	}
-	// R-RESP-7, R-XMPP-9: features in the first response, filtered.
+	// XEP-0206 §4: features in the first response, filtered.
 	if !strings.Contains(resp, "<mechanism>PLAIN</mechanism>") || strings.Contains(resp, "-PLUS") || strings.Contains(resp, "urn:xmpp:sm:3") {
 		t.Errorf("features not relayed or not filtered: %s", resp)
 	}
@@ -47,19 +47,19 @@ func TestCreateRefused(t *testing.T) {
 	for _, tc := range []struct {
 		name, body, cond string
 	}{
-		{"R-CREATE-2 no to", `<body xmlns='http://jabber.org/protocol/httpbind' rid='1' wait='60' hold='1' ver='1.6'/>`, "improper-addressing"},
-		{"R-CREATE-2 empty to", `<body xmlns='http://jabber.org/protocol/httpbind' rid='1' to='' wait='60' hold='1' ver='1.6'/>`, "improper-addressing"},
-		{"R-CREATE-3 unserved to", `<body xmlns='http://jabber.org/protocol/httpbind' rid='1' to='other.org' wait='60' hold='1' ver='1.6'/>`, "host-unknown"},
-		{"R-CREATE-4 route not allowed", `<body xmlns='http://jabber.org/protocol/httpbind' rid='1' to='example.org' route='xmpp:169.254.169.254:80' wait='60' hold='1' ver='1.6'/>`, "host-unknown"},
-		{"R-CREATE-5 no wait", `<body xmlns='http://jabber.org/protocol/httpbind' rid='1' to='example.org' hold='1' ver='1.6'/>`, "bad-request"},
-		{"R-CREATE-5 negative wait", `<body xmlns='http://jabber.org/protocol/httpbind' rid='1' to='example.org' wait='-1' hold='1' ver='1.6'/>`, "bad-request"},
-		{"R-CREATE-5 fractional wait", `<body xmlns='http://jabber.org/protocol/httpbind' rid='1' to='example.org' wait='1.5' hold='1' ver='1.6'/>`, "bad-request"},
+		{"XEP-0124 §17.2 no to", `<body xmlns='http://jabber.org/protocol/httpbind' rid='1' wait='60' hold='1' ver='1.6'/>`, "improper-addressing"},
+		{"XEP-0124 §17.2 empty to", `<body xmlns='http://jabber.org/protocol/httpbind' rid='1' to='' wait='60' hold='1' ver='1.6'/>`, "improper-addressing"},
+		{"XEP-0124 §17.2 unserved to", `<body xmlns='http://jabber.org/protocol/httpbind' rid='1' to='other.org' wait='60' hold='1' ver='1.6'/>`, "host-unknown"},
+		{"XEP-0124 §7.1 route not allowed", `<body xmlns='http://jabber.org/protocol/httpbind' rid='1' to='example.org' route='xmpp:169.254.169.254:80' wait='60' hold='1' ver='1.6'/>`, "host-unknown"},
+		{"XEP-0124 §7.1 no wait", `<body xmlns='http://jabber.org/protocol/httpbind' rid='1' to='example.org' hold='1' ver='1.6'/>`, "bad-request"},
+		{"XEP-0124 §7.1 negative wait", `<body xmlns='http://jabber.org/protocol/httpbind' rid='1' to='example.org' wait='-1' hold='1' ver='1.6'/>`, "bad-request"},
+		{"XEP-0124 §7.1 fractional wait", `<body xmlns='http://jabber.org/protocol/httpbind' rid='1' to='example.org' wait='1.5' hold='1' ver='1.6'/>`, "bad-request"},
 		{"bad hold", `<body xmlns='http://jabber.org/protocol/httpbind' rid='1' to='example.org' wait='60' hold='x' ver='1.6'/>`, "bad-request"},
-		{"R-CREATE-7 bad ver", `<body xmlns='http://jabber.org/protocol/httpbind' rid='1' to='example.org' wait='60' hold='1' ver='one'/>`, "bad-request"},
+		{"XEP-0124 §7.1 bad ver", `<body xmlns='http://jabber.org/protocol/httpbind' rid='1' to='example.org' wait='60' hold='1' ver='one'/>`, "bad-request"},
 		{"bad content", `<body xmlns='http://jabber.org/protocol/httpbind' rid='1' to='example.org' wait='60' hold='1' ver='1.6' content='%%%'/>`, "bad-request"},
 		{"bad xml:lang", `<body xmlns='http://jabber.org/protocol/httpbind' rid='1' to='example.org' wait='60' hold='1' ver='1.6' xml:lang='e n'/>`, "bad-request"},
 		{"bad xmpp:version", `<body xmlns='http://jabber.org/protocol/httpbind' xmlns:xmpp='urn:xmpp:xbosh' rid='1' to='example.org' wait='60' hold='1' ver='1.6' xmpp:version='2.0'/>`, "bad-request"},
-		{"R-WRAP-5 no rid", `<body xmlns='http://jabber.org/protocol/httpbind' to='example.org' wait='60' hold='1' ver='1.6'/>`, "bad-request"},
+		{"XEP-0124 §6 no rid", `<body xmlns='http://jabber.org/protocol/httpbind' to='example.org' wait='60' hold='1' ver='1.6'/>`, "bad-request"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -77,7 +77,7 @@ func TestCreateRefused(t *testing.T) {
 
 func TestRouteAllowed(t *testing.T) {
 	t.Parallel()
-	// R-CREATE-4: a listed route is where the stream goes.
+	// XEP-0124 §7.1: a listed route is where the stream goes.
 	routed := xmpptest.NewRelay(t, testFeatures)
 	e := newEnv(t, func(cfg *config.Config) {
 		cfg.RouteAllow = []string{"xmpp:" + routed.Addr()}
@@ -93,7 +93,7 @@ func TestRouteAllowed(t *testing.T) {
 
 func TestUnknownSID(t *testing.T) {
 	t.Parallel()
-	// R-CREATE-1, R-LEGACY-3: 200 and item-not-found, even without ver.
+	// XEP-0124 §7.1, §17.1: 200 and item-not-found, even without ver.
 	e := newEnv(t, nil)
 	status, _, resp := e.post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='5' sid='nope'/>`)
 	if status != 200 || attrs(resp)["condition"] != "item-not-found" {
@@ -106,11 +106,11 @@ func TestRelayBothWays(t *testing.T) {
 	e := newEnv(t, nil)
 	sid, held := e.holdOne(100)
 	data := e.postAsync(`<body xmlns='http://jabber.org/protocol/httpbind' rid='102' sid='` + sid + `'><message to='bob@example.org' type='chat'><body>hi &amp; bye</body></message></body>`)
-	// R-HOLD-4: rid 102 releases 101.
+	// XEP-0124 §8: rid 102 releases 101.
 	if got := receive(t, held); got != `<body xmlns='http://jabber.org/protocol/httpbind'/>` {
 		t.Fatalf("released request: %s", got)
 	}
-	// R-XMPP-3: jabber:client added, bytes otherwise untouched.
+	// XEP-0206 §2: jabber:client added, bytes otherwise untouched.
 	e.up.WaitGot(t, `<message xmlns='jabber:client' to='bob@example.org' type='chat'><body>hi &amp; bye</body></message>`)
 	e.up.Push(t, `<message from='bob@example.org' type='chat'><body>yo</body></message>`)
 	if got := receive(t, data); got != `<body xmlns='http://jabber.org/protocol/httpbind'><message xmlns='jabber:client' from='bob@example.org' type='chat'><body>yo</body></message></body>` {
@@ -120,7 +120,7 @@ func TestRelayBothWays(t *testing.T) {
 
 func TestStreamErrorReachesClient(t *testing.T) {
 	t.Parallel()
-	// R-XMPP-10, R-ERR-1
+	// XEP-0206 §6; XEP-0124 §17.2
 	e := newEnv(t, nil)
 	_, held := e.holdOne(100)
 	e.up.Push(t, xmpptest.StreamError("conflict"))
@@ -148,7 +148,7 @@ func TestBadRequestEndsSession(t *testing.T) {
 
 func TestLegacyStatusCodes(t *testing.T) {
 	t.Parallel()
-	// R-LEGACY-1: without ver, item-not-found is HTTP 404.
+	// XEP-0124 §17.1: without ver, item-not-found is HTTP 404.
 	e := newEnv(t, nil)
 	_, _, resp := e.post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='100' to='example.org' wait='5' hold='1'/>`)
 	sid := attrs(resp)["sid"]
@@ -169,7 +169,7 @@ func TestBodyTooLarge(t *testing.T) {
 
 func TestContentType(t *testing.T) {
 	t.Parallel()
-	// R-CREATE-8, R-HTTP-7: every response carries the creationBody content.
+	// XEP-0124 §7.1, §7.2: every response carries the creationBody content.
 	e := newEnv(t, nil)
 	body := strings.Replace(sprintf(creationBody, 100, 0), "text/xml; charset=utf-8", "application/xml", 1)
 	_, header, resp := e.post(body)

@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 	// The default transport asks for gzip by itself and then decodes it
 	// out of sight, dropping Content-Encoding and Content-Length. The
 	// tests look at responses as sent, so it must not; the tests of
-	// R-HTTP-5 ask for gzip explicitly.
+	// XEP-0124 §5 ask for gzip explicitly.
 	http.DefaultTransport.(*http.Transport).DisableCompression = true
 	os.Exit(m.Run())
 }

@@ -323,7 +323,7 @@ func sessionWith(sid string, rid int, extra string) string {
 }
 
 func TestHostileEntityExpansion(t *testing.T) {
-	// R-WRAP-3: DOCTYPE and entities other than the predefined ones are
+	// XEP-0124 §6: DOCTYPE and entities other than the predefined ones are
 	// refused with bad-request, never expanded: a billion laughs costs
 	// nothing, on a creation request or on a live session.
 	env, good, hc := startAttack(t, slog.LevelDebug, nil)
@@ -380,7 +380,7 @@ func TestHostileEntityExpansion(t *testing.T) {
 			if env.up.Received("lollol") || env.up.Received("&lol") || env.up.Received("xxxx") {
 				t.Errorf("entity or its expansion relayed upstream")
 			}
-			// R-WRAP-2: the bad request ended the attacker's session, or,
+			// XEP-0124 §6: the bad request ended the attacker's session, or,
 			// when a DOCTYPE came before <body> so that its sid was never
 			// read, left it as it was: the refused rid is still to come.
 			_, resp, err := hostilePostString(hc, env.url, sessionWith(sid, rid+1, ""))
@@ -398,7 +398,7 @@ func TestHostileEntityExpansion(t *testing.T) {
 }
 
 func TestHostileExternalEntity(t *testing.T) {
-	// R-WRAP-3: external entities (XXE) are refused with bad-request and
+	// XEP-0124 §6: external entities (XXE) are refused with bad-request and
 	// never fetched: no file is read, no URL is connected to.
 	env, good, hc := startAttack(t, slog.LevelDebug, nil)
 
@@ -480,7 +480,7 @@ func TestHostileExternalEntity(t *testing.T) {
 }
 
 func TestHostileDeepNesting(t *testing.T) {
-	// R-SEC-5: 10,000 nested elements are refused with bad-request at
+	// docs/CONFORMANCE.md#limits: 10,000 nested elements are refused with bad-request at
 	// depth 64, fast and without memory to speak of.
 	env, good, hc := startAttack(t, slog.LevelInfo, nil)
 	const depth = 10000
@@ -557,7 +557,7 @@ func (r *hostileReader) Read(p []byte) (int, error) {
 }
 
 func TestHostileHugeAttribute(t *testing.T) {
-	// R-SEC-5: a 1 MiB attribute value makes the body larger than
+	// docs/CONFORMANCE.md#limits: a 1 MiB attribute value makes the body larger than
 	// max_body_size (1 MiB by default): policy-violation, and the server
 	// reads no more than the limit, however much is sent.
 	env, good, hc := startAttack(t, slog.LevelInfo, nil)
@@ -679,7 +679,7 @@ func TestHostileValuesNotLoggedWhole(t *testing.T) {
 }
 
 func TestHostileBodyTooLarge(t *testing.T) {
-	// R-SEC-5: a body over max_body_size on a live session, plain or as a
+	// docs/CONFORMANCE.md#limits: a body over max_body_size on a live session, plain or as a
 	// gzip bomb, is refused with policy-violation without being held in
 	// memory.
 	env, good, hc := startAttack(t, slog.LevelInfo, func(cfg *config.Config) { cfg.MaxBodySize = 64 << 10 })
@@ -727,7 +727,7 @@ func TestHostileBodyTooLarge(t *testing.T) {
 }
 
 func TestHostileRIDFlood(t *testing.T) {
-	// R-RID-5: 1000 requests with rids beyond the window of one session
+	// XEP-0124 §14.2: 1000 requests with rids beyond the window of one session
 	// are each answered item-not-found; the first ends that session, and
 	// nothing else.
 	env, good, hc := startAttack(t, slog.LevelInfo, nil)
@@ -778,7 +778,7 @@ func TestHostileWindowAbuse(t *testing.T) {
 		return out
 	}
 
-	t.Run("R-RID-8 one future rid sent 20 times", func(t *testing.T) {
+	t.Run("XEP-0124 §14.3 one future rid sent 20 times", func(t *testing.T) {
 		// Each copy takes the place of the one before, which gets a
 		// recoverable error; the session goes on.
 		whileAttacked(t, good, func() {
@@ -809,7 +809,7 @@ func TestHostileWindowAbuse(t *testing.T) {
 		})
 	})
 
-	t.Run("R-RID-4 out of order inside the window", func(t *testing.T) {
+	t.Run("XEP-0124 §14.2 out of order inside the window", func(t *testing.T) {
 		whileAttacked(t, good, func() {
 			sid, rid := newAttacker(t, hc, env.url, 1, 1)
 			second := post(sessionWith(sid, rid+2, `<message><body>second</body></message>`))
@@ -829,7 +829,7 @@ func TestHostileWindowAbuse(t *testing.T) {
 		})
 	})
 
-	t.Run("R-RID-10 an old rid no longer cached", func(t *testing.T) {
+	t.Run("XEP-0124 §14.3 an old rid no longer cached", func(t *testing.T) {
 		whileAttacked(t, good, func() {
 			sid, rid := newAttacker(t, hc, env.url, 1, 1)
 			// Each request releases the one before; two responses are
@@ -851,7 +851,7 @@ func TestHostileWindowAbuse(t *testing.T) {
 		})
 	})
 
-	t.Run("R-RID-1 rids that are not rids", func(t *testing.T) {
+	t.Run("XEP-0124 §14.1 rids that are not rids", func(t *testing.T) {
 		whileAttacked(t, good, func() {
 			for _, bad := range []string{"0", "-1", "+5", "1e3", "0x10", "9007199254740992", "18446744073709551616", strings.Repeat("9", 400), " 101", ""} {
 				sid, _ := newAttacker(t, hc, env.url, 1, 1)
@@ -893,7 +893,7 @@ func TestHostileWindowAbuse(t *testing.T) {
 }
 
 func TestHostileSIDGuessing(t *testing.T) {
-	// R-CREATE-1: 10,000 guessed sids get item-not-found every time, and
+	// XEP-0124 §7.1: 10,000 guessed sids get item-not-found every time, and
 	// no guessed sid reaches the logs at info or above.
 	env, good, hc := startAttack(t, slog.LevelInfo, nil)
 	const guesses = 10000
@@ -949,7 +949,7 @@ func TestHostileSIDGuessing(t *testing.T) {
 }
 
 func TestHostileInternalTargets(t *testing.T) {
-	// R-CREATE-3, R-CREATE-4: to and route naming internal addresses are
+	// XEP-0124 §17.2, §7.1: to and route naming internal addresses are
 	// refused with host-unknown and nothing is dialled, neither the fake
 	// upstream nor listeners on the addresses named.
 	l4, n4 := countingListener(t, "tcp4", "127.0.0.1:0")
@@ -1018,7 +1018,7 @@ func TestHostileInternalTargets(t *testing.T) {
 }
 
 func TestHostileSessionsPerIP(t *testing.T) {
-	// R-SEC-5: one IP over max_sessions_per_ip gets policy-violation and
+	// docs/CONFORMANCE.md#limits: one IP over max_sessions_per_ip gets policy-violation and
 	// never reaches the upstream, even with X-Forwarded-For of its own
 	// making (no proxy is trusted here; the default trusts loopback,
 	// where this test's clients are); a client at another IP is

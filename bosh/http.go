@@ -18,8 +18,8 @@ import (
 )
 
 // This file holds the HTTP side of the binding that is not BOSH itself:
-// content encodings (R-HTTP-5, R-HTTP-6), CORS (R-HTTP-9), the redirect of
-// plaintext requests for sessions made over TLS (R-SEC-2) and the recovery
+// content encodings (XEP-0124 §5, §7.2), CORS (docs/CONFORMANCE.md#cors), the redirect of
+// plaintext requests for sessions made over TLS (XEP-0124 §19.1) and the recovery
 // of panics (internal-server-error).
 
 // gzipThreshold is the size above which a response body is compressed
@@ -79,7 +79,7 @@ func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 
 // acceptsGzip reports whether Accept-Encoding header values allow a gzip
 // response (RFC 9110 §12.5.3): gzip (or x-gzip), else *, listed with a
-// q-value above zero. A missing header, or gzip;q=0, means no (R-HTTP-5).
+// q-value above zero. A missing header, or gzip;q=0, means no (XEP-0124 §5).
 func acceptsGzip(values []string) bool {
 	gzipQ, anyQ := -1.0, -1.0
 	for _, v := range values {
@@ -156,11 +156,11 @@ func addVary(h http.Header, name string) {
 }
 
 // errBodyTooLarge refuses a request whose body, decompressed, is over
-// max_body_size (R-SEC-5).
+// max_body_size (docs/CONFORMANCE.md#limits).
 var errBodyTooLarge = &requestError{cond: session.PolicyViolation, msg: "body too large"}
 
 // readBody reads the request body, decompressing it if it came with
-// Content-Encoding: gzip (R-HTTP-6). Both the body as sent and the body
+// Content-Encoding: gzip (XEP-0124 §7.2). Both the body as sent and the body
 // decompressed are bounded by limit, so a gzip bomb is refused after
 // limit bytes and never held in memory. It returns a *requestError for a
 // request to refuse (too large: policy-violation; another encoding or
@@ -230,7 +230,7 @@ func bodyError(err error, compressed bool) error {
 	return err
 }
 
-// corsPolicy is the CORS configuration (R-HTTP-9): which origins may call
+// corsPolicy is the CORS configuration (docs/CONFORMANCE.md#cors): which origins may call
 // boshd from a browser.
 type corsPolicy struct {
 	any     bool            // "*" listed: any origin, without credentials
@@ -305,7 +305,7 @@ func (c corsPolicy) preflight(h http.Header, r *http.Request) {
 }
 
 // seeOtherURI is the answer to a plaintext request for a session created
-// over TLS (R-SEC-2): terminate with see-other-uri and the https URI of
+// over TLS (XEP-0124 §19.1): terminate with see-other-uri and the https URI of
 // the same endpoint. The port of the Host header is dropped: it is the
 // plaintext port, and the https one cannot be known.
 func seeOtherURI(r *http.Request) *session.Response {

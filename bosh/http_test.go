@@ -47,7 +47,7 @@ func gunzip(t *testing.T, data []byte) string {
 }
 
 // checkWhole checks that resp was sent whole: with a Content-Length that
-// matches the bytes sent, never chunked (R-HTTP-3).
+// matches the bytes sent, never chunked (XEP-0124 §5).
 func checkWhole(t *testing.T, resp *http.Response, data []byte) {
 	t.Helper()
 	if resp.Header.Get("Content-Length") != strconv.Itoa(len(data)) || resp.ContentLength != int64(len(data)) {
@@ -60,7 +60,7 @@ func checkWhole(t *testing.T, resp *http.Response, data []byte) {
 
 func TestAcceptsGzip(t *testing.T) {
 	t.Parallel()
-	// R-HTTP-5: q-values are honoured; without gzip or *, never.
+	// XEP-0124 §5: q-values are honoured; without gzip or *, never.
 	for _, tc := range []struct {
 		header []string
 		want   bool
@@ -99,7 +99,7 @@ func TestAcceptsGzip(t *testing.T) {
 
 func TestResponseGzip(t *testing.T) {
 	t.Parallel()
-	// R-HTTP-5, R-HTTP-3: gzip only when accepted and the body is over
+	// XEP-0124 §5: gzip only when accepted and the body is over
 	// gzipThreshold, always with Content-Length and Vary: Accept-Encoding.
 	creation := []byte(sprintf(creationBody, 100, 5)) // answered with features: > 256 bytes
 	unknown := []byte(`<body xmlns='http://jabber.org/protocol/httpbind' rid='5' sid='nope'/>`)
@@ -108,13 +108,13 @@ func TestResponseGzip(t *testing.T) {
 		body         []byte
 		wantGzip     bool
 	}{
-		{"R-HTTP-5 gzip", "gzip", creation, true},
-		{"R-HTTP-5 gzip among others", "br;q=1.0, gzip;q=0.8, *;q=0.1", creation, true},
-		{"R-HTTP-5 any", "*", creation, true},
-		{"R-HTTP-5 no Accept-Encoding", "", creation, false},
-		{"R-HTTP-5 gzip;q=0", "gzip;q=0", creation, false},
-		{"R-HTTP-5 others only", "br, deflate", creation, false},
-		{"R-HTTP-5 identity only", "identity", creation, false},
+		{"XEP-0124 §5 gzip", "gzip", creation, true},
+		{"XEP-0124 §5 gzip among others", "br;q=1.0, gzip;q=0.8, *;q=0.1", creation, true},
+		{"XEP-0124 §5 any", "*", creation, true},
+		{"XEP-0124 §5 no Accept-Encoding", "", creation, false},
+		{"XEP-0124 §5 gzip;q=0", "gzip;q=0", creation, false},
+		{"XEP-0124 §5 others only", "br, deflate", creation, false},
+		{"XEP-0124 §5 identity only", "identity", creation, false},
 		{"below threshold", "gzip", unknown, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -154,7 +154,7 @@ func TestResponseGzip(t *testing.T) {
 
 func TestCreationAdvertisesGzip(t *testing.T) {
 	t.Parallel()
-	// R-HTTP-6: the creation response says gzipped requests are accepted.
+	// XEP-0124 §7.2: the creation response says gzipped requests are accepted.
 	c := newEnv(t, nil)
 	_, _, resp := c.post(sprintf(creationBody, 100, 5))
 	if got := attrs(resp)["accept"]; got != "gzip" {
@@ -164,7 +164,7 @@ func TestCreationAdvertisesGzip(t *testing.T) {
 
 func TestRequestGzip(t *testing.T) {
 	t.Parallel()
-	// R-HTTP-6: gzipped requests are processed, bounded by max_body_size
+	// XEP-0124 §7.2: gzipped requests are processed, bounded by max_body_size
 	// once decompressed; other encodings are refused.
 	const limit = 4096
 	bomb := gzipped(t, []byte(`<body xmlns='http://jabber.org/protocol/httpbind' rid='101' sid='x'>`+strings.Repeat("<a/>", 1<<18)+`</body>`))
@@ -177,7 +177,7 @@ func TestRequestGzip(t *testing.T) {
 		body     func(sid string) []byte
 		cond     string // "" if processed
 	}{
-		{"R-HTTP-6 gzip", "gzip", func(sid string) []byte {
+		{"XEP-0124 §7.2 gzip", "gzip", func(sid string) []byte {
 			return gzipped(t, []byte(`<body xmlns='http://jabber.org/protocol/httpbind' rid='101' sid='`+sid+`'><message to='bob@example.org'><body>zipped</body></message></body>`))
 		}, ""},
 		{"x-gzip", "x-gzip", func(sid string) []byte {
@@ -186,8 +186,8 @@ func TestRequestGzip(t *testing.T) {
 		{"identity", "identity", func(sid string) []byte {
 			return []byte(`<body xmlns='http://jabber.org/protocol/httpbind' rid='101' sid='` + sid + `'><message to='bob@example.org'><body>zipped</body></message></body>`)
 		}, ""},
-		{"R-SEC-5 gzip bomb", "gzip", func(string) []byte { return bomb }, "policy-violation"},
-		{"R-SEC-5 too large compressed", "gzip", func(string) []byte {
+		{"docs/CONFORMANCE.md#limits gzip bomb", "gzip", func(string) []byte { return bomb }, "policy-violation"},
+		{"docs/CONFORMANCE.md#limits too large compressed", "gzip", func(string) []byte {
 			random := make([]byte, 2*limit)
 			rand.Read(random)
 			return gzipped(t, random)
@@ -226,7 +226,7 @@ func TestRequestGzip(t *testing.T) {
 }
 
 func TestReadBodyBoundsDecompression(t *testing.T) {
-	// R-SEC-5: a body that inflates far beyond the limit is refused after
+	// docs/CONFORMANCE.md#limits: a body that inflates far beyond the limit is refused after
 	// limit+1 bytes of it, and never held in memory whole. Deflate
 	// inflates at most about 1000 times, so the bomb is 8 MiB of zeros
 	// sent as 8 KiB, under the limit of 16 KiB.
@@ -251,7 +251,7 @@ func TestReadBodyBoundsDecompression(t *testing.T) {
 
 func TestCORSPreflight(t *testing.T) {
 	t.Parallel()
-	// R-HTTP-9, esl/MongooseIM#348: OPTIONS is answered 204, with CORS
+	// docs/CONFORMANCE.md#cors, esl/MongooseIM#348: OPTIONS is answered 204, with CORS
 	// headers only for allowed origins.
 	const chat = "https://chat.example.org"
 	for _, tc := range []struct {
@@ -320,7 +320,7 @@ func TestCORSPreflight(t *testing.T) {
 
 func TestCORSOnEveryResponse(t *testing.T) {
 	t.Parallel()
-	// R-HTTP-9: every answer to a listed origin carries its CORS
+	// docs/CONFORMANCE.md#cors: every answer to a listed origin carries its CORS
 	// headers, errors and terminate bodies included; other origins get
 	// none, but their requests are served all the same.
 	const chat = "https://chat.example.org"
@@ -438,21 +438,21 @@ func rawExchange(t *testing.T, hs *httptest.Server, request string) []byte {
 
 func TestHTTP10(t *testing.T) {
 	t.Parallel()
-	// R-HTTP-1: HTTP/1.0 without keep-alive gets a whole response with
-	// Content-Length, then the connection closes. R-HTTP-2: unknown
-	// headers change nothing. R-HTTP-4: the request Content-Type is
+	// XEP-0124 §5: HTTP/1.0 without keep-alive gets a whole response with
+	// Content-Length, then the connection closes. XEP-0124 §5: unknown
+	// headers change nothing. XEP-0124 §5: the request Content-Type is
 	// ignored.
 	for _, tc := range []struct {
 		name    string
 		headers string
 	}{
-		{"R-HTTP-1 plain", ""},
-		{"R-HTTP-2 unknown headers", "X-Foo: 1\r\nX-Requested-With: XMLHttpRequest\r\nDNT: 1\r\n"},
-		{"R-HTTP-4 text/plain", "Content-Type: text/plain;charset=UTF-8\r\n"},
-		{"R-HTTP-4 form-urlencoded", "Content-Type: application/x-www-form-urlencoded\r\n"},
-		{"R-HTTP-4 json", "Content-Type: application/json\r\n"},
-		{"R-HTTP-4 bogus", "Content-Type: ???\r\n"},
-		{"R-HTTP-5 with gzip", "Accept-Encoding: gzip\r\n"},
+		{"XEP-0124 §5 plain", ""},
+		{"XEP-0124 §5 unknown headers", "X-Foo: 1\r\nX-Requested-With: XMLHttpRequest\r\nDNT: 1\r\n"},
+		{"XEP-0124 §5 text/plain", "Content-Type: text/plain;charset=UTF-8\r\n"},
+		{"XEP-0124 §5 form-urlencoded", "Content-Type: application/x-www-form-urlencoded\r\n"},
+		{"XEP-0124 §5 json", "Content-Type: application/json\r\n"},
+		{"XEP-0124 §5 bogus", "Content-Type: ???\r\n"},
+		{"XEP-0124 §5 with gzip", "Accept-Encoding: gzip\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -484,7 +484,7 @@ func TestHTTP10(t *testing.T) {
 
 func TestKeepAlive(t *testing.T) {
 	t.Parallel()
-	// R-HTTP-1: HTTP/1.1 requests share one connection.
+	// XEP-0124 §5: HTTP/1.1 requests share one connection.
 	_, h := startHandler(t, func(cfg *config.Config) { cfg.Polling = 0 }, nil)
 	hs := httptest.NewUnstartedServer(h)
 	var conns atomic.Int32
@@ -528,7 +528,7 @@ func TestClientIP(t *testing.T) {
 
 func TestSessionLimitsCount(t *testing.T) {
 	t.Parallel()
-	// R-SEC-5: the counts, per IP and in all.
+	// docs/CONFORMANCE.md#limits: the counts, per IP and in all.
 	type step struct {
 		ip      string
 		release int // >= 0: release the slot taken at that step instead
@@ -574,7 +574,7 @@ func TestSessionLimitsCount(t *testing.T) {
 
 func TestSessionLimits(t *testing.T) {
 	t.Parallel()
-	// R-SEC-5: over max_sessions or max_sessions_per_ip, 200 +
+	// docs/CONFORMANCE.md#limits: over max_sessions or max_sessions_per_ip, 200 +
 	// policy-violation (403 for legacy clients), logged with the IP, and
 	// the upstream is never dialled.
 	const legacyCreation = `<body xmlns='http://jabber.org/protocol/httpbind' rid='100' to='example.org' wait='5' hold='1'/>`
@@ -586,10 +586,10 @@ func TestSessionLimits(t *testing.T) {
 		wantStatus    int
 		wantErr       string
 	}{
-		{"R-SEC-5 max_sessions", 2, 0, sprintf(creationBody, 100, 5), 2, 200, "max_sessions (2)"},
-		{"R-SEC-5 max_sessions_per_ip", 0, 1, sprintf(creationBody, 100, 5), 1, 200, "max_sessions_per_ip (1)"},
-		{"R-SEC-5 both, per IP first", 5, 3, sprintf(creationBody, 100, 5), 3, 200, "max_sessions_per_ip (3)"},
-		{"R-LEGACY-1 legacy client", 1, 0, legacyCreation, 1, http.StatusForbidden, "max_sessions (1)"},
+		{"docs/CONFORMANCE.md#limits max_sessions", 2, 0, sprintf(creationBody, 100, 5), 2, 200, "max_sessions (2)"},
+		{"docs/CONFORMANCE.md#limits max_sessions_per_ip", 0, 1, sprintf(creationBody, 100, 5), 1, 200, "max_sessions_per_ip (1)"},
+		{"docs/CONFORMANCE.md#limits both, per IP first", 5, 3, sprintf(creationBody, 100, 5), 3, 200, "max_sessions_per_ip (3)"},
+		{"XEP-0124 §17.1 legacy client", 1, 0, legacyCreation, 1, http.StatusForbidden, "max_sessions (1)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs syncBuffer
@@ -619,7 +619,7 @@ func TestSessionLimits(t *testing.T) {
 
 func TestSessionLimitsReleased(t *testing.T) {
 	t.Parallel()
-	// R-SEC-5: a slot is given back when its session is gone, or when no
+	// docs/CONFORMANCE.md#limits: a slot is given back when its session is gone, or when no
 	// session is made.
 	t.Run("session ended", func(t *testing.T) {
 		_, h := startHandler(t, func(cfg *config.Config) { cfg.MaxSessionsPerIP = 1; cfg.Inactivity = time.Second }, nil)
@@ -686,7 +686,7 @@ func TestPanicRecovered(t *testing.T) {
 	}{
 		{"before parsing", "body", false, false, defaultContentType},
 		{"with a session", "session", false, true, "application/xml"},
-		{"R-LEGACY-1 legacy session gets 200", "session", true, true, "application/xml"},
+		{"XEP-0124 §17.1 legacy session gets 200", "session", true, true, "application/xml"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -745,7 +745,7 @@ func TestPanicRecovered(t *testing.T) {
 
 func TestSeeOtherURI(t *testing.T) {
 	t.Parallel()
-	// R-SEC-2, XEP-0124 §17.2 see-other-uri: a plaintext request for a
+	// XEP-0124 §19.1, XEP-0124 §17.2 see-other-uri: a plaintext request for a
 	// session made over TLS is sent to https, and neither ends the
 	// session nor reaches it.
 	for _, tc := range []struct {
@@ -755,16 +755,16 @@ func TestSeeOtherURI(t *testing.T) {
 		body    func(sid string) string
 		wantURI string
 	}{
-		{"R-SEC-2 poll", "/http-bind", "chat.example.org:5280", func(sid string) string {
+		{"XEP-0124 §19.1 poll", "/http-bind", "chat.example.org:5280", func(sid string) string {
 			return `<body xmlns='http://jabber.org/protocol/httpbind' rid='101' sid='` + sid + `'><message to='bob@example.org'><body>plaintext</body></message></body>`
 		}, "https://chat.example.org/http-bind"},
-		{"R-SEC-2 terminate", "/bosh", "chat.example.org", func(sid string) string {
+		{"XEP-0124 §19.1 terminate", "/bosh", "chat.example.org", func(sid string) string {
 			return `<body xmlns='http://jabber.org/protocol/httpbind' rid='101' sid='` + sid + `' type='terminate'/>`
 		}, "https://chat.example.org/bosh"},
-		{"R-SEC-2 malformed", "/http-bind", "[2001:db8::1]:80", func(sid string) string {
+		{"XEP-0124 §19.1 malformed", "/http-bind", "[2001:db8::1]:80", func(sid string) string {
 			return `<body xmlns='http://jabber.org/protocol/httpbind' rid='101' sid='` + sid + `'><!-- x --></body>`
 		}, "https://[2001:db8::1]/http-bind"},
-		{"R-SEC-2 escaped path", "/a&b/%3C", "chat.example.org", func(sid string) string {
+		{"XEP-0124 §19.1 escaped path", "/a&b/%3C", "chat.example.org", func(sid string) string {
 			return `<body xmlns='http://jabber.org/protocol/httpbind' rid='101' sid='` + sid + `'/>`
 		}, "https://chat.example.org/a&amp;b/%3C"},
 	} {

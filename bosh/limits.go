@@ -13,7 +13,7 @@ import (
 )
 
 // sessionLimits counts the sessions held, in all and per client IP, against
-// max_sessions and max_sessions_per_ip (R-SEC-5). A slot is taken before
+// max_sessions and max_sessions_per_ip (docs/CONFORMANCE.md#limits). A slot is taken before
 // the upstream is dialled and given back when the session ends
 // (session.Params.OnEnd), whatever ended it.
 type sessionLimits struct {

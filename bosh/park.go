@@ -162,7 +162,7 @@ func (h *Handler) park(w *responseWriter, r *http.Request, s *session.Session, c
 			p.conn = &prefixConn{Conn: conn, prefix: bytes.Clone(pending)}
 		}
 	} else if rc := rawConnOf(conn); rc != nil {
-		// R-HOLD-8: a client that goes away is noticed at once. If the
+		// XEP-0124 §14.3: a client that goes away is noticed at once. If the
 		// socket cannot be watched, it is noticed on writing.
 		p.watch, err = h.poller.Watch(rc, netpoll.HangUp, p.hungUp)
 		if err != nil {
@@ -222,7 +222,7 @@ func (p *parkedRequest) nextSoon() bool {
 }
 
 // gone forgets the request of a client that closed its connection
-// (R-HOLD-8); the response, if any, stays cached.
+// (XEP-0124 §14.3); the response, if any, stays cached.
 func (p *parkedRequest) gone() {
 	defer p.done()
 	defer p.recoverPanic()

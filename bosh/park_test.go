@@ -149,7 +149,7 @@ func TestParkedRequestAnswered(t *testing.T) {
 
 func TestParkedClientGoesAway(t *testing.T) {
 	t.Parallel()
-	// R-HOLD-8: a client that closes its connection while its request
+	// XEP-0124 §14.3: a client that closes its connection while its request
 	// is parked is noticed at once; its rid's answer is still cached.
 	env := newParkEnv(t, nil)
 	c, sid := parkOne(t, env, 200)
@@ -173,8 +173,8 @@ func TestParkedClientGoesAway(t *testing.T) {
 func TestParkedResponseMatchesNetHTTP(t *testing.T) {
 	t.Parallel()
 	// A parked request's response, written by hand, has the headers and
-	// body net/http gives the same response (R-HTTP-3, R-HTTP-5,
-	// R-HTTP-9), Date aside.
+	// body net/http gives the same response (XEP-0124 §5,
+	// docs/CONFORMANCE.md#cors), Date aside.
 	stanza := "<message to='b@example.org'><body>" + strings.Repeat("compressible ", 60) + "</body></message>"
 	answer := func(park bool) (*http.Response, string) {
 		env := newParkEnv(t, func(cfg *config.Config) {
@@ -245,7 +245,7 @@ func TestParkedPipelined(t *testing.T) {
 func TestParkedOverTLS(t *testing.T) {
 	t.Parallel()
 	// Over TLS the connection goes back to the server as TLS: the next
-	// request of a session made over TLS is served (R-SEC-2 would
+	// request of a session made over TLS is served (XEP-0124 §19.1 would
 	// answer a plaintext one with see-other-uri).
 	up, h := startHandler(t, func(cfg *config.Config) { cfg.ParkHeld, cfg.ParkAfter = true, 0 }, nil)
 	tlsConfig, roots := testcert.Server(t, "127.0.0.1")

@@ -38,8 +38,8 @@ func TestLogsKeepSecrets(t *testing.T) {
 
 func TestAcksOnTheWire(t *testing.T) {
 	t.Parallel()
-	// R-ACK-1: ack='1' at creation gets ack=<creation rid>, and later
-	// responses carry ack when it differs from their rid (R-ACK-3).
+	// XEP-0124 §9.1: ack='1' at creation gets ack=<creation rid>, and later
+	// responses carry ack when it differs from their rid (XEP-0124 §9.1).
 	e := newEnv(t, nil)
 	_, _, resp := e.post(strings.Replace(sprintf(creationBody, 100, 5), "rid=", "ack='1' rid=", 1))
 	a := attrs(resp)
@@ -60,7 +60,7 @@ func TestAcksOnTheWire(t *testing.T) {
 
 func TestResendIsByteIdentical(t *testing.T) {
 	t.Parallel()
-	// R-RID-7 over HTTP.
+	// XEP-0124 §14.3 over HTTP.
 	e := newEnv(t, nil)
 	sid := e.create(100, 5)
 	req := `<body xmlns='http://jabber.org/protocol/httpbind' rid='101' sid='` + sid + `'><message to='a@example.org'/></body>`

@@ -20,11 +20,11 @@ import (
 // while a request is being built or sent (a poll right after a response,
 // a message just typed), that request can die with the old page without
 // ever reaching the connection manager, and the restored page continues
-// with the rid after it (docs/landscape.md §4: the CM must tolerate such
-// small gaps; converse.js#2911 and #3309 show the symptom).
+// with the rid after it (a connection manager must tolerate such small
+// gaps, XEP-0124 §14.3; converse.js#2911 and #3309 show the symptom).
 //
 // The sequence: the session's last rid is N; the old page's held request
-// N+1 is abandoned (its connection closes, R-HOLD-8); N+2 never arrives;
+// N+1 is abandoned (its connection closes, XEP-0124 §14.3); N+2 never arrives;
 // the new page sends N+3. N+3 must be answered (here with the message the
 // server sent meanwhile) and the session go on. Before the fix, N+3 waited
 // for N+2 forever, every resend of it too, and as a request was pending

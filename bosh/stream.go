@@ -49,13 +49,13 @@ func (h *Handler) addStream(ctx context.Context, s *session.Session, b *body) (*
 
 // isAddStream reports whether b asks session s for another stream: a
 // request with to that is not a restart, in a session with multiple
-// streams. Without them, such a request is an empty poll (R-MULTI-1).
+// streams. Without them, such a request is an empty poll (XEP-0124 §16.3).
 func isAddStream(s *session.Session, b *body) bool {
 	return s.Params.MultiStream && b.hasTo && !b.restart
 }
 
 // streamOf returns the stream a request names; without multiple streams
-// the attribute is ignored (R-MULTI-1).
+// the attribute is ignored (XEP-0124 §16.3).
 func streamOf(s *session.Session, b *body) string {
 	if !s.Params.MultiStream {
 		return ""

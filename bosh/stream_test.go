@@ -9,7 +9,7 @@ import (
 
 func TestMultipleStreamsOverHTTP(t *testing.T) {
 	t.Parallel()
-	// R-RESP-11, R-MULTI-2, R-MULTI-3, R-MULTI-4, R-XMPP-11
+	// XEP-0124 §16.2, §16.3, §16.4, §16.5
 	e := newEnv(t, func(cfg *config.Config) { cfg.MultipleStreams = true })
 	_, _, resp := e.post(sprintf(creationBody, 100, 5))
 	a := attrs(resp)
@@ -45,7 +45,7 @@ func TestMultipleStreamsOverHTTP(t *testing.T) {
 
 func TestToIgnoredWithoutMultipleStreams(t *testing.T) {
 	t.Parallel()
-	// R-MULTI-1: without multiple streams, sid+rid+to is an empty poll and
+	// XEP-0124 §16.3: without multiple streams, sid+rid+to is an empty poll and
 	// stream attributes are ignored.
 	e := newEnv(t, nil)
 	sid := e.create(100, 1)

@@ -18,7 +18,7 @@ import (
 )
 
 // TestAnswersWrittenInRIDOrder checks that boshd writes the answers of a
-// session to the wire in rid order (R-HOLD-5), as the browser tests
+// session to the wire in rid order (XEP-0124 §8), as the browser tests
 // (integration/browser_test.go, TestBrowserStropheExchange) found it must:
 // Strophe.js handles responses in the order their XHRs complete, so an
 // answer to rid N+1 written before the answer to N shows the client the
@@ -60,7 +60,7 @@ func TestAnswersWrittenInRIDOrder(t *testing.T) {
 		}
 	}
 	if inv := wire.inversions(); len(inv) > 0 {
-		t.Errorf("R-HOLD-5: %d of %d answers were written before the answer to the rid below them, e.g.:\n%s",
+		t.Errorf("XEP-0124 §8: %d of %d answers were written before the answer to the rid below them, e.g.:\n%s",
 			len(inv), sessions*rounds*2, strings.Join(inv[:min(len(inv), 10)], "\n"))
 	}
 }
@@ -97,7 +97,7 @@ func pairs(url string, rid0, rounds int) error {
 		}(clients[i%2], rid)
 		rid++
 		// N+1 may overtake N on the way in; boshd then waits for N
-		// (R-RID-4), and the sequence is the same.
+		// (XEP-0124 §14.2), and the sequence is the same.
 		body := fmt.Sprintf("<body xmlns='http://jabber.org/protocol/httpbind' sid='%s' rid='%d'><message xmlns='jabber:client' id='m%d'/></body>", sid, rid, i)
 		if _, err := post(clients[(i+1)%2], body); err != nil {
 			return err

@@ -20,7 +20,7 @@ type attr struct{ name, value string }
 
 // appendBody appends to b the bytes of a response <body/> with attrs and
 // the payload of resp. Encoding is a pure function of its arguments, so
-// a cached Response is written again byte for byte (R-RID-7).
+// a cached Response is written again byte for byte (XEP-0124 §14.3).
 func appendBody(b []byte, resp *session.Response, attrs ...attr) []byte {
 	n := 128
 	for _, p := range resp.Payload {
@@ -29,7 +29,7 @@ func appendBody(b []byte, resp *session.Response, attrs ...attr) []byte {
 	b = slices.Grow(b, n)
 	b = append(b, "<body xmlns='"+NS+"'"...)
 	if declaresStream(resp.Payload) {
-		// R-XMPP-2: features and stream errors need the prefix bound on
+		// XEP-0206 §2: features and stream errors need the prefix bound on
 		// the body itself.
 		b = append(b, " xmlns:stream='"+NSStream+"'"...)
 	}
@@ -43,7 +43,7 @@ func appendBody(b []byte, resp *session.Response, attrs ...attr) []byte {
 		b = appendAttr(b, "stream", resp.Stream)
 	}
 	if resp.From != "" {
-		// A stream just added (R-XMPP-11).
+		// A stream just added (XEP-0124 §16.3).
 		b = appendAttr(b, "from", resp.From)
 		b = appendAttr(b, "xmlns:xmpp", NSXBOSH)
 		b = appendAttr(b, "xmpp:version", "1.0")
@@ -86,7 +86,7 @@ func appendAttr(b []byte, name, value string) []byte {
 }
 
 // legacyStatus is the HTTP status XEP-0124 §17.1 gives a condition for
-// clients that sent no ver at creation (R-LEGACY-1); 200 for the rest.
+// clients that sent no ver at creation (XEP-0124 §17.1); 200 for the rest.
 func legacyStatus(cond session.Condition) int {
 	switch cond {
 	case session.BadRequest:
@@ -130,9 +130,9 @@ func writeResponse(w http.ResponseWriter, status int, contentType string, resp *
 }
 
 // writeBody writes a whole response: always with Content-Length, never
-// chunked (R-HTTP-3), with the session's Content-Type (R-HTTP-7), and
+// chunked (XEP-0124 §5), with the session's Content-Type (XEP-0124 §7.2), and
 // gzipped when the client accepts it and data is over gzipThreshold bytes
-// (R-HTTP-5). It does not keep data.
+// (XEP-0124 §5). It does not keep data.
 func writeBody(w http.ResponseWriter, status int, contentType string, data []byte) {
 	if rw, ok := w.(*responseWriter); ok {
 		rw.size = len(data)

@@ -379,7 +379,7 @@ func checkSessions(t *testing.T, st *browserStack, res map[string]any) {
 // lost or duplicated.
 //
 // "quiet" reloads when nothing is in flight but the held poll, which the
-// old page abandons (R-HOLD-8). "request in flight" reloads while the old
+// old page abandons (XEP-0124 §14.3). "request in flight" reloads while the old
 // page's next request is still in the browser, so it never reaches boshd
 // and the restored page's first rid leaves a gap, which boshd gives up
 // after a short wait (see TestRIDGapAfterReload in bosh/ridgap_test.go).
@@ -428,7 +428,7 @@ func TestBrowserStropheKeepalive(t *testing.T) {
 			switch {
 			case countLines(st.Log(), "sid="+logID(sid), "held request abandoned by client", fmt.Sprintf("rid=%d ", last)) > 0 ||
 				strings.HasSuffix(grepLines(st.Log(), "held request abandoned by client"), fmt.Sprintf("rid=%d", last)):
-				fate = "abandoned by the old page (R-HOLD-8)"
+				fate = "abandoned by the old page (XEP-0124 §14.3)"
 			case !slices.Contains(st.Wire.Requests(sid), uint64(last)):
 				fate = "never received by boshd"
 			case slices.ContainsFunc(st.Wire.Answers(sid), func(w wireWrite) bool { return w.rid == uint64(last) }):
@@ -447,7 +447,7 @@ func TestBrowserStropheKeepalive(t *testing.T) {
 // TestBrowserStropheNetworkTrouble is scenario (c): the pages' requests are
 // intercepted; some are aborted before they reach boshd, and for others
 // boshd's answer is thrown away. Strophe resends the same rid each time,
-// and boshd answers resends of answered rids from its cache (R-RID-7), so
+// and boshd answers resends of answered rids from its cache (XEP-0124 §14.3), so
 // the sessions survive and nothing is lost or duplicated.
 func TestBrowserStropheNetworkTrouble(t *testing.T) {
 	t.Parallel()

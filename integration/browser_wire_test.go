@@ -14,7 +14,7 @@ import (
 
 // wireLog records, for each BOSH response boshd writes, the sid and rid of
 // the request it answers and when its first byte was written: the order in
-// which boshd answers, as the client's network sees it (R-HOLD-5).
+// which boshd answers, as the client's network sees it (XEP-0124 §8).
 type wireLog struct {
 	mu     sync.Mutex
 	writes []wireWrite
@@ -150,7 +150,7 @@ func (c *recordingConn) Write(p []byte) (int, error) {
 }
 
 // checkAnswerOrder fails t if boshd started writing the response to a rid of
-// session sid before the response to a lower rid (R-HOLD-5), counting only
+// session sid before the response to a lower rid (XEP-0124 §8), counting only
 // the first answer to each rid (a resend is answered again later).
 func checkAnswerOrder(t *testing.T, w *wireLog, sid string) int {
 	t.Helper()
@@ -163,7 +163,7 @@ func checkAnswerOrder(t *testing.T, w *wireLog, sid string) int {
 		}
 		seen[x.rid] = true
 		if last.rid != 0 && x.rid < last.rid {
-			t.Errorf("R-HOLD-5: session %s: boshd wrote the response to rid %d (conn %d) %v after the one to rid %d (conn %d)",
+			t.Errorf("XEP-0124 §8: session %s: boshd wrote the response to rid %d (conn %d) %v after the one to rid %d (conn %d)",
 				sid, x.rid, x.conn, x.at.Sub(last.at), last.rid, last.conn)
 		}
 		if x.rid > last.rid {

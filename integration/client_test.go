@@ -217,7 +217,7 @@ func escape(s string) string {
 // Predicates for WaitFor.
 
 // isFeatures matches <stream:features/> in the streams namespace, which the
-// body must declare (R-XMPP-2).
+// body must declare (XEP-0206 §2).
 func isFeatures(e *Element) bool { return e.Is(nsStream, "features") }
 
 // isStanza matches a jabber:client stanza named local (message, presence,
@@ -599,7 +599,7 @@ func (c *Client) deliverLocked(rid uint64, body *Element) {
 			c.terminal = b
 			c.closing = true
 		case "error":
-			// A recoverable error (R-ERR-2) only answers a repeated rid,
+			// A recoverable error (XEP-0124 §17.3) only answers a repeated rid,
 			// and this client never repeats one.
 			if c.err == nil {
 				c.err = fmt.Errorf("%s: unexpected recoverable error body: %s", c.name, b)
@@ -722,7 +722,7 @@ func (c *Client) waitTerminal(deadline time.Time) (*Element, time.Time, error) {
 
 // Terminate ends the session like Strophe's disconnect: a type='terminate'
 // request carrying payload (after anything still queued), sent even if two
-// requests are open (R-TERM-4). It returns the response to the terminate
+// requests are open (XEP-0124 §11). It returns the response to the terminate
 // request itself.
 func (c *Client) Terminate(payload string) *Element {
 	c.tb.Helper()
@@ -894,7 +894,7 @@ func (c *Client) Login(mechanism, user, password, resource string) loginResult {
 	return res
 }
 
-// RestartAndBind restarts the stream after a SASL success (R-XMPP-6), binds
+// RestartAndBind restarts the stream after a SASL success (XEP-0206 §5), binds
 // resource and, when the server requires it, establishes the session.
 func (c *Client) RestartAndBind(resource string) loginResult {
 	c.tb.Helper()

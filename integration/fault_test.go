@@ -91,7 +91,7 @@ func backToBaseline(base procState) []settleCheck {
 
 // TestFaultProsodyKilled kills Prosody under killedSessions logged-in
 // sessions: every client is told remote-connection-failed within killBound
-// (R-TERM-5), and once the clients are closed no goroutine of boshd's
+// (XEP-0124 §13), and once the clients are closed no goroutine of boshd's
 // and no upstream socket is left, and the process is back to its
 // goroutine and descriptor counts. Prosody is then restarted on the same
 // port with the same data, and new sessions log in and exchange messages
@@ -380,7 +380,7 @@ func boshBody(sid string, rid uint64, payload string) string {
 
 // TestFaultClientsVanish closes clients' HTTP connections in the middle of
 // requests. A session whose held request vanished, and whose next request
-// vanished halfway through its body, lives on (R-HOLD-8): the vanished
+// vanished halfway through its body, lives on (XEP-0124 §14.3): the vanished
 // request's payload was forwarded, the half body's was not and did not
 // use up its rid, and the next request with that rid gets every stanza
 // that arrived meanwhile at once, in order. Sessions whose clients never
@@ -872,7 +872,7 @@ func TestFaultSIGTERMMidUpload(t *testing.T) {
 // client's next two requests the way two open requests can arrive: rid
 // N+2 first, then N+1. The terminal condition, with the stanza, belongs
 // to rid N+1, the one a client reads first (responses are processed in
-// rid order, R-HOLD-5); N+2 gets a terminal answer too.
+// rid order, XEP-0124 §8); N+2 gets a terminal answer too.
 //
 // It found that boshd handed the condition and the stanza to whichever rid
 // reached the ended session first, and answered the other item-not-found;

@@ -13,8 +13,8 @@ import (
 
 // End-to-end scenarios: a Strophe-like BOSH client (client_test.go) talks to
 // boshd's handler, mounted in-process on an httptest.Server, which relays to
-// a real Prosody (prosody_test.go). Requirement IDs refer to
-// docs/bosh-requirements.md.
+// a real Prosody (prosody_test.go). Comments cite the XEP sections each
+// scenario covers; docs/CONFORMANCE.md says what each section requires.
 
 // login creates a session on url and logs user in to p with mechanism.
 func login(t *testing.T, url string, p *prosody, user, mechanism, resource string) (*Client, loginResult) {
@@ -43,8 +43,8 @@ func checkTerminate(t *testing.T, body *Element, cond string) {
 }
 
 // TestCreationResponse checks the attributes of the session creation
-// response (j): R-RESP-1, R-RESP-2, R-RESP-3, R-RESP-6, R-RESP-7, R-RESP-8,
-// R-CREATE-5, R-CREATE-6, R-CREATE-8, R-HTTP-3, R-HTTP-7, R-XMPP-9.
+// response (j): XEP-0124 §19.3, §7.2, §7.1,
+// §5; XEP-0206 §4.
 func TestCreationResponse(t *testing.T) {
 	parallel(t)
 	const maxWait = 10 * time.Second
@@ -61,10 +61,10 @@ func TestCreationResponse(t *testing.T) {
 
 	// HTTP level.
 	if got := ex.Header.Get("Content-Type"); got != "text/xml; charset=utf-8" {
-		t.Errorf("Content-Type = %q, want the creation content value (R-HTTP-7)", got)
+		t.Errorf("Content-Type = %q, want the creation content value (XEP-0124 §7.2)", got)
 	}
 	if ex.Length < 0 || len(ex.Encoding) > 0 {
-		t.Errorf("response not sent with Content-Length (length %d, Transfer-Encoding %v) (R-HTTP-3)", ex.Length, ex.Encoding)
+		t.Errorf("response not sent with Content-Length (length %d, Transfer-Encoding %v) (XEP-0124 §5)", ex.Length, ex.Encoding)
 	}
 
 	integer := func(lo, hi int) func(string) error {
@@ -93,16 +93,16 @@ func TestCreationResponse(t *testing.T) {
 		space, name string
 		check       func(string) error
 	}{
-		{"R-RESP-1", "", "sid", func(v string) error {
+		{"XEP-0124 §19.3", "", "sid", func(v string) error {
 			if len(v) < 22 {
 				return fmt.Errorf("shorter than 22 characters (128 random bits)")
 			}
 			return nil
 		}},
-		{"R-RESP-2/R-CREATE-5", "", "wait", integer(1, grantedWait)},
-		{"R-RESP-2", "", "requests", equals("2")},
-		{"R-RESP-3/R-CREATE-6", "", "hold", equals("1")},
-		{"R-RESP-3", "", "ver", func(v string) error {
+		{"XEP-0124 §7.2, §7.1", "", "wait", integer(1, grantedWait)},
+		{"XEP-0124 §7.2", "", "requests", equals("2")},
+		{"XEP-0124 §7.2, §7.1", "", "hold", equals("1")},
+		{"XEP-0124 §7.2", "", "ver", func(v string) error {
 			major, minor, ok := strings.Cut(v, ".")
 			mi, err := strconv.Atoi(minor)
 			if !ok || major != "1" || err != nil || mi > 6 {
@@ -110,12 +110,12 @@ func TestCreationResponse(t *testing.T) {
 			}
 			return nil
 		}},
-		{"R-RESP-3", "", "polling", integer(0, 1<<20)},
-		{"R-RESP-3", "", "inactivity", integer(1, 1<<20)},
-		{"R-RESP-6", "", "maxpause", integer(1, 1<<20)},
-		{"R-RESP-3", "", "from", equals(prosodyDomain)},
-		{"R-RESP-7", nsXBOSH, "version", equals("1.0")},
-		{"R-RESP-8", nsXBOSH, "restartlogic", equals("true")},
+		{"XEP-0124 §7.2", "", "polling", integer(0, 1<<20)},
+		{"XEP-0124 §7.2", "", "inactivity", integer(1, 1<<20)},
+		{"XEP-0124 §7.2", "", "maxpause", integer(1, 1<<20)},
+		{"XEP-0124 §7.2", "", "from", equals(prosodyDomain)},
+		{"XEP-0206 §4", nsXBOSH, "version", equals("1.0")},
+		{"XEP-0206 §4", nsXBOSH, "restartlogic", equals("true")},
 	}
 	for _, c := range checks {
 		v, ok := body.AttrNS(c.space, c.name)
@@ -128,29 +128,29 @@ func TestCreationResponse(t *testing.T) {
 		}
 	}
 
-	// R-RESP-7, R-XMPP-2, R-XMPP-9: the features come with the creation
+	// XEP-0206 §4, §2: the features come with the creation
 	// response, and the body declares the stream prefix.
 	if decl, _ := body.AttrNS(nsXMLNS, "stream"); decl != nsStream {
-		t.Errorf("R-XMPP-2: creation body does not declare xmlns:stream=%q: %s", nsStream, ex.Raw)
+		t.Errorf("XEP-0206 §2: creation body does not declare xmlns:stream=%q: %s", nsStream, ex.Raw)
 	}
 	features := body.Child(nsStream, "features")
 	if features == nil {
-		t.Fatalf("R-XMPP-9: creation response has no <stream:features/>: %s", ex.Raw)
+		t.Fatalf("XEP-0206 §4: creation response has no <stream:features/>: %s", ex.Raw)
 	}
 	if len(mechanisms(features)) == 0 {
 		t.Errorf("features offer no SASL mechanisms: %s", features)
 	}
 
-	// R-RESP-1: every session gets its own sid.
+	// XEP-0124 §19.3: every session gets its own sid.
 	second := newClient(t, "second", url)
 	other := second.MustCreate()
 	if other.Attr("sid") == body.Attr("sid") {
-		t.Errorf("R-RESP-1: two sessions share sid %q", other.Attr("sid"))
+		t.Errorf("XEP-0124 §19.3: two sessions share sid %q", other.Attr("sid"))
 	}
 }
 
 // TestLoginPLAINRoster logs in with SASL PLAIN, restarts, binds and fetches
-// the roster (a): R-XMPP-6, R-XMPP-8, R-HOLD-1, R-HOLD-5.
+// the roster (a): XEP-0206 §5; XEP-0124 §8.
 func TestLoginPLAINRoster(t *testing.T) {
 	parallel(t)
 	st := startStack(t, prosodyOptions{}, nil)
@@ -167,8 +167,8 @@ func TestLoginPLAINRoster(t *testing.T) {
 
 // TestLoginSCRAMSHA1 logs in with SCRAM-SHA-1 against Prosody's hashed
 // credentials (b). A wrong password first gets Prosody's <failure/>
-// relayed, and the session survives it for a second attempt: R-ERR-3,
-// R-XMPP-6.
+// relayed, and the session survives it for a second attempt: XEP-0124 §17.4,
+// XEP-0206 §5.
 func TestLoginSCRAMSHA1(t *testing.T) {
 	parallel(t)
 	st := startStack(t, prosodyOptions{}, nil)
@@ -198,8 +198,8 @@ func TestLoginSCRAMSHA1(t *testing.T) {
 
 // TestMessageRelay sends messages from alice to bob, both logged in through
 // boshd with initial presence (c). Bodies with markup characters and
-// non-ASCII text arrive intact and in order: R-HOLD-1, R-HOLD-5, R-HOLD-6,
-// R-XMPP-3, R-WRAP-7.
+// non-ASCII text arrive intact and in order: XEP-0124 §8,
+// XEP-0206 §2; XEP-0124 §7.2.
 func TestMessageRelay(t *testing.T) {
 	parallel(t)
 	alice, aliceJID, bob, _ := startStack(t, prosodyOptions{}, nil).Pair("SCRAM-SHA-1")
@@ -228,7 +228,7 @@ func TestMessageRelay(t *testing.T) {
 // unavailable presence in the terminate body (d): Prosody gets the payload
 // before the stream closes (bob, who had alice's directed presence, sees
 // her status text), and the terminate is answered with type='terminate'.
-// R-TERM-1, R-TERM-2, R-TERM-3.
+// XEP-0124 §13.
 func TestTerminateWithUnavailablePresence(t *testing.T) {
 	parallel(t)
 	st := startStack(t, prosodyOptions{}, nil)
@@ -253,14 +253,14 @@ func TestTerminateWithUnavailablePresence(t *testing.T) {
 		t.Errorf("unavailable presence status = %q, want %q (the terminate payload was not forwarded): %s", got, status, pres)
 	}
 
-	// R-TERM-3: the session is gone.
+	// XEP-0124 §13: the session is gone.
 	after := newClient(t, "after", st.URL)
 	ex := after.RawPost(fmt.Sprintf("<body rid='%d' sid='%s' xmlns='%s'/>", next+1, sid, nsHTTPBind))
 	checkTerminate(t, ex.Body, "item-not-found")
 }
 
 // checkTerminateType fails t unless body is a type='terminate' body without
-// an error condition (R-TERM-2).
+// an error condition (XEP-0124 §13).
 func checkTerminateType(t *testing.T, body *Element) {
 	t.Helper()
 	if !body.Is(nsHTTPBind, "body") || body.Attr("type") != "terminate" {
@@ -274,8 +274,8 @@ func checkTerminateType(t *testing.T, body *Element) {
 // TestResourceConflict logs alice in twice with the same resource (e).
 // Prosody replaces the first session with a <conflict/> stream error, which
 // boshd must hand to the first client as a remote-stream-error body that
-// declares the stream prefix and holds the whole <stream:error/>: R-XMPP-2,
-// R-XMPP-10, R-ERR-1, R-TERM-5.
+// declares the stream prefix and holds the whole <stream:error/>: XEP-0206 §2,
+// §6; XEP-0124 §17.2, §13.
 func TestResourceConflict(t *testing.T) {
 	parallel(t)
 	st := startStack(t, prosodyOptions{}, nil)
@@ -290,14 +290,14 @@ func TestResourceConflict(t *testing.T) {
 	term := first.WaitTerminated()
 	checkTerminate(t, term, "remote-stream-error")
 	if decl, _ := term.AttrNS(nsXMLNS, "stream"); decl != nsStream {
-		t.Errorf("R-XMPP-2: body does not declare xmlns:stream=%q: %s", nsStream, term)
+		t.Errorf("XEP-0206 §2: body does not declare xmlns:stream=%q: %s", nsStream, term)
 	}
 	streamErr := term.Child(nsStream, "error")
 	if streamErr == nil {
-		t.Fatalf("R-XMPP-10: no <stream:error/> in %s", term)
+		t.Fatalf("XEP-0206 §6: no <stream:error/> in %s", term)
 	}
 	if streamErr.Child(nsStreams, "conflict") == nil {
-		t.Errorf("R-XMPP-10: <stream:error/> without <conflict xmlns='%s'/>: %s", nsStreams, streamErr)
+		t.Errorf("XEP-0206 §6: <stream:error/> without <conflict xmlns='%s'/>: %s", nsStreams, streamErr)
 	}
 
 	second.Sync() // the new session is unaffected
@@ -305,9 +305,9 @@ func TestResourceConflict(t *testing.T) {
 
 // TestUpstreamLost ends Prosody while a session is live (f). Killed, its
 // TCP connection drops without a closing tag: the held (or next) request
-// gets remote-connection-failed (R-TERM-5). Stopped gracefully, Prosody
+// gets remote-connection-failed (XEP-0124 §13). Stopped gracefully, Prosody
 // first sends a system-shutdown stream error, which must be relayed as
-// remote-stream-error (R-ERR-1, R-XMPP-10).
+// remote-stream-error (XEP-0124 §17.2; XEP-0206 §6).
 func TestUpstreamLost(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -366,7 +366,7 @@ func TestUpstreamLost(t *testing.T) {
 // with a certificate from a test CA (g). With the CA configured the login
 // works (Prosody offers no SASL before TLS, so a login proves it); with
 // the system roots, session creation fails with remote-connection-failed.
-// R-SEC-4, R-XMPP-4.
+// XEP-0124 §19.2; XEP-0206 §2.
 func TestUpstreamSTARTTLS(t *testing.T) {
 	parallel(t)
 	p := startProsody(t, prosodyOptions{TLS: true})
@@ -457,7 +457,7 @@ func TestRelayParkedUpstream(t *testing.T) {
 
 // TestCreationAddressing refuses creation requests with an unserved or
 // missing to (h) without ever connecting upstream: the only upstream is a
-// counting proxy in front of Prosody. R-CREATE-2, R-CREATE-3, R-HTTP-7.
+// counting proxy in front of Prosody. XEP-0124 §17.2, §7.2.
 func TestCreationAddressing(t *testing.T) {
 	parallel(t)
 	p := startProsody(t, prosodyOptions{})
@@ -480,7 +480,7 @@ func TestCreationAddressing(t *testing.T) {
 			ex := c.Create(tt.opts)
 			checkTerminate(t, ex.Body, tt.condition)
 			if got := ex.Header.Get("Content-Type"); got != "text/xml; charset=utf-8" {
-				t.Errorf("Content-Type = %q (R-HTTP-7)", got)
+				t.Errorf("Content-Type = %q (XEP-0124 §7.2)", got)
 			}
 			if n := proxy.Accepted(); n != 0 {
 				t.Errorf("boshd opened %d upstream connection(s) for a refused session", n)
@@ -499,7 +499,7 @@ func TestCreationAddressing(t *testing.T) {
 
 // TestFeaturesFiltered checks what boshd relays of Prosody's features (i).
 // Prosody offers STARTTLS, SCRAM-SHA-1-PLUS (over TLS 1.2, for tls-unique)
-// and stream management; the client must see no <starttls/> (R-XMPP-4), no
+// and stream management; the client must see no <starttls/> (XEP-0206 §2), no
 // -PLUS mechanism (the channel binding would be boshd's TLS, not the
 // client's) and no urn:xmpp:sm:* (stream management belongs to the
 // boshd–Prosody stream, not the BOSH session). After STARTTLS upstream

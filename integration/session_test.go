@@ -188,7 +188,7 @@ func bodies(r reply) []string {
 }
 
 func TestSessionQueueWhileNothingHeld(t *testing.T) {
-	// R-HOLD-6: stanzas arriving while nothing is held wait, in order,
+	// XEP-0124 §8: stanzas arriving while nothing is held wait, in order,
 	// and go out in one body on the next request.
 	parallel(t)
 	st, alice, bob := startRawPair(t, 1, nil)
@@ -215,8 +215,8 @@ func startRawPair(t *testing.T, hold int, configure func(*config.Config)) (*stac
 }
 
 func TestSessionResendAndOutOfOrder(t *testing.T) {
-	// R-RID-4: out-of-order requests are forwarded in rid order.
-	// R-RID-7: a resent rid gets the identical body and its payload is not
+	// XEP-0124 §14.2: out-of-order requests are forwarded in rid order.
+	// XEP-0124 §14.3: a resent rid gets the identical body and its payload is not
 	// forwarded again.
 	parallel(t)
 	_, alice, bob := startRawPair(t, 1, nil)
@@ -269,8 +269,8 @@ func TestSessionHoldTwo(t *testing.T) {
 }
 
 func TestSessionPauseAndInactivity(t *testing.T) {
-	// R-PAUSE-2: a pause answers held requests at once and the session
-	// outlives its inactivity for the pause. R-INACT-1: afterwards,
+	// XEP-0124 §10: a pause answers held requests at once and the session
+	// outlives its inactivity for the pause. XEP-0124 §10: afterwards,
 	// inactivity ends it, closes the upstream stream (bob sees alice go
 	// offline) and the sid is unknown.
 	parallelQuiet(t)
@@ -303,7 +303,7 @@ func TestSessionPauseAndInactivity(t *testing.T) {
 }
 
 func TestSessionAcksReport(t *testing.T) {
-	// R-ACK-1, R-ACK-5: with ack='1', an ack below the last answered rid
+	// XEP-0124 §9.1, §9.2: with ack='1', an ack below the last answered rid
 	// gets a report of the first missing response, which a resend then
 	// gets byte for byte.
 	parallel(t)

@@ -12,7 +12,7 @@ type cached struct {
 // never acknowledges anything.
 const maxUnacked = 64
 
-// cacheLocked keeps resp for resends of its rid (R-RID-6): the latest
+// cacheLocked keeps resp for resends of its rid (XEP-0124 §14.3): the latest
 // Params.Requests responses, or with acks every unacknowledged one up to
 // maxUnacked.
 func (s *Session) cacheLocked(resp *Response) {
@@ -40,8 +40,8 @@ func (s *Session) cachedLocked(rid uint64) *Response {
 }
 
 // ackedLocked takes in the client's acknowledgement carried by req
-// (R-ACK-4): responses it has are dropped from the cache, and if it lacks
-// one that was sent, the next response reports it (R-ACK-5).
+// (XEP-0124 §9.2): responses it has are dropped from the cache, and if it lacks
+// one that was sent, the next response reports it (XEP-0124 §9.2).
 func (s *Session) ackedLocked(req Request) {
 	if !s.Params.Acks {
 		return
@@ -69,9 +69,9 @@ func (s *Session) ackedLocked(req Request) {
 // xs:unsignedShort.
 const maxReportTime = 65535
 
-// ackFor returns the ack attribute of the response to rid (R-ACK-1,
-// R-ACK-2): the highest rid received with none missing below it, or zero
-// to leave it out when that is rid itself (R-ACK-3).
+// ackFor returns the ack attribute of the response to rid (XEP-0124 §9.1):
+// the highest rid received with none missing below it, or zero
+// to leave it out when that is rid itself (XEP-0124 §9.1).
 func (s *Session) ackFor(rid uint64) uint64 {
 	if !s.Params.Acks || s.last == rid {
 		return 0

@@ -6,7 +6,7 @@ import (
 )
 
 func TestResentRIDGetsCachedResponse(t *testing.T) {
-	// R-RID-7: the same response again, and the payload is not forwarded
+	// XEP-0124 §14.3: the same response again, and the payload is not forwarded
 	// twice.
 	h := newHarness(t, defaultParams())
 	c1 := h.start(Request{RID: firstRID + 1, Payload: [][]byte{[]byte("<m/>")}})
@@ -21,7 +21,7 @@ func TestResentRIDGetsCachedResponse(t *testing.T) {
 }
 
 func TestResentRIDNoLongerCached(t *testing.T) {
-	// R-RID-10
+	// XEP-0124 §14.3
 	h := newHarness(t, defaultParams())
 	for rid := uint64(firstRID + 1); rid <= firstRID+4; rid++ {
 		h.start(Request{RID: rid})
@@ -34,7 +34,7 @@ func TestResentRIDNoLongerCached(t *testing.T) {
 }
 
 func TestAcks(t *testing.T) {
-	// R-ACK-2, R-ACK-3: ack names the highest rid received in order,
+	// XEP-0124 §9.1: ack names the highest rid received in order,
 	// omitted when it is the rid answered.
 	p := defaultParams()
 	p.Acks = true
@@ -48,11 +48,11 @@ func TestAcks(t *testing.T) {
 	if r := c2.wait(t); r.Ack != 0 {
 		t.Fatalf("ack %d on the response to the latest rid, want none", r.Ack)
 	}
-	// R-ACK-4: acknowledged responses leave the cache; unacknowledged
+	// XEP-0124 §9.2: acknowledged responses leave the cache; unacknowledged
 	// ones stay beyond Params.Requests.
 	h.waitFor(func(s *Session) bool { return len(s.cache) == 2 }, "2 cached")
 
-	// R-ACK-5: an ack below the last answered rid gets a report of the
+	// XEP-0124 §9.2: an ack below the last answered rid gets a report of the
 	// first missing response with its age.
 	h.clock.Advance(1500 * time.Millisecond)
 	r := h.request(Request{RID: firstRID + 3, Ack: firstRID + 1})

@@ -14,7 +14,7 @@ import (
 // The caller must call sent once it has written the response to the
 // client (or failed to): Handle returns a response only after the one
 // answered before it was written, so that responses reach the wire in rid
-// order (R-HOLD-5) even though each is written by its own goroutine. A
+// order (XEP-0124 §8) even though each is written by its own goroutine. A
 // writer that takes longer than writeOrderWait is not waited for.
 func (s *Session) Handle(ctx context.Context, req Request) (resp *Response, sent func(), err error) {
 	return s.Start(req, nil).Wait(ctx)

@@ -61,7 +61,7 @@ func TestStartNotifiesOnce(t *testing.T) {
 }
 
 func TestAbandonCachesEmptyAnswer(t *testing.T) {
-	// R-HOLD-8: an abandoned held request leaves the held set with
+	// XEP-0124 §14.3: an abandoned held request leaves the held set with
 	// nothing put on it; a resend of its rid (XEP-0124 §14.3) gets the
 	// empty answer it would have had, and what arrives later waits for
 	// the next request.
@@ -127,7 +127,7 @@ func TestWaitReady(t *testing.T) {
 }
 
 func TestAnswersHandedOutInWriteOrder(t *testing.T) {
-	// R-HOLD-5 on the wire: the answer to rid N+1 is handed to its
+	// XEP-0124 §8 on the wire: the answer to rid N+1 is handed to its
 	// request only after the answer to rid N has been written, or after
 	// writeOrderWait by the session's clock if it never is.
 	for _, tc := range []struct {

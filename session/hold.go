@@ -13,7 +13,7 @@ func (s *Session) processLocked(r *request) {
 	if r.Stream != "" {
 		st := s.streamLocked(r.Stream)
 		if st == nil {
-			// R-MULTI-3: an unknown stream.
+			// XEP-0124 §16.4: an unknown stream.
 			s.log.Info("request for an unknown stream", "rid", r.RID, "stream", r.Stream)
 			s.sendLocked(r, s.failLocked(r.RID, ItemNotFound))
 			return
@@ -22,12 +22,12 @@ func (s *Session) processLocked(r *request) {
 	}
 	switch {
 	case r.Restart:
-		// R-XMPP-7: stanzas in a restart request are not forwarded.
+		// XEP-0206 §5: stanzas in a restart request are not forwarded.
 		// Without a stream named, the restart is for the first one.
 		s.ops = append(s.ops, op{st: targets[0], restart: true})
 	case len(r.Payload) > 0:
-		// R-HOLD-1: forward at once, while the request is held; a body
-		// naming no stream goes to every stream (R-MULTI-3).
+		// XEP-0124 §8: forward at once, while the request is held; a body
+		// naming no stream goes to every stream (XEP-0124 §16.4).
 		for _, st := range targets {
 			s.ops = append(s.ops, op{st: st, data: r.Payload})
 		}
@@ -62,12 +62,12 @@ func (s *Session) processLocked(r *request) {
 }
 
 // releaseLocked answers held requests that must not be held any longer:
-// the oldest when there is data for it (R-HOLD-5, R-HOLD-6), the oldest ones
-// beyond Params.Hold (R-HOLD-4), and all of them in a polling session
-// (R-POLL-1). With nothing left held, the inactivity clock starts.
+// the oldest when there is data for it (XEP-0124 §8), the oldest ones
+// beyond Params.Hold (XEP-0124 §8), and all of them in a polling session
+// (XEP-0124 §12). With nothing left held, the inactivity clock starts.
 func (s *Session) releaseLocked() {
 	if s.report != nil && len(s.held) > 0 {
-		// R-ACK-5: answer at once, the newest request carrying the
+		// XEP-0124 §9.2: answer at once, the newest request carrying the
 		// report.
 		for len(s.held) > 1 {
 			s.answerLocked(s.held[0], &Response{})
@@ -113,7 +113,7 @@ func (s *Session) answerLocked(r *request, resp *Response) {
 }
 
 // abandonLocked forgets a request whose client went away. A held request
-// leaves the held set, with nothing put on it (R-HOLD-8), and an empty
+// leaves the held set, with nothing put on it (XEP-0124 §14.3), and an empty
 // answer cached for its rid: the answer it would have had, so that a
 // client resending the rid over a new connection (XEP-0124 §14.3) carries
 // on. A pending one is still processed in its turn (its payload was
@@ -136,7 +136,7 @@ func (s *Session) abandonLocked(r *request) {
 // armWaitLocked makes sure the wait timer fires by due.
 //
 // One timer per session answers every held request that is due
-// (R-HOLD-3), and like the inactivity timer it is lazy: answering a
+// (XEP-0124 §8), and like the inactivity timer it is lazy: answering a
 // request leaves it running, and when it fires early it is re-armed for
 // the oldest request then held. Requests are held in rid order with the
 // same wait, so the oldest is the first due. A busy session then starts

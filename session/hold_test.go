@@ -7,7 +7,7 @@ import (
 )
 
 func TestHoldOneReleasesOldest(t *testing.T) {
-	// R-HOLD-4, R-HOLD-5: with hold=1, the next request answers the held
+	// XEP-0124 §8: with hold=1, the next request answers the held
 	// one, in rid order.
 	h := newHarness(t, defaultParams())
 	c1 := h.hold(firstRID + 1)
@@ -22,7 +22,7 @@ func TestHoldOneReleasesOldest(t *testing.T) {
 }
 
 func TestHoldTwo(t *testing.T) {
-	// Issue 3.1, R-HOLD-5: with hold=2, two requests stay held; data goes
+	// Issue 3.1, XEP-0124 §8: with hold=2, two requests stay held; data goes
 	// on the oldest; a third releases the oldest.
 	p := defaultParams()
 	p.Hold, p.Requests = 2, 3
@@ -54,7 +54,7 @@ func TestDataGoesToHeldRequest(t *testing.T) {
 }
 
 func TestWaitExpires(t *testing.T) {
-	// R-HOLD-3: a held request is answered empty after wait.
+	// XEP-0124 §8: a held request is answered empty after wait.
 	h := newHarness(t, defaultParams())
 	c := h.hold(firstRID + 1)
 	h.clock.Advance(59 * time.Second)
@@ -66,7 +66,7 @@ func TestWaitExpires(t *testing.T) {
 }
 
 func TestWaitCountsFromEachRequest(t *testing.T) {
-	// R-HOLD-3 with one wait timer per session: each held request waits
+	// XEP-0124 §8 with one wait timer per session: each held request waits
 	// its own wait, counted from when it was held, however many came and
 	// went before it. (The fake clock runs timers before Advance returns,
 	// so what is held then is exact.)
@@ -111,7 +111,7 @@ func TestWaitCountsFromEachRequest(t *testing.T) {
 }
 
 func TestAbandonedRequestKeepsData(t *testing.T) {
-	// R-HOLD-8: a held request whose client left gets no data; the data
+	// XEP-0124 §14.3: a held request whose client left gets no data; the data
 	// waits for the next request.
 	h := newHarness(t, defaultParams())
 	ctx, cancel := context.WithCancel(context.Background())

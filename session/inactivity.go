@@ -2,7 +2,7 @@ package session
 
 import "time"
 
-// startIdleLocked starts the inactivity clock (R-INACT-1, R-INACT-2).
+// startIdleLocked starts the inactivity clock (XEP-0124 §10).
 //
 // The clock is lazy: stopIdleLocked only marks the session busy, and a
 // timer left running from an earlier idle period is kept, and re-armed
@@ -69,7 +69,7 @@ func (s *Session) idleExpiredLocked(gen uint64) bool {
 	if s.final == nil {
 		s.log.Info("session inactive: ending it", "inactivity", s.Params.Inactivity)
 		s.endLocked(&Response{Type: TypeTerminate, Condition: ItemNotFound})
-		// R-INACT-1: the session is gone as if it never was; a client
+		// XEP-0124 §10: the session is gone as if it never was; a client
 		// coming back later gets item-not-found.
 		s.told = true
 	}

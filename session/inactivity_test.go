@@ -6,7 +6,7 @@ import (
 )
 
 func TestInactivity(t *testing.T) {
-	// R-INACT-1, R-INACT-2: the clock runs only while nothing is held.
+	// XEP-0124 §10: the clock runs only while nothing is held.
 	h := newHarness(t, defaultParams())
 	c := h.hold(firstRID + 1)
 	h.clock.Advance(45 * time.Second) // beyond inactivity, within wait

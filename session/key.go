@@ -8,19 +8,19 @@ import (
 
 // checkKeyLocked verifies req against the key sequence (XEP-0124 §15) and
 // moves the sequence on. Sessions created without newkey do not use keys,
-// and their requests' key and newkey are ignored (R-KEY-4).
+// and their requests' key and newkey are ignored (XEP-0124 §15).
 func (s *Session) checkKeyLocked(req Request) bool {
 	if s.key == "" {
 		return true
 	}
-	// R-KEY-1: hex(SHA-1(key)) must be the previous key in the chain.
+	// XEP-0124 §15.4: hex(SHA-1(key)) must be the previous key in the chain.
 	sum := sha1.Sum([]byte(req.Key))
 	if req.Key == "" || !strings.EqualFold(hex.EncodeToString(sum[:]), s.key) {
-		return false // R-KEY-2
+		return false // XEP-0124 §15.4
 	}
 	s.key = req.Key
 	if req.NewKey != "" {
-		s.key = req.NewKey // R-KEY-3
+		s.key = req.NewKey // XEP-0124 §15.5
 	}
 	return true
 }

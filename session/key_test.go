@@ -7,7 +7,7 @@ import (
 )
 
 func TestKeySequence(t *testing.T) {
-	// R-KEY-1, R-KEY-2, R-KEY-3, R-KEY-4
+	// XEP-0124 §15.4, §15.5, §15
 	k := func(s string) string { sum := sha1.Sum([]byte(s)); return hex.EncodeToString(sum[:]) }
 	// Chain: K2 = sha1(K3), K1 = sha1(K2); creation sends newkey K1.
 	k3 := "seed"

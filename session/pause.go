@@ -1,9 +1,9 @@
 package session
 
 // pauseLocked pauses the session at request r's asking (XEP-0124 §10):
-// every held request is answered now, without payload (R-PAUSE-2), r
+// every held request is answered now, without payload (XEP-0124 §10), r
 // itself too, and the session waits r.Pause for the client instead of
-// Params.Inactivity, for this idle period only (R-PAUSE-3, R-PAUSE-4;
+// Params.Inactivity, for this idle period only (XEP-0124 §10;
 // see startIdleLocked).
 func (s *Session) pauseLocked(r *request) {
 	for len(s.held) > 0 {

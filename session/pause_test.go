@@ -6,9 +6,9 @@ import (
 )
 
 func TestPause(t *testing.T) {
-	// R-PAUSE-2, R-PAUSE-3: held requests answered at once without the
+	// XEP-0124 §10: held requests answered at once without the
 	// queued data; the session survives the pause, not a second longer;
-	// the next request restores normal inactivity (R-PAUSE-4).
+	// the next request restores normal inactivity (XEP-0124 §10).
 	h := newHarness(t, defaultParams())
 	held := h.hold(firstRID + 1)
 	h.queue("<later/>")

@@ -4,7 +4,7 @@ import "time"
 
 // pollingTooOftenLocked reports whether req is an empty request of a
 // polling session following an empty answer sooner than Params.Polling
-// (R-POLL-2, R-OVER-2).
+// (XEP-0124 §12, §11).
 func (s *Session) pollingTooOftenLocked(req Request) bool {
 	if s.Params.Wait != 0 && s.Params.Hold != 0 {
 		return false

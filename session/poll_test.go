@@ -6,7 +6,7 @@ import (
 )
 
 func TestPollingAnsweredAtOnce(t *testing.T) {
-	// R-POLL-1: wait=0 makes every request come back at once.
+	// XEP-0124 §12: wait=0 makes every request come back at once.
 	p := defaultParams()
 	p.Wait = 0
 	h := newHarness(t, p)
@@ -16,7 +16,7 @@ func TestPollingAnsweredAtOnce(t *testing.T) {
 }
 
 func TestPollingTooOften(t *testing.T) {
-	// R-POLL-2: two empty polls closer than polling → policy-violation;
+	// XEP-0124 §12: two empty polls closer than polling → policy-violation;
 	// farther apart, or with data, fine.
 	p := defaultParams()
 	p.Wait, p.Hold, p.Requests, p.Polling = 0, 0, 1, 5*time.Second

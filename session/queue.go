@@ -28,7 +28,7 @@ func (s *Session) deliver(st *stream, el []byte, release bool) {
 
 // nextLocked returns the response carrying one stream's waiting elements
 // (or its end), taking streams in turn so that none starves the others,
-// or nil if nothing waits. A response never mixes streams (R-MULTI-3).
+// or nil if nothing waits. A response never mixes streams (XEP-0124 §16.4).
 func (s *Session) nextLocked() *Response {
 	n := len(s.streams)
 	for i := range n {

@@ -3,7 +3,7 @@ package session
 import "testing"
 
 func TestQueueWhileNothingHeld(t *testing.T) {
-	// R-HOLD-6: stanzas arriving with nothing held wait, in order, and
+	// XEP-0124 §8: stanzas arriving with nothing held wait, in order, and
 	// all go out in one body on the next request.
 	h := newHarness(t, defaultParams())
 	for _, el := range []string{"<a/>", "<b/>", "<c/>"} {

@@ -79,7 +79,7 @@ func NewRegistry(log *slog.Logger, clock Clock) *Registry {
 	return &Registry{log: log, clock: clock, sessions: make(map[string]*Session)}
 }
 
-// newID returns a session ID of 144 random bits (R-RESP-1).
+// newID returns a session ID of 144 random bits (XEP-0124 §19.3).
 func newID() string {
 	var b [18]byte
 	rand.Read(b[:])

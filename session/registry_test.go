@@ -18,7 +18,7 @@ func TestShutdown(t *testing.T) {
 }
 
 func TestIDsAreUnique(t *testing.T) {
-	// R-RESP-1
+	// XEP-0124 §19.3
 	seen := make(map[string]bool)
 	for range 10000 {
 		id := newID()

@@ -19,12 +19,12 @@ func (s *Session) acceptLocked(req Request) (*request, *Response) {
 	case req.RID <= s.last:
 		return s.repeatLocked(req)
 	case req.RID > s.last+uint64(s.Params.Requests):
-		// R-RID-5: beyond the window.
+		// XEP-0124 §14.2: beyond the window.
 		s.log.Info("rid beyond window", "rid", req.RID, "last", s.last, "requests", s.Params.Requests)
 		return nil, s.failLocked(req.RID, ItemNotFound)
 	}
 	if req.Pause == 0 && !req.Terminate && len(s.held)+len(s.pending) >= s.Params.Requests {
-		// R-OVER-1: more requests open than advertised; one extra is
+		// XEP-0124 §11: more requests open than advertised; one extra is
 		// allowed for a pause or a terminate.
 		s.log.Info("too many requests open", "rid", req.RID, "requests", s.Params.Requests)
 		return nil, s.failLocked(req.RID, PolicyViolation)
@@ -33,7 +33,7 @@ func (s *Session) acceptLocked(req Request) (*request, *Response) {
 	for i, p := range s.pending {
 		if p.RID == req.RID {
 			// The same rid again while it waits for a gap: the older
-			// copy's client gave up on it (R-RID-8).
+			// copy's client gave up on it (XEP-0124 §14.3).
 			s.sendLocked(p, &Response{RID: p.RID, Type: TypeError})
 			p.Add.close()
 			s.pending[i] = r
@@ -47,7 +47,7 @@ func (s *Session) acceptLocked(req Request) (*request, *Response) {
 }
 
 // advanceLocked processes pending requests in rid order for as long as the
-// next rid is there (R-RID-4).
+// next rid is there (XEP-0124 §14.2).
 func (s *Session) advanceLocked() {
 	for {
 		next := -1
@@ -80,8 +80,8 @@ func (s *Session) advanceLocked() {
 }
 
 // repeatLocked answers a request whose rid was already processed: from
-// the cache (R-RID-7), by taking the place of a held copy (R-RID-8), or
-// with item-not-found when its response is gone (R-RID-10).
+// the cache (XEP-0124 §14.3), by taking the place of a held copy (XEP-0124 §14.3), or
+// with item-not-found when its response is gone (XEP-0124 §14.3).
 func (s *Session) repeatLocked(req Request) (*request, *Response) {
 	if i := slices.Index(s.skipped, req.RID); i >= 0 {
 		// A rid given up for lost arrived after all: forward what it

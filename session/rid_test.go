@@ -7,7 +7,7 @@ import (
 )
 
 func TestOutOfOrderForwardedInOrder(t *testing.T) {
-	// R-RID-4: rid N+2 before N+1: N+1's payload goes upstream first and
+	// XEP-0124 §14.2: rid N+2 before N+1: N+1's payload goes upstream first and
 	// N+1 is answered first.
 	h := newHarness(t, defaultParams())
 	c2 := h.start(Request{RID: firstRID + 2, Payload: [][]byte{[]byte("<second/>")}})
@@ -23,7 +23,7 @@ func TestOutOfOrderForwardedInOrder(t *testing.T) {
 }
 
 func TestRIDBeyondWindow(t *testing.T) {
-	// R-RID-5
+	// XEP-0124 §14.2
 	h := newHarness(t, defaultParams())
 	r := h.request(Request{RID: firstRID + 3})
 	if r.Type != TypeTerminate || r.Condition != ItemNotFound {
@@ -33,7 +33,7 @@ func TestRIDBeyondWindow(t *testing.T) {
 }
 
 func TestResentHeldRIDReplacesOlderCopy(t *testing.T) {
-	// R-RID-8: the older copy gets a recoverable error, the new one is
+	// XEP-0124 §14.3: the older copy gets a recoverable error, the new one is
 	// held and gets the data.
 	h := newHarness(t, defaultParams())
 	old := h.hold(firstRID + 1)
@@ -47,7 +47,7 @@ func TestResentHeldRIDReplacesOlderCopy(t *testing.T) {
 }
 
 func TestOveractivity(t *testing.T) {
-	// R-OVER-1: more than requests open → policy-violation, except one
+	// XEP-0124 §11: more than requests open → policy-violation, except one
 	// extra pause or terminate.
 	p := defaultParams()
 	p.Hold, p.Requests = 1, 2

@@ -194,7 +194,7 @@ type Session struct {
 	// lastSent is closed once the latest answer has been written.
 	lastSent <-chan struct{}
 	// report, if set, goes on the next response: a response the client
-	// acknowledged missing (R-ACK-5).
+	// acknowledged missing (XEP-0124 §9.2).
 	report *Response
 	// lastPoll is when the last request of a polling session was answered
 	// empty; zero if it was not.
@@ -223,7 +223,7 @@ type Session struct {
 	waitAt  time.Time
 	waitGen uint64
 	// pause, if not zero, replaces Params.Inactivity for the next idle
-	// period only (R-PAUSE-2, R-PAUSE-4).
+	// period only (XEP-0124 §10).
 	pause time.Duration
 	// final is set once the session has ended: the response that tells
 	// the client so. told says whether the client has received it.
@@ -240,7 +240,7 @@ type request struct {
 	// due is when the request has been held for Params.Wait (see
 	// armWaitLocked); zero until it is held.
 	due time.Time
-	// gone is set when the HTTP request went away (R-HOLD-8).
+	// gone is set when the HTTP request went away (XEP-0124 §14.3).
 	gone bool
 	// notify, if not nil, is called when the request is answered, after
 	// the unlock (see Start).

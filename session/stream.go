@@ -81,7 +81,7 @@ func (s *Session) addStreamLocked(r *request) {
 }
 
 // terminateStreamLocked closes one of several streams at the client's
-// request (R-MULTI-4): its payload was queued before the closing tag, and
+// request (XEP-0124 §16.5): its payload was queued before the closing tag, and
 // the request is answered type='terminate' with the stream's name once
 // older held requests have their answers.
 func (s *Session) terminateStreamLocked(r *request, st *stream) {
@@ -103,7 +103,7 @@ func (s *Session) terminateStreamLocked(r *request, st *stream) {
 // streamEndedLocked handles the end of one stream, by the server or a
 // failed write. The last open stream ending ends the session; any other
 // is told to the client with type='terminate' and its name, and the
-// session goes on (R-MULTI-4).
+// session goes on (XEP-0124 §16.5).
 func (s *Session) streamEndedLocked(st *stream, final *Response) {
 	if st.closed || s.final != nil {
 		return

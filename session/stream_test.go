@@ -25,7 +25,7 @@ func multiParams() Params {
 }
 
 func TestMultiStreamRouting(t *testing.T) {
-	// R-MULTI-2, R-MULTI-3
+	// XEP-0124 §16.3, §16.4
 	h := newHarness(t, multiParams())
 	first := h.s.Stream()
 	if first == "" {
@@ -57,14 +57,14 @@ func TestMultiStreamRouting(t *testing.T) {
 	if !slices.Equal(got[first], []string{"<from1/>"}) || !slices.Equal(got[second], []string{"<from2/>"}) {
 		t.Fatalf("responses by stream: %q", got)
 	}
-	// R-MULTI-3: an unknown stream is item-not-found.
+	// XEP-0124 §16.4: an unknown stream is item-not-found.
 	if r := h.request(Request{RID: firstRID + 5, Stream: "nope"}); r.Condition != ItemNotFound {
 		t.Fatalf("unknown stream got %+v", r)
 	}
 }
 
 func TestMultiStreamTerminateOne(t *testing.T) {
-	// R-MULTI-4: terminate with stream closes only that stream.
+	// XEP-0124 §16.5: terminate with stream closes only that stream.
 	h := newHarness(t, multiParams())
 	second, up2 := h.addStream(firstRID + 1)
 	r := h.request(Request{RID: firstRID + 2, Stream: second, Terminate: true, Payload: [][]byte{[]byte("<bye/>")}})

@@ -17,8 +17,8 @@ func (s *Session) Fail(rid uint64, cond Condition) (resp *Response) {
 
 // terminateLocked ends the session at the client's request (XEP-0124 §13).
 // The request's payload was queued for upstream before the closing tag
-// (R-TERM-1); older held requests get empty bodies and the terminate
-// request itself type='terminate' (R-TERM-2).
+// (XEP-0124 §13); older held requests get empty bodies and the terminate
+// request itself type='terminate' (XEP-0124 §13).
 func (s *Session) terminateLocked(r *request) {
 	for len(s.held) > 0 {
 		s.answerLocked(s.held[0], s.nextOrEmptyLocked())
@@ -34,7 +34,7 @@ func (s *Session) terminateLocked(r *request) {
 
 // endLocked ends the session for a reason of the server's or boshd's own.
 // The client is told with final on its oldest held request, or on its next
-// request if none is held (R-TERM-5); stanzas still queued go with it.
+// request if none is held (XEP-0124 §13); stanzas still queued go with it.
 func (s *Session) endLocked(final *Response) {
 	if s.final != nil {
 		return
@@ -95,8 +95,8 @@ func (s *Session) closeLocked() {
 }
 
 // afterEndLocked answers a request that reached an ended session: the
-// cached reply to a resent rid (R-TERM-3), the reason the session ended if
-// the client was not yet told (R-TERM-5), and item-not-found after that.
+// cached reply to a resent rid (XEP-0124 §13), the reason the session ended if
+// the client was not yet told (XEP-0124 §13), and item-not-found after that.
 func (s *Session) afterEndLocked(rid uint64) *Response {
 	if c := s.cachedLocked(rid); c != nil {
 		return c

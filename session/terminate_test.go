@@ -3,9 +3,9 @@ package session
 import "testing"
 
 func TestClientTerminate(t *testing.T) {
-	// R-TERM-1, R-TERM-2: payload forwarded before the stream closes; the
+	// XEP-0124 §13: payload forwarded before the stream closes; the
 	// held request gets an empty body and the terminate request
-	// type='terminate'; later requests item-not-found (R-TERM-3).
+	// type='terminate'; later requests item-not-found (XEP-0124 §13).
 	h := newHarness(t, defaultParams())
 	held := h.hold(firstRID + 1)
 	term := h.start(Request{RID: firstRID + 2, Terminate: true, Payload: [][]byte{[]byte("<presence type='unavailable'/>")}})

@@ -154,8 +154,8 @@ func (s *Session) releaseBatch(st *stream) {
 
 // upstreamEnded ends the session when the server ends the stream: a
 // stream error becomes remote-stream-error carrying the error element
-// (R-XMPP-10, R-ERR-1), a clean close a plain terminate, anything else
-// remote-connection-failed (R-TERM-5).
+// (XEP-0206 §6; XEP-0124 §17.2), a clean close a plain terminate, anything else
+// remote-connection-failed (XEP-0124 §13).
 func (s *Session) upstreamEnded(st *stream, err error) {
 	s.do(func() {
 		if s.final != nil || st.closed {

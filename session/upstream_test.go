@@ -20,7 +20,7 @@ func TestUpstreamEnds(t *testing.T) {
 		cond    Condition
 		payload []string
 	}{
-		{"R-XMPP-10 stream error", streamErr, RemoteStreamError, []string{"<queued/>", "<stream:error><conflict/></stream:error>"}},
+		{"XEP-0206 §6 stream error", streamErr, RemoteStreamError, []string{"<queued/>", "<stream:error><conflict/></stream:error>"}},
 		{"clean close", io.EOF, "", []string{"<queued/>"}},
 		{"connection lost", errLost, RemoteConnectionFailed, []string{"<queued/>"}},
 	} {
@@ -36,7 +36,7 @@ func TestUpstreamEnds(t *testing.T) {
 			}
 		})
 		t.Run(tc.name+" told on next request", func(t *testing.T) {
-			// R-TERM-5: never a silent close.
+			// XEP-0124 §13: never a silent close.
 			h := newHarness(t, defaultParams())
 			h.up.send(t, "<queued/>")
 			h.up.fail(tc.err)
@@ -53,7 +53,7 @@ func TestUpstreamEnds(t *testing.T) {
 }
 
 func TestRestartNotForwarded(t *testing.T) {
-	// R-XMPP-6, R-XMPP-7
+	// XEP-0206 §5
 	h := newHarness(t, defaultParams())
 	h.start(Request{RID: firstRID + 1, Restart: true, Payload: [][]byte{[]byte("<ignored/>")}})
 	h.waitWritten("<restart>")

@@ -195,7 +195,7 @@ class Session {
                 }
                 log(`${page.name}: last BOSH requests: ${JSON.stringify(page.boshRequests.slice(-10).map((r) => [r.rid, r.sid, r.type]))}`);
                 // Responses that reached the browser before the response
-                // to a lower rid (R-HOLD-5 is about the order boshd
+                // to a lower rid (XEP-0124 §8 is about the order boshd
                 // answers in; this is the order the browser saw).
                 const rs = page.boshResponses;
                 writeFileSync(join(this.input.tmpDir || tmpdir(), `failure-${page.name}-responses.json`), JSON.stringify({ requests: page.boshRequests, responses: rs }, null, 1));

@@ -39,12 +39,12 @@ func TestChildrenKeepTheirBytes(t *testing.T) {
 		want []string
 	}{
 		{
-			name: "R-XMPP-3 stanza without xmlns gets jabber:client",
+			name: "XEP-0206 §2 stanza without xmlns gets jabber:client",
 			doc:  `<body xmlns='` + httpbind + `' rid='1'><message to='a@b'><body>hi &amp; bye</body></message></body>`,
 			want: []string{`<message xmlns='jabber:client' to='a@b'><body>hi &amp; bye</body></message>`},
 		},
 		{
-			name: "R-WRAP-6 own namespace kept byte for byte",
+			name: "XEP-0124 §6 own namespace kept byte for byte",
 			doc:  `<body xmlns="` + httpbind + `"><auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">AGEAYg==</auth></body>`,
 			want: []string{`<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">AGEAYg==</auth>`},
 		},
@@ -107,16 +107,16 @@ func TestRejects(t *testing.T) {
 		doc  string
 		want error
 	}{
-		{"R-WRAP-3 comment", `<body xmlns='` + httpbind + `'><!-- x --></body>`, ErrRestricted},
-		{"R-WRAP-3 comment in child", `<body xmlns='` + httpbind + `'><message><!-- x --></message></body>`, ErrRestricted},
-		{"R-WRAP-3 processing instruction", `<body xmlns='` + httpbind + `'><?php x?></body>`, ErrRestricted},
-		{"R-WRAP-3 DOCTYPE", `<!DOCTYPE body [<!ENTITY x "y">]><body xmlns='` + httpbind + `'/>`, ErrRestricted},
-		{"R-WRAP-3 undefined entity", `<body xmlns='` + httpbind + `'><message><body>&x;</body></message></body>`, ErrMalformed},
+		{"XEP-0124 §6 comment", `<body xmlns='` + httpbind + `'><!-- x --></body>`, ErrRestricted},
+		{"XEP-0124 §6 comment in child", `<body xmlns='` + httpbind + `'><message><!-- x --></message></body>`, ErrRestricted},
+		{"XEP-0124 §6 processing instruction", `<body xmlns='` + httpbind + `'><?php x?></body>`, ErrRestricted},
+		{"XEP-0124 §6 DOCTYPE", `<!DOCTYPE body [<!ENTITY x "y">]><body xmlns='` + httpbind + `'/>`, ErrRestricted},
+		{"XEP-0124 §6 undefined entity", `<body xmlns='` + httpbind + `'><message><body>&x;</body></message></body>`, ErrMalformed},
 		{"late XML declaration", ` <?xml version='1.0'?><a/>`, ErrRestricted},
-		{"R-WRAP-4 text in root", `<body xmlns='` + httpbind + `'>hello</body>`, ErrText},
-		{"R-WRAP-2 mismatched end tag", `<body xmlns='` + httpbind + `'><message></iq></body>`, ErrMalformed},
-		{"R-WRAP-2 mismatched root end", `<body xmlns='` + httpbind + `'></bodx>`, ErrMalformed},
-		{"R-WRAP-2 truncated", `<body xmlns='` + httpbind + `'><message>`, io.ErrUnexpectedEOF},
+		{"XEP-0124 §6 text in root", `<body xmlns='` + httpbind + `'>hello</body>`, ErrText},
+		{"XEP-0124 §6 mismatched end tag", `<body xmlns='` + httpbind + `'><message></iq></body>`, ErrMalformed},
+		{"XEP-0124 §6 mismatched root end", `<body xmlns='` + httpbind + `'></bodx>`, ErrMalformed},
+		{"XEP-0124 §6 truncated", `<body xmlns='` + httpbind + `'><message>`, io.ErrUnexpectedEOF},
 		{"repeated attribute on root", `<body rid='1' rid='2'/>`, ErrMalformed},
 		{"undeclared prefix", `<body xmlns='` + httpbind + `'><x:y/></body>`, ErrMalformed},
 		{"too deep", `<body xmlns='` + httpbind + `'><a><b><c><d/></c></b></a></body>`, ErrLimit},

@@ -3,7 +3,7 @@ package rawxml
 import "testing"
 
 func TestRootAttributesByNamespace(t *testing.T) {
-	// R-XMPP-5: match by namespace URI, not by prefix.
+	// XEP-0206 §5: match by namespace URI, not by prefix.
 	doc := `<body xmlns='` + httpbind + `' xmlns:x='urn:xmpp:xbosh' rid='7' x:restart='true' xml:lang='en'/>`
 	root, _, err := readAll(t, doc, Options{})
 	if err != nil {
