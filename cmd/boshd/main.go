@@ -102,18 +102,10 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 		// list is what ServeTLS would offer.
 		srv.TLSConfig = &tls.Config{GetCertificate: cert.get, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
 	}
-	// Held requests park outside net/http (docs/design/002).
-	bln, err := bosh.NewListenerWith(ln, bosh.ListenerOptions{
-		TLSConfig:     srv.TLSConfig,
-		MaxConnsPerIP: cfg.MaxConnsPerIP,
-		Handler:       h,
-	})
+	bln, err := newListener(cfg, ln, srv, h)
 	if err != nil {
-		ln.Close()
 		return err
 	}
-	bln.IdleTimeout = srv.IdleTimeout
-	srv.ConnContext = bln.ConnContext
 	errc := make(chan error, 2)
 	go func() {
 		err := srv.Serve(bln)

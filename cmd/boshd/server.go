@@ -2,9 +2,11 @@ package main
 
 import (
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
+	"github.com/boshd/boshd/bosh"
 	"github.com/boshd/boshd/config"
 )
 
@@ -23,4 +25,24 @@ func newHTTPServer(cfg config.Config, h http.Handler, logger *slog.Logger) *http
 		// Accept errors (out of file descriptors, say) must be seen.
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelInfo),
 	}
+}
+
+// newListener returns the bosh.Listener srv serves h through, on ln: it
+// serves TLS when srv.TLSConfig is set, caps connections per address at
+// max_conns_per_ip before any handshake, and takes parked requests'
+// connections back (docs/design/002). It sets srv's ConnContext, and
+// closes ln if it fails.
+func newListener(cfg config.Config, ln net.Listener, srv *http.Server, h *bosh.Handler) (*bosh.Listener, error) {
+	bln, err := bosh.NewListenerWith(ln, bosh.ListenerOptions{
+		TLSConfig:     srv.TLSConfig,
+		MaxConnsPerIP: cfg.MaxConnsPerIP,
+		Handler:       h,
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	bln.IdleTimeout = srv.IdleTimeout
+	srv.ConnContext = bln.ConnContext
+	return bln, nil
 }

@@ -21,11 +21,21 @@ import (
 // on a loopback port. It returns the server's address and the upstream.
 func startServer(t *testing.T) (addr string, up *xmpptest.Server) {
 	t.Helper()
+	return startServerWith(t, nil)
+}
+
+// startServerWith is startServer with the configuration changed by mutate,
+// if not nil.
+func startServerWith(t *testing.T, mutate func(*config.Config)) (addr string, up *xmpptest.Server) {
+	t.Helper()
 	up = xmpptest.NewRelay(t, xmpptest.NoFeatures)
 	cfg := config.Default()
 	cfg.Upstreams = map[string]string{"example.org": up.Addr()}
 	cfg.UpstreamTLS = "plaintext"
 	cfg.MaxWait = 10 * time.Second
+	if mutate != nil {
+		mutate(&cfg)
+	}
 	logger := slog.New(slog.DiscardHandler)
 	h, err := bosh.NewHandler(cfg, logger)
 	if err != nil {
@@ -36,9 +46,10 @@ func startServer(t *testing.T) (addr string, up *xmpptest.Server) {
 		t.Fatal(err)
 	}
 	srv := newHTTPServer(cfg, newMux(cfg, h, ln.Addr()), logger)
-	bln := bosh.NewListener(ln)
-	bln.IdleTimeout = srv.IdleTimeout
-	srv.ConnContext = bln.ConnContext
+	bln, err := newListener(cfg, ln, srv, h)
+	if err != nil {
+		t.Fatal(err)
+	}
 	go srv.Serve(bln)
 	t.Cleanup(func() {
 		h.Shutdown(context.Background())
