@@ -91,3 +91,11 @@ func (s *Session) run(events []event) {
 		}
 	}
 }
+
+// closeLaterLocked leaves closing n's upstream, a stream that will not be
+// added, for after the unlock: closing writes to the server.
+func (s *Session) closeLaterLocked(n *NewStream) {
+	if n != nil && n.Up != nil {
+		s.queueLocked(event{f: n.close})
+	}
+}

@@ -35,7 +35,7 @@ func (s *Session) acceptLocked(req Request) (*request, *Response) {
 			// The same rid again while it waits for a gap: the older
 			// copy's client gave up on it (XEP-0124 §14.3).
 			s.sendLocked(p, &Response{RID: p.RID, Type: TypeError})
-			p.Add.close()
+			s.closeLaterLocked(p.Add)
 			s.pending[i] = r
 			return r, nil
 		}

@@ -74,7 +74,7 @@ func (s *Session) answerRestLocked() {
 	}
 	for _, p := range s.pending {
 		s.sendLocked(p, &Response{RID: p.RID, Type: TypeTerminate, Condition: OtherRequest})
-		p.Add.close()
+		s.closeLaterLocked(p.Add)
 	}
 	clear(s.pending)
 	s.pending = s.pending[:0]

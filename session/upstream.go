@@ -40,10 +40,18 @@ func (s *Session) write() {
 
 // performUnlocked is perform with s.mu released, the callbacks queued so
 // far run, and s.mu held again on return, panic included (a callback's
-// too).
+// too). Should a callback panic, ops are put back at the head of the
+// queue, to be performed by the next writer: they were accepted.
 func (s *Session) performUnlocked(ops []op) (*stream, error) {
+	called := false
+	defer func() {
+		if !called {
+			s.ops = append(ops, s.ops...) // under s.mu again
+		}
+	}()
 	defer s.mu.Lock()
 	s.release()
+	called = true
 	return s.perform(ops)
 }
 
@@ -70,16 +78,20 @@ func (s *Session) perform(ops []op) (*stream, error) {
 // writeFailedLocked ends stream st, whose write failed with err.
 func (s *Session) writeFailedLocked(st *stream, err error) {
 	s.log.Info("upstream write failed", "stream", st.name, "err", err)
-	st.up.Close()
 	// Writes queued behind the failure for other streams are lost with
 	// it only if the session ends.
 	s.streamEndedLocked(st, &Response{Type: TypeTerminate, Condition: RemoteConnectionFailed})
 	if s.final != nil {
 		s.ops = s.ops[:0]
-		for _, st := range s.streams {
-			s.ops = append(s.ops, op{st: st, close: true})
+		for _, other := range s.streams {
+			if other != st {
+				s.ops = append(s.ops, op{st: other, close: true})
+			}
 		}
 	}
+	// The broken stream is closed first, by the writer, with s.mu
+	// released like every other Upstream call.
+	s.ops = append([]op{{st: st, close: true}}, s.ops...)
 }
 
 // parker is an Upstream that can wait for the server without a goroutine,
