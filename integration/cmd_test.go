@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/boshd/boshd/internal/testcert"
 )
 
 // The boshd binary itself: a graceful stop on SIGTERM with sessions live,
@@ -48,18 +50,18 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 	t.Logf("boshd stopped %v after SIGTERM", time.Since(start).Round(time.Millisecond))
 }
 
-// writeSelfSigned writes a self-signed certificate for 127.0.0.1 with the
-// given serial to certFile and keyFile, and returns it.
-func writeSelfSigned(t *testing.T, certFile, keyFile string, serial int64) *x509.Certificate {
+// writeSelfSigned writes a new self-signed certificate for 127.0.0.1 to
+// certFile and keyFile, and returns it.
+func writeSelfSigned(t *testing.T, certFile, keyFile string) *x509.Certificate {
 	t.Helper()
-	c, err := issueCert(serial, "127.0.0.1", nil, "127.0.0.1")
+	c, err := testcert.SelfSigned("127.0.0.1")
 	if err == nil {
-		err = c.WritePEM(certFile, keyFile)
+		err = c.WriteFiles(certFile, keyFile)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c.Cert
+	return c.Leaf
 }
 
 func TestBinaryTLSAdminAndReload(t *testing.T) {
@@ -70,7 +72,7 @@ func TestBinaryTLSAdminAndReload(t *testing.T) {
 	p := startProsody(t, prosodyOptions{})
 	dir := t.TempDir()
 	certFile, keyFile, confFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "boshd.yaml")
-	first := writeSelfSigned(t, certFile, keyFile, 1)
+	first := writeSelfSigned(t, certFile, keyFile)
 	conf := func(perIP int) {
 		data := fmt.Sprintf("upstreams:\n  localhost: %q\nupstream_tls: plaintext\nmax_sessions_per_ip: %d\n", p.Addr, perIP)
 		if err := os.WriteFile(confFile, []byte(data), 0o600); err != nil {
@@ -115,7 +117,7 @@ func TestBinaryTLSAdminAndReload(t *testing.T) {
 	sid := el.Attr("sid")
 
 	// New certificate and a per-IP limit of 1, then SIGHUP.
-	second := writeSelfSigned(t, certFile, keyFile, 2)
+	second := writeSelfSigned(t, certFile, keyFile)
 	conf(1)
 	b.Signal(syscall.SIGHUP)
 	b.WaitLog(t, "configuration reloaded")

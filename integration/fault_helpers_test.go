@@ -3,7 +3,6 @@ package integration
 import (
 	"bufio"
 	"fmt"
-	"github.com/boshd/boshd/internal/wait"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/boshd/boshd/internal/wait"
 )
 
 // Helpers for the fault tests (fault_test.go): process-wide goroutine and

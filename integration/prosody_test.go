@@ -12,22 +12,17 @@ package integration
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha1"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/pem"
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -38,6 +33,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/boshd/boshd/internal/testcert"
 )
 
 // The integration tests run a real Prosody (Debian package prosody 0.12)
@@ -484,95 +481,27 @@ func randomUUID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-// testCert is a certificate made for a test and its P-256 key.
-type testCert struct {
-	Cert *x509.Certificate
-	Key  *ecdsa.PrivateKey
-}
-
-// issueCert makes a certificate with serial for cn, valid from an hour
-// ago for a day, signed by ca, or self-signed if ca is nil. With hosts (DNS
-// names or IP addresses) it is a server certificate for them; without, a
-// CA.
-func issueCert(serial int64, cn string, ca *testCert, hosts ...string) (*testCert, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
-	}
-	for _, h := range hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
-	if len(hosts) == 0 {
-		tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
-		tmpl.BasicConstraintsValid, tmpl.IsCA = true, true
-	} else {
-		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	}
-	parent, signer := tmpl, key
-	if ca != nil {
-		parent, signer = ca.Cert, ca.Key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
-	if err != nil {
-		return nil, fmt.Errorf("certificate for %s: %w", cn, err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	return &testCert{Cert: cert, Key: key}, nil
-}
-
-// WritePEM writes the certificate to certFile and, if keyFile is not "",
-// its key to keyFile.
-func (c *testCert) WritePEM(certFile, keyFile string) error {
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Cert.Raw}), 0o600); err != nil {
-		return err
-	}
-	if keyFile == "" {
-		return nil
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(c.Key)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
-}
-
 // writeCertificates generates a CA and a server certificate for localhost
 // and 127.0.0.1 signed by it, writes them as PEM into p.Dir and sets
 // CAFile and CAPool.
 func (p *prosody) writeCertificates() error {
-	ca, err := issueCert(1, "boshd integration test CA", nil)
+	ca, err := testcert.NewCA("boshd integration test CA")
 	if err != nil {
 		return err
 	}
-	server, err := issueCert(2, p.Domain, ca, p.Domain, "127.0.0.1")
+	server, err := ca.Issue(p.Domain, "127.0.0.1")
 	if err != nil {
 		return err
 	}
 	certs := filepath.Join(p.Dir, "certs")
 	p.CAFile = filepath.Join(certs, "ca.crt")
-	if err := ca.WritePEM(p.CAFile, ""); err != nil {
+	if err := os.WriteFile(p.CAFile, ca.PEM(), 0o600); err != nil {
 		return err
 	}
-	if err := server.WritePEM(filepath.Join(certs, "localhost.crt"), filepath.Join(certs, "localhost.key")); err != nil {
+	if err := server.WriteFiles(filepath.Join(certs, "localhost.crt"), filepath.Join(certs, "localhost.key")); err != nil {
 		return err
 	}
-	p.CAPool = x509.NewCertPool()
-	p.CAPool.AddCert(ca.Cert)
+	p.CAPool = ca.Pool()
 	return nil
 }
 
