@@ -812,11 +812,9 @@ func TestHostileWindowAbuse(t *testing.T) {
 	t.Run("XEP-0124 §14.2 out of order inside the window", func(t *testing.T) {
 		whileAttacked(t, good, func() {
 			sid, rid := newAttacker(t, hc, env.url, 1, 1)
+			s := env.h.sessions.Get(sid)
 			second := post(sessionWith(sid, rid+2, `<message><body>second</body></message>`))
-			// The session shows no sign of a request waiting for a lower
-			// rid, so this sleep makes rid+2 the first to arrive most
-			// often, and no more: the test passes in either order.
-			time.Sleep(20 * time.Millisecond)
+			wait.Until(t, func() bool { return s.Waiting() == 1 }, "rid %d waiting for rid %d", rid+2, rid+1)
 			first := post(sessionWith(sid, rid+1, `<message><body>first</body></message>`))
 			for _, resp := range collect(t, []<-chan string{first, second}) {
 				if terminalCondition(resp) != "" {

@@ -120,3 +120,26 @@ func TestRIDGapWaitsLongerWithoutReload(t *testing.T) {
 	h2.waitHeld(1)
 	c.pending(t)
 }
+
+// TestWaiting checks that Waiting counts the requests that wait for a
+// missing lower rid, and none once it arrives.
+func TestWaiting(t *testing.T) {
+	p := defaultParams()
+	p.Requests = 3
+	h := newHarness(t, p)
+	if n := h.s.Waiting(); n != 0 {
+		t.Fatalf("Waiting() = %d before any request", n)
+	}
+	ahead := h.start(Request{RID: firstRID + 2})
+	h.waitFor(func(s *Session) bool { return len(s.pending) == 1 }, "a pending request")
+	if n := h.s.Waiting(); n != 1 {
+		t.Errorf("Waiting() = %d with rid %d ahead of a gap, want 1", n, firstRID+2)
+	}
+	// rid+1 fills the gap: it is answered when rid+2, processed after
+	// it, is held in its place (hold=1).
+	h.request(Request{RID: firstRID + 1})
+	ahead.pending(t)
+	if n := h.s.Waiting(); n != 0 {
+		t.Errorf("Waiting() = %d once the gap is filled, want 0", n)
+	}
+}

@@ -297,3 +297,10 @@ func (s *Session) Last() (last uint64) {
 	s.do(func() { last = s.last })
 	return last
 }
+
+// Waiting returns how many requests wait for a missing lower rid before
+// they can be processed (XEP-0124 §14.2).
+func (s *Session) Waiting() (n int) {
+	s.do(func() { n = len(s.pending) })
+	return n
+}
