@@ -147,8 +147,10 @@ func TestRunIdle(t *testing.T) {
 }
 
 func TestRunLogin(t *testing.T) {
+	// The run lasts --duration whatever happens, and a login must be done
+	// within it: 4 s leaves room for a loaded machine under -race.
 	_, srv := newFake(t, 100*time.Millisecond)
-	cfg := testConfig(t, srv.URL, "--sessions", "5", "--duration", "1s", "--wait", "1", "--login", "user%d:pw")
+	cfg := testConfig(t, srv.URL, "--sessions", "5", "--duration", "4s", "--wait", "1", "--login", "user%d:pw")
 	res := newRunner(cfg, io.Discard).run(context.Background(), io.Discard)
 	if res.Established != 5 || len(res.Failures) != 0 || !res.Login {
 		t.Errorf("results: %+v", res)
