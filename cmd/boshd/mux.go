@@ -31,9 +31,9 @@ func newMux(cfg config.Config, h http.Handler, addr net.Addr) *http.ServeMux {
 }
 
 // advertisedURL is the BOSH URL host-meta advertises: public_url if set,
-// else http://HOST:PORT/PATH from the listening address, or only the path
-// (advertised on whatever host a request names) when boshd listens on all
-// addresses.
+// else http://HOST:PORT/PATH from the listening address (https:// when
+// boshd serves TLS), or only the path (advertised on whatever host a
+// request names) when boshd listens on all addresses.
 func advertisedURL(cfg config.Config, addr net.Addr) string {
 	if cfg.PublicURL != "" {
 		return cfg.PublicURL
@@ -42,7 +42,11 @@ func advertisedURL(cfg config.Config, addr net.Addr) string {
 	if !ok || tcp.IP == nil || tcp.IP.IsUnspecified() {
 		return cfg.Path
 	}
-	return "http://" + tcp.String() + cfg.Path
+	scheme := "http://"
+	if cfg.TLSCertFile != "" {
+		scheme = "https://"
+	}
+	return scheme + tcp.String() + cfg.Path
 }
 
 // staticFiles serves the files under dir. Directories are served only

@@ -76,16 +76,22 @@ func TestAdvertisedURL(t *testing.T) {
 	cfg := config.Default()
 	for _, tc := range []struct {
 		public string
+		tls    bool
 		addr   net.Addr
 		want   string
 	}{
-		{"", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5280}, "http://127.0.0.1:5280/http-bind"},
-		{"", &net.TCPAddr{IP: net.ParseIP("::1"), Port: 5280}, "http://[::1]:5280/http-bind"},
-		{"", &net.TCPAddr{IP: net.IPv4zero, Port: 5280}, "/http-bind"},
-		{"", &net.TCPAddr{Port: 5280}, "/http-bind"},
-		{"https://chat.example.org/http-bind", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5280}, "https://chat.example.org/http-bind"},
+		{"", false, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5280}, "http://127.0.0.1:5280/http-bind"},
+		{"", false, &net.TCPAddr{IP: net.ParseIP("::1"), Port: 5280}, "http://[::1]:5280/http-bind"},
+		{"", true, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5281}, "https://127.0.0.1:5281/http-bind"},
+		{"", false, &net.TCPAddr{IP: net.IPv4zero, Port: 5280}, "/http-bind"},
+		{"", false, &net.TCPAddr{Port: 5280}, "/http-bind"},
+		{"https://chat.example.org/http-bind", false, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5280}, "https://chat.example.org/http-bind"},
 	} {
 		cfg.PublicURL = tc.public
+		cfg.TLSCertFile = ""
+		if tc.tls {
+			cfg.TLSCertFile = "cert.pem"
+		}
 		if got := advertisedURL(cfg, tc.addr); got != tc.want {
 			t.Errorf("advertisedURL(public_url %q, %v) = %q, want %q", tc.public, tc.addr, got, tc.want)
 		}
