@@ -188,8 +188,16 @@ func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
 			// docs/CONFORMANCE.md#limits; XEP-0124 §7.2
 			h.log.Info("request body refused", "err", err, "limit", h.cfg.MaxBodySize, "remote", r.RemoteAddr)
 			h.refuse(w, defaultContentType, false, re)
+			return
 		}
-		return // the client went away mid-body
+		// The body did not arrive whole: the client went away, or was
+		// slower than the server's ReadTimeout. Say so and close, rather
+		// than leave net/http to send an empty 200 to a client still
+		// there.
+		setOutcome(w, "gone")
+		w.Header().Set("Connection", "close")
+		http.Error(w, "request body not received whole", http.StatusBadRequest)
+		return
 	}
 	if h.testPanic != nil {
 		h.testPanic("body")
