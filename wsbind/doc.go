@@ -11,6 +11,11 @@
 // What exists now is the client-facing WebSocket layer, unexported until
 // the session layer uses it:
 //
+//   - upgrade.go: the checks of an upgrade request in the design's order
+//     (GET, HTTP/1.1, a WebSocket version 13 handshake, the xmpp
+//     subprotocol, the Origin, an admission hook) with their HTTP
+//     refusals, then the 101 answer by gobwas/ws's HTTPUpgrader, which
+//     hijacks the connection from net/http.
 //   - frame.go: reading one complete client text message (RFC 6455 §5:
 //     masking, fragments reassembled under a size limit checked from
 //     each frame header before its payload is read, control frames
