@@ -150,9 +150,12 @@ func xmlChar(r rune) bool {
 // unmasked frame, reserved bits, an unknown opcode, a continuation out of
 // order, or a control frame fragmented or over 125 bytes;
 // closeUnsupportedData for a binary message; closeInvalidPayload for a
-// text message that is not UTF-8. Other errors are the connection's
-// (io.EOF between frames, io.ErrUnexpectedEOF within one, a timeout),
-// wrapped. msg never holds more than limit bytes beyond dst, and holds
+// text message that is not UTF-8 (checked once the message is whole).
+// Other errors are the connection's, wrapped: io.EOF between messages,
+// io.ErrUnexpectedEOF within one, or a read deadline passed
+// (os.ErrDeadlineExceeded), which is how the caller bounds a message
+// still incomplete when the socket has nothing more (design 003: 30 s,
+// then close 1008). msg never holds more than limit bytes beyond dst, and holds
 // valid UTF-8 when ok.
 //
 // The payload is read as it arrives, never allocated from a declared

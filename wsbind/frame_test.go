@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -302,6 +303,29 @@ func TestReadMessageGrowsAsBytesArrive(t *testing.T) {
 	buf, err = readPayload(bufio.NewReader(strings.NewReader("only this")), buf, 1<<20)
 	if !errors.Is(err, io.ErrUnexpectedEOF) || string(buf) != "only this" || cap(buf) > 4096 {
 		t.Errorf("readPayload: %q (cap %d), %v; want 9 bytes in a small buffer", buf, cap(buf), err)
+	}
+}
+
+// TestReadMessageSmallBuffer checks that a buffer too small for a control
+// frame is refused, not read past.
+func TestReadMessageSmallBuffer(t *testing.T) {
+	br := bufio.NewReaderSize(bytes.NewReader(frames(fr{op: ws.OpText, payload: "a"})), minReadBuffer-1)
+	if _, ok, err := readMessage(br, &writer{conn: new(recConn)}, testLimit, nil); ok || err == nil || br.Buffered() != 0 {
+		t.Errorf("ok %v, err %v, %d bytes buffered", ok, err, br.Buffered())
+	}
+}
+
+// TestReadMessageDeadline checks that a read deadline passing within a
+// message is the connection's error, as the session layer expects.
+func TestReadMessageDeadline(t *testing.T) {
+	client, server := net.Pipe()
+	defer client.Close()
+	defer server.Close()
+	go client.Write(frames(fr{op: ws.OpText, more: true, payload: "<a"}))
+	server.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	_, ok, err := readMessage(bufio.NewReader(server), &writer{conn: new(recConn)}, testLimit, nil)
+	if ok || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("ok %v, err %v; want os.ErrDeadlineExceeded", ok, err)
 	}
 }
 
