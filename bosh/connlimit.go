@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/boshd/boshd/gateway"
 	"github.com/boshd/boshd/metrics"
 )
 
@@ -32,14 +33,14 @@ import (
 // every descriptor by mistake or malice; the total stays bounded by
 // max_sessions, derived from the open file limit.
 //
-// Connections from the handler's trusted proxies are counted but never
+// Connections from the gateway's trusted proxies are counted but never
 // refused: a reverse proxy opens one connection per request it forwards
 // for all its clients (the README's nginx keeps 256 idle ones per worker
 // on top of those), and its clients are bounded by max_sessions_per_ip
 // under their own addresses.
 type connLimits struct {
-	max int      // immutable; 0 means no limit
-	h   *Handler // immutable; metrics, logger, trusted_proxies; nil: none
+	max int              // immutable; 0 means no limit
+	g   *gateway.Gateway // immutable; metrics, logger, trusted_proxies; nil: none
 	// now is time.Now, or a test's clock; immutable.
 	now func() time.Time
 
@@ -55,8 +56,8 @@ type connLimits struct {
 // says how many refusals it stands for.
 const refusalLogInterval = 10 * time.Second
 
-func newConnLimits(max int, h *Handler, now func() time.Time) *connLimits {
-	return &connLimits{max: max, h: h, now: now, perIP: make(map[netip.Addr]int)}
+func newConnLimits(max int, g *gateway.Gateway, now func() time.Time) *connLimits {
+	return &connLimits{max: max, g: g, now: now, perIP: make(map[netip.Addr]int)}
 }
 
 // admit counts c in and returns it wrapped so that closing it counts it
@@ -73,17 +74,17 @@ func (l *connLimits) admit(c net.Conn) (net.Conn, bool) {
 	if !ok {
 		return c, true
 	}
-	capped := l.max > 0 && (l.h == nil || !l.h.dyn.Load().proxies.trusts(ip))
+	capped := l.max > 0 && (l.g == nil || !l.g.Trusts(ip))
 	if !l.take(ip, capped) {
-		if l.h != nil {
-			l.h.metrics.ConnRefused(metrics.ConnRefusedPerIP)
+		if l.g != nil {
+			l.g.Metrics().ConnRefused(metrics.ConnRefusedPerIP)
 		}
 		c.Close()
 		l.logRefusal(ip)
 		return nil, false
 	}
-	if l.h != nil {
-		l.h.metrics.ConnOpened()
+	if l.g != nil {
+		l.g.Metrics().ConnOpened()
 	}
 	return &countedConn{Conn: c, limits: l, ip: ip}, true
 }
@@ -113,8 +114,8 @@ func (l *connLimits) take(ip netip.Addr, capped bool) bool {
 // release counts a connection of ip out: in the metrics first, so that
 // once an address's count is down, so is the gauge.
 func (l *connLimits) release(ip netip.Addr) {
-	if l.h != nil {
-		l.h.metrics.ConnClosed()
+	if l.g != nil {
+		l.g.Metrics().ConnClosed()
 	}
 	l.give(ip)
 }
@@ -138,12 +139,12 @@ func (l *connLimits) open(ip netip.Addr) int {
 // logRefusal logs a connection of ip refused, unless a refusal was
 // logged less than refusalLogInterval ago.
 func (l *connLimits) logRefusal(ip netip.Addr) {
-	if l.h == nil {
+	if l.g == nil {
 		return
 	}
 	log, suppressed := l.shouldLog()
 	if log {
-		l.h.log.Warn("connection refused: max_conns_per_ip reached", "ip", ip, "limit", l.max, "suppressed", suppressed,
+		l.g.Logger().Warn("connection refused: max_conns_per_ip reached", "ip", ip, "limit", l.max, "suppressed", suppressed,
 			"hint", "if "+ip.String()+" is your reverse proxy, add it to trusted_proxies: a trusted proxy's connections are not capped")
 	}
 }
@@ -165,10 +166,10 @@ func (l *connLimits) shouldLog() (log bool, suppressed int) {
 // warnTLS logs, the first time it is called, that connections arrive
 // under TLS already and so go uncounted.
 func (l *connLimits) warnTLS() {
-	if l.h == nil || !l.setTLSWarned() {
+	if l.g == nil || !l.setTLSWarned() {
 		return
 	}
-	l.h.log.Error("client connections are not counted or capped (max_conns_per_ip): the Listener's inner listener serves TLS; give it a plain TCP listener and the TLS config in ListenerOptions.TLSConfig")
+	l.g.Logger().Error("client connections are not counted or capped (max_conns_per_ip): the Listener's inner listener serves TLS; give it a plain TCP listener and the TLS config in ListenerOptions.TLSConfig")
 }
 
 // setTLSWarned sets tlsWarned and reports whether it was not set.

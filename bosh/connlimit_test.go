@@ -124,7 +124,7 @@ func TestConnLimitsAdmit(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, h, _ := startRecordedHandler(t, func(cfg *config.Config) { cfg.TrustedProxies = tc.proxies })
-			l := newConnLimits(tc.max, h, time.Now)
+			l := newConnLimits(tc.max, h.Gateway(), time.Now)
 			var (
 				conns    []*addrConn
 				admitted []net.Conn
@@ -172,7 +172,7 @@ func TestConnLimitsNotTCPUncounted(t *testing.T) {
 	// A connection without an IP address is returned as it is, so that
 	// net/http sees what it would without counting.
 	_, h, _ := startRecordedHandler(t, nil)
-	l := newConnLimits(1, h, time.Now)
+	l := newConnLimits(1, h.Gateway(), time.Now)
 	c := &addrConn{remote: &net.UnixAddr{Name: "/run/boshd.sock", Net: "unix"}}
 	got, ok := l.admit(c)
 	if !ok || got != net.Conn(c) {
@@ -182,7 +182,7 @@ func TestConnLimitsNotTCPUncounted(t *testing.T) {
 
 func TestConnLimitsMetrics(t *testing.T) {
 	_, h, _ := startRecordedHandler(t, nil)
-	l := newConnLimits(2, h, time.Now)
+	l := newConnLimits(2, h.Gateway(), time.Now)
 	var open []net.Conn
 	for i := range 5 {
 		if c, ok := l.admit(&addrConn{remote: tcpAddr(fmt.Sprintf("192.0.2.1:%d", 1000+i))}); ok {
@@ -215,7 +215,7 @@ func TestConnLimitsRefusalLog(t *testing.T) {
 	_, h, logs := startRecordedHandler(t, nil)
 	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	var now time.Time
-	l := newConnLimits(1, h, func() time.Time { return now })
+	l := newConnLimits(1, h.Gateway(), func() time.Time { return now })
 	if _, ok := l.admit(&addrConn{remote: tcpAddr("192.0.2.1:1000")}); !ok {
 		t.Fatal("first connection refused")
 	}

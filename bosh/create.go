@@ -1,11 +1,8 @@
 package bosh
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"mime"
-	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -14,6 +11,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/boshd/boshd/gateway"
 	"github.com/boshd/boshd/session"
 	"github.com/boshd/boshd/xmpp"
 )
@@ -36,17 +34,17 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 		h.refuse(w, c.content, c.params.Legacy, err)
 		return
 	}
-	if h.stopping.Load() {
+	if h.g.Stopping() {
 		h.refuse(w, c.content, c.params.Legacy, &requestError{cond: session.SystemShutdown, msg: "shutting down"})
 		return
 	}
 	// docs/CONFORMANCE.md#limits: the slot is taken before dialling, so that a client over
 	// its limit never reaches the upstream, and given back when the
 	// session is forgotten, or now if none is made.
-	ip, forwardIgnored := h.clientOf(r)
-	release, err := h.limits.acquire(ip)
+	ip, forwardIgnored := h.g.ClientIP(r)
+	release, err := h.g.Acquire(ip)
 	if err != nil {
-		h.logRefusal(r.Context(), ip, forwardIgnored, err)
+		h.g.LogRefusal(r.Context(), ip, forwardIgnored, err)
 		h.refuse(w, c.content, c.params.Legacy, &requestError{cond: session.PolicyViolation, msg: err.Error()})
 		return
 	}
@@ -63,11 +61,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 			}
 		}
 	}()
-	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.ConnectTimeout)
-	defer cancel()
-	dialStart := time.Now()
-	conn, err = h.dialer.Dial(ctx, c.target)
-	h.metrics.UpstreamConnect(err == nil, time.Since(dialStart).Seconds())
+	conn, err = h.g.Dial(r.Context(), c.target)
 	if err != nil {
 		var serr *xmpp.StreamError
 		if errors.As(err, &serr) {
@@ -189,48 +183,19 @@ func (h *Handler) negotiate(b *body) (*creation, error) {
 	return c, nil
 }
 
-// target works out where the stream a request asks for goes: the served
-// domain in to, at its configured address or at an allowed route. It
-// dials nothing.
+// target works out where the stream a request asks for goes
+// (gateway.Gateway.Target), refusing it with the binding condition of the
+// gateway's refusal. It dials nothing.
 func (h *Handler) target(b *body) (xmpp.Target, error) {
-	// XEP-0124 §17.2: only served domains, never dialled
-	// otherwise.
-	if strings.TrimSpace(b.to) == "" {
-		return xmpp.Target{}, &requestError{cond: session.ImproperAddressing, msg: "missing to"}
-	}
-	to, err := jid.Parse(b.to)
-	if err != nil || to.Localpart() != "" || to.Resourcepart() != "" {
-		return xmpp.Target{}, refusal(session.HostUnknown, "to %q is not a domain", b.to)
-	}
-	domain := to.Domainpart()
-	dyn := h.dyn.Load()
-	addr, served := dyn.upstreams[domain]
-	if !served {
-		return xmpp.Target{}, refusal(session.HostUnknown, "domain %q is not served", domain)
-	}
-	if b.route != "" {
-		// XEP-0124 §7.1: route is split on colons, and honoured only when
-		// listed, so clients cannot make boshd dial where they like.
-		routeAddr, ok := dyn.routes[b.route]
-		if !ok {
-			return xmpp.Target{}, refusal(session.HostUnknown, "route %q is not allowed", b.route)
-		}
-		addr = routeAddr
-	}
-	return xmpp.Target{Domain: domain, Addr: addr}, nil
-}
-
-// routeAddr returns the host:port of a route value xmpp:host:port.
-func routeAddr(route string) (string, error) {
-	rest, ok := strings.CutPrefix(route, "xmpp:")
-	if !ok {
-		return "", fmt.Errorf("route %q does not start with xmpp:", route)
-	}
-	host, port, err := net.SplitHostPort(rest)
+	t, err := h.g.Target(b.to, b.route)
 	if err != nil {
-		return "", fmt.Errorf("route %q: %v", route, err)
+		var te *gateway.TargetError
+		if errors.As(err, &te) {
+			return t, &requestError{cond: session.Condition(te.Condition), msg: te.Msg}
+		}
+		return t, err
 	}
-	return net.JoinHostPort(host, port), nil
+	return t, nil
 }
 
 // olderVersion reports whether BOSH version a is below b, comparing the

@@ -22,11 +22,17 @@
 //	if err != nil { … }
 //	mux.Handle("/http-bind", h)
 //
+// What the Handler shares with other bindings of the same server (XMPP
+// over WebSocket) is a gateway.Gateway: the configuration and its
+// reloadable part, targets and dialling, session limits, metrics and the
+// poller. NewHandler makes one of its own; NewHandlerWith shares one.
+//
 // Served through a Listener (and its ConnContext), the Handler parks
 // requests held longer than park_after: they wait with no goroutine and
 // no HTTP buffer, and so does an idle upstream stream (see
 // docs/design/002-parked-requests.md).
 //
 // HostMeta serves XEP-0156 discovery (/.well-known/host-meta and
-// host-meta.json), so that clients that know only a JID find the BOSH URL.
+// host-meta.json), so that clients that know only a JID find the BOSH URL;
+// gateway.HostMeta advertises a WebSocket URL too.
 package bosh

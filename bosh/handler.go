@@ -2,52 +2,47 @@ package bosh
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/boshd/boshd/config"
+	"github.com/boshd/boshd/gateway"
 	"github.com/boshd/boshd/internal/netpoll"
 	"github.com/boshd/boshd/metrics"
 	"github.com/boshd/boshd/session"
-	"github.com/boshd/boshd/xmpp"
 )
 
 // Handler serves BOSH (XEP-0124, XEP-0206) over HTTP, relaying each session
 // to its own upstream XMPP stream. It answers POSTs at whatever path it is
-// mounted on. Create one with NewHandler; it is safe for concurrent use.
+// mounted on. Create one with NewHandler, or NewHandlerWith to share a
+// gateway.Gateway with another binding; it is safe for concurrent use.
 type Handler struct {
-	// cfg is the configuration the handler was created with; the parts
-	// Reload may change are read from dyn instead.
-	cfg      config.Config // immutable
-	log      *slog.Logger  // immutable
-	dialer   *xmpp.Dialer  // immutable
+	// g is what the handler shares with other bindings: the
+	// configuration and the parts of it Reload changes, targets and
+	// dialling, session limits, metrics, the poller. ownGateway says
+	// that NewHandler made g, so that Shutdown closes it.
+	g          *gateway.Gateway // immutable
+	ownGateway bool             // immutable
+	// cfg is g's configuration, log and metrics are g's, copied for
+	// the hot path; the parts of cfg Reload may change are read from g.
+	cfg      config.Config    // immutable
+	log      *slog.Logger     // immutable
+	metrics  *metrics.Metrics // immutable
 	sessions *session.Registry
-	limits   *sessionLimits // max_sessions, max_sessions_per_ip
-	metrics  *metrics.Metrics
-	dyn      atomic.Pointer[dynamic] // replaced whole by Reload
 
-	stopping atomic.Bool
-	// forwardWarned is set by the first clientOf that finds an
-	// X-Forwarded-For header ignored, which it logs.
-	forwardWarned atomic.Bool
-
-	// poller watches the clients of parked requests (docs/design/002);
-	// nil when parking is off or unavailable. parkers counts the parked
-	// requests not yet written, and parkedNow the same for metrics.
-	// upstreamsParked counts the upstream streams the poller watches.
-	poller          *netpoll.Poller
-	parkers         sync.WaitGroup
-	parkedNow       atomic.Int64
-	upstreamsParked atomic.Int64
+	// poller is g's, watching the clients of parked requests
+	// (docs/design/002); nil when parking is off or unavailable. parkers
+	// counts the parked requests not yet written, and parkedNow the same
+	// for metrics.
+	poller    *netpoll.Poller // immutable
+	parkers   sync.WaitGroup
+	parkedNow atomic.Int64
 
 	// testPanic, if set, is called at points of serveBOSH named by its
 	// argument, so that tests can make handling a request panic. Only
@@ -55,59 +50,44 @@ type Handler struct {
 	testPanic func(point string)
 }
 
-// NewHandler returns a Handler configured by cfg, which it validates. It
-// logs through logger, or nowhere if logger is nil.
+// NewHandler returns a Handler configured by cfg, which it validates, with
+// a gateway.Gateway of its own that Shutdown closes. It logs through
+// logger, or nowhere if logger is nil.
 func NewHandler(cfg config.Config, logger *slog.Logger) (*Handler, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	h := &Handler{
-		cfg:      cfg,
-		log:      logger,
-		sessions: session.NewRegistry(logger, nil),
-		limits:   newSessionLimits(cfg.MaxSessions, cfg.MaxSessionsPerIP),
-		dialer: &xmpp.Dialer{
-			TLSMode:      cfg.UpstreamTLS,
-			WriteTimeout: cfg.UpstreamWriteTimeout,
-		},
-	}
-	if cfg.UpstreamCAFile != "" {
-		pem, err := os.ReadFile(cfg.UpstreamCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("bosh: upstream_ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("bosh: upstream_ca_file: no certificate in %s", cfg.UpstreamCAFile)
-		}
-		h.dialer.RootCAs = pool
-	}
-	h.metrics = metrics.New(func() metrics.Gauges {
-		st := h.sessions.Stats()
-		return metrics.Gauges{Live: st.Live, Held: st.Held, Queued: st.Queued, QueuedBytes: st.QueuedBytes,
-			Parked: h.parkedNow.Load(), UpstreamsParked: h.upstreamsParked.Load()}
-	})
-	h.sessions.OnEnd = func(c session.Condition) { h.metrics.SessionEnded(string(c)) }
-	h.sessions.OnPush = func(d time.Duration) { h.metrics.Push(d.Seconds()) }
-	dyn, err := newDynamic(cfg)
+	g, err := gateway.New(cfg, logger)
 	if err != nil {
 		return nil, err
 	}
-	h.dyn.Store(dyn)
-	if cfg.ParkHeld {
-		if h.poller, err = netpoll.New(); err != nil {
-			logger.Info("held requests are not parked", "err", err)
-		} else {
-			// Idle upstream streams wait without a goroutine too.
-			h.dialer.Watcher = countingWatcher{h.poller, &h.upstreamsParked}
-			h.dialer.ParkAfter = cfg.ParkAfter
-		}
-	}
+	h := NewHandlerWith(g)
+	h.ownGateway = true
 	return h, nil
 }
+
+// NewHandlerWith returns a Handler sharing g with other bindings: its
+// configuration, session limits, metrics and poller. It logs through g's
+// logger and adds its gauges to g's metrics. Shutdown leaves g open; the
+// caller closes it once every binding has shut down.
+func NewHandlerWith(g *gateway.Gateway) *Handler {
+	h := &Handler{
+		g:        g,
+		cfg:      g.Config(),
+		log:      g.Logger(),
+		metrics:  g.Metrics(),
+		poller:   g.Poller(),
+		sessions: session.NewRegistry(g.Logger(), nil),
+	}
+	g.AddGauges(func() metrics.Gauges {
+		st := h.sessions.Stats()
+		return metrics.Gauges{Live: st.Live, Held: st.Held, Queued: st.Queued, QueuedBytes: st.QueuedBytes,
+			Parked: h.parkedNow.Load()}
+	})
+	h.sessions.OnEnd = func(c session.Condition) { h.metrics.SessionEnded(string(c)) }
+	h.sessions.OnPush = func(d time.Duration) { h.metrics.Push(d.Seconds()) }
+	return h
+}
+
+// Gateway returns the gateway.Gateway the handler serves through.
+func (h *Handler) Gateway() *gateway.Gateway { return h.g }
 
 // Metrics serves the handler's Prometheus metrics.
 func (h *Handler) Metrics() http.Handler { return h.metrics.Handler() }
@@ -115,12 +95,14 @@ func (h *Handler) Metrics() http.Handler { return h.metrics.Handler() }
 // Sessions returns the number of sessions the handler holds.
 func (h *Handler) Sessions() int { return h.sessions.Len() }
 
-// Shutdown refuses new sessions and ends every session with
-// system-shutdown, answering held requests and closing upstream streams.
-// It returns when every session has been told and every parked request
-// written, or when ctx ends; then it releases what parking uses.
+// Shutdown refuses new sessions (stopping the gateway: see
+// gateway.Gateway.Stop) and ends every session with system-shutdown,
+// answering held requests and closing upstream streams. It returns when
+// every session has been told and every parked request written, or when
+// ctx ends; then, if the gateway is the handler's own (NewHandler), it
+// closes it, releasing what parking uses.
 func (h *Handler) Shutdown(ctx context.Context) error {
-	h.stopping.Store(true)
+	h.g.Stop()
 	h.sessions.Shutdown()
 	written := make(chan struct{})
 	go func() {
@@ -129,8 +111,8 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-written:
-		if h.poller != nil {
-			h.poller.Close()
+		if h.ownGateway {
+			h.g.Close()
 		}
 	case <-ctx.Done():
 	}
@@ -145,7 +127,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer h.recoverPanic(rw, r)
 	switch r.Method {
 	case http.MethodPost:
-		h.dyn.Load().cors.setHeaders(rw.Header(), r)
+		setCORSHeaders(h.g.CORS(), rw.Header(), r)
 		start := time.Now()
 		h.serveBOSH(rw, r)
 		if rw.parked {
@@ -161,17 +143,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.metrics.Request(outcome, time.Since(start).Seconds())
 		h.metrics.Bytes(rw.in, rw.size)
 	case http.MethodGet, http.MethodHead:
-		h.dyn.Load().cors.setHeaders(rw.Header(), r)
+		setCORSHeaders(h.g.CORS(), rw.Header(), r)
 		rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(rw, "boshd: this is an XMPP BOSH endpoint (XEP-0124, XEP-0206); POST <body/> elements here.\n")
 	case http.MethodOptions:
 		// A preflight, or a plain OPTIONS: 204 either way, even
 		// without Origin (esl/MongooseIM#348).
-		h.dyn.Load().cors.preflight(rw.Header(), r)
+		preflight(h.g.CORS(), rw.Header(), r)
 		rw.Header().Set("Allow", "POST, OPTIONS")
 		rw.WriteHeader(http.StatusNoContent)
 	default:
-		h.dyn.Load().cors.setHeaders(rw.Header(), r)
+		setCORSHeaders(h.g.CORS(), rw.Header(), r)
 		rw.Header().Set("Allow", "POST, OPTIONS")
 		http.Error(rw, "method not allowed", http.StatusMethodNotAllowed)
 	}

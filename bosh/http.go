@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/boshd/boshd/gateway"
 	"github.com/boshd/boshd/session"
 )
 
@@ -230,27 +231,6 @@ func bodyError(err error, compressed bool) error {
 	return err
 }
 
-// corsPolicy is the CORS configuration (docs/CONFORMANCE.md#cors): which origins may call
-// boshd from a browser.
-type corsPolicy struct {
-	any     bool            // "*" listed: any origin, without credentials
-	origins map[string]bool // exactly listed origins, lower case
-}
-
-func newCORSPolicy(list []string) corsPolicy {
-	c := corsPolicy{origins: make(map[string]bool)}
-	for _, o := range list {
-		if o == "*" {
-			c.any = true
-		} else {
-			c.origins[strings.ToLower(o)] = true
-		}
-	}
-	return c
-}
-
-func (c corsPolicy) enabled() bool { return c.any || len(c.origins) > 0 }
-
 // corsSafeHeaders are the request headers, besides Content-Type, a
 // preflight may ask for and be granted.
 var corsSafeHeaders = map[string]string{
@@ -261,12 +241,13 @@ var corsSafeHeaders = map[string]string{
 	"x-requested-with": "X-Requested-With",
 }
 
-// setHeaders sets the CORS headers of the response to r, and reports
-// whether r's origin is allowed. A request from another origin gets none:
-// the browser then hides the response from the page, but the request is
-// served as usual, since CORS binds browsers, not boshd.
-func (c corsPolicy) setHeaders(h http.Header, r *http.Request) bool {
-	if !c.enabled() {
+// setCORSHeaders sets the CORS headers of the response to r under the
+// cors_origins c (docs/CONFORMANCE.md#cors), and reports whether r's
+// origin is allowed. A request from another origin gets none: the browser
+// then hides the response from the page, but the request is served as
+// usual, since CORS binds browsers, not boshd.
+func setCORSHeaders(c *gateway.CORS, h http.Header, r *http.Request) bool {
+	if !c.Enabled() {
 		return false
 	}
 	addVary(h, "Origin")
@@ -274,10 +255,10 @@ func (c corsPolicy) setHeaders(h http.Header, r *http.Request) bool {
 	switch {
 	case origin == "":
 		return false
-	case c.origins[strings.ToLower(origin)]:
+	case c.Lists(origin):
 		h.Set("Access-Control-Allow-Origin", origin)
 		h.Set("Access-Control-Allow-Credentials", "true")
-	case c.any:
+	case c.Any():
 		h.Set("Access-Control-Allow-Origin", "*")
 	default:
 		return false
@@ -285,9 +266,10 @@ func (c corsPolicy) setHeaders(h http.Header, r *http.Request) bool {
 	return true
 }
 
-// preflight sets the headers answering a CORS preflight request r.
-func (c corsPolicy) preflight(h http.Header, r *http.Request) {
-	if !c.setHeaders(h, r) {
+// preflight sets the headers answering a CORS preflight request r under
+// the cors_origins c.
+func preflight(c *gateway.CORS, h http.Header, r *http.Request) {
+	if !setCORSHeaders(c, h, r) {
 		return
 	}
 	allowed := []string{"Content-Type"}

@@ -507,71 +507,6 @@ func TestKeepAlive(t *testing.T) {
 	}
 }
 
-func TestClientIP(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct{ remote, want string }{
-		{"192.0.2.1:5000", "192.0.2.1"},
-		{"[2001:db8::1]:443", "2001:db8::1"},
-		{"[2001:0db8:0::1]:443", "2001:db8::1"},
-		{"[::ffff:192.0.2.1]:80", "192.0.2.1"},
-		{"192.0.2.1", "192.0.2.1"},
-		{"pipe", "pipe"},
-	} {
-		r := httptest.NewRequest("POST", "/", nil)
-		r.RemoteAddr = tc.remote
-		r.Header.Set("X-Forwarded-For", "203.0.113.9") // not trusted yet
-		if got, _ := clientIP(r, nil); got != tc.want {
-			t.Errorf("clientIP with RemoteAddr %q = %q, want %q", tc.remote, got, tc.want)
-		}
-	}
-}
-
-func TestSessionLimitsCount(t *testing.T) {
-	t.Parallel()
-	// docs/CONFORMANCE.md#limits: the counts, per IP and in all.
-	type step struct {
-		ip      string
-		release int // >= 0: release the slot taken at that step instead
-		ok      bool
-	}
-	for _, tc := range []struct {
-		name          string
-		max, maxPerIP int
-		steps         []step
-	}{
-		{"no limits", 0, 0, []step{{"a", -1, true}, {"a", -1, true}, {"b", -1, true}}},
-		{"per IP", 0, 2, []step{{"a", -1, true}, {"a", -1, true}, {"a", -1, false}, {"b", -1, true}, {"", 0, true}, {"a", -1, true}, {"a", -1, false}}},
-		{"total", 2, 0, []step{{"a", -1, true}, {"b", -1, true}, {"c", -1, false}, {"", 1, true}, {"c", -1, true}, {"a", -1, false}}},
-		{"both", 3, 1, []step{{"a", -1, true}, {"a", -1, false}, {"b", -1, true}, {"c", -1, true}, {"d", -1, false}, {"", 0, true}, {"", 0, true}, {"d", -1, true}}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			l := newSessionLimits(tc.max, tc.maxPerIP)
-			releases := make([]func(), len(tc.steps))
-			for i, s := range tc.steps {
-				if s.release >= 0 {
-					releases[s.release]() // twice counts once
-					continue
-				}
-				release, err := l.acquire(s.ip)
-				if (err == nil) != s.ok {
-					t.Fatalf("step %d: acquire(%q) = %v, want ok %v", i, s.ip, err, s.ok)
-				}
-				if err == nil {
-					releases[i] = release
-				}
-			}
-			for _, release := range releases {
-				if release != nil {
-					release()
-				}
-			}
-			if total, _ := l.counts(""); total != 0 || len(l.perIP) != 0 {
-				t.Fatalf("after releasing all: total %d, per IP %v", total, l.perIP)
-			}
-		})
-	}
-}
-
 func TestSessionLimits(t *testing.T) {
 	t.Parallel()
 	// docs/CONFORMANCE.md#limits: over max_sessions or max_sessions_per_ip, 200 +
@@ -634,7 +569,7 @@ func TestSessionLimitsReleased(t *testing.T) {
 			t.Fatalf("terminate: %s", resp)
 		}
 		// The ended session lingers for inactivity to answer resends.
-		wait.Until(t, func() bool { total, _ := h.limits.counts("127.0.0.1"); return total == 0 }, "no session counted after terminate")
+		wait.Until(t, func() bool { total, _ := h.g.Sessions("127.0.0.1"); return total == 0 }, "no session counted after terminate")
 		c.create(300, 0)
 	})
 	t.Run("upstream down", func(t *testing.T) {
@@ -654,7 +589,7 @@ func TestSessionLimitsReleased(t *testing.T) {
 				t.Fatalf("got %s", resp)
 			}
 		}
-		if total, _ := h.limits.counts(""); total != 0 {
+		if total, _ := h.g.Sessions(""); total != 0 {
 			t.Fatalf("%d sessions counted", total)
 		}
 	})
@@ -665,7 +600,7 @@ func TestSessionLimitsReleased(t *testing.T) {
 		if _, _, resp := c.post(sprintf(creationBody, 1, 5)); attrs(resp)["condition"] != "system-shutdown" {
 			t.Fatalf("got %s", resp)
 		}
-		if total, _ := h.limits.counts(""); total != 0 {
+		if total, _ := h.g.Sessions(""); total != 0 {
 			t.Fatalf("%d sessions counted", total)
 		}
 	})

@@ -13,90 +13,6 @@ import (
 	"github.com/boshd/boshd/internal/xmpptest"
 )
 
-func TestParseProxies(t *testing.T) {
-	for _, tc := range []struct {
-		list []string
-		want string // the prefixes, space-separated, or "error"
-	}{
-		{nil, ""},
-		{[]string{"127.0.0.1"}, "127.0.0.1/32"},
-		{[]string{"10.1.2.3/8", "::1", "2001:db8::/32"}, "10.0.0.0/8 ::1/128 2001:db8::/32"},
-		{[]string{"::ffff:192.0.2.0/120"}, "192.0.2.0/24"},
-		{[]string{"::ffff:192.0.2.1"}, "192.0.2.1/32"},
-		{[]string{"proxy.example.org"}, "error"},
-		{[]string{"127.0.0.1:80"}, "error"},
-		{[]string{"10.0.0.0/33"}, "error"},
-	} {
-		p, err := parseProxies(tc.list)
-		if tc.want == "error" {
-			if err == nil {
-				t.Errorf("parseProxies(%q) = %v, want an error", tc.list, p)
-			}
-			continue
-		}
-		if err != nil {
-			t.Errorf("parseProxies(%q): %v", tc.list, err)
-			continue
-		}
-		var got []string
-		for _, prefix := range p {
-			got = append(got, prefix.String())
-		}
-		if strings.Join(got, " ") != tc.want {
-			t.Errorf("parseProxies(%q) = %q, want %q", tc.list, got, tc.want)
-		}
-	}
-}
-
-func TestClientIPTrustedProxies(t *testing.T) {
-	proxies, err := parseProxies([]string{"127.0.0.1", "10.0.0.0/8", "2001:db8::/32"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		name    string
-		remote  string
-		xff     []string // X-Forwarded-For headers, in order
-		want    string
-		ignored bool // the header is ignored: its sender is not trusted
-	}{
-		{"untrusted peer's header ignored", "192.0.2.1:5000", []string{"203.0.113.9"}, "192.0.2.1", true},
-		{"untrusted peer's empty header ignored", "192.0.2.1:5000", []string{""}, "192.0.2.1", true},
-		{"untrusted peer without header", "192.0.2.1:5000", nil, "192.0.2.1", false},
-		{"trusted peer without header", "127.0.0.1:5000", nil, "127.0.0.1", false},
-		{"trusted peer, one hop", "127.0.0.1:5000", []string{"203.0.113.9"}, "203.0.113.9", false},
-		{"client's own entry ignored", "127.0.0.1:5000", []string{"198.51.100.7, 203.0.113.9"}, "203.0.113.9", false},
-		{"chain of trusted proxies", "127.0.0.1:5000", []string{"198.51.100.7, 203.0.113.9, 10.1.1.1, 10.2.2.2"}, "203.0.113.9", false},
-		{"several headers in order", "127.0.0.1:5000", []string{"198.51.100.7, 203.0.113.9", "10.1.1.1"}, "203.0.113.9", false},
-		{"all trusted: left-most", "127.0.0.1:5000", []string{"10.1.1.1, 10.2.2.2"}, "10.1.1.1", false},
-		{"garbage stops at the proxy that wrote it", "127.0.0.1:5000", []string{"203.0.113.9, unknown"}, "127.0.0.1", false},
-		{"garbage left of the client ignored", "127.0.0.1:5000", []string{"unknown, 203.0.113.9"}, "203.0.113.9", false},
-		{"entry with a port", "127.0.0.1:5000", []string{"203.0.113.9:4711"}, "203.0.113.9", false},
-		{"IPv6 entry with a port", "127.0.0.1:5000", []string{"[2001:db9::1]:4711"}, "2001:db9::1", false},
-		{"IPv6 entry in brackets", "127.0.0.1:5000", []string{"[2001:db9::1]"}, "2001:db9::1", false},
-		{"IPv6 trusted peer", "[2001:db8::5]:443", []string{"2001:db9::1"}, "2001:db9::1", false},
-		{"mapped trusted peer", "[::ffff:127.0.0.1]:80", []string{"::ffff:203.0.113.9"}, "203.0.113.9", false},
-		{"empty entries skipped as garbage", "127.0.0.1:5000", []string{""}, "127.0.0.1", false},
-		{"peer without port", "127.0.0.1", []string{"203.0.113.9"}, "203.0.113.9", false},
-		{"peer not an IP", "pipe", []string{"203.0.113.9"}, "pipe", false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := httptest.NewRequest("POST", "/", nil)
-			r.RemoteAddr = tc.remote
-			for _, v := range tc.xff {
-				r.Header.Add("X-Forwarded-For", v)
-			}
-			if got, ignored := clientIP(r, proxies); got != tc.want || ignored != tc.ignored {
-				t.Errorf("clientIP(RemoteAddr %q, X-Forwarded-For %q) = %q, %v; want %q, %v", tc.remote, tc.xff, got, ignored, tc.want, tc.ignored)
-			}
-			got, gotIgnored := clientIP(r, nil)
-			if want, wantIgnored := clientIP(r, proxyList{}); got != want || gotIgnored != wantIgnored {
-				t.Errorf("nil and empty proxy lists differ: %q, %v; %q, %v", got, gotIgnored, want, wantIgnored)
-			}
-		})
-	}
-}
-
 // TestSessionLimitsBehindProxy checks that max_sessions_per_ip counts the
 // client address a trusted proxy forwards, not the proxy's, and that a
 // forged X-Forwarded-For gets no fresh quota; the address is logged with
@@ -145,43 +61,6 @@ func TestSessionLimitsBehindProxy(t *testing.T) {
 	}
 }
 
-// TestClientIPLoopbackProxies checks the addresses counted when only the
-// loopback proxies are trusted, the setting for a reverse proxy on the
-// same host (and boshd's default): their X-Forwarded-For is believed
-// however the peer's address is written, anyone else's ignored.
-func TestClientIPLoopbackProxies(t *testing.T) {
-	proxies, err := parseProxies([]string{"127.0.0.1", "::1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		remote, xff string
-		want        string
-		ignored     bool
-	}{
-		{"127.0.0.1:40000", "203.0.113.9", "203.0.113.9", false},
-		{"[::1]:40000", "203.0.113.9", "203.0.113.9", false},
-		{"[::1]:40000", "2001:db8::7", "2001:db8::7", false},
-		{"[::ffff:127.0.0.1]:40000", "203.0.113.9", "203.0.113.9", false},
-		{"[0:0:0:0:0:0:0:1]:40000", "203.0.113.9", "203.0.113.9", false},
-		{"127.0.0.1:40000", "", "127.0.0.1", false}, // header absent
-		{"127.0.0.2:40000", "203.0.113.9", "127.0.0.2", true},
-		{"[::ffff:127.0.0.2]:40000", "203.0.113.9", "127.0.0.2", true},
-		{"[::2]:40000", "203.0.113.9", "::2", true},
-		{"192.0.2.1:40000", "203.0.113.9", "192.0.2.1", true},
-		{"192.0.2.1:40000", "", "192.0.2.1", false},
-	} {
-		r := httptest.NewRequest("POST", "/", nil)
-		r.RemoteAddr = tc.remote
-		if tc.xff != "" {
-			r.Header.Set("X-Forwarded-For", tc.xff)
-		}
-		if got, ignored := clientIP(r, proxies); got != tc.want || ignored != tc.ignored {
-			t.Errorf("clientIP(RemoteAddr %q, X-Forwarded-For %q) = %q, %v; want %q, %v", tc.remote, tc.xff, got, ignored, tc.want, tc.ignored)
-		}
-	}
-}
-
 // logRecords is a slog.Handler that keeps the records it handles, for
 // tests to look at. Attributes and groups added with With are dropped:
 // the tests look at those of each record.
@@ -225,13 +104,12 @@ func attrsOf(r slog.Record) map[string]string {
 	return m
 }
 
-// startRecordedHandler is startHandler with what the Handler itself logs
-// kept in the returned records (its sessions log nowhere).
+// startRecordedHandler is startHandler with what the Handler, its
+// gateway and its sessions log kept in the returned records.
 func startRecordedHandler(t *testing.T, mutate func(*config.Config)) (*xmpptest.Server, *Handler, *logRecords) {
 	t.Helper()
-	up, h := startHandler(t, mutate, nil)
 	logs := new(logRecords)
-	h.log = slog.New(logs) // before it serves anything
+	up, h := newHandler(t, nil, mutate, slog.New(logs))
 	return up, h, logs
 }
 
@@ -276,7 +154,7 @@ func TestSessionLimitsLoopbackProxies(t *testing.T) {
 				if cond := postCreation(t, hs.URL, xff); cond != "" {
 					t.Fatalf("first session of %s: %s (counted as the proxy's?)", xff, cond)
 				}
-				if _, n := h.limits.counts(xff); n != 1 {
+				if _, n := h.g.Sessions(xff); n != 1 {
 					t.Errorf("%d sessions counted for %s, want 1", n, xff)
 				}
 			}
@@ -284,7 +162,7 @@ func TestSessionLimitsLoopbackProxies(t *testing.T) {
 				t.Errorf("second session of 203.0.113.1: %q, want policy-violation", cond)
 			}
 			peer := strings.Trim(addr[:strings.LastIndex(addr, ":")], "[]")
-			if total, n := h.limits.counts(peer); total != 3 || n != 0 {
+			if total, n := h.g.Sessions(peer); total != 3 || n != 0 {
 				t.Errorf("%d sessions in all, %d for the proxy %s; want 3, 0", total, n, peer)
 			}
 			if w := logs.find("X-Forwarded-For ignored"); len(w) != 0 {

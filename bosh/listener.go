@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/boshd/boshd/gateway"
 	"github.com/boshd/boshd/internal/netpoll"
 )
 
@@ -31,7 +32,7 @@ import (
 //	ln, err := bosh.NewListenerWith(inner, bosh.ListenerOptions{ // inner: net.Listen
 //		TLSConfig:     tlsConfig, // nil for plain HTTP
 //		MaxConnsPerIP: 256,
-//		Handler:       h, // metrics, logs, trusted_proxies
+//		Gateway:       h.Gateway(), // metrics, logs, trusted_proxies
 //	})
 //
 // A handler served without a Listener holds requests in net/http.
@@ -87,18 +88,22 @@ type ListenerOptions struct {
 	// it is closed as soon as accepted, before anything is read from it
 	// or written to it (with TLS, nothing plaintext can be). A connection
 	// counts from accept to close, while a parked request waits on it
-	// and between requests too. Connections from the Handler's
+	// and between requests too. Connections from the Gateway's
 	// trusted_proxies are counted but never refused: a reverse proxy
 	// carries all its clients' requests. Connections that are not TCP
 	// are not counted, nor are any when inner serves TLS itself (use
 	// TLSConfig instead): that is logged once.
 	MaxConnsPerIP int
 
-	// Handler is the Handler served through the Listener, if any: its
-	// metrics count the connections open and refused
-	// (boshd_connections_open, boshd_connections_refused_total), its
-	// logger logs refusals (at most one line per 10 seconds), and its
+	// Gateway is the gateway.Gateway of the bindings served through the
+	// Listener, if any: its metrics count the connections open and
+	// refused (boshd_connections_open, boshd_connections_refused_total),
+	// its logger logs refusals (at most one line per 10 seconds), and its
 	// trusted_proxies, as reloaded, are exempt from MaxConnsPerIP.
+	Gateway *gateway.Gateway
+
+	// Handler is a shorthand for Gateway: Handler.Gateway() is used
+	// when Gateway is nil.
 	Handler *Handler
 }
 
@@ -122,8 +127,12 @@ func newListener(inner net.Listener, opts ListenerOptions, now func() time.Time)
 		done:      make(chan struct{}),
 		resting:   make(map[*restingConn]struct{}),
 	}
-	if opts.MaxConnsPerIP > 0 || opts.Handler != nil {
-		l.conns = newConnLimits(opts.MaxConnsPerIP, opts.Handler, now)
+	g := opts.Gateway
+	if g == nil && opts.Handler != nil {
+		g = opts.Handler.Gateway()
+	}
+	if opts.MaxConnsPerIP > 0 || g != nil {
+		l.conns = newConnLimits(opts.MaxConnsPerIP, g, now)
 	}
 	go l.acceptInner()
 	return l

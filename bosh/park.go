@@ -9,13 +9,11 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/boshd/boshd/internal/netpoll"
 	"github.com/boshd/boshd/session"
-	"github.com/boshd/boshd/xmpp"
 )
 
 // This file parks held requests (docs/design/002): a request still held
@@ -104,7 +102,7 @@ func (h *Handler) handle(w *responseWriter, r *http.Request, s *session.Session,
 // connection is a socket (plain or TLS) from a Listener. Otherwise rc is
 // nil.
 func (h *Handler) parkable(r *http.Request) (origin *connOrigin, rc syscall.RawConn) {
-	if h.poller == nil || h.stopping.Load() || r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Close {
+	if h.poller == nil || h.g.Stopping() || r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Close {
 		return nil, nil
 	}
 	origin = originOf(r.Context())
@@ -356,33 +354,4 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return c.Conn.Read(p)
-}
-
-// countingWatcher is an xmpp.Watcher that keeps n at the number of its
-// watches neither fired nor stopped: the upstream streams parked now.
-type countingWatcher struct {
-	w xmpp.Watcher
-	n *atomic.Int64
-}
-
-// WatchReadable implements xmpp.Watcher. Of fn being called and stop
-// reporting true, exactly one happens to a watch, and each takes it off
-// the count once.
-func (c countingWatcher) WatchReadable(rc syscall.RawConn, fn func()) (stop func() bool, err error) {
-	c.n.Add(1)
-	stopWatch, err := c.w.WatchReadable(rc, func() {
-		c.n.Add(-1)
-		fn()
-	})
-	if err != nil {
-		c.n.Add(-1)
-		return nil, err
-	}
-	return func() bool {
-		if !stopWatch() {
-			return false
-		}
-		c.n.Add(-1)
-		return true
-	}, nil
 }

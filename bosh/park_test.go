@@ -13,8 +13,6 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -453,76 +451,4 @@ func restingCount(l *Listener) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.resting)
-}
-
-// fakeWatcher is an xmpp.Watcher whose watches fire when the test says.
-type fakeWatcher struct {
-	fns []func()
-	err error
-}
-
-func (f *fakeWatcher) WatchReadable(_ syscall.RawConn, fn func()) (func() bool, error) {
-	if f.err != nil {
-		return nil, f.err
-	}
-	fired := false
-	i := len(f.fns)
-	f.fns = append(f.fns, func() {
-		if !fired {
-			fired = true
-			fn()
-		}
-	})
-	return func() bool {
-		if fired {
-			return false
-		}
-		fired = true
-		f.fns[i] = func() {}
-		return true
-	}, nil
-}
-
-// TestCountingWatcher checks the count behind boshd_upstreams_parked: a
-// watch counts until it fires or is stopped, whichever comes first, and
-// a watch that could not be set does not count.
-func TestCountingWatcher(t *testing.T) {
-	t.Parallel()
-	var n atomic.Int64
-	fake := &fakeWatcher{}
-	w := countingWatcher{fake, &n}
-	called := 0
-	fn := func() { called++ }
-	check := func(step string, want int64) {
-		t.Helper()
-		if got := n.Load(); got != want {
-			t.Errorf("%s: count %d, want %d", step, got, want)
-		}
-	}
-	stop1, err := w.WatchReadable(nil, fn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop2, _ := w.WatchReadable(nil, fn)
-	check("two watches", 2)
-	fake.fns[0]()
-	check("first fired", 1)
-	if stop1() {
-		t.Error("stop after the watch fired = true")
-	}
-	check("first stopped after firing", 1)
-	if !stop2() {
-		t.Error("stop before the watch fired = false")
-	}
-	check("second stopped", 0)
-	fake.fns[1]()
-	check("second fires after its stop", 0)
-	if called != 1 {
-		t.Errorf("fn called %d times, want 1", called)
-	}
-	fake.err = errors.New("no more")
-	if _, err := w.WatchReadable(nil, fn); err == nil {
-		t.Error("WatchReadable passed no error on")
-	}
-	check("failed watch", 0)
 }

@@ -3,7 +3,6 @@ package bosh
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/boshd/boshd/session"
 	"github.com/boshd/boshd/xmpp"
@@ -23,11 +22,7 @@ func (h *Handler) addStream(ctx context.Context, s *session.Session, b *body) (*
 		add.Failed = re.cond
 	} else {
 		target.Lang = b.lang
-		dctx, cancel := context.WithTimeout(ctx, h.cfg.ConnectTimeout)
-		dialStart := time.Now()
-		conn, err := h.dialer.Dial(dctx, target)
-		h.metrics.UpstreamConnect(err == nil, time.Since(dialStart).Seconds())
-		cancel()
+		conn, err := h.g.Dial(ctx, target)
 		var serr *xmpp.StreamError
 		switch {
 		case errors.As(err, &serr):

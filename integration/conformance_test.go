@@ -21,6 +21,7 @@ func TestConformanceNamesRealTests(t *testing.T) {
 	}
 	dirs := map[string]string{
 		"bosh":        "bosh",
+		"gateway":     "gateway",
 		"session":     "session",
 		"xmpp":        "xmpp",
 		"rawxml":      "internal/rawxml",

@@ -30,6 +30,7 @@ import (
 	"github.com/boshd/boshd/bosh"
 	"github.com/boshd/boshd/config"
 	"github.com/boshd/boshd/config/load"
+	"github.com/boshd/boshd/gateway"
 )
 
 func main() {
@@ -75,10 +76,11 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 // and reads the TLS certificate again.
 func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Config, error), hup <-chan os.Signal, logger *slog.Logger) error {
 	cfg = withSessionCap(cfg, logger)
-	h, err := bosh.NewHandler(cfg, logger)
+	g, err := gateway.New(cfg, logger)
 	if err != nil {
 		return err
 	}
+	h := bosh.NewHandlerWith(g)
 	var cert *certificate
 	if cfg.TLSCertFile != "" {
 		if cert, err = loadCertificate(cfg.TLSCertFile, cfg.TLSKeyFile); err != nil {
@@ -113,7 +115,7 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 		errc <- err
 	}()
 	logger.Info("boshd listening", "url", scheme+"://"+ln.Addr().String()+cfg.Path, "version", version(), "max_sessions", cfg.MaxSessions)
-	logger.Info("XEP-0156 discovery", "host_meta", bosh.HostMetaPath, "bosh_url", advertisedURL(cfg, ln.Addr()))
+	logger.Info("XEP-0156 discovery", "host_meta", gateway.HostMetaPath, "bosh_url", advertisedURL(cfg, ln.Addr()))
 	if cfg.StaticDir != "" {
 		logger.Info("serving files", "dir", cfg.StaticDir, "url", scheme+"://"+ln.Addr().String()+"/")
 	}
@@ -152,7 +154,11 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 	start := time.Now()
 	sctx, cancel := context.WithDeadline(context.Background(), start.Add(cfg.ShutdownTimeout))
 	defer cancel()
-	h.Shutdown(sctx)
+	// The handlers first, then what they share: a parked socket is
+	// never woken once the gateway is closed.
+	if h.Shutdown(sctx) == nil {
+		g.Close()
+	}
 	if adminSrv != nil {
 		adminSrv.Shutdown(sctx)
 	}

@@ -9,8 +9,8 @@ import (
 	"path"
 	"strings"
 
-	"github.com/boshd/boshd/bosh"
 	"github.com/boshd/boshd/config"
+	"github.com/boshd/boshd/gateway"
 )
 
 // newMux returns what boshd serves over HTTP: BOSH at cfg.Path, XEP-0156
@@ -21,9 +21,9 @@ import (
 func newMux(cfg config.Config, h http.Handler, addr net.Addr) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle(cfg.Path, h)
-	hostMeta := bosh.HostMeta(advertisedURL(cfg, addr))
-	mux.Handle(bosh.HostMetaPath, hostMeta)
-	mux.Handle(bosh.HostMetaJSONPath, hostMeta)
+	hostMeta := gateway.HostMeta(gateway.Link{Rel: gateway.RelBOSH, Href: advertisedURL(cfg, addr)})
+	mux.Handle(gateway.HostMetaPath, hostMeta)
+	mux.Handle(gateway.HostMetaJSONPath, hostMeta)
 	if cfg.StaticDir != "" {
 		mux.Handle("/", staticFiles(cfg.StaticDir))
 	}

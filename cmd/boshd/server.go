@@ -36,7 +36,7 @@ func newListener(cfg config.Config, ln net.Listener, srv *http.Server, h *bosh.H
 	bln, err := bosh.NewListenerWith(ln, bosh.ListenerOptions{
 		TLSConfig:     srv.TLSConfig,
 		MaxConnsPerIP: cfg.MaxConnsPerIP,
-		Handler:       h,
+		Gateway:       h.Gateway(),
 	})
 	if err != nil {
 		ln.Close()

@@ -1,4 +1,4 @@
-package bosh
+package gateway
 
 import (
 	"context"
@@ -13,9 +13,9 @@ import (
 )
 
 // sessionLimits counts the sessions held, in all and per client IP, against
-// max_sessions and max_sessions_per_ip (docs/CONFORMANCE.md#limits). A slot is taken before
-// the upstream is dialled and given back when the session ends
-// (session.Params.OnEnd), whatever ended it.
+// max_sessions and max_sessions_per_ip (docs/CONFORMANCE.md#limits): those
+// of every binding, in one count. A slot is taken before the upstream is
+// dialled and given back when the session ends, whatever ended it.
 type sessionLimits struct {
 	// mu guards the fields below; it is a leaf, held only to count.
 	mu            sync.Mutex
@@ -28,14 +28,16 @@ func newSessionLimits(max, maxPerIP int) *sessionLimits {
 	return &sessionLimits{max: max, maxPerIP: maxPerIP, perIP: make(map[string]int)}
 }
 
-// limitError is the error of acquire: the limit a new session would
+// A LimitError is the error of Acquire: the limit a new session would
 // exceed, named by its configuration key.
-type limitError struct {
-	key   string // "max_sessions" or "max_sessions_per_ip"
-	limit int
+type LimitError struct {
+	// Key is "max_sessions" or "max_sessions_per_ip".
+	Key string
+	// Limit is the setting's value.
+	Limit int
 }
 
-func (e *limitError) Error() string { return fmt.Sprintf("%s (%d) reached", e.key, e.limit) }
+func (e *LimitError) Error() string { return fmt.Sprintf("%s (%d) reached", e.Key, e.Limit) }
 
 // set changes the limits. Sessions already over a lowered limit stay.
 func (l *sessionLimits) set(max, maxPerIP int) {
@@ -46,15 +48,15 @@ func (l *sessionLimits) set(max, maxPerIP int) {
 
 // acquire takes a slot for a session of ip. It returns the function that
 // gives the slot back, which may be called any number of times, or a
-// *limitError naming the limit reached.
+// *LimitError naming the limit reached.
 func (l *sessionLimits) acquire(ip string) (release func(), err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.max > 0 && l.total >= l.max {
-		return nil, &limitError{key: "max_sessions", limit: l.max}
+		return nil, &LimitError{Key: "max_sessions", Limit: l.max}
 	}
 	if l.maxPerIP > 0 && l.perIP[ip] >= l.maxPerIP {
-		return nil, &limitError{key: "max_sessions_per_ip", limit: l.maxPerIP}
+		return nil, &LimitError{Key: "max_sessions_per_ip", Limit: l.maxPerIP}
 	}
 	l.total++
 	l.perIP[ip]++
@@ -166,39 +168,67 @@ func clientIP(r *http.Request, proxies proxyList) (ip string, forwardIgnored boo
 	return client.String(), false
 }
 
-// clientOf returns clientIP of r under the trusted_proxies in force. The
-// first time it finds an X-Forwarded-For header ignored, it logs a
+// Acquire takes a slot for a session of the client at ip, as ClientIP
+// returns it, against max_sessions and max_sessions_per_ip
+// (docs/CONFORMANCE.md#limits). A binding takes it before dialling the
+// upstream, so that a client over its limit never reaches it, and gives
+// it back by calling release when the session ends, whatever ended it, or
+// at once if none is made; release may be called any number of times. err
+// is a *LimitError naming the limit reached.
+func (g *Gateway) Acquire(ip string) (release func(), err error) {
+	return g.limits.acquire(ip)
+}
+
+// Sessions returns the sessions counted against the limits, in all and
+// for the client at ip.
+func (g *Gateway) Sessions(ip string) (total, forIP int) {
+	return g.limits.counts(ip)
+}
+
+// Trusts reports whether a is the address of a proxy listed in the
+// trusted_proxies in force.
+func (g *Gateway) Trusts(a netip.Addr) bool {
+	return g.dyn.Load().proxies.trusts(a)
+}
+
+// ClientIP returns the IP address r comes from under the trusted_proxies
+// in force, as counted by max_sessions_per_ip and logged: see clientIP.
+// The first time it finds an X-Forwarded-For header ignored, it logs a
 // warning naming the peer: behind a reverse proxy missing from
 // trusted_proxies, every client has the proxy's address, and
-// max_sessions_per_ip caps the whole server. Once per Handler is enough
+// max_sessions_per_ip caps the whole server. Once per Gateway is enough
 // to point at the setting, and costs no state per address.
-func (h *Handler) clientOf(r *http.Request) (ip string, forwardIgnored bool) {
-	ip, forwardIgnored = clientIP(r, h.dyn.Load().proxies)
-	if forwardIgnored && h.forwardWarned.CompareAndSwap(false, true) {
-		h.log.WarnContext(r.Context(), "X-Forwarded-For ignored: its sender is not in trusted_proxies, so every client it forwards counts as the sender against max_sessions_per_ip; if the sender is your reverse proxy, add its address to trusted_proxies (logged once)",
-			"peer", ip, "trusted_proxies", h.dyn.Load().proxies.String())
+//
+// forwardIgnored reports that r has an X-Forwarded-For header from a peer
+// whose IP address is not a trusted proxy's: the header was ignored and
+// the peer is the client.
+func (g *Gateway) ClientIP(r *http.Request) (ip string, forwardIgnored bool) {
+	ip, forwardIgnored = clientIP(r, g.dyn.Load().proxies)
+	if forwardIgnored && g.forwardWarned.CompareAndSwap(false, true) {
+		g.log.WarnContext(r.Context(), "X-Forwarded-For ignored: its sender is not in trusted_proxies, so every client it forwards counts as the sender against max_sessions_per_ip; if the sender is your reverse proxy, add its address to trusted_proxies (logged once)",
+			"peer", ip, "trusted_proxies", g.dyn.Load().proxies.String())
 	}
 	return ip, forwardIgnored
 }
 
-// logRefusal logs a session of ip refused with err, the *limitError of
-// sessionLimits.acquire, naming the address, the setting and its value:
-// at warn for max_sessions, which concerns the operator, at info for
+// LogRefusal logs a session of ip refused with err, the *LimitError of
+// Acquire, naming the address, the setting and its value: at warn for
+// max_sessions, which concerns the operator, at info for
 // max_sessions_per_ip, which usually concerns one client, unless the
-// address may be a proxy's (forwardIgnored, see clientIP).
-func (h *Handler) logRefusal(ctx context.Context, ip string, forwardIgnored bool, err error) {
+// address may be a proxy's (forwardIgnored, as ClientIP returned it).
+func (g *Gateway) LogRefusal(ctx context.Context, ip string, forwardIgnored bool, err error) {
 	level, attrs := slog.LevelInfo, []any{"ip", ip}
-	var le *limitError
+	var le *LimitError
 	if errors.As(err, &le) {
-		attrs = append(attrs, "limit", le.limit)
-		if le.key == "max_sessions" {
+		attrs = append(attrs, "limit", le.Limit)
+		if le.Key == "max_sessions" {
 			level = slog.LevelWarn
 		}
 	}
 	if forwardIgnored && level == slog.LevelInfo {
 		attrs = append(attrs, "hint", "X-Forwarded-For was ignored: if "+ip+" is your reverse proxy, add it to trusted_proxies")
 	}
-	h.log.Log(ctx, level, "session refused: "+err.Error(), attrs...)
+	g.log.Log(ctx, level, "session refused: "+err.Error(), attrs...)
 }
 
 // forwardedFor returns the addresses listed in the X-Forwarded-For headers
