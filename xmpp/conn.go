@@ -141,6 +141,24 @@ func (c *Conn) From() string {
 	return c.hdr.from
 }
 
+// Lang returns the xml:lang of the server's current stream header, the
+// default language of what the server sends (RFC 6120 §4.7.4); "" if it
+// sent none.
+func (c *Conn) Lang() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hdr.lang
+}
+
+// Version returns the version of the server's current stream header, as
+// the server wrote it: "1.0" or higher (Dial refuses a server that does
+// not speak XMPP 1.0).
+func (c *Conn) Version() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hdr.version
+}
+
 // Secure reports whether the stream runs over TLS.
 func (c *Conn) Secure() bool { return c.secure }
 
@@ -193,7 +211,7 @@ func (c *Conn) Next() ([]byte, error) {
 	case el.NS == nsStream && el.Name.Local == "error":
 		return nil, c.stop(parseStreamError(raw))
 	case el.NS == nsStream && el.Name.Local == "features":
-		if raw, _, err = filterFeatures(raw); err != nil {
+		if raw, _, err = filterFeatures(raw, c.target.KeepSM); err != nil {
 			return nil, c.stop(err)
 		}
 	case el.NS == nsSASL && el.Name.Local == "success":
