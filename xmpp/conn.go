@@ -1,6 +1,7 @@
 package xmpp
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -27,8 +28,8 @@ var closeGrace = 2 * time.Second
 // raw bytes: Next reads what the server sends, Write sends what the client
 // sent.
 //
-// One goroutine at a time may call Next. Write, Restart and Close may be
-// called from any goroutine, also while Next is blocked.
+// One goroutine at a time may call Next. Write, Restart, Close and Drop
+// may be called from any goroutine, also while Next is blocked.
 type Conn struct {
 	// Set by Dial, immutable afterwards.
 	nc           net.Conn      // the TCP connection, or the tls.Conn over it
@@ -59,6 +60,7 @@ type Conn struct {
 	sasl       saslState     // where the stream restart after SASL stands
 	wake       chan struct{} // signalled by Restart and Close; non-nil while sasl != saslNone
 	closing    bool          // Close has written </stream:stream> (or failed to)
+	dropped    bool          // Drop was called
 	readerDone bool          // Next returned a terminal result: nobody reads nc any more
 	sockClosed bool          // nc has been closed
 	timer      *time.Timer   // Close's grace timer, until the socket is closed
@@ -141,6 +143,24 @@ func (c *Conn) From() string {
 	return c.hdr.from
 }
 
+// Lang returns the xml:lang of the server's current stream header, the
+// default language of what the server sends (RFC 6120 §4.7.4); "" if it
+// sent none.
+func (c *Conn) Lang() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hdr.lang
+}
+
+// Version returns the version of the server's current stream header, as
+// the server wrote it: "1.0" or higher (Dial refuses a server that does
+// not speak XMPP 1.0).
+func (c *Conn) Version() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hdr.version
+}
+
 // Secure reports whether the stream runs over TLS.
 func (c *Conn) Secure() bool { return c.secure }
 
@@ -193,7 +213,7 @@ func (c *Conn) Next() ([]byte, error) {
 	case el.NS == nsStream && el.Name.Local == "error":
 		return nil, c.stop(parseStreamError(raw))
 	case el.NS == nsStream && el.Name.Local == "features":
-		if raw, _, err = filterFeatures(raw); err != nil {
+		if raw, _, err = filterFeatures(raw, c.target.KeepSM); err != nil {
 			return nil, c.stop(err)
 		}
 	case el.NS == nsSASL && el.Name.Local == "success":
@@ -360,8 +380,46 @@ func (c *Conn) Close() error {
 	return err
 }
 
+// Drop ends the stream abruptly, as a lost connection does: it closes the
+// socket at once, without writing </stream:stream> (over TLS, without a
+// close_notify alert either: the TCP connection beneath is closed). A
+// server with stream management (XEP-0198) then keeps the session for the
+// client to resume, which Close would end. Drop is for a relay whose
+// client was lost without closing its stream; Close stays the way to end
+// a stream the client ended.
+//
+// A Next blocked meanwhile returns an error wrapping net.ErrClosed (or
+// another network error), and so does a Next waiting for Restart. A Write
+// or Restart in progress fails at once; later ones return an error
+// wrapping net.ErrClosed. Drop does not wait for a Write in progress to
+// time out, cancels Park's watch, and is safe to call from any goroutine.
+// Drop after Close closes the socket without waiting for the rest of
+// Close's grace; Close after Drop, and Drop again, do nothing.
+func (c *Conn) Drop() {
+	c.mu.Lock()
+	c.dropped = true
+	if c.wake != nil {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+	c.mu.Unlock()
+	// Close the socket before taking wmu: a Write holding it fails now
+	// rather than at its WriteTimeout.
+	c.shutSocket(true)
+	c.wmu.Lock()
+	c.closed = true
+	c.wmu.Unlock()
+}
+
 // closeSocket closes nc, once.
-func (c *Conn) closeSocket() {
+func (c *Conn) closeSocket() { c.shutSocket(false) }
+
+// shutSocket closes nc, once; abrupt closes the TCP connection under a
+// tls.Conn instead, so that nothing is written (tls.Conn.Close may write
+// an alert, for up to 5 s against a server that does not read).
+func (c *Conn) shutSocket(abrupt bool) {
 	c.mu.Lock()
 	if c.sockClosed {
 		c.mu.Unlock()
@@ -375,7 +433,11 @@ func (c *Conn) closeSocket() {
 	stop := c.stopWatch
 	c.stopWatch = nil
 	c.mu.Unlock()
-	c.nc.Close()
+	if tc, ok := c.nc.(*tls.Conn); ok && abrupt {
+		tc.NetConn().Close()
+	} else {
+		c.nc.Close()
+	}
 	if stop != nil {
 		// The socket is closed after Close or once the reader has
 		// ended: a reader parked now has nothing more to tell.

@@ -96,6 +96,14 @@ type Target struct {
 	Lang string
 	// From is the optional `from` of the stream header.
 	From string
+	// KeepSM keeps XEP-0198 stream management (features in a
+	// urn:xmpp:sm:* namespace) in the features Conn.Features and
+	// Conn.Next return, for a client whose stream maps one to one onto
+	// this one, as over WebSocket (RFC 7395 §3.9), and which can so
+	// resume it after Conn.Drop. BOSH leaves it false: a BOSH client
+	// cannot resume boshd's TCP stream. <starttls/> and channel
+	// binding are removed either way.
+	KeepSM bool
 }
 
 // Dial connects to the server for t, opens a client stream, secures it
@@ -189,7 +197,7 @@ func (c *Conn) negotiate(ctx context.Context, d *Dialer, mode tlsMode, loopback 
 	if err != nil {
 		return err
 	}
-	features, offered, err := filterFeatures(raw)
+	features, offered, err := filterFeatures(raw, c.target.KeepSM)
 	if err != nil {
 		return err
 	}
@@ -204,7 +212,7 @@ func (c *Conn) negotiate(ctx context.Context, d *Dialer, mode tlsMode, loopback 
 		if raw, err = c.open(); err != nil {
 			return err
 		}
-		if features, _, err = filterFeatures(raw); err != nil {
+		if features, _, err = filterFeatures(raw, c.target.KeepSM); err != nil {
 			return err
 		}
 	}

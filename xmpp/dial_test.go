@@ -437,3 +437,70 @@ func TestTLSConfigShared(t *testing.T) {
 		t.Error("Config kept after RootCAs changed")
 	}
 }
+
+// TestKeepSMAndHeader dials with Target.KeepSM, through a SASL restart:
+// stream management stays in both feature lists while STARTTLS, -PLUS
+// mechanisms, channel binding and compression go, and Lang and Version
+// follow the server's current header.
+func TestKeepSMAndHeader(t *testing.T) {
+	t.Parallel()
+	header := func(id, lang, version string) string {
+		return `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='` + id +
+			`' from='` + testDomain + `' version='` + version + `'` + lang + `>`
+	}
+	addr := serve(t, func(p *xmpptest.Peer) error {
+		if _, err := p.ReadHeader(); err != nil {
+			return err
+		}
+		if err := p.Send(header("s1", ` xml:lang='fr'`, "1.0") + featuresAuth); err != nil {
+			return err
+		}
+		if err := p.Expect(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHNlY3JldA==</auth>`); err != nil {
+			return err
+		}
+		if err := p.Send(xmpptest.Success); err != nil {
+			return err
+		}
+		if _, err := p.ReadHeader(); err != nil {
+			return err
+		}
+		if err := p.Send(header("s2", "", "1.1") + featuresBind); err != nil {
+			return err
+		}
+		p.WaitQuit()
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := (&Dialer{TLSMode: "plaintext"}).Dial(ctx, Target{Domain: testDomain, Addr: addr, KeepSM: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	want := `<stream:features xmlns:stream='http://etherx.jabber.org/streams'>` +
+		`<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-1</mechanism><mechanism>PLAIN</mechanism></mechanisms>` +
+		`<sm xmlns='urn:xmpp:sm:3'/>` +
+		`</stream:features>`
+	if string(c.Features()) != want {
+		t.Errorf("Features:\n got %s\nwant %s", c.Features(), want)
+	}
+	if c.Lang() != "fr" || c.Version() != "1.0" || c.StreamID() != "s1" {
+		t.Errorf("Lang, Version, StreamID = %q, %q, %q; want fr, 1.0, s1", c.Lang(), c.Version(), c.StreamID())
+	}
+	if err := c.Write([]byte(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHNlY3JldA==</auth>`)); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := c.Next(); err != nil || string(b) != xmpptest.Success {
+		t.Fatalf("Next() = %s, %v; want %s", b, err, xmpptest.Success)
+	}
+	if err := c.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Next()
+	if want := `<stream:features xmlns:stream='http://etherx.jabber.org/streams'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/><sm xmlns='urn:xmpp:sm:3'/></stream:features>`; err != nil || string(b) != want {
+		t.Errorf("Next after Restart = %s, %v; want %s", b, err, want)
+	}
+	if c.Lang() != "" || c.Version() != "1.1" || c.StreamID() != "s2" {
+		t.Errorf("after Restart: Lang, Version, StreamID = %q, %q, %q; want \"\", 1.1, s2", c.Lang(), c.Version(), c.StreamID())
+	}
+}

@@ -25,7 +25,10 @@
 // the browser never sees: STARTTLS itself, SASL channel binding (the -PLUS
 // mechanisms and XEP-0440), stream management (XEP-0198) and stream
 // compression (XEP-0138). The Conn removes them from every feature list it
-// relays, so the browser never tries them.
+// relays, so the browser never tries them. A binding whose client stream
+// maps one to one onto the upstream one (XMPP over WebSocket) sets
+// Target.KeepSM to relay stream management, and uses Conn.Drop when the
+// client is lost, so that the server keeps the session for resumption.
 //
 // A stream error from the server comes back as a *StreamError that carries
 // the element's bytes for relaying; the end of the server's stream is

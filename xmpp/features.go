@@ -16,8 +16,10 @@ import (
 //   - SASL mechanisms whose name ends in -PLUS, and XEP-0440
 //     <sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'/>: channel binding
 //     would bind the client's authentication to boshd's TLS session;
-//   - every feature in a urn:xmpp:sm:* namespace: XEP-0198 stream
-//     management is tied to boshd's TCP stream;
+//   - every feature in a urn:xmpp:sm:* namespace, unless keepSM is set:
+//     XEP-0198 stream management is tied to boshd's TCP stream, which
+//     a BOSH session cannot resume; a binding whose client stream maps
+//     one to one onto it (XMPP over WebSocket, RFC 7395 §3.9) keeps it;
 //   - <compression xmlns='http://jabber.org/features/compress'/>.
 //
 // Elements are matched by namespace URI, whatever their prefix. What is
@@ -27,7 +29,7 @@ import (
 //
 // raw must be well-formed, as rawxml.Reader guarantees: end tags are not
 // matched against start tags here.
-func filterFeatures(raw []byte) (out []byte, starttls bool, err error) {
+func filterFeatures(raw []byte, keepSM bool) (out []byte, starttls bool, err error) {
 	d := xml.NewDecoder(bytes.NewReader(raw))
 	var (
 		scope []binding  // namespace declarations in force, innermost last
@@ -60,7 +62,7 @@ func filterFeatures(raw []byte) (out []byte, starttls bool, err error) {
 				if ns == nsTLS && t.Name.Local == "starttls" {
 					starttls = true
 				}
-				if unrelayable(ns, t.Name.Local) {
+				if unrelayable(ns, t.Name.Local, keepSM) {
 					cutFrom = lastStart
 				}
 			case 3:
@@ -104,13 +106,13 @@ func filterFeatures(raw []byte) (out []byte, starttls bool, err error) {
 }
 
 // unrelayable reports whether a feature (a child of <stream:features>) must
-// not be relayed to the client.
-func unrelayable(ns, local string) bool {
+// not be relayed to the client; stream management is relayed if keepSM.
+func unrelayable(ns, local string, keepSM bool) bool {
 	switch {
 	case ns == nsTLS && local == "starttls",
 		ns == nsSASLCB && local == "sasl-channel-binding",
 		ns == nsCompres && local == "compression",
-		strings.HasPrefix(ns, nsSMPrefx):
+		!keepSM && strings.HasPrefix(ns, nsSMPrefx):
 		return true
 	}
 	return false

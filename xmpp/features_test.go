@@ -10,6 +10,7 @@ func TestFilterFeatures(t *testing.T) {
 		name     string
 		in, want string
 		starttls bool
+		keepSM   bool // Target.KeepSM
 	}{
 		{
 			name: "nothing to remove: same bytes",
@@ -37,6 +38,26 @@ func TestFilterFeatures(t *testing.T) {
 			want: open + `<ver xmlns='urn:xmpp:features:rosterver'/><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v='/>` + end,
 		},
 		{
+			name: "KeepSM: sm kept; starttls, -PLUS, channel binding, compression removed",
+			in: open +
+				`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>` +
+				`<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-1-PLUS</mechanism><mechanism>SCRAM-SHA-1</mechanism></mechanisms>` +
+				`<sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'><channel-binding type='tls-server-end-point'/></sasl-channel-binding>` +
+				`<sm xmlns='urn:xmpp:sm:2'/><sm xmlns='urn:xmpp:sm:3'><optional/></sm>` +
+				`<compression xmlns='http://jabber.org/features/compress'><method>zlib</method></compression>` + end,
+			want: open +
+				`<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-1</mechanism></mechanisms>` +
+				`<sm xmlns='urn:xmpp:sm:2'/><sm xmlns='urn:xmpp:sm:3'><optional/></sm>` + end,
+			starttls: true,
+			keepSM:   true,
+		},
+		{
+			name:   "KeepSM, nothing to remove: same bytes",
+			in:     open + `<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/><m:sm xmlns:m='urn:xmpp:sm:3'/>` + end,
+			want:   open + `<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/><m:sm xmlns:m='urn:xmpp:sm:3'/>` + end,
+			keepSM: true,
+		},
+		{
 			name:     "matched by namespace, not prefix",
 			in:       `<s:features xmlns:s='http://etherx.jabber.org/streams' xmlns:t='urn:ietf:params:xml:ns:xmpp-tls' xmlns:m='urn:xmpp:sm:3'><t:starttls/><m:sm/><x:mechanisms xmlns:x='urn:ietf:params:xml:ns:xmpp-sasl'><x:mechanism>X-PLUS</x:mechanism><x:mechanism>PLAIN</x:mechanism></x:mechanisms></s:features>`,
 			want:     `<s:features xmlns:s='http://etherx.jabber.org/streams' xmlns:t='urn:ietf:params:xml:ns:xmpp-tls' xmlns:m='urn:xmpp:sm:3'><x:mechanisms xmlns:x='urn:ietf:params:xml:ns:xmpp-sasl'><x:mechanism>PLAIN</x:mechanism></x:mechanisms></s:features>`,
@@ -54,7 +75,7 @@ func TestFilterFeatures(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, starttls, err := filterFeatures([]byte(tc.in))
+			got, starttls, err := filterFeatures([]byte(tc.in), tc.keepSM)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -70,7 +91,7 @@ func TestFilterFeatures(t *testing.T) {
 
 func TestFilterFeaturesMalformed(t *testing.T) {
 	t.Parallel()
-	if _, _, err := filterFeatures([]byte(`<stream:features xmlns:stream='http://etherx.jabber.org/streams'><a b=></a></stream:features>`)); err == nil {
+	if _, _, err := filterFeatures([]byte(`<stream:features xmlns:stream='http://etherx.jabber.org/streams'><a b=></a></stream:features>`), false); err == nil {
 		t.Error("no error for a syntax error")
 	}
 }

@@ -167,7 +167,7 @@ func checkRelayable(raw []byte) error {
 			return err
 		}
 		for _, f := range list {
-			if f.forbidden() || f.anyPlus() {
+			if f.forbidden(false) || f.anyPlus() {
 				return fmt.Errorf("%s left in the features", f)
 			}
 		}
@@ -217,13 +217,14 @@ func (f fuzzFeature) String() string {
 	return s
 }
 
-// forbidden reports whether the feature must never reach a BOSH client.
-func (f fuzzFeature) forbidden() bool {
+// forbidden reports whether the feature must never reach a client: a
+// BOSH client, or one whose stream keeps stream management if keepSM.
+func (f fuzzFeature) forbidden(keepSM bool) bool {
 	switch {
 	case f.name == xml.Name{Space: nsTLS, Local: "starttls"},
 		f.name == xml.Name{Space: nsSASLCB, Local: "sasl-channel-binding"},
 		f.name == xml.Name{Space: nsCompres, Local: "compression"},
-		strings.HasPrefix(f.name.Space, nsSMPrefx):
+		!keepSM && strings.HasPrefix(f.name.Space, nsSMPrefx):
 		return true
 	}
 	return false
@@ -294,8 +295,8 @@ func featureList(raw []byte) ([]fuzzFeature, error) {
 //   - it accepts every element rawxml accepts (no error);
 //   - what it returns is standalone, and is the input's children read by
 //     encoding/xml minus exactly the unrelayable features (STARTTLS, -PLUS
-//     mechanisms, XEP-0440 channel binding, stream management,
-//     compression), in order;
+//     mechanisms, XEP-0440 channel binding, stream management unless
+//     Target.KeepSM, compression), in order, with KeepSM and without;
 //   - it reports STARTTLS exactly when a <starttls/> feature was there;
 //   - with nothing to remove it returns the input bytes unchanged;
 //   - it is idempotent: filtering the output again changes nothing.
@@ -313,16 +314,17 @@ func FuzzFilterFeatures(f *testing.F) {
 			if err != nil {
 				return
 			}
-			checkFilter(t, el.Raw)
+			checkFilter(t, el.Raw, false)
+			checkFilter(t, el.Raw, true)
 		}
 		t.Fatalf("more than %d elements in %d bytes", len(data)+1, len(data))
 	})
 }
 
 // checkFilter checks filterFeatures on one element.
-func checkFilter(t *testing.T, raw []byte) {
+func checkFilter(t *testing.T, raw []byte, keepSM bool) {
 	t.Helper()
-	out, starttls, err := filterFeatures(raw)
+	out, starttls, err := filterFeatures(raw, keepSM)
 	if err != nil {
 		t.Fatalf("filterFeatures(%q): %v", raw, err)
 	}
@@ -340,7 +342,7 @@ func checkFilter(t *testing.T, raw []byte) {
 		if f.name == (xml.Name{Space: nsTLS, Local: "starttls"}) {
 			offered = true
 		}
-		if f.forbidden() {
+		if f.forbidden(keepSM) {
 			removable = true
 			continue
 		}
@@ -374,7 +376,7 @@ func checkFilter(t *testing.T, raw []byte) {
 	if !unknown && !removable && !bytes.Equal(out, raw) {
 		t.Fatalf("filterFeatures(%q) = %q with nothing to remove", raw, out)
 	}
-	again, starttls, err := filterFeatures(out)
+	again, starttls, err := filterFeatures(out, keepSM)
 	if err != nil || !bytes.Equal(again, out) || starttls {
 		t.Fatalf("filterFeatures not idempotent: %q, then %q (starttls %v, %v)", out, again, starttls, err)
 	}

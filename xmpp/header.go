@@ -41,16 +41,19 @@ func appendHeader(b []byte, t *Target) []byte {
 	return append(b, " xmlns='"+nsClient+"' xmlns:stream='"+nsStream+"'>"...)
 }
 
-// header is what the server's stream header tells the client.
+// header is what the server's stream header tells the client: what a
+// relay passes on in a header of its own (RFC 7395's <open/>).
 type header struct {
 	id, from string
+	lang     string // xml:lang
+	version  string // at least 1.0
 }
 
 // errNotStream reports a server that does not open an XMPP 1.0 client
 // stream.
 var errNotStream = errors.New("xmpp: server did not open an XMPP 1.0 client stream")
 
-// parseHeader checks the server's stream header and returns its id and from.
+// parseHeader checks the server's stream header and returns what it tells.
 func parseHeader(root rawxml.Root) (header, error) {
 	if root.Name.Local != "stream" || root.NS() != nsStream {
 		return header{}, fmt.Errorf("%w: root element <%s>", errNotStream, qname(root.Name.Space, root.Name.Local))
@@ -63,9 +66,10 @@ func parseHeader(root rawxml.Root) (header, error) {
 	if n, err := strconv.Atoi(major); err != nil || n < 1 {
 		return header{}, fmt.Errorf("%w: version %q", errNotStream, v)
 	}
-	var h header
+	h := header{version: v}
 	h.id, _ = root.Get("", "id")
 	h.from, _ = root.Get("", "from")
+	h.lang, _ = root.Get(rawxml.XMLNamespace, "lang")
 	return h, nil
 }
 

@@ -2,6 +2,7 @@ package xmpp
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -347,4 +348,36 @@ func newPoller(t *testing.T) *netpoll.Poller {
 func awaitResumed(t *testing.T, resumed <-chan struct{}, msg string) {
 	t.Helper()
 	wait.Receive(t, resumed, "the resume function: %s", msg)
+}
+
+// TestDropParked checks that Drop on a parked stream stops its watch: the
+// resume function is not called, and the server sees no closing tag.
+func TestDropParked(t *testing.T) {
+	t.Parallel()
+	rest := make(chan string, 1)
+	addr := serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
+		b, _ := io.ReadAll(p.Reader())
+		rest <- string(b)
+		return nil
+	}))
+	c := mustDial(t, &Dialer{Watcher: newPoller(t)}, addr)
+	resumed := make(chan struct{}, 1)
+	if !c.Park(func() { resumed <- struct{}{} }) {
+		t.Fatal("Park = false")
+	}
+	c.Drop()
+	c.mu.Lock()
+	watching, closed := c.stopWatch != nil, c.sockClosed
+	c.mu.Unlock()
+	if watching || !closed {
+		t.Fatalf("after Drop: watching %v, socket closed %v; want false, true", watching, closed)
+	}
+	if s := wait.Receive(t, rest, "the socket to close"); s != "" {
+		t.Errorf("server read %q after Drop", s)
+	}
+	select {
+	case <-resumed:
+		t.Error("a dropped stream was resumed")
+	case <-time.After(50 * time.Millisecond):
+	}
 }

@@ -55,10 +55,11 @@ func (c *Conn) Restart() error {
 }
 
 // awaitRestart waits until Restart has sent the new header, or the Conn
-// is closed (io.EOF). The caller is the goroutine calling Next.
+// is closed (io.EOF) or dropped (net.ErrClosed). The caller is the
+// goroutine calling Next.
 func (c *Conn) awaitRestart() error {
 	c.mu.Lock()
-	for c.sasl == saslSuccess && !c.closing {
+	for c.sasl == saslSuccess && !c.closing && !c.dropped {
 		w := c.wake
 		c.mu.Unlock()
 		if testHookRestartWait != nil {
@@ -67,10 +68,13 @@ func (c *Conn) awaitRestart() error {
 		<-w
 		c.mu.Lock()
 	}
-	closing := c.closing
+	closing, dropped := c.closing, c.dropped
 	c.sasl, c.wake = saslNone, nil
 	c.mu.Unlock()
-	if closing {
+	switch {
+	case dropped:
+		return fmt.Errorf("xmpp: waiting for restart: %w", net.ErrClosed)
+	case closing:
 		return io.EOF
 	}
 	return nil

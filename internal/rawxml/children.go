@@ -88,6 +88,29 @@ func (rd *Reader) isRootName(q qspan) bool {
 // child reads a child of the root whose "<" and first name byte b have
 // been read.
 func (rd *Reader) child(b byte) (Element, error) {
+	top, empty, ownDefault, err := rd.childStart(b)
+	if err != nil {
+		return Element{}, err
+	}
+	// Resolved now: the end of the child pops its declarations.
+	el := Element{NS: rd.childNS(top, ownDefault)}
+	el.Name.Local = internName(top.local(rd.buf))
+	if top.colon >= 0 {
+		el.Name.Space = rd.prefixString(top.prefix(rd.buf))
+	}
+	if err := rd.childRest(top, empty); err != nil {
+		return Element{}, err
+	}
+	el.Raw = rd.standalone(top, ownDefault)
+	return el, nil
+}
+
+// childStart reads the start tag of a child of the root whose "<" and
+// first name byte b have been read, recording the child in buf from its
+// "<". It returns the child's name, whether the tag ends with "/>", and
+// whether the child declares a default namespace of its own; the child's
+// declarations are then the bindings in scope.
+func (rd *Reader) childStart(b byte) (top qspan, empty, ownDefault bool, err error) {
 	rd.buf = append(rd.buf[:0], '<', b)
 	rd.rec = true
 	rd.vals = rd.vals[:0]
@@ -95,30 +118,26 @@ func (rd *Reader) child(b byte) (Element, error) {
 	rd.stack = rd.stack[:0]
 	rd.inherited = rd.inherited[:0]
 
-	top, empty, err := rd.startTag(b, 2)
+	top, empty, err = rd.startTag(b, 2)
 	if err != nil {
-		return Element{}, err
+		return top, false, false, err
 	}
-	// The child's own declarations are the bindings now in scope.
-	ownDefault := false
 	for _, bd := range rd.scope {
 		if bd.prefix.start == bd.prefix.end {
 			ownDefault = true
 		}
 	}
-	el := Element{NS: rd.childNS(top, ownDefault)}
-	el.Name.Local = internName(top.local(rd.buf))
-	if top.colon >= 0 {
-		el.Name.Space = rd.prefixString(top.prefix(rd.buf))
+	return top, empty, ownDefault, nil
+}
+
+// childRest reads the rest of the child whose start tag childStart read:
+// its content and end tag, unless the start tag was empty.
+func (rd *Reader) childRest(top qspan, empty bool) error {
+	if empty {
+		return nil
 	}
-	if !empty {
-		rd.stack = append(rd.stack, top)
-		if err := rd.content(); err != nil {
-			return Element{}, err
-		}
-	}
-	el.Raw = rd.standalone(top, ownDefault)
-	return el, nil
+	rd.stack = append(rd.stack, top)
+	return rd.content()
 }
 
 // content reads the content of the child after its start tag, up to and

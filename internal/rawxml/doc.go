@@ -11,6 +11,10 @@
 // entities other than the predefined ones), and adds only the namespace
 // declarations the child inherited from the root, so it stands alone.
 //
+// Document checks the other shape, that of XMPP over WebSocket (RFC 7395):
+// a message that is one standalone element, with the same checks, which
+// it returns as a slice of the message.
+//
 // Reader scans the bytes itself rather than through encoding/xml's
 // tokenizer, which allocated for nearly every token: a child costs one
 // allocation, its Raw copy. FuzzReaderDifferential holds it to the

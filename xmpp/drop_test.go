@@ -1,0 +1,205 @@
+package xmpp
+
+import (
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/boshd/boshd/internal/wait"
+	"github.com/boshd/boshd/internal/xmpptest"
+)
+
+// TestDrop checks that Drop closes the socket at once without ending the
+// stream, over TCP and TLS, with Next reading or waiting for a restart:
+// the server reads the end of the connection with no </stream:stream>
+// (and over TLS no close_notify), Next returns an error wrapping
+// net.ErrClosed, and every later call fails or does nothing.
+func TestDrop(t *testing.T) {
+	t.Parallel()
+	pki := certs(t)
+	for _, tc := range []struct {
+		name    string
+		tls     bool
+		restart bool // Next waits for Restart when Drop comes
+	}{
+		{"tcp, reading", false, false},
+		{"tcp, waiting for restart", false, true},
+		{"tls, reading", true, false},
+		{"tls, waiting for restart", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			type end struct {
+				rest string
+				err  error
+				raw  int64 // TCP bytes read with rest: a TLS alert, if any
+			}
+			ended := make(chan end, 1)
+			features := featuresPlainAuth
+			if tc.tls {
+				features = featuresTLS
+			}
+			addr := serve(t, xmpptest.Opened("s1", features, func(p *xmpptest.Peer) error {
+				counted := &countingConn{Conn: p.Conn()}
+				if tc.tls {
+					if err := p.AcceptTLSOver(counted, pki.server); err != nil {
+						return err
+					}
+					if err := p.Open("s2", featuresPlainAuth); err != nil {
+						return err
+					}
+				}
+				if tc.restart {
+					if err := p.Send(xmpptest.Success); err != nil {
+						return err
+					}
+				}
+				n0 := counted.n.Load()
+				b, err := io.ReadAll(p.Reader())
+				ended <- end{string(b), err, counted.n.Load() - n0}
+				return nil
+			}))
+			c := mustDial(t, &Dialer{RootCAs: pki.roots}, addr)
+			if tc.restart {
+				if b, err := c.Next(); err != nil || string(b) != xmpptest.Success {
+					t.Fatalf("Next() = %s, %v; want %s", b, err, xmpptest.Success)
+				}
+			}
+			next := goNext(c)
+			time.Sleep(20 * time.Millisecond) // let Next block, most often
+			start := time.Now()
+			c.Drop()
+			e := wait.Receive(t, ended, "the server to see the connection end")
+			if strings.Contains(e.rest, closeTag) {
+				t.Errorf("server read %q after Drop", e.rest)
+			}
+			if e.err != nil || e.raw != 0 {
+				t.Errorf("server read %d bytes (a close_notify?), then %v; want nothing, then EOF", e.raw, e.err)
+			}
+			if r := await(t, next); !errors.Is(r.err, net.ErrClosed) {
+				t.Errorf("Next after Drop = %s, %v; want net.ErrClosed", r.b, r.err)
+			}
+			if d := time.Since(start); d > closeGrace/2 {
+				t.Errorf("Drop took %v", d)
+			}
+			if err := c.Write([]byte(`<presence/>`)); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("Write after Drop: %v, want net.ErrClosed", err)
+			}
+			if err := c.Restart(); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("Restart after Drop: %v, want net.ErrClosed", err)
+			}
+			if err := c.Close(); err != nil {
+				t.Errorf("Close after Drop: %v", err)
+			}
+			c.Drop()
+			if _, err := c.Next(); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("Next again: %v, want net.ErrClosed", err)
+			}
+		})
+	}
+}
+
+// countingConn counts the bytes read through it.
+type countingConn struct {
+	net.Conn
+	n atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// TestDropAfterClose checks that Drop cuts Close's grace short: the socket
+// closes at once, after the one closing tag Close wrote.
+func TestDropAfterClose(t *testing.T) {
+	t.Parallel()
+	rest := make(chan string, 1)
+	addr := serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
+		b, _ := io.ReadAll(p.Reader())
+		rest <- string(b)
+		return nil
+	}))
+	c := mustDial(t, new(Dialer), addr)
+	next := goNext(c)
+	if err := c.Close(); err != nil { // the server never answers: 2 s grace
+		t.Fatal(err)
+	}
+	start := time.Now()
+	c.Drop()
+	if s := wait.Receive(t, rest, "the socket to close"); s != closeTag {
+		t.Errorf("server read %q, want %s", s, closeTag)
+	}
+	if d := time.Since(start); d > closeGrace/2 {
+		t.Errorf("socket closed %v after Drop", d)
+	}
+	if r := await(t, next); r.err == nil {
+		t.Errorf("Next after Drop = %s", r.b)
+	}
+}
+
+// TestDropUnblocksWrite checks that Drop does not wait for a Write blocked
+// on a server that does not read: the Write fails at once.
+func TestDropUnblocksWrite(t *testing.T) {
+	t.Parallel()
+	addr := serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
+		p.WaitQuit() // never read again
+		return nil
+	}))
+	c := mustDial(t, &Dialer{WriteTimeout: time.Minute}, addr)
+	chunk := []byte(`<message><body>` + strings.Repeat("x", 64<<10) + `</body></message>`)
+	written := make(chan error, 1)
+	go func() {
+		var err error
+		for i := 0; i < 4096 && err == nil; i++ { // at most 256 MiB
+			err = c.Write(chunk)
+		}
+		written <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // the socket buffers fill
+	dropped := make(chan struct{})
+	go func() {
+		c.Drop()
+		close(dropped)
+	}()
+	wait.Receive(t, dropped, "Drop to return")
+	if err := wait.Receive(t, written, "the blocked Write to fail"); err == nil {
+		t.Error("Write succeeded after Drop")
+	}
+}
+
+// TestDropConcurrent drops, closes and writes from several goroutines at
+// once while Next is blocked, for the race detector; nothing panics or
+// blocks.
+func TestDropConcurrent(t *testing.T) {
+	t.Parallel()
+	srv := xmpptest.NewRelay(t, featuresPlainAuth)
+	c := mustDial(t, new(Dialer), srv.Addr())
+	next := goNext(c)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 50 {
+				if c.Write([]byte(`<presence/>`)) != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() { c.Drop() })
+	wg.Go(func() { c.Close() })
+	wg.Go(func() { c.Drop() })
+	wg.Wait()
+	if r := await(t, next); r.err == nil {
+		t.Errorf("Next after Drop = %s", r.b)
+	}
+	if err := c.Write([]byte(`<presence/>`)); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Write after Drop: %v, want net.ErrClosed", err)
+	}
+}
