@@ -128,38 +128,30 @@ func (c *Conn) OnWait(f func()) { c.src.wait = f }
 // can be relayed as it is. The caller must not modify it.
 func (c *Conn) Features() []byte { return c.features }
 
-// StreamID returns the id of the server's current stream header.
-func (c *Conn) StreamID() string {
+// header returns a copy of the server's current stream header, which
+// Next replaces at a restart.
+func (c *Conn) header() header {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.hdr.id
+	return c.hdr
 }
+
+// StreamID returns the id of the server's current stream header.
+func (c *Conn) StreamID() string { return c.header().id }
 
 // From returns the `from` of the server's current stream header: the
 // domain it serves.
-func (c *Conn) From() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.hdr.from
-}
+func (c *Conn) From() string { return c.header().from }
 
 // Lang returns the xml:lang of the server's current stream header, the
 // default language of what the server sends (RFC 6120 §4.7.4); "" if it
 // sent none.
-func (c *Conn) Lang() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.hdr.lang
-}
+func (c *Conn) Lang() string { return c.header().lang }
 
 // Version returns the version of the server's current stream header, as
 // the server wrote it: "1.0" or higher (Dial refuses a server that does
 // not speak XMPP 1.0).
-func (c *Conn) Version() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.hdr.version
-}
+func (c *Conn) Version() string { return c.header().version }
 
 // Secure reports whether the stream runs over TLS.
 func (c *Conn) Secure() bool { return c.secure }
@@ -293,13 +285,20 @@ func (c *Conn) stop(err error) error {
 func (c *Conn) Write(p ...[]byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.closed {
-		return fmt.Errorf("xmpp: write: %w", net.ErrClosed)
-	}
-	if c.werr != nil {
-		return c.werr
+	if err := c.writable("write"); err != nil {
+		return err
 	}
 	return c.write(p...)
+}
+
+// writable returns the error for op (a verb for the message) on a Conn
+// that can no longer be written to: closed, or broken by a failed write;
+// nil if it can be. The caller holds wmu.
+func (c *Conn) writable(op string) error {
+	if c.closed {
+		return fmt.Errorf("xmpp: %s: %w", op, net.ErrClosed)
+	}
+	return c.werr
 }
 
 // write writes p to nc with the write timeout. The caller holds wmu, or is

@@ -29,11 +29,8 @@ var testHookRestartWait func()
 func (c *Conn) Restart() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.closed {
-		return fmt.Errorf("xmpp: restart: %w", net.ErrClosed)
-	}
-	if c.werr != nil {
-		return c.werr
+	if err := c.writable("restart"); err != nil {
+		return err
 	}
 	c.mu.Lock()
 	state := c.sasl
