@@ -120,12 +120,7 @@ func (c *countingConn) Read(p []byte) (int, error) {
 // closes at once, after the one closing tag Close wrote.
 func TestDropAfterClose(t *testing.T) {
 	t.Parallel()
-	rest := make(chan string, 1)
-	addr := serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
-		b, _ := io.ReadAll(p.Reader())
-		rest <- string(b)
-		return nil
-	}))
+	addr, rest := serveRest(t)
 	c := mustDial(t, new(Dialer), addr)
 	next := goNext(c)
 	if err := c.Close(); err != nil { // the server never answers: 2 s grace

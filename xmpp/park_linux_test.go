@@ -2,7 +2,6 @@ package xmpp
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"sync"
@@ -354,12 +353,7 @@ func awaitResumed(t *testing.T, resumed <-chan struct{}, msg string) {
 // resume function is not called, and the server sees no closing tag.
 func TestDropParked(t *testing.T) {
 	t.Parallel()
-	rest := make(chan string, 1)
-	addr := serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
-		b, _ := io.ReadAll(p.Reader())
-		rest <- string(b)
-		return nil
-	}))
+	addr, rest := serveRest(t)
 	c := mustDial(t, &Dialer{Watcher: newPoller(t)}, addr)
 	resumed := make(chan struct{}, 1)
 	if !c.Park(func() { resumed <- struct{}{} }) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"io"
 	"testing"
 	"time"
 
@@ -48,6 +49,20 @@ func serverHeader(id string) string { return xmpptest.Header(id, testDomain) }
 func serve(t *testing.T, script xmpptest.Script) string {
 	t.Helper()
 	return xmpptest.NewServer(t, script).Addr()
+}
+
+// serveRest serves a stream that opens with featuresPlainAuth and then
+// reads all the client sends until it closes the socket: the returned
+// channel receives what that was.
+func serveRest(t *testing.T) (addr string, rest <-chan string) {
+	t.Helper()
+	ch := make(chan string, 1)
+	addr = serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
+		b, _ := io.ReadAll(p.Reader())
+		ch <- string(b)
+		return nil
+	}))
+	return addr, ch
 }
 
 // dialTest dials addr with d for testDomain, with a deadline, and closes
