@@ -176,14 +176,11 @@ func (rd *Reader) docNS(top qspan, ownDefault bool) string {
 	if string(prefix) == "xml" {
 		return XMLNamespace
 	}
-	for i := len(rd.scope) - 1; i >= 0; i-- {
-		if bd := rd.scope[i]; string(rd.buf[bd.prefix.start:bd.prefix.end]) == string(prefix) {
-			uri := rd.vals[bd.uri.start:bd.uri.end]
-			if string(uri) == nsFraming {
-				return nsFraming
-			}
-			return internNS(uri)
+	if uri, ok := rd.scoped(prefix); ok {
+		if string(uri) == nsFraming {
+			return nsFraming
 		}
+		return internNS(uri)
 	}
 	if len(prefix) == 0 && !ownDefault {
 		return rd.opts.DefaultNS

@@ -25,16 +25,25 @@ func (rd *Reader) childNS(top qspan, ownDefault bool) string {
 	if string(prefix) == "xml" {
 		return XMLNamespace
 	}
-	for i := len(rd.scope) - 1; i >= 0; i-- {
-		if bd := rd.scope[i]; string(rd.buf[bd.prefix.start:bd.prefix.end]) == string(prefix) {
-			return internNS(rd.vals[bd.uri.start:bd.uri.end])
-		}
+	if uri, ok := rd.scoped(prefix); ok {
+		return internNS(uri)
 	}
 	if len(prefix) == 0 && !ownDefault && rd.opts.DefaultNS != "" {
 		return rd.opts.DefaultNS
 	}
 	uri, _ := rd.rootNS(prefix)
 	return uri
+}
+
+// scoped returns the URI, in vals, of the innermost declaration of prefix
+// below the root, and false if there is none.
+func (rd *Reader) scoped(prefix []byte) ([]byte, bool) {
+	for i := len(rd.scope) - 1; i >= 0; i-- {
+		if bd := rd.scope[i]; string(rd.buf[bd.prefix.start:bd.prefix.end]) == string(prefix) {
+			return rd.vals[bd.uri.start:bd.uri.end], true
+		}
+	}
+	return nil, false
 }
 
 // rootNS is Root.Namespace for a prefix in bytes, without the prefix xml.
@@ -66,10 +75,8 @@ func (rd *Reader) resolve(prefix []byte) string {
 	if string(prefix) == "xml" {
 		return XMLNamespace
 	}
-	for i := len(rd.scope) - 1; i >= 0; i-- {
-		if bd := rd.scope[i]; string(rd.buf[bd.prefix.start:bd.prefix.end]) == string(prefix) {
-			return string(rd.vals[bd.uri.start:bd.uri.end])
-		}
+	if uri, ok := rd.scoped(prefix); ok {
+		return string(uri)
 	}
 	uri, _ := rd.rootNS(prefix)
 	return uri
