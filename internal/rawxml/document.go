@@ -114,9 +114,9 @@ func (rd *Reader) document() (Element, int, error) {
 			return Element{}, 0, docEOF(err, "in the element")
 		}
 		el := Element{NS: rd.docNS(top, ownDefault)}
-		el.Name.Local = internDoc(top.local(rd.buf))
+		el.Name.Local = internName(top.local(rd.buf))
 		if top.colon >= 0 {
-			el.Name.Space = internDoc(top.prefix(rd.buf))
+			el.Name.Space = internName(top.prefix(rd.buf))
 		}
 		if err := rd.childRest(top, empty); err != nil {
 			return Element{}, 0, docEOF(err, "in the element")
@@ -190,15 +190,3 @@ func (rd *Reader) docNS(top qspan, ownDefault bool) string {
 
 // nsFraming is the namespace of RFC 7395's <open/> and <close/>.
 const nsFraming = "urn:ietf:params:xml:ns:xmpp-framing"
-
-// internDoc is internName with the names of RFC 7395's framing elements
-// and the prefix "stream".
-func internDoc(b []byte) string {
-	switch string(b) {
-	case "open":
-		return "open"
-	case "close":
-		return "close"
-	}
-	return internName(b)
-}

@@ -7,7 +7,7 @@ package rawxml
 // slower. That they look alike is the price.
 
 // internName returns b as a string, without allocating for the names
-// XMPP uses most.
+// XMPP uses most, and those of RFC 7395's framing elements.
 func internName(b []byte) string {
 	switch string(b) {
 	case "message":
@@ -52,6 +52,10 @@ func internName(b []byte) string {
 		return "resumed"
 	case "failed":
 		return "failed"
+	case "open":
+		return "open"
+	case "close":
+		return "close"
 	}
 	return string(b)
 }
