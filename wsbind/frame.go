@@ -104,20 +104,8 @@ func appendOpen(dst []byte, h streamHeader) []byte {
 func appendAttr(dst []byte, s string) []byte {
 	for _, r := range s {
 		switch {
-		case r == '&':
-			dst = append(dst, "&amp;"...)
-		case r == '<':
-			dst = append(dst, "&lt;"...)
-		case r == '>':
-			dst = append(dst, "&gt;"...)
-		case r == '"':
-			dst = append(dst, "&quot;"...)
-		case r == '\t':
-			dst = append(dst, "&#x9;"...)
-		case r == '\n':
-			dst = append(dst, "&#xA;"...)
-		case r == '\r':
-			dst = append(dst, "&#xD;"...)
+		case r < utf8.RuneSelf && attrEscapes[r] != "":
+			dst = append(dst, attrEscapes[r]...)
 		case !xmlChar(r): // RuneError for invalid UTF-8 is an XML Char: kept
 			dst = utf8.AppendRune(dst, utf8.RuneError)
 		default:
@@ -125,6 +113,18 @@ func appendAttr(dst []byte, s string) []byte {
 		}
 	}
 	return dst
+}
+
+// attrEscapes holds what appendAttr writes for the ASCII characters it
+// escapes.
+var attrEscapes = [utf8.RuneSelf]string{
+	'&':  "&amp;",
+	'<':  "&lt;",
+	'>':  "&gt;",
+	'"':  "&quot;",
+	'\t': "&#x9;",
+	'\n': "&#xA;",
+	'\r': "&#xD;",
 }
 
 // xmlChar reports whether r is a Char of XML 1.0 §2.2.
