@@ -113,7 +113,9 @@ func (rd *Reader) document() (Element, int, error) {
 		if err != nil {
 			return Element{}, 0, docEOF(err, "in the element")
 		}
-		el := Element{NS: rd.docNS(top, ownDefault)}
+		// A document has no root: childNS resolves by its declarations
+		// and DefaultNS alone.
+		el := Element{NS: rd.childNS(top, ownDefault)}
 		el.Name.Local = internName(top.local(rd.buf))
 		if top.colon >= 0 {
 			el.Name.Space = internName(top.prefix(rd.buf))
@@ -167,26 +169,3 @@ func docEOF(err error, what string) error {
 	}
 	return err
 }
-
-// docNS returns the namespace of the element top of a document, as
-// childNS does for a child, with the names of XMPP over WebSocket
-// interned.
-func (rd *Reader) docNS(top qspan, ownDefault bool) string {
-	prefix := top.prefix(rd.buf)
-	if string(prefix) == "xml" {
-		return XMLNamespace
-	}
-	if uri, ok := rd.scoped(prefix); ok {
-		if string(uri) == nsFraming {
-			return nsFraming
-		}
-		return internNS(uri)
-	}
-	if len(prefix) == 0 && !ownDefault {
-		return rd.opts.DefaultNS
-	}
-	return ""
-}
-
-// nsFraming is the namespace of RFC 7395's <open/> and <close/>.
-const nsFraming = "urn:ietf:params:xml:ns:xmpp-framing"

@@ -61,7 +61,7 @@ func internName(b []byte) string {
 }
 
 // internNS returns b as a string, without allocating for the namespaces
-// XMPP stanzas declare most.
+// XMPP stanzas declare most, and that of RFC 7395's framing elements.
 func internNS(b []byte) string {
 	switch string(b) {
 	case "jabber:client":
@@ -84,6 +84,8 @@ func internNS(b []byte) string {
 		return "urn:xmpp:sm:3"
 	case "jabber:iq:roster":
 		return "jabber:iq:roster"
+	case "urn:ietf:params:xml:ns:xmpp-framing":
+		return "urn:ietf:params:xml:ns:xmpp-framing"
 	}
 	return string(b)
 }
