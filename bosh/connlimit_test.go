@@ -561,24 +561,8 @@ func TestCountedConnPassesThrough(t *testing.T) {
 	// What net/http and parking look for on a *net.TCPConn works through
 	// the wrapper: the socket, half-close, ReadFrom; and on a connection
 	// that has none of them, they fail cleanly or fall back.
-	tcp, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := NewListenerWith(tcp, ListenerOptions{MaxConnsPerIP: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp4", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	c, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln, accept := listenLoopback(t, ListenerOptions{MaxConnsPerIP: 1})
+	client, c := accept()
 	defer c.Close()
 	if _, ok := c.(*countedConn); !ok {
 		t.Fatalf("accepted a %T, want a *countedConn", c)

@@ -965,32 +965,39 @@ func TestHostileInternalTargets(t *testing.T) {
 		cfg.RouteAllow = []string{"xmpp:" + allowed.Addr()}
 	})
 	const head = `<body xmlns='` + NS + `' rid='1' wait='10' hold='1' ver='1.6' `
+	attrsList := []string{
+		`to='169.254.169.254'`,
+		`to='127.0.0.1'`,
+		`to='[::1]'`,
+		`to='::1'`,
+		`to='localhost'`,
+		`to='metadata.google.internal'`,
+		`to='internal.example.org'`,
+		`to='127.0.0.1:` + port4 + `'`,
+		`to='example.org:` + port4 + `'`,
+		`to='example.org/` + port4 + `'`,
+		`to='user@example.org'`,
+	}
+	// A served to, with a route that is internal or only looks like the
+	// allowed one.
+	for _, route := range []string{
+		"xmpp:169.254.169.254:80",
+		"xmpp:127.0.0.1:22",
+		"xmpp:127.0.0.1:" + port4,
+		"xmpp:localhost:" + port4,
+		"xmpp:[::1]:" + port6,
+		"xmpp:[::1]:5222",
+		"xmpp:metadata.google.internal:80",
+		"xmpp:" + allowed.Addr() + " ",
+		"XMPP:" + allowed.Addr(),
+		allowed.Addr(),
+		"xmpp:" + strings.Replace(allowed.Addr(), "127.0.0.1", "127.0.0.01", 1),
+	} {
+		attrsList = append(attrsList, `to='example.org' route='`+route+`'`)
+	}
+	attrsList = append(attrsList, `to='169.254.169.254' route='xmpp:`+allowed.Addr()+`'`)
 	whileAttacked(t, good, func() {
-		for _, attrs := range []string{
-			`to='169.254.169.254'`,
-			`to='127.0.0.1'`,
-			`to='[::1]'`,
-			`to='::1'`,
-			`to='localhost'`,
-			`to='metadata.google.internal'`,
-			`to='internal.example.org'`,
-			`to='127.0.0.1:` + port4 + `'`,
-			`to='example.org:` + port4 + `'`,
-			`to='example.org/` + port4 + `'`,
-			`to='user@example.org'`,
-			`to='example.org' route='xmpp:169.254.169.254:80'`,
-			`to='example.org' route='xmpp:127.0.0.1:22'`,
-			`to='example.org' route='xmpp:127.0.0.1:` + port4 + `'`,
-			`to='example.org' route='xmpp:localhost:` + port4 + `'`,
-			`to='example.org' route='xmpp:[::1]:` + port6 + `'`,
-			`to='example.org' route='xmpp:[::1]:5222'`,
-			`to='example.org' route='xmpp:metadata.google.internal:80'`,
-			`to='example.org' route='xmpp:` + allowed.Addr() + ` '`,
-			`to='example.org' route='XMPP:` + allowed.Addr() + `'`,
-			`to='example.org' route='` + allowed.Addr() + `'`,
-			`to='example.org' route='xmpp:` + strings.Replace(allowed.Addr(), "127.0.0.1", "127.0.0.01", 1) + `'`,
-			`to='169.254.169.254' route='xmpp:` + allowed.Addr() + `'`,
-		} {
+		for _, attrs := range attrsList {
 			accepts := env.up.Accepts()
 			_, resp, err := hostilePostString(hc, env.url, head+attrs+`/>`)
 			if err != nil {

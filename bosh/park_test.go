@@ -327,31 +327,39 @@ func TestParkedGoroutines(t *testing.T) {
 	t.Logf("20 sessions: %d more goroutines held in net/http, %d parked", held, parked)
 }
 
-// listenLoopback returns a Listener on a loopback port, and a function
-// that dials it and returns the connection the Listener accepts.
-func listenLoopback(t *testing.T) (*Listener, func() net.Conn) {
+// listenLoopback returns a Listener made with opts on a loopback port,
+// and a function that dials it and returns both ends of the connection
+// the Listener accepts. The client ends are closed when the test ends.
+func listenLoopback(t *testing.T, opts ListenerOptions) (*Listener, func() (client, server net.Conn)) {
 	t.Helper()
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := NewListener(tcp)
+	ln, err := NewListenerWith(tcp, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { ln.Close() })
-	return ln, func() net.Conn {
+	return ln, func() (client, server net.Conn) {
 		t.Helper()
-		go net.Dial("tcp", tcp.Addr().String())
-		c, err := ln.Accept()
+		client, err := net.Dial("tcp", tcp.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
-		return c
+		t.Cleanup(func() { client.Close() })
+		server, err = ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return client, server
 	}
 }
 
 func TestListenerAccept(t *testing.T) {
 	t.Parallel()
-	ln, accept := listenLoopback(t)
-	first := accept()
+	ln, accept := listenLoopback(t, ListenerOptions{})
+	_, first := accept()
 	go ln.giveBack(first)
 	again, err := ln.Accept()
 	if err != nil || again != first {
@@ -373,8 +381,11 @@ func TestListenerCloseClosesQueued(t *testing.T) {
 	t.Parallel()
 	// Connections given back and not yet accepted do not outlive the
 	// Listener; giving back does not wait while the queue has room.
-	ln, accept := listenLoopback(t)
-	conns := []net.Conn{accept(), accept(), accept()}
+	ln, accept := listenLoopback(t, ListenerOptions{})
+	conns := make([]net.Conn, 3)
+	for i := range conns {
+		_, conns[i] = accept()
+	}
 	for _, c := range conns {
 		ln.giveBack(c) // queued: returns at once
 	}

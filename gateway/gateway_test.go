@@ -35,6 +35,25 @@ func newGateway(t *testing.T, mutate func(*config.Config)) *Gateway {
 	return g
 }
 
+// silentListener returns a listener on a loopback port that accepts
+// nothing, closed when the test ends: an upstream that never answers.
+func silentListener(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// scrape returns what g's metrics handler serves.
+func scrape(g *Gateway) string {
+	w := httptest.NewRecorder()
+	g.Metrics().Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	return w.Body.String()
+}
+
 func TestNewInvalid(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -264,10 +283,8 @@ func TestGauges(t *testing.T) {
 	if got := g.readGauges(); got != want {
 		t.Errorf("gauges %+v, want %+v", got, want)
 	}
-	w := httptest.NewRecorder()
-	g.Metrics().Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
-	if !strings.Contains(w.Body.String(), "boshd_sessions_active 5") {
-		t.Errorf("metrics lack boshd_sessions_active 5:\n%s", w.Body)
+	if body := scrape(g); !strings.Contains(body, "boshd_sessions_active 5") {
+		t.Errorf("metrics lack boshd_sessions_active 5:\n%s", body)
 	}
 }
 
@@ -275,11 +292,7 @@ func TestGauges(t *testing.T) {
 // boshd_upstream_connect_seconds and bounded by connect_timeout.
 func TestDial(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close() // accepts nothing: the dial waits for features
+	ln := silentListener(t) // accepts nothing: the dial waits for features
 	g := newGateway(t, func(c *config.Config) {
 		c.Upstreams = map[string]string{"example.org": ln.Addr().String()}
 		c.ConnectTimeout = 50 * time.Millisecond
@@ -292,20 +305,14 @@ func TestDial(t *testing.T) {
 		conn.Close()
 		t.Fatal("Dial to a server that never answers succeeded")
 	}
-	w := httptest.NewRecorder()
-	g.Metrics().Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
-	if !strings.Contains(w.Body.String(), `boshd_upstream_connect_seconds_count{result="error"} 1`) {
-		t.Errorf("failed dial not counted:\n%s", w.Body)
+	if body := scrape(g); !strings.Contains(body, `boshd_upstream_connect_seconds_count{result="error"} 1`) {
+		t.Errorf("failed dial not counted:\n%s", body)
 	}
 }
 
 func TestStopReady(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := silentListener(t)
 	g := newGateway(t, func(c *config.Config) {
 		c.Upstreams = map[string]string{"example.org": ln.Addr().String(), "srv.example": ""}
 	})

@@ -216,28 +216,27 @@ func TestHostMetaWebSocket(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := HostMeta(tc.links...)
-			r := httptest.NewRequest("GET", "http://chat.example.org"+HostMetaJSONPath, nil)
-			if tc.tls {
-				r.TLS = &tls.ConnectionState{}
+			get := func(path string) []byte {
+				r := httptest.NewRequest("GET", "http://chat.example.org"+path, nil)
+				if tc.tls {
+					r.TLS = &tls.ConnectionState{}
+				}
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				return w.Body.Bytes()
 			}
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, r)
 			var doc hostMetaJSON
-			if err := json.Unmarshal(w.Body.Bytes(), &doc); err != nil {
-				t.Fatalf("host-meta.json: %v\n%s", err, w.Body)
+			body := get(HostMetaJSONPath)
+			if err := json.Unmarshal(body, &doc); err != nil {
+				t.Fatalf("host-meta.json: %v\n%s", err, body)
 			}
 			if !slices.Equal(doc.Links, tc.want) {
 				t.Errorf("JSON links %+v, want %+v", doc.Links, tc.want)
 			}
-			r = httptest.NewRequest("GET", "http://chat.example.org"+HostMetaPath, nil)
-			if tc.tls {
-				r.TLS = &tls.ConnectionState{}
-			}
-			w = httptest.NewRecorder()
-			h.ServeHTTP(w, r)
 			var x xrd
-			if err := xml.Unmarshal(w.Body.Bytes(), &x); err != nil {
-				t.Fatalf("host-meta: %v\n%s", err, w.Body)
+			body = get(HostMetaPath)
+			if err := xml.Unmarshal(body, &x); err != nil {
+				t.Fatalf("host-meta: %v\n%s", err, body)
 			}
 			if !slices.Equal(x.Links, tc.want) {
 				t.Errorf("XRD links %+v, want %+v", x.Links, tc.want)
