@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
@@ -10,7 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
+
+	"github.com/boshd/boshd/internal/wait"
 )
 
 // A program of its own that embeds boshd's handler (issue 15, point 4):
@@ -64,41 +64,26 @@ func TestEmbedLogin(t *testing.T) {
 	}
 
 	p := startProsody(t, prosodyOptions{})
+	logs := &logBuffer{}
 	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-domain", p.Domain, "-server", p.Addr)
-	stderr, err := cmd.StderrPipe()
+	cmd.Stderr = logs
+	prog, err := startProcess(cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	var logs logBuffer
-	urls := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			logs.Write([]byte(sc.Text() + "\n"))
-			if _, url, ok := strings.Cut(sc.Text(), "serving BOSH at "); ok {
-				urls <- url
-			}
-		}
-		exited <- cmd.Wait()
-	}()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
+		prog.Kill()
 		if t.Failed() {
 			t.Logf("the embedding program's log:\n%s", logs.String())
 		}
 	})
-	var url string
-	select {
-	case url = <-urls:
-	case err := <-exited:
-		t.Fatalf("the embedding program exited: %v", err)
-	case <-time.After(eventTimeout):
-		t.Fatal("the embedding program did not start")
+	const serving = "serving BOSH at "
+	started := func() bool { return strings.Contains(logs.String(), serving) }
+	if !wait.For(eventTimeout, func() bool { return started() || !prog.Running() }) || !started() {
+		t.Fatalf("the embedding program did not start (%v)", prog.Err())
 	}
+	_, url, _ := strings.Cut(logs.String(), serving)
+	url, _, _ = strings.Cut(url, "\n")
 
 	c, res := login(t, url, p, "alice", "PLAIN", "embedded")
 	if !strings.HasPrefix(res.JID, "alice@"+p.Domain+"/") {
@@ -106,16 +91,11 @@ func TestEmbedLogin(t *testing.T) {
 	}
 	c.MustIQ("get", "", "<query xmlns='jabber:iq:roster'/>")
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("after SIGTERM the embedding program exited with %v", err)
-		}
-	case <-time.After(eventTimeout):
+	prog.Signal(syscall.SIGTERM)
+	if !prog.WaitExit(eventTimeout) {
 		t.Error("the embedding program did not stop on SIGTERM")
+	} else if err := prog.Err(); err != nil {
+		t.Errorf("after SIGTERM the embedding program exited with %v", err)
 	}
 }
 

@@ -95,14 +95,22 @@ func TestWatch(t *testing.T) {
 	}
 }
 
-func TestStopBeforeEvent(t *testing.T) {
-	p := newPoller(t)
-	client, server := pair(t)
+// watchHangUp watches c for a hang-up with p; the returned channel
+// receives when the watch fires.
+func watchHangUp(t *testing.T, p *Poller, c *net.TCPConn) (*Watch, <-chan struct{}) {
+	t.Helper()
 	ch := make(chan struct{}, 1)
-	w, err := p.Watch(rawConn(t, server), HangUp, func() { ch <- struct{}{} })
+	w, err := p.Watch(rawConn(t, c), HangUp, func() { ch <- struct{}{} })
 	if err != nil {
 		t.Fatal(err)
 	}
+	return w, ch
+}
+
+func TestStopBeforeEvent(t *testing.T) {
+	p := newPoller(t)
+	client, server := pair(t)
+	w, ch := watchHangUp(t, p, server)
 	if !w.Stop() {
 		t.Fatal("Stop before any event = false")
 	}
@@ -111,10 +119,7 @@ func TestStopBeforeEvent(t *testing.T) {
 		t.Fatal("a stopped watch fired")
 	}
 	// The socket can be watched again, and is.
-	w, err = p.Watch(rawConn(t, server), HangUp, func() { ch <- struct{}{} })
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ch = watchHangUp(t, p, server)
 	if !fired(ch, time.Second) {
 		t.Fatal("watching again: the hang-up is not seen")
 	}
@@ -125,11 +130,7 @@ func TestClosedSocketNotConfused(t *testing.T) {
 	// gets the same descriptor number is not taken for it.
 	p := newPoller(t)
 	_, server := pair(t)
-	ch := make(chan struct{}, 1)
-	w, err := p.Watch(rawConn(t, server), HangUp, func() { ch <- struct{}{} })
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, ch := watchHangUp(t, p, server)
 	server.Close()
 	client2, server2 := pair(t)
 	client2.Close()
