@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -833,24 +834,14 @@ func TestFaultSIGTERMMidUpload(t *testing.T) {
 	held := s.next("", "")
 	eventually(t, eventTimeout, "the empty request held", func() bool { return b.AdminMetric("boshd_requests_held") == 1 })
 	half := boshBody(s.sid, s.rid+1, message("bob@localhost", "x", "half a body"))
-	postRaw(t, url, half, len(half)/2) // left open: boshd is reading its body
-	// boshd accepts connections in the order they came: once a later
-	// one is answered, the upload's is one net/http's Shutdown waits
-	// for, rather than one still in the listen queue, which closing the
-	// listener would drop.
-	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: eventTimeout}
-	resp, err := fresh.Get("http://" + b.Addr + "/.well-known/host-meta")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	uploadHalf(t, b.Addr, half) // left open: boshd is reading its body
 
 	sigAt := time.Now()
 	b.Signal(syscall.SIGTERM)
 	if r := s.get(held); r.body.Attr("condition") != "system-shutdown" {
 		t.Errorf("held request: want system-shutdown, got %s", r.raw)
 	}
-	err = b.WaitExit(t, shutdownTimeout+5*time.Second)
+	err := b.WaitExit(t, shutdownTimeout+5*time.Second)
 	// boshd closes what is left at nine tenths of the bound; the
 	// process's exit and its reaping are the system's, which on a
 	// machine busy with browsers took up to a third of a second.
@@ -900,4 +891,33 @@ func TestFaultEndedSessionOutOfOrder(t *testing.T) {
 	}
 	t.Logf("rid N+2 (sent first): %s", r2.raw)
 	t.Logf("rid N+1 (sent second): %s", r1.raw)
+}
+
+// uploadHalf starts a POST of body to /http-bind on addr and sends half
+// of it, leaving the connection open. It returns once boshd's handler has
+// begun reading the body: the request asks for 100 Continue, which
+// net/http sends only then. (That a later connection was answered does
+// not prove it: net/http drops a connection whose request it had not
+// read when Shutdown began, and goroutines are not scheduled in order.)
+func uploadHalf(t *testing.T, addr, body string) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, eventTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(eventTimeout))
+	head := fmt.Sprintf("POST /http-bind HTTP/1.1\r\nHost: %s\r\nContent-Type: text/xml; charset=utf-8\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", addr, len(body))
+	if _, err := io.WriteString(conn, head); err != nil {
+		t.Fatal(err)
+	}
+	const cont = "HTTP/1.1 100 Continue\r\n\r\n"
+	got := make([]byte, len(cont))
+	if _, err := io.ReadFull(conn, got); err != nil || string(got) != cont {
+		t.Fatalf("waiting for 100 Continue: %q, %v", got, err)
+	}
+	if _, err := io.WriteString(conn, body[:len(body)/2]); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetDeadline(time.Time{})
 }
