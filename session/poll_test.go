@@ -6,12 +6,30 @@ import (
 )
 
 func TestPollingAnsweredAtOnce(t *testing.T) {
-	// XEP-0124 §12: wait=0 makes every request come back at once.
-	p := defaultParams()
-	p.Wait = 0
-	h := newHarness(t, p)
-	if r := h.request(Request{RID: firstRID + 1}); r.Type != "" {
-		t.Fatalf("got %+v", r)
+	// XEP-0124 §12: wait=0 or hold=0 makes every request come back at
+	// once, with what is queued or empty.
+	for _, tc := range []struct {
+		name       string
+		wait       time.Duration
+		hold, reqs int
+	}{
+		{"wait 0", 0, 1, 2},
+		{"hold 0", 60 * time.Second, 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := defaultParams()
+			p.Wait, p.Hold, p.Requests = tc.wait, tc.hold, tc.reqs
+			h := newHarness(t, p)
+			if r := h.request(Request{RID: firstRID + 1}); r.Type != "" || len(r.Payload) != 0 {
+				t.Fatalf("empty poll got %+v", r)
+			}
+			h.queue("<message id='q'/>")
+			r := h.request(Request{RID: firstRID + 2, Payload: [][]byte{[]byte("<m/>")}})
+			if r.Type != "" {
+				t.Fatalf("poll got %+v", r)
+			}
+			carries(t, r, "<message id='q'/>")
+		})
 	}
 }
 
