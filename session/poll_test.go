@@ -8,17 +8,14 @@ import (
 func TestPollingAnsweredAtOnce(t *testing.T) {
 	// XEP-0124 §12: wait=0 or hold=0 makes every request come back at
 	// once, with what is queued or empty.
-	for _, tc := range []struct {
-		name       string
-		wait       time.Duration
-		hold, reqs int
-	}{
-		{"wait 0", 0, 1, 2},
-		{"hold 0", 60 * time.Second, 0, 1},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	polling := map[string]func(*Params){
+		"wait 0": func(p *Params) { p.Wait = 0 },
+		"hold 0": func(p *Params) { p.Hold, p.Requests = 0, 1 },
+	}
+	for name, change := range polling {
+		t.Run(name, func(t *testing.T) {
 			p := defaultParams()
-			p.Wait, p.Hold, p.Requests = tc.wait, tc.hold, tc.reqs
+			change(&p)
 			h := newHarness(t, p)
 			if r := h.request(Request{RID: firstRID + 1}); r.Type != "" || len(r.Payload) != 0 {
 				t.Fatalf("empty poll got %+v", r)
