@@ -105,13 +105,21 @@ func (r *Registry) Create(p Params, up Upstream, rid uint64) (*Session, error) {
 		last:    rid,
 		key:     p.Key,
 	}
-	// The inactivity clock starts before the session is registered, so
-	// that a panic starting it leaves no session behind.
-	s.do(func() { s.startIdleLocked() })
+	// Registered first: the ID and the logger are set under r.mu before
+	// any timer of the session can read them. Should starting the
+	// inactivity clock panic, the session is taken back out.
 	if err := r.add(s); err != nil {
-		s.do(func() { stop(s.idle) })
 		return nil, err
 	}
+	started := false
+	defer func() {
+		if !started {
+			r.remove(s)
+			r.stats.live.Add(-1)
+		}
+	}()
+	s.do(func() { s.startIdleLocked() })
+	started = true
 	s.startReading(first)
 	s.log.Info("session created", "rid", rid, "wait", p.Wait, "hold", p.Hold)
 	s.log.Debug("session id", "full_sid", s.ID)

@@ -3,6 +3,8 @@ package session
 import (
 	"testing"
 	"time"
+
+	"github.com/boshd/boshd/internal/wait"
 )
 
 func TestShutdown(t *testing.T) {
@@ -58,5 +60,25 @@ func TestStats(t *testing.T) {
 	}
 	if st := h.reg.Stats(); st.Live != 0 || st.Queued != 0 || len(ended) != 0 {
 		t.Fatalf("after the end: %+v, %d more ends", st, len(ended))
+	}
+}
+
+// TestCreateShortInactivity checks that a session whose inactivity ends at
+// once is registered, with its ID and logger, before its timer can fire:
+// the timer runs on another goroutine (the system clock's).
+func TestCreateShortInactivity(t *testing.T) {
+	reg := NewRegistry(nil, nil)
+	for range 20 {
+		p := defaultParams()
+		p.Inactivity = time.Nanosecond
+		up := newFakeUpstream()
+		s, err := reg.Create(p, up, firstRID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !wait.For(wait.Deadline, s.Ended) {
+			t.Fatal("the session did not end after its inactivity")
+		}
+		up.Close()
 	}
 }
