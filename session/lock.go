@@ -41,11 +41,14 @@ func (s *Session) do(f func()) {
 
 // unlock releases s.mu, locked by do, and does what the locked section
 // left: callbacks, then upstream writes unless another goroutine is
-// performing them.
+// performing them. The writes are performed even if a callback panics.
 func (s *Session) unlock() {
-	if s.release() {
-		s.write()
+	var buf [inlineEvents]event
+	events, write := s.take(buf[:0])
+	if write {
+		defer s.write()
 	}
+	s.run(events)
 }
 
 // queueLocked leaves e for after the unlock.
@@ -53,21 +56,18 @@ func (s *Session) queueLocked(e event) {
 	s.events = append(s.events, e)
 }
 
-// release releases s.mu and runs the callbacks queued under it, in order.
-// It reports whether upstream writes wait with no goroutine performing
-// them.
-func (s *Session) release() (write bool) {
-	var buf [inlineEvents]event
-	events := buf[:0]
+// take appends the callbacks queued under s.mu to dst, releases s.mu, and
+// returns them, for the caller to run; write reports whether upstream
+// writes wait with no goroutine performing them.
+func (s *Session) take(dst []event) (events []event, write bool) {
 	if len(s.events) > 0 {
-		events = append(events, s.events...)
+		dst = append(dst, s.events...)
 		clear(s.events)
 		s.events = s.events[:0]
 	}
 	write = len(s.ops) > 0 && !s.writing
 	s.mu.Unlock()
-	s.run(events)
-	return write
+	return dst, write
 }
 
 // run calls the callbacks of events in order. Should one panic, those

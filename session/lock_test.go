@@ -142,10 +142,22 @@ func TestPanicInCallbackBetweenWrites(t *testing.T) {
 	h.up.mu.Unlock()
 	h.mustPanic(func() { h.s.Start(Request{RID: firstRID + 1, Payload: [][]byte{[]byte("<m/>")}}, nil) })
 	h.unlocked()
+	// The closes queued behind the failure were performed before the
+	// panic went on: no other call into the session is needed.
+	h.waitWritten("<close>")
 	if !h.s.Ended() {
 		t.Fatal("session not ended by the failed write")
 	}
-	h.s.Fail(firstRID+2, InternalServerError) // performs the closes left
+}
+
+func TestPanicInCallbackBeforeWrites(t *testing.T) {
+	// A callback that panics when the session ends does not keep the
+	// upstream from being closed before End returns.
+	p := defaultParams()
+	p.OnEnd = func() { panic(errBomb) }
+	h := newHarness(t, p)
+	h.mustPanic(func() { h.s.End(SystemShutdown) })
+	h.unlocked()
 	h.waitWritten("<close>")
 }
 
@@ -195,10 +207,10 @@ func (h *harness) unlocked() {
 	if !h.s.mu.TryLock() {
 		h.t.Fatal("session left locked")
 	}
-	writing, events := h.s.writing, len(h.s.events)
+	writing, events, ops := h.s.writing, len(h.s.events), len(h.s.ops)
 	h.s.mu.Unlock()
-	if writing || events > 0 {
-		h.t.Fatalf("writing %v, %d callbacks left queued", writing, events)
+	if writing || events > 0 || ops > 0 {
+		h.t.Fatalf("writing %v, %d callbacks and %d writes left queued", writing, events, ops)
 	}
 }
 

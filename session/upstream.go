@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"io"
+	"slices"
 
 	"github.com/boshd/boshd/xmpp"
 )
@@ -22,7 +23,7 @@ type op struct {
 // recovered panic leaves the session usable.
 func (s *Session) write() {
 	s.mu.Lock()
-	defer s.release()
+	defer s.unlock()
 	if s.writing {
 		return
 	}
@@ -33,33 +34,30 @@ func (s *Session) write() {
 		s.ops = nil
 		failed, err := s.performUnlocked(ops)
 		if err != nil {
-			s.writeFailedLocked(failed, err)
+			s.writeFailedLocked(ops[failed].st, ops[failed+1:], err)
 		}
 	}
 }
 
-// performUnlocked is perform with s.mu released, the callbacks queued so
-// far run, and s.mu held again on return, panic included (a callback's
-// too). Should a callback panic, ops are put back at the head of the
-// queue, to be performed by the next writer: they were accepted.
-func (s *Session) performUnlocked(ops []op) (*stream, error) {
-	called := false
-	defer func() {
-		if !called {
-			s.ops = append(ops, s.ops...) // under s.mu again
-		}
-	}()
+// performUnlocked is perform with s.mu released, after the callbacks
+// queued so far have run, and s.mu held again on return, panic included
+// (a callback's too): should a callback panic, ops are still performed
+// before the panic goes on.
+func (s *Session) performUnlocked(ops []op) (failed int, err error) {
+	var buf [inlineEvents]event
+	events, _ := s.take(buf[:0])
 	defer s.mu.Lock()
-	s.release()
-	called = true
-	return s.perform(ops)
+	// The writes were accepted: they are performed even if a callback
+	// panics.
+	defer func() { failed, err = s.perform(ops) }()
+	s.run(events)
+	return 0, nil
 }
 
-// perform does ops in order. It returns the stream whose write failed
-// and the error; writes after the failure are dropped.
-func (s *Session) perform(ops []op) (*stream, error) {
-	for _, o := range ops {
-		var err error
+// perform does ops in order, until one fails: it returns that one's
+// index and its error.
+func (s *Session) perform(ops []op) (failed int, err error) {
+	for i, o := range ops {
 		switch {
 		case o.close:
 			o.st.up.Close()
@@ -69,29 +67,31 @@ func (s *Session) perform(ops []op) (*stream, error) {
 			err = o.st.up.Write(o.data...)
 		}
 		if err != nil {
-			return o.st, err
+			return i, err
 		}
 	}
-	return nil, nil
+	return 0, nil
 }
 
-// writeFailedLocked ends stream st, whose write failed with err.
-func (s *Session) writeFailedLocked(st *stream, err error) {
+// writeFailedLocked ends stream st, whose write failed with err; rest are
+// the writes of the same batch after the failed one. Those for other
+// streams are put back ahead of what was queued since, so that a broken
+// stream costs the others nothing while the session goes on. If st was
+// the last stream, the session ends, and only the closes are left.
+func (s *Session) writeFailedLocked(st *stream, rest []op, err error) {
 	s.log.Info("upstream write failed", "stream", st.name, "err", err)
-	// Writes queued behind the failure for other streams are lost with
-	// it only if the session ends.
+	toBroken := func(o op) bool { return o.st == st && !o.close }
+	kept := slices.DeleteFunc(slices.Clone(rest), toBroken)
+	s.ops = slices.DeleteFunc(append(kept, s.ops...), toBroken)
+	// streamEndedLocked queues st's close, done by the writer with s.mu
+	// released like every other Upstream call.
 	s.streamEndedLocked(st, &Response{Type: TypeTerminate, Condition: RemoteConnectionFailed})
 	if s.final != nil {
 		s.ops = s.ops[:0]
 		for _, other := range s.streams {
-			if other != st {
-				s.ops = append(s.ops, op{st: other, close: true})
-			}
+			s.ops = append(s.ops, op{st: other, close: true})
 		}
 	}
-	// The broken stream is closed first, by the writer, with s.mu
-	// released like every other Upstream call.
-	s.ops = append([]op{{st: st, close: true}}, s.ops...)
 }
 
 // parker is an Upstream that can wait for the server without a goroutine,

@@ -68,6 +68,25 @@ func TestWriteFailure(t *testing.T) {
 	if r.Condition != RemoteConnectionFailed {
 		t.Fatalf("got %+v", r)
 	}
+	h.waitWritten("<close>")
+}
+
+func TestWriteFailureSparesOtherStreams(t *testing.T) {
+	// A broadcast whose write to the first stream fails still reaches
+	// the second, and the session goes on with it (XEP-0124 §16.5).
+	h := newHarness(t, multiParams())
+	second, up2 := h.addStream(firstRID + 1)
+	h.up.mu.Lock()
+	h.up.writeErr = errLost
+	h.up.mu.Unlock()
+	h.start(Request{RID: firstRID + 2, Payload: [][]byte{[]byte("<all/>")}})
+	up2.waitWritten(t, "<all/>")
+	h.waitWritten("<close>")
+	if h.s.Ended() {
+		t.Fatal("the session ended with a stream still open")
+	}
+	h.start(Request{RID: firstRID + 3, Stream: second, Payload: [][]byte{[]byte("<after/>")}})
+	up2.waitWritten(t, "<all/>", "<after/>")
 }
 
 // parkingUpstream is a fakeUpstream that parks (see parker) whenever
