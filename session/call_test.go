@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/boshd/boshd/internal/wait"
 )
 
 func TestStartAnsweredAtOnce(t *testing.T) {
@@ -161,7 +163,7 @@ func TestAnswersHandedOutInWriteOrder(t *testing.T) {
 				sent()
 				got <- resp
 			}()
-			if !eventually(func() bool { return h.clock.pending(writeOrderWait) }) {
+			if !wait.For(wait.Deadline, func() bool { return h.clock.pending(writeOrderWait) }) {
 				t.Fatal("rid N+1 not waiting for its turn on the session's clock")
 			}
 			select {

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/boshd/boshd/internal/wait"
 )
 
 // fakeClock is a Clock whose time moves only when Advance is called.
@@ -315,10 +317,7 @@ func (h *harness) stillHeld(rid uint64) {
 // queue puts el in the first stream's queue, as if it had come from the
 // server, without answering a held request.
 func (h *harness) queue(el string) {
-	h.s.do(func() {
-		st := h.s.streams[0]
-		st.queue = append(st.queue, []byte(el))
-	})
+	h.s.deliver(h.firstStream(), []byte(el), false)
 }
 
 // waitQueued waits until n elements wait in the first stream's queue.
@@ -336,25 +335,12 @@ func (h *harness) waitHeld(n int) {
 // waitFor waits until cond holds of the session, under its lock.
 func (h *harness) waitFor(cond func(*Session) bool, what string, args ...any) {
 	h.t.Helper()
-	if !eventually(func() (ok bool) {
+	if !wait.For(wait.Deadline, func() (ok bool) {
 		h.s.do(func() { ok = cond(h.s) })
 		return ok
 	}) {
 		h.t.Fatalf("timed out waiting for "+what, args...)
 	}
-}
-
-// eventually reports whether cond becomes true before a deadline far
-// beyond any expected wait.
-func eventually(cond func() bool) bool {
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return true
 }
 
 // waitWritten waits until the first upstream has seen want, in order.
@@ -366,7 +352,7 @@ func (h *harness) waitWritten(want ...string) {
 // waitWritten waits until u has seen want, in order.
 func (u *fakeUpstream) waitWritten(t *testing.T, want ...string) {
 	t.Helper()
-	if !eventually(func() bool { return slices.Equal(u.written(), want) }) {
+	if !wait.For(wait.Deadline, func() bool { return slices.Equal(u.written(), want) }) {
 		t.Fatalf("upstream got %q, want %q", u.written(), want)
 	}
 }

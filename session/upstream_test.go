@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/boshd/boshd/internal/wait"
 	"github.com/boshd/boshd/xmpp"
 )
 
@@ -130,14 +131,14 @@ func TestReaderParksBetweenElements(t *testing.T) {
 
 	up.send(t, "<a/>") // the first reader starts with Next
 	for i, el := range []string{"<b/>", "<c/>"} {
-		if !eventually(func() bool {
+		if !wait.For(wait.Deadline, func() bool {
 			up.mu.Lock()
 			defer up.mu.Unlock()
 			return up.parks == i+1
 		}) {
 			t.Fatalf("reader not parked after element %d", i+1)
 		}
-		if i == 0 && !eventually(func() bool { return !readerRunning() }) {
+		if i == 0 && !wait.For(wait.Deadline, func() bool { return !readerRunning() }) {
 			t.Fatal("a reader goroutine is left while parked")
 		}
 		up.wake(t, el)
