@@ -231,8 +231,9 @@ type Session struct {
 	told  bool
 }
 
-// request is a Request on its way through the session. Request, done
-// and call are immutable; the other fields are guarded by Session.mu.
+// request is a Request on its way through the session. Request and done
+// are immutable; call belongs to the goroutine using the request's Call
+// (see Call); the other fields are guarded by Session.mu.
 type request struct {
 	Request
 	// done receives the answer. Buffered: answering never blocks.
