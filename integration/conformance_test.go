@@ -22,6 +22,7 @@ func TestConformanceNamesRealTests(t *testing.T) {
 	dirs := map[string]string{
 		"bosh":        "bosh",
 		"gateway":     "gateway",
+		"wsbind":      "wsbind",
 		"session":     "session",
 		"xmpp":        "xmpp",
 		"rawxml":      "internal/rawxml",
