@@ -286,7 +286,7 @@ func (rd *Reader) startTag(b byte, depth int) (qspan, bool, error) {
 		return q, false, err
 	}
 	if rd.opts.MaxDepth > 0 && depth > rd.opts.MaxDepth {
-		return q, false, fmt.Errorf("%w: nesting deeper than %d", ErrLimit, rd.opts.MaxDepth)
+		return q, false, fmt.Errorf("%w: nesting deeper than %d", ErrLimit, rd.opts.MaxDepth-rd.depthShift)
 	}
 	buf := rd.buf
 	if err := rd.checkRepeated(); err != nil {
