@@ -198,3 +198,58 @@ func TestDropConcurrent(t *testing.T) {
 		t.Errorf("Write after Drop: %v, want net.ErrClosed", err)
 	}
 }
+
+// TestCloseInDropGap checks Close called while Drop is halfway, after it
+// has closed the socket and before it has marked the Conn closed under
+// wmu: Close writes nothing to the dead socket and returns nil, as after
+// Drop, and later writes fail with net.ErrClosed.
+func TestCloseInDropGap(t *testing.T) {
+	t.Parallel()
+	addr, rest := serveRest(t)
+	c := mustDial(t, new(Dialer), addr)
+	// Drop's first half, as Drop does it.
+	c.mu.Lock()
+	c.dropped = true
+	c.mu.Unlock()
+	c.shutSocket(true)
+	if err := c.Close(); err != nil {
+		t.Errorf("Close in Drop's gap: %v, want nil", err)
+	}
+	if err := c.Write([]byte(`<presence/>`)); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Write in Drop's gap: %v, want net.ErrClosed", err)
+	}
+	c.Drop()
+	if got := wait.Receive(t, rest, "the server to see the end of the connection"); strings.Contains(got, "</stream:stream>") {
+		t.Errorf("server read %q after Drop, want no closing tag", got)
+	}
+}
+
+// TestCloseRacingDrop runs Close and Drop at once on fresh Conns, for the
+// race detector: Close never returns an error, and Next ends.
+func TestCloseRacingDrop(t *testing.T) {
+	t.Parallel()
+	srv := xmpptest.NewRelay(t, featuresPlainAuth)
+	for i := range 50 {
+		c := mustDial(t, new(Dialer), srv.Addr())
+		next := goNext(c)
+		start := make(chan struct{})
+		closed := make(chan error, 1)
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			<-start
+			c.Drop()
+		})
+		wg.Go(func() {
+			<-start
+			closed <- c.Close()
+		})
+		close(start)
+		wg.Wait()
+		if err := <-closed; err != nil {
+			t.Fatalf("round %d: Close racing Drop: %v, want nil", i, err)
+		}
+		if r := await(t, next); r.err == nil {
+			t.Fatalf("round %d: Next after Drop and Close = %s", i, r.b)
+		}
+	}
+}
