@@ -141,7 +141,7 @@ func TestUpgradeRefusals(t *testing.T) {
 		{
 			name:   "admission error",
 			u:      upgrader{admit: func() error { return errors.New("stopping") }},
-			status: 503, reason: "admit", body: "stopping",
+			status: 503, reason: refusedAdmission, body: "stopping",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
