@@ -26,7 +26,6 @@ type closeCode uint16
 // WebSocket close code registry).
 const (
 	closeNormal          closeCode = 1000
-	closeGoingAway       closeCode = 1001
 	closeProtocolError   closeCode = 1002
 	closeUnsupportedData closeCode = 1003
 	closeNoStatus        closeCode = 1005 // never sent: a close frame without a code

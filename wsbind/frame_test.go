@@ -292,12 +292,16 @@ func TestReadMessageSequence(t *testing.T) {
 func TestReadMessageGrowsAsBytesArrive(t *testing.T) {
 	in := frames(fr{op: ws.OpText, length: 1 << 20, payload: "only this"})
 	br := bufio.NewReader(bytes.NewReader(in))
-	msg, _, err := readMessage(br, &writer{conn: new(recConn)}, 2<<20, nil)
+	// A dst with room for the payload sent, and bytes of its own: after
+	// an error readMessage returns dst as it was, nothing of the partial
+	// message in it.
+	dst := append(make([]byte, 0, 64), "kept"...)
+	msg, ok, err := readMessage(br, &writer{conn: new(recConn)}, 2<<20, dst)
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("err = %v, want io.ErrUnexpectedEOF", err)
 	}
-	if cap(msg) != 0 {
-		t.Errorf("msg returned with cap %d after an error", cap(msg))
+	if ok || string(msg) != "kept" || cap(msg) != cap(dst) || &msg[:cap(msg)][cap(msg)-1] != &dst[:cap(dst)][cap(dst)-1] {
+		t.Errorf("after an error: ok %v, msg %q (cap %d); want dst, %q (cap %d), as it was", ok, msg, cap(msg), dst, cap(dst))
 	}
 	var buf []byte
 	buf, err = readPayload(bufio.NewReader(strings.NewReader("only this")), buf, 1<<20)

@@ -19,11 +19,15 @@ const subprotocol = "xmpp"
 
 // Reasons an upgrade is refused, as upgradeError.reason gives them: the
 // label of boshd_websocket_upgrades_refused_total (design 003, "Metrics
-// and logs"). An admission hook names its own ("limit", "shutdown").
+// and logs"). An admission hook names its own through refuse: the
+// design's "limit" or "shutdown". An error it returns without a reason is
+// refusedAdmission, which the design does not list: a hook that returns
+// one has a refusal the design has no name for.
 const (
 	refusedHandshake   = "handshake"
 	refusedSubprotocol = "subprotocol"
 	refusedOrigin      = "origin"
+	refusedAdmission   = "admission"
 )
 
 // An upgradeError is an upgrade request refused with an HTTP error
@@ -69,10 +73,11 @@ type upgrader struct {
 	// xmpp subprotocol from an allowed origin, and before the 101: the
 	// place to count the session against the limits, so that nothing is
 	// counted for a request refused earlier. An error refuses the
-	// upgrade: one made by refuse with its status and text, any other
-	// with 503 and its text. If upgrade fails after admit returned nil
-	// (the client is gone, the connection could not be hijacked), the
-	// caller gives back what admit took. nil admits every request.
+	// upgrade: one made by refuse with its status, reason and text, any
+	// other with 503, reason refusedAdmission and its text. If upgrade
+	// fails after admit returned nil (the client is gone, the connection
+	// could not be hijacked), the caller gives back what admit took. nil
+	// admits every request.
 	admit func() error
 	// timeout bounds writing the 101 response; 0: no bound.
 	timeout time.Duration
@@ -95,7 +100,7 @@ func (u upgrader) upgrade(w http.ResponseWriter, r *http.Request) (conn net.Conn
 		if err := u.admit(); err != nil {
 			var ue *upgradeError
 			if !errors.As(err, &ue) {
-				ue = &upgradeError{status: http.StatusServiceUnavailable, reason: "admit", msg: err.Error(), err: err}
+				ue = &upgradeError{status: http.StatusServiceUnavailable, reason: refusedAdmission, msg: err.Error(), err: err}
 			}
 			writeRefusal(w, ue)
 			return nil, nil, ue

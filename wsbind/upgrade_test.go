@@ -15,6 +15,8 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+
+	"github.com/boshd/boshd/internal/wait"
 )
 
 // handshake returns a valid upgrade request for the xmpp subprotocol,
@@ -139,7 +141,7 @@ func TestUpgradeRefusals(t *testing.T) {
 		{
 			name:   "admission error",
 			u:      upgrader{admit: func() error { return errors.New("stopping") }},
-			status: 503, reason: "admit", body: "stopping",
+			status: 503, reason: refusedAdmission, body: "stopping",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -231,7 +233,7 @@ func TestUpgrade(t *testing.T) {
 			if hs.Protocol != "xmpp" {
 				t.Errorf("subprotocol %q, want xmpp", hs.Protocol)
 			}
-			up := <-got
+			up := wait.Receive(t, got, "upgrade to return")
 			if up.err != nil {
 				t.Fatalf("upgrade: %v", up.err)
 			}
@@ -306,7 +308,7 @@ func TestUpgradeBuffered(t *testing.T) {
 			t.Errorf("%s: %q, want %q", k, resp.Header.Get(k), v)
 		}
 	}
-	up := <-got
+	up := wait.Receive(t, got, "upgrade to return")
 	if up.err != nil {
 		t.Fatal(up.err)
 	}
@@ -365,7 +367,7 @@ func TestUpgradeRawRefusal(t *testing.T) {
 			if resp.StatusCode != tc.status || !strings.Contains(string(body), tc.body) {
 				t.Errorf("response %d %q, want %d containing %q", resp.StatusCode, body, tc.status, tc.body)
 			}
-			if up := <-got; up.conn != nil || up.err == nil {
+			if up := wait.Receive(t, got, "upgrade to return"); up.conn != nil || up.err == nil {
 				t.Errorf("upgrade returned %v, %v", up.conn, up.err)
 			}
 		})

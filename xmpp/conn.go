@@ -292,13 +292,24 @@ func (c *Conn) Write(p ...[]byte) error {
 }
 
 // writable returns the error for op (a verb for the message) on a Conn
-// that can no longer be written to: closed, or broken by a failed write;
-// nil if it can be. The caller holds wmu.
+// that can no longer be written to: closed, dropped, or broken by a
+// failed write; nil if it can be. The caller holds wmu.
 func (c *Conn) writable(op string) error {
-	if c.closed {
+	if c.closed || c.isDropped() {
 		return fmt.Errorf("xmpp: %s: %w", op, net.ErrClosed)
 	}
 	return c.werr
+}
+
+// isDropped reports whether Drop has been called. Drop sets dropped
+// before it closes the socket and long before it sets closed (under wmu,
+// once the socket is closed), so a writer must look at dropped too, or in
+// that gap it would write to a dead socket. The caller may hold wmu: the
+// lock order is wmu, then mu.
+func (c *Conn) isDropped() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dropped
 }
 
 // write writes p to nc with the write timeout. The caller holds wmu, or is
@@ -345,10 +356,14 @@ func (c *Conn) write(p ...[]byte) error {
 //
 // Close may wait for a Write in progress (at most WriteTimeout). It returns
 // the error of writing the closing tag, if any; it is idempotent and safe
-// to call from any goroutine.
+// to call from any goroutine. Close after Drop, or concurrent with it,
+// does nothing more and returns nil.
 func (c *Conn) Close() error {
 	c.wmu.Lock()
-	if c.closed {
+	if c.closed || c.isDropped() {
+		// Dropped: the socket is closed or about to be, and nothing
+		// may be written to it, </stream:stream> least of all.
+		c.closed = true
 		c.wmu.Unlock()
 		return nil
 	}
@@ -357,6 +372,11 @@ func (c *Conn) Close() error {
 	var err error
 	if !broken {
 		err = c.write([]byte(closeTag))
+		if err != nil && c.isDropped() {
+			// Drop closed the socket under the write: the stream
+			// was dropped, which is no error of Close's.
+			err = nil
+		}
 	}
 	c.wmu.Unlock()
 
@@ -393,7 +413,8 @@ func (c *Conn) Close() error {
 // wrapping net.ErrClosed. Drop does not wait for a Write in progress to
 // time out, cancels Park's watch, and is safe to call from any goroutine.
 // Drop after Close closes the socket without waiting for the rest of
-// Close's grace; Close after Drop, and Drop again, do nothing.
+// Close's grace; Close after Drop (or concurrent with it: Drop wins), and
+// Drop again, do nothing, Close returning nil.
 func (c *Conn) Drop() {
 	c.mu.Lock()
 	c.dropped = true

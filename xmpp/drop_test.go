@@ -71,7 +71,16 @@ func TestDrop(t *testing.T) {
 				}
 			}
 			next := goNext(c)
-			time.Sleep(20 * time.Millisecond) // let Next block, most often
+			// Let Next block, most often. This stays a sleep: there is
+			// no state to wait on that says Next is blocked. Its
+			// reading state (c.rd, c.src) belongs to its goroutine and
+			// would race; the one sign of a wait for Restart,
+			// testHookRestartWait, is a package variable that these
+			// parallel subtests cannot share, and adding another hook
+			// to production code for this is not worth it. Drop must
+			// work whether or not Next has blocked yet, so a Next
+			// scheduled late only tests the other order.
+			time.Sleep(20 * time.Millisecond)
 			start := time.Now()
 			c.Drop()
 			e := wait.Receive(t, ended, "the server to see the connection end")
@@ -150,14 +159,30 @@ func TestDropUnblocksWrite(t *testing.T) {
 	c := mustDial(t, &Dialer{WriteTimeout: time.Minute}, addr)
 	chunk := []byte(`<message><body>` + strings.Repeat("x", 64<<10) + `</body></message>`)
 	written := make(chan error, 1)
+	var writes atomic.Int64 // Writes returned
 	go func() {
 		var err error
 		for i := 0; i < 4096 && err == nil; i++ { // at most 256 MiB
 			err = c.Write(chunk)
+			writes.Add(1)
 		}
 		written <- err
 	}()
-	time.Sleep(100 * time.Millisecond) // the socket buffers fill
+	// Wait for the writer to block: a Write holds wmu, and no Write has
+	// returned since the last look, when it held wmu already. The socket
+	// buffers fill soon, the server never reading.
+	last := int64(-1)
+	wait.Until(t, func() bool {
+		if c.wmu.TryLock() {
+			c.wmu.Unlock()
+			last = -1
+			return false
+		}
+		n := writes.Load()
+		blocked := n == last
+		last = n
+		return blocked
+	}, "a Write to block holding wmu")
 	dropped := make(chan struct{})
 	go func() {
 		c.Drop()
@@ -196,5 +221,60 @@ func TestDropConcurrent(t *testing.T) {
 	}
 	if err := c.Write([]byte(`<presence/>`)); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Write after Drop: %v, want net.ErrClosed", err)
+	}
+}
+
+// TestCloseInDropGap checks Close called while Drop is halfway, after it
+// has closed the socket and before it has marked the Conn closed under
+// wmu: Close writes nothing to the dead socket and returns nil, as after
+// Drop, and later writes fail with net.ErrClosed.
+func TestCloseInDropGap(t *testing.T) {
+	t.Parallel()
+	addr, rest := serveRest(t)
+	c := mustDial(t, new(Dialer), addr)
+	// Drop's first half, as Drop does it.
+	c.mu.Lock()
+	c.dropped = true
+	c.mu.Unlock()
+	c.shutSocket(true)
+	if err := c.Close(); err != nil {
+		t.Errorf("Close in Drop's gap: %v, want nil", err)
+	}
+	if err := c.Write([]byte(`<presence/>`)); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Write in Drop's gap: %v, want net.ErrClosed", err)
+	}
+	c.Drop()
+	if got := wait.Receive(t, rest, "the server to see the end of the connection"); strings.Contains(got, "</stream:stream>") {
+		t.Errorf("server read %q after Drop, want no closing tag", got)
+	}
+}
+
+// TestCloseRacingDrop runs Close and Drop at once on fresh Conns, for the
+// race detector: Close never returns an error, and Next ends.
+func TestCloseRacingDrop(t *testing.T) {
+	t.Parallel()
+	srv := xmpptest.NewRelay(t, featuresPlainAuth)
+	for i := range 50 {
+		c := mustDial(t, new(Dialer), srv.Addr())
+		next := goNext(c)
+		start := make(chan struct{})
+		closed := make(chan error, 1)
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			<-start
+			c.Drop()
+		})
+		wg.Go(func() {
+			<-start
+			closed <- c.Close()
+		})
+		close(start)
+		wg.Wait()
+		if err := <-closed; err != nil {
+			t.Fatalf("round %d: Close racing Drop: %v, want nil", i, err)
+		}
+		if r := await(t, next); r.err == nil {
+			t.Fatalf("round %d: Next after Drop and Close = %s", i, r.b)
+		}
 	}
 }

@@ -193,11 +193,16 @@ func (rd *Reader) markup() (bool, error) {
 		}
 		return false, rd.cdata()
 	}
-	q, empty, err := rd.startTag(b, len(rd.stack)+2)
+	depth := len(rd.stack) + 2
+	q, empty, err := rd.startTag(b, depth)
 	if err != nil {
 		return false, err
 	}
-	if !empty {
+	if empty {
+		// A self-closing tag is its own end tag: its declarations go
+		// out of scope with it, as endTag's would.
+		rd.popScope(depth)
+	} else {
 		rd.stack = append(rd.stack, q)
 	}
 	return false, nil
@@ -226,14 +231,19 @@ func (rd *Reader) endTag() (bool, error) {
 	if string(q.raw(rd.buf)) != string(top.raw(rd.buf)) {
 		return false, fmt.Errorf("%w: end tag </%s> does not match <%s>", ErrMalformed, q.raw(rd.buf), top.raw(rd.buf))
 	}
-	depth := len(rd.stack) + 1
+	rd.popScope(len(rd.stack) + 1)
+	rd.stack = rd.stack[:len(rd.stack)-1]
+	return len(rd.stack) == 0, nil
+}
+
+// popScope drops from scope the namespace declarations of the element at
+// depth, which has ended, and of any deeper one.
+func (rd *Reader) popScope(depth int) {
 	i := len(rd.scope)
 	for i > 0 && rd.scope[i-1].depth >= depth {
 		i--
 	}
 	rd.scope = rd.scope[:i]
-	rd.stack = rd.stack[:len(rd.stack)-1]
-	return len(rd.stack) == 0, nil
 }
 
 // cdata reads a CDATA section after its "<![CDATA[", up to and including
@@ -276,7 +286,7 @@ func (rd *Reader) startTag(b byte, depth int) (qspan, bool, error) {
 		return q, false, err
 	}
 	if rd.opts.MaxDepth > 0 && depth > rd.opts.MaxDepth {
-		return q, false, fmt.Errorf("%w: nesting deeper than %d", ErrLimit, rd.opts.MaxDepth)
+		return q, false, fmt.Errorf("%w: nesting deeper than %d", ErrLimit, rd.opts.MaxDepth-rd.depthShift)
 	}
 	buf := rd.buf
 	if err := rd.checkRepeated(); err != nil {

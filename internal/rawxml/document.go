@@ -51,6 +51,8 @@ func Document(b []byte, opts Options) (Element, error) {
 		inner.MaxDepth = opts.MaxDepth + 1
 	}
 	d.rd.Reset(&d.br, inner)
+	// So that a limit exceeded is reported as opts.MaxDepth, not inner's.
+	d.rd.depthShift = 1
 	el, start, err := d.rd.document()
 	end := d.rd.n
 	d.br.Reset(nil)

@@ -27,7 +27,8 @@ func TestDocument(t *testing.T) {
 		// On success: the element's raw name, namespace and bytes.
 		want    xml.Name
 		ns, raw string
-		err     error // else the class of the error
+		err     error  // else the class of the error
+		msg     string // and, if not empty, text the error's must contain
 	}{
 		// Accepted.
 		{name: "open", doc: `<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="example.org" version="1.0"/>`,
@@ -79,6 +80,9 @@ func TestDocument(t *testing.T) {
 		{name: "mismatched end tag", doc: `<a></b>`, err: ErrMalformed},
 		{name: "undeclared prefix", doc: `<stream:stream/>`, err: ErrMalformed},
 		{name: "undeclared prefix inside", doc: `<a><x:b/></a>`, err: ErrMalformed},
+		{name: "prefix declared by a self-closing sibling", doc: `<a><b xmlns:x='u'/><x:c/></a>`, err: ErrMalformed},
+		{name: "prefix declared by an ended sibling", doc: `<a><b xmlns:x='u'></b><x:c/></a>`, err: ErrMalformed},
+		{name: "stream prefix declared by a self-closing sibling", doc: `<message><x xmlns:stream='urn:other'/><stream:error/></message>`, err: ErrMalformed},
 		{name: "undeclared attribute prefix", doc: `<a x:b='1'/>`, err: ErrMalformed},
 		{name: "repeated attribute", doc: `<a b='1' b='2'/>`, err: ErrMalformed},
 		{name: "undefined entity", doc: `<a>&nbsp;</a>`, err: ErrMalformed},
@@ -104,12 +108,16 @@ func TestDocument(t *testing.T) {
 		{name: "too deep", doc: `<a><b><c><d><e/></d></c></b></a>`, opts: xmppOpts, err: ErrLimit},
 		{name: "too large", doc: `<a>` + strings.Repeat("x", 512) + `</a>`, opts: xmppOpts, err: ErrLimit},
 		{name: "depth 1", doc: `<a><b/></a>`, opts: Options{MaxDepth: 1}, err: ErrLimit},
+		{name: "depth error names the configured limit", doc: `<a><b><c/></b></a>`, opts: Options{MaxDepth: 2}, err: ErrLimit, msg: "nesting deeper than 2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			el, err := Document([]byte(tc.doc), tc.opts)
 			if tc.err != nil {
 				if !errors.Is(err, tc.err) {
 					t.Fatalf("Document(%q) = %+v, %v; want an error wrapping %v", tc.doc, el, err, tc.err)
+				}
+				if !strings.Contains(err.Error(), tc.msg) {
+					t.Errorf("Document(%q) error %q does not say %q", tc.doc, err, tc.msg)
 				}
 				for _, other := range []error{ErrMalformed, ErrRestricted, ErrLimit, ErrText} {
 					if other != tc.err && errors.Is(err, other) {

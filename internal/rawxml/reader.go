@@ -30,6 +30,10 @@ type Reader struct {
 	opts Options
 	r    io.ByteReader
 	root Root
+	// depthShift is how much deeper than the caller counts opts.MaxDepth
+	// is: 1 when Document reads its element as a child of a root that is
+	// not there. Errors report the caller's limit, opts.MaxDepth less it.
+	depthShift int
 
 	// started is set by Root; err, once set, is what Next returns from
 	// then on (ErrRootEnd after the root's end).

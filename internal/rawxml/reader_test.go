@@ -69,6 +69,11 @@ func TestChildrenKeepTheirBytes(t *testing.T) {
 			want: []string{`<x:y xmlns:x='urn:b'/>`},
 		},
 		{
+			name: "a self-closing descendant's declaration ends with it",
+			doc:  `<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'><message><x xmlns:stream='urn:other'/><stream:error/></message>`,
+			want: []string{`<message xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'><x xmlns:stream='urn:other'/><stream:error/></message>`},
+		},
+		{
 			name: "non-ASCII and entities untouched",
 			doc:  `<body xmlns='` + httpbind + `'><message xml:lang='de'><body>Grüße &#x1F600; &lt;3</body></message></body>`,
 			want: []string{`<message xmlns='jabber:client' xml:lang='de'><body>Grüße &#x1F600; &lt;3</body></message>`},
@@ -119,6 +124,8 @@ func TestRejects(t *testing.T) {
 		{"XEP-0124 §6 truncated", `<body xmlns='` + httpbind + `'><message>`, io.ErrUnexpectedEOF},
 		{"repeated attribute on root", `<body rid='1' rid='2'/>`, ErrMalformed},
 		{"undeclared prefix", `<body xmlns='` + httpbind + `'><x:y/></body>`, ErrMalformed},
+		{"prefix declared by a self-closing sibling", `<body xmlns='` + httpbind + `'><a><b xmlns:x='u'/><x:c/></a></body>`, ErrMalformed},
+		{"prefix declared by an ended sibling", `<body xmlns='` + httpbind + `'><a><b xmlns:x='u'></b><x:c/></a></body>`, ErrMalformed},
 		{"too deep", `<body xmlns='` + httpbind + `'><a><b><c><d/></c></b></a></body>`, ErrLimit},
 		{"too big", `<body xmlns='` + httpbind + `'><a>` + strings.Repeat("x", 200) + `</a></body>`, ErrLimit},
 	} {
