@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/boshd/boshd/internal/netpoll"
@@ -54,13 +55,16 @@ type Conn struct {
 	closed bool  // Close was called; guarded by wmu
 	werr   error // first write error, returned by later writes; guarded by wmu
 
+	// dropped is set by Drop, before it closes the socket; writers read
+	// it without a lock (an atomic, so that each Write pays for none).
+	dropped atomic.Bool
+
 	// mu guards the fields below. It is never held during I/O.
 	mu         sync.Mutex
 	hdr        header        // the current server stream header
 	sasl       saslState     // where the stream restart after SASL stands
 	wake       chan struct{} // signalled by Restart and Close; non-nil while sasl != saslNone
 	closing    bool          // Close has written </stream:stream> (or failed to)
-	dropped    bool          // Drop was called
 	readerDone bool          // Next returned a terminal result: nobody reads nc any more
 	sockClosed bool          // nc has been closed
 	timer      *time.Timer   // Close's grace timer, until the socket is closed
@@ -304,13 +308,9 @@ func (c *Conn) writable(op string) error {
 // isDropped reports whether Drop has been called. Drop sets dropped
 // before it closes the socket and long before it sets closed (under wmu,
 // once the socket is closed), so a writer must look at dropped too, or in
-// that gap it would write to a dead socket. The caller may hold wmu: the
-// lock order is wmu, then mu.
-func (c *Conn) isDropped() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.dropped
-}
+// that gap it would write to a dead socket. It is an atomic, so that
+// every Write pays no lock for it.
+func (c *Conn) isDropped() bool { return c.dropped.Load() }
 
 // write writes p to nc with the write timeout. The caller holds wmu, or is
 // Dial (which owns c).
@@ -417,7 +417,7 @@ func (c *Conn) Close() error {
 // Drop again, do nothing, Close returning nil.
 func (c *Conn) Drop() {
 	c.mu.Lock()
-	c.dropped = true
+	c.dropped.Store(true)
 	if c.wake != nil {
 		select {
 		case c.wake <- struct{}{}:

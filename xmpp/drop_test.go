@@ -234,7 +234,7 @@ func TestCloseInDropGap(t *testing.T) {
 	c := mustDial(t, new(Dialer), addr)
 	// Drop's first half, as Drop does it.
 	c.mu.Lock()
-	c.dropped = true
+	c.dropped.Store(true)
 	c.mu.Unlock()
 	c.shutSocket(true)
 	if err := c.Close(); err != nil {

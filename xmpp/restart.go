@@ -56,7 +56,7 @@ func (c *Conn) Restart() error {
 // goroutine calling Next.
 func (c *Conn) awaitRestart() error {
 	c.mu.Lock()
-	for c.sasl == saslSuccess && !c.closing && !c.dropped {
+	for c.sasl == saslSuccess && !c.closing && !c.dropped.Load() {
 		w := c.wake
 		c.mu.Unlock()
 		if testHookRestartWait != nil {
@@ -65,7 +65,7 @@ func (c *Conn) awaitRestart() error {
 		<-w
 		c.mu.Lock()
 	}
-	closing, dropped := c.closing, c.dropped
+	closing, dropped := c.closing, c.dropped.Load()
 	c.sasl, c.wake = saslNone, nil
 	c.mu.Unlock()
 	switch {
