@@ -296,7 +296,7 @@ func newConnEnv(t *testing.T, max int, useTLS bool, mutate func(*config.Config))
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := ListenerOptions{MaxConnsPerIP: max, Handler: env.h}
+	opts := ListenerOptions{MaxConnsPerIP: max, Gateway: env.h.Gateway()}
 	if useTLS {
 		env.tls, env.roots = testServerTLS(t)
 		opts.TLSConfig = env.tls
@@ -529,7 +529,7 @@ func TestListenerTLSInnerNotCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	serverTLS, roots := testServerTLS(t)
-	ln, err := NewListenerWith(tls.NewListener(tcp, serverTLS), ListenerOptions{MaxConnsPerIP: 1, Handler: h})
+	ln, err := NewListenerWith(tls.NewListener(tcp, serverTLS), ListenerOptions{MaxConnsPerIP: 1, Gateway: h.Gateway()})
 	if err != nil {
 		t.Fatal(err)
 	}

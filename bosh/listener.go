@@ -101,10 +101,6 @@ type ListenerOptions struct {
 	// its logger logs refusals (at most one line per 10 seconds), and its
 	// trusted_proxies, as reloaded, are exempt from MaxConnsPerIP.
 	Gateway *gateway.Gateway
-
-	// Handler is a shorthand for Gateway: Handler.Gateway() is used
-	// when Gateway is nil.
-	Handler *Handler
 }
 
 // NewListenerWith returns a Listener accepting connections from inner as
@@ -128,9 +124,6 @@ func newListener(inner net.Listener, opts ListenerOptions, now func() time.Time)
 		resting:   make(map[*restingConn]struct{}),
 	}
 	g := opts.Gateway
-	if g == nil && opts.Handler != nil {
-		g = opts.Handler.Gateway()
-	}
 	if opts.MaxConnsPerIP > 0 || g != nil {
 		l.conns = newConnLimits(opts.MaxConnsPerIP, g, now)
 	}
