@@ -288,6 +288,7 @@ func newConnEnv(t *testing.T, max int, useTLS bool, mutate func(*config.Config))
 	env := &connEnv{}
 	env.up, env.h, env.logs = startRecordedHandler(t, func(cfg *config.Config) {
 		cfg.TrustedProxies = nil
+		cfg.MaxConnsPerIP = max
 		if mutate != nil {
 			mutate(cfg)
 		}
@@ -296,7 +297,7 @@ func newConnEnv(t *testing.T, max int, useTLS bool, mutate func(*config.Config))
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := ListenerOptions{MaxConnsPerIP: max, Gateway: env.h.Gateway()}
+	opts := ListenerOptions{Gateway: env.h.Gateway()}
 	if useTLS {
 		env.tls, env.roots = testServerTLS(t)
 		opts.TLSConfig = env.tls
@@ -523,13 +524,16 @@ func TestListenerTLSInnerNotCounted(t *testing.T) {
 	// An inner listener serving TLS itself hands over *tls.Conn, which
 	// cannot be wrapped: connections are served uncounted, and that is
 	// logged once, at error.
-	_, h, logs := startRecordedHandler(t, func(cfg *config.Config) { cfg.TrustedProxies = nil })
+	_, h, logs := startRecordedHandler(t, func(cfg *config.Config) {
+		cfg.TrustedProxies = nil
+		cfg.MaxConnsPerIP = 1
+	})
 	tcp, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	serverTLS, roots := testServerTLS(t)
-	ln, err := NewListenerWith(tls.NewListener(tcp, serverTLS), ListenerOptions{MaxConnsPerIP: 1, Gateway: h.Gateway()})
+	ln, err := NewListenerWith(tls.NewListener(tcp, serverTLS), ListenerOptions{Gateway: h.Gateway()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -606,5 +610,28 @@ func TestCountedConnPassesThrough(t *testing.T) {
 	piped.Close()
 	if n := l.open(piped.ip); n != 0 {
 		t.Errorf("%d connections counted after Close", n)
+	}
+}
+
+func TestNewListenerWithCapFromGateway(t *testing.T) {
+	// With a Gateway, the cap is its max_conns_per_ip: the option is for
+	// Listeners without one, and setting both is refused.
+	_, h, _ := startRecordedHandler(t, func(cfg *config.Config) { cfg.MaxConnsPerIP = 3 })
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	ln, err := NewListenerWith(tcp, ListenerOptions{MaxConnsPerIP: 1, Gateway: h.Gateway()})
+	if err == nil || !strings.Contains(err.Error(), "max_conns_per_ip") || ln != nil {
+		t.Fatalf("NewListenerWith(MaxConnsPerIP and Gateway) = %v, %v; want an error naming max_conns_per_ip", ln, err)
+	}
+	ln, err = NewListenerWith(tcp, ListenerOptions{Gateway: h.Gateway()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if ln.conns == nil || ln.conns.max != 3 {
+		t.Fatalf("conns = %+v, want the gateway's max_conns_per_ip, 3", ln.conns)
 	}
 }

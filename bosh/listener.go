@@ -30,9 +30,8 @@ import (
 // connections before TLS:
 //
 //	ln, err := bosh.NewListenerWith(inner, bosh.ListenerOptions{ // inner: net.Listen
-//		TLSConfig:     tlsConfig, // nil for plain HTTP
-//		MaxConnsPerIP: 256,
-//		Gateway:       h.Gateway(), // metrics, logs, trusted_proxies
+//		TLSConfig: tlsConfig,   // nil for plain HTTP
+//		Gateway:   h.Gateway(), // max_conns_per_ip, metrics, logs, trusted_proxies
 //	})
 //
 // A handler served without a Listener holds requests in net/http.
@@ -84,22 +83,26 @@ type ListenerOptions struct {
 	TLSConfig *tls.Config
 
 	// MaxConnsPerIP bounds the client connections open at once from one
-	// IP address (max_conns_per_ip); 0 means no limit. A connection over
-	// it is closed as soon as accepted, before anything is read from it
-	// or written to it (with TLS, nothing plaintext can be). A connection
-	// counts from accept to close, while a parked request waits on it
-	// and between requests too. Connections from the Gateway's
-	// trusted_proxies are counted but never refused: a reverse proxy
-	// carries all its clients' requests. Connections that are not TCP
-	// are not counted, nor are any when inner serves TLS itself (use
-	// TLSConfig instead): that is logged once.
+	// IP address for a Listener without a Gateway; 0 means no limit, and
+	// it must be 0 when Gateway is set: the cap is then the gateway's
+	// max_conns_per_ip (Gateway.Config().MaxConnsPerIP), validated with
+	// the rest of its configuration. A connection over the cap is closed
+	// as soon as accepted, before anything is read from it or written to
+	// it (with TLS, nothing plaintext can be). A connection counts from
+	// accept to close, while a parked request waits on it and between
+	// requests too. Connections from the Gateway's trusted_proxies are
+	// counted but never refused: a reverse proxy carries all its
+	// clients' requests. Connections that are not TCP are not counted,
+	// nor are any when inner serves TLS itself (use TLSConfig instead):
+	// that is logged once.
 	MaxConnsPerIP int
 
 	// Gateway is the gateway.Gateway of the bindings served through the
 	// Listener, if any: its metrics count the connections open and
 	// refused (boshd_connections_open, boshd_connections_refused_total),
 	// its logger logs refusals (at most one line per 10 seconds), and its
-	// trusted_proxies, as reloaded, are exempt from MaxConnsPerIP.
+	// trusted_proxies, as reloaded, are exempt from the cap; and its
+	// max_conns_per_ip, as the gateway was created with, is the cap.
 	Gateway *gateway.Gateway
 }
 
@@ -109,6 +112,9 @@ type ListenerOptions struct {
 func NewListenerWith(inner net.Listener, opts ListenerOptions) (*Listener, error) {
 	if opts.MaxConnsPerIP < 0 {
 		return nil, fmt.Errorf("bosh: max_conns_per_ip must not be negative (0 means no limit), got %d", opts.MaxConnsPerIP)
+	}
+	if opts.MaxConnsPerIP != 0 && opts.Gateway != nil {
+		return nil, fmt.Errorf("bosh: ListenerOptions.MaxConnsPerIP is for a Listener without a Gateway; with one, set max_conns_per_ip in the gateway's configuration")
 	}
 	return newListener(inner, opts, time.Now), nil
 }
@@ -123,9 +129,12 @@ func newListener(inner net.Listener, opts ListenerOptions, now func() time.Time)
 		done:      make(chan struct{}),
 		resting:   make(map[*restingConn]struct{}),
 	}
-	g := opts.Gateway
-	if opts.MaxConnsPerIP > 0 || g != nil {
-		l.conns = newConnLimits(opts.MaxConnsPerIP, g, now)
+	g, max := opts.Gateway, opts.MaxConnsPerIP
+	if g != nil {
+		max = g.Config().MaxConnsPerIP
+	}
+	if max > 0 || g != nil {
+		l.conns = newConnLimits(max, g, now)
 	}
 	go l.acceptInner()
 	return l

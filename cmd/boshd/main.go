@@ -108,7 +108,7 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 		// list is what ServeTLS would offer.
 		srv.TLSConfig = &tls.Config{GetCertificate: cert.get, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
 	}
-	bln, err := newListener(cfg, ln, srv, h)
+	bln, err := newListener(ln, srv, h)
 	if err != nil {
 		return err
 	}
