@@ -635,3 +635,39 @@ func TestNewListenerWithCapFromGateway(t *testing.T) {
 		t.Fatalf("conns = %+v, want the gateway's max_conns_per_ip, 3", ln.conns)
 	}
 }
+
+func TestListenerTLSInnerAndTLSConfig(t *testing.T) {
+	// An inner listener serving TLS itself, and TLSConfig set too: the
+	// *tls.Conn it hands over is served as it is, not wrapped in TLS
+	// again, which would fail every handshake; it is not counted, and
+	// that is logged once.
+	_, h, logs := startRecordedHandler(t, func(cfg *config.Config) {
+		cfg.TrustedProxies = nil
+		cfg.MaxConnsPerIP = 1
+	})
+	tcp, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverTLS, roots := testServerTLS(t)
+	ln, err := NewListenerWith(tls.NewListener(tcp, serverTLS), ListenerOptions{TLSConfig: serverTLS, Gateway: h.Gateway()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ConnContext: ln.ConnContext, TLSConfig: serverTLS}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	env := &connEnv{h: h, ln: ln, addr: tcp.Addr().String(), tls: serverTLS, roots: roots}
+	for i := range 2 {
+		c, err := env.dial(t, nil)
+		if err == nil {
+			err = c.get()
+		}
+		if err != nil {
+			t.Fatalf("connection %d: %v", i+1, err)
+		}
+	}
+	if recs := logs.find("not counted"); len(recs) != 1 {
+		t.Fatalf("logged %v, want one line saying connections are not counted", recs)
+	}
+}

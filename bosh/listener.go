@@ -177,7 +177,8 @@ func (l *Listener) acceptInner() {
 }
 
 // admit returns c as the server is to get it: counted, and under TLS if
-// the Listener serves TLS; or false if c is refused, which closed it.
+// the Listener serves TLS and c is not under TLS already; or false if c is
+// refused, which closed it.
 func (l *Listener) admit(c net.Conn) (net.Conn, bool) {
 	if l.conns != nil {
 		var ok bool
@@ -185,7 +186,11 @@ func (l *Listener) admit(c net.Conn) (net.Conn, bool) {
 			return nil, false
 		}
 	}
-	if l.tlsConfig != nil {
+	// A connection the inner listener already serves TLS on (inner is a
+	// tls.NewListener, and TLSConfig was set too) is served as it is:
+	// TLS inside TLS would fail every handshake. If connections are
+	// counted, connLimits logged it as not counted.
+	if _, isTLS := c.(*tls.Conn); l.tlsConfig != nil && !isTLS {
 		c = tls.Server(c, l.tlsConfig)
 	}
 	return c, true
