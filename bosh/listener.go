@@ -54,8 +54,8 @@ type Listener struct {
 	// no I/O, no other lock taken under it. rest takes it under a
 	// restingConn's mu (that order, never the other). conns has a lock
 	// of its own, a leaf: nothing is locked, logged or done on a socket
-	// under it; it is taken by closing a connection, which may happen
-	// under a restingConn's mu.
+	// under it; it is taken by closing a connection, never under a
+	// restingConn's mu.
 	mu      sync.Mutex
 	resting map[*restingConn]struct{} // guarded by mu; connections waiting for a request; closed by Close
 }
@@ -244,18 +244,25 @@ func (l *Listener) rest(c net.Conn, poller *netpoll.Poller) {
 		return
 	}
 	r := &restingConn{l: l, c: c}
+	// r.mu is held from before r is in l.resting (where Close finds it)
+	// until w and t are set, so that readable and Close see both or
+	// neither. It is let go before closing c, which may write a TLS
+	// close_notify: no socket I/O under it.
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	l.mu.Lock()
-	if l.resting == nil { // closed
-		l.mu.Unlock()
+	closed := l.resting == nil
+	if !closed {
+		l.resting[r] = struct{}{}
+	}
+	l.mu.Unlock()
+	if closed {
+		r.mu.Unlock()
 		c.Close()
 		return
 	}
-	l.resting[r] = struct{}{}
-	l.mu.Unlock()
 	w, err := poller.Watch(rc, netpoll.Readable, r.readable)
 	if err != nil {
+		r.mu.Unlock()
 		l.forget(r)
 		go l.giveBack(c)
 		return
@@ -266,13 +273,19 @@ func (l *Listener) rest(c net.Conn, poller *netpoll.Poller) {
 		timeout = defaultIdleTimeout
 	}
 	r.t = time.AfterFunc(timeout, r.expire)
+	r.mu.Unlock()
 }
 
 // restingConn is a connection waiting for its client's next request.
 type restingConn struct {
-	l  *Listener
-	c  net.Conn
-	mu sync.Mutex // guards w and t, set once rest has both
+	l *Listener
+	c net.Conn
+	// mu guards w and t, set once rest has both. rest holds it across
+	// poller.Watch (netpoll.Poller's mu, then an epoll_ctl system call,
+	// which does not block) and takes Listener.mu under it; nothing
+	// else is locked under it, and no socket is read, written or closed
+	// under it.
+	mu sync.Mutex
 	w  *netpoll.Watch
 	t  *time.Timer
 }
