@@ -288,6 +288,7 @@ func newConnEnv(t *testing.T, max int, useTLS bool, mutate func(*config.Config))
 	env := &connEnv{}
 	env.up, env.h, env.logs = startRecordedHandler(t, func(cfg *config.Config) {
 		cfg.TrustedProxies = nil
+		cfg.MaxConnsPerIP = max
 		if mutate != nil {
 			mutate(cfg)
 		}
@@ -296,7 +297,7 @@ func newConnEnv(t *testing.T, max int, useTLS bool, mutate func(*config.Config))
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := ListenerOptions{MaxConnsPerIP: max, Handler: env.h}
+	opts := ListenerOptions{Gateway: env.h.Gateway()}
 	if useTLS {
 		env.tls, env.roots = testServerTLS(t)
 		opts.TLSConfig = env.tls
@@ -523,13 +524,16 @@ func TestListenerTLSInnerNotCounted(t *testing.T) {
 	// An inner listener serving TLS itself hands over *tls.Conn, which
 	// cannot be wrapped: connections are served uncounted, and that is
 	// logged once, at error.
-	_, h, logs := startRecordedHandler(t, func(cfg *config.Config) { cfg.TrustedProxies = nil })
+	_, h, logs := startRecordedHandler(t, func(cfg *config.Config) {
+		cfg.TrustedProxies = nil
+		cfg.MaxConnsPerIP = 1
+	})
 	tcp, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	serverTLS, roots := testServerTLS(t)
-	ln, err := NewListenerWith(tls.NewListener(tcp, serverTLS), ListenerOptions{MaxConnsPerIP: 1, Handler: h})
+	ln, err := NewListenerWith(tls.NewListener(tcp, serverTLS), ListenerOptions{Gateway: h.Gateway()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -606,5 +610,64 @@ func TestCountedConnPassesThrough(t *testing.T) {
 	piped.Close()
 	if n := l.open(piped.ip); n != 0 {
 		t.Errorf("%d connections counted after Close", n)
+	}
+}
+
+func TestNewListenerWithCapFromGateway(t *testing.T) {
+	// With a Gateway, the cap is its max_conns_per_ip: the option is for
+	// Listeners without one, and setting both is refused.
+	_, h, _ := startRecordedHandler(t, func(cfg *config.Config) { cfg.MaxConnsPerIP = 3 })
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	ln, err := NewListenerWith(tcp, ListenerOptions{MaxConnsPerIP: 1, Gateway: h.Gateway()})
+	if err == nil || !strings.Contains(err.Error(), "max_conns_per_ip") || ln != nil {
+		t.Fatalf("NewListenerWith(MaxConnsPerIP and Gateway) = %v, %v; want an error naming max_conns_per_ip", ln, err)
+	}
+	ln, err = NewListenerWith(tcp, ListenerOptions{Gateway: h.Gateway()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if ln.conns == nil || ln.conns.max != 3 {
+		t.Fatalf("conns = %+v, want the gateway's max_conns_per_ip, 3", ln.conns)
+	}
+}
+
+func TestListenerTLSInnerAndTLSConfig(t *testing.T) {
+	// An inner listener serving TLS itself, and TLSConfig set too: the
+	// *tls.Conn it hands over is served as it is, not wrapped in TLS
+	// again, which would fail every handshake; it is not counted, and
+	// that is logged once.
+	_, h, logs := startRecordedHandler(t, func(cfg *config.Config) {
+		cfg.TrustedProxies = nil
+		cfg.MaxConnsPerIP = 1
+	})
+	tcp, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverTLS, roots := testServerTLS(t)
+	ln, err := NewListenerWith(tls.NewListener(tcp, serverTLS), ListenerOptions{TLSConfig: serverTLS, Gateway: h.Gateway()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ConnContext: ln.ConnContext, TLSConfig: serverTLS}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	env := &connEnv{h: h, ln: ln, addr: tcp.Addr().String(), tls: serverTLS, roots: roots}
+	for i := range 2 {
+		c, err := env.dial(t, nil)
+		if err == nil {
+			err = c.get()
+		}
+		if err != nil {
+			t.Fatalf("connection %d: %v", i+1, err)
+		}
+	}
+	if recs := logs.find("not counted"); len(recs) != 1 {
+		t.Fatalf("logged %v, want one line saying connections are not counted", recs)
 	}
 }

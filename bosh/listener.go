@@ -30,9 +30,8 @@ import (
 // connections before TLS:
 //
 //	ln, err := bosh.NewListenerWith(inner, bosh.ListenerOptions{ // inner: net.Listen
-//		TLSConfig:     tlsConfig, // nil for plain HTTP
-//		MaxConnsPerIP: 256,
-//		Gateway:       h.Gateway(), // metrics, logs, trusted_proxies
+//		TLSConfig: tlsConfig,   // nil for plain HTTP
+//		Gateway:   h.Gateway(), // max_conns_per_ip, metrics, logs, trusted_proxies
 //	})
 //
 // A handler served without a Listener holds requests in net/http.
@@ -55,8 +54,8 @@ type Listener struct {
 	// no I/O, no other lock taken under it. rest takes it under a
 	// restingConn's mu (that order, never the other). conns has a lock
 	// of its own, a leaf: nothing is locked, logged or done on a socket
-	// under it; it is taken by closing a connection, which may happen
-	// under a restingConn's mu.
+	// under it; it is taken by closing a connection, never under a
+	// restingConn's mu.
 	mu      sync.Mutex
 	resting map[*restingConn]struct{} // guarded by mu; connections waiting for a request; closed by Close
 }
@@ -84,27 +83,27 @@ type ListenerOptions struct {
 	TLSConfig *tls.Config
 
 	// MaxConnsPerIP bounds the client connections open at once from one
-	// IP address (max_conns_per_ip); 0 means no limit. A connection over
-	// it is closed as soon as accepted, before anything is read from it
-	// or written to it (with TLS, nothing plaintext can be). A connection
-	// counts from accept to close, while a parked request waits on it
-	// and between requests too. Connections from the Gateway's
-	// trusted_proxies are counted but never refused: a reverse proxy
-	// carries all its clients' requests. Connections that are not TCP
-	// are not counted, nor are any when inner serves TLS itself (use
-	// TLSConfig instead): that is logged once.
+	// IP address for a Listener without a Gateway; 0 means no limit, and
+	// it must be 0 when Gateway is set: the cap is then the gateway's
+	// max_conns_per_ip (Gateway.Config().MaxConnsPerIP), validated with
+	// the rest of its configuration. A connection over the cap is closed
+	// as soon as accepted, before anything is read from it or written to
+	// it (with TLS, nothing plaintext can be). A connection counts from
+	// accept to close, while a parked request waits on it and between
+	// requests too. Connections from the Gateway's trusted_proxies are
+	// counted but never refused: a reverse proxy carries all its
+	// clients' requests. Connections that are not TCP are not counted,
+	// nor are any when inner serves TLS itself (use TLSConfig instead):
+	// that is logged once.
 	MaxConnsPerIP int
 
 	// Gateway is the gateway.Gateway of the bindings served through the
 	// Listener, if any: its metrics count the connections open and
 	// refused (boshd_connections_open, boshd_connections_refused_total),
 	// its logger logs refusals (at most one line per 10 seconds), and its
-	// trusted_proxies, as reloaded, are exempt from MaxConnsPerIP.
+	// trusted_proxies, as reloaded, are exempt from the cap; and its
+	// max_conns_per_ip, as the gateway was created with, is the cap.
 	Gateway *gateway.Gateway
-
-	// Handler is a shorthand for Gateway: Handler.Gateway() is used
-	// when Gateway is nil.
-	Handler *Handler
 }
 
 // NewListenerWith returns a Listener accepting connections from inner as
@@ -113,6 +112,9 @@ type ListenerOptions struct {
 func NewListenerWith(inner net.Listener, opts ListenerOptions) (*Listener, error) {
 	if opts.MaxConnsPerIP < 0 {
 		return nil, fmt.Errorf("bosh: max_conns_per_ip must not be negative (0 means no limit), got %d", opts.MaxConnsPerIP)
+	}
+	if opts.MaxConnsPerIP != 0 && opts.Gateway != nil {
+		return nil, fmt.Errorf("bosh: ListenerOptions.MaxConnsPerIP is for a Listener without a Gateway; with one, set max_conns_per_ip in the gateway's configuration")
 	}
 	return newListener(inner, opts, time.Now), nil
 }
@@ -127,12 +129,12 @@ func newListener(inner net.Listener, opts ListenerOptions, now func() time.Time)
 		done:      make(chan struct{}),
 		resting:   make(map[*restingConn]struct{}),
 	}
-	g := opts.Gateway
-	if g == nil && opts.Handler != nil {
-		g = opts.Handler.Gateway()
+	g, max := opts.Gateway, opts.MaxConnsPerIP
+	if g != nil {
+		max = g.Config().MaxConnsPerIP
 	}
-	if opts.MaxConnsPerIP > 0 || g != nil {
-		l.conns = newConnLimits(opts.MaxConnsPerIP, g, now)
+	if max > 0 || g != nil {
+		l.conns = newConnLimits(max, g, now)
 	}
 	go l.acceptInner()
 	return l
@@ -175,7 +177,8 @@ func (l *Listener) acceptInner() {
 }
 
 // admit returns c as the server is to get it: counted, and under TLS if
-// the Listener serves TLS; or false if c is refused, which closed it.
+// the Listener serves TLS and c is not under TLS already; or false if c is
+// refused, which closed it.
 func (l *Listener) admit(c net.Conn) (net.Conn, bool) {
 	if l.conns != nil {
 		var ok bool
@@ -183,7 +186,11 @@ func (l *Listener) admit(c net.Conn) (net.Conn, bool) {
 			return nil, false
 		}
 	}
-	if l.tlsConfig != nil {
+	// A connection the inner listener already serves TLS on (inner is a
+	// tls.NewListener, and TLSConfig was set too) is served as it is:
+	// TLS inside TLS would fail every handshake. If connections are
+	// counted, connLimits logged it as not counted.
+	if _, isTLS := c.(*tls.Conn); l.tlsConfig != nil && !isTLS {
 		c = tls.Server(c, l.tlsConfig)
 	}
 	return c, true
@@ -237,18 +244,25 @@ func (l *Listener) rest(c net.Conn, poller *netpoll.Poller) {
 		return
 	}
 	r := &restingConn{l: l, c: c}
+	// r.mu is held from before r is in l.resting (where Close finds it)
+	// until w and t are set, so that readable and Close see both or
+	// neither. It is let go before closing c, which may write a TLS
+	// close_notify: no socket I/O under it.
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	l.mu.Lock()
-	if l.resting == nil { // closed
-		l.mu.Unlock()
+	closed := l.resting == nil
+	if !closed {
+		l.resting[r] = struct{}{}
+	}
+	l.mu.Unlock()
+	if closed {
+		r.mu.Unlock()
 		c.Close()
 		return
 	}
-	l.resting[r] = struct{}{}
-	l.mu.Unlock()
 	w, err := poller.Watch(rc, netpoll.Readable, r.readable)
 	if err != nil {
+		r.mu.Unlock()
 		l.forget(r)
 		go l.giveBack(c)
 		return
@@ -259,13 +273,19 @@ func (l *Listener) rest(c net.Conn, poller *netpoll.Poller) {
 		timeout = defaultIdleTimeout
 	}
 	r.t = time.AfterFunc(timeout, r.expire)
+	r.mu.Unlock()
 }
 
 // restingConn is a connection waiting for its client's next request.
 type restingConn struct {
-	l  *Listener
-	c  net.Conn
-	mu sync.Mutex // guards w and t, set once rest has both
+	l *Listener
+	c net.Conn
+	// mu guards w and t, set once rest has both. rest holds it across
+	// poller.Watch (netpoll.Poller's mu, then an epoll_ctl system call,
+	// which does not block) and takes Listener.mu under it; nothing
+	// else is locked under it, and no socket is read, written or closed
+	// under it.
+	mu sync.Mutex
 	w  *netpoll.Watch
 	t  *time.Timer
 }

@@ -116,7 +116,8 @@ named when listen has no specific host.`,
 			Doc: `The client address used for max_sessions_per_ip and in logs is then the
 right-most address in that header that is not a trusted proxy. The default
 trusts a proxy on the same host (loopback). Empty: the TCP peer's address,
-always.`,
+always. Connections from trusted proxies are exempt from max_conns_per_ip:
+counted, never refused.`,
 			Reloadable: true,
 			field:      func(c *Config) any { return &c.TrustedProxies },
 			check:      func(c Config) error { return each(c.TrustedProxies, checkProxy) },
@@ -304,8 +305,12 @@ host from exhausting upstream connections.`,
 			Key:     "max_conns_per_ip",
 			Default: 256,
 			Help:    "allow at most `N` open client connections (TCP) from one IP address at once; 0 means no limit",
-			field:   func(c *Config) any { return &c.MaxConnsPerIP },
-			check:   func(c Config) error { return limit(c.MaxConnsPerIP) },
+			Doc: `Counted at accept, before any TLS handshake; a connection over the limit
+is closed at once. Connections from trusted_proxies are counted but never
+refused: a reverse proxy carries all its clients' connections. Takes effect
+only after a restart.`,
+			field: func(c *Config) any { return &c.MaxConnsPerIP },
+			check: func(c Config) error { return limit(c.MaxConnsPerIP) },
 		},
 		{
 			Key:     "log_level",

@@ -203,10 +203,14 @@ func (g *Gateway) Trusts(a netip.Addr) bool {
 // whose IP address is not a trusted proxy's: the header was ignored and
 // the peer is the client.
 func (g *Gateway) ClientIP(r *http.Request) (ip string, forwardIgnored bool) {
-	ip, forwardIgnored = clientIP(r, g.dyn.Load().proxies)
+	// One read of the dynamic configuration: the warning names the
+	// trusted_proxies the address was resolved under, not a list
+	// reloaded in between.
+	proxies := g.dyn.Load().proxies
+	ip, forwardIgnored = clientIP(r, proxies)
 	if forwardIgnored && g.forwardWarned.CompareAndSwap(false, true) {
 		g.log.WarnContext(r.Context(), "X-Forwarded-For ignored: its sender is not in trusted_proxies, so every client it forwards counts as the sender against max_sessions_per_ip; if the sender is your reverse proxy, add its address to trusted_proxies (logged once)",
-			"peer", ip, "trusted_proxies", g.dyn.Load().proxies.String())
+			"peer", ip, "trusted_proxies", proxies.String())
 	}
 	return ip, forwardIgnored
 }

@@ -55,7 +55,7 @@ func New(gauges func() Gauges) *Metrics {
 			Name: "boshd_sessions_ended_total", Help: "BOSH sessions ended, by terminal condition (\"none\" for a plain terminate).",
 		}, []string{"condition"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "boshd_requests_total", Help: "BOSH requests by outcome: ok, error (recoverable), terminate, refused (no session) or gone (the client left first).",
+			Name: "boshd_requests_total", Help: "BOSH requests by outcome: ok, error (recoverable), terminate, refused (no session) or gone (the client left, or its body did not arrive whole).",
 		}, []string{"outcome"}),
 		requestDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "boshd_request_duration_seconds", Help: "Time from a BOSH request's arrival to its response, holding included.", Buckets: latencyBuckets,

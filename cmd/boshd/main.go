@@ -80,6 +80,10 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 	if err != nil {
 		return err
 	}
+	// Every return releases the gateway's poller (its goroutine and epoll
+	// descriptor), the early error returns too. Close is idempotent: a
+	// graceful shutdown closes the gateway sooner, below.
+	defer g.Close()
 	h := bosh.NewHandlerWith(g)
 	var cert *certificate
 	if cfg.TLSCertFile != "" {
@@ -104,7 +108,7 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 		// list is what ServeTLS would offer.
 		srv.TLSConfig = &tls.Config{GetCertificate: cert.get, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
 	}
-	bln, err := newListener(cfg, ln, srv, h)
+	bln, err := newListener(ln, srv, h)
 	if err != nil {
 		return err
 	}
@@ -155,7 +159,9 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 	sctx, cancel := context.WithDeadline(context.Background(), start.Add(cfg.ShutdownTimeout))
 	defer cancel()
 	// The handlers first, then what they share: a parked socket is
-	// never woken once the gateway is closed.
+	// never woken once the gateway is closed. A shutdown that ran out
+	// of time may still be using it: then it is closed only as serve
+	// returns.
 	if h.Shutdown(sctx) == nil {
 		g.Close()
 	}

@@ -29,14 +29,13 @@ func newHTTPServer(cfg config.Config, h http.Handler, logger *slog.Logger) *http
 
 // newListener returns the bosh.Listener srv serves h through, on ln: it
 // serves TLS when srv.TLSConfig is set, caps connections per address at
-// max_conns_per_ip before any handshake, and takes parked requests'
+// the max_conns_per_ip of h's gateway before any handshake, and takes parked requests'
 // connections back (docs/design/002). It sets srv's ConnContext, and
 // closes ln if it fails.
-func newListener(cfg config.Config, ln net.Listener, srv *http.Server, h *bosh.Handler) (*bosh.Listener, error) {
+func newListener(ln net.Listener, srv *http.Server, h *bosh.Handler) (*bosh.Listener, error) {
 	bln, err := bosh.NewListenerWith(ln, bosh.ListenerOptions{
-		TLSConfig:     srv.TLSConfig,
-		MaxConnsPerIP: cfg.MaxConnsPerIP,
-		Gateway:       h.Gateway(),
+		TLSConfig: srv.TLSConfig,
+		Gateway:   h.Gateway(), // max_conns_per_ip is the gateway's
 	})
 	if err != nil {
 		ln.Close()

@@ -46,7 +46,7 @@ func startServerWith(t *testing.T, mutate func(*config.Config)) (addr string, up
 		t.Fatal(err)
 	}
 	srv := newHTTPServer(cfg, newMux(cfg, h, ln.Addr()), logger)
-	bln, err := newListener(cfg, ln, srv, h)
+	bln, err := newListener(ln, srv, h)
 	if err != nil {
 		t.Fatal(err)
 	}
