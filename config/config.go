@@ -17,6 +17,10 @@ type Config struct {
 	Listen string
 	// Path is the URL path BOSH is served at. Key: path.
 	Path string
+	// WebSocketPath is the URL path XMPP over WebSocket (RFC 7395) is
+	// served at, on the same listeners as BOSH; empty turns WebSocket
+	// off. It must differ from Path. Key: websocket_path.
+	WebSocketPath string
 	// CORSOrigins lists the web origins (scheme://host[:port], no path)
 	// whose pages may call boshd from a browser (CORS). "*" allows any
 	// origin, without credentials; an origin listed exactly also gets
@@ -31,6 +35,12 @@ type Config struct {
 	// http://LISTEN/PATH, or, when listen has no specific host, the path
 	// on whatever host the discovery request named. Key: public_url.
 	PublicURL string
+	// PublicWebSocketURL is the absolute ws:// or wss:// URL at which
+	// clients reach XMPP over WebSocket, as advertised in host-meta.
+	// Empty (the default) derives it from PublicURL (https becomes wss,
+	// the path WebSocketPath), or from the request's host.
+	// Key: public_websocket_url.
+	PublicWebSocketURL string
 	// TrustedProxies lists the IP addresses and CIDR prefixes
 	// (192.0.2.1, 10.0.0.0/8, ::1) of reverse proxies whose
 	// X-Forwarded-For header is believed. For a request from one of
@@ -118,6 +128,16 @@ type Config struct {
 	// MaxBodySize is the largest request body accepted, in bytes.
 	// Key: max_body_size.
 	MaxBodySize int64
+	// WebSocketMaxMessageSize is the largest WebSocket message a client
+	// may send, in bytes, its fragments reassembled; a larger one ends
+	// the session with policy-violation and close code 1009.
+	// Key: websocket_max_message_size.
+	WebSocketMaxMessageSize int64
+	// WebSocketPingInterval is how long a WebSocket connection may stay
+	// silent before boshd pings it; a client silent for two intervals,
+	// pong included, is taken as lost. Zero: no pings and no check.
+	// Key: websocket_ping_interval.
+	WebSocketPingInterval time.Duration
 	// MaxElementDepth bounds how deeply elements nest in a request body,
 	// <body/> counting as one; deeper is refused with bad-request.
 	// Key: max_element_depth.

@@ -90,6 +90,15 @@ func Settings() []Setting {
 			check:   func(c Config) error { return checkPath(c.Path) },
 		},
 		{
+			Key:     "websocket_path",
+			Default: "/xmpp-websocket",
+			Help:    "serve XMPP over WebSocket (RFC 7395) at the URL `PATH`; empty turns WebSocket off",
+			Doc: `On the same listeners as BOSH, plain and TLS; it must differ from path.
+Behind nginx, the location needs the Upgrade and Connection headers (README).`,
+			field: func(c *Config) any { return &c.WebSocketPath },
+			check: checkWebSocketPath,
+		},
+		{
 			Key:  "cors_origins",
 			Help: "let web pages from `ORIGIN` (scheme://host[:port], or * for any) call boshd from a browser (CORS)",
 			Doc: `An origin listed exactly may send cookies (credentials); "*" (quoted: a
@@ -108,6 +117,14 @@ only. Empty: http://LISTEN/PATH, or the path on the host the discovery request
 named when listen has no specific host.`,
 			field: func(c *Config) any { return &c.PublicURL },
 			check: func(c Config) error { return optional(c.PublicURL, checkPublicURL) },
+		},
+		{
+			Key:  "public_websocket_url",
+			Help: "advertise `URL` (ws:// or wss://) as the WebSocket URL in /.well-known/host-meta",
+			Doc: `Empty: public_url's host with websocket_path (https becomes wss), else the
+request's host. Behind a TLS-terminating proxy, set this or public_url.`,
+			field: func(c *Config) any { return &c.PublicWebSocketURL },
+			check: func(c Config) error { return optional(c.PublicWebSocketURL, checkPublicWebSocketURL) },
 		},
 		{
 			Key:     "trusted_proxies",
@@ -267,6 +284,23 @@ false holds every request in net/http.`,
 			Help:    "accept request bodies of at most `BYTES`, 1024 to 64 MiB",
 			field:   func(c *Config) any { return &c.MaxBodySize },
 			check:   func(c Config) error { return between(c.MaxBodySize, minMaxBodySize, maxMaxBodySize) },
+		},
+		{
+			Key:     "websocket_max_message_size",
+			Default: int64(256 << 10),
+			Help:    "accept WebSocket messages of at most `BYTES`, fragments reassembled, 1024 to 64 MiB",
+			Doc:     `A larger message ends its session with policy-violation and close code 1009.`,
+			field:   func(c *Config) any { return &c.WebSocketMaxMessageSize },
+			check:   func(c Config) error { return between(c.WebSocketMaxMessageSize, minMaxBodySize, maxMaxBodySize) },
+		},
+		{
+			Key:     "websocket_ping_interval",
+			Default: 50 * time.Second,
+			Help:    "ping a WebSocket connection silent for `DURATION`; 0: no pings",
+			Doc: `A client silent for two intervals, pong included, is taken as lost. Keep it
+below the proxy's read timeout (nginx: proxy_read_timeout, 60s by default).`,
+			field: func(c *Config) any { return &c.WebSocketPingInterval },
+			check: func(c Config) error { return checkPingInterval(c.WebSocketPingInterval) },
 		},
 		{
 			Key:     "max_element_depth",

@@ -189,6 +189,30 @@ func checkPath(path string) error {
 	return nil
 }
 
+// checkWebSocketPath checks the URL path WebSocket is served at: empty
+// (off), or a path that is not BOSH's.
+func checkWebSocketPath(c Config) error {
+	if c.WebSocketPath == "" {
+		return nil
+	}
+	if err := checkPath(c.WebSocketPath); err != nil {
+		return err
+	}
+	if c.WebSocketPath == c.Path {
+		return fmt.Errorf("must differ from path, both %q", c.Path)
+	}
+	return nil
+}
+
+// checkPingInterval checks websocket_ping_interval: 0 (off), or at least
+// a second, since pings are scheduled by the second.
+func checkPingInterval(d time.Duration) error {
+	if d != 0 && d < time.Second {
+		return fmt.Errorf("must be 0 or at least 1s, got %v", d)
+	}
+	return nil
+}
+
 // checkDir checks that dir is a directory.
 func checkDir(dir string) error {
 	fi, err := os.Stat(dir)
@@ -330,6 +354,20 @@ func checkPublicURL(u string) error {
 	const want = "must be an absolute http:// or https:// URL such as https://chat.example.org/http-bind"
 	parsed, err := url.Parse(u)
 	if err != nil || (parsed.Scheme != "http" && parsed.Scheme != "https") || parsed.Opaque != "" || parsed.Hostname() == "" {
+		return fmt.Errorf("%s, got %q", want, u)
+	}
+	if parsed.User != nil || parsed.RawQuery != "" || parsed.ForceQuery || parsed.Fragment != "" || strings.Contains(u, "#") {
+		return fmt.Errorf("%s, with no user, query or fragment, got %q", want, u)
+	}
+	return nil
+}
+
+// checkPublicWebSocketURL checks that u is an absolute ws or wss URL
+// with a host, and no user, query or fragment.
+func checkPublicWebSocketURL(u string) error {
+	const want = "must be an absolute ws:// or wss:// URL such as wss://chat.example.org/xmpp-websocket"
+	parsed, err := url.Parse(u)
+	if err != nil || (parsed.Scheme != "ws" && parsed.Scheme != "wss") || parsed.Opaque != "" || parsed.Hostname() == "" {
 		return fmt.Errorf("%s, got %q", want, u)
 	}
 	if parsed.User != nil || parsed.RawQuery != "" || parsed.ForceQuery || parsed.Fragment != "" || strings.Contains(u, "#") {
