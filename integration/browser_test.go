@@ -92,7 +92,7 @@ func needBrowser(t testing.TB) *browserTools {
 	if tools.node, err = exec.LookPath("node"); err != nil {
 		skipOrFail(t, "node is not installed: %v", err)
 	}
-	for _, pkg := range []string{"playwright-core", "strophe.js", "converse.js", "stanza", "esbuild"} {
+	for _, pkg := range []string{"playwright-core", "strophe.js", "converse.js", "stanza", "esbuild", "@xmpp/client"} {
 		if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err != nil {
 			skipOrFail(t, "npm package %s is missing (cd integration/browser && npm ci)", pkg)
 		}
@@ -161,8 +161,15 @@ type browserStack struct {
 // when the browser tools are missing.
 func startBrowserStack(t *testing.T, opts serveOptions) *browserStack {
 	t.Helper()
+	return startBrowserStackWith(t, prosodyOptions{}, opts)
+}
+
+// startBrowserStackWith is startBrowserStack with a Prosody configured by
+// popts.
+func startBrowserStackWith(t *testing.T, popts prosodyOptions, opts serveOptions) *browserStack {
+	t.Helper()
 	tools := needBrowser(t)
-	p := startProsody(t, prosodyOptions{})
+	p := startProsody(t, popts)
 	st := &browserStack{Prosody: p, Users: browserUsers(t, p), tools: tools}
 	st.BuildDir = filepath.Join(t.TempDir(), "build")
 	if err := os.MkdirAll(st.BuildDir, 0o755); err != nil {

@@ -74,6 +74,11 @@ type prosodyOptions struct {
 	// Smacks loads mod_smacks (XEP-0198 stream management, shipped with
 	// Prosody 0.12), so post-authentication features offer urn:xmpp:sm:3.
 	Smacks bool
+	// WebSocket loads Prosody's own mod_websocket (RFC 7395) on an HTTP
+	// port of its own (prosody.WebSocketURL), accepting pages of any
+	// origin: the reference peer the browser tests can point their
+	// clients at, to tell a client's trouble from boshd's.
+	WebSocket bool
 }
 
 // prosody is a running Prosody process owned by one test.
@@ -94,6 +99,9 @@ type prosody struct {
 	CAPool *x509.CertPool
 	// Passwords maps each user in testUsers to its password.
 	Passwords map[string]string
+	// WebSocketURL is mod_websocket's endpoint,
+	// ws://127.0.0.1:PORT/xmpp-websocket (WebSocket mode only).
+	WebSocketURL string
 
 	configPath string
 	logPath    string
@@ -238,6 +246,16 @@ func (p *prosody) writeConfig(port int) error {
 	if p.opts.Smacks {
 		modules = append(modules, "smacks")
 	}
+	httpPorts := ""
+	if p.opts.WebSocket {
+		modules = append(modules, "websocket")
+		httpPort, err := freePort()
+		if err != nil {
+			return err
+		}
+		httpPorts = fmt.Sprint(httpPort)
+		p.WebSocketURL = fmt.Sprintf("ws://127.0.0.1:%d/xmpp-websocket", httpPort)
+	}
 	quoted := make([]string, len(modules))
 	for i, m := range modules {
 		quoted[i] = luaString(m)
@@ -257,7 +275,13 @@ func (p *prosody) writeConfig(port int) error {
 	fmt.Fprintf(&b, "c2s_direct_tls_ports = {}\n")
 	fmt.Fprintf(&b, "s2s_ports = {}\n")
 	fmt.Fprintf(&b, "s2s_interfaces = {}\n")
-	fmt.Fprintf(&b, "http_ports = {}\n")
+	fmt.Fprintf(&b, "http_ports = { %s }\n", httpPorts)
+	if p.opts.WebSocket {
+		// Loopback only; the test pages are on boshd's origin.
+		fmt.Fprintf(&b, "http_interfaces = { \"127.0.0.1\" }\n")
+		fmt.Fprintf(&b, "consider_websocket_secure = true\n")
+		fmt.Fprintf(&b, "cross_domain_websocket = true\n")
+	}
 	fmt.Fprintf(&b, "https_ports = {}\n")
 	fmt.Fprintf(&b, "modules_enabled = { %s }\n", strings.Join(quoted, ", "))
 	fmt.Fprintf(&b, "modules_disabled = { \"s2s\", \"s2s_auth_certs\", \"offline\" }\n")

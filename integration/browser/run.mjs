@@ -142,6 +142,35 @@ class Session {
                 log(`${name} request failed: ${req.url().slice(0, 200)} ${failure}`);
             }
         });
+        // Every console error or warning, for checks such as Strophe's
+        // "Websocket closed unexpectedly".
+        page.consoleErrors = [];
+        page.on('console', (msg) => {
+            if (msg.type() === 'error' || msg.type() === 'warning') {
+                page.consoleErrors.push(msg.text());
+            }
+        });
+        // The page's WebSockets as the browser's network saw them: URL,
+        // every frame each way, whether it closed (wsTraffic); and, from
+        // inside the page (wrapWebSocket), the subprotocol and the close
+        // code and reason the page was told.
+        page.websockets = [];
+        page.on('websocket', (ws) => {
+            const entry = { url: ws.url(), sent: [], received: [], closed: false, error: null };
+            page.websockets.push(entry);
+            ws.on('framesent', (f) => entry.sent.push(String(f.payload)));
+            ws.on('framereceived', (f) => {
+                entry.received.push(String(f.payload));
+                (page.wsWaiters || new Set()).forEach((w) => w());
+            });
+            ws.on('socketerror', (e) => (entry.error = String(e)));
+            ws.on('close', () => {
+                entry.closed = true;
+                (page.wsWaiters || new Set()).forEach((w) => w());
+            });
+        });
+        page.wsWaiters = new Set();
+        await page.addInitScript(wrapWebSocket);
         page.on('pageerror', (err) => {
             page.errors.push(String(err));
             log(`${name} page error:`, String(err).slice(0, 500));
@@ -225,6 +254,30 @@ class Session {
             rmSync(dir, { recursive: true, force: true });
         }
     }
+}
+
+// wrapWebSocket runs in each page before its scripts: window.WebSocket
+// becomes a subclass that records, in window.wsLog, each socket's URL,
+// subprotocol and close event (code, reason, wasClean), which the
+// browser's network events do not carry.
+function wrapWebSocket() {
+    const Native = window.WebSocket;
+    const wsLog = [];
+    window.wsLog = wsLog;
+    window.WebSocket = class extends Native {
+        constructor(url, protocols) {
+            super(url, protocols);
+            const entry = { url: String(url), protocol: null, opened: false, close: null };
+            wsLog.push(entry);
+            this.addEventListener('open', () => {
+                entry.opened = true;
+                entry.protocol = this.protocol;
+            });
+            this.addEventListener('close', (e) => {
+                entry.close = { code: e.code, reason: e.reason, wasClean: e.wasClean };
+            });
+        }
+    };
 }
 
 // attr returns the value of attribute name in the first tag of xml.
@@ -771,6 +824,222 @@ async function stanzaMessage(input, s) {
     return { jids: [a.jid, b.jid], requests: pa.boshRequests.length + pb.boshRequests.length };
 }
 
+// --- XMPP over WebSocket --------------------------------------------------
+
+// Pages driven through window.chat (strophe.html, stanza.html,
+// xmppjs.html): log in over input.wsURL, read the roster, send, log out.
+function chatClient(pagePath, loginOptions) {
+    return {
+        async login(input, page, user, resource) {
+            await page.goto(input.baseURL + pagePath);
+            const res = await page.evaluate((o) => window.chat.login(o), { ...loginOptions(input, user, resource), password: user.password });
+            log(`${page.name}: logged in as ${res.jid}`);
+            return res;
+        },
+        roster: (page) => page.evaluate(() => window.chat.roster()),
+        send: (page, to, text) => page.evaluate(([to, text]) => window.chat.send(to, text), [to.jid, text]),
+        waitFor: (page, text) => page.waitForFunction((x) => window.chat.received.some((m) => m.body === x), text, { polling: 50 }),
+        received: (page) => page.evaluate(() => window.chat.received.map((m) => m.body)),
+        logout: (page) => page.evaluate(() => window.chat.logout()),
+    };
+}
+
+// Converse.js, through its own UI; window.converseApi for the rest.
+const converseClient = {
+    async login(input, page, user) {
+        const q = new URLSearchParams({ ws: input.wsURL, bosh: input.boshFallback ? boshURL(input) : 'none' });
+        if (input.boshFallback) {
+            q.set('reconnect', '1');
+        }
+        await converseLogin(input, page, user, `${input.baseURL}/converse.html?${q}`);
+        return { jid: user.jid };
+    },
+    async roster(page) {
+        await contact(page, page.peer.name).waitFor({ state: 'visible' });
+        return page.evaluate(async () => (await window.converseApi.contacts.get()).map((c) => c.get('jid')));
+    },
+    async send(page, to, text) {
+        if (!page.chatOpen) {
+            await converseOpenChat(page, to.name);
+            page.chatOpen = true;
+        }
+        await converseSend(page, text);
+    },
+    async waitFor(page, text) {
+        if (!page.chatOpen) {
+            await converseOpenChat(page, page.peer.name);
+            page.chatOpen = true;
+        }
+        await converseWaitFor(page, text);
+    },
+    received: (page) => page.locator('converse-chat .chat-msg__text').allTextContents(),
+    logout: (page) => page.evaluate(() => window.converseApi.user.logout()),
+};
+
+const wsClients = {
+    strophe: chatClient('/strophe.html', (input, user, resource) => ({ jid: `${user.jid}/${resource}`, service: input.wsURL })),
+    stanza: chatClient('/stanza.html', (input, user, resource) => ({ jid: user.jid, resource, websocket: input.wsURL })),
+    xmppjs: chatClient('/xmppjs.html', (input, user, resource) => ({ jid: user.jid, resource, service: input.wsURL })),
+    converse: converseClient,
+};
+
+// wsSummary returns what the browser saw of page's WebSockets: for each,
+// its URL, subprotocol, close code and reason, whether the client sent a
+// <close/> and what <close/> frames the server sent.
+async function wsSummary(page) {
+    const inPage = await page.evaluate(() => window.wsLog || []);
+    return page.websockets.map((w, i) => ({
+        url: w.url,
+        protocol: inPage[i]?.protocol ?? null,
+        close: inPage[i]?.close ?? null,
+        closed: w.closed,
+        framesIn: w.received.length,
+        framesOut: w.sent.length,
+        clientClose: w.sent.some((f) => f.startsWith('<close')),
+        serverCloses: w.received.filter((f) => /^\s*<close[\s/>]/.test(f)),
+        streamErrors: w.received.filter((f) => f.includes('<stream:error') || f.includes(':error xmlns:stream')),
+    }));
+}
+
+// waitWS resolves once cond() holds, checked on every WebSocket frame or
+// close of page.
+function waitWS(input, page, cond, describe) {
+    return until(page.wsWaiters, cond, input.timeoutMs, describe);
+}
+
+// checkCleanLogout checks that every WebSocket of page was closed at
+// logout as RFC 7395 §3.6 says: the client sent <close/>, the socket is
+// closed, no stream error came. The Go test checks the server's
+// <close/> and the close codes (a reference server may differ in form).
+function checkCleanLogout(page, summary) {
+    for (const w of summary) {
+        check(w.closed, `${page.name}: WebSocket ${w.url} still open after logout`);
+        check(w.streamErrors.length === 0, `${page.name}: stream errors ${w.streamErrors}`);
+    }
+    const last = summary[summary.length - 1];
+    check(last && last.clientClose, `${page.name}: the client sent no <close/> on its last WebSocket`);
+}
+
+// (9) One WebSocket client (input.client) in two pages: alice and bob log
+// in over input.wsURL, each finds the other in the roster, a message goes
+// each way, and both log out cleanly.
+async function wsChat(input, s) {
+    const client = wsClients[input.client];
+    check(client, `unknown client ${input.client}; known: ${Object.keys(wsClients)}`);
+    if (input.client === 'stanza') {
+        await buildStanza(input);
+    }
+    await s.launch(input.forwardedFor ? { extraHTTPHeaders: { 'X-Forwarded-For': input.forwardedFor } } : {});
+    const pa = await s.page('alice');
+    const pb = await s.page('bob', await s.isolatedContext(input.forwardedFor ? { extraHTTPHeaders: { 'X-Forwarded-For': input.forwardedFor } } : {}));
+    const { alice, bob } = input.users;
+    pa.peer = bob;
+    pb.peer = alice;
+    const [a, b] = await Promise.all([client.login(input, pa, alice, `${input.client}-a`), client.login(input, pb, bob, `${input.client}-b`)]);
+    const [ra, rb] = await Promise.all([client.roster(pa), client.roster(pb)]);
+    check(ra.includes(bob.jid), `alice's roster ${JSON.stringify(ra)} lacks ${bob.jid}`);
+    check(rb.includes(alice.jid), `bob's roster ${JSON.stringify(rb)} lacks ${alice.jid}`);
+
+    const stamp = Date.now().toString(36);
+    const texts = [`${input.client} alice to bob ${stamp}`, `${input.client} bob to alice ${stamp}`];
+    const t0 = Date.now();
+    await client.send(pa, { ...bob, jid: b.jid.split('/')[0] }, texts[0]);
+    await client.waitFor(pb, texts[0]);
+    const t1 = Date.now();
+    await client.send(pb, { ...alice, jid: a.jid.split('/')[0] }, texts[1]);
+    await client.waitFor(pa, texts[1]);
+    log(`${input.client}: alice to bob in ${t1 - t0} ms, bob to alice in ${Date.now() - t1} ms`);
+    const [ga, gb] = await Promise.all([client.received(pa), client.received(pb)]);
+    check(gb.filter((x) => x === texts[0]).length === 1, `bob received ${JSON.stringify(gb)}, want ${texts[0]} once`);
+    check(ga.filter((x) => x === texts[1]).length === 1, `alice received ${JSON.stringify(ga)}, want ${texts[1]} once`);
+
+    await Promise.all([client.logout(pa), client.logout(pb)]);
+    // The last frames: the server's <close/> and the socket's close.
+    const settled = (p) => p.websockets.length > 0 && p.websockets.every((w) => w.closed);
+    await Promise.all([pa, pb].map((p) => waitWS(input, p, () => settled(p), () => `${p.name}: WebSockets still open after logout: ${p.websockets.filter((w) => !w.closed).map((w) => w.url)}`)));
+    const sockets = { alice: await wsSummary(pa), bob: await wsSummary(pb) };
+    for (const page of [pa, pb]) {
+        checkCleanLogout(page, sockets[page.name]);
+        check(page.errors.length === 0, `${page.name}: page errors: ${page.errors.join('; ')}`);
+    }
+    const unexpected = [...pa.consoleErrors, ...pb.consoleErrors].filter((m) => /unexpected|unexcectedly|Websocket error|stream error/i.test(m));
+    return {
+        client: input.client,
+        texts,
+        jids: [a.jid, b.jid],
+        sockets,
+        wsURLs: [...new Set([...pa.websockets, ...pb.websockets].map((w) => w.url))],
+        boshURLs: [...new Set([...pa.boshRequests, ...pb.boshRequests].map((r) => r.url))],
+        unexpected,
+    };
+}
+
+// (9.3) Converse.js given both websocket_url and bosh_service_url, where
+// the WebSocket endpoint refuses the upgrade: it logs in over BOSH
+// instead, and a message goes each way.
+async function wsFallback(input, s) {
+    const res = await wsChat({ ...input, client: 'converse', boshFallback: true }, s);
+    check(res.boshURLs.length === 1 && res.boshURLs[0] === boshURL(input), `BOSH requests went to ${res.boshURLs}, want ${boshURL(input)}`);
+    return res;
+}
+
+// control asks the Go test to do something between two steps of a
+// scenario (POST input.controlURL/what) and resolves with its JSON answer
+// once done.
+async function control(input, what) {
+    const resp = await fetch(`${input.controlURL}/${what}`, { method: 'POST', signal: AbortSignal.timeout(input.timeoutMs) });
+    const text = await resp.text();
+    check(resp.ok, `control ${what}: ${resp.status} ${text}`);
+    return JSON.parse(text || '{}');
+}
+
+// numbered returns the messages of texts that are prefix-N, as N.
+function numbered(texts, prefix) {
+    return texts.filter((t) => t.startsWith(prefix)).map((t) => Number(t.slice(prefix.length)));
+}
+
+// (16.4) Converse.js with enable_smacks over WebSocket, logged in as alice
+// with bob's chat open. The Go test takes her connection away
+// (POST /away: cuts the TCP connection, or restarts boshd) and has bob
+// send input.count numbered messages meanwhile. Converse reconnects and
+// resumes the stream (<resume/>, <resumed/>): alice has every message,
+// once, in order, in the chat and on the wire.
+async function converseResume(input, s) {
+    await s.launch();
+    const pa = await s.page('alice');
+    const q = new URLSearchParams({ ws: input.wsURL, bosh: 'none', smacks: '1' });
+    await converseLogin(input, pa, input.users.alice, `${input.baseURL}/converse.html?${q}`);
+    await converseOpenChat(pa, input.users.bob.name);
+    const frames = () => pa.websockets.flatMap((w) => w.received);
+    await waitWS(input, pa, () => frames().some((f) => /^<enabled [^>]*resume=['"](true|1)['"]/.test(f)), () => 'stream management was never enabled with resumption');
+    const first = pa.websockets.length;
+    log(`alice: stream management enabled on ${pa.websockets[first - 1].url}`);
+
+    const away = await control(input, 'away');
+    log(`alice away: ${JSON.stringify(away)}`);
+    const prefix = input.prefix;
+    const want = [...Array(input.count).keys()];
+    const loc = pa.locator('converse-chat .chat-msg__text');
+    await pa.waitForFunction(([p, n]) => [...document.querySelectorAll('converse-chat .chat-msg__text')].filter((e) => e.textContent.startsWith(p)).length >= n, [prefix, input.count], { polling: 100 });
+    await waitWS(input, pa, () => frames().some((f) => f.startsWith('<resumed ')), () => 'no <resumed/> after the reconnection');
+    const shown = numbered(await loc.allTextContents(), prefix);
+    const wire = numbered(
+        frames().flatMap((f) => [...f.matchAll(/<body>([^<]*)<\/body>/g)].map((m) => m[1])),
+        prefix,
+    );
+    check(JSON.stringify(shown) === JSON.stringify(want), `the chat shows ${JSON.stringify(shown)}, want ${JSON.stringify(want)}`);
+    check(JSON.stringify(wire) === JSON.stringify(want), `the WebSockets carried ${JSON.stringify(wire)}, want ${JSON.stringify(want)}`);
+    const sockets = await wsSummary(pa);
+    const resumed = pa.websockets.slice(first);
+    check(resumed.length >= 1, 'Converse.js opened no new WebSocket');
+    check(resumed.some((w) => w.sent.some((f) => f.startsWith('<resume '))), 'Converse.js sent no <resume/>');
+    check(!resumed.some((w) => w.sent.some((f) => f.startsWith('<auth '))), 'Converse.js logged in anew instead of resuming');
+    const transport = await pa.evaluate(() => (window.converseApi.connection.isType('websocket') ? 'websocket' : 'bosh'));
+    await pa.evaluate(() => window.converseApi.user.logout());
+    await waitWS(input, pa, () => pa.websockets.every((w) => w.closed), () => 'WebSockets still open after logout');
+    return { away, shown, wire, transport, sockets: await wsSummary(pa), droppedSocket: sockets[first - 1] };
+}
+
 // --- The demo page --------------------------------------------------------
 
 // (5) The page scripts/demo serves, as a newcomer uses it: alice and bob
@@ -805,6 +1074,9 @@ const scenarios = {
     'converse-message': converseMessage,
     'converse-discovery': converseDiscovery,
     'stanza-message': stanzaMessage,
+    'ws-chat': wsChat,
+    'ws-fallback': wsFallback,
+    'converse-resume': converseResume,
     demo,
 };
 

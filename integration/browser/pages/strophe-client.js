@@ -1,5 +1,6 @@
 // A small Strophe.js client for boshd's browser tests, driven by run.mjs
-// through window.chat. Every method returns a promise or a plain value
+// through window.chat. Over BOSH or, given a ws:// or wss:// service URL,
+// over XMPP over WebSocket (Strophe picks the transport from the URL). Every method returns a promise or a plain value
 // that page.evaluate can carry back to Node.
 (function () {
     'use strict';
@@ -46,7 +47,7 @@
                     if (status === Status.CONNECTED) {
                         conn.send($pres());
                         conn.flush();
-                        resolve({ jid: conn.jid, sid: conn._proto.sid });
+                        resolve({ jid: conn.jid, sid: conn._proto.sid, transport: conn._proto instanceof Strophe.Websocket ? 'websocket' : 'bosh' });
                     } else if ([Status.CONNFAIL, Status.AUTHFAIL, Status.DISCONNECTED, Status.ERROR].includes(status)) {
                         reject(new Error('login failed: ' + statusNames[status] + ' ' + (condition || '')));
                     }
@@ -71,6 +72,16 @@
                 } catch (e) {
                     reject(e);
                 }
+            });
+        },
+
+        // roster resolves with the bare JIDs of the user's roster.
+        roster() {
+            return new Promise((resolve, reject) => {
+                const iq = $iq({ type: 'get' }).c('query', { xmlns: Strophe.NS.ROSTER });
+                chat.conn.sendIQ(iq, (res) => resolve([...res.getElementsByTagName('item')].map((i) => i.getAttribute('jid'))),
+                    (e) => reject(new Error('roster failed: ' + (e ? e.outerHTML : 'timeout'))), 20000);
+                chat.conn.flush();
             });
         },
 

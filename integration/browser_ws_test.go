@@ -1,0 +1,82 @@
+package integration
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+)
+
+// Browser tests of XMPP over WebSocket (RFC 7395, issue 16 point 9): the
+// web clients of browser_test.go, and xmpp.js (@xmpp/client), log in,
+// read their roster, chat both ways and log out over a WebSocket, in
+// Chromium (run.mjs's scenario ws-chat).
+
+// wsBrowserClients are the WebSocket clients run.mjs drives.
+var wsBrowserClients = []string{"strophe", "converse", "stanza", "xmppjs"}
+
+// framingClose is the one <close/> RFC 7395 §3.6 has a server send, and
+// the only one Strophe.js takes for a clean close.
+const framingClose = `<close xmlns="urn:ietf:params:xml:ns:xmpp-framing" />`
+
+// TestBrowserWebSocketProsody runs every client against Prosody's own
+// mod_websocket: the reference that says the clients and pages work, so
+// that a failure of the same scenario through boshd is boshd's.
+func TestBrowserWebSocketProsody(t *testing.T) {
+	t.Parallel()
+	st := startBrowserStackWith(t, prosodyOptions{WebSocket: true}, serveOptions{})
+	for _, client := range wsBrowserClients {
+		t.Run(client, func(t *testing.T) {
+			res := st.Run(t, "ws-chat", map[string]any{"client": client, "wsURL": st.Prosody.WebSocketURL})
+			checkWSChat(t, res, st.Prosody.WebSocketURL, false)
+		})
+	}
+}
+
+// checkWSChat checks run.mjs's result of ws-chat: the client spoke to
+// wsURL only, with the xmpp subprotocol, made no BOSH request, and every
+// socket was closed. strict (boshd, not the reference) also asks that
+// every <close/> the server sent be exactly framingClose and that the
+// browser call each close clean (the closing handshake completed).
+func checkWSChat(t *testing.T, res map[string]any, wsURL string, strict bool) {
+	t.Helper()
+	if urls := jsonStrings(res["wsURLs"]); !slices.Equal(urls, []string{wsURL}) {
+		t.Errorf("WebSockets went to %v, want %s only", urls, wsURL)
+	}
+	if urls := jsonStrings(res["boshURLs"]); len(urls) != 0 {
+		t.Errorf("BOSH requests went to %v, want none", urls)
+	}
+	if u := jsonStrings(res["unexpected"]); len(u) != 0 {
+		t.Errorf("the client logged an unexpected close or error: %q", u)
+	}
+	sockets, _ := res["sockets"].(map[string]any)
+	for user, list := range sockets {
+		for _, s := range list.([]any) {
+			w := s.(map[string]any)
+			desc := fmt.Sprintf("%s's WebSocket %v", user, w["url"])
+			if w["protocol"] != "xmpp" {
+				t.Errorf("%s: subprotocol %v, want xmpp", desc, w["protocol"])
+			}
+			cl, _ := w["close"].(map[string]any)
+			if cl == nil || strict && cl["wasClean"] != true {
+				t.Errorf("%s: closed %v, want a clean close", desc, w["close"])
+			}
+			for _, c := range jsonStrings(w["serverCloses"]) {
+				if strict && c != framingClose {
+					t.Errorf("%s: the server's close %q, want %q", desc, c, framingClose)
+				}
+			}
+			t.Logf("%s: %v frames in, %v out; closed %v; server's closes %q", desc, w["framesIn"], w["framesOut"], w["close"], jsonStrings(w["serverCloses"]))
+		}
+	}
+}
+
+// jsonStrings returns v, a JSON array of strings, as a []string.
+func jsonStrings(v any) []string {
+	list, _ := v.([]any)
+	out := make([]string, 0, len(list))
+	for _, x := range list {
+		s, _ := x.(string)
+		out = append(out, s)
+	}
+	return out
+}
