@@ -175,14 +175,19 @@ func startBrowserStackWith(t *testing.T, popts prosodyOptions, opts serveOptions
 	if err := os.MkdirAll(st.BuildDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	opts.Routes = func(mux *http.ServeMux) {
-		mux.Handle("/", http.FileServer(http.Dir(filepath.Join(tools.dir, "pages"))))
-		mux.Handle("/node_modules/", http.FileServer(http.Dir(tools.dir)))
-		mux.Handle("/build/", http.StripPrefix("/build/", http.FileServer(http.Dir(st.BuildDir))))
-	}
+	opts.Routes = func(mux *http.ServeMux) { pageRoutes(mux, tools, st.BuildDir) }
 	st.boshdServer = serveBoshd(t, prosodyConfig(p), opts)
 	t.Cleanup(func() { checkBoshdLog(t, st.Log()) })
 	return st
+}
+
+// pageRoutes mounts what the test pages load on mux: the pages of
+// integration/browser/pages at /, integration/browser/node_modules at
+// /node_modules/ and buildDir (run.mjs's bundles) at /build/.
+func pageRoutes(mux *http.ServeMux, tools *browserTools, buildDir string) {
+	mux.Handle("/", http.FileServer(http.Dir(filepath.Join(tools.dir, "pages"))))
+	mux.Handle("/node_modules/", http.FileServer(http.Dir(tools.dir)))
+	mux.Handle("/build/", http.StripPrefix("/build/", http.FileServer(http.Dir(buildDir))))
 }
 
 // scenarioInput returns run.mjs's input for scenario against baseURL with
