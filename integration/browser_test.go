@@ -224,10 +224,24 @@ func (st *browserStack) RunAt(t *testing.T, scenario, baseURL string, extra map[
 // unless the scenario passed.
 func runBrowser(t *testing.T, tools *browserTools, input map[string]any) map[string]any {
 	t.Helper()
+	result := tryBrowser(t, tools, input)
+	if ok, _ := result["ok"].(bool); !ok {
+		t.Fatalf("scenario %v failed: %v", input["scenario"], result["error"])
+	}
+	return result
+}
+
+// tryBrowser is runBrowser returning a failed scenario's result instead
+// of failing t (after keeping its screenshots and traffic). input's
+// timeoutMs, if set, replaces browserEventTimeout.
+func tryBrowser(t *testing.T, tools *browserTools, input map[string]any) map[string]any {
+	t.Helper()
 	input["chromium"] = tools.chromium
 	tmp := t.TempDir()
 	input["tmpDir"] = tmp
-	input["timeoutMs"] = browserEventTimeout.Milliseconds()
+	if _, ok := input["timeoutMs"]; !ok {
+		input["timeoutMs"] = browserEventTimeout.Milliseconds()
+	}
 	if _, ok := input["wait"]; !ok {
 		input["wait"] = browserWait
 	}
@@ -246,7 +260,6 @@ func runBrowser(t *testing.T, tools *browserTools, input map[string]any) map[str
 		if !retry || attempt == 2 {
 			if ok, _ := result["ok"].(bool); !ok {
 				keepFailureFiles(t, tmp)
-				t.Fatalf("scenario %v failed: %v", input["scenario"], result["error"])
 			}
 			return result
 		}

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/boshd/boshd/config"
 )
 
 // Browser tests of XMPP over WebSocket (RFC 7395, issue 16 point 9): the
@@ -79,4 +82,38 @@ func jsonStrings(v any) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// TestBrowserWebSocketFallback is point 9.3: Converse.js given both
+// websocket_url and bosh_service_url, in front of a boshd whose
+// websocket_path is empty (the binding off: the upgrade is answered 404),
+// should log in over BOSH instead and chat both ways. Converse.js 14.0.0
+// does not (run.mjs's wsFallback says why): then the test checks that
+// every upgrade was refused before any frame, and skips, naming the
+// defect, so that it passes by itself once Converse.js falls back.
+func TestBrowserWebSocketFallback(t *testing.T) {
+	t.Parallel()
+	st := startBrowserStack(t, serveOptions{Configure: func(cfg *config.Config, _, _ string) { cfg.WebSocketPath = "" }})
+	wsURL := "ws://" + st.Addr + "/xmpp-websocket"
+	res := st.Run(t, "ws-fallback", map[string]any{"wsURL": wsURL, "timeoutMs": (20 * time.Second).Milliseconds()})
+	if res["fellBack"] != true {
+		sockets, _ := res["sockets"].([]any)
+		if len(sockets) == 0 {
+			t.Fatalf("Converse.js neither tried %s nor BOSH: %v", wsURL, res["error"])
+		}
+		for _, s := range sockets {
+			w := s.(map[string]any)
+			if w["url"] != wsURL || w["protocol"] != nil || w["framesOut"] != float64(0) {
+				t.Errorf("a WebSocket to boshd without the binding was not refused: %v", w)
+			}
+		}
+		t.Skipf("Converse.js 14.0.0 does not fall back to BOSH: it retried the refused WebSocket %v times per page and never sent a BOSH request (its reconnect() does not await switchTransport()); boshd refused every upgrade", res["attempts"])
+	}
+	checkBOSHURLs(t, res, st.URL)
+	sockets, _ := res["sockets"].(map[string]any)
+	for user, list := range sockets {
+		for _, s := range list.([]any) {
+			t.Logf("%s's refused WebSocket: %v", user, s)
+		}
+	}
 }
