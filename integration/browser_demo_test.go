@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,10 +25,10 @@ type demoServer struct {
 }
 
 // startDemo runs scripts/demo as the README says, on free ports and in a
-// temporary directory, and returns once the page it printed is served. The
-// demo (its Prosody and boshd) is stopped with Ctrl-C's SIGINT in
-// t.Cleanup.
-func startDemo(t *testing.T) *demoServer {
+// temporary directory, with args for boshd, and returns once the page it
+// printed is served. The demo (its Prosody and boshd) is stopped with
+// Ctrl-C's SIGINT in t.Cleanup.
+func startDemo(t *testing.T, args ...string) *demoServer {
 	t.Helper()
 	needProsody(t)
 	if _, err := os.Stat("../demo/node_modules/converse.js/package.json"); err != nil {
@@ -38,7 +39,7 @@ func startDemo(t *testing.T) *demoServer {
 		t.Fatal(err)
 	}
 	out := &logBuffer{}
-	cmd := exec.Command("../scripts/demo")
+	cmd := exec.Command("../scripts/demo", args...)
 	cmd.Env = append(os.Environ(),
 		"BOSHD_DEMO_DIR="+t.TempDir(),
 		fmt.Sprintf("BOSHD_DEMO_XMPP_PORT=%d", xmppPort),
@@ -95,20 +96,25 @@ func (d *demoServer) parse(output string) {
 	}
 }
 
+// demoUsers returns the users scripts/demo printed: it puts each in the
+// other's roster, named Alice and Bob.
+func demoUsers(d *demoServer) map[string]browserUser {
+	return map[string]browserUser{
+		"alice": {JID: "alice@localhost", Password: d.Passwords["alice"], Name: "Alice"},
+		"bob":   {JID: "bob@localhost", Password: d.Passwords["bob"], Name: "Bob"},
+	}
+}
+
 // TestBrowserDemo is point 5: scripts/demo, run as the README says, serves a
 // chat page at the URL it prints; in Chromium, alice and bob log in there
-// with the printed passwords and chat. A second run leaves a screenshot of
+// with the printed passwords and chat, over XMPP over WebSocket (the
+// page's default, issue 16 point 9). A second run leaves a screenshot of
 // the conversation in integration/testdata/out/ for humans.
 func TestBrowserDemo(t *testing.T) {
 	t.Parallel()
 	tools := needBrowser(t)
 	d := startDemo(t)
-	// scripts/demo puts each demo user in the other's roster, named
-	// Alice and Bob.
-	users := map[string]browserUser{
-		"alice": {JID: "alice@localhost", Password: d.Passwords["alice"], Name: "Alice"},
-		"bob":   {JID: "bob@localhost", Password: d.Passwords["bob"], Name: "Bob"},
-	}
+	users := demoUsers(d)
 	input := func() map[string]any {
 		return map[string]any{"scenario": "demo", "baseURL": d.URL, "users": users}
 	}
@@ -116,7 +122,7 @@ func TestBrowserDemo(t *testing.T) {
 	t.Run("round trip", func(t *testing.T) {
 		res := runBrowser(t, tools, input())
 		u := strings.TrimSuffix(d.URL, "/")
-		checkBOSHURLs(t, res, u+"/http-bind")
+		checkDemoTransport(t, res, "XMPP over WebSocket", "ws"+strings.TrimPrefix(u, "http")+"/xmpp-websocket", u+"/http-bind")
 	})
 	t.Run("screenshot", func(t *testing.T) {
 		out, err := filepath.Abs(filepath.Join("testdata", "out"))
@@ -137,6 +143,36 @@ func TestBrowserDemo(t *testing.T) {
 			t.Logf("screenshot of the demo chat: %s", path)
 		}
 	})
+}
+
+// TestBrowserDemoBOSH is the demo's fallback: with boshd's WebSocket off
+// (scripts/demo --websocket-path=), host-meta lists no WebSocket URL and
+// the page chats over BOSH.
+func TestBrowserDemoBOSH(t *testing.T) {
+	t.Parallel()
+	tools := needBrowser(t)
+	d := startDemo(t, "--websocket-path=")
+	res := runBrowser(t, tools, map[string]any{"scenario": "demo", "baseURL": d.URL, "users": demoUsers(d)})
+	checkDemoTransport(t, res, "BOSH", "", strings.TrimSuffix(d.URL, "/")+"/http-bind")
+}
+
+// checkDemoTransport fails t unless the demo page said it used transport
+// and spoke over wsURL (none if "") or BOSH at boshURL only.
+func checkDemoTransport(t *testing.T, res map[string]any, transport, wsURL, boshURL string) {
+	t.Helper()
+	if res["transport"] != transport {
+		t.Errorf("the demo page chose %v, want %s", res["transport"], transport)
+	}
+	ws, bosh := jsonStrings(res["wsURLs"]), jsonStrings(res["boshURLs"])
+	if wsURL != "" {
+		if !slices.Equal(ws, []string{wsURL}) || len(bosh) != 0 {
+			t.Errorf("the demo spoke over WebSockets %v and BOSH %v, want %s only", ws, bosh, wsURL)
+		}
+		return
+	}
+	if len(ws) != 0 || !slices.Equal(bosh, []string{boshURL}) {
+		t.Errorf("the demo spoke over WebSockets %v and BOSH %v, want %s only", ws, bosh, boshURL)
+	}
 }
 
 func sizeOf(fi os.FileInfo) int64 {

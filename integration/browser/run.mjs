@@ -1084,7 +1084,14 @@ async function demo(input, s) {
     const stamp = new Date().toISOString().slice(11, 19);
     const texts = [`Hi Bob! Alice here, chatting through boshd (${stamp}).`, `Hello Alice, Bob here. It works! (${stamp})`];
     const [pa, pb] = await converseRoundTrip(input, s, input.baseURL, input.baseURL, texts);
-    const result = { texts, url: input.baseURL, boshURLs: [...new Set([...pa.boshRequests, ...pb.boshRequests].map((r) => r.url))] };
+    const result = {
+        texts,
+        url: input.baseURL,
+        boshURLs: [...new Set([...pa.boshRequests, ...pb.boshRequests].map((r) => r.url))],
+        wsURLs: [...new Set([...pa.websockets, ...pb.websockets].filter((w) => w.received.length > 0).map((w) => w.url))],
+        // What the page's hint says it chose.
+        transport: await pa.locator('#boshd-demo-transport').textContent(),
+    };
     if (input.screenshot) {
         mkdirSync(input.outDir, { recursive: true });
         result.screenshot = join(input.outDir, 'demo-chat.png');
