@@ -97,7 +97,7 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 	}
 	var listening atomic.Bool
 	listening.Store(true)
-	mux := newMux(cfg, h, ln.Addr())
+	mux := newMux(cfg, h, nil, ln.Addr())
 	srv := newHTTPServer(cfg, mux, logger)
 	scheme := "http"
 	if cert != nil {
