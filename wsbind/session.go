@@ -214,7 +214,7 @@ func (s *session) endingOf(reason string, err error) ending {
 			// The client resumes elsewhere: no stream error, which it
 			// would take as the end of its session.
 			e := endingFor(reason, nil, closeServiceRestart, "service restart")
-			e.drop = true
+			e.framing, e.drop = false, true
 			return e
 		}
 		e := endingFor(reason, streamErrorXML("system-shutdown", ""), closeServiceRestart, "service restart")
