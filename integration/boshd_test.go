@@ -19,6 +19,7 @@ import (
 	"github.com/boshd/boshd/bosh"
 	"github.com/boshd/boshd/config"
 	"github.com/boshd/boshd/internal/wait"
+	"github.com/boshd/boshd/wsbind"
 )
 
 // The boshd under test, as the tests set it up: in-process (a
@@ -92,6 +93,9 @@ type boshdServer struct {
 	// self-signed certificate (serveOptions.TLS only).
 	TLSOrigin string
 	Handler   *bosh.Handler
+	// WS is XMPP over WebSocket on the handler's gateway, mounted at
+	// cfg.WebSocketPath as cmd/boshd mounts it; nil when that is empty.
+	WS *wsbind.Handler
 	// Wire records what boshd read and wrote on the plain listener.
 	Wire *wireLog
 	logs *logBuffer
@@ -142,6 +146,10 @@ func serveBoshd(t *testing.T, cfg config.Config, opts serveOptions) *boshdServer
 	}
 	mux := http.NewServeMux()
 	mux.Handle(cfg.Path, s.Handler)
+	if cfg.WebSocketPath != "" {
+		s.WS = wsbind.NewHandler(s.Handler.Gateway())
+		mux.Handle(cfg.WebSocketPath, s.WS)
+	}
 	hostMeta := bosh.HostMeta(publicURL)
 	mux.Handle(bosh.HostMetaPath, hostMeta)
 	mux.Handle(bosh.HostMetaJSONPath, hostMeta)
@@ -167,6 +175,13 @@ func serveBoshd(t *testing.T, cfg config.Config, opts serveOptions) *boshdServer
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		// The WebSocket sessions first: the BOSH handler's Shutdown
+		// closes the gateway they share.
+		if s.WS != nil {
+			if err := s.WS.Shutdown(ctx); err != nil {
+				t.Errorf("wsbind Shutdown: %v", err)
+			}
+		}
 		if err := s.Handler.Shutdown(ctx); err != nil {
 			t.Errorf("boshd Shutdown: %v", err)
 		}

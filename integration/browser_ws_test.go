@@ -38,8 +38,9 @@ func TestBrowserWebSocketProsody(t *testing.T) {
 // checkWSChat checks run.mjs's result of ws-chat: the client spoke to
 // wsURL only, with the xmpp subprotocol, made no BOSH request, and every
 // socket was closed. strict (boshd, not the reference) also asks that
-// every <close/> the server sent be exactly framingClose and that the
-// browser call each close clean (the closing handshake completed).
+// every <close/> the server sent be exactly framingClose, that the
+// browser call each close clean (the closing handshake completed), and
+// that the client log no unexpected close or error.
 func checkWSChat(t *testing.T, res map[string]any, wsURL string, strict bool) {
 	t.Helper()
 	if urls := jsonStrings(res["wsURLs"]); !slices.Equal(urls, []string{wsURL}) {
@@ -49,7 +50,13 @@ func checkWSChat(t *testing.T, res map[string]any, wsURL string, strict bool) {
 		t.Errorf("BOSH requests went to %v, want none", urls)
 	}
 	if u := jsonStrings(res["unexpected"]); len(u) != 0 {
-		t.Errorf("the client logged an unexpected close or error: %q", u)
+		if strict {
+			t.Errorf("the client logged an unexpected close or error: %q", u)
+		} else {
+			// Prosody 0.12 writes <close xmlns='…'/>, which Strophe.js
+			// does not take for a close.
+			t.Logf("note: the client logged %q", u)
+		}
 	}
 	sockets, _ := res["sockets"].(map[string]any)
 	for user, list := range sockets {
@@ -115,5 +122,38 @@ func TestBrowserWebSocketFallback(t *testing.T) {
 		for _, s := range list.([]any) {
 			t.Logf("%s's refused WebSocket: %v", user, s)
 		}
+	}
+}
+
+// TestBrowserWebSocket is point 9, directly: each client on a page served
+// by boshd's own origin speaks XMPP over WebSocket to boshd's
+// /xmpp-websocket (ws://), in front of Prosody.
+func TestBrowserWebSocket(t *testing.T) {
+	t.Parallel()
+	st := startBrowserStack(t, serveOptions{})
+	wsURL := "ws://" + st.Addr + "/xmpp-websocket"
+	for _, client := range wsBrowserClients {
+		t.Run(client, func(t *testing.T) {
+			res := st.Run(t, "ws-chat", map[string]any{"client": client, "wsURL": wsURL})
+			checkWSChat(t, res, wsURL, true)
+			if client == "strophe" {
+				checkServerClose(t, res)
+			}
+		})
+	}
+}
+
+// checkServerClose checks that bob's Strophe.js page, which had the
+// server close its stream (closeStream), received boshd's <close/>.
+func checkServerClose(t *testing.T, res map[string]any) {
+	t.Helper()
+	sockets, _ := res["sockets"].(map[string]any)
+	list, _ := sockets["bob"].([]any)
+	if len(list) == 0 {
+		t.Fatalf("bob had no WebSocket: %v", res["sockets"])
+	}
+	last := list[len(list)-1].(map[string]any)
+	if closes := jsonStrings(last["serverCloses"]); !slices.Equal(closes, []string{framingClose}) {
+		t.Errorf("bob's Strophe.js read the server's closes %q, want one %q", closes, framingClose)
 	}
 }

@@ -118,6 +118,25 @@
             });
         },
 
+        // closeStream ends a WebSocket session the way a server-side
+        // close looks to Strophe: it writes <close/> on the socket itself,
+        // bypassing Strophe's disconnect (which closes the socket at
+        // once), so that Strophe handles the server's <close/> and the
+        // server's closing of the socket. It resolves with the statuses
+        // once Strophe is disconnected.
+        closeStream() {
+            return new Promise((resolve) => {
+                const conn = chat.conn;
+                conn.connect_callback = (status, condition) => {
+                    chat.statuses.push(statusNames[status] + (condition ? ':' + condition : ''));
+                    if (status === Status.DISCONNECTED) {
+                        resolve(chat.statuses);
+                    }
+                };
+                conn._proto.socket.send('<close xmlns="urn:ietf:params:xml:ns:xmpp-framing"/>');
+            });
+        },
+
         // logout ends the session and resolves once Strophe is
         // disconnected.
         logout() {
