@@ -1,7 +1,11 @@
 package integration
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -156,4 +160,69 @@ func checkServerClose(t *testing.T, res map[string]any) {
 	if closes := jsonStrings(last["serverCloses"]); !slices.Equal(closes, []string{framingClose}) {
 		t.Errorf("bob's Strophe.js read the server's closes %q, want one %q", closes, framingClose)
 	}
+}
+
+// TestBrowserWebSocketTLS is point 9 over wss://: the boshd binary serves
+// the test pages (static_dir) and both bindings on its TLS listener, with
+// a certificate from internal/testcert that Chromium is told to trust by
+// its public key (--ignore-certificate-errors-spki-list), and each client
+// speaks XMPP over WebSocket to wss://…/xmpp-websocket. boshd offers
+// HTTP/2 on that listener (ALPN) for the pages; the WebSocket, which Go's
+// HTTP/2 server cannot carry (no extended CONNECT), takes an HTTP/1.1
+// connection of its own.
+func TestBrowserWebSocketTLS(t *testing.T) {
+	t.Parallel()
+	tools := needBrowser(t)
+	p := startProsody(t, prosodyOptions{})
+	users := browserUsers(t, p)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	leaf := writeSelfSigned(t, certFile, keyFile)
+	spki := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	static := staticPages(t, tools)
+	b := startBinaryFor(t, p, "--tls-cert-file", certFile, "--tls-key-file", keyFile, "--static-dir", static)
+	origin, wsURL := "https://"+b.Addr, "wss://"+b.Addr+"/xmpp-websocket"
+	for _, client := range wsBrowserClients {
+		t.Run(client, func(t *testing.T) {
+			res := runBrowser(t, tools, map[string]any{
+				"scenario":     "ws-chat",
+				"client":       client,
+				"baseURL":      origin,
+				"wsURL":        wsURL,
+				"users":        users,
+				"buildDir":     filepath.Join(static, "build"),
+				"chromiumArgs": []string{"--ignore-certificate-errors-spki-list=" + base64.StdEncoding.EncodeToString(spki[:])},
+			})
+			checkWSChat(t, res, wsURL, true)
+		})
+	}
+	checkBoshdLog(t, b.Log())
+}
+
+// staticPages returns a directory laid out for boshd's static_dir as the
+// test pages expect (served at /): the pages of integration/browser/pages,
+// node_modules (a symbolic link) and an empty build/ for run.mjs's bundles.
+func staticPages(t *testing.T, tools *browserTools) string {
+	t.Helper()
+	dir := t.TempDir()
+	pages, err := os.ReadDir(filepath.Join(tools.dir, "pages"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range pages {
+		data, err := os.ReadFile(filepath.Join(tools.dir, "pages", e.Name()))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, e.Name()), data, 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Join(tools.dir, "node_modules"), filepath.Join(dir, "node_modules")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "build"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

@@ -95,7 +95,9 @@ class Session {
         const hostRules = [...(this.input.hostRules || []), 'MAP * ~NOTFOUND', 'EXCLUDE 127.0.0.1'].join(', ');
         const options = {
             executablePath: this.input.chromium || '/usr/bin/chromium',
-            args: [...chromiumFlags, `--host-resolver-rules=${hostRules}`],
+            // input.chromiumArgs: a test's own flags, such as the
+            // certificate it trusts (--ignore-certificate-errors-spki-list).
+            args: [...chromiumFlags, `--host-resolver-rules=${hostRules}`, ...(this.input.chromiumArgs || [])],
             ignoreHTTPSErrors: !!this.input.ignoreHTTPSErrors,
             viewport: { width: 1280, height: 800 },
             ...extra,
