@@ -161,7 +161,8 @@ func (n *nginxServer) AccessLog() string {
 // snippet, its upstream in the http block and its locations in one server
 // block, pointed at the boshd under test (readmeBackend replaced by
 // backend; nothing else is changed), and the test pages and node_modules
-// of browserDir served as files on the same origin. Everything nginx
+// of browserDir served as files on the same origin (and /build/, run.mjs's
+// bundles, by backend). Everything nginx
 // writes stays in a temporary directory. It is stopped in t.Cleanup.
 func startNginx(t *testing.T, bin string, snippet nginxSnippet, backend, browserDir string) *nginxServer {
 	t.Helper()
@@ -225,11 +226,15 @@ http {
         location /node_modules/ {
             root %[4]s;
         }
+        # run.mjs's bundles, made while nginx runs, served by the test's boshd.
+        location /build/ {
+            proxy_pass http://%[7]s;
+        }
 
         # From README.md:
 %[5]s    }
 }
-`, dir, port, filepath.Join(browserDir, "pages"), browserDir, indent(location, "        "), indent(upstream, "    "))
+`, dir, port, filepath.Join(browserDir, "pages"), browserDir, indent(location, "        "), indent(upstream, "    "), backend)
 		confPath := filepath.Join(dir, "nginx.conf")
 		if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,6 +146,7 @@ func TestBrowserWebSocket(t *testing.T) {
 			}
 		})
 	}
+	checkWSEnds(t, st.Log(), 2*len(wsBrowserClients))
 }
 
 // checkServerClose checks that bob's Strophe.js page, which had the
@@ -225,4 +227,65 @@ func staticPages(t *testing.T, tools *browserTools) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// TestBrowserWebSocketNginx is point 9 behind nginx: README.md's "Behind
+// nginx" section as it is (readmeNginxSnippet, startNginx), which must
+// hold a location for boshd's /xmpp-websocket, with the test pages served
+// by nginx on the same origin. nginx connects to boshd from 127.0.0.2,
+// which boshd trusts (trusted_proxies); the browser forges an
+// X-Forwarded-For entry, which boshd must not believe.
+func TestBrowserWebSocketNginx(t *testing.T) {
+	t.Parallel()
+	snippet := readmeNginxSnippet(t)
+	if !readmeHasWebSocketLocation(snippet.Server) {
+		t.Fatalf("README.md's \"## Behind nginx\" section has no ```nginx block with a location for /xmpp-websocket that passes the Upgrade and Connection headers (proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\"): operators get no WebSocket configuration to copy. Its server blocks are:\n%s", snippet.Server)
+	}
+	st := startBrowserStack(t, serveOptions{
+		Configure: func(cfg *config.Config, _, _ string) {
+			cfg.TrustedProxies = []string{"127.0.0.2"}
+		},
+	})
+	ngx := startNginx(t, nginxBinary(t), snippet, st.Addr, st.tools.dir)
+	wsURL := "ws://" + strings.TrimPrefix(ngx.URL, "http://") + "/xmpp-websocket"
+	for _, client := range wsBrowserClients {
+		t.Run(client, func(t *testing.T) {
+			res := st.RunAt(t, "ws-chat", ngx.URL, map[string]any{"client": client, "wsURL": wsURL, "forwardedFor": "198.51.100.7"})
+			checkWSChat(t, res, wsURL, true)
+		})
+	}
+	if n := countLines(ngx.AccessLog(), `"GET /xmpp-websocket HTTP/1.1" 101`); n != 2*len(wsBrowserClients) {
+		t.Errorf("nginx upgraded %d WebSockets, want %d:\n%s", n, 2*len(wsBrowserClients), grepLines(ngx.AccessLog(), "xmpp-websocket"))
+	}
+	log := st.Log()
+	if strings.Contains(log, "198.51.100.7") {
+		t.Errorf("boshd believed the forged X-Forwarded-For:\n%s", grepLines(log, "198.51.100.7"))
+	}
+	sessions := countLines(log, `msg="websocket session" `)
+	if n := countLines(log, `msg="websocket session" `, "ip=127.0.0.1 ", "peer=127.0.0.2:"); n != sessions || sessions != 2*len(wsBrowserClients) {
+		t.Errorf("%d of %d WebSocket sessions logged as from ip=127.0.0.1 via peer 127.0.0.2, want %d:\n%s", n, sessions, 2*len(wsBrowserClients), grepLines(log, `msg="websocket session" `))
+	}
+	checkWSEnds(t, log, 2*len(wsBrowserClients))
+}
+
+// checkWSEnds fails t unless boshd's log shows n WebSocket sessions ended,
+// each by its client's <close/> with close code 1000.
+func checkWSEnds(t *testing.T, log string, n int) {
+	t.Helper()
+	ended := countLines(log, `msg="websocket session ended"`)
+	if clean := countLines(log, `msg="websocket session ended"`, "reason=client_close", "close_code=1000"); clean != n || ended != n {
+		t.Errorf("%d WebSocket sessions ended, %d by the client's <close/> with 1000, want %d:\n%s", ended, clean, n, grepLines(log, `msg="websocket session ended"`))
+	}
+}
+
+// readmeHasWebSocketLocation reports whether server, the README's
+// server-block nginx configuration, has a location for /xmpp-websocket
+// that passes the headers of a WebSocket upgrade.
+func readmeHasWebSocketLocation(server string) bool {
+	_, loc, ok := strings.Cut(server, "location /xmpp-websocket")
+	if !ok {
+		return false
+	}
+	loc, _, _ = strings.Cut(loc, "}")
+	return strings.Contains(loc, "proxy_set_header Upgrade $http_upgrade") && strings.Contains(loc, `proxy_set_header Connection "upgrade"`)
 }
