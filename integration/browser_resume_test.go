@@ -7,12 +7,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/boshd/boshd/internal/wait"
 )
 
 // Converse.js resuming its stream (XEP-0198) after its WebSocket is lost,
@@ -25,17 +29,13 @@ const (
 	resumeMessages = 20
 	// resumePrefix starts each of them: resumePrefix + N.
 	resumePrefix = "while away "
-	// proxyDialTimeout bounds how long cutProxy keeps trying to reach its
-	// target for one connection (boshd restarting).
-	proxyDialTimeout = 30 * time.Second
 )
 
 // cutProxy forwards TCP connections from the browser to a WebSocket
 // endpoint, and lets a test cut every connection open at once (the
 // client's network gone) and hold new ones back until it releases them,
-// as a listening socket handed from one boshd process to the next
-// (systemd socket activation) does while boshd restarts: the client's
-// reconnection waits instead of failing.
+// so that the client stays away while the test acts: its reconnection
+// waits, accepted, instead of failing.
 type cutProxy struct {
 	Addr   string
 	target string
@@ -131,8 +131,7 @@ func (p *cutProxy) serve() {
 	}
 }
 
-// forward waits while the proxy is held, dials the target (again and
-// again for up to proxyDialTimeout: boshd may be restarting) and copies
+// forward waits while the proxy is held, dials the target and copies
 // both ways until either side ends.
 func (p *cutProxy) forward(down net.Conn) {
 	defer p.wg.Done()
@@ -147,23 +146,10 @@ func (p *cutProxy) forward(down net.Conn) {
 			return
 		}
 	}
-	var up net.Conn
-	deadline := time.Now().Add(proxyDialTimeout)
-	for {
-		var err error
-		if up, err = net.DialTimeout("tcp", p.target, time.Second); err == nil {
-			break
-		}
-		select {
-		case <-p.done:
-			down.Close()
-			return
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			down.Close()
-			return
-		}
+	up, err := net.DialTimeout("tcp", p.target, eventTimeout)
+	if err != nil {
+		down.Close()
+		return
 	}
 	p.mu.Lock()
 	select {
@@ -329,4 +315,184 @@ func TestBrowserConverseResumeProsody(t *testing.T) {
 	})
 	res := runBrowser(t, tools, resumeInput(p, users, ps, "ws://"+proxy.Addr+"/xmpp-websocket"))
 	checkResumed(t, res)
+}
+
+// resumeStack is what the resumption scenarios run against: Prosody with
+// mod_smacks, the boshd binary, cutProxy between Chromium and boshd (if
+// the scenario cuts connections), the page server (on an origin of its
+// own, which boshd's cors_origins lists) and bob logged in to Prosody
+// directly.
+type resumeStack struct {
+	tools  *browserTools
+	p      *prosody
+	users  map[string]browserUser
+	proxy  *cutProxy // nil without one
+	wsURL  string    // where Converse.js connects: the proxy, or boshd
+	bob    *watcher
+	pages  *pageServer
+	args   []string   // boshd's command line
+	logs   *logBuffer // what every boshd process of the test logged
+	mu     sync.Mutex
+	boshd  *process // the running one
+	rounds int      // numbered batches bob has sent
+}
+
+// startResumeStack starts a resumeStack, with cutProxy if proxied, whose
+// page server answers POST /control/away with away(st).
+func startResumeStack(t *testing.T, proxied bool, away func(st *resumeStack) (any, error)) *resumeStack {
+	t.Helper()
+	st := &resumeStack{tools: needBrowser(t), logs: &logBuffer{}}
+	st.p = startProsody(t, prosodyOptions{Smacks: true})
+	st.users = browserUsers(t, st.p)
+	st.bob = startWatcher(t, st.p, "bob", "go", browserRunTimeout)
+	st.pages = servePages(t, st.tools, map[string]func() (any, error){"away": func() (any, error) { return away(st) }})
+	addr := freeAddr(t)
+	st.wsURL = "ws://" + addr + "/xmpp-websocket"
+	if proxied {
+		st.proxy = startCutProxy(t, addr)
+		st.wsURL = "ws://" + st.proxy.Addr + "/xmpp-websocket"
+	}
+	st.args = []string{"--listen", addr, "--admin-listen", freeAddr(t), "--upstream", st.p.Domain + "=" + st.p.Addr,
+		"--upstream-tls", "plaintext", "--cors-origins", st.pages.Origin, "--log-level", "debug"}
+	t.Cleanup(func() {
+		st.mu.Lock()
+		b := st.boshd
+		st.mu.Unlock()
+		if b != nil {
+			b.Kill()
+		}
+		if t.Failed() {
+			t.Logf("boshd log (last %d lines):\n%s", boshdLogTail, st.logs.Tail(boshdLogTail))
+		}
+	})
+	if err := st.startBoshd(); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// startBoshd starts the boshd binary with st.args and waits until it
+// listens. It does not touch t, so that a control route may call it.
+func (st *resumeStack) startBoshd() error {
+	bin, err := boshdBinary()
+	if err != nil {
+		return err
+	}
+	before := countLines(st.logs.String(), "boshd listening")
+	cmd := exec.Command(bin, st.args...)
+	cmd.Stderr = st.logs
+	proc, err := startProcess(cmd)
+	if err != nil {
+		return err
+	}
+	st.mu.Lock()
+	st.boshd = proc
+	st.mu.Unlock()
+	listening := func() bool { return countLines(st.logs.String(), "boshd listening") > before }
+	if !wait.For(eventTimeout, func() bool { return listening() || !proc.Running() }) || !listening() {
+		return fmt.Errorf("boshd did not start within %v (%v):\n%s", eventTimeout, proc.Err(), st.logs.Tail(20))
+	}
+	return nil
+}
+
+// stopBoshd stops the running boshd as its service manager would
+// (SIGTERM) and waits for it to exit.
+func (st *resumeStack) stopBoshd() error {
+	st.mu.Lock()
+	b := st.boshd
+	st.mu.Unlock()
+	b.Signal(syscall.SIGTERM)
+	if !b.WaitExit(eventTimeout) {
+		b.Kill()
+		return fmt.Errorf("boshd still running %v after SIGTERM", eventTimeout)
+	}
+	if err := b.Err(); err != nil {
+		return fmt.Errorf("boshd exited after SIGTERM: %w", err)
+	}
+	return nil
+}
+
+// sendToAlice has bob send alice the next batch of numbered messages.
+func (st *resumeStack) sendToAlice() error {
+	st.rounds++
+	return sendNumbered(st.bob, st.users["alice"].JID, st.rounds)
+}
+
+// run plays converse-resume against st.
+func (st *resumeStack) run(t *testing.T) map[string]any {
+	t.Helper()
+	res := runBrowser(t, st.tools, resumeInput(st.p, st.users, st.pages, st.wsURL))
+	checkResumed(t, res)
+	return res
+}
+
+// droppedClose returns the close code the page was told for the
+// WebSocket that was taken away.
+func droppedClose(res map[string]any) any {
+	d, _ := res["droppedSocket"].(map[string]any)
+	c, _ := d["close"].(map[string]any)
+	return c["code"]
+}
+
+// TestBrowserConverseResume is issue 16 point 4 in a browser: Converse.js
+// with enable_smacks, logged in as alice over XMPP over WebSocket through
+// boshd, loses its connection; bob sends her resumeMessages numbered
+// messages meanwhile; Converse.js reconnects, resumes the stream
+// (<resume/>, <resumed/>) and shows each message once, in order.
+//
+// "connection cut": the TCP connection between Chromium and boshd is
+// reset (cutProxy); boshd drops the upstream without </stream:stream>, so
+// that Prosody keeps the session for resumption.
+//
+// "boshd restart": boshd gets SIGTERM, closes the WebSocket with 1012 and
+// drops the upstream (a resumable session), exits, and is started again
+// on the same address. Converse.js reconnects at once, or, refused while
+// nothing listens, again about three seconds later.
+func TestBrowserConverseResume(t *testing.T) {
+	t.Parallel()
+	t.Run("connection cut", func(t *testing.T) {
+		t.Parallel()
+		st := startResumeStack(t, true, func(st *resumeStack) (any, error) {
+			st.proxy.Hold()
+			defer st.proxy.Release()
+			cut := st.proxy.Cut()
+			if err := st.sendToAlice(); err != nil {
+				return nil, err
+			}
+			return map[string]any{"cut": cut, "sent": resumeMessages}, nil
+		})
+		res := st.run(t)
+		if code := droppedClose(res); code != float64(1006) {
+			t.Errorf("the cut WebSocket closed with %v, want 1006 (no close frame)", code)
+		}
+		log := st.logs.String()
+		if n := countLines(log, `msg="websocket session ended"`, "reason=client_lost"); n != 1 {
+			t.Errorf("%d WebSocket sessions ended client_lost, want 1 (the cut one):\n%s", n, grepLines(log, `msg="websocket session ended"`))
+		}
+		checkBoshdLog(t, log)
+	})
+	t.Run("boshd restart", func(t *testing.T) {
+		t.Parallel()
+		st := startResumeStack(t, false, func(st *resumeStack) (any, error) {
+			if err := st.stopBoshd(); err != nil {
+				return nil, err
+			}
+			if err := st.sendToAlice(); err != nil {
+				return nil, err
+			}
+			if err := st.startBoshd(); err != nil {
+				return nil, err
+			}
+			return map[string]any{"restarted": true, "sent": resumeMessages}, nil
+		})
+		res := st.run(t)
+		if code := droppedClose(res); code != float64(1012) {
+			t.Errorf("boshd's stop closed the WebSocket with %v, want 1012 (service restart)", code)
+		}
+		log := st.logs.String()
+		if n := countLines(log, `msg="websocket session ended"`, "reason=shutdown", "close_code=1012"); n != 1 {
+			t.Errorf("%d WebSocket sessions ended by the shutdown with 1012, want 1:\n%s", n, grepLines(log, `msg="websocket session ended"`))
+		}
+		checkBoshdLog(t, log)
+	})
 }
