@@ -148,7 +148,7 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 			return fmt.Errorf("admin_listen: %w", err)
 		}
 		adminSrv = &http.Server{
-			Handler:           admin.NewHandler(h, admin.Options{Version: version(), Listening: listening.Load}),
+			Handler:           admin.NewHandler(h, admin.Options{Version: version(), Listening: listening.Load, WebSocket: wsh}),
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       10 * time.Second,
 			WriteTimeout:      30 * time.Second,
