@@ -29,6 +29,7 @@ const (
 	endPingTimeout    = "ping_timeout"    // the client was silent for two ping intervals
 	endBadInput       = "bad_input"       // the client broke RFC 6455 or RFC 7395
 	endShutdown       = "shutdown"        // Handler.Shutdown
+	endHostGone       = "host_gone"       // its domain is no longer served (EndUnserved)
 )
 
 // Timeouts of a session's client connection.
@@ -122,6 +123,17 @@ func newID() string {
 
 func (s *session) lastRead() time.Time  { return time.Unix(0, s.lastReadNs.Load()) }
 func (s *session) lastWrite() time.Time { return time.Unix(0, s.lastWriteNs.Load()) }
+
+// streamDomain returns the domain of the session's open stream, "" if
+// none is open.
+func (s *session) streamDomain() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != opened {
+		return ""
+	}
+	return s.domain
+}
 
 // isEnded reports whether end has been called.
 func (s *session) isEnded() bool {
