@@ -64,7 +64,7 @@ func (s *session) readClient() {
 		if err != nil {
 			s.clientFailed(err)
 			s.putReader()
-			s.conn.Close()
+			s.closeConn()
 			return
 		}
 		s.lastReadNs.Store(time.Now().UnixNano())
