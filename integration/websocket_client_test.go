@@ -291,9 +291,8 @@ func (c *wsClient) Queued() []*wsMessage {
 }
 
 // WaitClosed waits up to eventTimeout for the server's close frame and
-// for the server to close the TCP connection after it (RFC 6455 §7.1.1),
-// and returns the frame's code and reason. What came before the close
-// frame stays queued.
+// for the connection to end after it, and returns the frame's code and
+// reason. What came before the close frame stays queued.
 func (c *wsClient) WaitClosed() (ws.StatusCode, string) {
 	c.tb.Helper()
 	select {
@@ -309,21 +308,49 @@ func (c *wsClient) WaitClosed() (ws.StatusCode, string) {
 	if !c.closeSeen {
 		c.tb.Fatalf("%s: the connection ended without a close frame (%s)", c.name, c.describeLocked())
 	}
-	if c.readErr != nil && !errors.Is(c.readErr, io.EOF) {
-		c.tb.Errorf("%s: after the close frame: %v, want the server to close the TCP connection", c.name, c.readErr)
-	}
 	return c.closeCode, c.closeReason
+}
+
+// CheckClosedCleanly fails tb unless, after its close frame, the server
+// closed the TCP connection cleanly (RFC 6455 §7.1.1: the server closes
+// it once the closing handshake is over; a reset says it did not wait
+// for the client's close frame, which it must then have left unread).
+func (c *wsClient) CheckClosedCleanly() {
+	c.tb.Helper()
+	<-c.done
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.readErr != nil && !errors.Is(c.readErr, io.EOF) {
+		c.tb.Errorf("%s: after the close frame: %v, want the server to close the TCP connection once it has the client's close frame", c.name, c.readErr)
+	}
+}
+
+// failing reports whether code is one with which an endpoint fails the
+// WebSocket connection (RFC 6455 §7.1.7: a protocol error, a message it
+// cannot accept), closing the TCP connection without waiting for the
+// other's close frame.
+func failing(code ws.StatusCode) bool {
+	switch code {
+	case ws.StatusProtocolError, ws.StatusUnsupportedData, ws.StatusInvalidFramePayloadData, ws.StatusPolicyViolation, ws.StatusMessageTooBig:
+		return true
+	}
+	return false
 }
 
 // ExpectEnd reads the messages left and the close frame and checks them:
 // want are the messages the server sends last, in order (a stream error
 // is matched by its condition, given as "error:CONDITION"; the server's
 // <open/> by "open"; anything else by its exact text, as serverClose),
-// then the close frame with code. Stanzas still queued before them are
-// let go; anything else before them fails tb.
+// then the close frame with code, and, unless code is one that fails the
+// connection, a clean close of the TCP connection (CheckClosedCleanly).
+// Stanzas still queued before them are let go; anything else before them
+// fails tb.
 func (c *wsClient) ExpectEnd(code ws.StatusCode, want ...string) {
 	c.tb.Helper()
 	got, reason := c.WaitClosed()
+	if !failing(code) {
+		c.CheckClosedCleanly()
+	}
 	msgs := c.Queued()
 	if len(msgs) < len(want) {
 		c.tb.Fatalf("%s: the session ended with the messages %s, want %q last (close %d %q)", c.name, rawOf(msgs), want, got, reason)

@@ -144,6 +144,9 @@ func TestWebSocketResumeAcrossRestart(t *testing.T) {
 	if code != 1012 {
 		t.Errorf("close code %d (%q) at shutdown, want 1012 (service restart)", code, reason)
 	}
+	// Design 003: boshd waits for each client's close frame before
+	// closing the TCP connection, bounded by shutdown_timeout.
+	alice.CheckClosedCleanly()
 	before := alice.Queued()
 	for _, m := range before {
 		if m.El != nil && m.El.Is(nsStream, "error") {
