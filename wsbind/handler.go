@@ -238,3 +238,23 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 		}
 	}
 }
+
+// EndUnserved ends, with the stream error host-gone, the sessions whose
+// domain the gateway no longer serves, and returns how many. Call it once
+// the gateway's configuration has been reloaded (gateway.Gateway.Reload,
+// or bosh.Handler.Reload, which reloads the gateway the two handlers
+// share), as BOSH ends its own sessions for those domains.
+func (h *Handler) EndUnserved() int {
+	h.mu.Lock()
+	var gone []*session
+	for s := range h.sessions {
+		if d := s.streamDomain(); d != "" && !h.g.Serves(d) {
+			gone = append(gone, s)
+		}
+	}
+	h.mu.Unlock()
+	for _, s := range gone {
+		go s.endWith(endHostGone, "host-gone", "the domain is no longer served here", nil)
+	}
+	return len(gone)
+}

@@ -2,6 +2,7 @@ package wsbind
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -27,6 +28,8 @@ type testServer struct {
 	srv *httptest.Server
 	up  *xmpptest.Server
 	url string // ws://…
+	// tlsConfig is the clients' when the server serves TLS (wss://).
+	tlsConfig *tls.Config
 }
 
 // newTestServer starts a Handler relaying to up; edit, if not nil,
@@ -65,7 +68,7 @@ type wsClient struct {
 // dial opens a WebSocket to ts with the xmpp subprotocol.
 func (ts *testServer) dial(t *testing.T) *wsClient {
 	t.Helper()
-	d := ws.Dialer{Protocols: []string{"xmpp"}, Timeout: 5 * time.Second}
+	d := ws.Dialer{Protocols: []string{"xmpp"}, Timeout: 5 * time.Second, TLSConfig: ts.tlsConfig}
 	conn, br, hs, err := d.Dial(context.Background(), ts.url)
 	if err != nil {
 		t.Fatal(err)

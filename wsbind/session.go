@@ -29,6 +29,7 @@ const (
 	endPingTimeout    = "ping_timeout"    // the client was silent for two ping intervals
 	endBadInput       = "bad_input"       // the client broke RFC 6455 or RFC 7395
 	endShutdown       = "shutdown"        // Handler.Shutdown
+	endHostGone       = "host_gone"       // its domain is no longer served (EndUnserved)
 )
 
 // Timeouts of a session's client connection.
@@ -123,6 +124,17 @@ func newID() string {
 func (s *session) lastRead() time.Time  { return time.Unix(0, s.lastReadNs.Load()) }
 func (s *session) lastWrite() time.Time { return time.Unix(0, s.lastWriteNs.Load()) }
 
+// streamDomain returns the domain of the session's open stream, "" if
+// none is open.
+func (s *session) streamDomain() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != opened {
+		return ""
+	}
+	return s.domain
+}
+
 // isEnded reports whether end has been called.
 func (s *session) isEnded() bool {
 	s.mu.Lock()
@@ -214,7 +226,7 @@ func (s *session) endingOf(reason string, err error) ending {
 			// The client resumes elsewhere: no stream error, which it
 			// would take as the end of its session.
 			e := endingFor(reason, nil, closeServiceRestart, "service restart")
-			e.drop = true
+			e.framing, e.drop = false, true
 			return e
 		}
 		e := endingFor(reason, streamErrorXML("system-shutdown", ""), closeServiceRestart, "service restart")

@@ -136,7 +136,7 @@ func (s *session) open(raw []byte) {
 		return
 	}
 	s.log.Info("websocket stream opened", "domain", t.Domain, "stream", up.StreamID(), "upstream_tls", up.Secure())
-	go s.readUpstream()
+	go s.readUpstream(false)
 }
 
 // setDomain records the domain the client's stream is for.
@@ -152,12 +152,18 @@ func headerOf(up *xmpp.Conn) streamHeader {
 }
 
 // readUpstream relays the server's elements to the client, each as one
-// message, until the upstream is parked or the stream is over. A server
-// too fast for its client waits: there is no queue, the write to the
-// client holds the reader, and TCP holds the server back.
-func (s *session) readUpstream() {
+// message, until the upstream is parked or the stream is over. resumed
+// says the parked upstream has just woken: something is there to read,
+// and parking again before reading it would wake at once. A server too
+// fast for its client waits: there is no queue, the write to the client
+// holds the reader, and TCP holds the server back.
+func (s *session) readUpstream(resumed bool) {
 	up := s.up // set before the first reader started; never changed
 	for {
+		if !resumed && !up.Buffered() && up.Park(s.resumeUpstream) {
+			return
+		}
+		resumed = false
 		el, err := up.Next()
 		if err != nil {
 			s.upstreamEnded(err)
@@ -180,14 +186,11 @@ func (s *session) readUpstream() {
 			return
 		}
 		s.h.metrics.WebSocketPush(time.Since(start).Seconds())
-		if !up.Buffered() && up.Park(s.resumeUpstream) {
-			return
-		}
 	}
 }
 
 // resumeUpstream is the parked upstream's resume function.
-func (s *session) resumeUpstream() { go s.readUpstream() }
+func (s *session) resumeUpstream() { go s.readUpstream(true) }
 
 // upstreamEnded ends the session for the error that ended the server's
 // stream (design 003, "Framing"): a stream error reaches the client as
