@@ -820,20 +820,35 @@ var saslMechanisms = map[string]sasl.Mechanism{
 // the mechanism.
 func (c *Client) Authenticate(features *Element, mechanism, user, password string) *Element {
 	c.tb.Helper()
+	return authenticate(c.tb, c.name, c, features, mechanism, user, password)
+}
+
+// stanzaClient is what SASL needs of a client, BOSH or WebSocket: sending
+// one element and waiting for one.
+type stanzaClient interface {
+	Send(payload string)
+	WaitFor(what string, match func(*Element) bool) *Element
+}
+
+// authenticate runs SASL with mechanism over c, named name in failures,
+// and returns the server's final element (<success/> or <failure/>).
+// features must offer the mechanism.
+func authenticate(tb testing.TB, name string, c stanzaClient, features *Element, mechanism, user, password string) *Element {
+	tb.Helper()
 	mech, ok := saslMechanisms[mechanism]
 	if !ok {
-		c.tb.Fatalf("unsupported SASL mechanism %q", mechanism)
+		tb.Fatalf("unsupported SASL mechanism %q", mechanism)
 	}
 	offered := mechanisms(features)
 	if !slices.Contains(offered, mechanism) {
-		c.tb.Fatalf("%s: %s not offered, only %v", c.name, mechanism, offered)
+		tb.Fatalf("%s: %s not offered, only %v", name, mechanism, offered)
 	}
 	neg := sasl.NewClient(mech,
 		sasl.Credentials(func() ([]byte, []byte, []byte) { return []byte(user), []byte(password), nil }),
 		sasl.RemoteMechanisms(offered...))
 	more, resp, err := neg.Step(nil)
 	if err != nil {
-		c.tb.Fatalf("%s: SASL %s start: %v", c.name, mechanism, err)
+		tb.Fatalf("%s: SASL %s start: %v", name, mechanism, err)
 	}
 	c.Send(fmt.Sprintf("<auth xmlns='%s' mechanism='%s'>%s</auth>", nsSASL, mechanism, saslEncode(resp)))
 	isSASL := func(e *Element) bool {
@@ -845,17 +860,17 @@ func (c *Client) Authenticate(features *Element, mechanism, user, password strin
 		case "challenge":
 			data, err := saslDecode(e.Text)
 			if err != nil {
-				c.tb.Fatalf("%s: SASL challenge: %v", c.name, err)
+				tb.Fatalf("%s: SASL challenge: %v", name, err)
 			}
 			if more, resp, err = neg.Step(data); err != nil {
-				c.tb.Fatalf("%s: SASL %s step: %v", c.name, mechanism, err)
+				tb.Fatalf("%s: SASL %s step: %v", name, mechanism, err)
 			}
 			c.Send(fmt.Sprintf("<response xmlns='%s'>%s</response>", nsSASL, saslEncode(resp)))
 		case "success":
 			if data, err := saslDecode(e.Text); err == nil && len(data) > 0 && more {
 				// SCRAM: verify the server signature.
 				if _, _, err := neg.Step(data); err != nil {
-					c.tb.Fatalf("%s: SASL %s server verification: %v", c.name, mechanism, err)
+					tb.Fatalf("%s: SASL %s server verification: %v", name, mechanism, err)
 				}
 			}
 			return e
