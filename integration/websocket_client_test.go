@@ -260,12 +260,9 @@ func (c *wsClient) waitMessage(what string, match func(*wsMessage) bool) *wsMess
 	defer timer.Stop()
 	for {
 		c.mu.Lock()
-		for i, m := range c.queue {
-			if match(m) {
-				c.queue = append(c.queue[:i:i], c.queue[i+1:]...)
-				c.mu.Unlock()
-				return m
-			}
+		if m, ok := takeFirst(&c.queue, match); ok {
+			c.mu.Unlock()
+			return m
 		}
 		over, state, ch := c.closeSeen || c.readErr != nil, c.describeLocked(), c.notify
 		c.mu.Unlock()
@@ -470,25 +467,13 @@ func (c *wsClient) Login(p *prosody, mechanism, user, resource string) wsLogin {
 // waits for its result or error.
 func (c *wsClient) IQ(typ, to, inner string) *Element {
 	c.tb.Helper()
-	id := c.NextID()
-	toAttr := ""
-	if to != "" {
-		toAttr = fmt.Sprintf(" to='%s'", escape(to))
-	}
-	c.Send(fmt.Sprintf("<iq type='%s' id='%s'%s xmlns='%s'>%s</iq>", typ, id, toAttr, nsClient, inner))
-	return c.WaitFor("reply to iq "+id, isStanza("iq", attrIs("id", id), func(e *Element) bool {
-		return e.Attr("type") == "result" || e.Attr("type") == "error"
-	}))
+	return sendIQ(c, typ, to, inner)
 }
 
 // MustIQ is IQ failing tb unless the reply is a result.
 func (c *wsClient) MustIQ(typ, to, inner string) *Element {
 	c.tb.Helper()
-	reply := c.IQ(typ, to, inner)
-	if reply.Attr("type") != "result" {
-		c.tb.Fatalf("%s: iq %s %s failed: %s", c.name, typ, inner, reply)
-	}
-	return reply
+	return mustResult(c.tb, c.name, typ, inner, c.IQ(typ, to, inner))
 }
 
 // Sync makes sure the server has processed everything sent so far.
