@@ -12,6 +12,7 @@ import (
 
 	"github.com/boshd/boshd/bosh"
 	"github.com/boshd/boshd/session"
+	"github.com/boshd/boshd/wsbind"
 )
 
 // Options configure the admin endpoints.
@@ -25,6 +26,9 @@ type Options struct {
 	// probes do not open upstream connections at every call. Zero means
 	// 5 seconds; a negative value turns caching off.
 	ReadyCache time.Duration
+	// WebSocket, if not nil, is the XMPP over WebSocket handler whose
+	// sessions the status page shows beside BOSH's.
+	WebSocket *wsbind.Handler
 }
 
 // server serves the admin endpoints of one BOSH handler.
@@ -124,10 +128,11 @@ var statusPage = template.Must(template.New("status").Parse(`<!DOCTYPE html>
 <tr><th>version</th><td>{{.Version}}</td></tr>
 <tr><th>Go</th><td>{{.Go}}</td></tr>
 <tr><th>uptime</th><td>{{.Uptime}}</td></tr>
-<tr><th>sessions</th><td>{{.Stats.Live}}</td></tr>
+<tr><th>BOSH sessions</th><td>{{.Stats.Live}}</td></tr>
 <tr><th>held requests</th><td>{{.Stats.Held}}</td></tr>
 <tr><th>queued stanzas</th><td>{{.Stats.Queued}} ({{.Stats.QueuedBytes}} bytes)</td></tr>
-<tr><th>goroutines</th><td>{{.Goroutines}}</td></tr>
+{{with .WebSocket}}<tr><th>WebSocket sessions</th><td>{{.Live}} ({{.Parked}} idle, parked)</td></tr>
+{{end}}<tr><th>goroutines</th><td>{{.Goroutines}}</td></tr>
 </table>
 <p><a href="/metrics">metrics</a> · <a href="/healthz">healthz</a> · <a href="/readyz">readyz</a></p>
 </body></html>
@@ -139,12 +144,24 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) {
 	statusPage.Execute(w, struct {
 		Version, Go, Uptime string
 		Stats               session.Stats
+		WebSocket           *wsbind.Stats
 		Goroutines          int
 	}{
 		Version:    s.opts.Version,
 		Go:         runtime.Version(),
 		Uptime:     time.Since(s.start).Round(time.Second).String(),
 		Stats:      s.h.Stats(),
+		WebSocket:  s.webSocketStats(),
 		Goroutines: runtime.NumGoroutine(),
 	})
+}
+
+// webSocketStats returns the WebSocket handler's numbers, nil if there is
+// none.
+func (s *server) webSocketStats() *wsbind.Stats {
+	if s.opts.WebSocket == nil {
+		return nil
+	}
+	st := s.opts.WebSocket.Stats()
+	return &st
 }

@@ -10,7 +10,9 @@ import (
 	"github.com/boshd/boshd/admin"
 	"github.com/boshd/boshd/bosh"
 	"github.com/boshd/boshd/config"
+	"github.com/boshd/boshd/gateway"
 	"github.com/boshd/boshd/internal/xmpptest"
+	"github.com/boshd/boshd/wsbind"
 )
 
 func get(t *testing.T, h http.Handler, path string) (int, string) {
@@ -64,5 +66,29 @@ func TestEndpoints(t *testing.T) {
 	}
 	if code, _ := get(t, a, "/nope"); code != 404 {
 		t.Errorf("unknown path: %d", code)
+	}
+}
+
+// TestStatusWebSocket checks that the status page shows the WebSocket
+// sessions when there is a WebSocket handler, and the metrics its gauges.
+func TestStatusWebSocket(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	g, err := gateway.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	h := bosh.NewHandlerWith(g)
+	without := admin.NewHandler(h, admin.Options{})
+	if _, body := get(t, without, "/"); strings.Contains(body, "WebSocket") {
+		t.Errorf("status page without a WebSocket handler shows WebSocket: %q", body)
+	}
+	with := admin.NewHandler(h, admin.Options{WebSocket: wsbind.NewHandler(g)})
+	if code, body := get(t, with, "/"); code != 200 || !strings.Contains(body, "<th>WebSocket sessions</th><td>0 (0 idle, parked)</td>") {
+		t.Errorf("status page: %d %q", code, body)
+	}
+	if _, body := get(t, with, "/metrics"); !strings.Contains(body, "boshd_websocket_sessions_active 0") || !strings.Contains(body, `boshd_websocket_messages_total{direction="in"} 0`) {
+		t.Errorf("metrics lack the WebSocket gauges: %.300q", body)
 	}
 }

@@ -133,9 +133,10 @@ type Config struct {
 	// the session with policy-violation and close code 1009.
 	// Key: websocket_max_message_size.
 	WebSocketMaxMessageSize int64
-	// WebSocketPingInterval is how long a WebSocket connection may stay
-	// silent before boshd pings it; a client silent for two intervals,
-	// pong included, is taken as lost. Zero: no pings and no check.
+	// WebSocketPingInterval is the longest boshd leaves a WebSocket
+	// connection without a frame: an idle one is pinged; a client silent
+	// for two intervals, pong included, is taken as lost. Zero: no pings
+	// and no check.
 	// Key: websocket_ping_interval.
 	WebSocketPingInterval time.Duration
 	// MaxElementDepth bounds how deeply elements nest in a request body,

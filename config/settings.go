@@ -296,7 +296,7 @@ false holds every request in net/http.`,
 		{
 			Key:     "websocket_ping_interval",
 			Default: 50 * time.Second,
-			Help:    "ping a WebSocket connection silent for `DURATION`; 0: no pings",
+			Help:    "send a frame on every WebSocket connection at least every `DURATION`, a ping if idle; 0: no pings",
 			Doc: `A client silent for two intervals, pong included, is taken as lost. Keep it
 below the proxy's read timeout (nginx: proxy_read_timeout, 60s by default).`,
 			field: func(c *Config) any { return &c.WebSocketPingInterval },

@@ -201,6 +201,9 @@ func checkWebSocketPath(c Config) error {
 	if c.WebSocketPath == c.Path {
 		return fmt.Errorf("must differ from path, both %q", c.Path)
 	}
+	if strings.ContainsAny(c.WebSocketPath, "{} ") || strings.HasPrefix(c.WebSocketPath, "/.well-known/") {
+		return fmt.Errorf("must be a plain path outside /.well-known/, got %q", c.WebSocketPath)
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/boshd/boshd/bosh"
 	"github.com/boshd/boshd/config"
+	"github.com/boshd/boshd/gateway"
 	"github.com/boshd/boshd/internal/wait"
 	"github.com/boshd/boshd/wsbind"
 )
@@ -93,9 +95,10 @@ type boshdServer struct {
 	// self-signed certificate (serveOptions.TLS only).
 	TLSOrigin string
 	Handler   *bosh.Handler
-	// WS is XMPP over WebSocket on the handler's gateway, mounted at
-	// cfg.WebSocketPath as cmd/boshd mounts it; nil when that is empty.
-	WS *wsbind.Handler
+	// WS is the XMPP over WebSocket handler, on Handler's gateway, and
+	// WSURL its ws:// URL (serveOptions.WebSocket only).
+	WS    *wsbind.Handler
+	WSURL string
 	// Wire records what boshd read and wrote on the plain listener.
 	Wire *wireLog
 	logs *logBuffer
@@ -111,6 +114,10 @@ type serveOptions struct {
 	Configure func(cfg *config.Config, origin, tlsAddr string)
 	// Routes mounts more handlers on the server's mux.
 	Routes func(mux *http.ServeMux)
+	// WebSocket also serves XMPP over WebSocket at cfg.WebSocketPath, on
+	// the BOSH handler's gateway, as cmd/boshd does: one count of
+	// sessions, one poller, one set of metrics.
+	WebSocket bool
 }
 
 // serveBoshd starts a bosh.Handler for cfg. It is shut down and its
@@ -141,13 +148,20 @@ func serveBoshd(t *testing.T, cfg config.Config, opts serveOptions) *boshdServer
 		publicURL = s.URL
 	}
 	logger := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	if s.Handler, err = bosh.NewHandler(cfg, logger); err != nil {
+	var g *gateway.Gateway // shared with the WebSocket handler, if any
+	if opts.WebSocket {
+		if g, err = gateway.New(cfg, logger); err != nil {
+			t.Fatalf("gateway.New: %v", err)
+		}
+		s.Handler = bosh.NewHandlerWith(g)
+		s.WS = wsbind.NewHandler(g)
+		s.WSURL = "ws://" + s.Addr + cfg.WebSocketPath
+	} else if s.Handler, err = bosh.NewHandler(cfg, logger); err != nil {
 		t.Fatalf("bosh.NewHandler: %v", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle(cfg.Path, s.Handler)
-	if cfg.WebSocketPath != "" {
-		s.WS = wsbind.NewHandler(s.Handler.Gateway())
+	if s.WS != nil {
 		mux.Handle(cfg.WebSocketPath, s.WS)
 	}
 	hostMeta := bosh.HostMeta(publicURL)
@@ -175,15 +189,17 @@ func serveBoshd(t *testing.T, cfg config.Config, opts serveOptions) *boshdServer
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		// The WebSocket sessions first: the BOSH handler's Shutdown
-		// closes the gateway they share.
+		wsDone := make(chan error, 1)
 		if s.WS != nil {
-			if err := s.WS.Shutdown(ctx); err != nil {
-				t.Errorf("wsbind Shutdown: %v", err)
-			}
+			go func() { wsDone <- s.WS.Shutdown(ctx) }()
+		} else {
+			wsDone <- nil
 		}
-		if err := s.Handler.Shutdown(ctx); err != nil {
+		if err := errors.Join(s.Handler.Shutdown(ctx), <-wsDone); err != nil {
 			t.Errorf("boshd Shutdown: %v", err)
+		}
+		if g != nil {
+			g.Close()
 		}
 		for _, srv := range servers {
 			srv.CloseClientConnections()

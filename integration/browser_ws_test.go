@@ -135,8 +135,8 @@ func TestBrowserWebSocketFallback(t *testing.T) {
 // /xmpp-websocket (ws://), in front of Prosody.
 func TestBrowserWebSocket(t *testing.T) {
 	t.Parallel()
-	st := startBrowserStack(t, serveOptions{})
-	wsURL := "ws://" + st.Addr + "/xmpp-websocket"
+	st := startBrowserStack(t, serveOptions{WebSocket: true})
+	wsURL := st.WSURL
 	for _, client := range wsBrowserClients {
 		t.Run(client, func(t *testing.T) {
 			res := st.Run(t, "ws-chat", map[string]any{"client": client, "wsURL": wsURL})
@@ -242,6 +242,7 @@ func TestBrowserWebSocketNginx(t *testing.T) {
 		t.Fatalf("README.md's \"## Behind nginx\" section has no ```nginx block with a location for /xmpp-websocket that passes the Upgrade and Connection headers (proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\"): operators get no WebSocket configuration to copy. Its server blocks are:\n%s", snippet.Server)
 	}
 	st := startBrowserStack(t, serveOptions{
+		WebSocket: true,
 		Configure: func(cfg *config.Config, _, _ string) {
 			cfg.TrustedProxies = []string{"127.0.0.2"}
 		},

@@ -650,12 +650,9 @@ func (c *Client) WaitFor(what string, match func(*Element) bool) *Element {
 	defer timer.Stop()
 	for {
 		c.mu.Lock()
-		for i, e := range c.queue {
-			if match(e) {
-				c.queue = append(c.queue[:i:i], c.queue[i+1:]...)
-				c.mu.Unlock()
-				return e
-			}
+		if e, ok := takeFirst(&c.queue, match); ok {
+			c.mu.Unlock()
+			return e
 		}
 		err, terminal, queue, ch := c.err, c.terminal, c.describeQueueLocked(), c.notify
 		c.mu.Unlock()
@@ -772,6 +769,36 @@ func (c *Client) Close() {
 // waits for its result or error.
 func (c *Client) IQ(typ, to, inner string) *Element {
 	c.tb.Helper()
+	return sendIQ(c, typ, to, inner)
+}
+
+// MustIQ is IQ failing t unless the reply is a result.
+func (c *Client) MustIQ(typ, to, inner string) *Element {
+	c.tb.Helper()
+	return mustResult(c.tb, c.name, typ, inner, c.IQ(typ, to, inner))
+}
+
+// takeFirst removes and returns the first item of *queue that matches.
+func takeFirst[T any](queue *[]T, match func(T) bool) (item T, ok bool) {
+	for i, x := range *queue {
+		if match(x) {
+			*queue = append((*queue)[:i:i], (*queue)[i+1:]...)
+			return x, true
+		}
+	}
+	return item, false
+}
+
+// iqClient is what sendIQ needs of a test client, over BOSH (Client) or
+// WebSocket (wsClient).
+type iqClient interface {
+	stanzaClient
+	NextID() string
+}
+
+// sendIQ sends an iq of type typ (to may be empty) with the inner XML
+// through c and waits for its result or error.
+func sendIQ(c iqClient, typ, to, inner string) *Element {
 	id := c.NextID()
 	toAttr := ""
 	if to != "" {
@@ -783,12 +810,12 @@ func (c *Client) IQ(typ, to, inner string) *Element {
 	}))
 }
 
-// MustIQ is IQ failing t unless the reply is a result.
-func (c *Client) MustIQ(typ, to, inner string) *Element {
-	c.tb.Helper()
-	reply := c.IQ(typ, to, inner)
+// mustResult returns reply, failing tb unless it is a result; name is
+// the client's, typ and inner the iq's, for the message.
+func mustResult(tb testing.TB, name, typ, inner string, reply *Element) *Element {
+	tb.Helper()
 	if reply.Attr("type") != "result" {
-		c.tb.Fatalf("%s: iq %s %s failed: %s", c.name, typ, inner, reply)
+		tb.Fatalf("%s: iq %s %s failed: %s", name, typ, inner, reply)
 	}
 	return reply
 }
@@ -820,20 +847,35 @@ var saslMechanisms = map[string]sasl.Mechanism{
 // the mechanism.
 func (c *Client) Authenticate(features *Element, mechanism, user, password string) *Element {
 	c.tb.Helper()
+	return authenticate(c.tb, c.name, c, features, mechanism, user, password)
+}
+
+// stanzaClient is what SASL needs of a client, BOSH or WebSocket: sending
+// one element and waiting for one.
+type stanzaClient interface {
+	Send(payload string)
+	WaitFor(what string, match func(*Element) bool) *Element
+}
+
+// authenticate runs SASL with mechanism over c, named name in failures,
+// and returns the server's final element (<success/> or <failure/>).
+// features must offer the mechanism.
+func authenticate(tb testing.TB, name string, c stanzaClient, features *Element, mechanism, user, password string) *Element {
+	tb.Helper()
 	mech, ok := saslMechanisms[mechanism]
 	if !ok {
-		c.tb.Fatalf("unsupported SASL mechanism %q", mechanism)
+		tb.Fatalf("unsupported SASL mechanism %q", mechanism)
 	}
 	offered := mechanisms(features)
 	if !slices.Contains(offered, mechanism) {
-		c.tb.Fatalf("%s: %s not offered, only %v", c.name, mechanism, offered)
+		tb.Fatalf("%s: %s not offered, only %v", name, mechanism, offered)
 	}
 	neg := sasl.NewClient(mech,
 		sasl.Credentials(func() ([]byte, []byte, []byte) { return []byte(user), []byte(password), nil }),
 		sasl.RemoteMechanisms(offered...))
 	more, resp, err := neg.Step(nil)
 	if err != nil {
-		c.tb.Fatalf("%s: SASL %s start: %v", c.name, mechanism, err)
+		tb.Fatalf("%s: SASL %s start: %v", name, mechanism, err)
 	}
 	c.Send(fmt.Sprintf("<auth xmlns='%s' mechanism='%s'>%s</auth>", nsSASL, mechanism, saslEncode(resp)))
 	isSASL := func(e *Element) bool {
@@ -845,17 +887,17 @@ func (c *Client) Authenticate(features *Element, mechanism, user, password strin
 		case "challenge":
 			data, err := saslDecode(e.Text)
 			if err != nil {
-				c.tb.Fatalf("%s: SASL challenge: %v", c.name, err)
+				tb.Fatalf("%s: SASL challenge: %v", name, err)
 			}
 			if more, resp, err = neg.Step(data); err != nil {
-				c.tb.Fatalf("%s: SASL %s step: %v", c.name, mechanism, err)
+				tb.Fatalf("%s: SASL %s step: %v", name, mechanism, err)
 			}
 			c.Send(fmt.Sprintf("<response xmlns='%s'>%s</response>", nsSASL, saslEncode(resp)))
 		case "success":
 			if data, err := saslDecode(e.Text); err == nil && len(data) > 0 && more {
 				// SCRAM: verify the server signature.
 				if _, _, err := neg.Step(data); err != nil {
-					c.tb.Fatalf("%s: SASL %s server verification: %v", c.name, mechanism, err)
+					tb.Fatalf("%s: SASL %s server verification: %v", name, mechanism, err)
 				}
 			}
 			return e

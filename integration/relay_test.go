@@ -547,23 +547,32 @@ func TestFeaturesFiltered(t *testing.T) {
 				{"initial", res.Features},
 				{"after restart", res.RestartFeatures},
 			} {
-				for _, child := range f.features.Children {
-					switch {
-					case child.Name.Space == nsTLS:
-						t.Errorf("%s features relay STARTTLS: %s", f.name, child)
-					case strings.HasPrefix(child.Name.Space, "urn:xmpp:sm:"):
-						t.Errorf("%s features relay stream management: %s", f.name, child)
-					}
-				}
-				for _, m := range mechanisms(f.features) {
-					if strings.HasSuffix(m, "-PLUS") {
-						t.Errorf("%s features relay channel-binding mechanism %s", f.name, m)
-					}
-				}
+				checkRelayedFeatures(t, f.name, f.features, false)
 			}
 			if !slices.Contains(mechanisms(res.Features), "PLAIN") {
 				t.Errorf("initial features lack PLAIN: %s", res.Features)
 			}
 		})
+	}
+}
+
+// checkRelayedFeatures fails t if features, relayed by boshd, offer what
+// a web client cannot use (RFC 7395 §3.9, XEP-0206): STARTTLS, SASL
+// channel binding (-PLUS), and, unless keepSM (WebSocket), stream
+// management. name says which features, for the message.
+func checkRelayedFeatures(t *testing.T, name string, features *Element, keepSM bool) {
+	t.Helper()
+	for _, child := range features.Children {
+		switch {
+		case child.Name.Space == nsTLS:
+			t.Errorf("%s features relay STARTTLS: %s", name, child)
+		case !keepSM && strings.HasPrefix(child.Name.Space, "urn:xmpp:sm:"):
+			t.Errorf("%s features relay stream management: %s", name, child)
+		}
+	}
+	for _, m := range mechanisms(features) {
+		if strings.HasSuffix(m, "-PLUS") {
+			t.Errorf("%s features relay channel-binding mechanism %s", name, m)
+		}
 	}
 }

@@ -64,7 +64,7 @@ func (s *session) readClient() {
 		if err != nil {
 			s.clientFailed(err)
 			s.putReader()
-			s.conn.Close()
+			s.closeConn()
 			return
 		}
 		s.lastReadNs.Store(time.Now().UnixNano())
@@ -203,37 +203,76 @@ func (s *session) drained() bool {
 // handle handles one message from the client (RFC 7395 §3.3-§3.7).
 func (s *session) handle(msg []byte) {
 	s.h.metrics.WebSocketMessage(metrics.In, len(msg))
-	el, err := rawxml.Document(msg, rawxml.Options{DefaultNS: nsClient, MaxDepth: s.h.cfg.MaxElementDepth})
-	if err != nil {
-		s.endWith(endBadInput, documentCondition(err), "", err)
-		return
-	}
 	s.mu.Lock()
 	st, up := s.state, s.up
 	s.mu.Unlock()
-	local := el.Name.Local
-	switch {
-	case el.NS == nsFraming && local == "open":
-		if st == awaitingOpen {
-			s.open(el.Raw)
-			return
-		}
+	v := judge(msg, st, s.h.cfg.MaxElementDepth)
+	switch v.action {
+	case actOpen:
+		s.open(v.raw)
+	case actRestart:
 		// RFC 7395 §3.7: a new <open/> after SASL success restarts the
 		// stream; at any other time it is out of place.
 		if err := up.Restart(); err != nil {
 			s.endWith(endBadInput, "bad-format", "<open/> is only allowed first and after SASL success", err)
 		}
-	case el.NS == nsFraming && local == "close":
+	case actClose:
 		s.end(endClientClose, nil)
-	case local == "open" || local == "close" || (el.NS == nsStreams && local == "stream"):
-		s.endWith(endBadInput, "invalid-namespace", "framing elements are in "+nsFraming, nil)
-	case st == awaitingOpen:
-		s.endWith(endBadInput, "bad-format", "the first message must be <open/>", nil)
+	case actRefuse:
+		s.endWith(endBadInput, v.condition, v.text, v.err)
 	default:
-		if err := up.Write(el.Raw); err != nil {
+		if err := up.Write(v.raw); err != nil {
 			s.end(endUpstreamLost, err)
 		}
 	}
+}
+
+// What a client message asks for.
+const (
+	actRelay   = iota // write raw upstream
+	actOpen           // open the stream (raw is the <open/>)
+	actRestart        // restart the stream after SASL
+	actClose          // <close/>
+	actRefuse         // end the session with a stream error
+)
+
+// A verdict is what judge makes of a client message.
+type verdict struct {
+	action int
+	// raw is the element, from its "<" to its last ">", with no XML
+	// declaration: what is written upstream for actRelay.
+	raw []byte
+	// condition and text are the stream error of actRefuse; err its
+	// cause, for the log.
+	condition, text string
+	err             error
+}
+
+// judge works out what a client's message asks for in state st: each
+// message must be one element standing alone (RFC 7395 §3.3.3) with
+// nothing XMPP forbids (RFC 6120 §11.1), nested at most maxDepth deep;
+// the framing elements are <open/> and <close/> in their namespace; the
+// first must be <open/>.
+func judge(msg []byte, st state, maxDepth int) verdict {
+	el, err := rawxml.Document(msg, rawxml.Options{DefaultNS: nsClient, MaxDepth: maxDepth})
+	if err != nil {
+		return verdict{action: actRefuse, condition: documentCondition(err), err: err}
+	}
+	local := el.Name.Local
+	switch {
+	case el.NS == nsFraming && local == "open":
+		if st == awaitingOpen {
+			return verdict{action: actOpen, raw: el.Raw}
+		}
+		return verdict{action: actRestart, raw: el.Raw}
+	case el.NS == nsFraming && local == "close":
+		return verdict{action: actClose, raw: el.Raw}
+	case local == "open" || local == "close" || (el.NS == nsStreams && local == "stream"):
+		return verdict{action: actRefuse, condition: "invalid-namespace", text: "framing elements are in " + nsFraming}
+	case st == awaitingOpen:
+		return verdict{action: actRefuse, condition: "bad-format", text: "the first message must be <open/>"}
+	}
+	return verdict{action: actRelay, raw: el.Raw}
 }
 
 // documentCondition returns the stream error condition for a message

@@ -1,29 +1,33 @@
 // Package wsbind is boshd's XMPP over WebSocket binding (RFC 7395), beside
-// BOSH: docs/design/003-websocket.md.
+// BOSH (package bosh), sharing its gateway: docs/design/003-websocket.md.
 //
-// When complete it will own a Handler (an http.Handler made from the
-// gateway both bindings share), the HTTP upgrade, client messages to and
-// from WebSocket frames, one session's relay between the client's
-// WebSocket and its upstream XMPP stream, the parking of idle client
-// sockets in the gateway's netpoll.Poller, pings, and the registry of
-// sessions with its graceful shutdown (close 1012).
+// A Handler, made by NewHandler from a gateway.Gateway, is an http.Handler
+// to mount at websocket_path. Each upgrade it accepts (GET, HTTP/1.1, the
+// xmpp subprotocol, an allowed Origin, within the session limits, all
+// checked before anything is dialled) becomes a session relaying between
+// the client's WebSocket and one upstream XMPP client stream:
 //
-// What exists now is the client-facing WebSocket layer, unexported until
-// the session layer uses it:
-//
-//   - upgrade.go: the checks of an upgrade request in the design's order
-//     (GET, HTTP/1.1, a WebSocket version 13 handshake, the xmpp
-//     subprotocol, the Origin, an admission hook) with their HTTP
-//     refusals, then the 101 answer by gobwas/ws's HTTPUpgrader, which
-//     hijacks the connection from net/http.
-//   - frame.go: reading one complete client text message (RFC 6455 §5:
-//     masking, fragments reassembled under a size limit checked from
-//     each frame header before its payload is read, control frames
-//     answered, UTF-8 checked), each violation a *closeError naming the
-//     close code; writing a text message, a ping or a close frame through
-//     a pooled bufio.Writer given back after each write, so that an idle
-//     connection holds no buffer; and the framing elements of RFC 7395
-//     §3.3 (<open/> and boshd's exact <close/>).
+//   - handler.go: the Handler, its registry of sessions, Stats and
+//     Shutdown (close code 1012, the upstream dropped for a client with
+//     resumable stream management, closed cleanly for the others).
+//   - upgrade.go: the checks of an upgrade request and their HTTP
+//     refusals, then the 101 by gobwas/ws's HTTPUpgrader.
+//   - frame.go: client frames to messages (RFC 6455 §5: masking,
+//     fragments reassembled under websocket_max_message_size, control
+//     frames answered, UTF-8) and messages to server frames through a
+//     pooled buffer; RFC 7395's <open/> and boshd's exact <close/>.
+//   - session.go: one session and every way it ends (ending, finish).
+//   - client.go: reading the client on one goroutine at a time, judging
+//     each message (judge: one standalone element, <open/>, <close/>,
+//     the restart after SASL), and parking the idle client socket in the
+//     gateway's netpoll.Poller, TLS included, so that an idle session
+//     holds no goroutine and no read buffer.
+//   - upstream.go: <open/> dialled as BOSH dials a session (Target, Dial,
+//     with stream management kept), the server's elements relayed each
+//     as one message, stream errors and the ends of the server's stream.
+//   - ping.go: WebSocket pings from one goroutine visiting buckets of
+//     sessions, no timer per session; a client silent for two
+//     websocket_ping_interval is taken as lost.
 //
 // Only package github.com/gobwas/ws of that module is used: its frame
 // header, CheckHeader, Cipher and HTTPUpgrader, which keep no state and

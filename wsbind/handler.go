@@ -47,6 +47,11 @@ type Handler struct {
 	// sessions, for Shutdown.
 	gone chan struct{}
 
+	// conns counts the client connections of sessions added and not yet
+	// closed: a session that has ended may still be waiting for its
+	// client's close frame, which Shutdown waits for too.
+	conns sync.WaitGroup
+
 	live   atomic.Int64 // sessions upgraded and not yet ended
 	parked atomic.Int64 // client connections parked in poller
 }
@@ -168,6 +173,7 @@ func (h *Handler) add(s *session) bool {
 	}
 	h.sessions[s] = struct{}{}
 	h.live.Add(1)
+	h.conns.Add(1)
 	if h.pings != nil {
 		h.pings.add(s)
 	}
@@ -199,9 +205,10 @@ func (h *Handler) remove(s *session) {
 // enabled resumable stream management has its upstream dropped, without
 // </stream:stream>, so that the client resumes it on another boshd; any
 // other gets <system-shutdown/> and <close/> first, and its upstream is
-// closed cleanly. Shutdown waits until every session is over or ctx is
-// done; then it cuts what is left and returns ctx's error. It marks the
-// gateway as stopping too.
+// closed cleanly. Shutdown waits until every session is over and every
+// client connection closed (a client's answer to the close frame is
+// awaited for at most 2 s), or until ctx is done; then it cuts what is
+// left and returns ctx's error. It marks the gateway as stopping too.
 func (h *Handler) Shutdown(ctx context.Context) error {
 	h.g.Stop()
 	h.mu.Lock()
@@ -218,9 +225,19 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	for _, s := range list {
 		go s.end(endShutdown, nil)
 	}
+	closed := make(chan struct{})
+	go func() {
+		h.conns.Wait()
+		close(closed)
+	}()
 	for {
 		if h.live.Load() == 0 {
-			return nil
+			select {
+			case <-closed:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 		select {
 		case <-h.gone:
@@ -237,4 +254,24 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// EndUnserved ends, with the stream error host-gone, the sessions whose
+// domain the gateway no longer serves, and returns how many. Call it once
+// the gateway's configuration has been reloaded (gateway.Gateway.Reload,
+// or bosh.Handler.Reload, which reloads the gateway the two handlers
+// share), as BOSH ends its own sessions for those domains.
+func (h *Handler) EndUnserved() int {
+	h.mu.Lock()
+	var gone []*session
+	for s := range h.sessions {
+		if d := s.streamDomain(); d != "" && !h.g.Serves(d) {
+			gone = append(gone, s)
+		}
+	}
+	h.mu.Unlock()
+	for _, s := range gone {
+		go s.endWith(endHostGone, "host-gone", "the domain is no longer served here", nil)
+	}
+	return len(gone)
 }

@@ -29,6 +29,7 @@ const (
 	endPingTimeout    = "ping_timeout"    // the client was silent for two ping intervals
 	endBadInput       = "bad_input"       // the client broke RFC 6455 or RFC 7395
 	endShutdown       = "shutdown"        // Handler.Shutdown
+	endHostGone       = "host_gone"       // its domain is no longer served (EndUnserved)
 )
 
 // Timeouts of a session's client connection.
@@ -70,6 +71,8 @@ type session struct {
 	release func() // gives the session's slot back; idempotent
 	w       writer // writes to conn, one frame at a time
 	bucket  int    // the pinger's bucket; guarded by pinger.mu
+	// closeOnce closes conn (closeConn).
+	closeOnce sync.Once
 
 	// lastRead and lastWrite are the times (UnixNano) of the last frame
 	// read from the client and written to it, for the pinger.
@@ -122,6 +125,17 @@ func newID() string {
 
 func (s *session) lastRead() time.Time  { return time.Unix(0, s.lastReadNs.Load()) }
 func (s *session) lastWrite() time.Time { return time.Unix(0, s.lastWriteNs.Load()) }
+
+// streamDomain returns the domain of the session's open stream, "" if
+// none is open.
+func (s *session) streamDomain() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != opened {
+		return ""
+	}
+	return s.domain
+}
 
 // isEnded reports whether end has been called.
 func (s *session) isEnded() bool {
@@ -280,7 +294,7 @@ func (s *session) finish(e ending, cause error) {
 		}
 	}
 	if e.code == 0 {
-		s.conn.Close()
+		s.closeConn()
 	} else if restartReader {
 		// The client's close frame is read by a reader like any frame.
 		go s.readClient()
@@ -305,9 +319,18 @@ func (s *session) finish(e ending, cause error) {
 	s.log.Info("websocket session ended", attrs...)
 }
 
+// closeConn closes the client's connection, once, and tells the handler,
+// whose Shutdown waits for every client connection to be closed.
+func (s *session) closeConn() {
+	s.closeOnce.Do(func() {
+		s.conn.Close()
+		s.h.conns.Done()
+	})
+}
+
 // cut closes both connections at once, for a Shutdown out of time.
 func (s *session) cut() {
-	s.conn.Close()
+	s.closeConn()
 	s.mu.Lock()
 	up := s.up
 	s.mu.Unlock()

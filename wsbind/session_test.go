@@ -7,6 +7,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/boshd/boshd/config"
 	"github.com/boshd/boshd/internal/wait"
 	"github.com/boshd/boshd/internal/xmpptest"
 )
@@ -109,4 +110,64 @@ func TestOpenRefused(t *testing.T) {
 	if n := up.Accepts(); n != 0 {
 		t.Errorf("%d upstream connections dialled for refused streams", n)
 	}
+}
+
+// TestEndUnserved checks that after a reload drops a domain, its
+// WebSocket sessions end with host-gone and the others go on.
+func TestEndUnserved(t *testing.T) {
+	up := xmpptest.NewRelay(t, features)
+	other := xmpptest.NewRelay(t, features)
+	ts := newTestServer(t, up, func(c *config.Config) {
+		c.Upstreams["other.example"] = other.Addr()
+	})
+	gone := ts.dial(t)
+	gone.open()
+	stays := ts.dial(t)
+	stays.send(`<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="other.example" version="1.0"/>`)
+	stays.expect(`<open`)
+	stays.expect(`<stream:features`)
+
+	cfg := ts.g.Config()
+	cfg.Upstreams = map[string]string{"other.example": other.Addr()}
+	if _, err := ts.g.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if n := ts.h.EndUnserved(); n != 1 {
+		t.Errorf("EndUnserved ended %d sessions, want 1", n)
+	}
+	gone.expect(`<host-gone xmlns="urn:ietf:params:xml:ns:xmpp-streams"/>`)
+	if got := gone.next(); got != closeMessage {
+		t.Errorf("got %q, want %q", got, closeMessage)
+	}
+	gone.expectClose(ws.StatusNormalClosure)
+	up.WaitGot(t, xmpptest.StreamEnd)
+
+	stays.send(message)
+	other.WaitGot(t, message)
+}
+
+// TestFragmentedMessage checks that a message sent in fragments, with a
+// ping between them, is reassembled and relayed as one, up to the limit.
+func TestFragmentedMessage(t *testing.T) {
+	up := xmpptest.NewRelay(t, features)
+	ts := newTestServer(t, up, func(c *config.Config) { c.WebSocketMaxMessageSize = 2048 })
+	c := ts.dial(t)
+	c.open()
+	body := strings.Repeat("z", 2048-len(`<message><body></body></message>`))
+	parts := []string{"<message><bo", "dy>" + body[:1000], body[1000:] + "</body></message>"}
+	for i, part := range parts {
+		op := ws.OpContinuation
+		if i == 0 {
+			op = ws.OpText
+		}
+		if err := ws.WriteFrame(c.conn, ws.MaskFrameInPlace(ws.NewFrame(op, i == len(parts)-1, []byte(part)))); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			ws.WriteFrame(c.conn, ws.MaskFrameInPlace(ws.NewPingFrame([]byte("between"))))
+		}
+	}
+	up.WaitGot(t, `<message><body>`+body+`</body></message>`)
+	c.send(message)
+	up.WaitGot(t, message)
 }

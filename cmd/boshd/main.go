@@ -148,7 +148,7 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 			return fmt.Errorf("admin_listen: %w", err)
 		}
 		adminSrv = &http.Server{
-			Handler:           admin.NewHandler(h, admin.Options{Version: version(), Listening: listening.Load}),
+			Handler:           admin.NewHandler(h, admin.Options{Version: version(), Listening: listening.Load, WebSocket: wsh}),
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       10 * time.Second,
 			WriteTimeout:      30 * time.Second,
@@ -163,7 +163,7 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 		case err := <-errc:
 			return err
 		case <-hup:
-			reload(h, cert, loadConfig, logger)
+			reload(h, wsh, cert, loadConfig, logger)
 			continue
 		case <-ctx.Done():
 		}
@@ -211,7 +211,7 @@ func shutdownHandlers(ctx context.Context, h *bosh.Handler, wsh *wsbind.Handler)
 }
 
 // reload applies a configuration loaded again after SIGHUP.
-func reload(h *bosh.Handler, cert *certificate, loadConfig func() (config.Config, error), logger *slog.Logger) {
+func reload(h *bosh.Handler, wsh *wsbind.Handler, cert *certificate, loadConfig func() (config.Config, error), logger *slog.Logger) {
 	cfg, err := loadConfig()
 	if err != nil {
 		logger.Error("reload: configuration refused, nothing changed", "err", err)
@@ -221,6 +221,11 @@ func reload(h *bosh.Handler, cert *certificate, loadConfig func() (config.Config
 	if err != nil {
 		logger.Error("reload: configuration refused, nothing changed", "err", err)
 		return
+	}
+	if wsh != nil {
+		if n := wsh.EndUnserved(); n > 0 {
+			logger.Info("reload: WebSocket sessions of domains no longer served ended", "sessions", n)
+		}
 	}
 	if len(ignored) > 0 {
 		logger.Warn("reload: these settings take effect only after a restart", "keys", ignored)
