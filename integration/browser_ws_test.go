@@ -119,7 +119,7 @@ func TestBrowserWebSocketFallback(t *testing.T) {
 				t.Errorf("a WebSocket to boshd without the binding was not refused: %v", w)
 			}
 		}
-		t.Skipf("Converse.js 14.0.0 does not fall back to BOSH: it retried the refused WebSocket %v times per page and never sent a BOSH request (its reconnect() does not await switchTransport()); boshd refused every upgrade", res["attempts"])
+		t.Skipf("Converse.js 14.0.0 does not fall back to BOSH: it retried the refused WebSocket %v times per page and never sent a BOSH request (its reconnect() does not await switchTransport(); conversejs/converse.js#2341); boshd refused every upgrade", res["attempts"])
 	}
 	checkBOSHURLs(t, res, st.URL)
 	sockets, _ := res["sockets"].(map[string]any)
