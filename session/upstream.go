@@ -118,35 +118,37 @@ type batcher interface {
 
 // startReading starts st's reader.
 func (s *Session) startReading(st *stream) {
-	st.resume = func() { go s.read(st) }
+	st.resume = func() { go s.read(st, true) }
 	if b, ok := st.up.(batcher); ok {
 		b.OnWait(func() { s.releaseBatch(st) })
 	}
-	go s.read(st)
+	go s.read(st, false)
 }
 
 // read relays elements from stream st to the session until the stream
 // ends. It is st's one reader goroutine; when the upstream can wait for
-// the server without it (parker), it ends while the stream is idle and a
-// new one starts when the server sends more.
-func (s *Session) read(st *stream) {
+// the server without it (parker), it ends while the stream is idle, from
+// the start too (a session whose server has not spoken yet holds no
+// goroutine), and a new one starts when the server sends more. resumed
+// says the upstream has just woken from a Park: something is there to
+// read, and parking again before reading it would only wake at once.
+func (s *Session) read(st *stream, resumed bool) {
 	p, canPark := st.up.(parker)
 	b, canBatch := st.up.(batcher)
 	for {
-		// Next first: a reader resumed after a Park has something to
-		// read, and parking again before reading it would only wake
-		// at once.
+		more := canBatch && b.Buffered()
+		if !resumed && !more && canPark && p.Park(st.resume) {
+			return
+		}
+		resumed = false
 		el, err := st.up.Next()
 		if err != nil {
 			s.upstreamEnded(st, err)
 			return
 		}
-		more := canBatch && b.Buffered()
+		more = canBatch && b.Buffered()
 		st.unreleased = more
 		s.deliver(st, el, !more)
-		if !more && canPark && p.Park(st.resume) {
-			return
-		}
 	}
 }
 
