@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/boshd/boshd/config"
+	"github.com/boshd/boshd/internal/netpoll"
 	"github.com/boshd/boshd/internal/testcert"
 	"github.com/boshd/boshd/internal/wait"
 	"github.com/boshd/boshd/internal/xmpptest"
@@ -572,10 +573,10 @@ func TestCountedConnPassesThrough(t *testing.T) {
 		t.Fatalf("accepted a %T, want a *countedConn", c)
 	}
 	l := ln.conns
-	if rawConnOf(c) == nil {
+	if netpoll.RawConnOf(c) == nil {
 		t.Error("no socket under a counted connection")
 	}
-	if rawConnOf(tls.Server(c, &tls.Config{})) == nil {
+	if netpoll.RawConnOf(tls.Server(c, &tls.Config{})) == nil {
 		t.Error("no socket under TLS over a counted connection")
 	}
 	if n, err := c.(io.ReaderFrom).ReadFrom(strings.NewReader("hello")); n != 5 || err != nil {
@@ -597,7 +598,7 @@ func TestCountedConnPassesThrough(t *testing.T) {
 	if _, err := piped.SyscallConn(); !errors.Is(err, errors.ErrUnsupported) {
 		t.Errorf("SyscallConn on a pipe: %v, want ErrUnsupported", err)
 	}
-	if rawConnOf(piped) != nil {
+	if netpoll.RawConnOf(piped) != nil {
 		t.Error("a socket found under a pipe")
 	}
 	if err := piped.CloseWrite(); !errors.Is(err, errors.ErrUnsupported) {

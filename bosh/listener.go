@@ -238,7 +238,7 @@ const defaultIdleTimeout = 2 * time.Minute
 // that reuses it later; and an idle connection costs net/http a goroutine
 // and a read buffer.
 func (l *Listener) rest(c net.Conn, poller *netpoll.Poller) {
-	rc := rawConnOf(c)
+	rc := netpoll.RawConnOf(c)
 	if rc == nil || poller == nil {
 		l.giveBack(c)
 		return

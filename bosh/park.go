@@ -109,7 +109,7 @@ func (h *Handler) parkable(r *http.Request) (origin *connOrigin, rc syscall.RawC
 	if origin == nil {
 		return nil, nil
 	}
-	return origin, rawConnOf(origin.conn)
+	return origin, netpoll.RawConnOf(origin.conn)
 }
 
 // parkedRequest is a held request whose connection was taken from
@@ -159,7 +159,7 @@ func (h *Handler) park(w *responseWriter, r *http.Request, s *session.Session, c
 			pending, _ := brw.Reader.Peek(n)
 			p.conn = &prefixConn{Conn: conn, prefix: bytes.Clone(pending)}
 		}
-	} else if rc := rawConnOf(conn); rc != nil {
+	} else if rc := netpoll.RawConnOf(conn); rc != nil {
 		// XEP-0124 §14.3: a client that goes away is noticed at once. If the
 		// socket cannot be watched, it is noticed on writing.
 		p.watch, err = h.poller.Watch(rc, netpoll.HangUp, p.hungUp)
@@ -210,7 +210,7 @@ const nextWait = 100 * time.Millisecond
 // nextSoon reports whether the client sent more on the connection within
 // nextWait.
 func (p *parkedRequest) nextSoon() bool {
-	rc := rawConnOf(p.conn)
+	rc := netpoll.RawConnOf(p.conn)
 	if rc == nil {
 		return false
 	}
@@ -322,23 +322,6 @@ func (w *wireResponse) wire(closing bool) []byte {
 	b.WriteString("\r\n")
 	b.Write(w.body)
 	return b.Bytes()
-}
-
-// rawConnOf returns the socket under c, plain or under TLS, to watch; nil
-// if c does not expose one (syscall.Conn).
-func rawConnOf(c net.Conn) syscall.RawConn {
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
-	}
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	return rc
 }
 
 // prefixConn is a connection with bytes already read from it in front.

@@ -136,6 +136,8 @@ func (g *Gateway) readGauges() metrics.Gauges {
 		sum.QueuedBytes += v.QueuedBytes
 		sum.Parked += v.Parked
 		sum.UpstreamsParked += v.UpstreamsParked
+		sum.WebSocketLive += v.WebSocketLive
+		sum.WebSocketParked += v.WebSocketParked
 	}
 	return sum
 }

@@ -227,6 +227,12 @@ func TestAllowOrigin(t *testing.T) {
 		c.PublicURL = "https://chat.example.org/http-bind"
 	})
 	anyOrigin := newGateway(t, func(c *config.Config) { c.CORSOrigins = []string{"*"} })
+	wss := newGateway(t, func(c *config.Config) {
+		c.PublicURL = "https://chat.example.org/http-bind"
+		c.PublicWebSocketURL = "wss://ws.example.org/xmpp-websocket"
+	})
+	wsPort := newGateway(t, func(c *config.Config) { c.PublicWebSocketURL = "ws://ws.example.org:8080/xmpp-websocket" })
+	wssPort := newGateway(t, func(c *config.Config) { c.PublicWebSocketURL = "wss://ws.example.org:443/xmpp-websocket" })
 	plain := newGateway(t, nil)
 	for _, tc := range []struct {
 		name    string
@@ -243,6 +249,18 @@ func TestAllowOrigin(t *testing.T) {
 		{"public_url's host, other scheme", listed, "127.0.0.1:5280", []string{"http://chat.example.org"}, false},
 		{"public_url's host, explicit default port", listed, "127.0.0.1:5280", []string{"https://chat.example.org:443"}, true},
 		{"public_url's host, other port", listed, "127.0.0.1:5280", []string{"https://chat.example.org:8443"}, false},
+		{"public_websocket_url's origin, wss as https", wss, "127.0.0.1:5280", []string{"https://ws.example.org"}, true},
+		{"public_url's origin beside public_websocket_url", wss, "127.0.0.1:5280", []string{"https://chat.example.org"}, true},
+		{"public_websocket_url's host, http", wss, "127.0.0.1:5280", []string{"http://ws.example.org"}, false},
+		{"public_websocket_url's scheme itself", wss, "127.0.0.1:5280", []string{"wss://ws.example.org"}, false},
+		{"public_websocket_url's host, other port", wss, "127.0.0.1:5280", []string{"https://ws.example.org:8443"}, false},
+		{"public_websocket_url's host, explicit default port", wss, "127.0.0.1:5280", []string{"https://ws.example.org:443"}, true},
+		{"public_websocket_url's host, other case", wss, "127.0.0.1:5280", []string{"HTTPS://WS.Example.ORG"}, true},
+		{"ws as http, with its port", wsPort, "127.0.0.1:5280", []string{"http://ws.example.org:8080"}, true},
+		{"ws as http, without its port", wsPort, "127.0.0.1:5280", []string{"http://ws.example.org"}, false},
+		{"ws, not https", wsPort, "127.0.0.1:5280", []string{"https://ws.example.org:8080"}, false},
+		{"wss's explicit default port", wssPort, "127.0.0.1:5280", []string{"https://ws.example.org"}, true},
+		{"public_websocket_url of another gateway", plain, "127.0.0.1:5280", []string{"https://ws.example.org"}, false},
 		{"any", anyOrigin, "boshd.example:5280", []string{"https://evil.example"}, true},
 		{"any, null", anyOrigin, "boshd.example:5280", []string{"null"}, true},
 		{"same host and port", plain, "chat.example.org:5280", []string{"http://chat.example.org:5280"}, true},

@@ -42,9 +42,10 @@ func (c *CORS) Lists(origin string) bool { return c.origins[strings.ToLower(orig
 
 // AllowOrigin reports whether a WebSocket upgrade r may proceed from its
 // Origin (RFC 6455 §10.2): one that has none, not being a browser's, or
-// one listed in cors_origins ("*": any), the origin of public_url, or one
-// whose host and port are those of r's Host. The scheme is ignored in
-// the last case, which holds behind a proxy that terminates TLS.
+// one listed in cors_origins ("*": any), the origin of public_url or of
+// public_websocket_url (ws taken as http, wss as https), or one whose
+// host and port are those of r's Host. The scheme is ignored in the last
+// case, which holds behind a proxy that terminates TLS.
 func (g *Gateway) AllowOrigin(r *http.Request) bool {
 	origins := r.Header.Values("Origin")
 	if len(origins) == 0 {
@@ -61,13 +62,33 @@ func (g *Gateway) AllowOrigin(r *http.Request) bool {
 	if err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" || u.User != nil {
 		return false // "null", or not scheme://host[:port]
 	}
-	if g.cfg.PublicURL != "" {
-		if p, err := url.Parse(g.cfg.PublicURL); err == nil && strings.EqualFold(u.Scheme, p.Scheme) &&
-			strings.EqualFold(hostPort(u.Scheme, u.Host), hostPort(p.Scheme, p.Host)) {
-			return true
-		}
+	if isOriginOf(u, g.cfg.PublicURL) || isOriginOf(u, g.cfg.PublicWebSocketURL) {
+		return true
 	}
 	return r.Host != "" && strings.EqualFold(hostPort(u.Scheme, u.Host), hostPort(u.Scheme, r.Host))
+}
+
+// isOriginOf reports whether origin is the origin of the absolute URL
+// public (RFC 6454 §4): the same scheme, host and port, ws and wss taken
+// as http and https, whose pages are served on the same ports. An empty
+// or unparsable public has no origin.
+func isOriginOf(origin *url.URL, public string) bool {
+	if public == "" {
+		return false
+	}
+	p, err := url.Parse(public)
+	if err != nil || p.Host == "" {
+		return false
+	}
+	scheme := strings.ToLower(p.Scheme)
+	switch scheme {
+	case "ws":
+		scheme = "http"
+	case "wss":
+		scheme = "https"
+	}
+	return strings.EqualFold(origin.Scheme, scheme) &&
+		strings.EqualFold(hostPort(origin.Scheme, origin.Host), hostPort(scheme, p.Host))
 }
 
 // hostPort returns host, a host[:port], without its port if that is the

@@ -17,6 +17,9 @@ type Gauges struct {
 	// UpstreamsParked counts the upstream streams waiting for their
 	// server without a reader goroutine.
 	UpstreamsParked int64
+	// WebSocketLive counts the XMPP over WebSocket sessions not yet
+	// ended, and WebSocketParked their client connections parked.
+	WebSocketLive, WebSocketParked int64
 }
 
 // Metrics are the metrics of one server. Their methods are safe for
@@ -34,6 +37,7 @@ type Metrics struct {
 	bytesOut        prometheus.Counter
 	connsOpen       prometheus.Gauge
 	connsRefused    *prometheus.CounterVec
+	ws              *webSocket
 }
 
 // ConnRefusedPerIP is the reason of ConnRefused for a connection over
@@ -78,12 +82,14 @@ func New(gauges func() Gauges) *Metrics {
 		connsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "boshd_connections_refused_total", Help: "Client TCP connections closed as soon as accepted, by reason: per_ip (max_conns_per_ip reached).",
 		}, []string{"reason"}),
+		ws: newWebSocket(),
 	}
 	// Shown at zero before the first refusal, for alerts to compare.
 	m.connsRefused.WithLabelValues(ConnRefusedPerIP)
 	gauge := func(name, help string, read func(Gauges) int64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(read(gauges())) })
 	}
+	m.reg.MustRegister(m.ws.collectors(gauges)...)
 	m.reg.MustRegister(
 		m.sessionsCreated, m.sessionsEnded, m.requests, m.requestDuration, m.pushLatency, m.upstreamConnect, m.bytesIn, m.bytesOut,
 		m.connsOpen, m.connsRefused,

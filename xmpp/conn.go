@@ -157,6 +157,14 @@ func (c *Conn) Lang() string { return c.header().lang }
 // not speak XMPP 1.0).
 func (c *Conn) Version() string { return c.header().version }
 
+// AwaitingRestart reports whether the element Next returned last was a
+// SASL <success/>: the next call waits for Restart, and what it returns
+// is the new stream's features, its header read (StreamID, From, Lang and
+// Version give the new one's). A relay that announces each stream to its
+// client, as XMPP over WebSocket does with <open/> (RFC 7395 §3.7), does
+// so before that element. Only the goroutine calling Next may call it.
+func (c *Conn) AwaitingRestart() bool { return c.afterSuccess }
+
 // Secure reports whether the stream runs over TLS.
 func (c *Conn) Secure() bool { return c.secure }
 

@@ -31,6 +31,7 @@ import (
 	"github.com/boshd/boshd/config"
 	"github.com/boshd/boshd/config/load"
 	"github.com/boshd/boshd/gateway"
+	"github.com/boshd/boshd/wsbind"
 )
 
 func main() {
@@ -85,6 +86,14 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 	// graceful shutdown closes the gateway sooner, below.
 	defer g.Close()
 	h := bosh.NewHandlerWith(g)
+	// XMPP over WebSocket beside BOSH, on the same gateway: one count of
+	// sessions, one poller, one set of metrics.
+	var wsh *wsbind.Handler
+	var wsHTTP http.Handler // nil when websocket_path is empty
+	if cfg.WebSocketPath != "" {
+		wsh = wsbind.NewHandler(g)
+		wsHTTP = wsh
+	}
 	var cert *certificate
 	if cfg.TLSCertFile != "" {
 		if cert, err = loadCertificate(cfg.TLSCertFile, cfg.TLSKeyFile); err != nil {
@@ -97,7 +106,7 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 	}
 	var listening atomic.Bool
 	listening.Store(true)
-	mux := newMux(cfg, h, ln.Addr())
+	mux := newMux(cfg, h, wsHTTP, ln.Addr())
 	srv := newHTTPServer(cfg, mux, logger)
 	scheme := "http"
 	if cert != nil {
@@ -119,6 +128,13 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 		errc <- err
 	}()
 	logger.Info("boshd listening", "url", scheme+"://"+ln.Addr().String()+cfg.Path, "version", version(), "max_sessions", cfg.MaxSessions)
+	if wsh != nil {
+		wsScheme := "ws"
+		if cert != nil {
+			wsScheme = "wss"
+		}
+		logger.Info("XMPP over WebSocket", "url", wsScheme+"://"+ln.Addr().String()+cfg.WebSocketPath)
+	}
 	logger.Info("XEP-0156 discovery", "host_meta", gateway.HostMetaPath, "bosh_url", advertisedURL(cfg, ln.Addr()))
 	if cfg.StaticDir != "" {
 		logger.Info("serving files", "dir", cfg.StaticDir, "url", scheme+"://"+ln.Addr().String()+"/")
@@ -162,7 +178,7 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 	// never woken once the gateway is closed. A shutdown that ran out
 	// of time may still be using it: then it is closed only as serve
 	// returns.
-	if h.Shutdown(sctx) == nil {
+	if shutdownHandlers(sctx, h, wsh) == nil {
 		g.Close()
 	}
 	if adminSrv != nil {
@@ -179,6 +195,19 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 		srv.Close()
 	}
 	return nil
+}
+
+// shutdownHandlers shuts the BOSH and, if there is one, the WebSocket
+// handler down at once, each telling its sessions, and returns the first
+// error, once both are done.
+func shutdownHandlers(ctx context.Context, h *bosh.Handler, wsh *wsbind.Handler) error {
+	if wsh == nil {
+		return h.Shutdown(ctx)
+	}
+	wsErr := make(chan error, 1)
+	go func() { wsErr <- wsh.Shutdown(ctx) }()
+	err := h.Shutdown(ctx)
+	return errors.Join(err, <-wsErr)
 }
 
 // reload applies a configuration loaded again after SIGHUP.

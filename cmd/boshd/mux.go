@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path"
 	"strings"
@@ -13,21 +14,37 @@ import (
 	"github.com/boshd/boshd/gateway"
 )
 
-// newMux returns what boshd serves over HTTP: BOSH at cfg.Path, XEP-0156
-// host-meta at /.well-known/host-meta and host-meta.json, and, when
-// static_dir is set, the files of that directory at "/". addr is the
-// address the server listens on, from which the advertised BOSH URL is
-// derived when public_url is not set.
-func newMux(cfg config.Config, h http.Handler, addr net.Addr) *http.ServeMux {
+// newMux returns what boshd serves over HTTP: BOSH at cfg.Path, XMPP
+// over WebSocket at cfg.WebSocketPath when that is set and ws is not nil,
+// XEP-0156 host-meta at /.well-known/host-meta and host-meta.json
+// advertising both, and, when static_dir is set, the files of that
+// directory at "/". addr is the address the server listens on, from which
+// the advertised URLs are derived when public_url and
+// public_websocket_url are not set.
+func newMux(cfg config.Config, bosh http.Handler, ws http.Handler, addr net.Addr) *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.Handle(cfg.Path, h)
-	hostMeta := gateway.HostMeta(gateway.Link{Rel: gateway.RelBOSH, Href: advertisedURL(cfg, addr)})
+	mux.Handle(cfg.Path, bosh)
+	links := []gateway.Link{{Rel: gateway.RelBOSH, Href: advertisedURL(cfg, addr)}}
+	if cfg.WebSocketPath != "" && ws != nil {
+		mux.Handle(exactPath(cfg.WebSocketPath), ws)
+		links = append(links, gateway.Link{Rel: gateway.RelWebSocket, Href: advertisedWebSocketURL(cfg, addr)})
+	}
+	hostMeta := gateway.HostMeta(links...)
 	mux.Handle(gateway.HostMetaPath, hostMeta)
 	mux.Handle(gateway.HostMetaJSONPath, hostMeta)
 	if cfg.StaticDir != "" {
 		mux.Handle("/", staticFiles(cfg.StaticDir))
 	}
 	return mux
+}
+
+// exactPath returns the http.ServeMux pattern that matches the URL path p
+// alone: a pattern ending in "/" would also match every path below it.
+func exactPath(p string) string {
+	if strings.HasSuffix(p, "/") {
+		return p + "{$}"
+	}
+	return p
 }
 
 // advertisedURL is the BOSH URL host-meta advertises: public_url if set,
@@ -38,15 +55,44 @@ func advertisedURL(cfg config.Config, addr net.Addr) string {
 	if cfg.PublicURL != "" {
 		return cfg.PublicURL
 	}
+	return listenerURL("http", cfg, addr, cfg.Path)
+}
+
+// advertisedWebSocketURL is the XMPP over WebSocket URL host-meta
+// advertises: public_websocket_url if set; else public_url's host with
+// websocket_path, https becoming wss and http ws; else
+// ws://HOST:PORT/PATH from the listening address (wss:// when boshd
+// serves TLS), or only the path (advertised on whatever host a request
+// names, ws or wss as it came) when boshd listens on all addresses.
+func advertisedWebSocketURL(cfg config.Config, addr net.Addr) string {
+	if cfg.PublicWebSocketURL != "" {
+		return cfg.PublicWebSocketURL
+	}
+	if cfg.PublicURL != "" {
+		// Validated: an absolute http or https URL with a host.
+		if u, err := url.Parse(cfg.PublicURL); err == nil {
+			scheme := "ws"
+			if u.Scheme == "https" {
+				scheme = "wss"
+			}
+			return (&url.URL{Scheme: scheme, Host: u.Host, Path: cfg.WebSocketPath}).String()
+		}
+	}
+	return listenerURL("ws", cfg, addr, cfg.WebSocketPath)
+}
+
+// listenerURL returns scheme://HOST:PORT followed by the URL path p for
+// the listening address addr, with scheme+"s" when boshd serves TLS, or p
+// alone when addr is not a TCP address or is unspecified (all addresses).
+func listenerURL(scheme string, cfg config.Config, addr net.Addr, p string) string {
 	tcp, ok := addr.(*net.TCPAddr)
 	if !ok || tcp.IP == nil || tcp.IP.IsUnspecified() {
-		return cfg.Path
+		return p
 	}
-	scheme := "http://"
 	if cfg.TLSCertFile != "" {
-		scheme = "https://"
+		scheme += "s"
 	}
-	return scheme + tcp.String() + cfg.Path
+	return scheme + "://" + tcp.String() + p
 }
 
 // staticFiles serves the files under dir. Directories are served only

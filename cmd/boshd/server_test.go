@@ -45,7 +45,7 @@ func startServerWith(t *testing.T, mutate func(*config.Config)) (addr string, up
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := newHTTPServer(cfg, newMux(cfg, h, ln.Addr()), logger)
+	srv := newHTTPServer(cfg, newMux(cfg, h, nil, ln.Addr()), logger)
 	bln, err := newListener(ln, srv, h)
 	if err != nil {
 		t.Fatal(err)
