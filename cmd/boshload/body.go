@@ -171,6 +171,6 @@ func terminateBody(rid uint64, sid string, authenticated bool) string {
 	if !authenticated {
 		return fmt.Sprintf("<body rid='%d' sid='%s' type='terminate' xmlns='%s'/>", rid, escapeAttr(sid), nsHTTPBind)
 	}
-	return fmt.Sprintf("<body rid='%d' sid='%s' type='terminate' xmlns='%s'><presence type='unavailable' xmlns='%s'/></body>",
-		rid, escapeAttr(sid), nsHTTPBind, nsClient)
+	return fmt.Sprintf("<body rid='%d' sid='%s' type='terminate' xmlns='%s'>%s</body>",
+		rid, escapeAttr(sid), nsHTTPBind, unavailablePresence)
 }

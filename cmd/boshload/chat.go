@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -176,8 +175,23 @@ func (h *hub) addLatencies(d []time.Duration) {
 
 // chatMessage returns message seq to jid, stamped with now.
 func chatMessage(run, to string, seq uint64, now int64) string {
-	return fmt.Sprintf("<message xmlns='%s' to='%s' type='chat' id='m%d'><body>%s%s seq=%d ts=%d</body></message>",
-		nsClient, escapeAttr(to), seq, chatBodyPrefix, run, seq, now)
+	return string(appendChatMessage(nil, run, escapeAttr(to), seq, now))
+}
+
+// appendChatMessage appends message seq to the JID toEscaped (escaped
+// for an attribute value), stamped with now, to b.
+func appendChatMessage(b []byte, run, toEscaped string, seq uint64, now int64) []byte {
+	b = append(b, "<message xmlns='"+nsClient+"' to='"...)
+	b = append(b, toEscaped...)
+	b = append(b, "' type='chat' id='m"...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, "'><body>"+chatBodyPrefix...)
+	b = append(b, run...)
+	b = append(b, " seq="...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, " ts="...)
+	b = strconv.AppendInt(b, now, 10)
+	return append(b, "</body></message>"...)
 }
 
 // parseChatBody returns the run id, sequence number and timestamp of a
@@ -236,49 +250,55 @@ func (rc *receiver) take(children []element, arrived int64) {
 		if body == nil {
 			continue
 		}
-		run, seq, ts, ok := parseChatBody(body.Text)
-		if !ok {
-			rc.h.malformed.Add(1)
-			continue
+		rc.check(e.attr("from"), body.Text, now)
+	}
+}
+
+// check checks one message from from with body text, which arrived at
+// now, in nanoseconds since the hub's epoch.
+func (rc *receiver) check(from, text string, now int64) {
+	run, seq, ts, ok := parseChatBody(text)
+	if !ok {
+		rc.h.malformed.Add(1)
+		return
+	}
+	if run != rc.h.run {
+		// An earlier run's, still on its way to these JIDs.
+		rc.h.stale.Add(1)
+		return
+	}
+	if from != rc.from && bareJID(from) != bareJID(rc.from) {
+		rc.h.foreign.Add(1)
+		return
+	}
+	rc.h.received.Add(1)
+	switch {
+	case seq == rc.last+1:
+		rc.h.inOrder.Add(1)
+		rc.last = seq
+	case seq <= rc.last:
+		if _, ok := rc.holes[seq]; !ok {
+			rc.h.duplicates.Add(1)
+			return // no latency for a repeat
 		}
-		if run != rc.h.run {
-			// An earlier run's, still on its way to these JIDs.
-			rc.h.stale.Add(1)
-			continue
+		delete(rc.holes, seq)
+		rc.h.late.Add(1)
+	default:
+		rc.h.gaps.Add(1)
+		if rc.holes == nil {
+			rc.holes = make(map[uint64]struct{})
 		}
-		if from := e.attr("from"); from != rc.from && bareJID(from) != bareJID(rc.from) {
-			rc.h.foreign.Add(1)
-			continue
+		for s := rc.last + 1; s < seq && len(rc.holes) < maxQueue*16; s++ {
+			rc.holes[s] = struct{}{}
 		}
-		rc.h.received.Add(1)
-		switch {
-		case seq == rc.last+1:
-			rc.h.inOrder.Add(1)
-			rc.last = seq
-		case seq <= rc.last:
-			if _, ok := rc.holes[seq]; !ok {
-				rc.h.duplicates.Add(1)
-				continue // no latency for a repeat
-			}
-			delete(rc.holes, seq)
-			rc.h.late.Add(1)
-		default:
-			rc.h.gaps.Add(1)
-			if rc.holes == nil {
-				rc.holes = make(map[uint64]struct{})
-			}
-			for s := rc.last + 1; s < seq && len(rc.holes) < maxQueue*16; s++ {
-				rc.holes[s] = struct{}{}
-			}
-			rc.last = seq
-		}
-		if now <= rc.h.since(rc.h.stopAt) {
-			rc.h.inWindow.Add(1)
-		}
-		rc.h.lastReceived.Store(now)
-		if len(rc.latencies) < maxLatencySamples {
-			rc.latencies = append(rc.latencies, time.Duration(now-ts))
-		}
+		rc.last = seq
+	}
+	if now <= rc.h.since(rc.h.stopAt) {
+		rc.h.inWindow.Add(1)
+	}
+	rc.h.lastReceived.Store(now)
+	if len(rc.latencies) < maxLatencySamples {
+		rc.latencies = append(rc.latencies, time.Duration(now-ts))
 	}
 }
 
@@ -328,7 +348,7 @@ func (c *client) chat(loadCtx, runCtx context.Context, h *hub, terminate bool) (
 	defer timer.Stop()
 	startCh := h.start
 
-	payload := fmt.Sprintf("<presence xmlns='%s'/>", nsClient)
+	payload := initialPresence
 	for {
 		switch {
 		case inFlight == 0:

@@ -27,14 +27,31 @@ const (
 	requestSlack  = 10 * time.Second // added to wait for a request's deadline
 )
 
+// Transports boshload speaks (--transport).
+const (
+	transportBOSH      = "bosh"      // XEP-0124 with XEP-0206, over HTTP
+	transportWebSocket = "websocket" // RFC 7395, XMPP over WebSocket
+)
+
+// Default URLs of each transport, when --url is not given.
+const (
+	defaultBOSHURL      = "http://127.0.0.1:5280/http-bind"
+	defaultWebSocketURL = "ws://127.0.0.1:5280/xmpp-websocket"
+)
+
 // config is the validated command line.
 type config struct {
-	url      *url.URL
-	domain   string
-	sessions int
-	rate     float64
-	duration time.Duration
-	wait     int // seconds asked for at creation
+	// transport is transportBOSH or transportWebSocket.
+	transport string
+	url       *url.URL
+	domain    string
+	sessions  int
+	rate      float64
+	duration  time.Duration
+	// wait is the seconds asked for as wait at a BOSH session's
+	// creation; over WebSocket it only bounds each answer awaited, as a
+	// BOSH request's deadline does (wait plus requestSlack).
+	wait int
 
 	// login is the --login pattern (user%d:password) split in two;
 	// loginUser is empty when sessions stay unauthenticated.
@@ -50,7 +67,7 @@ type config struct {
 	exitAfterSample bool
 	verbose         bool
 
-	hold int // hold asked for at creation: 1, or 0 for a polling session
+	hold int // hold asked for at BOSH creation: 1, or 0 for a polling session
 
 	// pairs is the number of chatting pairs (sessions 1&2, 3&4, …);
 	// ratePerPair the stanzas per second each pair sends in all (half
@@ -76,7 +93,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("boshload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		rawURL  = fs.String("url", "http://127.0.0.1:5280/http-bind", "BOSH `URL` (loopback hosts only)")
+		tport   = fs.String("transport", transportBOSH, "`bosh` (XEP-0206) or websocket (RFC 7395)")
+		rawURL  = fs.String("url", "", "BOSH (http, https) or WebSocket (ws, wss) `URL`, loopback hosts only (default "+defaultBOSHURL+", or "+defaultWebSocketURL+" with --transport websocket)")
 		domain  = fs.String("domain", "localhost", "XMPP `DOMAIN` sent as to= at creation")
 		n       = fs.Int("sessions", 100, fmt.Sprintf("number of sessions `N` to open (at most %d)", maxSessions))
 		rate    = fs.Float64("rate", 200, fmt.Sprintf("sessions started per second (at most %d)", maxRate))
@@ -91,18 +109,19 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		term    = fs.Bool("terminate", true, "end each session with type='terminate' when the run ends")
 		early   = fs.Bool("exit-after-sample", false, "with --pid, end the run once the memory after setup is sampled")
 		verbose = fs.Bool("v", false, "log each session failure")
-		hold    = fs.Int("hold", 1, "hold asked for at creation (1, or 0 for polling sessions)")
+		hold    = fs.Int("hold", 1, "hold asked for at creation (1, or 0 for polling sessions); BOSH only")
 		pairs   = fs.Int("pairs", 0, "chatting pairs `P`: sessions 2k-1 and 2k send each other messages (needs --login)")
 		perPair = fs.Float64("rate-per-pair", 1, "stanzas per second each chatting pair sends in all, half each way")
 		drain   = fs.Duration("drain", 0, "stop sending this long before the load ends (default: a tenth of --duration, 1-5 s)")
-		poll    = fs.Bool("poll", false, "once all sessions are set up, send empty requests back to back and count round trips")
+		poll    = fs.Bool("poll", false, "once all sessions are set up, send empty requests back to back and count round trips; BOSH only")
 		chatFor = fs.Duration("chat-for", 0, "with --pairs or --poll: end the load this long (plus --drain) after chatting starts (0: at --duration)")
 		also    = fs.String("also-pid", "", "comma-separated `PIDS` sampled with --pid (the rest of the stack)")
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: boshload [flags]\n\n"+
-			"boshload opens BOSH sessions against a loopback connection manager and keeps\n"+
-			"one request held in each, reporting setup rate, failures and the server's RSS.\n\nFlags:\n")
+			"boshload opens BOSH sessions (or XMPP over WebSocket connections) against a\n"+
+			"loopback connection manager and keeps them idle (a BOSH request held in each)\n"+
+			"or chatting, reporting setup rate, failures, push latency and the server's RSS.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -113,6 +132,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 
 	c := &config{
+		transport:       *tport,
 		domain:          strings.TrimSpace(*domain),
 		sessions:        *n,
 		rate:            *rate,
@@ -132,8 +152,28 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		poll:            *poll,
 		chatFor:         *chatFor,
 	}
+	set := make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch c.transport {
+	case transportBOSH:
+		if *rawURL == "" {
+			*rawURL = defaultBOSHURL
+		}
+	case transportWebSocket:
+		if *rawURL == "" {
+			*rawURL = defaultWebSocketURL
+		}
+		// What only BOSH has: a held request, and polling.
+		for _, name := range []string{"hold", "poll"} {
+			if set[name] {
+				return nil, fmt.Errorf("--%s is BOSH only, not for --transport websocket", name)
+			}
+		}
+	default:
+		return nil, fmt.Errorf("--transport: %q is not %s or %s", c.transport, transportBOSH, transportWebSocket)
+	}
 	var err error
-	if c.url, err = parseLoopbackURL(*rawURL); err != nil {
+	if c.url, err = parseLoopbackURL(*rawURL, c.transport); err != nil {
 		return nil, fmt.Errorf("--url: %w", err)
 	}
 	if c.domain == "" || strings.ContainsAny(c.domain, "@/'\"<>& ") {
@@ -208,16 +248,21 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	return c, nil
 }
 
-// parseLoopbackURL parses a BOSH URL and refuses any whose host is not
-// localhost, an address in 127.0.0.0/8 or ::1: boshload never loads a
-// machine other than its own.
-func parseLoopbackURL(raw string) (*url.URL, error) {
+// parseLoopbackURL parses the URL of a transport's endpoint (http or
+// https for BOSH, ws or wss for WebSocket) and refuses any whose host is
+// not localhost, an address in 127.0.0.0/8 or ::1: boshload never loads
+// a machine other than its own.
+func parseLoopbackURL(raw, transport string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, err
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("%q: scheme must be http or https", raw)
+	schemes := [2]string{"http", "https"}
+	if transport == transportWebSocket {
+		schemes = [2]string{"ws", "wss"}
+	}
+	if u.Scheme != schemes[0] && u.Scheme != schemes[1] {
+		return nil, fmt.Errorf("%q: scheme must be %s or %s for %s", raw, schemes[0], schemes[1], transport)
 	}
 	if u.User != nil {
 		return nil, fmt.Errorf("%q: user information is not supported", raw)

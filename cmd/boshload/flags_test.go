@@ -11,30 +11,42 @@ import (
 func TestParseLoopbackURL(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		url string
-		ok  bool
+		url       string
+		transport string // "": bosh
+		ok        bool
 	}{
-		{"http://127.0.0.1:5280/http-bind", true},
-		{"http://127.1.2.3/http-bind", true},
-		{"https://localhost:5281/http-bind", true},
-		{"http://LocalHost/", true},
-		{"http://[::1]:5280/http-bind", true},
-		{"http://[::ffff:127.0.0.1]:5280/", true},
-		{"http://10.0.0.1:5280/http-bind", false},
-		{"http://128.0.0.1/", false},
-		{"http://example.org/http-bind", false},
-		{"http://localhost.example.org/", false},
-		{"http://[fe80::1%25lo]/", false},
-		{"http://0.0.0.0:5280/", false},
-		{"http://[::]:5280/", false},
-		{"ftp://127.0.0.1/", false},
-		{"127.0.0.1:5280/http-bind", false},
-		{"http://user:pw@127.0.0.1/", false},
-		{"http://%zz/", false},
+		{"http://127.0.0.1:5280/http-bind", "", true},
+		{"http://127.1.2.3/http-bind", "", true},
+		{"https://localhost:5281/http-bind", "", true},
+		{"http://LocalHost/", "", true},
+		{"http://[::1]:5280/http-bind", "", true},
+		{"http://[::ffff:127.0.0.1]:5280/", "", true},
+		{"http://10.0.0.1:5280/http-bind", "", false},
+		{"http://128.0.0.1/", "", false},
+		{"http://example.org/http-bind", "", false},
+		{"http://localhost.example.org/", "", false},
+		{"http://[fe80::1%25lo]/", "", false},
+		{"http://0.0.0.0:5280/", "", false},
+		{"http://[::]:5280/", "", false},
+		{"ftp://127.0.0.1/", "", false},
+		{"127.0.0.1:5280/http-bind", "", false},
+		{"http://user:pw@127.0.0.1/", "", false},
+		{"http://%zz/", "", false},
+		{"ws://127.0.0.1:5280/xmpp-websocket", transportWebSocket, true},
+		{"wss://localhost:5281/xmpp-websocket", transportWebSocket, true},
+		{"ws://[::1]/xmpp-websocket", transportWebSocket, true},
+		{"ws://10.0.0.1/xmpp-websocket", transportWebSocket, false},
+		{"http://127.0.0.1:5280/xmpp-websocket", transportWebSocket, false},
+		{"ws://127.0.0.1:5280/http-bind", "", false},
+		{"wss://127.0.0.1/", "", false},
 	} {
-		_, err := parseLoopbackURL(tc.url)
+		transport := tc.transport
+		if transport == "" {
+			transport = transportBOSH
+		}
+		_, err := parseLoopbackURL(tc.url, transport)
 		if (err == nil) != tc.ok {
-			t.Errorf("parseLoopbackURL(%q): err = %v, want ok = %v", tc.url, err, tc.ok)
+			t.Errorf("parseLoopbackURL(%q, %s): err = %v, want ok = %v", tc.url, transport, err, tc.ok)
 		}
 	}
 }
@@ -81,6 +93,27 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
+func TestParseFlagsWebSocket(t *testing.T) {
+	t.Parallel()
+	cfg, err := parseFlags([]string{"--transport", "websocket"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.transport != transportWebSocket || cfg.url.String() != defaultWebSocketURL {
+		t.Errorf("transport %q, url %v; want websocket, %s", cfg.transport, cfg.url, defaultWebSocketURL)
+	}
+	cfg, err = parseFlags([]string{"--transport", "websocket", "--url", "wss://127.0.0.1:9/ws", "--login", "u%d:pw", "--pairs", "2", "--sessions", "4"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.url.Scheme != "wss" || cfg.pairs != 2 {
+		t.Errorf("parsed: %+v", cfg)
+	}
+	if cfg, err := parseFlags(nil, io.Discard); err != nil || cfg.transport != transportBOSH || cfg.url.String() != defaultBOSHURL {
+		t.Errorf("without --transport: %+v, %v; want bosh at %s", cfg, err, defaultBOSHURL)
+	}
+}
+
 func TestParseFlagsRefused(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -106,6 +139,11 @@ func TestParseFlagsRefused(t *testing.T) {
 		{[]string{"--max-setup", "0"}, "--max-setup"},
 		{[]string{"--domain", "a@b"}, "--domain"},
 		{[]string{"extra"}, "unexpected"},
+		{[]string{"--transport", "xmpp"}, "--transport"},
+		{[]string{"--transport", "websocket", "--url", "http://127.0.0.1/http-bind"}, "--url"},
+		{[]string{"--transport", "websocket", "--poll", "--hold", "0"}, "--hold is BOSH only"},
+		{[]string{"--transport", "websocket", "--poll"}, "--poll is BOSH only"},
+		{[]string{"--url", "ws://127.0.0.1/xmpp-websocket"}, "--url"},
 	} {
 		_, err := parseFlags(tc.args, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

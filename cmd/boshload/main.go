@@ -1,5 +1,6 @@
-// Command boshload is a BOSH (XEP-0124, XEP-0206) load generator for
-// boshd and other connection managers on the same machine.
+// Command boshload is a BOSH (XEP-0124, XEP-0206) and XMPP over
+// WebSocket (RFC 7395) load generator for boshd and other connection
+// managers on the same machine.
 //
 // It opens --sessions sessions at --rate per second, optionally logs each
 // in (SASL PLAIN, stream restart, resource binding, initial presence),
@@ -26,7 +27,16 @@
 // session sends empty requests back to back and round trips are counted.
 // See chat.go.
 //
-// Each session has its own HTTP transport limited to two connections, as
+// With --transport websocket, each session is an XMPP over WebSocket
+// connection (RFC 7395, subprotocol xmpp, a ws:// or wss:// --url): the
+// same login, each stanza a message of its own, a restart with a new
+// <open/>, and <close/> at the end. Idle sessions read their connection
+// (a goroutine each, blocked); chatting sessions send each message when
+// it is due, and the push latency ends when the message's first frame
+// header is read. The report is the same, so that the transports
+// compare; --hold and --poll are BOSH only. See wsclient.go and wsrun.go.
+//
+// Each BOSH session has its own HTTP transport limited to two connections, as
 // a browser tab has, and binds its sockets to one of --sources in turn, so
 // that more than one address's ephemeral ports can be used. Only loopback
 // URLs are accepted, and every run stops by itself after --duration; the

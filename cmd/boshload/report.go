@@ -12,13 +12,14 @@ import (
 
 // results is what one run measured; it is also the --json document.
 type results struct {
+	Transport string  `json:"transport"` // bosh or websocket
 	URL       string  `json:"url"`
 	Domain    string  `json:"domain"`
 	Login     bool    `json:"login"`
 	Requested int     `json:"sessions_requested"`
 	Rate      float64 `json:"rate_requested"` // sessions started per second
-	Wait      int     `json:"wait"`
-	Sources   int     `json:"sources"` // local addresses bound; 0: the kernel's choice
+	Wait      int     `json:"wait"`           // BOSH: asked at creation; WebSocket: bounds each answer awaited
+	Sources   int     `json:"sources"`        // local addresses bound; 0: the kernel's choice
 
 	Launched    int `json:"launched"`     // sessions whose creation was sent
 	Established int `json:"established"`  // created (and logged in)
@@ -38,11 +39,14 @@ type results struct {
 	// TerminateLatency is the time of the terminate requests that were
 	// answered, slot wait excluded.
 	TerminateLatency *latencyReport `json:"terminate_latency_ms,omitempty"`
-	IdleResponses    int64          `json:"idle_responses"` // held requests answered during the run
-	Stanzas          int64          `json:"stanzas"`        // children in those responses
-	Memory           *memReport     `json:"memory,omitempty"`
-	Chat             *chatReport    `json:"chat,omitempty"`
-	Poll             *pollReport    `json:"poll,omitempty"`
+	// IdleResponses counts the held requests answered (BOSH) or the
+	// messages received (WebSocket) once sessions were set up; Stanzas
+	// the stanzas in them.
+	IdleResponses int64       `json:"idle_responses"`
+	Stanzas       int64       `json:"stanzas"`
+	Memory        *memReport  `json:"memory,omitempty"`
+	Chat          *chatReport `json:"chat,omitempty"`
+	Poll          *pollReport `json:"poll,omitempty"`
 	// CPU is the CPU time of --pid, --also-pid and boshload itself (pid
 	// 0) while chatting or polling, up to the end of the load.
 	CPU        []cpuReport `json:"cpu,omitempty"`
@@ -65,7 +69,7 @@ type memReport struct {
 	Before        memSample  `json:"before"`
 	After         *memSample `json:"after,omitempty"`
 	SettleSeconds float64    `json:"settle_seconds"`
-	HeldAtSample  int64      `json:"held_at_sample"` // requests in flight when After was taken
+	HeldAtSample  int64      `json:"held_at_sample"` // requests in flight (BOSH) or connections read (WebSocket) when After was taken
 	LiveAtSample  int        `json:"live_at_sample"` // established and not dropped then
 	DeltaKiB      int64      `json:"delta_kib"`      // After.RSS - Before.RSS
 	PerSessionKiB float64    `json:"per_session_kib"`
@@ -149,14 +153,22 @@ func (r *results) print(w io.Writer) {
 	if r.Login {
 		login = "logged in (SASL PLAIN, bind, presence)"
 	}
-	fmt.Fprintf(w, "boshload: %s, %d sessions %s, wait %d s\n", r.URL, r.Requested, login, r.Wait)
+	if r.Transport == transportWebSocket {
+		fmt.Fprintf(w, "boshload: %s (websocket), %d sessions %s\n", r.URL, r.Requested, login)
+	} else {
+		fmt.Fprintf(w, "boshload: %s, %d sessions %s, wait %d s\n", r.URL, r.Requested, login, r.Wait)
+	}
 	fmt.Fprintf(w, "  established   %d of %d launched (setup failed %d, unfinished %d)\n",
 		r.Established, r.Launched, r.SetupFailed, r.Unfinished)
 	fmt.Fprintf(w, "  setup         %.2f s, %.1f sessions/s (asked %g/s)\n", r.SetupSeconds, r.SetupRate, r.Rate)
 	if l := r.Latency; l != nil {
 		fmt.Fprintf(w, "  setup latency p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms\n", l.P50, l.P90, l.P99, l.Max)
 	}
-	fmt.Fprintf(w, "  idle          %d responses with %d stanzas; %d sessions dropped\n", r.IdleResponses, r.Stanzas, r.Dropped)
+	if r.Transport == transportWebSocket {
+		fmt.Fprintf(w, "  idle          %d messages received; %d sessions dropped\n", r.IdleResponses, r.Dropped)
+	} else {
+		fmt.Fprintf(w, "  idle          %d responses with %d stanzas; %d sessions dropped\n", r.IdleResponses, r.Stanzas, r.Dropped)
+	}
 	fmt.Fprintf(w, "  terminated    %d\n", r.Terminated)
 	if l := r.TerminateLatency; l != nil {
 		fmt.Fprintf(w, "  terminate latency p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms\n", l.P50, l.P90, l.P99, l.Max)
@@ -178,8 +190,12 @@ func (r *results) print(w io.Writer) {
 	if m := r.Memory; m != nil {
 		fmt.Fprintf(w, "  pid %d VmRSS before %d KiB (threads %d)", m.PID, m.Before.RSS, m.Before.Threads)
 		if m.After != nil {
-			fmt.Fprintf(w, ", after %d KiB (threads %d), delta %d KiB over %d sessions (%d held): %.2f KiB per session\n",
-				m.After.RSS, m.After.Threads, m.DeltaKiB, m.LiveAtSample, m.HeldAtSample, m.PerSessionKiB)
+			held := "held"
+			if r.Transport == transportWebSocket {
+				held = "connections read"
+			}
+			fmt.Fprintf(w, ", after %d KiB (threads %d), delta %d KiB over %d sessions (%d %s): %.2f KiB per session\n",
+				m.After.RSS, m.After.Threads, m.DeltaKiB, m.LiveAtSample, m.HeldAtSample, held, m.PerSessionKiB)
 			fmt.Fprintf(w, "  pid %d RssAnon before %d KiB, after %d KiB; VmHWM after %d KiB\n",
 				m.PID, m.Before.Anon, m.After.Anon, m.After.HWM)
 		} else {
@@ -266,9 +282,9 @@ func (r *results) printSummary(w io.Writer) {
 		chat += fmt.Sprintf(" cpu%d_s=%.2f cpu%d_us=%.1f", k, c.Seconds, k, c.PerUnitUS)
 	}
 	fmt.Fprintf(w, "result sessions=%d established=%d setup_failed=%d dropped=%d terminated=%d terminate_failed=%d "+
-		"setup_s=%.2f setup_rate=%.1f rss_before_kib=%s rss_after_kib=%s rss_delta_kib=%s kib_per_session=%s stack_kib_per_session=%s%s\n",
+		"setup_s=%.2f setup_rate=%.1f rss_before_kib=%s rss_after_kib=%s rss_delta_kib=%s kib_per_session=%s stack_kib_per_session=%s%s transport=%s\n",
 		r.Requested, r.Established, r.SetupFailed, r.Dropped, r.Terminated, endFailures,
-		r.SetupSeconds, r.SetupRate, before, after, delta, perSession, stack, chat)
+		r.SetupSeconds, r.SetupRate, before, after, delta, perSession, stack, chat, transportName(r.Transport))
 }
 
 // writeJSON writes the results to path.
@@ -281,4 +297,12 @@ func (r *results) writeJSON(path string) error {
 		return fmt.Errorf("writing results: %w", err)
 	}
 	return nil
+}
+
+// transportName is t, or bosh for results written before --transport.
+func transportName(t string) string {
+	if t == "" {
+		return transportBOSH
+	}
+	return t
 }

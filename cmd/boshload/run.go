@@ -124,21 +124,20 @@ func asFailure(phase string, err error) *failure {
 // setupDone is called once creation (and login) has succeeded or failed.
 // loadCtx ends the idle phase; runCtx bounds the final terminate.
 func (r *runner) session(loadCtx, runCtx context.Context, i int, setupDone func()) {
-	c := newClient(r.cfg, i, r.dials[i%len(r.dials)])
+	c := newSession(r.cfg, i, r.dials[i%len(r.dials)])
 	defer c.close()
-	c.endSlots = r.endSlots
-	c.onHeld = func() { r.held.Add(1) }
-	c.onReleased = func() { r.held.Add(-1) }
-	c.onStanzas = func(n int) {
-		r.responses.Add(1)
-		r.stanzas.Add(int64(n))
+	*c.hooks() = sessionHooks{
+		endSlots:   r.endSlots,
+		onHeld:     func() { r.held.Add(1) },
+		onReleased: func() { r.held.Add(-1) },
+		onStanzas: func(n int) {
+			r.responses.Add(1)
+			r.stanzas.Add(int64(n))
+		},
 	}
 
 	start := time.Now()
-	resp, err := c.create(loadCtx)
-	if err == nil && r.cfg.loginUser != "" {
-		err = c.login(loadCtx, resp.find(isFeatures))
-	}
+	err := c.setup(loadCtx)
 	took := time.Since(start)
 	r.mu.Lock()
 	switch {
@@ -182,7 +181,7 @@ func (r *runner) session(loadCtx, runCtx context.Context, i int, setupDone func(
 	if terminated {
 		r.mu.Lock()
 		r.terminated++
-		r.endLatencies = append(r.endLatencies, c.endLatency)
+		r.endLatencies = append(r.endLatencies, c.terminateLatency())
 		r.mu.Unlock()
 	}
 }
@@ -202,6 +201,7 @@ func (r *runner) run(ctx context.Context, progress io.Writer) *results {
 	defer cancelLoad()
 
 	res := &results{
+		Transport: cfg.transport,
 		URL:       cfg.url.String(),
 		Domain:    cfg.domain,
 		Login:     cfg.loginUser != "",
@@ -300,7 +300,11 @@ func (r *runner) run(ctx context.Context, progress io.Writer) *results {
 			mem.LiveAtSample = r.established - r.dropped
 			r.mu.Unlock()
 			mem.SettleSeconds = cfg.settle.Seconds()
-			fmt.Fprintf(progress, "boshload: pid %d after: VmRSS %d KiB with %d requests held\n", cfg.pid, after.RSS, mem.HeldAtSample)
+			held := "requests held"
+			if cfg.transport == transportWebSocket {
+				held = "connections read"
+			}
+			fmt.Fprintf(progress, "boshload: pid %d after: VmRSS %d KiB with %d %s\n", cfg.pid, after.RSS, mem.HeldAtSample, held)
 		}
 		if cfg.exitAfterSample {
 			cancelLoad()

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -37,14 +36,10 @@ type client struct {
 	// endLatency is how long the terminate request took, once answered.
 	endLatency time.Duration
 
-	// onHeld and onReleased are called when a request of the idle loop
-	// is sent and when it comes back, to count held requests.
-	onHeld, onReleased func()
-	// onStanzas is called with the number of stanzas in each response.
-	onStanzas func(n int)
-	// endSlots, shared by all sessions, bounds how many terminate
-	// requests are in flight at once; nil: no bound.
-	endSlots chan struct{}
+	// sessionHooks: onHeld and onReleased are called when a request of
+	// the idle loop is sent and when it comes back, to count held
+	// requests; endSlots bounds the terminate requests.
+	sessionHooks
 }
 
 // newClient returns session index i's client, with its own transport: a
@@ -74,6 +69,18 @@ func newClient(cfg *config, i int, dial dialFunc) *client {
 
 // close releases the client's connections.
 func (c *client) close() { c.tr.CloseIdleConnections() }
+
+// setup creates the session and, with --login, logs in.
+func (c *client) setup(ctx context.Context) error {
+	resp, err := c.create(ctx)
+	if err == nil && c.cfg.loginUser != "" {
+		err = c.login(ctx, resp.find(isFeatures))
+	}
+	return err
+}
+
+// terminateLatency is how long the terminate request took.
+func (c *client) terminateLatency() time.Duration { return c.endLatency }
 
 // randomRID returns a random initial rid low enough that a long session
 // never reaches 2^53 (XEP-0124 §14.1).
@@ -179,8 +186,7 @@ func (c *client) login(ctx context.Context, features *element) error {
 		return protocolFailure(phaseLogin, "PLAIN not offered", errors.New("the server does not offer SASL PLAIN"))
 	}
 	user := c.cfg.userName(c.index)
-	token := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + c.cfg.loginPass))
-	auth := fmt.Sprintf("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>", nsSASL, token)
+	auth := plainAuth(user, c.cfg.loginPass)
 	isOutcome := func(e *element) bool { return e.is(nsSASL, "success") || e.is(nsSASL, "failure") }
 	outcome, err := c.await(ctx, "SASL outcome", sessionBody(c.nextRID(), c.sid, auth), isOutcome)
 	if err != nil {
@@ -201,8 +207,7 @@ func (c *client) login(ctx context.Context, features *element) error {
 	if features.child(nsBind, "bind") == nil {
 		return protocolFailure(phaseLogin, "no bind feature", errors.New("no <bind/> after the restart"))
 	}
-	bind := fmt.Sprintf("<iq type='set' id='bind1' xmlns='%s'><bind xmlns='%s'><resource>boshload</resource></bind></iq>", nsClient, nsBind)
-	bound, err := c.awaitResult(ctx, "bind", "bind1", bind)
+	bound, err := c.awaitResult(ctx, "bind", bindID, bindRequest)
 	if err != nil {
 		return err
 	}
@@ -213,8 +218,7 @@ func (c *client) login(ctx context.Context, features *element) error {
 		return protocolFailure(phaseLogin, "no bound jid", errors.New("bind result without a <jid/>"))
 	}
 	if s := features.child(nsSession, "session"); s != nil && s.child(nsSession, "optional") == nil {
-		sess := fmt.Sprintf("<iq type='set' id='sess1' xmlns='%s'><session xmlns='%s'/></iq>", nsClient, nsSession)
-		if _, err := c.awaitResult(ctx, "session", "sess1", sess); err != nil {
+		if _, err := c.awaitResult(ctx, "session", sessionID, sessionRequest); err != nil {
 			return err
 		}
 	}
@@ -252,7 +256,7 @@ func (c *client) awaitResult(ctx context.Context, what, id, iq string) (*element
 func (c *client) idle(loadCtx, runCtx context.Context, terminate bool) (terminated bool, err error) {
 	payload := ""
 	if c.authenticated {
-		payload = fmt.Sprintf("<presence xmlns='%s'/>", nsClient)
+		payload = initialPresence
 	}
 	type result struct {
 		r   *response
