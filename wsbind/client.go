@@ -146,6 +146,7 @@ func (s *session) park(controlOnly bool) bool {
 		return false
 	}
 	s.putReader()
+	s.msg = nil // an idle session holds no message buffer either
 	if after := s.h.cfg.ParkAfter; after > 0 && !controlOnly {
 		s.setReadDeadline(time.Now().Add(after))
 		err := netpoll.AwaitReadable(s.raw)

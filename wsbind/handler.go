@@ -149,7 +149,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.metrics.WebSocketSessionCreated()
-	s.log.Info("websocket session", "ip", ip, "peer", r.RemoteAddr, "tls", r.TLS != nil)
+	s.logger().Info("websocket session", "ip", ip, "peer", r.RemoteAddr, "tls", r.TLS != nil)
 	// This goroutine, net/http's, reads the client until it parks.
 	s.readClient()
 }

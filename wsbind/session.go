@@ -63,7 +63,6 @@ const (
 type session struct {
 	h       *Handler
 	id      string       // immutable: the id logs name the session by
-	log     *slog.Logger // immutable
 	conn    net.Conn     // immutable: the client's, hijacked
 	raw     syscall.RawConn
 	secure  bool   // immutable: conn is TLS
@@ -81,7 +80,7 @@ type session struct {
 	// Owned by the goroutine reading the client, one at a time.
 	src clientSource
 	br  *bufio.Reader // pooled while reading; nil while parked
-	msg []byte        // the message buffer, kept between messages if small
+	msg []byte        // the message buffer: kept between messages if small, let go when parked
 
 	// Owned by the goroutine reading the upstream.
 	announce bool // the next element starts a restarted stream: <open/> first
@@ -104,7 +103,6 @@ func newSession(h *Handler, conn net.Conn, buffered []byte, ip string, secure bo
 		h: h, id: newID(), conn: conn, raw: netpoll.RawConnOf(conn),
 		secure: secure, ip: ip, release: release,
 	}
-	s.log = h.log.With("ws", s.id)
 	s.src = clientSource{prefix: buffered, conn: conn}
 	s.w = writer{conn: conn, timeout: defaultWriteTimeout}
 	if d := h.cfg.WebSocketPingInterval; d > 0 {
@@ -122,6 +120,12 @@ func newID() string {
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// logger returns the logger of the session's lines, which name it by its
+// id. It is made for each line rather than kept: a session logs a few
+// lines in its life, and a kept logger would cost every idle session a
+// few hundred bytes.
+func (s *session) logger() *slog.Logger { return s.h.log.With("ws", s.id) }
 
 func (s *session) lastRead() time.Time  { return time.Unix(0, s.lastReadNs.Load()) }
 func (s *session) lastWrite() time.Time { return time.Unix(0, s.lastWriteNs.Load()) }
@@ -316,7 +320,7 @@ func (s *session) finish(e ending, cause error) {
 	if cause != nil {
 		attrs = append(attrs, "err", cause)
 	}
-	s.log.Info("websocket session ended", attrs...)
+	s.logger().Info("websocket session ended", attrs...)
 }
 
 // closeConn closes the client's connection, once, and tells the handler,

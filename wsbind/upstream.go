@@ -115,7 +115,7 @@ func (s *session) open(raw []byte) {
 			s.finish(e, err)
 			return
 		}
-		s.log.Warn("upstream connection failed", "domain", t.Domain, "addr", t.Addr, "err", err)
+		s.logger().Warn("upstream connection failed", "domain", t.Domain, "addr", t.Addr, "err", err)
 		s.endWith(endUpstreamFailed, "remote-connection-failed", "", err)
 		return
 	}
@@ -135,7 +135,7 @@ func (s *session) open(raw []byte) {
 		s.end(endClientLost, err)
 		return
 	}
-	s.log.Info("websocket stream opened", "domain", t.Domain, "stream", up.StreamID(), "upstream_tls", up.Secure())
+	s.logger().Info("websocket stream opened", "domain", t.Domain, "stream", up.StreamID(), "upstream_tls", up.Secure())
 	go s.readUpstream(false)
 }
 
