@@ -62,8 +62,8 @@ const (
 // upstream on the first, server elements to the client on the second.
 type session struct {
 	h       *Handler
-	id      string       // immutable: the id logs name the session by
-	conn    net.Conn     // immutable: the client's, hijacked
+	id      string   // immutable: the id logs name the session by
+	conn    net.Conn // immutable: the client's, hijacked
 	raw     syscall.RawConn
 	secure  bool   // immutable: conn is TLS
 	ip      string // immutable: the client's address, as counted
