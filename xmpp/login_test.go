@@ -143,7 +143,10 @@ func TestLoginRefused(t *testing.T) {
 	}{
 		{"wrong password", xmpptest.LoginRelay(loginUser, loginPassword),
 			Login{Username: loginUser, Password: "wrong-" + loginPassword},
-			func(err error) bool { var ae *AuthError; return errors.As(err, &ae) && ae.Condition == "not-authorized" }},
+			func(err error) bool {
+				var ae *AuthError
+				return errors.As(err, &ae) && ae.Condition == "not-authorized"
+			}},
 		{"wrong password, SCRAM", scramServer(false),
 			Login{Username: loginUser, Password: "wrong-" + loginPassword, Mechanism: "SCRAM-SHA-1"},
 			func(err error) bool { var ae *AuthError; return errors.As(err, &ae) }},
@@ -192,7 +195,10 @@ func TestLoginRefused(t *testing.T) {
 				return p.Send(xmpptest.StreamError("policy-violation"))
 			}),
 			Login{Username: loginUser, Password: loginPassword},
-			func(err error) bool { var se *StreamError; return errors.As(err, &se) && se.Condition == "policy-violation" }},
+			func(err error) bool {
+				var se *StreamError
+				return errors.As(err, &se) && se.Condition == "policy-violation"
+			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
