@@ -21,15 +21,23 @@ const (
 // a real one does, then relays: it opens the stream with FeaturesLogin,
 // takes SASL PLAIN for user with password (a <failure/> with
 // not-authorized otherwise, after which the client may try again or
-// close), reads the restarted stream's header and sends FeaturesBound,
+// close, its </stream:stream> recorded), reads the restarted stream's header and sends FeaturesBound,
 // binds the resource the client asks for (or "gen" if none) on
 // user@Domain, and then records all the client sends, as Relay does.
 // Test pushes (Server.Push) go to the latest connection.
 func LoginRelay(user, password string) Script {
 	return func(p *Peer) error {
 		err := loginRelay(p, user, password)
-		if Ended(err) || errors.Is(err, rawxml.ErrRootEnd) {
-			return nil // the client went away, or closed its stream
+		if errors.Is(err, rawxml.ErrRootEnd) {
+			// The client closed its stream before the relay began:
+			// recorded, so that a test can wait for it.
+			p.srv.mu.Lock()
+			p.srv.got.WriteString(StreamEnd)
+			p.srv.mu.Unlock()
+			return nil
+		}
+		if Ended(err) {
+			return nil
 		}
 		return err
 	}
