@@ -1,7 +1,6 @@
 package xmpptest
 
 import (
-	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -91,19 +90,10 @@ func loginRelay(p *Peer, user, password string) error {
 }
 
 // plainCredentials returns the decoded message of a SASL PLAIN <auth/>
-// element (authzid NUL authcid NUL password), "" if it is not one.
+// element, "" if it is not one.
 func plainCredentials(auth string) string {
 	if !strings.Contains(auth, "mechanism='PLAIN'") && !strings.Contains(auth, `mechanism="PLAIN"`) {
 		return ""
 	}
-	start := strings.IndexByte(auth, '>')
-	end := strings.LastIndex(auth, "</")
-	if start < 0 || end < start {
-		return ""
-	}
-	data, err := base64.StdEncoding.DecodeString(strings.TrimSpace(auth[start+1 : end]))
-	if err != nil {
-		return ""
-	}
-	return string(data)
+	return plainMessage(auth)
 }
