@@ -29,6 +29,10 @@ type Options struct {
 	// WebSocket, if not nil, is the XMPP over WebSocket handler whose
 	// sessions the status page shows beside BOSH's.
 	WebSocket *wsbind.Handler
+	// Prebind, if not nil, is served at /prebind: the single sign-on
+	// endpoint (bosh.Handler.PrebindHandler), for web applications'
+	// backends.
+	Prebind http.Handler
 }
 
 // server serves the admin endpoints of one BOSH handler.
@@ -56,6 +60,9 @@ func NewHandler(h *bosh.Handler, opts Options) http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
+	if opts.Prebind != nil {
+		mux.Handle("/prebind", opts.Prebind) // every method: it answers 405 itself
+	}
 	mux.HandleFunc("GET /{$}", s.status)
 	// Profiles (go tool pprof http://ADMIN/debug/pprof/heap): the admin
 	// listener is the operator's, never the public one.

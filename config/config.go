@@ -66,6 +66,27 @@ type Config struct {
 	// a status page. Empty (the default) serves none of them.
 	// Key: admin_listen.
 	AdminListen string
+	// PrebindTokenFile, if set, turns on pre-binding for single sign-on:
+	// POST /prebind, for a web application's backend, which logs a user
+	// in and gets a session for the browser to attach to. The file holds
+	// the bearer token the backend must send; the boshd command reads it
+	// again on SIGHUP. Empty (the default): no /prebind.
+	// Key: prebind_token_file.
+	PrebindTokenFile string
+	// PrebindListen, if set, is the address /prebind is served on, by a
+	// listener of its own; empty serves it on AdminListen. Plain HTTP:
+	// a host that is not loopback needs PrebindInsecure.
+	// Key: prebind_listen.
+	PrebindListen string
+	// PrebindInsecure lets /prebind listen on an address that is
+	// not loopback, over plain HTTP: for a private network, or TLS
+	// terminated by a proxy in front. Passwords and the token cross it.
+	// Key: prebind_insecure.
+	PrebindInsecure bool
+	// PrebindAttachTimeout is how long a pre-bound session waits for
+	// its browser's first request before it ends. Key:
+	// prebind_attach_timeout.
+	PrebindAttachTimeout time.Duration
 
 	// Upstreams maps each served XMPP domain to the host:port of its
 	// client-to-server listener. An empty address means "look the domain up

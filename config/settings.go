@@ -168,6 +168,36 @@ sessions. Empty: plain HTTP (put TLS in front, e.g. nginx).`,
 			check: func(c Config) error { return optional(c.AdminListen, checkHostPort) },
 		},
 		{
+			Key:  "prebind_token_file",
+			Help: "serve POST /prebind (single sign-on) to backends sending the bearer token in `FILE`",
+			Doc: `A web application's backend logs its user in through boshd and hands the
+browser {jid, sid, rid} (README: Single sign-on). The file is read again on
+SIGHUP. Empty: no /prebind.`,
+			field: func(c *Config) any { return &c.PrebindTokenFile },
+			check: checkPrebind,
+		},
+		{
+			Key:   "prebind_listen",
+			Help:  "serve /prebind on `HOST:PORT` instead of admin_listen",
+			Doc:   `Plain HTTP, like admin_listen. Empty: on admin_listen.`,
+			field: func(c *Config) any { return &c.PrebindListen },
+			check: func(c Config) error { return optional(c.PrebindListen, checkHostPort) },
+		},
+		{
+			Key:  "prebind_insecure",
+			Help: "serve /prebind over plain HTTP on an address that is not loopback",
+			Doc: `Passwords and the token cross that listener: only on a private network, or
+behind a proxy that terminates TLS.`,
+			field: func(c *Config) any { return &c.PrebindInsecure },
+		},
+		{
+			Key:     "prebind_attach_timeout",
+			Default: 30 * time.Second,
+			Help:    "end a pre-bound session whose browser has sent no request within `DURATION`",
+			field:   func(c *Config) any { return &c.PrebindAttachTimeout },
+			check:   func(c Config) error { return positive(c.PrebindAttachTimeout) },
+		},
+		{
 			Key:     "upstreams",
 			Default: map[string]string{"localhost": "127.0.0.1:5222"},
 			Help:    "serve each XMPP domain through the XMPP server at its address (`DOMAIN=HOST:PORT,...`)",

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -388,6 +389,46 @@ func checkProxy(proxy string) error {
 		return nil
 	}
 	return fmt.Errorf("must be an IP address or a CIDR prefix such as 10.0.0.0/8, got %q", proxy)
+}
+
+// checkPrebind checks the pre-binding settings: a readable token file
+// holding a token, a listener to serve it on, and that listener on
+// loopback unless prebind_insecure.
+func checkPrebind(c Config) error {
+	if c.PrebindTokenFile == "" {
+		if c.PrebindListen != "" {
+			return errors.New("prebind_listen is set but prebind_token_file is not: /prebind is off without a token")
+		}
+		return nil
+	}
+	if _, err := ReadToken(c.PrebindTokenFile); err != nil {
+		return err
+	}
+	key, addr := "prebind_listen", c.PrebindListen
+	if addr == "" {
+		key, addr = "admin_listen", c.AdminListen
+	}
+	if addr == "" {
+		return errors.New("/prebind needs a listener: set admin_listen or prebind_listen")
+	}
+	if host, ok := splitHostPort(addr, 0); ok && !isLoopback(host) && !c.PrebindInsecure {
+		return fmt.Errorf("/prebind would be served over plain HTTP on %s %q, which is not loopback: passwords and the token would cross it; set prebind_insecure if that network is private or TLS is terminated in front", key, addr)
+	}
+	return nil
+}
+
+// ReadToken returns the token in the file name: its content, surrounding
+// white space removed. An empty token is an error.
+func ReadToken(name string) ([]byte, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	token := bytes.TrimSpace(b)
+	if len(token) == 0 {
+		return nil, fmt.Errorf("%s holds no token", name)
+	}
+	return token, nil
 }
 
 // checkCAFile checks that the file name holds at least one PEM certificate.

@@ -17,6 +17,13 @@ func TestValidate(t *testing.T) {
 	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	token, blankToken := filepath.Join(t.TempDir(), "token"), filepath.Join(t.TempDir(), "blank")
+	if err := os.WriteFile(token, []byte("0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(blankToken, []byte(" \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name   string
 		modify func(*Config)
@@ -47,6 +54,22 @@ func TestValidate(t *testing.T) {
 		{"address SRV and IPv6", func(c *Config) {
 			c.Upstreams = map[string]string{"example.org": "", "example.net": "[2001:db8::1]:5222"}
 		}, nil},
+
+		{"prebind on admin_listen", func(c *Config) { c.PrebindTokenFile, c.AdminListen = token, "127.0.0.1:5282" }, nil},
+		{"prebind on its own loopback listener", func(c *Config) { c.PrebindTokenFile, c.PrebindListen = token, "[::1]:5283" }, nil},
+		{"prebind without listener", func(c *Config) { c.PrebindTokenFile = token }, []string{"config: prebind_token_file: ", "admin_listen or prebind_listen"}},
+		{"prebind token file missing", func(c *Config) { c.PrebindTokenFile, c.AdminListen = token+".missing", "127.0.0.1:5282" }, []string{"config: prebind_token_file: ", token + ".missing"}},
+		{"prebind token file blank", func(c *Config) { c.PrebindTokenFile, c.AdminListen = blankToken, "127.0.0.1:5282" }, []string{"config: prebind_token_file: ", "no token"}},
+		{"prebind_listen without token", func(c *Config) { c.PrebindListen = "127.0.0.1:5283" }, []string{"config: prebind_token_file: ", "prebind_listen"}},
+		{"prebind on a public admin_listen", func(c *Config) { c.PrebindTokenFile, c.AdminListen = token, "0.0.0.0:5282" }, []string{"config: prebind_token_file: ", `admin_listen "0.0.0.0:5282"`, "prebind_insecure"}},
+		{"prebind on a public prebind_listen", func(c *Config) {
+			c.PrebindTokenFile, c.AdminListen, c.PrebindListen = token, "127.0.0.1:5282", "192.0.2.1:5283"
+		}, []string{"config: prebind_token_file: ", `prebind_listen "192.0.2.1:5283"`, "prebind_insecure"}},
+		{"prebind on any address", func(c *Config) { c.PrebindTokenFile, c.PrebindListen = token, ":5283" }, []string{"config: prebind_token_file: ", "prebind_insecure"}},
+		{"prebind public, allowed", func(c *Config) {
+			c.PrebindTokenFile, c.PrebindListen, c.PrebindInsecure = token, "192.0.2.1:5283", true
+		}, nil},
+		{"prebind_attach_timeout zero", func(c *Config) { c.PrebindAttachTimeout = 0 }, []string{"config: prebind_attach_timeout: "}},
 
 		{"upstream_tls unknown", func(c *Config) { c.UpstreamTLS = "tls" }, []string{"config: upstream_tls: ", `"tls"`}},
 		{"upstream_tls required", func(c *Config) { c.UpstreamTLS = "required" }, nil},

@@ -157,8 +157,8 @@ type browserStack struct {
 // other's roster) and boshd in-process (serveBoshd with opts), serving at
 // the same origin: BOSH at /http-bind, XEP-0156 host-meta, the test pages
 // of integration/browser/pages at /, integration/browser/node_modules at
-// /node_modules/ and a build directory at /build/. It skips (or fails) t
-// when the browser tools are missing.
+// /node_modules/ and a build directory at /build/, and opts.Routes' own.
+// It skips (or fails) t when the browser tools are missing.
 func startBrowserStack(t *testing.T, opts serveOptions) *browserStack {
 	t.Helper()
 	return startBrowserStackWith(t, prosodyOptions{}, opts)
@@ -175,7 +175,13 @@ func startBrowserStackWith(t *testing.T, popts prosodyOptions, opts serveOptions
 	if err := os.MkdirAll(st.BuildDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	opts.Routes = func(mux *http.ServeMux) { pageRoutes(mux, tools, st.BuildDir) }
+	routes := opts.Routes // the test's own, beside the pages
+	opts.Routes = func(mux *http.ServeMux) {
+		pageRoutes(mux, tools, st.BuildDir)
+		if routes != nil {
+			routes(mux)
+		}
+	}
 	st.boshdServer = serveBoshd(t, prosodyConfig(p), opts)
 	t.Cleanup(func() { checkBoshdLog(t, st.Log()) })
 	return st

@@ -11,6 +11,9 @@ import "time"
 // rather than once per request.
 func (s *Session) startIdleLocked() {
 	d := s.Params.Inactivity
+	if s.unattached {
+		d = s.Params.AttachTimeout
+	}
 	if s.pause > 0 {
 		d, s.pause = s.pause, 0
 	}
@@ -67,7 +70,11 @@ func (s *Session) idleExpiredLocked(gen uint64) bool {
 		return false
 	}
 	if s.final == nil {
-		s.log.Info("session inactive: ending it", "inactivity", s.Params.Inactivity)
+		if s.unattached {
+			s.log.Info("session not attached: no request within the attach timeout, ending it", "attach_timeout", s.Params.AttachTimeout)
+		} else {
+			s.log.Info("session inactive: ending it", "inactivity", s.Params.Inactivity)
+		}
 		s.endLocked(&Response{Type: TypeTerminate, Condition: ItemNotFound})
 		// XEP-0124 §10: the session is gone as if it never was; a client
 		// coming back later gets item-not-found.

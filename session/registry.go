@@ -104,6 +104,9 @@ func (r *Registry) Create(p Params, up Upstream, rid uint64) (*Session, error) {
 		reg:     r,
 		last:    rid,
 		key:     p.Key,
+		// A session waiting for its first request: see
+		// Params.AttachTimeout.
+		unattached: p.AttachTimeout > 0,
 	}
 	// Registered first: the ID and the logger are set under r.mu before
 	// any timer of the session can read them. Should starting the

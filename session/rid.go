@@ -41,6 +41,7 @@ func (s *Session) acceptLocked(req Request) (*request, *Response) {
 		}
 	}
 	s.pending = append(s.pending, r)
+	s.unattached = false // Params.AttachTimeout: the client has come
 	s.stopIdleLocked()
 	s.advanceLocked()
 	return r, nil

@@ -70,6 +70,12 @@ type Params struct {
 	// Acks turns on acknowledgements (XEP-0124 §9): the client asked for
 	// them with ack='1' at creation.
 	Acks bool
+	// AttachTimeout, if not zero, replaces Inactivity until the session
+	// accepts its first request: a session made for a client that was
+	// not there to ask (a pre-bound one, bosh.Handler.Prebind) ends if
+	// that client does not come within it. What the server sends
+	// meanwhile is queued as for any session.
+	AttachTimeout time.Duration
 	// OnEnd, if not nil, is called once when the session ends, after
 	// the session's lock is released, by the goroutine that ended it and
 	// before that goroutine's call into the session returns. It must be
@@ -225,6 +231,10 @@ type Session struct {
 	// pause, if not zero, replaces Params.Inactivity for the next idle
 	// period only (XEP-0124 §10).
 	pause time.Duration
+	// unattached is set from creation until the first request is
+	// accepted, when Params.AttachTimeout is not zero: meanwhile it is
+	// the idle period.
+	unattached bool
 	// final is set once the session has ended: the response that tells
 	// the client so. told says whether the client has received it.
 	final *Response

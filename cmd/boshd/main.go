@@ -121,7 +121,7 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 	if err != nil {
 		return err
 	}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() {
 		err := srv.Serve(bln)
 		listening.Store(false)
@@ -140,6 +140,32 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 		logger.Info("serving files", "dir", cfg.StaticDir, "url", scheme+"://"+ln.Addr().String()+"/")
 	}
 
+	// Single sign-on (prebind_token_file): /prebind on the admin
+	// listener, or on prebind_listen.
+	var tok *tokenFile
+	var prebind, adminPrebind http.Handler
+	if cfg.PrebindTokenFile != "" {
+		if tok, err = loadTokenFile(cfg.PrebindTokenFile); err != nil {
+			srv.Close()
+			return err
+		}
+		prebind = h.PrebindHandler(tok.get)
+		if cfg.PrebindListen == "" {
+			adminPrebind = prebind
+		}
+	}
+	var prebindSrv *http.Server
+	if prebind != nil && cfg.PrebindListen != "" {
+		pln, err := net.Listen("tcp", cfg.PrebindListen)
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("prebind_listen: %w", err)
+		}
+		prebindSrv = newPrebindServer(prebind, logger)
+		go func() { errc <- prebindSrv.Serve(pln) }()
+		logger.Info("single sign-on (prebind)", "url", prebindURL(pln))
+	}
+
 	var adminSrv *http.Server
 	if cfg.AdminListen != "" {
 		aln, err := net.Listen("tcp", cfg.AdminListen)
@@ -148,7 +174,7 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 			return fmt.Errorf("admin_listen: %w", err)
 		}
 		adminSrv = &http.Server{
-			Handler:           admin.NewHandler(h, admin.Options{Version: version(), Listening: listening.Load, WebSocket: wsh}),
+			Handler:           admin.NewHandler(h, admin.Options{Version: version(), Listening: listening.Load, WebSocket: wsh, Prebind: adminPrebind}),
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       10 * time.Second,
 			WriteTimeout:      30 * time.Second,
@@ -156,6 +182,9 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 		}
 		go func() { errc <- adminSrv.Serve(aln) }()
 		logger.Info("admin endpoints", "url", "http://"+aln.Addr().String()+"/", "metrics", "/metrics")
+		if adminPrebind != nil {
+			logger.Info("single sign-on (prebind)", "url", prebindURL(aln))
+		}
 	}
 
 	for {
@@ -163,7 +192,7 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 		case err := <-errc:
 			return err
 		case <-hup:
-			reload(h, wsh, cert, loadConfig, logger)
+			reload(h, wsh, cert, tok, loadConfig, logger)
 			continue
 		case <-ctx.Done():
 		}
@@ -183,6 +212,9 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 	}
 	if adminSrv != nil {
 		adminSrv.Shutdown(sctx)
+	}
+	if prebindSrv != nil {
+		prebindSrv.Shutdown(sctx)
 	}
 	// Leave a tenth of the bound, counted from the start of the
 	// shutdown, for closing what is still open.
@@ -211,7 +243,7 @@ func shutdownHandlers(ctx context.Context, h *bosh.Handler, wsh *wsbind.Handler)
 }
 
 // reload applies a configuration loaded again after SIGHUP.
-func reload(h *bosh.Handler, wsh *wsbind.Handler, cert *certificate, loadConfig func() (config.Config, error), logger *slog.Logger) {
+func reload(h *bosh.Handler, wsh *wsbind.Handler, cert *certificate, tok *tokenFile, loadConfig func() (config.Config, error), logger *slog.Logger) {
 	cfg, err := loadConfig()
 	if err != nil {
 		logger.Error("reload: configuration refused, nothing changed", "err", err)
@@ -233,6 +265,11 @@ func reload(h *bosh.Handler, wsh *wsbind.Handler, cert *certificate, loadConfig 
 	if cert != nil {
 		if err := cert.reload(); err != nil {
 			logger.Error("reload: TLS certificate not reloaded, the old one stays", "err", err)
+		}
+	}
+	if tok != nil {
+		if err := tok.reload(); err != nil {
+			logger.Error("reload: the prebind token not reloaded, the old one stays", "err", err)
 		}
 	}
 	logger.Info("configuration reloaded")

@@ -781,6 +781,96 @@ async function converseDiscovery(input, s) {
     return { hostMeta, boshURLs: urls, requests: pa.boshRequests.length };
 }
 
+// --- Single sign-on (pre-binding, issue 19) ---------------------------------
+
+// loginFormShown reports whether page shows Converse's login form.
+async function loginFormShown(page) {
+    return (await page.locator('#converse-login-jid').count()) > 0;
+}
+
+// sidsOf returns the BOSH sids of page's requests from index from on.
+function sidsOf(page, from = 0) {
+    return [...new Set(page.boshRequests.slice(from).map((r) => r.sid).filter((sid) => sid))];
+}
+
+// Converse.js with authentication 'prebind' and auto_login: alice's page
+// opens straight into her roster through the test's backend
+// (input.prebindPath?user=alice, her prebind_url), with no login form;
+// she and bob (who logs in with the form) chat both ways. After a reload
+// her page is in again without a login form, by restoring the BOSH
+// session or by pre-binding anew, and the chat goes on.
+async function conversePrebind(input, s) {
+    const stamp = Date.now().toString(36);
+    const texts = ['before', 'reply', 'after reload', 'reply after reload'].map((t) => `${t} (${stamp})`);
+    await s.launch();
+    const pa = await s.page('alice');
+    const pb = await s.page('bob', await s.isolatedContext());
+    const url = `${input.baseURL}/converse.html?prebind=${encodeURIComponent(input.prebindPath + '?user=alice')}`;
+    await Promise.all([pa.goto(url), converseLogin(input, pb, input.users.bob, input.baseURL + '/converse.html')]);
+    await contact(pa, input.users.bob.name).waitFor({ state: 'visible' });
+    check(!(await loginFormShown(pa)), "alice's pre-bound page shows a login form");
+    const jid = await pa.evaluate(() => window.converseApi.user.jid());
+    log(`alice: in as ${jid} without a login form`);
+    await Promise.all([converseOpenChat(pa, input.users.bob.name), converseOpenChat(pb, input.users.alice.name)]);
+    await converseSend(pa, texts[0]);
+    await converseWaitFor(pb, texts[0]);
+    await converseSend(pb, texts[1]);
+    await converseWaitFor(pa, texts[1]);
+    const sidsBefore = sidsOf(pa);
+
+    const from = pa.boshRequests.length;
+    await pa.reload();
+    await contact(pa, input.users.bob.name).waitFor({ state: 'visible' });
+    check(!(await loginFormShown(pa)), "alice's page shows a login form after the reload");
+    const textarea = pa.locator('converse-chat textarea.chat-textarea').first();
+    if (!(await textarea.isVisible())) {
+        await converseOpenChat(pa, input.users.bob.name);
+    }
+    await converseSend(pb, texts[2]);
+    await converseWaitFor(pa, texts[2]);
+    await converseSend(pa, texts[3]);
+    await converseWaitFor(pb, texts[3]);
+    const sidsAfter = sidsOf(pa, from);
+    log(`alice's sids: ${sidsBefore} before the reload, ${sidsAfter} after`);
+    check(pa.errors.length === 0 && pb.errors.length === 0, `page errors: ${[...pa.errors, ...pb.errors].join('; ')}`);
+    await Promise.all([pa.evaluate(() => window.converseApi.user.logout()), pb.evaluate(() => window.converseApi.user.logout())]);
+    return { jid, texts, sidsBefore, sidsAfter, requests: pa.boshRequests.length };
+}
+
+// Strophe.js attach(): alice's page fetches a pre-bound session from the
+// test's backend and attaches to it; bob, logged in with Strophe, wrote
+// to her full JID before she attached, and they exchange a message each
+// way after.
+async function stropheAttach(input, s) {
+    const stamp = Date.now().toString(36);
+    await s.launch();
+    const pa = await s.page('alice');
+    const pb = await s.page('bob', await s.isolatedContext());
+    const bob = await stropheLogin(input, pb, input.users.bob, 'web');
+    await pa.goto(input.baseURL + '/strophe.html');
+    const pre = await pa.evaluate(async (path) => {
+        const resp = await fetch(path);
+        return { status: resp.status, ...(await resp.json()) };
+    }, input.prebindPath + '?user=alice');
+    check(pre.status === 200 && typeof pre.rid === 'string' && typeof pre.sid === 'string', `prebind_url answered ${JSON.stringify(pre)}`);
+    log(`alice: pre-bound ${pre.jid}, sid ${pre.sid}, rid ${pre.rid}`);
+
+    const early = `early (${stamp})`;
+    await pb.evaluate(([to, body]) => window.chat.send(to, body), [pre.jid, early]);
+    await pb.evaluate(() => window.chat.ping()); // the server has routed it
+    const attached = await pa.evaluate((o) => window.chat.attach(o), { jid: pre.jid, sid: pre.sid, rid: pre.rid, wait: input.wait });
+    const hello = `hello from the attached page (${stamp})`;
+    await pa.evaluate(([to, body]) => window.chat.send(to, body), [bob.jid, hello]);
+    await pa.waitForFunction((t) => window.chat.received.some((m) => m.body === t), early, { polling: 50 });
+    await pb.waitForFunction((t) => window.chat.received.some((m) => m.body === t), hello, { polling: 50 });
+    const reply = `reply to the attached page (${stamp})`;
+    await pb.evaluate(([to, body]) => window.chat.send(to, body), [pre.jid, reply]);
+    await pa.waitForFunction((t) => window.chat.received.some((m) => m.body === t), reply, { polling: 50 });
+    const firstRid = pa.boshRequests.length > 0 ? pa.boshRequests[0].rid : null;
+    await Promise.all([pa.evaluate(() => window.chat.logout()), pb.evaluate(() => window.chat.logout())]);
+    return { jid: pre.jid, sid: pre.sid, rid: pre.rid, attachedSid: attached.sid, firstRid, firstSid: pa.boshRequests[0]?.sid ?? null };
+}
+
 // --- StanzaJS -------------------------------------------------------------
 
 async function buildStanza(input) {
@@ -1122,6 +1212,8 @@ const scenarios = {
     'strophe-keepalive': stropheKeepalive,
     'strophe-network': stropheNetwork,
     'converse-message': converseMessage,
+    'converse-prebind': conversePrebind,
+    'strophe-attach': stropheAttach,
     'converse-discovery': converseDiscovery,
     'stanza-message': stanzaMessage,
     'ws-chat': wsChat,

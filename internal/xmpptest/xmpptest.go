@@ -330,6 +330,16 @@ func (p *Peer) WaitQuit() { <-p.srv.quit }
 // PlainUser returns the authentication identity of a SASL PLAIN <auth/>
 // element, "" if it has none.
 func PlainUser(auth string) string {
+	parts := strings.Split(plainMessage(auth), "\x00")
+	if len(parts) != 3 || parts[1] == "" {
+		return ""
+	}
+	return parts[1]
+}
+
+// plainMessage returns the decoded content of a SASL PLAIN <auth/>
+// element (authzid NUL authcid NUL password), "" if it has none.
+func plainMessage(auth string) string {
 	start := strings.IndexByte(auth, '>')
 	end := strings.LastIndex(auth, "</")
 	if start < 0 || end < start {
@@ -339,9 +349,5 @@ func PlainUser(auth string) string {
 	if err != nil {
 		return ""
 	}
-	parts := strings.Split(string(data), "\x00")
-	if len(parts) != 3 || parts[1] == "" {
-		return ""
-	}
-	return parts[1]
+	return string(data)
 }

@@ -75,6 +75,23 @@
             });
         },
 
+        // attach takes over a session boshd pre-bound ({jid, sid, rid} as
+        // /prebind answers, rid a string) and resolves once Strophe is
+        // attached.
+        attach(opts) {
+            const conn = chat.create(opts);
+            return new Promise((resolve, reject) => {
+                conn.attach(opts.jid, opts.sid, opts.rid, (status, condition) => {
+                    chat.statuses.push(statusNames[status] + (condition ? ':' + condition : ''));
+                    if (status === Status.ATTACHED) {
+                        resolve({ jid: conn.jid, sid: conn._proto.sid, rid: conn._proto.rid });
+                    } else if ([Status.CONNFAIL, Status.AUTHFAIL, Status.DISCONNECTED, Status.ERROR, Status.ATTACHFAIL].includes(status)) {
+                        reject(new Error('attach failed: ' + statusNames[status] + ' ' + (condition || '')));
+                    }
+                }, opts.wait || 60, 1);
+            });
+        },
+
         // roster resolves with the bare JIDs of the user's roster.
         roster() {
             return new Promise((resolve, reject) => {
