@@ -81,6 +81,7 @@ func NewHandlerWith(g *gateway.Gateway) *Handler {
 		return metrics.Gauges{Live: st.Live, Held: st.Held, Queued: st.Queued, QueuedBytes: st.QueuedBytes,
 			Parked: h.parkedNow.Load()}
 	})
+	h.sessions.Node = h.cfg.NodeID
 	h.sessions.OnEnd = func(c session.Condition) { h.metrics.SessionEnded(string(c)) }
 	h.sessions.OnPush = func(d time.Duration) { h.metrics.Push(d.Seconds()) }
 	return h
