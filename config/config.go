@@ -66,6 +66,12 @@ type Config struct {
 	// a status page. Empty (the default) serves none of them.
 	// Key: admin_listen.
 	AdminListen string
+	// AgentListen, if set, is the address of a TCP listener answering
+	// HAProxy's agent-check: "up ready", "drain" while draining (POST
+	// /drain on AdminListen, or SIGUSR1) or "down" while stopping, one
+	// line per connection (docs/design/004-cluster.md). Empty (the
+	// default): none. Key: agent_listen.
+	AgentListen string
 
 	// NodeID names this node in a cluster of boshd nodes: letters,
 	// digits and "-", at most 32. Each session ID starts with NodeID and

@@ -168,6 +168,15 @@ sessions. Empty: plain HTTP (put TLS in front, e.g. nginx).`,
 			check: func(c Config) error { return optional(c.AdminListen, checkHostPort) },
 		},
 		{
+			Key:  "agent_listen",
+			Help: "answer HAProxy's agent-check on `HOST:PORT`: up, drain (POST /drain, SIGUSR1) or down (stopping)",
+			Doc: `For example :5283, with agent-check agent-port 5283 on the server lines of
+contrib/haproxy/haproxy.cfg: HAProxy must reach it, and it tells nothing but
+that one word. Each connection gets one line and is closed. Empty: off.`,
+			field: func(c *Config) any { return &c.AgentListen },
+			check: func(c Config) error { return optional(c.AgentListen, checkHostPort) },
+		},
+		{
 			Key:  "node_id",
 			Help: "name this node `NAME` in a cluster, 1 to 32 letters, digits or -; its session IDs start with NAME and a dot",
 			Doc: `Each node of a cluster has its own name, so that a load balancer (HAProxy,
