@@ -230,3 +230,28 @@ func TestRoutingNeedsBody(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestReadme checks that README.md's "Several nodes" shows this file as
+// it is.
+func TestReadme(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile("haproxy.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## Several nodes\n")
+	if !ok {
+		t.Fatal(`README.md has no "## Several nodes" section`)
+	}
+	_, block, ok := strings.Cut(section, "\n```haproxy\n")
+	if !ok {
+		t.Fatal(`README.md's "Several nodes" has no haproxy block`)
+	}
+	block, _, _ = strings.Cut(block, "```")
+	if block != string(cfg) {
+		t.Errorf("README.md's haproxy block differs from haproxy.cfg; copy the file into it")
+	}
+}
