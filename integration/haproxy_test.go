@@ -577,6 +577,15 @@ func TestHAProxyNodeKilled(t *testing.T) {
 	if took := time.Since(start); ex.Body.Attr("condition") != "item-not-found" || took > 2*time.Second {
 		t.Errorf("next request for the killed node's session: %s after %v, want item-not-found within 2s", ex.Raw, took.Round(time.Millisecond))
 	}
+	// Both answers came from a node that tried to forward the request to
+	// the dead one, and gave up at once.
+	unreachable := 0.0
+	for _, node := range []string{"n1", "n3"} {
+		unreachable += parseMetric(c.Metrics(node), `boshd_forwarded_requests_total{outcome="unreachable",peer="`+victim+`"}`)
+	}
+	if unreachable < 2 {
+		t.Errorf("the other nodes counted %v requests for %s unreachable, want at least the 2 answered item-not-found", unreachable, victim)
+	}
 	c.WaitState(victim, "DOWN")
 
 	// The others see nothing: they talk both ways, still on their nodes.
