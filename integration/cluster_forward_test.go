@@ -1,6 +1,9 @@
 package integration
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -46,14 +49,10 @@ func freeAddrOn(t *testing.T, host string) string {
 }
 
 // startForwardingNodes starts one boshd per forwardNodeHosts, named n1,
-// n2, …, each with the others as peers and one cluster secret, in front
-// of p, holding requests at most maxWait.
-func startForwardingNodes(t *testing.T, p *prosody, maxWait time.Duration) []*forwardNode {
+// n2, …, each with the others as peers and the cluster secret in the file
+// secret, in front of p, holding requests at most maxWait.
+func startForwardingNodes(t *testing.T, p *prosody, maxWait time.Duration, secret string) []*forwardNode {
 	t.Helper()
-	secret := filepath.Join(t.TempDir(), "cluster-secret")
-	if err := os.WriteFile(secret, []byte("integration-test-secret-of-forty-bytes!!\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	nodes := make([]*forwardNode, len(forwardNodeHosts))
 	for i, host := range forwardNodeHosts {
 		nodes[i] = &forwardNode{name: "n" + strconv.Itoa(i+1), addr: freeAddrOn(t, host)}
@@ -189,6 +188,35 @@ http {
 	return url
 }
 
+// readmeSignedPost posts body to url as a node named from would forward
+// it for the client at client, signed with secret as README's "Forwarding
+// between nodes" says, and returns the status and the body of the answer.
+func readmeSignedPost(t *testing.T, url, secret, from, client, body string) (int, string) {
+	t.Helper()
+	now := strconv.FormatInt(time.Now().Unix(), 10)
+	bodySum := sha256.Sum256([]byte(body))
+	mac := hmac.New(sha256.New, []byte(secret))
+	for _, line := range []string{"boshd-forward-1", from, now, client, "http", ""} {
+		mac.Write([]byte(line + "\n"))
+	}
+	mac.Write(bodySum[:])
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+	req.Header.Set("Boshd-Forwarded", from)
+	req.Header.Set("Boshd-Forwarded-For", client)
+	req.Header.Set("Boshd-Forwarded-Proto", "http")
+	req.Header.Set("Boshd-Forward-Time", now)
+	req.Header.Set("Boshd-Forward-Auth", hex.EncodeToString(mac.Sum(nil)))
+	resp, data, err := readAll(http.DefaultClient.Do(req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(data)
+}
+
 // TestClusterForwardingNginx checks design 004's forwarding with real
 // parts: behind nginx's round-robin, two clients log in and chat through
 // three nodes, each request landing on any of them, with every message
@@ -197,7 +225,12 @@ http {
 func TestClusterForwardingNginx(t *testing.T) {
 	parallel(t)
 	p := startProsody(t, prosodyOptions{})
-	nodes := startForwardingNodes(t, p, 10*time.Second)
+	secretFile := filepath.Join(t.TempDir(), "cluster-secret")
+	oldSecret := "integration-test-secret-of-forty-bytes!!"
+	if err := os.WriteFile(secretFile, []byte(oldSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nodes := startForwardingNodes(t, p, 10*time.Second, secretFile)
 	url := startRoundRobinNginx(t, nodes) + "/http-bind"
 
 	alice, aliceLogin := login(t, url, p, "alice", "PLAIN", "web")
@@ -286,6 +319,39 @@ func TestClusterForwardingNginx(t *testing.T) {
 	alice.Send(message("bob@localhost", "after", "after the forgeries"))
 	if m := bob.WaitFor("the message after the forgeries", fromAlice); m.Attr("id") != "after" {
 		t.Fatalf("bob got %s, want the message after the forgeries", m)
+	}
+
+	// The scheme README documents is the nodes': a creation signed by
+	// hand is served, its client's address the one signed.
+	creation := fmt.Sprintf("<body xmlns='%s' rid='100' to='localhost' wait='5' hold='1' ver='1.6'/>", nsHTTPBind)
+	if status, body := readmeSignedPost(t, nodes[0].URL, oldSecret, "n2", "203.0.113.77", creation); status != http.StatusOK || !strings.Contains(body, "sid=") {
+		t.Fatalf("a creation signed as README says answered %d %s", status, body)
+	}
+	nodes[0].WaitLog(t, "ip=203.0.113.77")
+
+	// A new secret everywhere and SIGHUP: the old one is refused, the
+	// new one taken, and the nodes forward to each other still.
+	newSecret := "the-new-cluster-secret-after-a-rotation-0123"
+	if err := os.WriteFile(secretFile, []byte(newSecret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		n.Signal(syscall.SIGHUP)
+	}
+	for _, n := range nodes {
+		n.WaitLog(t, "configuration reloaded")
+	}
+	if status, body := readmeSignedPost(t, nodes[0].URL, oldSecret, "n2", "203.0.113.78", creation); status != http.StatusForbidden {
+		t.Errorf("a creation signed with the old secret after the reload answered %d %s, want 403", status, body)
+	}
+	if status, body := readmeSignedPost(t, nodes[0].URL, newSecret, "n2", "203.0.113.79", creation); status != http.StatusOK || !strings.Contains(body, "sid=") {
+		t.Errorf("a creation signed with the new secret after the reload answered %d %s", status, body)
+	}
+	for i := range 6 {
+		alice.Send(message("bob@localhost", fmt.Sprintf("r%d", i), "after the reload"))
+		if m := bob.WaitFor("a message after the reload", fromAlice); m.Attr("id") != fmt.Sprintf("r%d", i) {
+			t.Fatalf("bob got %s, want r%d", m, i)
+		}
 	}
 
 	ok, unreachable, failed := forwardMetric(nodes, "ok"), forwardMetric(nodes, "unreachable"), forwardMetric(nodes, "error")
