@@ -13,8 +13,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -554,5 +556,66 @@ func TestConnLimitsPeers(t *testing.T) {
 		if _, ok := l.admit(&addrConn{remote: tcpAddr(tc.remote)}); ok != tc.ok {
 			t.Errorf("admit(%s) = %v, want %v", tc.remote, ok, tc.ok)
 		}
+	}
+}
+
+// silentAddr returns a loopback address whose listener takes no more
+// connections: its accept queue is full and never read, so that a
+// connection attempt waits for the SYN's answer until it gives up.
+func silentAddr(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
+	// The one connection the queue holds.
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if c2, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+		c2.Close()
+		t.Skip("this kernel accepts past a full accept queue; no silent peer to test with")
+	}
+	return addr
+}
+
+// TestForwardPeerSilent checks that a peer that does not take the
+// connection is given up after peerConnectTimeout: the client gets
+// item-not-found in about a second, not at the end of its wait.
+func TestForwardPeerSilent(t *testing.T) {
+	t.Parallel()
+	secret := writeSecret(t, testSecret)
+	env := newLoggedEnv(t, slog.LevelInfo, func(cfg *config.Config) {
+		cfg.NodeID, cfg.ClusterSecretFile = "n1", secret
+		cfg.Peers = map[string]string{"n2": silentAddr(t)}
+	})
+	start := time.Now()
+	_, _, resp := env.post(emptyBody("n2.AAAAAAAAAAAAAAAAAAAAAAAA", 7))
+	d := time.Since(start)
+	if a := attrs(resp); a["condition"] != "item-not-found" {
+		t.Errorf("answered %s, want item-not-found", resp)
+	}
+	if d < peerConnectTimeout/2 || d > peerConnectTimeout+2*time.Second {
+		t.Errorf("answered after %v, want about %v", d, peerConnectTimeout)
+	}
+	if out := scrape(t, env.h); !strings.Contains(out, `boshd_forwarded_requests_total{outcome="unreachable",peer="n2"} 1`+"\n") {
+		t.Errorf("not counted unreachable:\n%s", out)
+	}
+	if !strings.Contains(env.logs.String(), "forwarding failed") || !strings.Contains(env.logs.String(), "peer=n2") {
+		t.Errorf("not logged with the peer:\n%s", env.logs)
 	}
 }
