@@ -63,6 +63,9 @@ func NewHandler(h *bosh.Handler, opts Options) http.Handler {
 	if opts.Prebind != nil {
 		mux.Handle("/prebind", opts.Prebind) // every method: it answers 405 itself
 	}
+	mux.HandleFunc("GET /drain", s.drain)
+	mux.HandleFunc("POST /drain", s.drain)
+	mux.HandleFunc("DELETE /drain", s.drain)
 	mux.HandleFunc("GET /{$}", s.status)
 	// Profiles (go tool pprof http://ADMIN/debug/pprof/heap): the admin
 	// listener is the operator's, never the public one.
@@ -90,6 +93,9 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 func (s *server) ready(ctx context.Context) error {
 	if s.opts.Listening != nil && !s.opts.Listening() {
 		return errNotListening
+	}
+	if s.h.Gateway().Draining() {
+		return errDraining
 	}
 	s.mu.Lock()
 	for {
@@ -126,6 +132,9 @@ func (s *server) ready(ctx context.Context) error {
 // errNotListening is the readiness error while the BOSH listener is down.
 var errNotListening = errors.New("the BOSH listener is not accepting requests")
 
+// errDraining is the readiness error while the server drains (/drain).
+var errDraining = errors.New("draining: no new sessions")
+
 var statusPage = template.Must(template.New("status").Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>boshd status</title>
 <style>body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}td,th{padding:.3em 1em;text-align:left;border-bottom:1px solid #ddd}</style>
@@ -135,7 +144,8 @@ var statusPage = template.Must(template.New("status").Parse(`<!DOCTYPE html>
 <tr><th>version</th><td>{{.Version}}</td></tr>
 <tr><th>Go</th><td>{{.Go}}</td></tr>
 <tr><th>uptime</th><td>{{.Uptime}}</td></tr>
-<tr><th>BOSH sessions</th><td>{{.Stats.Live}}</td></tr>
+{{if .Draining}}<tr><th>draining</th><td>yes: new sessions are refused (<a href="/drain">/drain</a>)</td></tr>
+{{end}}<tr><th>BOSH sessions</th><td>{{.Stats.Live}}</td></tr>
 <tr><th>held requests</th><td>{{.Stats.Held}}</td></tr>
 <tr><th>queued stanzas</th><td>{{.Stats.Queued}} ({{.Stats.QueuedBytes}} bytes)</td></tr>
 {{with .WebSocket}}<tr><th>WebSocket sessions</th><td>{{.Live}} ({{.Parked}} idle, parked)</td></tr>
@@ -150,6 +160,7 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	statusPage.Execute(w, struct {
 		Version, Go, Uptime string
+		Draining            bool
 		Stats               session.Stats
 		WebSocket           *wsbind.Stats
 		Goroutines          int
@@ -157,6 +168,7 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) {
 		Version:    s.opts.Version,
 		Go:         runtime.Version(),
 		Uptime:     time.Since(s.start).Round(time.Second).String(),
+		Draining:   s.h.Gateway().Draining(),
 		Stats:      s.h.Stats(),
 		WebSocket:  s.webSocketStats(),
 		Goroutines: runtime.NumGoroutine(),

@@ -37,10 +37,14 @@ import (
 // refused: a reverse proxy opens one connection per request it forwards
 // for all its clients (the README's nginx keeps 256 idle ones per worker
 // on top of those), and its clients are bounded by max_sessions_per_ip
-// under their own addresses.
+// under their own addresses. So are connections from the IP addresses
+// of the gateway's peers (docs/design/004-cluster.md): a node forwarding
+// requests carries its clients' held requests on connections of its
+// own.
 type connLimits struct {
-	max int              // immutable; 0 means no limit
-	g   *gateway.Gateway // immutable; metrics, logger, trusted_proxies; nil: none
+	max   int                 // immutable; 0 means no limit
+	g     *gateway.Gateway    // immutable; metrics, logger, trusted_proxies; nil: none
+	peers map[netip.Addr]bool // immutable; the peers' IP addresses, from g's peers
 	// now is time.Now, or a test's clock; immutable.
 	now func() time.Time
 
@@ -57,7 +61,17 @@ type connLimits struct {
 const refusalLogInterval = 10 * time.Second
 
 func newConnLimits(max int, g *gateway.Gateway, now func() time.Time) *connLimits {
-	return &connLimits{max: max, g: g, now: now, perIP: make(map[netip.Addr]int)}
+	l := &connLimits{max: max, g: g, now: now, perIP: make(map[netip.Addr]int), peers: make(map[netip.Addr]bool)}
+	if g != nil {
+		for _, addr := range g.Config().Peers {
+			// A peer named by an IP address; one named by a host
+			// name goes in trusted_proxies (README).
+			if ap, err := netip.ParseAddrPort(addr); err == nil {
+				l.peers[ap.Addr().Unmap().WithZone("")] = true
+			}
+		}
+	}
+	return l
 }
 
 // admit counts c in and returns it wrapped so that closing it counts it
@@ -74,7 +88,7 @@ func (l *connLimits) admit(c net.Conn) (net.Conn, bool) {
 	if !ok {
 		return c, true
 	}
-	capped := l.max > 0 && (l.g == nil || !l.g.Trusts(ip))
+	capped := l.max > 0 && (l.g == nil || !l.g.Trusts(ip) && !l.peers[ip])
 	if !l.take(ip, capped) {
 		if l.g != nil {
 			l.g.Metrics().ConnRefused(metrics.ConnRefusedPerIP)

@@ -38,10 +38,19 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 		h.refuse(w, c.content, c.params.Legacy, &requestError{cond: session.SystemShutdown, msg: "shutting down"})
 		return
 	}
+	if h.g.Draining() {
+		// docs/design/004-cluster.md, "Drain": an HTTP error, not a
+		// terminate body, so that a balancer (retry-on 503) or the client
+		// tries again, on another node.
+		w.Header().Set("Retry-After", "1")
+		setOutcome(w, "refused")
+		http.Error(w, "draining: no new sessions here, retry", http.StatusServiceUnavailable)
+		return
+	}
 	// docs/CONFORMANCE.md#limits: the slot is taken before dialling, so that a client over
 	// its limit never reaches the upstream, and given back when the
 	// session is forgotten, or now if none is made.
-	ip, forwardIgnored := h.g.ClientIP(r)
+	ip, forwardIgnored := h.clientIP(r)
 	release, err := h.g.Acquire(ip)
 	if err != nil {
 		h.g.LogRefusal(r.Context(), ip, forwardIgnored, err)
@@ -75,7 +84,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 		h.refuse(w, c.content, c.params.Legacy, &requestError{cond: session.RemoteConnectionFailed, msg: err.Error()})
 		return
 	}
-	c.params.Secure = r.TLS != nil // XEP-0124 §19.1
+	c.params.Secure = h.overTLS(r) // XEP-0124 §19.1
 	c.params.OnEnd = release
 	s, err := h.sessions.Create(c.params, conn, b.rid)
 	if err != nil {

@@ -35,6 +35,9 @@ type Handler struct {
 	log      *slog.Logger     // immutable
 	metrics  *metrics.Metrics // immutable
 	sessions *session.Registry
+	// fwd forwards requests for other nodes' sessions and checks those
+	// forwarded to this one (forward.go).
+	fwd *forwarder
 
 	// poller is g's, watching the clients of parked requests
 	// (docs/design/002); nil when parking is off or unavailable. parkers
@@ -81,6 +84,18 @@ func NewHandlerWith(g *gateway.Gateway) *Handler {
 		return metrics.Gauges{Live: st.Live, Held: st.Held, Queued: st.Queued, QueuedBytes: st.QueuedBytes,
 			Parked: h.parkedNow.Load()}
 	})
+	h.sessions.Node = h.cfg.NodeID
+	var secret []byte
+	if file := h.cfg.ClusterSecretFile; file != "" {
+		var err error
+		if secret, err = config.ReadClusterSecret(file); err != nil {
+			// Validated moments ago: the file changed since. Every
+			// forwarded request is refused until a reload reads it.
+			h.log.Error("cluster_secret_file not read: forwarded requests refused until a reload", "err", err)
+		}
+	}
+	h.fwd = newForwarder(h.cfg, secret)
+	h.metrics.ForwardPeers(h.fwd.peerNames())
 	h.sessions.OnEnd = func(c session.Condition) { h.metrics.SessionEnded(string(c)) }
 	h.sessions.OnPush = func(d time.Duration) { h.metrics.Push(d.Seconds()) }
 	return h
@@ -103,6 +118,7 @@ func (h *Handler) Sessions() int { return h.sessions.Len() }
 // closes it, releasing what parking uses.
 func (h *Handler) Shutdown(ctx context.Context) error {
 	h.g.Stop()
+	h.fwd.close()
 	h.sessions.Shutdown()
 	written := make(chan struct{})
 	go func() {
@@ -184,8 +200,22 @@ func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
 	if h.testPanic != nil {
 		h.testPanic("body")
 	}
+	// A request forwarded by another node is served only if its
+	// signature checks out (forward.go).
+	r, ok := h.receive(w, r, data)
+	if !ok {
+		putBuffer(bp, data)
+		return
+	}
 	b := new(body)
 	err = parseBodyDepth(b, data, h.cfg.MaxElementDepth)
+	if node := h.fwd.owner(b.sid); node != "" {
+		// Another node's session, its request forwarded as it came:
+		// the buffer is left to the collector, the transport may
+		// read it still.
+		h.forward(w, r, node, b.sid, b.rid, data)
+		return
+	}
 	// Parsing copies what it keeps: the buffer goes back before the
 	// request is held.
 	putBuffer(bp, data)
@@ -205,7 +235,7 @@ func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
 		h.refuse(w, defaultContentType, false, &requestError{cond: session.ItemNotFound, msg: "unknown sid"})
 		return
 	}
-	if s.Params.Secure && r.TLS == nil {
+	if s.Params.Secure && !h.overTLS(r) {
 		// XEP-0124 §19.1: a session made over TLS is not touched by a plaintext
 		// request, which is sent to the https URI instead.
 		h.log.Info("plaintext request for a session made over TLS", "sid", s.LogID(), "remote", r.RemoteAddr)

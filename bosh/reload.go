@@ -1,6 +1,8 @@
 package bosh
 
 import (
+	"fmt"
+
 	"github.com/boshd/boshd/config"
 	"github.com/boshd/boshd/session"
 )
@@ -9,16 +11,26 @@ import (
 // touching the sessions it serves, as far as it can: the gateway's
 // reloadable settings (gateway.Gateway.Reload: the served domains
 // (upstreams), route_allow, cors_origins, trusted_proxies, max_sessions
-// and max_sessions_per_ip) take effect at once, and the handler's
+// and max_sessions_per_ip) and the secret of cluster_secret_file, read
+// again, take effect at once, and the handler's
 // sessions for a domain no longer served end with host-gone (XEP-0124
 // §17.2). Other settings need a restart; Reload returns the keys it left
 // unchanged, so the caller can say so. cfg is validated first; if it is
 // not valid nothing changes.
 func (h *Handler) Reload(cfg config.Config) (ignored []string, err error) {
+	// The secret is read first, so that a file gone bad changes
+	// nothing at all.
+	var secret []byte
+	if cfg.ClusterSecretFile != "" {
+		if secret, err = config.ReadClusterSecret(cfg.ClusterSecretFile); err != nil {
+			return nil, fmt.Errorf("config: cluster_secret_file: %w", err)
+		}
+	}
 	before := h.g.Domains()
 	if ignored, err = h.g.Reload(cfg); err != nil {
 		return nil, err
 	}
+	h.fwd.setSecret(secret)
 	gone := make(map[string]bool)
 	var goneList []string
 	for _, domain := range before {

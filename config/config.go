@@ -87,7 +87,36 @@ type Config struct {
 	// its browser's first request before it ends. Key:
 	// prebind_attach_timeout.
 	PrebindAttachTimeout time.Duration
+	// AgentListen, if set, is the address of a TCP listener answering
+	// HAProxy's agent-check: "up ready", "drain" while draining (POST
+	// /drain on AdminListen, or SIGUSR1) or "down" while stopping, one
+	// line per connection (docs/design/004-cluster.md). Empty (the
+	// default): none. Key: agent_listen.
+	AgentListen string
 
+	// NodeID names this node in a cluster of boshd nodes: letters,
+	// digits and "-", at most 32. Each session ID starts with NodeID and
+	// a dot ("n1.ZlR3…"), so that a load balancer or another node can
+	// tell which node holds a session (docs/design/004-cluster.md).
+	// Empty (the default): a single node, IDs without a prefix.
+	// Key: node_id.
+	NodeID string
+	// Peers maps the NodeID of every other node of the cluster to the
+	// host:port of its BOSH listener. A request whose sid names a peer
+	// is forwarded to it, once, signed with the secret of
+	// ClusterSecretFile; one naming a node not in Peers is answered
+	// item-not-found. Peers requires NodeID and ClusterSecretFile, and
+	// must not name NodeID. Key: peers.
+	Peers map[string]string
+	// ClusterSecretFile names a file holding the secret, at least 32
+	// bytes once trailing white space is trimmed, shared by the nodes of
+	// a cluster to sign the requests they forward to each other and
+	// check the ones they receive. It is read again on reload (SIGHUP).
+	// Empty: a request that claims to be forwarded is refused.
+	// Key: cluster_secret_file.
+	ClusterSecretFile string
+
+	// Upstreams maps each served XMPP domain
 	// Upstreams maps each served XMPP domain to the host:port of its
 	// client-to-server listener. An empty address means "look the domain up
 	// through DNS SRV". A `to` attribute naming a domain not in this map is

@@ -25,6 +25,7 @@ func ExampleSettings() {
 	// Output:
 	// cors_origins (--cors-origins, BOSHD_CORS_ORIGINS)
 	// trusted_proxies (--trusted-proxies, BOSHD_TRUSTED_PROXIES)
+	// cluster_secret_file (--cluster-secret-file, BOSHD_CLUSTER_SECRET_FILE)
 	// upstreams (--upstreams, BOSHD_UPSTREAMS)
 	// route_allow (--route-allow, BOSHD_ROUTE_ALLOW)
 	// max_sessions (--max-sessions, BOSHD_MAX_SESSIONS)

@@ -198,6 +198,50 @@ behind a proxy that terminates TLS.`,
 			check:   func(c Config) error { return positive(c.PrebindAttachTimeout) },
 		},
 		{
+			Key:  "agent_listen",
+			Help: "answer HAProxy's agent-check on `HOST:PORT`: up, drain (POST /drain, SIGUSR1) or down (stopping)",
+			Doc: `For example :5283, with agent-check agent-port 5283 on the server lines of
+contrib/haproxy/haproxy.cfg: HAProxy must reach it, and it tells nothing but
+that one word. Each connection gets one line and is closed. Empty: off.`,
+			field: func(c *Config) any { return &c.AgentListen },
+			check: func(c Config) error { return optional(c.AgentListen, checkHostPort) },
+		},
+		{
+			Key:  "node_id",
+			Help: "name this node `NAME` in a cluster, 1 to 32 letters, digits or -; its session IDs start with NAME and a dot",
+			Doc: `Each node of a cluster has its own name, so that a load balancer (HAProxy,
+contrib/haproxy) or another node (peers) can tell from a sid which node holds
+the session. Empty: a single node, session IDs without a prefix.`,
+			field: func(c *Config) any { return &c.NodeID },
+			check: func(c Config) error { return optional(c.NodeID, checkNodeName) },
+		},
+		{
+			Key:  "peers",
+			Help: "forward requests for another node's sessions to it, at its address (`NAME=HOST:PORT,...`)",
+			Doc: `In this file, a map from every other node's node_id to the HOST:PORT of
+its BOSH listener (plain HTTP, on a private network). A request whose sid
+names a peer is forwarded to it, signed with cluster_secret_file; one naming
+an unknown node is answered item-not-found. Needs node_id and
+cluster_secret_file. Empty: nothing is forwarded.`,
+			Aliases: []Alias{{
+				Flag: "peer",
+				Help: "forward requests for another node's sessions to it, given as `NAME=HOST:PORT`; repeat it for each peer",
+			}},
+			field: func(c *Config) any { return &c.Peers },
+			check: checkPeers,
+		},
+		{
+			Key:  "cluster_secret_file",
+			Help: "sign and check requests forwarded between nodes with the secret in `FILE`, at least 32 bytes",
+			Doc: `The same file on every node; trailing white space is not part of the secret
+(openssl rand -base64 48 makes one). Read again on SIGHUP: for a rolling
+change, give every node the new file and reload them together. Empty: a
+forwarded request (a Boshd-Forward-Auth header) is refused.`,
+			Reloadable: true,
+			field:      func(c *Config) any { return &c.ClusterSecretFile },
+			check:      func(c Config) error { return optional(c.ClusterSecretFile, checkSecretFile) },
+		},
+		{
 			Key:     "upstreams",
 			Default: map[string]string{"localhost": "127.0.0.1:5222"},
 			Help:    "serve each XMPP domain through the XMPP server at its address (`DOMAIN=HOST:PORT,...`)",

@@ -168,6 +168,7 @@ func TestValidate(t *testing.T) {
 		{"tls files missing", func(c *Config) { c.TLSCertFile, c.TLSKeyFile = "/nonexistent/cert.pem", "/nonexistent/key.pem" }, []string{"config: tls_cert_file: "}},
 		{"max_element_depth too small", func(c *Config) { c.MaxElementDepth = 2 }, []string{"config: max_element_depth: ", "got 2"}},
 		{"admin_listen not host:port", func(c *Config) { c.AdminListen = "5282" }, []string{"config: admin_listen: ", `got "5282"`}},
+		{"agent_listen not host:port", func(c *Config) { c.AgentListen = "5283" }, []string{"config: agent_listen: ", `got "5283"`}},
 		{"session limits off", func(c *Config) { c.MaxSessions = 0; c.MaxSessionsPerIP = 0 }, nil},
 		{"log_level unknown", func(c *Config) { c.LogLevel = "trace" }, []string{"config: log_level: ", `"trace"`}},
 		{"log_level upper case", func(c *Config) { c.LogLevel = "INFO" }, []string{"config: log_level: ", `"INFO"`}},

@@ -7,7 +7,8 @@
 // against one max_sessions and max_sessions_per_ip, with the client's
 // address behind trusted proxies; the check of a WebSocket upgrade's
 // Origin; the one netpoll.Poller of the process; the Prometheus metrics;
-// whether the server is stopping; and XEP-0156 host-meta.
+// whether the server is stopping or draining (drain.go); and XEP-0156
+// host-meta.
 //
 // A binding makes one Gateway with New, or is given one to share, and
 // registers its gauges with AddGauges. The package knows nothing of

@@ -34,6 +34,8 @@ type Gateway struct {
 	dyn     atomic.Pointer[dynamic]
 
 	stopping atomic.Bool
+	// draining is set by Drain and cleared by Undrain (drain.go).
+	draining atomic.Bool
 	// forwardWarned is set by the first ClientIP that finds an
 	// X-Forwarded-For header ignored, which it logs.
 	forwardWarned atomic.Bool
@@ -176,14 +178,17 @@ func (g *Gateway) Close() error {
 // readyTimeout bounds one readiness probe of an upstream.
 const readyTimeout = 2 * time.Second
 
-// Ready reports whether the server can serve: it is not stopping and
-// every upstream with a configured address accepts TCP connections. It
+// Ready reports whether the server can serve: it is neither stopping nor
+// draining, and every upstream with a configured address accepts TCP connections. It
 // opens and closes one connection per upstream, so callers should not
 // call it more than every few seconds. Upstreams found through DNS SRV
 // are not probed.
 func (g *Gateway) Ready(ctx context.Context) error {
 	if g.stopping.Load() {
 		return errors.New("shutting down")
+	}
+	if g.draining.Load() {
+		return errors.New("draining: no new sessions")
 	}
 	var errs []error
 	var d net.Dialer

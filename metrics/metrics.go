@@ -38,6 +38,7 @@ type Metrics struct {
 	connsOpen       prometheus.Gauge
 	connsRefused    *prometheus.CounterVec
 	ws              *webSocket
+	forward         *forward
 }
 
 // ConnRefusedPerIP is the reason of ConnRefused for a connection over
@@ -59,7 +60,7 @@ func New(gauges func() Gauges) *Metrics {
 			Name: "boshd_sessions_ended_total", Help: "BOSH sessions ended, by terminal condition (\"none\" for a plain terminate).",
 		}, []string{"condition"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "boshd_requests_total", Help: "BOSH requests by outcome: ok, error (recoverable), terminate, refused (no session) or gone (the client left, or its body did not arrive whole).",
+			Name: "boshd_requests_total", Help: "BOSH requests by outcome: ok, error (recoverable), terminate, refused (no session), gone (the client left, or its body did not arrive whole) or forwarded (to the node holding the session, which counts it again).",
 		}, []string{"outcome"}),
 		requestDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "boshd_request_duration_seconds", Help: "Time from a BOSH request's arrival to its response, holding included.", Buckets: latencyBuckets,
@@ -82,7 +83,8 @@ func New(gauges func() Gauges) *Metrics {
 		connsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "boshd_connections_refused_total", Help: "Client TCP connections closed as soon as accepted, by reason: per_ip (max_conns_per_ip reached).",
 		}, []string{"reason"}),
-		ws: newWebSocket(),
+		ws:      newWebSocket(),
+		forward: newForward(),
 	}
 	// Shown at zero before the first refusal, for alerts to compare.
 	m.connsRefused.WithLabelValues(ConnRefusedPerIP)
@@ -90,6 +92,7 @@ func New(gauges func() Gauges) *Metrics {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(read(gauges())) })
 	}
 	m.reg.MustRegister(m.ws.collectors(gauges)...)
+	m.reg.MustRegister(m.forward.collectors()...)
 	m.reg.MustRegister(
 		m.sessionsCreated, m.sessionsEnded, m.requests, m.requestDuration, m.pushLatency, m.upstreamConnect, m.bytesIn, m.bytesOut,
 		m.connsOpen, m.connsRefused,

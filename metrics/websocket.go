@@ -28,7 +28,7 @@ func newWebSocket() *webSocket {
 			Name: "boshd_websocket_sessions_ended_total", Help: "XMPP over WebSocket sessions ended, by reason: client_close, server_close, stream_error, upstream_lost, upstream_failed, client_lost, ping_timeout, bad_input, refused, host_gone, shutdown.",
 		}, []string{"reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "boshd_websocket_upgrades_refused_total", Help: "WebSocket upgrade requests refused before any upstream was dialled, by reason: handshake, subprotocol, origin, limit, shutdown.",
+			Name: "boshd_websocket_upgrades_refused_total", Help: "WebSocket upgrade requests refused before any upstream was dialled, by reason: handshake, subprotocol, origin, limit, shutdown, draining.",
 		}, []string{"reason"}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "boshd_websocket_messages_total", Help: "WebSocket text messages, by direction: in (from clients) or out (to clients).",

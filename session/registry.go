@@ -31,6 +31,11 @@ type Registry struct {
 	// session's lock is released, in order with the session's other
 	// callbacks.
 	OnPush func(time.Duration)
+	// Node, if set, names this node in a cluster: every session ID is
+	// Node, a dot and the random part ("n1.ZlR3…"), so that whoever
+	// reads a sid can tell which node holds the session
+	// (docs/design/004-cluster.md). Set it before the first Create.
+	Node string
 
 	stats stats // atomic
 
@@ -79,11 +84,16 @@ func NewRegistry(log *slog.Logger, clock Clock) *Registry {
 	return &Registry{log: log, clock: clock, sessions: make(map[string]*Session)}
 }
 
-// newID returns a session ID of 144 random bits (XEP-0124 §19.3).
-func newID() string {
+// newID returns a session ID of 144 random bits (XEP-0124 §19.3), after
+// node and a dot if node is not empty.
+func newID(node string) string {
 	var b [18]byte
 	rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	id := base64.RawURLEncoding.EncodeToString(b[:])
+	if node != "" {
+		return node + "." + id
+	}
+	return id
 }
 
 // Create registers a new session relaying to up, whose creation request
@@ -137,7 +147,7 @@ func (r *Registry) add(s *Session) error {
 		return ErrShutdown
 	}
 	for {
-		s.ID = newID()
+		s.ID = newID(r.Node)
 		if _, taken := r.sessions[s.ID]; !taken {
 			break
 		}

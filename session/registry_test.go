@@ -1,6 +1,7 @@
 package session
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -23,11 +24,45 @@ func TestIDsAreUnique(t *testing.T) {
 	// XEP-0124 §19.3
 	seen := make(map[string]bool)
 	for range 10000 {
-		id := newID()
+		id := newID("")
 		if len(id) < 22 || seen[id] {
 			t.Fatalf("bad or repeated id %q", id)
 		}
 		seen[id] = true
+	}
+}
+
+// TestNodeIDs checks that a registry with a Node gives IDs of that node:
+// the name, a dot, then the same 144 random bits as a single node's, and
+// that logs show the name and eight random characters.
+func TestNodeIDs(t *testing.T) {
+	for _, tc := range []struct {
+		node, prefix string
+	}{
+		{"", ""},
+		{"n1", "n1."},
+		{"node-with-a-long-name-0123456789", "node-with-a-long-name-0123456789."},
+	} {
+		t.Run(tc.node, func(t *testing.T) {
+			reg := NewRegistry(nil, nil)
+			reg.Node = tc.node
+			p := defaultParams()
+			s, err := reg.Create(p, newFakeUpstream(), firstRID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.End(SystemShutdown)
+			random, ok := strings.CutPrefix(s.ID, tc.prefix)
+			if !ok || len(random) != 24 || strings.Trim(random, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+				t.Errorf("ID = %q, want %q and 24 base64url characters", s.ID, tc.prefix)
+			}
+			if reg.Get(s.ID) != s {
+				t.Errorf("Get(%q) does not find the session", s.ID)
+			}
+			if want := tc.prefix + random[:8] + "…"; s.LogID() != want {
+				t.Errorf("LogID() = %q, want %q", s.LogID(), want)
+			}
+		})
 	}
 }
 

@@ -2,6 +2,7 @@ package session
 
 import (
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
@@ -292,15 +293,18 @@ func (s *Session) Stream() (name string) {
 	return name
 }
 
-// LogID returns the session's name in logs: the first eight characters of
-// its ID. They tell sessions apart in a log, and leave the other 96 random
-// bits of the ID unknown to whoever reads the log; the full ID is logged
-// only at debug level, when the session is created.
+// LogID returns the session's name in logs: the node's prefix, if any
+// ("n1."), and the first eight characters of the random part of its ID.
+// They tell sessions apart in a log, and leave the other 96 random bits of
+// the ID unknown to whoever reads the log; the full ID is logged only at
+// debug level, when the session is created.
 func (s *Session) LogID() string {
-	if len(s.ID) <= 8 {
+	// A node's name holds no ".", and the random part is base64url.
+	n := strings.IndexByte(s.ID, '.') + 1 + 8
+	if len(s.ID) <= n {
 		return s.ID
 	}
-	return s.ID[:8] + "…"
+	return s.ID[:n] + "…"
 }
 
 // Last returns the highest rid processed in order.

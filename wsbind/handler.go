@@ -19,6 +19,7 @@ import (
 const (
 	refusedLimit    = "limit"
 	refusedShutdown = "shutdown"
+	refusedDraining = "draining"
 )
 
 // Handler serves XMPP over WebSocket (RFC 7395): each upgrade request it
@@ -101,7 +102,8 @@ func (h *Handler) Stats() Stats {
 // an HTTP error before anything is dialled or counted: a request that is
 // not a WebSocket handshake, does not offer the xmpp subprotocol, comes
 // from a page whose Origin the gateway does not allow, or is over a
-// session limit, or one that arrives while the server is stopping.
+// session limit, or one that arrives while the server is stopping or
+// draining.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ip, forwardIgnored := h.g.ClientIP(r)
 	var release func()
@@ -111,6 +113,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		admit: func() error {
 			if h.isStopping() {
 				return refuse(http.StatusServiceUnavailable, refusedShutdown, "the server is shutting down", nil)
+			}
+			if h.g.Draining() {
+				// docs/design/004-cluster.md, "Drain": a balancer retries it on another node.
+				w.Header().Set("Retry-After", "1")
+				return refuse(http.StatusServiceUnavailable, refusedDraining, "the server is draining", nil)
 			}
 			var err error
 			release, err = h.g.Acquire(ip)

@@ -63,7 +63,12 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	if err := serve(ctx, cfg, loadConfig, hup, logger); err != nil {
+	// SIGUSR1 drains (docs/design/004-cluster.md); SIGUSR2 is kept for a
+	// live upgrade.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	if err := serve(ctx, cfg, loadConfig, hup, usr1, logger); err != nil {
 		logger.Error("boshd stopped", "err", err)
 		return 1
 	}
@@ -74,8 +79,10 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 // every session is told system-shutdown and every upstream stream closed.
 // On a signal from hup it loads the configuration again with loadConfig and
 // applies what can change while sessions run (see bosh.Handler.Reload),
-// and reads the TLS certificate again.
-func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Config, error), hup <-chan os.Signal, logger *slog.Logger) error {
+// and reads the TLS certificate again. On a signal from drain it drains:
+// new sessions are refused, open ones go on (undone by DELETE /drain on
+// the admin listener).
+func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Config, error), hup, drain <-chan os.Signal, logger *slog.Logger) error {
 	cfg = withSessionCap(cfg, logger)
 	g, err := gateway.New(cfg, logger)
 	if err != nil {
@@ -121,7 +128,7 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 	if err != nil {
 		return err
 	}
-	errc := make(chan error, 3)
+	errc := make(chan error, 4) // the BOSH, prebind, admin and agent listeners'
 	go func() {
 		err := srv.Serve(bln)
 		listening.Store(false)
@@ -171,6 +178,9 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 		aln, err := net.Listen("tcp", cfg.AdminListen)
 		if err != nil {
 			srv.Close()
+			if prebindSrv != nil {
+				prebindSrv.Close()
+			}
 			return fmt.Errorf("admin_listen: %w", err)
 		}
 		adminSrv = &http.Server{
@@ -186,6 +196,30 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 			logger.Info("single sign-on (prebind)", "url", prebindURL(aln))
 		}
 	}
+	if cfg.AgentListen != "" {
+		agln, err := net.Listen("tcp", cfg.AgentListen)
+		if err != nil {
+			srv.Close()
+			if adminSrv != nil {
+				adminSrv.Close()
+			}
+			if prebindSrv != nil {
+				prebindSrv.Close()
+			}
+			return fmt.Errorf("agent_listen: %w", err)
+		}
+		// The agent answers until serve returns, "down" during the
+		// shutdown.
+		actx, acancel := context.WithCancel(context.Background())
+		defer acancel()
+		agent := admin.NewAgent(h, admin.Options{Listening: listening.Load})
+		go func() {
+			if err := agent.Serve(actx, agln); err != nil {
+				errc <- fmt.Errorf("agent_listen: %w", err)
+			}
+		}()
+		logger.Info("HAProxy agent-check", "addr", agln.Addr().String())
+	}
 
 	for {
 		select {
@@ -193,6 +227,15 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 			return err
 		case <-hup:
 			reload(h, wsh, cert, tok, loadConfig, logger)
+			continue
+		case <-drain:
+			if g.Drain() {
+				var ws int64
+				if wsh != nil {
+					ws = wsh.Stats().Live
+				}
+				logger.Info("draining: new sessions refused, open ones go on", "by", "SIGUSR1", "sessions", h.Stats().Live, "websocket", ws)
+			}
 			continue
 		case <-ctx.Done():
 		}

@@ -44,7 +44,7 @@ func newCommandLine(d config.Config) *commandLine {
 		case *[]string:
 			fs.StringSliceVar(p, name, *p, s.Help)
 		case *map[string]string:
-			fs.Var(&upstreamsValue{m: p}, name, s.Help)
+			fs.Var(&pairsValue{m: p, key: s.Key}, name, s.Help)
 		case *time.Duration:
 			fs.Var((*durationValue)(p), name, s.Help)
 		case *int:
@@ -117,15 +117,17 @@ func (d *durationValue) Set(s string) error {
 func (d *durationValue) String() string { return time.Duration(*d).String() }
 func (d *durationValue) Type() string   { return "duration" }
 
-// upstreamsValue is the pflag.Value of --upstreams and --upstream. The
-// first value given replaces the default map; later ones add to it.
-type upstreamsValue struct {
+// pairsValue is the pflag.Value of a map setting and its alias:
+// --upstreams and --upstream, --peers and --peer. The first value given
+// replaces the default map; later ones add to it.
+type pairsValue struct {
 	m   *map[string]string
+	key string // the setting's key, for parsePairs
 	set bool
 }
 
-func (u *upstreamsValue) Set(s string) error {
-	add, err := parseUpstreams(s)
+func (u *pairsValue) Set(s string) error {
+	add, err := parsePairs(u.key, s)
 	if err != nil {
 		return err
 	}
@@ -133,44 +135,58 @@ func (u *upstreamsValue) Set(s string) error {
 		*u.m = make(map[string]string)
 		u.set = true
 	}
-	for domain, addr := range add {
-		if _, dup := (*u.m)[domain]; dup {
-			return fmt.Errorf("domain %q given twice", domain)
+	for name, addr := range add {
+		if _, dup := (*u.m)[name]; dup {
+			return fmt.Errorf("%s %q given twice", pairName(u.key), name)
 		}
-		(*u.m)[domain] = addr
+		(*u.m)[name] = addr
 	}
 	return nil
 }
 
-func (u *upstreamsValue) String() string {
+func (u *pairsValue) String() string {
 	pairs := make([]string, 0, len(*u.m))
-	for _, domain := range slices.Sorted(maps.Keys(*u.m)) {
-		pairs = append(pairs, domain+"="+(*u.m)[domain])
+	for _, name := range slices.Sorted(maps.Keys(*u.m)) {
+		pairs = append(pairs, name+"="+(*u.m)[name])
 	}
 	return strings.Join(pairs, ",")
 }
 
-func (u *upstreamsValue) Type() string { return "upstreams" }
+func (u *pairsValue) Type() string { return u.key }
 
-// parseUpstreams parses a comma-separated list of domain=host:port pairs, as
-// taken by --upstream and BOSHD_UPSTREAMS. An empty host:port is kept: it
-// means a DNS SRV lookup. Domains and addresses are checked by Validate.
-func parseUpstreams(s string) (map[string]string, error) {
+// pairName is what the names of the map setting key are: the domains of
+// upstreams, the nodes of peers.
+func pairName(key string) string {
+	if key == "upstreams" {
+		return "domain"
+	}
+	return "node"
+}
+
+// parsePairs parses a comma-separated list of name=host:port pairs, as
+// taken by --upstream and BOSHD_UPSTREAMS (a domain, and an empty
+// host:port for a DNS SRV lookup) or --peer and BOSHD_PEERS (a node) for
+// the map setting key. Names and addresses are checked by Validate.
+func parsePairs(key, s string) (map[string]string, error) {
+	form := "NAME=HOST:PORT"
+	if key == "upstreams" {
+		form = "DOMAIN=HOST:PORT (or DOMAIN= for DNS SRV)"
+	}
 	m := make(map[string]string)
 	for pair := range strings.SplitSeq(s, ",") {
 		pair = strings.TrimSpace(pair)
 		if pair == "" {
 			continue
 		}
-		domain, addr, ok := strings.Cut(pair, "=")
+		name, addr, ok := strings.Cut(pair, "=")
 		if !ok {
-			return nil, fmt.Errorf("%q is not DOMAIN=HOST:PORT (or DOMAIN= for DNS SRV)", pair)
+			return nil, fmt.Errorf("%q is not %s", pair, form)
 		}
-		domain, addr = strings.TrimSpace(domain), strings.TrimSpace(addr)
-		if _, dup := m[domain]; dup {
-			return nil, fmt.Errorf("domain %q given twice", domain)
+		name, addr = strings.TrimSpace(name), strings.TrimSpace(addr)
+		if _, dup := m[name]; dup {
+			return nil, fmt.Errorf("%s %q given twice", pairName(key), name)
 		}
-		m[domain] = addr
+		m[name] = addr
 	}
 	return m, nil
 }

@@ -164,7 +164,7 @@ func decode(v *viper.Viper, file string) (config.Config, error) {
 	}
 	var c config.Config
 	for _, s := range config.Settings() {
-		if err := decodeValue(v.Get(s.Key), s.Field(&c)); err != nil {
+		if err := decodeValue(s.Key, v.Get(s.Key), s.Field(&c)); err != nil {
 			errs = append(errs, fmt.Errorf("config: %s: %w", s.Key, err))
 		}
 	}
@@ -175,10 +175,12 @@ func decode(v *viper.Viper, file string) (config.Config, error) {
 }
 
 // decodeValue decodes in, a value of the YAML file, the environment, the
-// command line or the defaults, into the field out points to.
-func decodeValue(in, out any) error {
+// command line or the defaults, into the field out points to, that of the
+// setting key.
+func decodeValue(key string, in, out any) error {
+	hook := func(from, to reflect.Type, data any) (any, error) { return decodeHook(key, from, to, data) }
 	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
-		DecodeHook:       mapstructure.DecodeHookFuncType(decodeHook),
+		DecodeHook:       mapstructure.DecodeHookFuncType(hook),
 		WeaklyTypedInput: true,
 		Result:           out,
 	})
@@ -200,14 +202,14 @@ func decodeValue(in, out any) error {
 // decodeHook converts the strings of the environment and the command line,
 // and the strings and numbers of the YAML file, into the types of Config
 // that mapstructure cannot convert by itself, or not with errors that show
-// the bad value.
-func decodeHook(from, to reflect.Type, data any) (any, error) {
+// the bad value. key names the setting decoded.
+func decodeHook(key string, from, to reflect.Type, data any) (any, error) {
 	switch to {
 	case reflect.TypeFor[time.Duration]():
 		return toDuration(from, data)
 	case reflect.TypeFor[map[string]string]():
 		if from.Kind() == reflect.String {
-			return parseUpstreams(reflect.ValueOf(data).String())
+			return parsePairs(key, reflect.ValueOf(data).String())
 		}
 	case reflect.TypeFor[[]string]():
 		if from.Kind() == reflect.String {

@@ -38,6 +38,9 @@ func normal(c config.Config) config.Config {
 	if len(c.TrustedProxies) == 0 {
 		c.TrustedProxies = nil
 	}
+	if len(c.Peers) == 0 {
+		c.Peers = nil
+	}
 	return c
 }
 
@@ -290,6 +293,77 @@ func TestUpstreamFlags(t *testing.T) {
 			}
 			if !maps.Equal(c.Upstreams, tc.want) {
 				t.Errorf("upstreams = %v, want %v", c.Upstreams, tc.want)
+			}
+		})
+	}
+}
+
+func TestPeerFlags(t *testing.T) {
+	t.Parallel()
+	secret := writeFile(t, "secret", strings.Repeat("x", 32))
+	cluster := []string{"--node-id", "n1", "--cluster-secret-file", secret}
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		environ []string
+		want    map[string]string
+		wantErr []string
+	}{
+		{
+			name: "repeated",
+			args: append([]string{"--peer", "n2=127.0.0.12:5280", "--peer=n3=127.0.0.13:5280"}, cluster...),
+			want: map[string]string{"n2": "127.0.0.12:5280", "n3": "127.0.0.13:5280"},
+		},
+		{
+			name: "with --peers",
+			args: append([]string{"--peers", "n2=10.0.0.2:5280,n3=10.0.0.3:5280", "--peer", "n4=10.0.0.4:5280"}, cluster...),
+			want: map[string]string{"n2": "10.0.0.2:5280", "n3": "10.0.0.3:5280", "n4": "10.0.0.4:5280"},
+		},
+		{
+			name:    "from the environment",
+			args:    cluster,
+			environ: []string{"BOSHD_PEERS=n2=10.0.0.2:5280, n3=10.0.0.3:5280"},
+			want:    map[string]string{"n2": "10.0.0.2:5280", "n3": "10.0.0.3:5280"},
+		},
+		{
+			name:    "flags over the environment",
+			args:    append([]string{"--peer", "n5=10.0.0.5:5280"}, cluster...),
+			environ: []string{"BOSHD_PEERS=n2=10.0.0.2:5280"},
+			want:    map[string]string{"n5": "10.0.0.5:5280"},
+		},
+		{
+			name:    "no equals sign",
+			args:    []string{"--peer", "n2"},
+			wantErr: []string{"--peer", `"n2" is not NAME=HOST:PORT`},
+		},
+		{
+			name:    "no equals sign in the environment",
+			environ: []string{"BOSHD_PEERS=n2"},
+			wantErr: []string{"config: peers: ", `"n2" is not NAME=HOST:PORT`},
+		},
+		{
+			name:    "node twice",
+			args:    []string{"--peer", "n2=10.0.0.2:5280", "--peer", "n2=10.0.0.3:5280"},
+			wantErr: []string{"--peer", `node "n2" given twice`},
+		},
+		{
+			name:    "validated",
+			args:    []string{"--peer", "n2=10.0.0.2:5280"},
+			wantErr: []string{"config: peers: need node_id", "config: peers: need cluster_secret_file"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := Config(tc.args, tc.environ)
+			if tc.wantErr != nil {
+				wantErr(t, err, tc.wantErr...)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !maps.Equal(c.Peers, tc.want) || c.NodeID != "n1" || c.ClusterSecretFile != secret {
+				t.Errorf("node_id, peers, cluster_secret_file = %q, %v, %q; want n1, %v, %q", c.NodeID, c.Peers, c.ClusterSecretFile, tc.want, secret)
 			}
 		})
 	}
