@@ -122,12 +122,15 @@ func TestForwardHeld(t *testing.T) {
 		t.Fatalf("terminate answered %s", resp)
 	}
 	wait.Until(t, func() bool { return c.n2.h.sessions.Stats().Live == 0 }, "the session ended on n2")
-	out := scrape(t, c.n1.h)
+	// n1 counts a request once its handler returns, which may be after
+	// the client has read the answer.
+	counted := `boshd_requests_total{outcome="forwarded"} 3` + "\n"
+	var out string
+	wait.Until(t, func() bool { out = scrape(t, c.n1.h); return strings.Contains(out, counted) }, "n1 counted 3 forwarded requests")
 	for _, want := range []string{
 		`boshd_forwarded_requests_total{outcome="ok",peer="n2"} 3` + "\n",
 		`boshd_forwarded_requests_total{outcome="unreachable",peer="n3"} 0` + "\n",
 		`boshd_forward_duration_seconds_count{peer="n2"} 3` + "\n",
-		`boshd_requests_total{outcome="forwarded"} 3` + "\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("n1's metrics lack %q", want)
