@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -283,7 +284,7 @@ func (h *Handler) send(r *http.Request, p *peer, sid string, rid uint64, data []
 	// when a kept-alive one turns out closed before any answer.
 	req.Header.Set("Idempotency-Key", sid+" "+strconv.FormatUint(rid, 10))
 	client, _ := h.g.ClientIP(r)
-	hp := &hop{from: h.fwd.node, client: client, xff: joinValues(r.Header.Values("X-Forwarded-For")), tls: h.overTLS(r)}
+	hp := &hop{from: h.fwd.node, client: client, xff: strings.Join(r.Header.Values("X-Forwarded-For"), ", "), tls: h.overTLS(r)}
 	signHop(req.Header, h.fwd.secretNow(), hp, h.fwd.now(), data)
 	resp, err := p.client.Do(req)
 	if err != nil {
@@ -300,25 +301,6 @@ func (h *Handler) send(r *http.Request, p *peer, sid string, rid uint64, data []
 		return 0, nil, nil, errors.New("the peer refused the signature: is cluster_secret_file the same on both nodes, their clocks within 30s?")
 	}
 	return resp.StatusCode, resp.Header, body, nil
-}
-
-// joinValues joins the values of a header repeated on several lines, as
-// one line would carry them.
-func joinValues(v []string) string {
-	switch len(v) {
-	case 0:
-		return ""
-	case 1:
-		return v[0]
-	}
-	var b bytes.Buffer
-	for i, s := range v {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(s)
-	}
-	return b.String()
 }
 
 // clientIP returns the client address of r for limits and logs: the one
