@@ -210,6 +210,14 @@ type Config struct {
 	// single host from exhausting upstream connections.
 	// Key: max_sessions_per_ip.
 	MaxSessionsPerIP int
+	// MaxUpstreamLogins bounds the clients' SASL logins sent to the XMPP
+	// servers and not yet answered, across all sessions: a client's
+	// <auth/> beyond it waits for a place (at most 30 s, then goes
+	// ahead), so that a storm of logins after a restart reaches a server
+	// as fast as it completes them rather than all at once, in front of
+	// the stanzas of established sessions. Zero means no limit; the
+	// default is 8. Key: max_upstream_logins.
+	MaxUpstreamLogins int
 	// MaxConnsPerIP bounds the client connections (TCP) open at once from
 	// one IP address, the TCP peer's; zero means no limit. The default is
 	// 256. Key: max_conns_per_ip.

@@ -410,6 +410,19 @@ host from exhausting upstream connections.`,
 			check:      func(c Config) error { return limit(c.MaxSessionsPerIP) },
 		},
 		{
+			Key:     "max_upstream_logins",
+			Default: 8,
+			Help:    "send at most `N` clients' SASL logins to the XMPP servers at once; 0 means no limit",
+			Doc: `A client's <auth/> beyond it waits in boshd for a place, at most 30 s, then
+goes ahead. After a restart thousands of clients log in at once, and a
+server that hashes passwords on one thread (Prosody) would queue their
+logins in front of every stanza of the sessions already established; paced,
+the logins reach it as fast as it completes them. Takes effect only after a
+restart.`,
+			field: func(c *Config) any { return &c.MaxUpstreamLogins },
+			check: func(c Config) error { return limit(c.MaxUpstreamLogins) },
+		},
+		{
 			Key:     "max_conns_per_ip",
 			Default: 256,
 			Help:    "allow at most `N` open client connections (TCP) from one IP address at once; 0 means no limit",

@@ -89,6 +89,9 @@ func New(cfg config.Config, logger *slog.Logger) (*Gateway, error) {
 	}
 	g.dyn.Store(dyn)
 	g.metrics = metrics.New(g.readGauges)
+	if cfg.MaxUpstreamLogins > 0 {
+		g.dialer.Logins = newLoginGate(cfg.MaxUpstreamLogins, g.metrics)
+	}
 	if cfg.ParkHeld {
 		if g.poller, err = netpoll.New(); err != nil {
 			logger.Info("held requests are not parked", "err", err)

@@ -39,6 +39,7 @@ type Metrics struct {
 	connsRefused    *prometheus.CounterVec
 	ws              *webSocket
 	forward         *forward
+	logins          *logins
 }
 
 // ConnRefusedPerIP is the reason of ConnRefused for a connection over
@@ -85,6 +86,7 @@ func New(gauges func() Gauges) *Metrics {
 		}, []string{"reason"}),
 		ws:      newWebSocket(),
 		forward: newForward(),
+		logins:  newLogins(),
 	}
 	// Shown at zero before the first refusal, for alerts to compare.
 	m.connsRefused.WithLabelValues(ConnRefusedPerIP)
@@ -93,6 +95,7 @@ func New(gauges func() Gauges) *Metrics {
 	}
 	m.reg.MustRegister(m.ws.collectors(gauges)...)
 	m.reg.MustRegister(m.forward.collectors()...)
+	m.reg.MustRegister(m.logins.collectors()...)
 	m.reg.MustRegister(
 		m.sessionsCreated, m.sessionsEnded, m.requests, m.requestDuration, m.pushLatency, m.upstreamConnect, m.bytesIn, m.bytesOut,
 		m.connsOpen, m.connsRefused,

@@ -41,6 +41,7 @@ type Conn struct {
 	maxSize      int           // bound on one element from the server
 	watcher      Watcher       // for Park; nil if none
 	parkAfter    time.Duration // how long Park waits before using watcher
+	logins       LoginGate     // paces SASL exchanges; nil if none
 
 	// Owned by the goroutine calling Next (by Dial before that).
 	src          source         // nc's bytes, buffered
@@ -69,6 +70,11 @@ type Conn struct {
 	sockClosed bool          // nc has been closed
 	timer      *time.Timer   // Close's grace timer, until the socket is closed
 	stopWatch  func() bool   // cancels Park's watch; nil if none
+	// inLogin: a SASL exchange holds a place at logins, until the
+	// server answers it or the stream ends. cancelLogin ends a wait
+	// for a place; nil when none is under way.
+	inLogin     bool
+	cancelLogin func()
 }
 
 // Park is for the goroutine calling Next, between two calls, when it would
@@ -220,7 +226,10 @@ func (c *Conn) Next() ([]byte, error) {
 		if raw, _, err = filterFeatures(raw, c.target.KeepSM); err != nil {
 			return nil, c.stop(err)
 		}
+	case el.NS == nsSASL && el.Name.Local == "failure":
+		c.endLogin()
 	case el.NS == nsSASL && el.Name.Local == "success":
+		c.endLogin()
 		c.mu.Lock()
 		c.sasl = saslSuccess
 		c.wake = make(chan struct{}, 1)
@@ -273,6 +282,7 @@ func (c *Conn) putReader() {
 // reads the socket from now on, so if Close was called it is closed now.
 func (c *Conn) stop(err error) error {
 	c.rerr = err
+	c.endLogin()
 	c.src.release()
 	c.putReader()
 	c.mu.Lock()
@@ -292,9 +302,13 @@ func (c *Conn) stop(err error) error {
 // Write returns the first error; after Close, Write returns an error
 // wrapping net.ErrClosed.
 //
+// A p holding a client's SASL <auth/> first waits for a place at the
+// Dialer's LoginGate, if any (Close and Drop end the wait).
+//
 // Write is safe for concurrent use with Next and is serialised with other
 // writes, Restart and Close.
 func (c *Conn) Write(p ...[]byte) error {
+	c.awaitLogin(p)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if err := c.writable("write"); err != nil {
@@ -367,6 +381,7 @@ func (c *Conn) write(p ...[]byte) error {
 // to call from any goroutine. Close after Drop, or concurrent with it,
 // does nothing more and returns nil.
 func (c *Conn) Close() error {
+	c.endLogin()
 	c.wmu.Lock()
 	if c.closed || c.isDropped() {
 		// Dropped: the socket is closed or about to be, and nothing
@@ -424,6 +439,7 @@ func (c *Conn) Close() error {
 // Close's grace; Close after Drop (or concurrent with it: Drop wins), and
 // Drop again, do nothing, Close returning nil.
 func (c *Conn) Drop() {
+	c.endLogin()
 	c.mu.Lock()
 	c.dropped.Store(true)
 	if c.wake != nil {

@@ -67,6 +67,10 @@ type Dialer struct {
 	// goroutine before handing the wait to Watcher; 0 hands it over at
 	// once. Streams that are busy then keep their goroutine.
 	ParkAfter time.Duration
+	// Logins, if not nil, paces the SASL exchanges of the streams this
+	// Dialer opens: a client's <auth/> waits there for a place before it
+	// is written (see LoginGate).
+	Logins LoginGate
 
 	// tlsConfigs holds one tls.Config per domain, shared by the streams
 	// to it: tls.Conn keeps its Config for the life of the stream.
@@ -138,6 +142,7 @@ func (d *Dialer) Dial(ctx context.Context, t Target) (*Conn, error) {
 		maxSize:      d.MaxStanzaSize,
 		watcher:      d.Watcher,
 		parkAfter:    d.ParkAfter,
+		logins:       d.Logins,
 	}
 	if c.writeTimeout <= 0 {
 		c.writeTimeout = defaultWriteTimeout
