@@ -87,6 +87,13 @@ type clusterNode struct {
 // every node up.
 func startHAProxyCluster(t *testing.T, opts prosodyOptions) *haproxyCluster {
 	t.Helper()
+	return startHAProxyClusterArgs(t, opts)
+}
+
+// startHAProxyClusterArgs is startHAProxyCluster with more arguments for
+// every node, after the cluster's own (a flag given twice takes the last).
+func startHAProxyClusterArgs(t *testing.T, opts prosodyOptions, nodeArgs ...string) *haproxyCluster {
+	t.Helper()
 	bin := haproxyBinary(t)
 	for _, n := range haproxyNodes {
 		ln, err := net.Listen("tcp", n.ip+":0")
@@ -119,7 +126,7 @@ func startHAProxyCluster(t *testing.T, opts prosodyOptions) *haproxyCluster {
 				args = append(args, "--peer", peer.name+"="+addrs[peer.name])
 			}
 		}
-		b := startBinary(t, args...)
+		b := startBinary(t, append(args, nodeArgs...)...)
 		b.Addr, b.AdminAddr, b.URL = addr, admin, "http://"+addr+"/http-bind"
 		c.nodes[n.name] = &clusterNode{boshdProcess: b, Name: n.name, AgentAddr: agent}
 	}
