@@ -384,3 +384,69 @@ func TestClusterForwardingNginx(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterDrainForwardsCreation checks a drain with peers and no
+// balancer in front (design 004, "Drain"): clients talking to the
+// draining node directly still log in, their sessions made on the peers
+// the node forwards their creations to, and chat through it; the node
+// makes no session of its own until the drain is undone.
+func TestClusterDrainForwardsCreation(t *testing.T) {
+	parallel(t)
+	p := startProsody(t, prosodyOptions{})
+	secretFile := filepath.Join(t.TempDir(), "cluster-secret")
+	if err := os.WriteFile(secretFile, []byte(randomToken(24)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nodes := startForwardingNodes(t, p, 10*time.Second, secretFile)
+	n1 := nodes[0]
+	resp, body, err := readAll(http.Post("http://"+n1.AdminAddr+"/drain", "", nil))
+	if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"draining":true`) {
+		t.Fatalf("POST /drain on n1: %v %q", err, body)
+	}
+
+	alice, aliceLogin := login(t, n1.URL, p, "alice", "PLAIN", "web")
+	bob, bobLogin := login(t, n1.URL, p, "bob", "SCRAM-SHA-1", "web")
+	goOnline(t, alice, bob)
+	on := map[string]bool{}
+	for _, c := range []*Client{alice, bob} {
+		node := bosh.NodeOf(c.SID())
+		if node != "n2" && node != "n3" {
+			t.Fatalf("%s's session %q, made through the draining n1, is not on a peer", c.name, c.SID())
+		}
+		on[node] = true
+	}
+	t.Logf("sessions made through the draining n1: alice's on %s, bob's on %s", bosh.NodeOf(alice.SID()), bosh.NodeOf(bob.SID()))
+	if len(on) != 2 {
+		t.Errorf("both creations went to one peer: n1 turns the peer it tries first")
+	}
+	fromAlice := isStanza("message", attrIs("from", aliceLogin.JID))
+	fromBob := isStanza("message", attrIs("from", bobLogin.JID))
+	for i := range 5 {
+		alice.Send(message("bob@localhost", fmt.Sprintf("d%d", i), "through the draining node"))
+		if m := bob.WaitFor("a message through the draining node", fromAlice); m.Attr("id") != fmt.Sprintf("d%d", i) {
+			t.Fatalf("bob got %s, want d%d", m, i)
+		}
+		bob.Send(message("alice@localhost", fmt.Sprintf("e%d", i), "and back"))
+		if m := alice.WaitFor("a reply through the draining node", fromBob); m.Attr("id") != fmt.Sprintf("e%d", i) {
+			t.Fatalf("alice got %s, want e%d", m, i)
+		}
+	}
+	if n := n1.AdminMetric("boshd_sessions_created_total"); n != 0 {
+		t.Errorf("the draining n1 created %v sessions", n)
+	}
+	if f := forwardMetric(nodes, "unreachable") + forwardMetric(nodes, "error"); f != 0 {
+		t.Errorf("%v forwards failed", f)
+	}
+	checkTerminateType(t, alice.Terminate(""))
+	checkTerminateType(t, bob.Terminate(""))
+
+	req, _ := http.NewRequest(http.MethodDelete, "http://"+n1.AdminAddr+"/drain", nil)
+	if resp, body, err := readAll(http.DefaultClient.Do(req)); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("DELETE /drain on n1: %v %q", err, body)
+	}
+	carol, _ := login(t, n1.URL, p, "carol", "PLAIN", "web")
+	if node := bosh.NodeOf(carol.SID()); node != "n1" {
+		t.Errorf("a session made at n1 after the drain is on %s", node)
+	}
+	checkTerminateType(t, carol.Terminate(""))
+}
