@@ -1250,7 +1250,7 @@ async function clusterBOSH(input, s) {
     pa.peer = { ...bob, self: alice.jid };
     pb.peer = { ...alice, self: bob.jid };
     // One after the other, so that leastconn puts them on two nodes.
-    const a = await client.login(input, pa, alice, `${input.client}-a`);
+    let a = await client.login(input, pa, alice, `${input.client}-a`);
     const b = await client.login(input, pb, bob, `${input.client}-b`);
     const [sidA, sidB] = [lastSID(pa), lastSID(pb)];
     log(`alice's sid ${sidA}, bob's ${sidB}`);
@@ -1271,6 +1271,7 @@ async function clusterBOSH(input, s) {
     await until(pa.boshWaiters, () => pa.boshResponses.some((r) => r.at >= killedAt && r.condition === 'item-not-found'), input.timeoutMs, () => `alice got no item-not-found after the kill; last responses ${JSON.stringify(pa.boshResponses.slice(-5))}`);
     const notFound = pa.boshResponses.find((r) => r.at >= killedAt && r.condition === 'item-not-found');
     const a2 = await client.reconnect(input, pa, alice, `${input.client}-a2`);
+    a = a2; // bob writes to alice's new JID (her new resource, with Strophe.js)
     const newSID = lastSID(pa);
     log(`alice reconnected with sid ${newSID}, item-not-found ${notFound.at - killedAt} ms after the kill was asked`);
     await round('after');
