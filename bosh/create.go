@@ -41,10 +41,10 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 	if h.g.Draining() {
 		// docs/design/004-cluster.md, "Drain": an HTTP error, not a
 		// terminate body, so that a balancer (retry-on 503) or the client
-		// tries again, on another node.
-		w.Header().Set("Retry-After", "1")
-		setOutcome(w, "refused")
-		http.Error(w, "draining: no new sessions here, retry", http.StatusServiceUnavailable)
+		// tries again, on another node. With peers, the creation went
+		// to one of them instead (drainforward.go), unless a peer
+		// forwarded it here.
+		h.refuseCreation(w, "draining: no new sessions here, retry")
 		return
 	}
 	// docs/CONFORMANCE.md#limits: the slot is taken before dialling, so that a client over

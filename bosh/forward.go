@@ -54,6 +54,9 @@ type forwarder struct {
 	maxAnswer int64
 	// now is time.Now, or a test's clock; immutable.
 	now func() time.Time
+	// nextCreation turns the peer a draining node forwards a creation
+	// to first (drainforward.go).
+	nextCreation atomic.Uint32
 	// stop ends the requests being forwarded when the handler shuts
 	// down; stopped is its context.
 	stopped context.Context
@@ -281,8 +284,11 @@ func (h *Handler) send(r *http.Request, p *peer, sid string, rid uint64, data []
 	}
 	// A resend of the same rid is answered from the owner's cache
 	// (XEP-0124 §14.3): net/http may send it again on a new connection
-	// when a kept-alive one turns out closed before any answer.
-	req.Header.Set("Idempotency-Key", sid+" "+strconv.FormatUint(rid, 10))
+	// when a kept-alive one turns out closed before any answer. A
+	// creation (no sid) is not resent: it would make a second session.
+	if sid != "" {
+		req.Header.Set("Idempotency-Key", sid+" "+strconv.FormatUint(rid, 10))
+	}
 	client, _ := h.g.ClientIP(r)
 	hp := &hop{from: h.fwd.node, client: client, xff: strings.Join(r.Header.Values("X-Forwarded-For"), ", "), tls: h.overTLS(r)}
 	signHop(req.Header, h.fwd.secretNow(), hp, h.fwd.now(), data)

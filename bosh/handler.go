@@ -216,6 +216,13 @@ func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
 		h.forward(w, r, node, b.sid, b.rid, data)
 		return
 	}
+	if b.sid == "" && err == nil && h.forwardsCreation(r) {
+		// A creation this draining node would refuse goes to a peer,
+		// as it came (drainforward.go); the buffer is left to the
+		// collector, as above.
+		h.forwardCreation(w, r, data)
+		return
+	}
 	// Parsing copies what it keeps: the buffer goes back before the
 	// request is held.
 	putBuffer(bp, data)

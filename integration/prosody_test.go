@@ -79,6 +79,9 @@ type prosodyOptions struct {
 	// origin: the reference peer the browser tests can point their
 	// clients at, to tell a client's trouble from boshd's.
 	WebSocket bool
+	// LogLevel is the lowest level Prosody logs: "debug" when empty.
+	// Load tests log less, or Prosody spends its time writing its log.
+	LogLevel string
 }
 
 // prosody is a running Prosody process owned by one test.
@@ -267,7 +270,11 @@ func (p *prosody) writeConfig(port int) error {
 	fmt.Fprintf(&b, "pidfile = %s\n", luaString(filepath.Join(p.Dir, "prosody.pid")))
 	fmt.Fprintf(&b, "data_path = %s\n", luaString(filepath.Join(p.Dir, "data")))
 	fmt.Fprintf(&b, "certificates = %s\n", luaString(filepath.Join(p.Dir, "certs")))
-	fmt.Fprintf(&b, "log = { { levels = { min = \"debug\" }, to = \"file\", filename = %s } }\n", luaString(p.logPath))
+	level := p.opts.LogLevel
+	if level == "" {
+		level = "debug"
+	}
+	fmt.Fprintf(&b, "log = { { levels = { min = %s }, to = \"file\", filename = %s } }\n", luaString(level), luaString(p.logPath))
 	fmt.Fprintf(&b, "interfaces = { \"127.0.0.1\" }\n")
 	fmt.Fprintf(&b, "local_interfaces = { \"127.0.0.1\" }\n")
 	fmt.Fprintf(&b, "c2s_interfaces = { \"127.0.0.1\" }\n")

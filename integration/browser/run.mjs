@@ -182,6 +182,7 @@ class Session {
             if (isBOSH(req)) {
                 const body = req.postData() || '';
                 page.boshRequests.push({ url: req.url(), rid: attr(body, 'rid'), sid: attr(body, 'sid'), type: attr(body, 'type'), body: body.slice(0, 300) });
+                page.boshWaiters.forEach((w) => w());
             }
         });
         // The BOSH responses in the order they reach the browser, with the
@@ -189,16 +190,22 @@ class Session {
         // ids of the messages they carry.
         page.boshResponses = [];
         page.bodyReads = [];
+        // Called on each BOSH request made and each response read (until).
+        page.boshWaiters = new Set();
         const readResponse = async (resp) => {
             const entry = { rid: attr(resp.request().postData() || '', 'rid'), at: Date.now() - started, status: resp.status() };
             page.boshResponses.push(entry);
             try {
                 const text = await resp.text();
                 entry.ids = [...text.matchAll(/<message [^>]*id=['"]([^'"]+)['"]/g)].map((m) => m[1]);
+                // A terminal answer names its condition in the <body>
+                // start tag.
+                entry.condition = attr(text, 'condition');
             } catch (e) {
                 entry.ids = [];
                 log(`${name}: cannot read the response to rid ${entry.rid}: ${e.message}`);
             }
+            page.boshWaiters.forEach((w) => w());
         };
         page.on('response', (resp) => {
             if (isBOSH(resp.request())) {
@@ -1173,6 +1180,115 @@ async function converseResume(input, s) {
     return { away, shown, wire, transport, sockets: await wsSummary(pa), droppedSocket: sockets[first - 1] };
 }
 
+// --- Several nodes (issue 17) -----------------------------------------------
+
+// Strophe.js and Converse.js over BOSH through input.serviceURL (HAProxy
+// in front of several boshd nodes, on another origin than the pages).
+const clusterClients = {
+    strophe: {
+        async login(input, page, user, resource) {
+            await page.goto(input.baseURL + '/strophe.html');
+            const res = await page.evaluate((o) => window.chat.login(o), { jid: `${user.jid}/${resource}`, password: user.password, wait: input.wait, service: input.serviceURL });
+            log(`${page.name}: logged in as ${res.jid}, sid ${res.sid}`);
+            return res.jid;
+        },
+        send: (page, to, text) => page.evaluate(([to, text]) => window.chat.send(to, text), [to, text]),
+        waitFor: (page, text) => page.waitForFunction((x) => window.chat.received.some((m) => m.body === x), text, { polling: 50 }),
+        received: (page, text) => page.evaluate((x) => window.chat.received.filter((m) => m.body === x).length, text),
+        // Strophe.js does not reconnect by itself: the application
+        // logs in again once it is told the session is gone.
+        async reconnect(input, page, user, resource) {
+            await page.waitForFunction(() => window.chat.statuses.some((s) => s.startsWith('DISCONNECTED')), null, { polling: 50 });
+            return this.login(input, page, user, resource);
+        },
+        logout: (page) => page.evaluate(() => window.chat.logout()),
+    },
+    converse: {
+        async login(input, page, user) {
+            const q = new URLSearchParams({ bosh: input.serviceURL, reconnect: '1' });
+            await converseLogin(input, page, user, `${input.baseURL}/converse.html?${q}`);
+            await converseOpenChat(page, page.peer.name);
+            return user.jid;
+        },
+        send: (page, to, text) => converseSend(page, text),
+        waitFor: (page, text) => converseWaitFor(page, text),
+        received: (page, text) => page.locator('converse-chat .chat-msg__text', { hasText: text }).count(),
+        // Converse.js (auto_reconnect) logs in again by itself: a new
+        // session, whose requests carry a sid not seen before.
+        async reconnect(input, page) {
+            const before = new Set(sidsOf(page));
+            await until(page.boshWaiters, () => sidsOf(page).some((sid) => !before.has(sid)), input.timeoutMs, () => `${page.name}: no new BOSH session after the kill; sids ${sidsOf(page)}`);
+            await page.waitForFunction(() => window.converseReconnected > 0, null, { polling: 100 });
+            log(`${page.name}: Converse.js reconnected`);
+            return page.peer.self;
+        },
+        logout: (page) => page.evaluate(() => window.converseApi.user.logout()),
+    },
+};
+
+// lastSID returns the sid of page's last BOSH request that had one.
+function lastSID(page) {
+    const r = page.boshRequests.filter((r) => r.sid);
+    return r.length ? r[r.length - 1].sid : null;
+}
+
+// (17.5) input.client logged in as alice, then bob, over BOSH through
+// input.serviceURL, a message each way. The Go test kills (kill -9) the
+// node holding alice's session (POST /control/kill?sid=SID). Alice's
+// client must be answered item-not-found promptly, reconnect onto a live
+// node with a new session, and a message goes each way again; bob's
+// session, on another node, goes on untouched.
+async function clusterBOSH(input, s) {
+    const client = clusterClients[input.client];
+    check(client, `unknown client ${input.client}; known: ${Object.keys(clusterClients)}`);
+    // The killed node's requests fail on their way; that is the point.
+    s.quietConsole = /ERR_CONNECTION|ERR_EMPTY_RESPONSE|status code 50[234]|item-not-found|ERR_FAILED/;
+    await s.launch();
+    const pa = await s.page('alice');
+    const pb = await s.page('bob', await s.isolatedContext());
+    const { alice, bob } = input.users;
+    pa.peer = { ...bob, self: alice.jid };
+    pb.peer = { ...alice, self: bob.jid };
+    // One after the other, so that leastconn puts them on two nodes.
+    let a = await client.login(input, pa, alice, `${input.client}-a`);
+    const b = await client.login(input, pb, bob, `${input.client}-b`);
+    const [sidA, sidB] = [lastSID(pa), lastSID(pb)];
+    log(`alice's sid ${sidA}, bob's ${sidB}`);
+    const round = async (tag) => {
+        const texts = [`${input.client} ${tag} alice to bob`, `${input.client} ${tag} bob to alice`];
+        await client.send(pa, b, texts[0]);
+        await client.waitFor(pb, texts[0]);
+        await client.send(pb, a, texts[1]);
+        await client.waitFor(pa, texts[1]);
+        check((await client.received(pb, texts[0])) === 1, `bob has ${texts[0]} more than once`);
+        check((await client.received(pa, texts[1])) === 1, `alice has ${texts[1]} more than once`);
+    };
+    await round('before');
+
+    const killedAt = Date.now() - started;
+    const killed = await control(input, `kill?sid=${encodeURIComponent(sidA)}&other=${encodeURIComponent(sidB)}`);
+    log(`killed: ${JSON.stringify(killed)}`);
+    await until(pa.boshWaiters, () => pa.boshResponses.some((r) => r.at >= killedAt && r.condition === 'item-not-found'), input.timeoutMs, () => `alice got no item-not-found after the kill; last responses ${JSON.stringify(pa.boshResponses.slice(-5))}`);
+    const notFound = pa.boshResponses.find((r) => r.at >= killedAt && r.condition === 'item-not-found');
+    const a2 = await client.reconnect(input, pa, alice, `${input.client}-a2`);
+    a = a2; // bob writes to alice's new JID (her new resource, with Strophe.js)
+    const newSID = lastSID(pa);
+    log(`alice reconnected with sid ${newSID}, item-not-found ${notFound.at - killedAt} ms after the kill was asked`);
+    await round('after');
+    check(lastSID(pb) === sidB, `bob's session changed: ${sidB} to ${lastSID(pb)}`);
+    await Promise.all([client.logout(pa), client.logout(pb)]);
+    return {
+        client: input.client,
+        sids: { alice: sidA, bob: sidB, aliceAfter: newSID },
+        aliceSIDs: sidsOf(pa),
+        bobSIDs: sidsOf(pb),
+        killed,
+        itemNotFoundMs: notFound.at - killedAt,
+        reconnectedAs: a2,
+        boshURLs: [...new Set([...pa.boshRequests, ...pb.boshRequests].map((r) => r.url))],
+    };
+}
+
 // --- The demo page --------------------------------------------------------
 
 // (5) The page scripts/demo serves, as a newcomer uses it: alice and bob
@@ -1219,6 +1335,7 @@ const scenarios = {
     'ws-chat': wsChat,
     'ws-fallback': wsFallback,
     'converse-resume': converseResume,
+    'cluster-bosh': clusterBOSH,
     demo,
 };
 
