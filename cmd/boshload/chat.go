@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/boshd/boshd/internal/rawxml"
 )
 
 // The chat and poll modes.
@@ -232,25 +234,29 @@ type receiver struct {
 	// its hole (reordered); one with no hole is a repeat.
 	holes     map[uint64]struct{}
 	latencies []time.Duration
+	// in reads the messages of a BOSH response (take).
+	in inspector
 }
 
 // take checks the children of one response, which arrived at the
 // client at arrived (now if zero), in nanoseconds since the hub's epoch.
-func (rc *receiver) take(children []element, arrived int64) {
+func (rc *receiver) take(children []rawxml.Element, arrived int64) {
 	now := arrived
 	if now == 0 {
 		now = rc.h.now()
 	}
-	for i := range children {
-		e := &children[i]
-		if !e.is(nsClient, "message") {
+	for _, e := range children {
+		if !isElement(e, nsClient, "message") {
 			continue
 		}
-		body := e.child(nsClient, "body")
-		if body == nil {
+		from, body, ok, err := rc.in.messageFields(e.Raw)
+		if err != nil {
+			rc.h.malformed.Add(1)
 			continue
 		}
-		rc.check(e.attr("from"), body.Text, now)
+		if ok {
+			rc.check(from, body, now)
+		}
 	}
 }
 
