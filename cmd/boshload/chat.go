@@ -333,15 +333,31 @@ func (c *client) chat(loadCtx, runCtx context.Context, h *hub, terminate bool) (
 	// come back first. early holds such an answer.
 	nextAnswer := c.rid
 	early := make(map[uint64]*response, 2)
+	// Two posters, one per request in flight, live as long as the
+	// session chats: a goroutine per request would grow a new stack
+	// through net/http's client every time, a tenth of the generator's
+	// CPU per stanza. send never has more than two requests out, so
+	// posts never blocks; done has room for both answers, so a poster
+	// never blocks either, and both end when posts is closed.
+	type post struct {
+		rid  uint64
+		body string
+	}
+	posts := make(chan post, 2)
+	defer close(posts)
+	for range 2 {
+		go func() {
+			for p := range posts {
+				r, err := c.post(reqCtx, phaseIdle, p.body)
+				done <- result{p.rid, r, err}
+			}
+		}()
+	}
 	send := func(payload string) {
 		rid := c.nextRID()
-		body := sessionBody(rid, c.sid, payload)
 		inFlight++
 		c.onHeld()
-		go func() {
-			r, err := c.post(reqCtx, phaseIdle, body)
-			done <- result{rid, r, err}
-		}()
+		posts <- post{rid, sessionBody(rid, c.sid, payload)}
 	}
 	// Messages due and not yet sent.
 	var seq uint64

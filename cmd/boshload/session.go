@@ -28,6 +28,9 @@ type client struct {
 	index int // from 1
 	hc    *http.Client
 	tr    *http.Transport // hc's; closed when the session ends
+	// header is every request's, shared by the requests in flight and
+	// never modified (net/http's client only reads it).
+	header http.Header
 
 	rid           uint64 // the next request's rid
 	sid           string // set by create
@@ -59,11 +62,12 @@ func newClient(cfg *config, i int, dial dialFunc) *client {
 		TLSHandshakeTimeout: 10 * time.Second,
 	}
 	return &client{
-		cfg:   cfg,
-		index: i,
-		hc:    &http.Client{Transport: tr},
-		tr:    tr,
-		rid:   randomRID(),
+		cfg:    cfg,
+		index:  i,
+		hc:     &http.Client{Transport: tr},
+		tr:     tr,
+		rid:    randomRID(),
+		header: http.Header{"Content-Type": {"text/xml; charset=utf-8"}},
 	}
 }
 
@@ -105,11 +109,20 @@ func (c *client) nextRID() uint64 {
 func (c *client) post(ctx context.Context, phase, body string) (*response, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(c.cfg.wait)*time.Second+requestSlack)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.url.String(), strings.NewReader(body))
-	if err != nil {
-		return nil, protocolFailure(phase, "request", err)
+	// The request is built from parts that never change (the URL as
+	// parsed once, the headers, read-only), rather than parsing the URL
+	// and filling a header map for every request.
+	req := &http.Request{
+		Method:        http.MethodPost,
+		URL:           c.cfg.url,
+		Host:          c.cfg.url.Host,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        c.header,
+		Body:          io.NopCloser(strings.NewReader(body)),
+		ContentLength: int64(len(body)),
 	}
-	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
 	// A push has reached the client when its response's first byte is
 	// read, not when this goroutine gets to run again: under load the
 	// hand-offs inside the HTTP client and back to the session's loop
