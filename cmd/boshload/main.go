@@ -36,6 +36,11 @@
 // header is read. The report is the same, so that the transports
 // compare; --hold and --poll are BOSH only. See wsclient.go and wsrun.go.
 //
+// boshload runs with GOGC=400 unless GOGC is set, and --cpuprofile FILE
+// writes its own CPU profile: the generator must cost less per stanza
+// than the server it loads, or it, not the server, bounds a comparison on
+// a machine they share.
+//
 // Each BOSH session has its own HTTP transport limited to two connections, as
 // a browser tab has, and binds its sockets to one of --sources in turn, so
 // that more than one address's ephemeral ports can be used. Only loopback
