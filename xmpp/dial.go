@@ -256,7 +256,10 @@ func (c *Conn) readHeader() error {
 	if err != nil {
 		return readError("reading stream header", err)
 	}
-	c.root = root
+	// Kept for the stream's life, to resume reading after parking: the
+	// declarations are all it takes, and the header's other attributes
+	// (some 350 bytes per stream with their strings) go to hdr.
+	c.root = root.Declarations()
 	h, err := parseHeader(root)
 	if err != nil {
 		return err
