@@ -41,7 +41,7 @@
 // than the server it loads, or it, not the server, bounds a comparison on
 // a machine they share.
 //
-// Each BOSH session has its own HTTP transport limited to two connections, as
+// Each BOSH session has its own HTTP/1.1 client (httpclient.go) limited to two connections, as
 // a browser tab has, and binds its sockets to one of --sources in turn, so
 // that more than one address's ephemeral ports can be used. Only loopback
 // URLs are accepted, and every run stops by itself after --duration; the
