@@ -41,9 +41,10 @@
 // than the server it loads, or it, not the server, bounds a comparison on
 // a machine they share.
 //
-// Each BOSH session has its own HTTP/1.1 client (httpclient.go) limited to two connections, as
-// a browser tab has, and binds its sockets to one of --sources in turn, so
-// that more than one address's ephemeral ports can be used. Only loopback
+// Each BOSH session has its own HTTP/1.1 client (httpclient.go) limited
+// to two connections, as a browser tab has, and binds its sockets to one
+// of --sources in turn, so that more than one address's ephemeral ports
+// can be used. Only loopback
 // URLs are accepted, and every run stops by itself after --duration; the
 // last tenth of it, at most 5 s, is kept for ending the sessions with
 // type='terminate'.
