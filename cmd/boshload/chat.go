@@ -389,6 +389,9 @@ func (c *client) chat(loadCtx, runCtx context.Context, h *hub, terminate bool) (
 					<-done
 					c.onReleased()
 				}
+				if runCtx.Err() != nil {
+					return false, nil // the run was stopped, and the request with it
+				}
 				return false, res.err
 			}
 			c.onStanzas(len(res.r.Children))

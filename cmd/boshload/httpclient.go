@@ -187,10 +187,11 @@ func (c *httpClient) roundTrip(ctx context.Context, hc *httpConn, body string) (
 	stop := context.AfterFunc(ctx, func() { hc.nc.SetDeadline(aLongTimeAgo) })
 	defer func() {
 		if !stop() {
-			// ctx ended during the request: its error says why.
+			// ctx ended during the request: its error says why (the
+			// read's own is the deadline that ended it, not a timeout).
 			keep = false
 			if err != nil {
-				err = fmt.Errorf("%w (%w)", ctx.Err(), err)
+				err = fmt.Errorf("%w (%v)", ctx.Err(), err)
 			}
 		}
 	}()

@@ -219,8 +219,8 @@ func TestHTTPClientCancel(t *testing.T) {
 	for range maxConns + 1 {
 		select {
 		case err := <-errs:
-			if !errors.Is(err, context.Canceled) {
-				t.Errorf("error %v, want context.Canceled", err)
+			if !errors.Is(err, context.Canceled) || netReason(err) != "canceled" {
+				t.Errorf("error %v (%s), want context.Canceled", err, netReason(err))
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatal("a cancelled request did not end")

@@ -265,6 +265,9 @@ func (c *client) idle(loadCtx, runCtx context.Context, terminate bool) (terminat
 			return err == nil, err
 		}
 		if res.err != nil {
+			if runCtx.Err() != nil {
+				return false, nil // the run was stopped, and the request with it
+			}
 			return false, res.err
 		}
 		c.onStanzas(len(res.r.Children))
