@@ -258,7 +258,8 @@ func (c *Conn) readHeader() error {
 	}
 	// Kept for the stream's life, to resume reading after parking: the
 	// declarations are all it takes, and the header's other attributes
-	// (some 350 bytes per stream with their strings) go to hdr.
+	// and their strings go (about 170 bytes a stream, measured in
+	// BENCHMARKS.md); what hdr needs of them it has.
 	c.root = root.Declarations()
 	h, err := parseHeader(root)
 	if err != nil {
