@@ -261,7 +261,11 @@ func (c *Conn) readHeader() error {
 	if err != nil {
 		return readError("reading stream header", err)
 	}
-	c.root = root
+	// Kept for the stream's life, to resume reading after parking: the
+	// declarations are all it takes, and the header's other attributes
+	// and their strings go (about 170 bytes a stream, measured in
+	// BENCHMARKS.md); what hdr needs of them it has.
+	c.root = root.Declarations()
 	h, err := parseHeader(root)
 	if err != nil {
 		return err

@@ -5,9 +5,11 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/boshd/boshd/internal/rawxml"
 )
 
 // Namespaces of the elements boshload writes and reads.
@@ -62,7 +64,9 @@ type response struct {
 	Type      string // "" or "terminate"
 	Condition string // terminal condition, if any
 	SID       string
-	Children  []element
+	// Children are the body's children, each standalone (the
+	// declarations it inherited added), its namespace resolved.
+	Children []rawxml.Element
 	// arrived is when the response's first byte was read (zero if not
 	// known).
 	arrived time.Time
@@ -72,61 +76,89 @@ type response struct {
 // not the httpbind <body/>.
 var errNotBody = errors.New("root is not {" + nsHTTPBind + "}body")
 
+// responseOptions is how a response is read: children unprefixed and
+// without a declaration of their own are in the body's default namespace,
+// as XML has it (no DefaultNS rule).
+var responseOptions = rawxml.Options{MaxDepth: 64}
+
+// responseParser reads response bodies with a rawxml.Reader it keeps, so
+// that a response costs its children's copies and little else: the
+// generator must cost less per stanza than the server it loads, and
+// encoding/xml cost it more than boshd's whole relay.
+type responseParser struct {
+	rd  rawxml.Reader
+	src bytes.Reader
+}
+
+// parsers holds the responseParsers of the requests not in flight: a
+// response is parsed by the goroutine that posted its request, two at a
+// time in a chatting session.
+var parsers = sync.Pool{New: func() any { return new(responseParser) }}
+
 // parseResponse parses a response body. It checks that the document is
 // exactly one {httpbind}body element, with nothing but white space and an
-// XML declaration around it.
+// XML declaration before it and white space after it, and no comment,
+// processing instruction or DOCTYPE anywhere.
 func parseResponse(data []byte) (*response, error) {
-	dec := xml.NewDecoder(bytes.NewReader(data))
-	var root element
-	found := false
+	p := parsers.Get().(*responseParser)
+	defer parsers.Put(p)
+	r, err := p.parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("parsing response: %w", err)
+	}
+	return r, nil
+}
+
+// parse is parseResponse with p's reader.
+func (p *responseParser) parse(data []byte) (*response, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, errors.New("empty document")
+	}
+	p.src.Reset(data)
+	p.rd.Reset(&p.src, responseOptions)
+	root, err := p.rd.Root()
+	if err != nil {
+		return nil, err
+	}
+	if ns := root.NS(); ns != nsHTTPBind || root.Name.Local != "body" {
+		return nil, fmt.Errorf("%w (got {%s}%s)", errNotBody, ns, root.Name.Local)
+	}
+	r := new(response)
+	r.Type, _ = root.Get("", "type")
+	r.Condition, _ = root.Get("", "condition")
+	r.SID, _ = root.Get("", "sid")
 	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
+		el, err := p.rd.Next()
+		if errors.Is(err, rawxml.ErrRootEnd) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("parsing response: %w", err)
+			return nil, err
 		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if found {
-				return nil, errors.New("parsing response: more than one root element")
-			}
-			if err := dec.DecodeElement(&root, &t); err != nil {
-				return nil, fmt.Errorf("parsing response: %w", err)
-			}
-			found = true
-		case xml.CharData:
-			if len(bytes.TrimSpace(t)) > 0 {
-				return nil, fmt.Errorf("parsing response: text outside the root: %q", t)
-			}
-		case xml.ProcInst:
-		default:
-			return nil, fmt.Errorf("parsing response: unexpected %T outside the root", tok)
-		}
+		r.Children = append(r.Children, el)
 	}
-	if !found {
-		return nil, errors.New("parsing response: empty document")
+	// The reader stops at the root's end: what follows must be white
+	// space.
+	if rest := data[len(data)-p.src.Len():]; len(bytes.TrimSpace(rest)) > 0 {
+		return nil, fmt.Errorf("%q after the root", clip(rest))
 	}
-	if !root.is(nsHTTPBind, "body") {
-		return nil, fmt.Errorf("parsing response: %w (got {%s}%s)", errNotBody, root.XMLName.Space, root.XMLName.Local)
-	}
-	return &response{
-		Type:      root.attr("type"),
-		Condition: root.attr("condition"),
-		SID:       root.attr("sid"),
-		Children:  root.Children,
-	}, nil
+	return r, nil
 }
 
 // terminated reports whether the response ends the session.
 func (r *response) terminated() bool { return r.Type == "terminate" }
 
-// find returns the first child for which match holds, or nil.
+// find returns the first child, decoded, for which match holds, or nil.
+// It decodes each child with encoding/xml: for the login's few
+// responses, never for chatting's.
 func (r *response) find(match func(*element) bool) *element {
-	for i := range r.Children {
-		if match(&r.Children[i]) {
-			return &r.Children[i]
+	for _, c := range r.Children {
+		e, err := decodeElement(c)
+		if err != nil {
+			continue // well-formed, as rawxml checked: not met
+		}
+		if match(e) {
+			return e
 		}
 	}
 	return nil

@@ -67,6 +67,34 @@ func TestParseResponseStanzas(t *testing.T) {
 	}
 }
 
+// TestParseResponseNamespaces checks the namespaces of the children: an
+// unprefixed child without a declaration is in the body's default
+// namespace, a prefixed one in the namespace its prefix is bound to on the
+// body, and each child's bytes stand alone.
+func TestParseResponseNamespaces(t *testing.T) {
+	t.Parallel()
+	r, err := parseResponse([]byte(`<body xmlns='http://jabber.org/protocol/httpbind' xmlns:stream='http://etherx.jabber.org/streams'>` +
+		`<x/><stream:features/><message xmlns='jabber:client'/></body>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{nsHTTPBind, nsStream, nsClient}
+	if len(r.Children) != len(want) {
+		t.Fatalf("%d children, want %d", len(r.Children), len(want))
+	}
+	for i, ns := range want {
+		if got := r.Children[i].NS; got != ns {
+			t.Errorf("child %d (%s) in %q, want %q", i, r.Children[i].Raw, got, ns)
+		}
+		if _, err := parseMessage(r.Children[i].Raw); err != nil {
+			t.Errorf("child %d (%s) does not stand alone: %v", i, r.Children[i].Raw, err)
+		}
+	}
+	if r.find(isFeatures) == nil {
+		t.Error("find(isFeatures) = nil")
+	}
+}
+
 func TestParseResponseRefused(t *testing.T) {
 	t.Parallel()
 	for _, doc := range []string{
@@ -79,6 +107,10 @@ func TestParseResponseRefused(t *testing.T) {
 		`text<body xmlns='http://jabber.org/protocol/httpbind'/>`,
 		`<!-- c --><body xmlns='http://jabber.org/protocol/httpbind'/>`,
 		`<html><body>502 Bad Gateway</body></html>`,
+		`<body xmlns='http://jabber.org/protocol/httpbind'/>text`,
+		`<body xmlns='http://jabber.org/protocol/httpbind'><message><!-- c --></message></body>`,
+		`<body xmlns='http://jabber.org/protocol/httpbind'><message></body>`,
+		`<body xmlns='http://jabber.org/protocol/httpbind'><x:message/></body>`,
 	} {
 		if r, err := parseResponse([]byte(doc)); err == nil {
 			t.Errorf("parseResponse(%q) = %+v, want an error", doc, r)
@@ -102,7 +134,11 @@ func TestOffersPlain(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := offersPlain(&r.Children[0]); got != want {
+		f, err := decodeElement(r.Children[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := offersPlain(f); got != want {
 			t.Errorf("offersPlain(%s) = %v, want %v", features, got, want)
 		}
 	}

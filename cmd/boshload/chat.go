@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/boshd/boshd/internal/rawxml"
 )
 
 // The chat and poll modes.
@@ -232,25 +234,29 @@ type receiver struct {
 	// its hole (reordered); one with no hole is a repeat.
 	holes     map[uint64]struct{}
 	latencies []time.Duration
+	// in reads the messages of a BOSH response (take).
+	in inspector
 }
 
 // take checks the children of one response, which arrived at the
 // client at arrived (now if zero), in nanoseconds since the hub's epoch.
-func (rc *receiver) take(children []element, arrived int64) {
+func (rc *receiver) take(children []rawxml.Element, arrived int64) {
 	now := arrived
 	if now == 0 {
 		now = rc.h.now()
 	}
-	for i := range children {
-		e := &children[i]
-		if !e.is(nsClient, "message") {
+	for _, e := range children {
+		if !isElement(e, nsClient, "message") {
 			continue
 		}
-		body := e.child(nsClient, "body")
-		if body == nil {
+		from, body, ok, err := rc.in.messageFields(e.Raw)
+		if err != nil {
+			rc.h.malformed.Add(1)
 			continue
 		}
-		rc.check(e.attr("from"), body.Text, now)
+		if ok {
+			rc.check(from, body, now)
+		}
 	}
 }
 
@@ -327,15 +333,31 @@ func (c *client) chat(loadCtx, runCtx context.Context, h *hub, terminate bool) (
 	// come back first. early holds such an answer.
 	nextAnswer := c.rid
 	early := make(map[uint64]*response, 2)
+	// Two posters, one per request in flight, live as long as the
+	// session chats: a goroutine per request would grow a new stack
+	// through net/http's client every time, a tenth of the generator's
+	// CPU per stanza. send never has more than two requests out, so
+	// posts never blocks; done has room for both answers, so a poster
+	// never blocks either, and both end when posts is closed.
+	type post struct {
+		rid  uint64
+		body string
+	}
+	posts := make(chan post, 2)
+	defer close(posts)
+	for range 2 {
+		go func() {
+			for p := range posts {
+				r, err := c.post(reqCtx, phaseIdle, p.body)
+				done <- result{p.rid, r, err}
+			}
+		}()
+	}
 	send := func(payload string) {
 		rid := c.nextRID()
-		body := sessionBody(rid, c.sid, payload)
 		inFlight++
 		c.onHeld()
-		go func() {
-			r, err := c.post(reqCtx, phaseIdle, body)
-			done <- result{rid, r, err}
-		}()
+		posts <- post{rid, sessionBody(rid, c.sid, payload)}
 	}
 	// Messages due and not yet sent.
 	var seq uint64
@@ -366,6 +388,9 @@ func (c *client) chat(loadCtx, runCtx context.Context, h *hub, terminate bool) (
 				for ; inFlight > 0; inFlight-- {
 					<-done
 					c.onReleased()
+				}
+				if runCtx.Err() != nil {
+					return false, nil // the run was stopped, and the request with it
 				}
 				return false, res.err
 			}

@@ -44,18 +44,24 @@ func TestReceiver(t *testing.T) {
 	t.Parallel()
 	h := &hub{epoch: time.Now(), run: "this"}
 	rc := &receiver{h: h, from: "a@localhost/r"}
-	msg := func(from string, seq uint64) element {
-		return element{
-			XMLName: xmlName(nsClient, "message"),
-			Attrs:   attrs("from", from),
-			Children: []element{{XMLName: xmlName(nsClient, "body"),
-				Text: parseable(seq)}},
+	// take hands rc the messages in one BOSH response, parsed as a
+	// response is.
+	take := func(rc *receiver, arrived int64, msgs ...string) {
+		t.Helper()
+		r, err := parseResponse([]byte("<body xmlns='" + nsHTTPBind + "'>" + strings.Join(msgs, "") + "</body>"))
+		if err != nil {
+			t.Fatal(err)
 		}
+		rc.take(r.Children, arrived)
 	}
-	stale := msg("a@localhost/r", 9)
-	stale.Children[0].Text = chatBodyPrefix + "earlier seq=9 ts=1"
-	rc.take([]element{msg("a@localhost/r", 1), stale, msg("a@localhost/r", 3), msg("a@localhost/r", 2),
-		msg("a@localhost/r", 2), msg("b@localhost/r", 4), msg("a@localhost/r", 4)}, 0)
+	msgText := func(from, text string) string {
+		return "<message xmlns='jabber:client' from='" + from + "' type='chat'><body>" + text + "</body></message>"
+	}
+	msg := func(from string, seq uint64) string { return msgText(from, parseable(seq)) }
+	stale := msgText("a@localhost/r", chatBodyPrefix+"earlier seq=9 ts=1")
+	take(rc, 0, msg("a@localhost/r", 1), stale, msg("a@localhost/r", 3), msg("a@localhost/r", 2),
+		msg("a@localhost/r", 2), msg("b@localhost/r", 4), "<presence xmlns='jabber:client'/>",
+		"<message xmlns='jabber:client' from='a@localhost/r'/>", msg("a@localhost/r", 4))
 	if n := h.stale.Load(); n != 1 {
 		t.Errorf("stale = %d, want 1 (an earlier run's message is not counted)", n)
 	}
@@ -65,10 +71,15 @@ func TestReceiver(t *testing.T) {
 	if len(rc.latencies) != 4 {
 		t.Errorf("%d latencies, want 4 (repeats excluded)", len(rc.latencies))
 	}
+	// A body that is not boshload's, even escaped, is malformed.
+	take(rc, 0, msgText("a@localhost/r", "hello &amp; bye"), msgText("a@localhost/r", "<b>x</b>"))
+	if n := h.malformed.Load(); n != 2 {
+		t.Errorf("malformed = %d, want 2", n)
+	}
 
 	// A response's arrival time, when known, is the receive time.
 	rc = &receiver{h: h, from: "a@localhost/r"}
-	rc.take([]element{msg("a@localhost/r", 1)}, 1001)
+	take(rc, 1001, msg("a@localhost/r", 1))
 	if len(rc.latencies) != 1 || rc.latencies[0] != 1000 {
 		t.Errorf("latencies %v, want [1µs] (arrival 1001 ns, sent at 1 ns)", rc.latencies)
 	}
@@ -78,9 +89,9 @@ func TestReceiver(t *testing.T) {
 	h = &hub{epoch: time.Now(), run: "this"}
 	h.stopAt = h.epoch.Add(2000)
 	rc = &receiver{h: h, from: "a@localhost/r"}
-	rc.take([]element{msg("a@localhost/r", 1), msg("a@localhost/r", 1)}, 1500)
-	rc.take([]element{msg("a@localhost/r", 2)}, 2000)
-	rc.take([]element{msg("a@localhost/r", 3)}, 2500)
+	take(rc, 1500, msg("a@localhost/r", 1), msg("a@localhost/r", 1))
+	take(rc, 2000, msg("a@localhost/r", 2))
+	take(rc, 2500, msg("a@localhost/r", 3))
 	if n := h.inWindow.Load(); n != 2 {
 		t.Errorf("in window = %d, want 2 (seq 1 once and seq 2; seq 3 came after sending ended)", n)
 	}

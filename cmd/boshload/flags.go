@@ -85,6 +85,8 @@ type config struct {
 	chatFor time.Duration
 	// alsoPIDs are more processes sampled with pid (the rest of a stack).
 	alsoPIDs []int
+	// cpuProfile, if set, is where boshload writes its own CPU profile.
+	cpuProfile string
 }
 
 // parseFlags parses and validates the command line. It returns
@@ -116,6 +118,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		poll    = fs.Bool("poll", false, "once all sessions are set up, send empty requests back to back and count round trips; BOSH only")
 		chatFor = fs.Duration("chat-for", 0, "with --pairs or --poll: end the load this long (plus --drain) after chatting starts (0: at --duration)")
 		also    = fs.String("also-pid", "", "comma-separated `PIDS` sampled with --pid (the rest of the stack)")
+		cpuProf = fs.String("cpuprofile", "", "write boshload's own CPU profile of the whole run to `FILE` (go tool pprof)")
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: boshload [flags]\n\n"+
@@ -151,6 +154,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		drain:           *drain,
 		poll:            *poll,
 		chatFor:         *chatFor,
+		cpuProfile:      *cpuProf,
 	}
 	set := make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })

@@ -36,9 +36,15 @@
 // header is read. The report is the same, so that the transports
 // compare; --hold and --poll are BOSH only. See wsclient.go and wsrun.go.
 //
-// Each BOSH session has its own HTTP transport limited to two connections, as
-// a browser tab has, and binds its sockets to one of --sources in turn, so
-// that more than one address's ephemeral ports can be used. Only loopback
+// boshload runs with GOGC=400 unless GOGC is set, and --cpuprofile FILE
+// writes its own CPU profile: the generator must cost less per stanza
+// than the server it loads, or it, not the server, bounds a comparison on
+// a machine they share.
+//
+// Each BOSH session has its own HTTP/1.1 client (httpclient.go) limited
+// to two connections, as a browser tab has, and binds its sockets to one
+// of --sources in turn, so that more than one address's ephemeral ports
+// can be used. Only loopback
 // URLs are accepted, and every run stops by itself after --duration; the
 // last tenth of it, at most 5 s, is kept for ending the sessions with
 // type='terminate'.
@@ -50,12 +56,23 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 )
 
 func main() {
+	if os.Getenv("GOGC") == "" {
+		// The generator must cost less per stanza than the server it
+		// loads: a collection a quarter as often, for memory nobody
+		// measures. GOGC in the environment still decides.
+		debug.SetGCPercent(generatorGOGC)
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
+
+// generatorGOGC is boshload's GOGC unless the environment sets one.
+const generatorGOGC = 400
 
 // run is boshload's main, returning the exit status: 0 when every session
 // was established, 1 when some were not, 2 for a usage error.
@@ -73,6 +90,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
+	if cfg.cpuProfile != "" {
+		stopProfile, err := startCPUProfile(cfg.cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "boshload:", err)
+			return 2
+		}
+		defer stopProfile()
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	res := newRunner(cfg, stderr).run(ctx, stderr)
@@ -87,6 +113,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// startCPUProfile starts profiling boshload's CPU into the file path and
+// returns the function that stops it and closes the file.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // checkFileLimit refuses a run that cannot hold a socket per session

@@ -6,9 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptrace"
 	"strings"
 	"time"
 )
@@ -22,12 +20,16 @@ const maxAwaitPolls = 5
 
 // client is one BOSH session, driven by its own goroutine, the only one
 // that changes its fields. While a request is held, idle runs post on a
-// helper goroutine; post reads only fields that never change (cfg, hc).
+// helper goroutine; post reads only fields that never change (cfg, http).
 type client struct {
 	cfg   *config
 	index int // from 1
-	hc    *http.Client
-	tr    *http.Transport // hc's; closed when the session ends
+	// http posts the requests: at most two connections to the manager,
+	// like a browser tab (BOSH requests='2'), never shared with another
+	// session, so that every session's requests travel on connections
+	// of its own source address. Keep-alive is on: the held request
+	// reuses the connection of the previous one.
+	http *httpClient
 
 	rid           uint64 // the next request's rid
 	sid           string // set by create
@@ -42,33 +44,18 @@ type client struct {
 	sessionHooks
 }
 
-// newClient returns session index i's client, with its own transport: a
-// session uses at most two connections to the manager, like a browser
-// tab (BOSH requests='2'), and never shares them with another session,
-// so that every session's requests travel on connections of its own
-// source address. Keep-alive is on: the held request reuses the
-// connection of the previous one.
+// newClient returns session index i's client.
 func newClient(cfg *config, i int, dial dialFunc) *client {
-	tr := &http.Transport{
-		Proxy:               nil, // never leave loopback through a proxy
-		DialContext:         dial,
-		MaxConnsPerHost:     2,
-		MaxIdleConnsPerHost: 2,
-		MaxIdleConns:        2,
-		IdleConnTimeout:     time.Duration(cfg.wait)*time.Second + requestSlack,
-		TLSHandshakeTimeout: 10 * time.Second,
-	}
 	return &client{
 		cfg:   cfg,
 		index: i,
-		hc:    &http.Client{Transport: tr},
-		tr:    tr,
+		http:  newHTTPClient(cfg.url, dial),
 		rid:   randomRID(),
 	}
 }
 
 // close releases the client's connections.
-func (c *client) close() { c.tr.CloseIdleConnections() }
+func (c *client) close() { c.http.close() }
 
 // setup creates the session and, with --login, logs in.
 func (c *client) setup(ctx context.Context) error {
@@ -105,36 +92,21 @@ func (c *client) nextRID() uint64 {
 func (c *client) post(ctx context.Context, phase, body string) (*response, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(c.cfg.wait)*time.Second+requestSlack)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.url.String(), strings.NewReader(body))
-	if err != nil {
-		return nil, protocolFailure(phase, "request", err)
-	}
-	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
 	// A push has reached the client when its response's first byte is
-	// read, not when this goroutine gets to run again: under load the
-	// hand-offs inside the HTTP client and back to the session's loop
-	// would add the generator's own scheduling to the latency measured.
-	var arrived time.Time
-	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		GotFirstResponseByte: func() { arrived = time.Now() },
-	}))
-	resp, err := c.hc.Do(req)
+	// read (res.first), not when this goroutine gets to run again.
+	res, err := c.http.post(ctx, body)
 	if err != nil {
 		return nil, networkFailure(phase, err)
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-	if err != nil {
-		return nil, networkFailure(phase, fmt.Errorf("reading response: %w", err))
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, httpFailure(phase, resp.StatusCode, data)
+	data := res.body
+	if res.status != http.StatusOK {
+		return nil, httpFailure(phase, res.status, data)
 	}
 	r, err := parseResponse(data)
 	if err != nil {
 		return nil, protocolFailure(phase, "malformed response", err)
 	}
-	r.arrived = arrived
+	r.arrived = res.first
 	if r.terminated() {
 		return r, terminateFailure(phase, r.Condition)
 	}
@@ -293,6 +265,9 @@ func (c *client) idle(loadCtx, runCtx context.Context, terminate bool) (terminat
 			return err == nil, err
 		}
 		if res.err != nil {
+			if runCtx.Err() != nil {
+				return false, nil // the run was stopped, and the request with it
+			}
 			return false, res.err
 		}
 		c.onStanzas(len(res.r.Children))

@@ -113,7 +113,8 @@ func (rd *Reader) Reset(r io.Reader, opts Options) {
 // `<r/>`, and its end tag not yet read): Next returns the next child, as
 // that Reader's Next would have. A stream idle between two
 // children can so give its Reader back and take one again when more
-// comes. rd keeps its buffers, as with Reset.
+// comes. Of root, only the name and the namespace declarations are used:
+// root.Declarations() will do. rd keeps its buffers, as with Reset.
 func (rd *Reader) ResetAfterRoot(r io.Reader, opts Options, root Root) {
 	rd.Reset(r, opts)
 	rd.started = true

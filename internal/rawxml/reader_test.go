@@ -242,7 +242,7 @@ func TestResetAfterRoot(t *testing.T) {
 		doc  string
 		opts Options
 	}{
-		{`<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' xmlns:x='urn:x'>` +
+		{`<stream:stream id='s1' xmlns='jabber:client' from='d' xmlns:stream='http://etherx.jabber.org/streams' xmlns:x='urn:x' xml:lang='en'>` +
 			`<stream:features><x:y/></stream:features> <message to='a'><body>1 &amp; 2</body></message>` + "\n" +
 			`<x:z a='1'/><iq xmlns='urn:other'><q/></iq></stream:stream>`, Options{DefaultNS: "jabber:client", MaxDepth: 4}},
 		{`<r xmlns='urn:r'><a/><b><c></b></r>`, Options{}},
@@ -258,14 +258,19 @@ func TestResetAfterRoot(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: Root: %v", d.doc, err)
 		}
-		// Dirty Readers, left by other documents, take turns.
+		// Dirty Readers, left by other documents, take turns; every
+		// other one is given the root's declarations only.
 		readers := []*Reader{first, NewReader(strings.NewReader(docs[0].doc), docs[0].opts), new(Reader)}
 		readers[1].Root()
 		readers[1].Next()
 		got := [][]byte{}
 		for i := 0; ; i++ {
 			rd := readers[i%len(readers)]
-			rd.ResetAfterRoot(src, d.opts, root)
+			if i%2 == 0 {
+				rd.ResetAfterRoot(src, d.opts, root)
+			} else {
+				rd.ResetAfterRoot(src, d.opts, root.Declarations())
+			}
 			el, err := rd.Next()
 			if err == ErrRootEnd {
 				break

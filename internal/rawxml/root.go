@@ -59,6 +59,35 @@ func (r Root) Get(ns, local string) (string, bool) {
 	return "", false
 }
 
+// Declarations returns r with its namespace declarations only, in a
+// slice of their own: all that ResetAfterRoot needs of a root. A caller
+// keeping a root for as long as a stream lives keeps this, and not the
+// other attributes and their strings.
+func (r Root) Declarations() Root {
+	n := 0
+	for _, a := range r.Attr {
+		if isDecl(a) {
+			n++
+		}
+	}
+	if n == 0 {
+		return Root{Name: r.Name}
+	}
+	attrs := make([]xml.Attr, 0, n)
+	for _, a := range r.Attr {
+		if isDecl(a) {
+			attrs = append(attrs, a)
+		}
+	}
+	return Root{Name: r.Name, Attr: attrs}
+}
+
+// isDecl reports whether a is a namespace declaration: xmlns or
+// xmlns:prefix.
+func isDecl(a xml.Attr) bool {
+	return a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns")
+}
+
 // readRoot reads what Root reads.
 func (rd *Reader) readRoot() (Root, error) {
 	for {
