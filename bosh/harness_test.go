@@ -203,8 +203,19 @@ func (c *client) holdOne(rid int) (sid string, held <-chan string) {
 	return sid, c.postAsync(emptyBody(sid, rid+1))
 }
 
+// testClient is send's client when given none. Not http.DefaultClient:
+// httptest.Server.Close closes the idle connections of
+// http.DefaultTransport, which fails a request of a parallel test that
+// is about to use one of them ("CloseIdleConnections called").
+// Like the default transport in TestMain, it leaves gzip to the tests.
+var testClient = &http.Client{Transport: func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DisableCompression = true
+	return t
+}()}
+
 // send sends one request with the given headers ("Host" sets the
-// request's host) through hc, the default client if nil, and returns the
+// request's host) through hc, testClient if nil, and returns the
 // response and its body as sent.
 func send(hc *http.Client, method, url string, header map[string]string, body io.Reader) (*http.Response, []byte, error) {
 	req, err := http.NewRequest(method, url, body)
@@ -219,7 +230,7 @@ func send(hc *http.Client, method, url string, header map[string]string, body io
 		req.Header.Set(k, v)
 	}
 	if hc == nil {
-		hc = http.DefaultClient
+		hc = testClient
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
