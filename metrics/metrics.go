@@ -39,6 +39,7 @@ type Metrics struct {
 	connsRefused    *prometheus.CounterVec
 	ws              *webSocket
 	forward         *forward
+	upgrade         *upgrade
 }
 
 // ConnRefusedPerIP is the reason of ConnRefused for a connection over
@@ -93,6 +94,8 @@ func New(gauges func() Gauges) *Metrics {
 	}
 	m.reg.MustRegister(m.ws.collectors(gauges)...)
 	m.reg.MustRegister(m.forward.collectors()...)
+	m.upgrade = newUpgrade()
+	m.reg.MustRegister(m.upgrade.collectors()...)
 	m.reg.MustRegister(
 		m.sessionsCreated, m.sessionsEnded, m.requests, m.requestDuration, m.pushLatency, m.upstreamConnect, m.bytesIn, m.bytesOut,
 		m.connsOpen, m.connsRefused,

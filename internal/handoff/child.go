@@ -41,13 +41,13 @@ type Options struct {
 	Socket string
 	// Stdout and Stderr are the child's, shared with the parent (the
 	// service's journal): never a pipe the parent reads, which would
-	// break under the child once the parent exits.
+	// break under the child once the parent exits. Nil is /dev/null.
 	Stdout, Stderr *os.File
 }
 
 // A Child is a new process started by Start.
 type Child struct {
-	cmd  *exec.Cmd
+	proc *os.Process
 	pair *net.UnixConn // the parent's end
 
 	msgs   chan []byte   // messages from the child, until it closes the pair
@@ -57,9 +57,32 @@ type Child struct {
 	sendMu sync.Mutex // one status at a time
 }
 
-// fileListener is a listener whose socket can be copied as a file.
-type fileListener interface {
-	File() (*os.File, error)
+// dupListener returns a duplicate of l's socket, close-on-exec (ForkExec
+// clears the flag of those it hands over).
+func dupListener(l net.Listener) (int, error) {
+	sc, ok := l.(syscall.Conn)
+	if !ok {
+		return -1, fmt.Errorf("a %T cannot be handed over", l)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	var derr error
+	err = rc.Control(func(s uintptr) {
+		// As os/exec does: no fork between the dup and the flag.
+		syscall.ForkLock.RLock()
+		defer syscall.ForkLock.RUnlock()
+		fd, derr = syscall.Dup(int(s))
+		if derr == nil {
+			syscall.CloseOnExec(fd)
+		}
+	})
+	if err == nil {
+		err = derr
+	}
+	return fd, err
 }
 
 // Start starts the child: opts.Path with opts.Args, inheriting the
@@ -84,44 +107,65 @@ func Start(opts Options) (*Child, error) {
 		return nil, err
 	}
 
-	// ExtraFiles[i] is descriptor 3+i in the child.
-	extra := []*os.File{theirs}
+	// files[i] is descriptor i in the child: stdin (/dev/null),
+	// stdout, stderr, the pair, then the listeners. The listeners are
+	// raw duplicates, never *os.File: os.File.Fd, which os/exec calls,
+	// would put the socket, shared with this process's listener, in
+	// blocking mode, and an Accept under way would then block in the
+	// kernel, out of Close's reach.
+	devNull, err := os.Open(os.DevNull)
+	if err != nil {
+		return fail(fmt.Errorf("handoff: %w", err))
+	}
+	defer devNull.Close()
+	out, errOut := opts.Stdout, opts.Stderr
+	if out == nil {
+		out = devNull
+	}
+	if errOut == nil {
+		errOut = devNull
+	}
+	files := []uintptr{devNull.Fd(), out.Fd(), errOut.Fd(), theirs.Fd()}
 	list := fdList{pair: 3, listeners: make(map[string]fdAddr)}
 	var order []string
+	var dups []int
 	defer func() {
-		for _, f := range extra[1:] {
-			f.Close()
+		for _, fd := range dups {
+			syscall.Close(fd)
 		}
 	}()
 	for _, l := range opts.Listeners {
 		if _, dup := list.listeners[l.Key]; dup {
 			return fail(fmt.Errorf("handoff: %s handed over twice", l.Key))
 		}
-		fl, ok := l.L.(fileListener)
-		if !ok {
-			return fail(fmt.Errorf("handoff: %s: a %T cannot be handed over", l.Key, l.L))
-		}
-		f, err := fl.File()
+		fd, err := dupListener(l.L)
 		if err != nil {
 			return fail(fmt.Errorf("handoff: %s: %w", l.Key, err))
 		}
-		extra = append(extra, f)
-		list.listeners[l.Key] = fdAddr{fd: 2 + len(extra), addr: l.Addr}
+		dups = append(dups, fd)
+		list.listeners[l.Key] = fdAddr{fd: len(files), addr: l.Addr}
+		files = append(files, uintptr(fd))
 		order = append(order, l.Key)
 	}
-	cmd := exec.Command(opts.Path, opts.Args...)
-	cmd.Env = append(withoutHandoff(opts.Env), EnvFDs+"="+list.format(order))
+	env := append(withoutHandoff(opts.Env), EnvFDs+"="+list.format(order))
 	if opts.Socket != "" {
-		cmd.Env = append(cmd.Env, EnvSocket+"="+opts.Socket)
+		env = append(env, EnvSocket+"="+opts.Socket)
 	}
-	cmd.ExtraFiles = extra
-	cmd.Stdout, cmd.Stderr = opts.Stdout, opts.Stderr
-	if err := cmd.Start(); err != nil {
+	pid, err := syscall.ForkExec(opts.Path, append([]string{opts.Path}, opts.Args...), &syscall.ProcAttr{Env: env, Files: files})
+	if err != nil {
 		return fail(fmt.Errorf("handoff: starting %s: %w", opts.Path, err))
 	}
-	c := &Child{cmd: cmd, pair: pair, msgs: make(chan []byte, 4), exited: make(chan struct{})}
+	proc, err := os.FindProcess(pid) // always succeeds on Unix
+	if err != nil {
+		return fail(err)
+	}
+	c := &Child{proc: proc, pair: pair, msgs: make(chan []byte, 4), exited: make(chan struct{})}
 	go func() {
-		c.err = cmd.Wait()
+		st, err := proc.Wait()
+		if err == nil && !st.Success() {
+			err = &exec.ExitError{ProcessState: st}
+		}
+		c.err = err
 		close(c.exited)
 	}()
 	go c.read()
@@ -142,7 +186,7 @@ func (c *Child) read() {
 }
 
 // Pid returns the child's process id.
-func (c *Child) Pid() int { return c.cmd.Process.Pid }
+func (c *Child) Pid() int { return c.proc.Pid }
 
 // Exited is closed once the child has exited and been reaped.
 func (c *Child) Exited() <-chan struct{} { return c.exited }
@@ -201,7 +245,7 @@ func (c *Child) Kill() {
 	select {
 	case <-c.exited:
 	default:
-		c.cmd.Process.Kill()
+		c.proc.Kill()
 		<-c.exited
 	}
 	c.pair.Close()

@@ -263,3 +263,51 @@ func TestListenSocket(t *testing.T) {
 		t.Errorf("Close left the directory: %v", err)
 	}
 }
+
+// TestParentListenerUnchanged checks that handing a listener over leaves
+// the parent's in non-blocking mode: it goes on accepting, and closing it
+// ends an Accept under way at once (a socket turned blocking would leave
+// Accept in the kernel, and Close waiting for it, for ever).
+func TestParentListenerUnchanged(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := start(t, "hang", ln, ln.Addr().String())
+	defer c.Kill()
+	accepted := make(chan error, 2)
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			accepted <- err
+			if err != nil {
+				return
+			}
+			conn.Close()
+		}
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	select {
+	case err := <-accepted:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the parent's listener accepted nothing")
+	}
+	time.Sleep(50 * time.Millisecond) // Accept called again
+	closed := make(chan struct{})
+	go func() {
+		ln.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("closing the parent's listener hangs: its socket was put in blocking mode")
+	}
+}

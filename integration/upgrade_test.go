@@ -1,0 +1,247 @@
+package integration
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/boshd/boshd/internal/wait"
+)
+
+// Live upgrades of the boshd binary (docs/design/005-live-upgrade.md,
+// issue 18): SIGUSR2 starts the binary again as a new process that takes
+// over the listening sockets, while the old one serves its sessions to
+// their end and then exits.
+
+// upgradeConfig is the configuration file of TestLiveUpgrade: its
+// settings beside the command line's.
+const upgradeConfig = "max_wait: 10s\nupgrade_ready_timeout: 20s\nupgrade_drain_timeout: 2m\n"
+
+// handedOver matches the old process's log line of a hand-over.
+var handedOver = regexp.MustCompile(`msg="upgrade: handed over; [^"]*" new_pid=(\d+)`)
+
+// processExited reports whether pid has exited: gone, or a zombie no one
+// has reaped yet (an old process's children are reparented).
+func processExited(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// pid (comm) STATE ...: comm may hold spaces, not ")".
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z' || s[i+2] == 'X'
+}
+
+// statusPID reads the pid the admin listener's status page shows: the
+// process accepting on the inherited socket.
+func statusPID(t *testing.T, admin string) int {
+	t.Helper()
+	// A new connection each time: a kept-alive one stays with the
+	// process it was made to, until that one closes it.
+	c := &http.Client{Timeout: eventTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get("http://" + admin + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`<tr><th>process</th><td>(\d+)</td>`).FindSubmatch(data)
+	if m == nil {
+		t.Fatalf("the status page shows no process:\n%s", data)
+	}
+	pid, _ := strconv.Atoi(string(m[1]))
+	return pid
+}
+
+// upgradeTo sends SIGUSR2 to pid and waits for the hand-over it logs,
+// returning the new process's pid.
+func upgradeTo(t *testing.T, b *boshdProcess, pid int) int {
+	t.Helper()
+	before := len(handedOver.FindAllStringSubmatch(b.Log(), -1))
+	if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	var all [][]string
+	eventually(t, 30*time.Second, "a hand-over logged", func() bool {
+		all = handedOver.FindAllStringSubmatch(b.Log(), -1)
+		return len(all) > before
+	})
+	next, _ := strconv.Atoi(all[before][1])
+	if next == 0 || next == pid {
+		t.Fatalf("handed over to pid %d, from %d", next, pid)
+	}
+	return next
+}
+
+// TestLiveUpgrade is issue 18's upgrade with real parts: BOSH clients
+// chat with numbered messages through four SIGUSR2 in a row, one of them
+// to a binary whose configuration has become invalid; every message
+// arrives once and in order, no client sees a terminate or an HTTP
+// error, the listening process changes, a second SIGUSR2 to a process
+// that handed over is refused, and each old process exits once it serves
+// nothing.
+func TestLiveUpgrade(t *testing.T) {
+	parallel(t)
+	p := startProsody(t, prosodyOptions{})
+	cfgFile := filepath.Join(t.TempDir(), "boshd.yaml")
+	if err := os.WriteFile(cfgFile, []byte(upgradeConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := startBinaryFor(t, p, "--config", cfgFile)
+	// Every process of the upgrades is in the first one's process group.
+	pgid := b.Pid()
+	t.Cleanup(func() { syscall.Kill(-pgid, syscall.SIGKILL) })
+
+	alice, aliceLogin := login(t, b.URL, p, "alice", "PLAIN", "web")
+	bob, bobLogin := login(t, b.URL, p, "bob", "SCRAM-SHA-1", "web")
+	goOnline(t, alice, bob)
+	round := 0
+	chat := func(from *Client, fromJID string, to *Client, toJID string) {
+		t.Helper()
+		round++
+		chatInOrder(t, from, fromJID, to, toJID, fmt.Sprintf("r%d", round), 30)
+	}
+	chat(alice, aliceLogin.JID, bob, bobLogin.JID)
+
+	pids := []int{b.Pid()}
+	if got := statusPID(t, b.AdminAddr); got != b.Pid() {
+		t.Fatalf("the status page shows pid %d, want boshd's %d", got, b.Pid())
+	}
+
+	// First upgrade, with messages on their way both ways.
+	for i := range 20 {
+		alice.Send(message(bobLogin.JID, fmt.Sprintf("x%d", i), fmt.Sprintf("across %d", i)))
+		bob.Send(message(aliceLogin.JID, fmt.Sprintf("y%d", i), fmt.Sprintf("across %d", i)))
+	}
+	pids = append(pids, upgradeTo(t, b, pids[0]))
+	for i := range 20 {
+		for _, c := range []struct {
+			to   *Client
+			from string
+			id   string
+		}{{bob, aliceLogin.JID, "x"}, {alice, bobLogin.JID, "y"}} {
+			m := c.to.WaitFor("a message sent across the upgrade", isStanza("message", attrIs("from", c.from)))
+			if want := fmt.Sprintf("%s%d", c.id, i); m.Attr("id") != want {
+				t.Fatalf("%s got %s, want id %s: lost, repeated or out of order", c.to.name, m, want)
+			}
+		}
+	}
+	if got := statusPID(t, b.AdminAddr); got != pids[1] {
+		t.Errorf("after the upgrade the status page shows pid %d, want the new process %d", got, pids[1])
+	}
+	// The old process serves its sessions; its clients' next
+	// connections reach the new one, which forwards to it.
+	alice.tr.CloseIdleConnections()
+	bob.tr.CloseIdleConnections()
+	chat(alice, aliceLogin.JID, bob, bobLogin.JID)
+	chat(bob, bobLogin.JID, alice, aliceLogin.JID)
+
+	// A process that handed over refuses another upgrade.
+	syscall.Kill(pids[0], syscall.SIGUSR2)
+	b.WaitLog(t, "upgrade refused: this process has handed over already")
+
+	// Sessions made in the new process.
+	carol, carolLogin := login(t, b.URL, p, "carol", "PLAIN", "web")
+	dave, daveLogin := login(t, b.URL, p, "dave", "PLAIN", "web")
+	goOnline(t, carol, dave)
+	chat(carol, carolLogin.JID, alice, aliceLogin.JID)
+	chat(bob, bobLogin.JID, dave, daveLogin.JID)
+
+	// An upgrade to a binary that cannot start: its configuration
+	// refused. The process goes on serving everything.
+	if err := os.WriteFile(cfgFile, []byte(strings.Replace(upgradeConfig, "max_wait: 10s", "max_wait: forever", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(pids[1], syscall.SIGUSR2)
+	b.WaitLog(t, "upgrade failed: this process goes on serving")
+	if !strings.Contains(b.Log(), "max_wait") {
+		t.Errorf("the failed upgrade's log does not say why (max_wait):\n%s", b.logs.Tail(20))
+	}
+	if err := os.WriteFile(cfgFile, []byte(upgradeConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := statusPID(t, b.AdminAddr); got != pids[1] {
+		t.Errorf("after a failed upgrade the status page shows pid %d, want %d", got, pids[1])
+	}
+	chat(alice, aliceLogin.JID, carol, carolLogin.JID)
+
+	// Two more in a row: three processes serve sessions at once, the
+	// oldest reached through the middle one.
+	pids = append(pids, upgradeTo(t, b, pids[1]))
+	chat(dave, daveLogin.JID, bob, bobLogin.JID)
+	pids = append(pids, upgradeTo(t, b, pids[2]))
+	for _, c := range []*Client{alice, bob, carol, dave} {
+		c.tr.CloseIdleConnections()
+	}
+	chat(alice, aliceLogin.JID, bob, bobLogin.JID)
+	chat(carol, carolLogin.JID, dave, daveLogin.JID)
+	chat(bob, bobLogin.JID, carol, carolLogin.JID)
+	if got := statusPID(t, b.AdminAddr); got != pids[3] {
+		t.Errorf("the status page shows pid %d, want the newest process %d", got, pids[3])
+	}
+
+	// Nothing repeated, no terminate, no HTTP error.
+	clients := []*Client{alice, bob, carol, dave}
+	for _, c := range clients {
+		c.Sync()
+		c.mu.Lock()
+		var extra []string
+		for _, e := range c.queue {
+			if e.Is(nsClient, "message") {
+				extra = append(extra, e.String())
+			}
+		}
+		err, terminal := c.err, c.terminal
+		c.mu.Unlock()
+		if len(extra) != 0 {
+			t.Errorf("%s has more messages than were sent: %s", c.name, extra)
+		}
+		if err != nil || terminal != nil {
+			t.Errorf("%s: error %v, terminate %v", c.name, err, terminal)
+		}
+	}
+
+	// The old processes exit once they serve nothing: the first one
+	// when alice and bob leave, the second (which also forwards to the
+	// first) then, once carol and dave leave too; the third never held
+	// a session.
+	for _, c := range []*Client{alice, bob} {
+		if resp := c.Terminate(""); resp.Attr("type") != "terminate" {
+			t.Errorf("%s's terminate answered %s", c.name, resp)
+		}
+	}
+	if !wait.For(20*time.Second, func() bool { return processExited(pids[0]) }) {
+		t.Errorf("the first process (%d) still runs with no session left", pids[0])
+	}
+	if processExited(pids[1]) {
+		t.Errorf("the second process (%d) exited while it held carol's and dave's sessions", pids[1])
+	}
+	for _, c := range []*Client{carol, dave} {
+		if resp := c.Terminate(""); resp.Attr("type") != "terminate" {
+			t.Errorf("%s's terminate answered %s", c.name, resp)
+		}
+	}
+	for _, pid := range pids[1:3] {
+		if !wait.For(20*time.Second, func() bool { return processExited(pid) }) {
+			t.Errorf("old process %d still runs with no session left", pid)
+		}
+	}
+	if processExited(pids[3]) {
+		t.Fatalf("the newest process (%d) exited", pids[3])
+	}
+	// The newest serves: a new session, made and ended.
+	erin := newClient(t, "erin", b.URL)
+	erin.MustCreate()
+	if resp := erin.Terminate(""); resp.Attr("type") != "terminate" {
+		t.Errorf("a session in the newest process ended with %s", resp)
+	}
+}
