@@ -353,8 +353,17 @@ type boshdProcess struct {
 // listens. It is killed in t.Cleanup; when t failed, its log is printed.
 func startBinary(t *testing.T, args ...string) *boshdProcess {
 	t.Helper()
+	return startBinaryEnv(t, nil, args...)
+}
+
+// startBinaryEnv is startBinary with env added to the test's environment.
+func startBinaryEnv(t *testing.T, env []string, args ...string) *boshdProcess {
+	t.Helper()
 	b := &boshdProcess{logs: &logBuffer{}}
 	cmd := exec.Command(mustBinary(t), args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stderr = b.logs
 	var err error
 	if b.process, err = startProcess(cmd); err != nil {

@@ -3,6 +3,7 @@ package integration
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -243,5 +244,90 @@ func TestLiveUpgrade(t *testing.T) {
 	erin.MustCreate()
 	if resp := erin.Terminate(""); resp.Attr("type") != "terminate" {
 		t.Errorf("a session in the newest process ended with %s", resp)
+	}
+}
+
+// TestLiveUpgradeNotify checks boshd's side of systemd's notify protocol
+// (contrib/boshd.service, Type=notify) against a fake NOTIFY_SOCKET:
+// READY=1 once serving; on SIGUSR2 RELOADING=1, then the new process as
+// MAINPID with READY=1 in one datagram; after an upgrade that fails,
+// READY=1 again; STOPPING=1 when the main process stops, and nothing from
+// the old one as it exits.
+func TestLiveUpgradeNotify(t *testing.T) {
+	parallel(t)
+	p := startProsody(t, prosodyOptions{})
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	next := func(want string) string {
+		t.Helper()
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		buf := make([]byte, 4096)
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", want, err)
+		}
+		return string(buf[:n])
+	}
+	cfgFile := filepath.Join(dir, "boshd.yaml")
+	if err := os.WriteFile(cfgFile, []byte(upgradeConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr, admin := freeAddr(t), freeAddr(t)
+	b := startBinaryEnv(t, []string{"NOTIFY_SOCKET=" + sock}, "--config", cfgFile, "--listen", addr, "--admin-listen", admin,
+		"--upstream", p.Domain+"="+p.Addr, "--upstream-tls", "plaintext")
+	b.Addr, b.AdminAddr, b.URL = addr, admin, "http://"+addr+"/http-bind"
+	pgid := b.Pid()
+	t.Cleanup(func() { syscall.Kill(-pgid, syscall.SIGKILL) })
+	if got := next("READY=1"); got != "READY=1" {
+		t.Fatalf("boshd started and said %q, want READY=1", got)
+	}
+	alice, _ := login(t, b.URL, p, "alice", "PLAIN", "web") // the old process serves it on
+
+	syscall.Kill(b.Pid(), syscall.SIGUSR2)
+	if got := next("RELOADING=1"); got != "RELOADING=1" {
+		t.Fatalf("on SIGUSR2 boshd said %q, want RELOADING=1", got)
+	}
+	got := next("MAINPID")
+	m := regexp.MustCompile(`^MAINPID=(\d+)\nREADY=1$`).FindStringSubmatch(got)
+	if m == nil {
+		t.Fatalf("after the upgrade boshd said %q, want MAINPID=<new process>\\nREADY=1", got)
+	}
+	newPID, _ := strconv.Atoi(m[1])
+	if want := statusPID(t, admin); newPID != want || newPID == b.Pid() {
+		t.Fatalf("MAINPID=%d, the status page shows %d, the old process is %d", newPID, want, b.Pid())
+	}
+
+	// An upgrade of the new process that fails.
+	if err := os.WriteFile(cfgFile, []byte("max_wait: never\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(newPID, syscall.SIGUSR2)
+	for _, want := range []string{"RELOADING=1", "READY=1"} {
+		if got := next(want); got != want {
+			t.Fatalf("during an upgrade that fails boshd said %q, want %s", got, want)
+		}
+	}
+
+	// The old process exits once alice leaves, silently; the new one
+	// says STOPPING=1 on SIGTERM.
+	alice.Terminate("")
+	if !wait.For(20*time.Second, func() bool { return processExited(b.Pid()) }) {
+		t.Fatalf("the old process (%d) still runs with no session left", b.Pid())
+	}
+	syscall.Kill(newPID, syscall.SIGTERM)
+	if got := next("STOPPING=1"); got != "STOPPING=1" {
+		t.Fatalf("on SIGTERM the main process said %q, want STOPPING=1", got)
+	}
+	if !wait.For(20*time.Second, func() bool { return processExited(newPID) }) {
+		t.Fatalf("the new process (%d) did not stop", newPID)
+	}
+	conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, err := conn.Read(make([]byte, 4096)); err == nil {
+		t.Errorf("a notification after STOPPING=1: %d bytes", n)
 	}
 }
