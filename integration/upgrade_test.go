@@ -331,3 +331,64 @@ func TestLiveUpgradeNotify(t *testing.T) {
 		t.Errorf("a notification after STOPPING=1: %d bytes", n)
 	}
 }
+
+// TestLiveUpgradeDrainTimeout checks the bound of an old process: a BOSH
+// and a WebSocket session it holds go on after the hand-over (the new
+// process's metrics count them, and say when the old one exits) until
+// upgrade_drain_timeout, when the BOSH client is told system-shutdown and
+// the WebSocket closed with 1012 (service restart); then it exits.
+func TestLiveUpgradeDrainTimeout(t *testing.T) {
+	parallel(t)
+	p := startProsody(t, prosodyOptions{})
+	const drain = 4 * time.Second
+	b := startBinaryFor(t, p, "--upgrade-drain-timeout", drain.String(), "--max-wait", "10s")
+	pgid := b.Pid()
+	t.Cleanup(func() { syscall.Kill(-pgid, syscall.SIGKILL) })
+	alice, aliceLogin := login(t, b.URL, p, "alice", "PLAIN", "web")
+	bob := dialWS(t, "bob", "ws://"+b.Addr+"/xmpp-websocket", nil)
+	bobLogin := bob.Login(p, "PLAIN", "bob", "ws")
+	goOnline(t, alice)
+
+	start := time.Now()
+	newPID := upgradeTo(t, b, b.Pid())
+	eventually(t, eventTimeout, "the new process counting the old one's sessions", func() bool {
+		return b.AdminMetric(`boshd_upgrade_old_sessions{binding="bosh"}`) == 1 &&
+			b.AdminMetric(`boshd_upgrade_old_sessions{binding="websocket"}`) == 1
+	})
+	exit := b.AdminMetric("boshd_upgrade_old_exit_timestamp_seconds")
+	if at := time.UnixMilli(int64(exit * 1000)); at.Before(start.Add(drain-time.Second)) || at.After(time.Now().Add(drain+time.Second)) {
+		t.Errorf("the new process says the old one exits at %v, want about %v after the hand-over at %v", at, drain, start)
+	}
+
+	// Both sessions go on in the old process meanwhile.
+	bob.Send(chat(aliceLogin.JID, "after the hand-over"))
+	if m := alice.WaitFor("bob's message", isStanza("message")); m.ChildText(nsClient, "body") != "after the hand-over" {
+		t.Fatalf("alice got %s", m)
+	}
+	alice.Send(chat(bobLogin.JID, "to bob"))
+	if m := bob.WaitFor("alice's message", func(e *Element) bool { return e.Is(nsClient, "message") }); m.ChildText(nsClient, "body") != "to bob" {
+		t.Fatalf("bob got %s", m)
+	}
+
+	// At the bound: system-shutdown, 1012, and the old process exits.
+	end := alice.WaitTerminated()
+	if end.Attr("condition") != "system-shutdown" {
+		t.Errorf("alice's session ended with %s, want system-shutdown", end)
+	}
+	if took := time.Since(start); took < drain-time.Second {
+		t.Errorf("the old process ended its sessions %v after the hand-over, before upgrade_drain_timeout %v", took, drain)
+	}
+	if code, reason := bob.WaitClosed(); code != 1012 {
+		t.Errorf("bob's WebSocket closed with %d %q, want 1012", code, reason)
+	}
+	if !wait.For(20*time.Second, func() bool { return processExited(b.Pid()) }) {
+		t.Fatalf("the old process (%d) still runs after upgrade_drain_timeout", b.Pid())
+	}
+	eventually(t, eventTimeout, "the new process seeing the old one gone", func() bool {
+		return b.AdminMetric(`boshd_upgrade_old_sessions{binding="bosh"}`) == 0 &&
+			b.AdminMetric("boshd_upgrade_old_exit_timestamp_seconds") == 0
+	})
+	if processExited(newPID) {
+		t.Fatalf("the new process (%d) exited", newPID)
+	}
+}
