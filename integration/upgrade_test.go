@@ -145,6 +145,9 @@ func TestLiveUpgrade(t *testing.T) {
 	bob.tr.CloseIdleConnections()
 	chat(alice, aliceLogin.JID, bob, bobLogin.JID)
 	chat(bob, bobLogin.JID, alice, aliceLogin.JID)
+	if n := b.AdminMetric(`boshd_forwarded_requests_total{outcome="ok",peer="predecessor"}`); n < 1 {
+		t.Errorf("the new process forwarded %v requests to the old one, want some", n)
+	}
 
 	// A process that handed over refuses another upgrade.
 	syscall.Kill(pids[0], syscall.SIGUSR2)

@@ -65,9 +65,15 @@ type upgradeResult struct {
 	err    error
 }
 
-// setHandlers gives u what it serves and counts.
+// setHandlers gives u what it serves and counts. In a process started by
+// an upgrade, h forwards requests for sessions it does not hold to the
+// old process from the start: this process accepts before it says it is
+// ready.
 func (u *upgrader) setHandlers(h *bosh.Handler, wsh *wsbind.Handler) {
 	u.h, u.wsh, u.metrics = h, wsh, h.Gateway().Metrics()
+	if u.parent != nil {
+		h.SetPredecessor(u.parent.Socket())
+	}
 }
 
 // listen returns a listening socket for the configuration key set to
@@ -108,7 +114,6 @@ func (u *upgrader) serving() error {
 	if err := u.serveSocket(); err != nil {
 		return err
 	}
-	u.h.SetPredecessor(u.parent.Socket())
 	u.mu.Lock()
 	u.old, u.oldOK = admin.OldProcess{PID: os.Getppid()}, true
 	u.mu.Unlock()
@@ -235,8 +240,10 @@ func (u *upgrader) finish(r upgradeResult, drain time.Duration, stop func()) {
 	}
 	u.handedOff = true
 	u.exitBy = time.Now().Add(drain)
-	stop()
+	// The child accepts already, and may hold sessions whose requests
+	// come on connections open to this process.
 	u.h.SetSuccessor(r.socket)
+	stop()
 	u.metrics.Upgraded(metrics.UpgradeReady)
 	if err := u.notify.MainPID(u.child.Pid()); err != nil {
 		u.log.Warn("systemd not told MAINPID", "err", err)
