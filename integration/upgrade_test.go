@@ -63,6 +63,21 @@ func statusPID(t *testing.T, admin string) int {
 	return pid
 }
 
+// startUpgradable is startBinaryFor for upgrades: the processes' handoff
+// sockets in a directory of the test's (TMPDIR), and every process of the
+// upgrades (all in the first one's process group) killed at the end, env
+// added to their environment.
+func startUpgradable(t *testing.T, p *prosody, env []string, args ...string) *boshdProcess {
+	t.Helper()
+	addr, admin := freeAddr(t), freeAddr(t)
+	b := startBinaryEnv(t, append([]string{"TMPDIR=" + t.TempDir()}, env...), append([]string{"--listen", addr, "--admin-listen", admin,
+		"--upstream", p.Domain + "=" + p.Addr, "--upstream-tls", "plaintext"}, args...)...)
+	b.Addr, b.AdminAddr, b.URL = addr, admin, "http://"+addr+"/http-bind"
+	pgid := b.Pid()
+	t.Cleanup(func() { syscall.Kill(-pgid, syscall.SIGKILL) })
+	return b
+}
+
 // upgradeTo sends SIGUSR2 to pid and waits for the hand-over it logs,
 // returning the new process's pid.
 func upgradeTo(t *testing.T, b *boshdProcess, pid int) int {
@@ -97,10 +112,7 @@ func TestLiveUpgrade(t *testing.T) {
 	if err := os.WriteFile(cfgFile, []byte(upgradeConfig), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	b := startBinaryFor(t, p, "--config", cfgFile)
-	// Every process of the upgrades is in the first one's process group.
-	pgid := b.Pid()
-	t.Cleanup(func() { syscall.Kill(-pgid, syscall.SIGKILL) })
+	b := startUpgradable(t, p, nil, "--config", cfgFile)
 
 	alice, aliceLogin := login(t, b.URL, p, "alice", "PLAIN", "web")
 	bob, bobLogin := login(t, b.URL, p, "bob", "SCRAM-SHA-1", "web")
@@ -280,12 +292,8 @@ func TestLiveUpgradeNotify(t *testing.T) {
 	if err := os.WriteFile(cfgFile, []byte(upgradeConfig), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr, admin := freeAddr(t), freeAddr(t)
-	b := startBinaryEnv(t, []string{"NOTIFY_SOCKET=" + sock}, "--config", cfgFile, "--listen", addr, "--admin-listen", admin,
-		"--upstream", p.Domain+"="+p.Addr, "--upstream-tls", "plaintext")
-	b.Addr, b.AdminAddr, b.URL = addr, admin, "http://"+addr+"/http-bind"
-	pgid := b.Pid()
-	t.Cleanup(func() { syscall.Kill(-pgid, syscall.SIGKILL) })
+	b := startUpgradable(t, p, []string{"NOTIFY_SOCKET=" + sock}, "--config", cfgFile)
+	admin := b.AdminAddr
 	if got := next("READY=1"); got != "READY=1" {
 		t.Fatalf("boshd started and said %q, want READY=1", got)
 	}
@@ -344,9 +352,7 @@ func TestLiveUpgradeDrainTimeout(t *testing.T) {
 	parallel(t)
 	p := startProsody(t, prosodyOptions{})
 	const drain = 4 * time.Second
-	b := startBinaryFor(t, p, "--upgrade-drain-timeout", drain.String(), "--max-wait", "10s")
-	pgid := b.Pid()
-	t.Cleanup(func() { syscall.Kill(-pgid, syscall.SIGKILL) })
+	b := startUpgradable(t, p, nil, "--upgrade-drain-timeout", drain.String(), "--max-wait", "10s")
 	alice, aliceLogin := login(t, b.URL, p, "alice", "PLAIN", "web")
 	bob := dialWS(t, "bob", "ws://"+b.Addr+"/xmpp-websocket", nil)
 	bobLogin := bob.Login(p, "PLAIN", "bob", "ws")
