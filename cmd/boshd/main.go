@@ -273,8 +273,10 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 	stopAccepting := func() {
 		listening.Store(false)
 		bln.StopAccepting()
-		for _, l := range u.opened[1:] {
-			l.L.Close() // admin, agent, prebind: new connections go to the new process
+		for _, l := range u.opened {
+			if l.Key != "listen" {
+				l.L.Close() // admin, agent, prebind: new connections go to the new process
+			}
 		}
 		// Their connections still open are closed after each answer
 		// (idle ones now): a probe or a scrape reaches the new process.
