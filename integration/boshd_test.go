@@ -359,8 +359,14 @@ func startBinary(t *testing.T, args ...string) *boshdProcess {
 // startBinaryEnv is startBinary with env added to the test's environment.
 func startBinaryEnv(t *testing.T, env []string, args ...string) *boshdProcess {
 	t.Helper()
+	return startBinaryAt(t, mustBinary(t), env, args...)
+}
+
+// startBinaryAt is startBinaryEnv running the boshd binary at bin.
+func startBinaryAt(t *testing.T, bin string, env []string, args ...string) *boshdProcess {
+	t.Helper()
 	b := &boshdProcess{logs: &logBuffer{}}
-	cmd := exec.Command(mustBinary(t), args...)
+	cmd := exec.Command(bin, args...)
 	if env != nil {
 		cmd.Env = append(os.Environ(), env...)
 	}

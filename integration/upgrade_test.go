@@ -69,8 +69,14 @@ func statusPID(t *testing.T, admin string) int {
 // added to their environment.
 func startUpgradable(t *testing.T, p *prosody, env []string, args ...string) *boshdProcess {
 	t.Helper()
+	return startUpgradableAt(t, mustBinary(t), p, env, args...)
+}
+
+// startUpgradableAt is startUpgradable running the binary at bin.
+func startUpgradableAt(t *testing.T, bin string, p *prosody, env []string, args ...string) *boshdProcess {
+	t.Helper()
 	addr, admin := freeAddr(t), freeAddr(t)
-	b := startBinaryEnv(t, append([]string{"TMPDIR=" + t.TempDir()}, env...), append([]string{"--listen", addr, "--admin-listen", admin,
+	b := startBinaryAt(t, bin, append([]string{"TMPDIR=" + t.TempDir()}, env...), append([]string{"--listen", addr, "--admin-listen", admin,
 		"--upstream", p.Domain + "=" + p.Addr, "--upstream-tls", "plaintext"}, args...)...)
 	b.Addr, b.AdminAddr, b.URL = addr, admin, "http://"+addr+"/http-bind"
 	pgid := b.Pid()
@@ -400,4 +406,55 @@ func TestLiveUpgradeDrainTimeout(t *testing.T) {
 	if processExited(newPID) {
 		t.Fatalf("the new process (%d) exited", newPID)
 	}
+}
+
+// copyFile copies the file from to a new file to, executable.
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLiveUpgradeNewBinary is an upgrade as a package manager makes it:
+// the binary boshd was started from is replaced (a new file renamed over
+// it), and SIGUSR2 starts the new file, at the path boshd resolved when
+// it started, while the old process runs on from the old one; a session
+// opened before goes on.
+func TestLiveUpgradeNewBinary(t *testing.T) {
+	parallel(t)
+	p := startProsody(t, prosodyOptions{})
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "boshd")
+	copyFile(t, mustBinary(t), bin)
+	b := startUpgradableAt(t, bin, p, nil)
+	alice, aliceLogin := login(t, b.URL, p, "alice", "PLAIN", "web")
+	bob, bobLogin := login(t, b.URL, p, "bob", "PLAIN", "web")
+	goOnline(t, alice, bob)
+
+	// The new version: a new file renamed over the old one.
+	copyFile(t, mustBinary(t), bin+".new")
+	if err := os.Rename(bin+".new", bin); err != nil {
+		t.Fatal(err)
+	}
+	newPID := upgradeTo(t, b, b.Pid())
+	exe := func(pid int) string {
+		s, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if got := exe(b.Pid()); got != bin+" (deleted)" {
+		t.Errorf("the old process runs %q, want the replaced file %q", got, bin+" (deleted)")
+	}
+	if got := exe(newPID); got != bin {
+		t.Errorf("the new process runs %q, want the new file %q", got, bin)
+	}
+	alice.tr.CloseIdleConnections()
+	chatInOrder(t, alice, aliceLogin.JID, bob, bobLogin.JID, "after", 20)
 }
