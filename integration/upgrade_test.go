@@ -26,6 +26,11 @@ import (
 // settings beside the command line's.
 const upgradeConfig = "max_wait: 10s\nupgrade_ready_timeout: 20s\nupgrade_drain_timeout: 2m\n"
 
+// oldExitBound bounds the wait for an old process to exit once it holds
+// no session: its next tick (1 s), requests it forwards answered (at most
+// max_wait, 10 s here, and 10 s), and a stop (shutdown_timeout, 10 s).
+const oldExitBound = 45 * time.Second
+
 // handedOver matches the old process's log line of a hand-over.
 var handedOver = regexp.MustCompile(`msg="upgrade: handed over; [^"]*" new_pid=(\d+)`)
 
@@ -241,7 +246,7 @@ func TestLiveUpgrade(t *testing.T) {
 			t.Errorf("%s's terminate answered %s", c.name, resp)
 		}
 	}
-	if !wait.For(20*time.Second, func() bool { return processExited(pids[0]) }) {
+	if !wait.For(oldExitBound, func() bool { return processExited(pids[0]) }) {
 		t.Errorf("the first process (%d) still runs with no session left", pids[0])
 	}
 	if processExited(pids[1]) {
@@ -253,7 +258,7 @@ func TestLiveUpgrade(t *testing.T) {
 		}
 	}
 	for _, pid := range pids[1:3] {
-		if !wait.For(20*time.Second, func() bool { return processExited(pid) }) {
+		if !wait.For(oldExitBound, func() bool { return processExited(pid) }) {
 			t.Errorf("old process %d still runs with no session left", pid)
 		}
 	}
@@ -333,14 +338,14 @@ func TestLiveUpgradeNotify(t *testing.T) {
 	// The old process exits once alice leaves, silently; the new one
 	// says STOPPING=1 on SIGTERM.
 	alice.Terminate("")
-	if !wait.For(20*time.Second, func() bool { return processExited(b.Pid()) }) {
+	if !wait.For(oldExitBound, func() bool { return processExited(b.Pid()) }) {
 		t.Fatalf("the old process (%d) still runs with no session left", b.Pid())
 	}
 	syscall.Kill(newPID, syscall.SIGTERM)
 	if got := next("STOPPING=1"); got != "STOPPING=1" {
 		t.Fatalf("on SIGTERM the main process said %q, want STOPPING=1", got)
 	}
-	if !wait.For(20*time.Second, func() bool { return processExited(newPID) }) {
+	if !wait.For(oldExitBound, func() bool { return processExited(newPID) }) {
 		t.Fatalf("the new process (%d) did not stop", newPID)
 	}
 	conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
@@ -396,7 +401,7 @@ func TestLiveUpgradeDrainTimeout(t *testing.T) {
 	if code, reason := bob.WaitClosed(); code != 1012 {
 		t.Errorf("bob's WebSocket closed with %d %q, want 1012", code, reason)
 	}
-	if !wait.For(20*time.Second, func() bool { return processExited(b.Pid()) }) {
+	if !wait.For(oldExitBound, func() bool { return processExited(b.Pid()) }) {
 		t.Fatalf("the old process (%d) still runs after upgrade_drain_timeout", b.Pid())
 	}
 	eventually(t, eventTimeout, "the new process seeing the old one gone", func() bool {

@@ -124,7 +124,13 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 	// graceful shutdown closes the gateway sooner, below.
 	defer g.Close()
 	h := bosh.NewHandlerWith(g)
-	defer u.close(context.Background())
+	defer func() {
+		// The handoff socket's requests are answered by now: this bounds
+		// a peer that keeps a connection busy.
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		u.close(cctx)
+	}()
 	// XMPP over WebSocket beside BOSH, on the same gateway: one count of
 	// sessions, one poller, one set of metrics.
 	var wsh *wsbind.Handler
