@@ -90,7 +90,15 @@ func dupListener(l net.Listener) (int, error) {
 // stdout and stderr. It returns once the child runs; WaitReady waits for
 // it to be ready.
 func Start(opts Options) (*Child, error) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
+	// Close-on-exec before any other fork can see them, as os/exec
+	// does (SOCK_CLOEXEC is not everywhere).
+	syscall.ForkLock.RLock()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET, 0)
+	if err == nil {
+		syscall.CloseOnExec(fds[0])
+		syscall.CloseOnExec(fds[1])
+	}
+	syscall.ForkLock.RUnlock()
 	if err != nil {
 		return nil, fmt.Errorf("handoff: socketpair: %w", err)
 	}
