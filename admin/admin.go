@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"runtime"
 	"sync"
 	"time"
@@ -33,6 +34,22 @@ type Options struct {
 	// endpoint (bosh.Handler.PrebindHandler), for web applications'
 	// backends.
 	Prebind http.Handler
+	// OldProcess, if not nil, reports the old process of a live upgrade
+	// (docs/design/005-live-upgrade.md) that still serves sessions
+	// beside this one, for the status page; ok false when there is none.
+	OldProcess func() (old OldProcess, ok bool)
+}
+
+// OldProcess is the old process of a live upgrade, as the status page
+// shows it.
+type OldProcess struct {
+	// PID is its process id.
+	PID int
+	// BOSH and WebSocket are the sessions it still serves to their end
+	// (its own old processes' included).
+	BOSH, WebSocket int
+	// Exit is when it exits at the latest; zero until it has said.
+	Exit time.Time
 }
 
 // server serves the admin endpoints of one BOSH handler.
@@ -144,7 +161,9 @@ var statusPage = template.Must(template.New("status").Parse(`<!DOCTYPE html>
 <tr><th>version</th><td>{{.Version}}</td></tr>
 <tr><th>Go</th><td>{{.Go}}</td></tr>
 <tr><th>uptime</th><td>{{.Uptime}}</td></tr>
-{{if .Draining}}<tr><th>draining</th><td>yes: new sessions are refused (<a href="/drain">/drain</a>)</td></tr>
+<tr><th>process</th><td>{{.PID}}</td></tr>
+{{with .Old}}<tr><th>old process</th><td>{{.PID}}, after a live upgrade: serving {{.BOSH}} BOSH and {{.WebSocket}} WebSocket sessions to their end{{if not .Exit.IsZero}}, exiting by {{.Exit.UTC.Format "2006-01-02 15:04:05 UTC"}}{{end}}</td></tr>
+{{end}}{{if .Draining}}<tr><th>draining</th><td>yes: new sessions are refused (<a href="/drain">/drain</a>)</td></tr>
 {{end}}<tr><th>BOSH sessions</th><td>{{.Stats.Live}}</td></tr>
 <tr><th>held requests</th><td>{{.Stats.Held}}</td></tr>
 <tr><th>queued stanzas</th><td>{{.Stats.Queued}} ({{.Stats.QueuedBytes}} bytes)</td></tr>
@@ -160,6 +179,8 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	statusPage.Execute(w, struct {
 		Version, Go, Uptime string
+		PID                 int
+		Old                 *OldProcess
 		Draining            bool
 		Stats               session.Stats
 		WebSocket           *wsbind.Stats
@@ -168,11 +189,25 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) {
 		Version:    s.opts.Version,
 		Go:         runtime.Version(),
 		Uptime:     time.Since(s.start).Round(time.Second).String(),
+		PID:        os.Getpid(),
+		Old:        s.oldProcess(),
 		Draining:   s.h.Gateway().Draining(),
 		Stats:      s.h.Stats(),
 		WebSocket:  s.webSocketStats(),
 		Goroutines: runtime.NumGoroutine(),
 	})
+}
+
+// oldProcess returns the old process of a live upgrade, nil if there is
+// none.
+func (s *server) oldProcess() *OldProcess {
+	if s.opts.OldProcess == nil {
+		return nil
+	}
+	if old, ok := s.opts.OldProcess(); ok {
+		return &old
+	}
+	return nil
 }
 
 // webSocketStats returns the WebSocket handler's numbers, nil if there is

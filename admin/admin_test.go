@@ -1,11 +1,14 @@
 package admin_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/boshd/boshd/admin"
 	"github.com/boshd/boshd/bosh"
@@ -90,5 +93,46 @@ func TestStatusWebSocket(t *testing.T) {
 	}
 	if _, body := get(t, with, "/metrics"); !strings.Contains(body, "boshd_websocket_sessions_active 0") || !strings.Contains(body, `boshd_websocket_messages_total{direction="in"} 0`) {
 		t.Errorf("metrics lack the WebSocket gauges: %.300q", body)
+	}
+}
+
+func TestStatusOldProcess(t *testing.T) {
+	t.Parallel()
+	g, err := gateway.New(config.Default(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	h := bosh.NewHandlerWith(g)
+	exit := time.Date(2026, 12, 7, 14, 35, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		old  func() (admin.OldProcess, bool)
+		want string // "" for no old-process row
+	}{
+		{"no upgrade", nil, ""},
+		{"old process gone", func() (admin.OldProcess, bool) { return admin.OldProcess{}, false }, ""},
+		{"old process serving", func() (admin.OldProcess, bool) {
+			return admin.OldProcess{PID: 4242, BOSH: 7, WebSocket: 2, Exit: exit}, true
+		}, "<th>old process</th><td>4242, after a live upgrade: serving 7 BOSH and 2 WebSocket sessions to their end, exiting by 2026-12-07 14:35:00 UTC</td>"},
+		{"exit not said yet", func() (admin.OldProcess, bool) { return admin.OldProcess{PID: 4242}, true },
+			"<th>old process</th><td>4242, after a live upgrade: serving 0 BOSH and 0 WebSocket sessions to their end</td>"},
+	} {
+		_, body := get(t, admin.NewHandler(h, admin.Options{OldProcess: tc.old}), "/")
+		if !strings.Contains(body, fmt.Sprintf("<tr><th>process</th><td>%d</td></tr>", os.Getpid())) {
+			t.Errorf("%s: the status page does not show this process's pid: %q", tc.name, body)
+		}
+		switch {
+		case tc.want == "" && strings.Contains(body, "old process"):
+			t.Errorf("%s: the status page shows an old process: %q", tc.name, body)
+		case tc.want != "" && !strings.Contains(body, tc.want):
+			t.Errorf("%s: the status page lacks %q: %q", tc.name, tc.want, body)
+		}
+	}
+	_, body := get(t, admin.NewHandler(h, admin.Options{}), "/metrics")
+	for _, want := range []string{`boshd_upgrade_old_sessions{binding="bosh"} 0`, "boshd_upgrade_old_exit_timestamp_seconds 0", `boshd_upgrades_total{outcome="refused"} 0`} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }

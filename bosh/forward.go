@@ -68,6 +68,10 @@ type peer struct {
 	name   string       // its node_id; immutable
 	url    string       // where its BOSH is: http://HOST:PORT/PATH; immutable
 	client *http.Client // its own pooled keep-alive connections; immutable
+	// as is, for the predecessor or successor of a live upgrade (a
+	// process reached over its handoff socket, handoff.go), what this
+	// process is to it; "" for a node of the cluster. Immutable.
+	as string
 }
 
 // newForwarder returns the forwarder of a node configured by cfg, which
@@ -94,9 +98,15 @@ func newForwarder(cfg config.Config, secret []byte) *forwarder {
 
 // newPeer returns the peer name at addr (HOST:PORT).
 func newPeer(name, addr string, cfg config.Config) *peer {
+	return newPeerDialing(name, "tcp", addr, "http://"+addr+cfg.Path, cfg)
+}
+
+// newPeerDialing returns the peer name reached at url through a
+// connection to address on network, whatever url's host says.
+func newPeerDialing(name, network, address, url string, cfg config.Config) *peer {
 	dialer := &net.Dialer{Timeout: peerConnectTimeout, KeepAlive: 30 * time.Second}
 	t := &http.Transport{
-		DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			c, err := dialer.DialContext(ctx, network, address)
 			if err != nil {
 				return nil, &dialError{err}
@@ -118,7 +128,7 @@ func newPeer(name, addr string, cfg config.Config) *peer {
 	}
 	return &peer{
 		name:   name,
-		url:    "http://" + addr + cfg.Path,
+		url:    url,
 		client: &http.Client{Transport: t, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 	}
 }
@@ -186,10 +196,17 @@ func (f *forwarder) close() {
 // (hopOf) for a request forwarded by a peer; or false, having answered
 // 403, for a request whose hop does not check out, which is never served.
 func (h *Handler) receive(w *responseWriter, r *http.Request, data []byte) (*http.Request, bool) {
-	if !isHop(r.Header) {
+	handoff := viaHandoff(r)
+	if !isHop(r.Header) && !handoff {
 		return r, true
 	}
-	hp, err := checkHop(r.Header, h.fwd.secretNow(), h.fwd.now(), data)
+	var hp *hop
+	var err error
+	if handoff {
+		hp, err = readHandoffHop(r.Header)
+	} else {
+		hp, err = checkHop(r.Header, h.fwd.secretNow(), h.fwd.now(), data)
+	}
 	if err != nil {
 		from := r.Header.Get(hopFrom)
 		h.metrics.ForwardRefused(h.fwd.label(from))
@@ -225,6 +242,15 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, node, sid string, 
 		h.refuse(w, defaultContentType, false, &requestError{cond: session.ItemNotFound, msg: "unknown node"})
 		return
 	}
+	h.relay(w, r, p, sid, rid, data)
+}
+
+// relay sends a request of the session sid, whose body is data, to p and
+// writes p's answer; or, when p does not answer or fails, item-not-found
+// (503 when this process stops). data must not be used by the caller
+// afterwards.
+func (h *Handler) relay(w *responseWriter, r *http.Request, p *peer, sid string, rid uint64, data []byte) {
+	setOutcome(w, "forwarded")
 	start := time.Now()
 	status, header, answer, err := h.send(r, p, sid, rid, data)
 	outcome := metrics.ForwardOK
@@ -289,9 +315,18 @@ func (h *Handler) send(r *http.Request, p *peer, sid string, rid uint64, data []
 	if sid != "" {
 		req.Header.Set("Idempotency-Key", sid+" "+strconv.FormatUint(rid, 10))
 	}
-	client, _ := h.g.ClientIP(r)
+	client, _ := h.clientIP(r)
 	hp := &hop{from: h.fwd.node, client: client, xff: strings.Join(r.Header.Values("X-Forwarded-For"), ", "), tls: h.overTLS(r)}
-	signHop(req.Header, h.fwd.secretNow(), hp, h.fwd.now(), data)
+	if prev := hopOf(r); prev != nil {
+		hp.xff = prev.xff
+	}
+	if p.as != "" {
+		// Over a handoff socket, which only this user reaches.
+		hp.from = p.as
+		setHop(req.Header, hp)
+	} else {
+		signHop(req.Header, h.fwd.secretNow(), hp, h.fwd.now(), data)
+	}
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return 0, nil, nil, err

@@ -38,6 +38,9 @@ type Handler struct {
 	// fwd forwards requests for other nodes' sessions and checks those
 	// forwarded to this one (forward.go).
 	fwd *forwarder
+	// rel forwards requests for sessions this process does not hold to
+	// the other process of a live upgrade (handoff.go).
+	rel relatives
 
 	// poller is g's, watching the clients of parked requests
 	// (docs/design/002); nil when parking is off or unavailable. parkers
@@ -119,6 +122,11 @@ func (h *Handler) Sessions() int { return h.sessions.Len() }
 func (h *Handler) Shutdown(ctx context.Context) error {
 	h.g.Stop()
 	h.fwd.close()
+	for _, p := range []*peer{h.rel.pred.Load(), h.rel.succ.Load()} {
+		if p != nil {
+			p.client.CloseIdleConnections()
+		}
+	}
 	h.sessions.Shutdown()
 	written := make(chan struct{})
 	go func() {
@@ -144,6 +152,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodPost:
 		setCORSHeaders(h.g.CORS(), rw.Header(), r)
+		if o := originOf(r.Context()); o != nil && o.ln.stopped.Load() {
+			// Another process accepts on this socket now
+			// (Listener.StopAccepting): the client's next request
+			// goes to it on a new connection.
+			rw.Header().Set("Connection", "close")
+		}
 		start := time.Now()
 		h.serveBOSH(rw, r)
 		if rw.parked {
@@ -222,6 +236,14 @@ func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
 		// collector, as above.
 		h.forwardCreation(w, r, data)
 		return
+	}
+	if b.sid != "" {
+		if p := h.relative(r); p != nil && h.sessions.Get(b.sid) == nil {
+			// A live upgrade: the other process may hold it
+			// (handoff.go). The buffer is left to the collector.
+			h.relay(w, r, p, b.sid, b.rid, data)
+			return
+		}
 	}
 	// Parsing copies what it keeps: the buffer goes back before the
 	// request is held.

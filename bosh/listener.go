@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/boshd/boshd/gateway"
@@ -49,6 +50,9 @@ type Listener struct {
 	back      chan net.Conn // connections given back
 	done      chan struct{} // closed by Close
 	close     sync.Once
+	// stopped is set by StopAccepting: inner is closed, and its
+	// accept error is not passed on.
+	stopped atomic.Bool
 
 	// mu guards resting, and is held only to change or take the map:
 	// no I/O, no other lock taken under it. rest takes it under a
@@ -159,6 +163,9 @@ func (l *Listener) Accept() (net.Conn, error) {
 func (l *Listener) acceptInner() {
 	for {
 		c, err := l.inner.Accept()
+		if err != nil && l.stopped.Load() {
+			return
+		}
 		if err == nil {
 			var ok bool
 			if c, ok = l.admit(c); !ok {
@@ -219,6 +226,19 @@ func (l *Listener) Close() error {
 		l.drainBack()
 	})
 	return err
+}
+
+// StopAccepting closes the inner listener, as another process takes over
+// its socket (a live upgrade, docs/design/005-live-upgrade.md), while the
+// Listener goes on serving the connections it has: Accept returns those
+// given back after parked requests until Close. A parked request's answer
+// says Connection: close from then on, so that each client's next request
+// opens a connection to the new process.
+func (l *Listener) StopAccepting() error {
+	if !l.stopped.CompareAndSwap(false, true) {
+		return nil
+	}
+	return l.inner.Close()
 }
 
 // Addr returns the inner listener's address.

@@ -242,7 +242,7 @@ func (p *parkedRequest) respond(resp *session.Response) bool {
 	rw := &responseWriter{ResponseWriter: wr, gzip: p.gzip}
 	setOutcome(rw, responseOutcome(resp))
 	writeResponse(rw, p.h.status(p.s, resp), p.s.Params.ContentType, resp)
-	closing := p.closeAfter || p.ln.closed()
+	closing := p.closeAfter || p.ln.closed() || p.ln.stopped.Load()
 	p.conn.SetDeadline(time.Now().Add(parkedWriteTimeout))
 	_, err := p.conn.Write(wr.wire(closing))
 	outcome := rw.outcome

@@ -229,6 +229,12 @@ type Config struct {
 	LogFormat string
 	// ShutdownTimeout bounds a graceful stop. Key: shutdown_timeout.
 	ShutdownTimeout time.Duration
+	// UpgradeReadyTimeout bounds how long the new process of a live
+	// upgrade (SIGUSR2) may take to be ready. Key: upgrade_ready_timeout.
+	UpgradeReadyTimeout time.Duration
+	// UpgradeDrainTimeout bounds how long the old process of a live
+	// upgrade serves the sessions it holds. Key: upgrade_drain_timeout.
+	UpgradeDrainTimeout time.Duration
 }
 
 // Default returns the configuration boshd uses when nothing is set: BOSH at

@@ -454,5 +454,21 @@ only after a restart.`,
 			field:   func(c *Config) any { return &c.ShutdownTimeout },
 			check:   func(c Config) error { return positive(c.ShutdownTimeout) },
 		},
+		{
+			Key:     "upgrade_ready_timeout",
+			Default: 30 * time.Second,
+			Help:    "on SIGUSR2, wait at most `DURATION` for the new binary to be ready, else kill it and keep serving",
+			Doc:     "A live upgrade (README, \"Upgrades\"): the new process loads its configuration and builds everything on the inherited sockets within this bound, or the old one goes on alone.",
+			field:   func(c *Config) any { return &c.UpgradeReadyTimeout },
+			check:   func(c Config) error { return positive(c.UpgradeReadyTimeout) },
+		},
+		{
+			Key:     "upgrade_drain_timeout",
+			Default: 5 * time.Minute,
+			Help:    "after a live upgrade, the old process serves its sessions at most `DURATION`, then ends the rest with system-shutdown",
+			Doc:     "The old process exits as soon as it holds no session; at this bound, the sessions still open are ended as by a stop.",
+			field:   func(c *Config) any { return &c.UpgradeDrainTimeout },
+			check:   func(c Config) error { return positive(c.UpgradeDrainTimeout) },
+		},
 	}
 }

@@ -353,8 +353,23 @@ type boshdProcess struct {
 // listens. It is killed in t.Cleanup; when t failed, its log is printed.
 func startBinary(t *testing.T, args ...string) *boshdProcess {
 	t.Helper()
+	return startBinaryEnv(t, nil, args...)
+}
+
+// startBinaryEnv is startBinary with env added to the test's environment.
+func startBinaryEnv(t *testing.T, env []string, args ...string) *boshdProcess {
+	t.Helper()
+	return startBinaryAt(t, mustBinary(t), env, args...)
+}
+
+// startBinaryAt is startBinaryEnv running the boshd binary at bin.
+func startBinaryAt(t *testing.T, bin string, env []string, args ...string) *boshdProcess {
+	t.Helper()
 	b := &boshdProcess{logs: &logBuffer{}}
-	cmd := exec.Command(mustBinary(t), args...)
+	cmd := exec.Command(bin, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stderr = b.logs
 	var err error
 	if b.process, err = startProcess(cmd); err != nil {

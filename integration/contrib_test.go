@@ -90,7 +90,9 @@ func TestContribServiceUnit(t *testing.T) {
 	s := unitSettings(t, unit)
 	want := map[string]string{
 		"Service.ExecStart":               "/usr/local/bin/boshd --config /etc/boshd/boshd.yaml",
-		"Service.ExecReload":              "/bin/kill -HUP $MAINPID",
+		"Service.Type":                    "notify",
+		"Service.NotifyAccess":            "all",
+		"Service.ExecReload":              "/bin/kill -USR2 $MAINPID",
 		"Service.KillSignal":              "SIGTERM",
 		"Service.Restart":                 "on-failure",
 		"Service.DynamicUser":             "yes",

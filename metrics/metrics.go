@@ -40,6 +40,7 @@ type Metrics struct {
 	ws              *webSocket
 	forward         *forward
 	logins          *logins
+	upgrade         *upgrade
 }
 
 // ConnRefusedPerIP is the reason of ConnRefused for a connection over
@@ -96,6 +97,8 @@ func New(gauges func() Gauges) *Metrics {
 	m.reg.MustRegister(m.ws.collectors(gauges)...)
 	m.reg.MustRegister(m.forward.collectors()...)
 	m.reg.MustRegister(m.logins.collectors()...)
+	m.upgrade = newUpgrade()
+	m.reg.MustRegister(m.upgrade.collectors()...)
 	m.reg.MustRegister(
 		m.sessionsCreated, m.sessionsEnded, m.requests, m.requestDuration, m.pushLatency, m.upstreamConnect, m.bytesIn, m.bytesOut,
 		m.connsOpen, m.connsRefused,

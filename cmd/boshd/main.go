@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -31,6 +30,8 @@ import (
 	"github.com/boshd/boshd/config"
 	"github.com/boshd/boshd/config/load"
 	"github.com/boshd/boshd/gateway"
+	"github.com/boshd/boshd/internal/handoff"
+	"github.com/boshd/boshd/internal/sdnotify"
 	"github.com/boshd/boshd/wsbind"
 )
 
@@ -40,6 +41,13 @@ func main() {
 
 // run is boshd's main, returning the exit status.
 func run(args, environ []string, stdout, stderr io.Writer) int {
+	// A process started by a live upgrade takes over its parent's
+	// sockets, and tells it why if it cannot serve.
+	parent, err := handoff.FromEnv(environ)
+	if err != nil {
+		fmt.Fprintln(stderr, "boshd:", err)
+		return 2
+	}
 	loadConfig := func() (config.Config, error) { return load.Config(args, environ) }
 	cfg, err := loadConfig()
 	switch {
@@ -54,25 +62,46 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return 0
 	case err != nil:
 		fmt.Fprintln(stderr, "boshd:", err)
+		if parent != nil {
+			parent.Fail(err.Error())
+		}
 		return 2
 	}
 	logger := newLogger(cfg, stderr)
+	// The binary a live upgrade starts: this one's path, resolved now,
+	// where a package manager puts the new version.
+	self, err := os.Executable()
+	if err != nil {
+		logger.Warn("the path of boshd's binary is unknown: live upgrades (SIGUSR2) will fail", "err", err)
+	}
+	u := &upgrader{self: self, args: args, environ: environ, parent: parent, notify: sdnotify.FromEnv(environ), log: logger}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	// SIGUSR1 drains (docs/design/004-cluster.md); SIGUSR2 is kept for a
-	// live upgrade.
+	// SIGUSR1 drains (docs/design/004-cluster.md); SIGUSR2 starts a live
+	// upgrade (docs/design/005-live-upgrade.md).
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
-	if err := serve(ctx, cfg, loadConfig, hup, usr1, logger); err != nil {
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
+	if err := serve(ctx, cfg, loadConfig, signals{hup, usr1, usr2}, u, logger); err != nil {
 		logger.Error("boshd stopped", "err", err)
+		if parent != nil {
+			parent.Fail(err.Error())
+		}
 		return 1
 	}
 	return 0
+}
+
+// signals are the signals serve acts on, besides those that end ctx.
+type signals struct {
+	hup, drain, upgrade <-chan os.Signal
 }
 
 // serve runs the HTTP servers until ctx ends, then shuts down gracefully:
@@ -81,8 +110,10 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 // applies what can change while sessions run (see bosh.Handler.Reload),
 // and reads the TLS certificate again. On a signal from drain it drains:
 // new sessions are refused, open ones go on (undone by DELETE /drain on
-// the admin listener).
-func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Config, error), hup, drain <-chan os.Signal, logger *slog.Logger) error {
+// the admin listener). On a signal from upgrade it starts the new binary
+// and hands over to it (u, upgrade.go), then serves its sessions to
+// their end and returns.
+func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Config, error), sig signals, u *upgrader, logger *slog.Logger) error {
 	cfg = withSessionCap(cfg, logger)
 	g, err := gateway.New(cfg, logger)
 	if err != nil {
@@ -93,6 +124,13 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 	// graceful shutdown closes the gateway sooner, below.
 	defer g.Close()
 	h := bosh.NewHandlerWith(g)
+	defer func() {
+		// The handoff socket's requests are answered by now: this bounds
+		// a peer that keeps a connection busy.
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		u.close(cctx)
+	}()
 	// XMPP over WebSocket beside BOSH, on the same gateway: one count of
 	// sessions, one poller, one set of metrics.
 	var wsh *wsbind.Handler
@@ -107,7 +145,8 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 			return err
 		}
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	u.setHandlers(h, wsh)
+	ln, err := u.listen("listen", cfg.Listen)
 	if err != nil {
 		return err
 	}
@@ -163,7 +202,7 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 	}
 	var prebindSrv *http.Server
 	if prebind != nil && cfg.PrebindListen != "" {
-		pln, err := net.Listen("tcp", cfg.PrebindListen)
+		pln, err := u.listen("prebind_listen", cfg.PrebindListen)
 		if err != nil {
 			srv.Close()
 			return fmt.Errorf("prebind_listen: %w", err)
@@ -175,7 +214,7 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 
 	var adminSrv *http.Server
 	if cfg.AdminListen != "" {
-		aln, err := net.Listen("tcp", cfg.AdminListen)
+		aln, err := u.listen("admin_listen", cfg.AdminListen)
 		if err != nil {
 			srv.Close()
 			if prebindSrv != nil {
@@ -184,7 +223,7 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 			return fmt.Errorf("admin_listen: %w", err)
 		}
 		adminSrv = &http.Server{
-			Handler:           admin.NewHandler(h, admin.Options{Version: version(), Listening: listening.Load, WebSocket: wsh, Prebind: adminPrebind}),
+			Handler:           admin.NewHandler(h, admin.Options{Version: version(), Listening: listening.Load, WebSocket: wsh, Prebind: adminPrebind, OldProcess: u.oldProcess}),
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       10 * time.Second,
 			WriteTimeout:      30 * time.Second,
@@ -197,7 +236,7 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 		}
 	}
 	if cfg.AgentListen != "" {
-		agln, err := net.Listen("tcp", cfg.AgentListen)
+		agln, err := u.listen("agent_listen", cfg.AgentListen)
 		if err != nil {
 			srv.Close()
 			if adminSrv != nil {
@@ -221,14 +260,71 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 		logger.Info("HAProxy agent-check", "addr", agln.Addr().String())
 	}
 
+	if err := u.serving(); err != nil {
+		srv.Close()
+		if adminSrv != nil {
+			adminSrv.Close()
+		}
+		if prebindSrv != nil {
+			prebindSrv.Close()
+		}
+		return fmt.Errorf("upgrade: %w", err)
+	}
+
+	// A live upgrade (upgrade.go): upgrading brings its outcome; once
+	// handed over, each tick tells the new process what this one still
+	// serves, and checks whether it may exit.
+	var upgrading <-chan upgradeResult
+	var tick <-chan time.Time
+	stopAccepting := func() {
+		listening.Store(false)
+		bln.StopAccepting()
+		for _, l := range u.opened {
+			if l.Key != "listen" {
+				l.L.Close() // admin, agent, prebind: new connections go to the new process
+			}
+		}
+		// Their connections still open are closed after each answer
+		// (idle ones now): a probe or a scrape reaches the new process.
+		for _, s := range []*http.Server{adminSrv, prebindSrv} {
+			if s != nil {
+				s.SetKeepAlivesEnabled(false)
+			}
+		}
+	}
+	quiet := false // exiting after a hand-over with no session left
 	for {
 		select {
 		case err := <-errc:
+			if u.handedOff {
+				continue // a listener closed by stopAccepting
+			}
 			return err
-		case <-hup:
+		case <-sig.hup:
 			reload(h, wsh, cert, tok, loadConfig, logger)
 			continue
-		case <-drain:
+		case <-sig.upgrade:
+			if c := u.start(ctx, cfg.UpgradeReadyTimeout); c != nil {
+				upgrading = c
+			}
+			continue
+		case r := <-upgrading:
+			upgrading = nil
+			u.finish(r, cfg.UpgradeDrainTimeout, stopAccepting)
+			if u.handedOff {
+				t := time.NewTicker(time.Second)
+				defer t.Stop()
+				tick = t.C
+			}
+			continue
+		case now := <-tick:
+			done, empty, why := u.drained(now)
+			if !done {
+				continue
+			}
+			logger.Info("upgrade: the old process exits", "why", why)
+			quiet = empty
+		case <-sig.drain:
 			if g.Drain() {
 				var ws int64
 				if wsh != nil {
@@ -242,6 +338,19 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 		break
 	}
 	listening.Store(false)
+	if !u.handedOff {
+		if err := u.notify.Stopping(); err != nil {
+			logger.Warn("systemd not told STOPPING=1", "err", err)
+		}
+	}
+	if quiet {
+		// No session left, but requests this process forwards to the
+		// new one on connections still open to it: each is answered
+		// (within max_wait), its connection closed after.
+		qctx, qcancel := context.WithTimeout(context.Background(), cfg.MaxWait+10*time.Second)
+		srv.Shutdown(qctx)
+		qcancel()
+	}
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	start := time.Now()
 	sctx, cancel := context.WithDeadline(context.Background(), start.Add(cfg.ShutdownTimeout))

@@ -1,0 +1,307 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/boshd/boshd/admin"
+	"github.com/boshd/boshd/bosh"
+	"github.com/boshd/boshd/internal/handoff"
+	"github.com/boshd/boshd/internal/sdnotify"
+	"github.com/boshd/boshd/metrics"
+	"github.com/boshd/boshd/wsbind"
+)
+
+// upgrader is one process's side of live upgrades
+// (docs/design/005-live-upgrade.md): the sockets it listens on, taken
+// over from its parent if an upgrade started it; its handoff socket;
+// on SIGUSR2, the new process it starts and hands over to; and, after
+// that, serving its sessions to their end before it exits.
+type upgrader struct {
+	self    string   // immutable; the binary, resolved at start
+	args    []string // immutable; the command line, without the program name
+	environ []string // immutable
+	parent  *handoff.Parent
+	notify  *sdnotify.Notifier // immutable; nil without systemd
+	log     *slog.Logger       // immutable
+	metrics *metrics.Metrics   // set by setHandlers
+	h       *bosh.Handler      // set by setHandlers
+	wsh     *wsbind.Handler    // set by setHandlers; nil without WebSocket
+
+	// opened are the listening sockets, by configuration key, handed
+	// to a child. Owned by serve's goroutine.
+	opened []handoff.Listener
+	// socket is this process's handoff socket, served by socketSrv,
+	// made when this process first takes part in an upgrade. Owned by
+	// serve's goroutine.
+	socket    *handoff.Socket
+	socketSrv *http.Server
+
+	// The upgrade this process started, owned by serve's goroutine:
+	// child is the new process (under way, or handed over to once
+	// handedOff), and exitBy when this one exits at the latest.
+	child     *handoff.Child
+	handedOff bool
+	exitBy    time.Time
+
+	// old is what the old process (the parent) last said, oldOK
+	// whether there is one still; guarded by mu.
+	mu    sync.Mutex
+	old   admin.OldProcess
+	oldOK bool
+}
+
+// upgradeResult is how an upgrade ended: the child's handoff socket, or
+// why it did not become ready.
+type upgradeResult struct {
+	socket string
+	err    error
+}
+
+// setHandlers gives u what it serves and counts. In a process started by
+// an upgrade, h forwards requests for sessions it does not hold to the
+// old process from the start: this process accepts before it says it is
+// ready.
+func (u *upgrader) setHandlers(h *bosh.Handler, wsh *wsbind.Handler) {
+	u.h, u.wsh, u.metrics = h, wsh, h.Gateway().Metrics()
+	if u.parent != nil {
+		h.SetPredecessor(u.parent.Socket())
+	}
+}
+
+// listen returns a listening socket for the configuration key set to
+// addr: the parent's, if it handed one over for the same address, else a
+// new one.
+func (u *upgrader) listen(key, addr string) (net.Listener, error) {
+	var ln net.Listener
+	var err error
+	if u.parent != nil {
+		var inherited bool
+		ln, inherited, err = u.parent.Listen(key, addr)
+		if err == nil && !inherited {
+			u.log.Info("upgrade: listening on a socket of its own: the old process had none for this address", "key", key, "addr", addr)
+		}
+	} else {
+		ln, err = net.Listen("tcp", addr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	u.opened = append(u.opened, handoff.Listener{Key: key, Addr: addr, L: ln})
+	return ln, nil
+}
+
+// serving is called once every listener serves: a child tells its parent
+// it is ready (the parent then tells systemd), a process started
+// otherwise tells systemd itself.
+func (u *upgrader) serving() error {
+	if u.parent == nil {
+		if err := u.notify.Ready(); err != nil {
+			u.log.Warn("systemd not told READY=1", "err", err)
+		}
+		return nil
+	}
+	if unused := u.parent.CloseUnused(); len(unused) > 0 {
+		u.log.Info("upgrade: sockets of the old process not used: their keys are unset now", "keys", unused)
+	}
+	if err := u.serveSocket(); err != nil {
+		return err
+	}
+	u.mu.Lock()
+	u.old, u.oldOK = admin.OldProcess{PID: os.Getppid()}, true
+	u.mu.Unlock()
+	if err := u.parent.Ready(u.socket.Path()); err != nil {
+		return err
+	}
+	go u.watchParent(u.parent)
+	return nil
+}
+
+// watchParent follows what the old process says until it exits; then
+// requests for sessions this process does not hold are no longer sent
+// to it.
+func (u *upgrader) watchParent(p *handoff.Parent) {
+	err := p.Watch(func(s handoff.Status) {
+		u.mu.Lock()
+		u.old.BOSH, u.old.WebSocket, u.old.Exit = s.BOSH, s.WebSocket, s.Exit
+		u.mu.Unlock()
+		u.metrics.OldProcess(s.BOSH, s.WebSocket, s.Exit)
+	})
+	u.h.SetPredecessor("")
+	u.mu.Lock()
+	pid := u.old.PID
+	u.oldOK = false
+	u.mu.Unlock()
+	u.metrics.OldProcess(0, 0, time.Time{})
+	p.Close()
+	u.log.Info("upgrade: the old process has exited", "pid", pid, "err", err)
+}
+
+// oldProcess is admin.Options.OldProcess.
+func (u *upgrader) oldProcess() (admin.OldProcess, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.old, u.oldOK
+}
+
+// oldServing reports the sessions the old processes still serve.
+func (u *upgrader) oldServing() (bosh, websocket int) {
+	old, ok := u.oldProcess()
+	if !ok {
+		return 0, 0
+	}
+	return old.BOSH, old.WebSocket
+}
+
+// serveSocket makes and serves this process's handoff socket, if it has
+// none yet.
+func (u *upgrader) serveSocket() error {
+	if u.socket != nil {
+		return nil
+	}
+	s, err := handoff.ListenSocket("")
+	if err != nil {
+		return err
+	}
+	u.socket = s
+	u.socketSrv = &http.Server{
+		Handler:           u.h.HandoffHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(u.log.Handler(), slog.LevelInfo),
+	}
+	go u.socketSrv.Serve(s)
+	return nil
+}
+
+// start starts an upgrade on SIGUSR2, and returns the channel its
+// outcome comes on; nil if it was refused (logged).
+func (u *upgrader) start(ctx context.Context, readyTimeout time.Duration) <-chan upgradeResult {
+	switch {
+	case u.handedOff:
+		u.metrics.Upgraded(metrics.UpgradeRefused)
+		u.log.Warn("upgrade refused: this process has handed over already", "to", u.child.Pid())
+		return nil
+	case u.child != nil:
+		u.metrics.Upgraded(metrics.UpgradeRefused)
+		u.log.Warn("upgrade refused: one is under way", "new_pid", u.child.Pid())
+		return nil
+	}
+	if err := u.notify.Reloading(); err != nil {
+		u.log.Warn("systemd not told RELOADING=1", "err", err)
+	}
+	fail := func(err error) <-chan upgradeResult {
+		c := make(chan upgradeResult, 1)
+		c <- upgradeResult{err: err}
+		return c
+	}
+	if err := u.serveSocket(); err != nil {
+		return fail(err)
+	}
+	child, err := handoff.Start(handoff.Options{
+		Path: u.self, Args: u.args, Env: u.environ,
+		Listeners: u.opened,
+		Socket:    u.socket.Path(),
+		Stdout:    os.Stdout, Stderr: os.Stderr,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	u.child = child
+	u.log.Info("upgrade: new process started, waiting for it to be ready", "binary", u.self, "new_pid", child.Pid(), "timeout", readyTimeout)
+	done := make(chan upgradeResult, 1)
+	go func() {
+		socket, err := child.WaitReady(ctx, readyTimeout)
+		done <- upgradeResult{socket, err}
+	}()
+	return done
+}
+
+// finish applies the outcome of an upgrade: on failure this process goes
+// on as before; once the child is ready, it stops accepting (stop closes
+// the sockets the child now accepts on), sends the child the requests
+// for sessions it does not hold, tells systemd the child is the main
+// process, and serves its own sessions to their end, at most drain.
+func (u *upgrader) finish(r upgradeResult, drain time.Duration, stop func()) {
+	if r.err != nil {
+		u.child = nil
+		u.metrics.Upgraded(metrics.UpgradeFailed)
+		u.log.Error("upgrade failed: this process goes on serving", "err", r.err)
+		if err := u.notify.Ready(); err != nil {
+			u.log.Warn("systemd not told READY=1", "err", err)
+		}
+		return
+	}
+	u.handedOff = true
+	u.exitBy = time.Now().Add(drain)
+	// The child accepts already, and may hold sessions whose requests
+	// come on connections open to this process.
+	u.h.SetSuccessor(r.socket)
+	stop()
+	u.metrics.Upgraded(metrics.UpgradeReady)
+	if err := u.notify.MainPID(u.child.Pid()); err != nil {
+		u.log.Warn("systemd not told MAINPID", "err", err)
+	}
+	bosh, ws := u.serves()
+	u.log.Info("upgrade: handed over; serving the open sessions to their end", "new_pid", u.child.Pid(), "sessions", bosh, "websocket", ws, "exit_by", u.exitBy.UTC().Format(time.RFC3339))
+	u.tell()
+}
+
+// serves returns the sessions this process and its old ones serve.
+func (u *upgrader) serves() (bosh, websocket int) {
+	bosh = int(u.h.Stats().Live)
+	if u.wsh != nil {
+		websocket = int(u.wsh.Stats().Live)
+	}
+	ob, ow := u.oldServing()
+	return bosh + ob, websocket + ow
+}
+
+// tell sends the child what this process serves and when it exits.
+func (u *upgrader) tell() {
+	bosh, ws := u.serves()
+	u.child.SendStatus(handoff.Status{BOSH: bosh, WebSocket: ws, Exit: u.exitBy})
+}
+
+// drained reports, after a hand-over, whether this process may exit, and
+// why: empty, it serves no session and neither do its own old processes
+// (requests for their sessions come through this one); or exitBy has
+// passed.
+func (u *upgrader) drained(now time.Time) (done, empty bool, why string) {
+	if !u.handedOff {
+		return false, false, ""
+	}
+	u.tell()
+	bosh, ws := u.serves()
+	switch {
+	case bosh == 0 && ws == 0:
+		return true, true, "no session left"
+	case !now.Before(u.exitBy):
+		return true, false, fmt.Sprintf("upgrade_drain_timeout: %d BOSH and %d WebSocket sessions told system-shutdown", bosh, ws)
+	}
+	return false, false, ""
+}
+
+// close stops serving the handoff socket and, after a hand-over, lets the
+// child see this process gone.
+func (u *upgrader) close(ctx context.Context) {
+	if u.socketSrv != nil {
+		if err := u.socketSrv.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			u.socketSrv.Close()
+		}
+		u.socket.Close()
+	}
+	if u.child != nil {
+		if u.handedOff {
+			u.child.Close()
+		} else {
+			u.child.Kill()
+		}
+	}
+}

@@ -1,0 +1,465 @@
+package integration
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/boshd/boshd/internal/wait"
+)
+
+// Live upgrades of the boshd binary (docs/design/005-live-upgrade.md,
+// issue 18): SIGUSR2 starts the binary again as a new process that takes
+// over the listening sockets, while the old one serves its sessions to
+// their end and then exits.
+
+// upgradeConfig is the configuration file of TestLiveUpgrade: its
+// settings beside the command line's.
+const upgradeConfig = "max_wait: 10s\nupgrade_ready_timeout: 20s\nupgrade_drain_timeout: 2m\n"
+
+// oldExitBound bounds the wait for an old process to exit once it holds
+// no session: its next tick (1 s), requests it forwards answered (at most
+// max_wait, 10 s here, and 10 s), and a stop (shutdown_timeout, 10 s).
+const oldExitBound = 45 * time.Second
+
+// handedOver matches the old process's log line of a hand-over.
+var handedOver = regexp.MustCompile(`msg="upgrade: handed over; [^"]*" new_pid=(\d+)`)
+
+// processExited reports whether pid has exited: gone, or a zombie no one
+// has reaped yet (an old process's children are reparented).
+func processExited(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// pid (comm) STATE ...: comm may hold spaces, not ")".
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z' || s[i+2] == 'X'
+}
+
+// statusPID reads the pid the admin listener's status page shows: the
+// process accepting on the inherited socket.
+func statusPID(t *testing.T, admin string) int {
+	t.Helper()
+	// A new connection each time: a kept-alive one stays with the
+	// process it was made to, until that one closes it.
+	c := &http.Client{Timeout: eventTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get("http://" + admin + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`<tr><th>process</th><td>(\d+)</td>`).FindSubmatch(data)
+	if m == nil {
+		t.Fatalf("the status page shows no process:\n%s", data)
+	}
+	pid, _ := strconv.Atoi(string(m[1]))
+	return pid
+}
+
+// startUpgradable is startBinaryFor for upgrades: the processes' handoff
+// sockets in a directory of the test's (TMPDIR), and every process of the
+// upgrades (all in the first one's process group) killed at the end, env
+// added to their environment.
+func startUpgradable(t *testing.T, p *prosody, env []string, args ...string) *boshdProcess {
+	t.Helper()
+	return startUpgradableAt(t, mustBinary(t), p, env, args...)
+}
+
+// startUpgradableAt is startUpgradable running the binary at bin.
+func startUpgradableAt(t *testing.T, bin string, p *prosody, env []string, args ...string) *boshdProcess {
+	t.Helper()
+	addr, admin := freeAddr(t), freeAddr(t)
+	b := startBinaryAt(t, bin, append([]string{"TMPDIR=" + t.TempDir()}, env...), append([]string{"--listen", addr, "--admin-listen", admin,
+		"--upstream", p.Domain + "=" + p.Addr, "--upstream-tls", "plaintext"}, args...)...)
+	b.Addr, b.AdminAddr, b.URL = addr, admin, "http://"+addr+"/http-bind"
+	pgid := b.Pid()
+	t.Cleanup(func() { syscall.Kill(-pgid, syscall.SIGKILL) })
+	return b
+}
+
+// upgradeTo sends SIGUSR2 to pid and waits for the hand-over it logs,
+// returning the new process's pid.
+func upgradeTo(t *testing.T, b *boshdProcess, pid int) int {
+	t.Helper()
+	before := len(handedOver.FindAllStringSubmatch(b.Log(), -1))
+	if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	var all [][]string
+	eventually(t, 30*time.Second, "a hand-over logged", func() bool {
+		all = handedOver.FindAllStringSubmatch(b.Log(), -1)
+		return len(all) > before
+	})
+	next, _ := strconv.Atoi(all[before][1])
+	if next == 0 || next == pid {
+		t.Fatalf("handed over to pid %d, from %d", next, pid)
+	}
+	return next
+}
+
+// TestLiveUpgrade is issue 18's upgrade with real parts: BOSH clients
+// chat with numbered messages through four SIGUSR2 in a row, one of them
+// to a binary whose configuration has become invalid; every message
+// arrives once and in order, no client sees a terminate or an HTTP
+// error, the listening process changes, a second SIGUSR2 to a process
+// that handed over is refused, and each old process exits once it serves
+// nothing.
+func TestLiveUpgrade(t *testing.T) {
+	parallel(t)
+	p := startProsody(t, prosodyOptions{})
+	cfgFile := filepath.Join(t.TempDir(), "boshd.yaml")
+	if err := os.WriteFile(cfgFile, []byte(upgradeConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := startUpgradable(t, p, nil, "--config", cfgFile)
+
+	alice, aliceLogin := login(t, b.URL, p, "alice", "PLAIN", "web")
+	bob, bobLogin := login(t, b.URL, p, "bob", "SCRAM-SHA-1", "web")
+	goOnline(t, alice, bob)
+	round := 0
+	chat := func(from *Client, fromJID string, to *Client, toJID string) {
+		t.Helper()
+		round++
+		chatInOrder(t, from, fromJID, to, toJID, fmt.Sprintf("r%d", round), 30)
+	}
+	chat(alice, aliceLogin.JID, bob, bobLogin.JID)
+
+	pids := []int{b.Pid()}
+	if got := statusPID(t, b.AdminAddr); got != b.Pid() {
+		t.Fatalf("the status page shows pid %d, want boshd's %d", got, b.Pid())
+	}
+
+	// First upgrade, with messages on their way both ways.
+	for i := range 20 {
+		alice.Send(message(bobLogin.JID, fmt.Sprintf("x%d", i), fmt.Sprintf("across %d", i)))
+		bob.Send(message(aliceLogin.JID, fmt.Sprintf("y%d", i), fmt.Sprintf("across %d", i)))
+	}
+	pids = append(pids, upgradeTo(t, b, pids[0]))
+	for i := range 20 {
+		for _, c := range []struct {
+			to   *Client
+			from string
+			id   string
+		}{{bob, aliceLogin.JID, "x"}, {alice, bobLogin.JID, "y"}} {
+			m := c.to.WaitFor("a message sent across the upgrade", isStanza("message", attrIs("from", c.from)))
+			if want := fmt.Sprintf("%s%d", c.id, i); m.Attr("id") != want {
+				t.Fatalf("%s got %s, want id %s: lost, repeated or out of order", c.to.name, m, want)
+			}
+		}
+	}
+	if got := statusPID(t, b.AdminAddr); got != pids[1] {
+		t.Errorf("after the upgrade the status page shows pid %d, want the new process %d", got, pids[1])
+	}
+	// The old process serves its sessions; its clients' next
+	// connections reach the new one, which forwards to it.
+	alice.tr.CloseIdleConnections()
+	bob.tr.CloseIdleConnections()
+	chat(alice, aliceLogin.JID, bob, bobLogin.JID)
+	chat(bob, bobLogin.JID, alice, aliceLogin.JID)
+	if n := b.AdminMetric(`boshd_forwarded_requests_total{outcome="ok",peer="predecessor"}`); n < 1 {
+		t.Errorf("the new process forwarded %v requests to the old one, want some", n)
+	}
+
+	// A process that handed over refuses another upgrade.
+	syscall.Kill(pids[0], syscall.SIGUSR2)
+	b.WaitLog(t, "upgrade refused: this process has handed over already")
+
+	// Sessions made in the new process.
+	carol, carolLogin := login(t, b.URL, p, "carol", "PLAIN", "web")
+	dave, daveLogin := login(t, b.URL, p, "dave", "PLAIN", "web")
+	goOnline(t, carol, dave)
+	chat(carol, carolLogin.JID, alice, aliceLogin.JID)
+	chat(bob, bobLogin.JID, dave, daveLogin.JID)
+
+	// An upgrade to a binary that cannot start: its configuration
+	// refused. The process goes on serving everything.
+	if err := os.WriteFile(cfgFile, []byte(strings.Replace(upgradeConfig, "max_wait: 10s", "max_wait: forever", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(pids[1], syscall.SIGUSR2)
+	b.WaitLog(t, "upgrade failed: this process goes on serving")
+	if !strings.Contains(b.Log(), "max_wait") {
+		t.Errorf("the failed upgrade's log does not say why (max_wait):\n%s", b.logs.Tail(20))
+	}
+	if err := os.WriteFile(cfgFile, []byte(upgradeConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := statusPID(t, b.AdminAddr); got != pids[1] {
+		t.Errorf("after a failed upgrade the status page shows pid %d, want %d", got, pids[1])
+	}
+	chat(alice, aliceLogin.JID, carol, carolLogin.JID)
+
+	// Two more in a row: three processes serve sessions at once, the
+	// oldest reached through the middle one.
+	pids = append(pids, upgradeTo(t, b, pids[1]))
+	chat(dave, daveLogin.JID, bob, bobLogin.JID)
+	pids = append(pids, upgradeTo(t, b, pids[2]))
+	for _, c := range []*Client{alice, bob, carol, dave} {
+		c.tr.CloseIdleConnections()
+	}
+	chat(alice, aliceLogin.JID, bob, bobLogin.JID)
+	chat(carol, carolLogin.JID, dave, daveLogin.JID)
+	chat(bob, bobLogin.JID, carol, carolLogin.JID)
+	if got := statusPID(t, b.AdminAddr); got != pids[3] {
+		t.Errorf("the status page shows pid %d, want the newest process %d", got, pids[3])
+	}
+
+	// Nothing repeated, no terminate, no HTTP error.
+	clients := []*Client{alice, bob, carol, dave}
+	for _, c := range clients {
+		c.Sync()
+		c.mu.Lock()
+		var extra []string
+		for _, e := range c.queue {
+			if e.Is(nsClient, "message") {
+				extra = append(extra, e.String())
+			}
+		}
+		err, terminal := c.err, c.terminal
+		c.mu.Unlock()
+		if len(extra) != 0 {
+			t.Errorf("%s has more messages than were sent: %s", c.name, extra)
+		}
+		if err != nil || terminal != nil {
+			t.Errorf("%s: error %v, terminate %v", c.name, err, terminal)
+		}
+	}
+
+	// The old processes exit once they serve nothing: the first one
+	// when alice and bob leave, the second (which also forwards to the
+	// first) then, once carol and dave leave too; the third never held
+	// a session.
+	for _, c := range []*Client{alice, bob} {
+		if resp := c.Terminate(""); resp.Attr("type") != "terminate" {
+			t.Errorf("%s's terminate answered %s", c.name, resp)
+		}
+	}
+	if !wait.For(oldExitBound, func() bool { return processExited(pids[0]) }) {
+		t.Errorf("the first process (%d) still runs with no session left", pids[0])
+	}
+	if processExited(pids[1]) {
+		t.Errorf("the second process (%d) exited while it held carol's and dave's sessions", pids[1])
+	}
+	for _, c := range []*Client{carol, dave} {
+		if resp := c.Terminate(""); resp.Attr("type") != "terminate" {
+			t.Errorf("%s's terminate answered %s", c.name, resp)
+		}
+	}
+	for _, pid := range pids[1:3] {
+		if !wait.For(oldExitBound, func() bool { return processExited(pid) }) {
+			t.Errorf("old process %d still runs with no session left", pid)
+		}
+	}
+	if processExited(pids[3]) {
+		t.Fatalf("the newest process (%d) exited", pids[3])
+	}
+	// The newest serves: a new session, made and ended.
+	erin := newClient(t, "erin", b.URL)
+	erin.MustCreate()
+	if resp := erin.Terminate(""); resp.Attr("type") != "terminate" {
+		t.Errorf("a session in the newest process ended with %s", resp)
+	}
+}
+
+// TestLiveUpgradeNotify checks boshd's side of systemd's notify protocol
+// (contrib/boshd.service, Type=notify) against a fake NOTIFY_SOCKET:
+// READY=1 once serving; on SIGUSR2 RELOADING=1, then the new process as
+// MAINPID with READY=1 in one datagram; after an upgrade that fails,
+// READY=1 again; STOPPING=1 when the main process stops, and nothing from
+// the old one as it exits.
+func TestLiveUpgradeNotify(t *testing.T) {
+	parallel(t)
+	p := startProsody(t, prosodyOptions{})
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	next := func(want string) string {
+		t.Helper()
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		buf := make([]byte, 4096)
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", want, err)
+		}
+		return string(buf[:n])
+	}
+	cfgFile := filepath.Join(dir, "boshd.yaml")
+	if err := os.WriteFile(cfgFile, []byte(upgradeConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := startUpgradable(t, p, []string{"NOTIFY_SOCKET=" + sock}, "--config", cfgFile)
+	admin := b.AdminAddr
+	if got := next("READY=1"); got != "READY=1" {
+		t.Fatalf("boshd started and said %q, want READY=1", got)
+	}
+	alice, _ := login(t, b.URL, p, "alice", "PLAIN", "web") // the old process serves it on
+
+	syscall.Kill(b.Pid(), syscall.SIGUSR2)
+	if got := next("RELOADING=1"); got != "RELOADING=1" {
+		t.Fatalf("on SIGUSR2 boshd said %q, want RELOADING=1", got)
+	}
+	got := next("MAINPID")
+	m := regexp.MustCompile(`^MAINPID=(\d+)\nREADY=1$`).FindStringSubmatch(got)
+	if m == nil {
+		t.Fatalf("after the upgrade boshd said %q, want MAINPID=<new process>\\nREADY=1", got)
+	}
+	newPID, _ := strconv.Atoi(m[1])
+	if want := statusPID(t, admin); newPID != want || newPID == b.Pid() {
+		t.Fatalf("MAINPID=%d, the status page shows %d, the old process is %d", newPID, want, b.Pid())
+	}
+
+	// An upgrade of the new process that fails.
+	if err := os.WriteFile(cfgFile, []byte("max_wait: never\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(newPID, syscall.SIGUSR2)
+	for _, want := range []string{"RELOADING=1", "READY=1"} {
+		if got := next(want); got != want {
+			t.Fatalf("during an upgrade that fails boshd said %q, want %s", got, want)
+		}
+	}
+
+	// The old process exits once alice leaves, silently; the new one
+	// says STOPPING=1 on SIGTERM.
+	alice.Terminate("")
+	if !wait.For(oldExitBound, func() bool { return processExited(b.Pid()) }) {
+		t.Fatalf("the old process (%d) still runs with no session left", b.Pid())
+	}
+	syscall.Kill(newPID, syscall.SIGTERM)
+	if got := next("STOPPING=1"); got != "STOPPING=1" {
+		t.Fatalf("on SIGTERM the main process said %q, want STOPPING=1", got)
+	}
+	if !wait.For(oldExitBound, func() bool { return processExited(newPID) }) {
+		t.Fatalf("the new process (%d) did not stop", newPID)
+	}
+	conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, err := conn.Read(make([]byte, 4096)); err == nil {
+		t.Errorf("a notification after STOPPING=1: %d bytes", n)
+	}
+}
+
+// TestLiveUpgradeDrainTimeout checks the bound of an old process: a BOSH
+// and a WebSocket session it holds go on after the hand-over (the new
+// process's metrics count them, and say when the old one exits) until
+// upgrade_drain_timeout, when the BOSH client is told system-shutdown and
+// the WebSocket closed with 1012 (service restart); then it exits.
+func TestLiveUpgradeDrainTimeout(t *testing.T) {
+	parallel(t)
+	p := startProsody(t, prosodyOptions{})
+	const drain = 4 * time.Second
+	b := startUpgradable(t, p, nil, "--upgrade-drain-timeout", drain.String(), "--max-wait", "10s")
+	alice, aliceLogin := login(t, b.URL, p, "alice", "PLAIN", "web")
+	bob := dialWS(t, "bob", "ws://"+b.Addr+"/xmpp-websocket", nil)
+	bobLogin := bob.Login(p, "PLAIN", "bob", "ws")
+	goOnline(t, alice)
+
+	start := time.Now()
+	newPID := upgradeTo(t, b, b.Pid())
+	eventually(t, eventTimeout, "the new process counting the old one's sessions", func() bool {
+		return b.AdminMetric(`boshd_upgrade_old_sessions{binding="bosh"}`) == 1 &&
+			b.AdminMetric(`boshd_upgrade_old_sessions{binding="websocket"}`) == 1
+	})
+	exit := b.AdminMetric("boshd_upgrade_old_exit_timestamp_seconds")
+	if at := time.UnixMilli(int64(exit * 1000)); at.Before(start.Add(drain-time.Second)) || at.After(time.Now().Add(drain+time.Second)) {
+		t.Errorf("the new process says the old one exits at %v, want about %v after the hand-over at %v", at, drain, start)
+	}
+
+	// Both sessions go on in the old process meanwhile.
+	bob.Send(chat(aliceLogin.JID, "after the hand-over"))
+	if m := alice.WaitFor("bob's message", isStanza("message")); m.ChildText(nsClient, "body") != "after the hand-over" {
+		t.Fatalf("alice got %s", m)
+	}
+	alice.Send(chat(bobLogin.JID, "to bob"))
+	if m := bob.WaitFor("alice's message", func(e *Element) bool { return e.Is(nsClient, "message") }); m.ChildText(nsClient, "body") != "to bob" {
+		t.Fatalf("bob got %s", m)
+	}
+
+	// At the bound: system-shutdown, 1012, and the old process exits.
+	end := alice.WaitTerminated()
+	if end.Attr("condition") != "system-shutdown" {
+		t.Errorf("alice's session ended with %s, want system-shutdown", end)
+	}
+	if took := time.Since(start); took < drain-time.Second {
+		t.Errorf("the old process ended its sessions %v after the hand-over, before upgrade_drain_timeout %v", took, drain)
+	}
+	if code, reason := bob.WaitClosed(); code != 1012 {
+		t.Errorf("bob's WebSocket closed with %d %q, want 1012", code, reason)
+	}
+	if !wait.For(oldExitBound, func() bool { return processExited(b.Pid()) }) {
+		t.Fatalf("the old process (%d) still runs after upgrade_drain_timeout", b.Pid())
+	}
+	eventually(t, eventTimeout, "the new process seeing the old one gone", func() bool {
+		return b.AdminMetric(`boshd_upgrade_old_sessions{binding="bosh"}`) == 0 &&
+			b.AdminMetric("boshd_upgrade_old_exit_timestamp_seconds") == 0
+	})
+	if processExited(newPID) {
+		t.Fatalf("the new process (%d) exited", newPID)
+	}
+}
+
+// copyFile copies the file from to a new file to, executable.
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLiveUpgradeNewBinary is an upgrade as a package manager makes it:
+// the binary boshd was started from is replaced (a new file renamed over
+// it), and SIGUSR2 starts the new file, at the path boshd resolved when
+// it started, while the old process runs on from the old one; a session
+// opened before goes on.
+func TestLiveUpgradeNewBinary(t *testing.T) {
+	parallel(t)
+	p := startProsody(t, prosodyOptions{})
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "boshd")
+	copyFile(t, mustBinary(t), bin)
+	b := startUpgradableAt(t, bin, p, nil)
+	alice, aliceLogin := login(t, b.URL, p, "alice", "PLAIN", "web")
+	bob, bobLogin := login(t, b.URL, p, "bob", "PLAIN", "web")
+	goOnline(t, alice, bob)
+
+	// The new version: a new file renamed over the old one.
+	copyFile(t, mustBinary(t), bin+".new")
+	if err := os.Rename(bin+".new", bin); err != nil {
+		t.Fatal(err)
+	}
+	newPID := upgradeTo(t, b, b.Pid())
+	exe := func(pid int) string {
+		s, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if got := exe(b.Pid()); got != bin+" (deleted)" {
+		t.Errorf("the old process runs %q, want the replaced file %q", got, bin+" (deleted)")
+	}
+	if got := exe(newPID); got != bin {
+		t.Errorf("the new process runs %q, want the new file %q", got, bin)
+	}
+	alice.tr.CloseIdleConnections()
+	chatInOrder(t, alice, aliceLogin.JID, bob, bobLogin.JID, "after", 20)
+}

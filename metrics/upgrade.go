@@ -1,0 +1,67 @@
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Outcomes of Upgraded, the label outcome of boshd_upgrades_total
+// (docs/design/005-live-upgrade.md).
+const (
+	// UpgradeReady: the new process became ready and took over.
+	UpgradeReady = "ready"
+	// UpgradeFailed: the new process failed, exited or was late; this
+	// one goes on serving.
+	UpgradeFailed = "failed"
+	// UpgradeRefused: SIGUSR2 during an upgrade, or after this process
+	// handed over.
+	UpgradeRefused = "refused"
+)
+
+// upgrade are the metrics of live upgrades: those this process started,
+// and the old process still serving sessions beside it.
+type upgrade struct {
+	upgrades    *prometheus.CounterVec
+	oldSessions *prometheus.GaugeVec
+	oldExit     prometheus.Gauge
+}
+
+func newUpgrade() *upgrade {
+	u := &upgrade{
+		upgrades: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "boshd_upgrades_total", Help: "Live upgrades (SIGUSR2) this process started, by outcome: ready (handed over), failed (the new process failed, exited or was late; this one serves on) or refused (one at a time).",
+		}, []string{"outcome"}),
+		oldSessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "boshd_upgrade_old_sessions", Help: "Sessions the old processes of a live upgrade still serve to their end, beside this one, by binding (bosh, websocket); 0 once they exited.",
+		}, []string{"binding"}),
+		oldExit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "boshd_upgrade_old_exit_timestamp_seconds", Help: "When the old process of a live upgrade exits at the latest (its upgrade_drain_timeout), in Unix seconds; 0 when there is none.",
+		}),
+	}
+	for _, o := range []string{UpgradeReady, UpgradeFailed, UpgradeRefused} {
+		u.upgrades.WithLabelValues(o)
+	}
+	u.oldSessions.WithLabelValues("bosh")
+	u.oldSessions.WithLabelValues("websocket")
+	return u
+}
+
+func (u *upgrade) collectors() []prometheus.Collector {
+	return []prometheus.Collector{u.upgrades, u.oldSessions, u.oldExit}
+}
+
+// Upgraded counts an upgrade this process started, with its outcome.
+func (m *Metrics) Upgraded(outcome string) { m.upgrade.upgrades.WithLabelValues(outcome).Inc() }
+
+// OldProcess sets what the old process of a live upgrade serves and when
+// it exits at the latest; zeros once it has exited.
+func (m *Metrics) OldProcess(bosh, websocket int, exit time.Time) {
+	m.upgrade.oldSessions.WithLabelValues("bosh").Set(float64(bosh))
+	m.upgrade.oldSessions.WithLabelValues("websocket").Set(float64(websocket))
+	if exit.IsZero() {
+		m.upgrade.oldExit.Set(0)
+		return
+	}
+	m.upgrade.oldExit.Set(float64(exit.UnixMilli()) / 1000)
+}
