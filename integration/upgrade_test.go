@@ -93,20 +93,32 @@ func startUpgradableAt(t *testing.T, bin string, p *prosody, env []string, args 
 // returning the new process's pid.
 func upgradeTo(t *testing.T, b *boshdProcess, pid int) int {
 	t.Helper()
-	before := len(handedOver.FindAllStringSubmatch(b.Log(), -1))
-	if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
+	next, err := upgradeOnce(b, pid)
+	if err != nil {
 		t.Fatal(err)
 	}
+	return next
+}
+
+// upgradeOnce is upgradeTo for a goroutine other than the test's (a
+// browser's control route): it returns an error instead of failing.
+func upgradeOnce(b *boshdProcess, pid int) (int, error) {
+	before := len(handedOver.FindAllStringSubmatch(b.Log(), -1))
+	if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
+		return 0, fmt.Errorf("SIGUSR2 to %d: %w", pid, err)
+	}
 	var all [][]string
-	eventually(t, 30*time.Second, "a hand-over logged", func() bool {
+	if !wait.For(30*time.Second, func() bool {
 		all = handedOver.FindAllStringSubmatch(b.Log(), -1)
 		return len(all) > before
-	})
+	}) {
+		return 0, fmt.Errorf("no hand-over logged within 30s of SIGUSR2 to %d:\n%s", pid, b.logs.Tail(20))
+	}
 	next, _ := strconv.Atoi(all[before][1])
 	if next == 0 || next == pid {
-		t.Fatalf("handed over to pid %d, from %d", next, pid)
+		return 0, fmt.Errorf("handed over to pid %d, from %d", next, pid)
 	}
-	return next
+	return next, nil
 }
 
 // TestLiveUpgrade is issue 18's upgrade with real parts: BOSH clients
@@ -462,4 +474,91 @@ func TestLiveUpgradeNewBinary(t *testing.T) {
 	}
 	alice.tr.CloseIdleConnections()
 	chatInOrder(t, alice, aliceLogin.JID, bob, bobLogin.JID, "after", 20)
+}
+
+// TestLiveUpgradeSuccessorKilled is kill -9 of the new process right
+// after the hand-over: the old process, which kept copies of the
+// listening sockets, accepts again (a session created just after the
+// kill, its connection queued meanwhile, is served), logs it, counts it,
+// and is the process the status page shows; the sessions it held go on,
+// the one the dead process held is answered item-not-found, and a next
+// upgrade hands over the sockets taken back.
+func TestLiveUpgradeSuccessorKilled(t *testing.T) {
+	parallel(t)
+	p := startProsody(t, prosodyOptions{})
+	cfgFile := filepath.Join(t.TempDir(), "boshd.yaml")
+	if err := os.WriteFile(cfgFile, []byte(upgradeConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := startUpgradable(t, p, nil, "--config", cfgFile)
+	alice, aliceLogin := login(t, b.URL, p, "alice", "PLAIN", "web")
+	bob, bobLogin := login(t, b.URL, p, "bob", "PLAIN", "web")
+	goOnline(t, alice, bob)
+	chatInOrder(t, alice, aliceLogin.JID, bob, bobLogin.JID, "before", 10)
+	alice.Sync()
+	bob.Sync()
+
+	old := b.Pid()
+	newPID := upgradeTo(t, b, old)
+	if err := syscall.Kill(newPID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// At once, before the old process has seen the death: the
+	// connection waits in the socket's queue, never refused.
+	dave := newClient(t, "dave", b.URL)
+	dave.MustCreate()
+	b.WaitLog(t, "the new process died after the hand-over; this process accepts again")
+	if got := statusPID(t, b.AdminAddr); got != old {
+		t.Errorf("the status page shows pid %d, want the old process %d, accepting again", got, old)
+	}
+	if n := b.AdminMetric(`boshd_upgrades_total{outcome="taken_back"}`); n != 1 {
+		t.Errorf("boshd_upgrades_total{outcome=\"taken_back\"} = %v, want 1", n)
+	}
+
+	// The old process's sessions go on, on new connections too.
+	alice.tr.CloseIdleConnections()
+	bob.tr.CloseIdleConnections()
+	chatInOrder(t, alice, aliceLogin.JID, bob, bobLogin.JID, "after", 10)
+	chatInOrder(t, bob, bobLogin.JID, alice, aliceLogin.JID, "back", 10)
+	if resp := dave.Terminate(""); resp.Attr("type") != "terminate" || resp.Attr("condition") != "" {
+		t.Errorf("dave's session, made as the new process died, ended with %s", resp)
+	}
+
+	// A session the dead process held is gone: item-not-found, at once.
+	second := upgradeTo(t, b, old)
+	carol := newClient(t, "carol", b.URL)
+	carol.MustCreate()
+	sid := carol.SID()
+	carol.Close()
+	if err := syscall.Kill(second, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, eventTimeout, "the second take-back", func() bool {
+		return countLines(b.Log(), "this process accepts again") == 2
+	})
+	c := &http.Client{Timeout: eventTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
+	_, data, err := readAll(c.Post(b.URL, "text/xml; charset=utf-8", strings.NewReader(fmt.Sprintf("<body xmlns='http://jabber.org/protocol/httpbind' sid='%s' rid='%d'/>", sid, randomRID()))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), "item-not-found") {
+		t.Errorf("a request for the dead process's session answered %s, want item-not-found", data)
+	}
+
+	// The sockets taken back are handed over again.
+	next := upgradeTo(t, b, old)
+	if got := statusPID(t, b.AdminAddr); got != next {
+		t.Errorf("after a third upgrade the status page shows pid %d, want %d", got, next)
+	}
+	alice.tr.CloseIdleConnections()
+	bob.tr.CloseIdleConnections()
+	chatInOrder(t, alice, aliceLogin.JID, bob, bobLogin.JID, "third", 10)
+	for _, c := range []*Client{alice, bob} {
+		c.mu.Lock()
+		err, terminal := c.err, c.terminal
+		c.mu.Unlock()
+		if err != nil || terminal != nil {
+			t.Errorf("%s: error %v, terminate %v", c.name, err, terminal)
+		}
+	}
 }
