@@ -562,3 +562,82 @@ func TestLiveUpgradeSuccessorKilled(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveUpgradeProsodySlow is an upgrade while Prosody does not read:
+// it is stopped (SIGSTOP) with messages on their way both ways, boshd is
+// upgraded, more messages are sent (into the sockets' buffers), and
+// Prosody goes on (SIGCONT) only once the new process has taken over.
+// Every message arrives once and in order, no client sees an error or a
+// terminate, and the old process exits once its sessions end.
+func TestLiveUpgradeProsodySlow(t *testing.T) {
+	parallel(t)
+	p := startProsody(t, prosodyOptions{})
+	cfgFile := filepath.Join(t.TempDir(), "boshd.yaml")
+	if err := os.WriteFile(cfgFile, []byte(upgradeConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := startUpgradable(t, p, nil, "--config", cfgFile)
+	alice, aliceLogin := login(t, b.URL, p, "alice", "PLAIN", "web")
+	bob, bobLogin := login(t, b.URL, p, "bob", "PLAIN", "web")
+	goOnline(t, alice, bob)
+	chatInOrder(t, alice, aliceLogin.JID, bob, bobLogin.JID, "before", 10)
+
+	prosodyPID := p.process().Pid()
+	if err := syscall.Kill(prosodyPID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	defer func() {
+		if stopped {
+			syscall.Kill(prosodyPID, syscall.SIGCONT)
+		}
+	}()
+	const n = 40
+	send := func(from int, to int) {
+		for i := from; i < to; i++ {
+			alice.Send(message(bobLogin.JID, fmt.Sprintf("x%d", i), fmt.Sprintf("slow %d", i)))
+			bob.Send(message(aliceLogin.JID, fmt.Sprintf("y%d", i), fmt.Sprintf("slow %d", i)))
+		}
+	}
+	send(0, n/2)
+	newPID := upgradeTo(t, b, b.Pid())
+	send(n/2, n)
+	syscall.Kill(prosodyPID, syscall.SIGCONT)
+	stopped = false
+	for i := range n {
+		for _, c := range []struct {
+			to   *Client
+			from string
+			id   string
+		}{{bob, aliceLogin.JID, "x"}, {alice, bobLogin.JID, "y"}} {
+			m := c.to.WaitFor("a message sent while Prosody was stopped", isStanza("message", attrIs("from", c.from)))
+			if want := fmt.Sprintf("%s%d", c.id, i); m.Attr("id") != want {
+				t.Fatalf("%s got %s, want id %s: lost, repeated or out of order", c.to.name, m, want)
+			}
+		}
+	}
+	alice.tr.CloseIdleConnections()
+	bob.tr.CloseIdleConnections()
+	chatInOrder(t, bob, bobLogin.JID, alice, aliceLogin.JID, "after", 10)
+	for _, c := range []*Client{alice, bob} {
+		c.Sync()
+		c.mu.Lock()
+		err, terminal := c.err, c.terminal
+		c.mu.Unlock()
+		if err != nil || terminal != nil {
+			t.Errorf("%s: error %v, terminate %v", c.name, err, terminal)
+		}
+		if resp := c.Terminate(""); resp.Attr("type") != "terminate" {
+			t.Errorf("%s's terminate answered %s", c.name, resp)
+		}
+	}
+	if !wait.For(oldExitBound, func() bool { return processExited(b.Pid()) }) {
+		t.Errorf("the old process (%d) still runs with no session left", b.Pid())
+	}
+	if processExited(newPID) {
+		t.Errorf("the new process (%d) exited", newPID)
+	}
+	if lines := grepLines(b.Log(), "level=ERROR"); lines != "" {
+		t.Errorf("boshd logged errors:\n%s", lines)
+	}
+}
