@@ -98,6 +98,11 @@ func TestBrowserUpgrade(t *testing.T) {
 			if got := statusPID(t, b.AdminAddr); got != newest {
 				t.Errorf("the status page shows pid %d, want the newest process %d", got, newest)
 			}
+			// The last round went through the newest process, which
+			// relayed it along the line to the first.
+			if n := b.AdminMetric(`boshd_forwarded_requests_total{outcome="ok",peer="predecessor"}`); n < 1 {
+				t.Errorf("the newest process forwarded %v requests to its predecessor, want some", n)
+			}
 			// The clients logged out: every old process exits, the
 			// newest serves on.
 			for _, pid := range pids[:len(pids)-1] {
