@@ -371,11 +371,30 @@ func TestLiveUpgradeNotify(t *testing.T) {
 // process's metrics count them, and say when the old one exits) until
 // upgrade_drain_timeout, when the BOSH client is told system-shutdown and
 // the WebSocket closed with 1012 (service restart); then it exits.
+//
+// It runs over a plaintext upstream and over STARTTLS (Prosody requiring
+// it), whose sessions could not move even once moving is built.
 func TestLiveUpgradeDrainTimeout(t *testing.T) {
-	parallel(t)
-	p := startProsody(t, prosodyOptions{})
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		tls  bool
+	}{{"plaintext", false}, {"starttls", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			parallel(t)
+			testLiveUpgradeDrainTimeout(t, tc.tls)
+		})
+	}
+}
+
+func testLiveUpgradeDrainTimeout(t *testing.T, tls bool) {
+	p := startProsody(t, prosodyOptions{TLS: tls})
 	const drain = 4 * time.Second
-	b := startUpgradable(t, p, nil, "--upgrade-drain-timeout", drain.String(), "--max-wait", "10s")
+	args := []string{"--upgrade-drain-timeout", drain.String(), "--max-wait", "10s"}
+	if tls {
+		args = append(args, "--upstream-tls", "starttls", "--upstream-ca", p.CAFile)
+	}
+	b := startUpgradable(t, p, nil, args...)
 	alice, aliceLogin := login(t, b.URL, p, "alice", "PLAIN", "web")
 	bob := dialWS(t, "bob", "ws://"+b.Addr+"/xmpp-websocket", nil)
 	bobLogin := bob.Login(p, "PLAIN", "bob", "ws")
