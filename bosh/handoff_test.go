@@ -3,6 +3,7 @@ package bosh
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -189,5 +190,79 @@ func TestStopAccepting(t *testing.T) {
 	if c, err := net.DialTimeout("tcp", e.hs.Listener.Addr().String(), time.Second); err == nil {
 		c.Close()
 		t.Error("the socket took a new connection after StopAccepting")
+	}
+}
+
+// listenerCopy returns a second listener on l's socket, as cmd/boshd
+// keeps one across a hand-over.
+func listenerCopy(t *testing.T, l net.Listener) net.Listener {
+	t.Helper()
+	f, err := l.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	c, err := net.FileListener(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestResume checks that a Listener that stopped accepting accepts again
+// from a copy of its socket, kept while another process accepted on it:
+// a connection the kernel queued meanwhile is served, and answers no
+// longer say Connection: close. Resume refuses a Listener that accepts
+// and one that is closed, closing the socket it was given.
+func TestResume(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	l := e.hs.Listener.(*Listener)
+	if err := l.Resume(listenerCopy(t, l.inner)); err == nil {
+		t.Error("Resume of a Listener that accepts succeeded")
+	}
+	spare := listenerCopy(t, l.inner)
+	l.StopAccepting()
+
+	// A client connecting now is queued on the socket, which the copy
+	// keeps open, until something accepts it.
+	conn, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	req, _ := http.NewRequest(http.MethodPost, e.hs.URL, strings.NewReader(sprintf(creationBody, 100, 5)))
+	if err := req.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Resume(spare); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		t.Fatalf("the connection queued while the Listener did not accept: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "sid=") {
+		t.Fatalf("the creation on the queued connection answered %d %s", resp.StatusCode, body)
+	}
+	if resp.Close {
+		t.Error("an answer after Resume says Connection: close")
+	}
+	if code, _, _ := e.post(sprintf(creationBody, 200, 5)); code != http.StatusOK {
+		t.Errorf("a new connection after Resume answered %d", code)
+	}
+
+	// Stopped and resumed again, then closed: Resume refuses.
+	spare = listenerCopy(t, l.inner)
+	l.StopAccepting()
+	l.Close()
+	if err := l.Resume(spare); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Resume of a closed Listener: %v, want net.ErrClosed", err)
+	}
+	if _, err := spare.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Resume refused left the socket it was given open (Accept: %v)", err)
 	}
 }

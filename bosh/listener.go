@@ -3,6 +3,7 @@ package bosh
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -43,7 +44,6 @@ type Listener struct {
 	// Set it before serving.
 	IdleTimeout time.Duration
 
-	inner     net.Listener
 	tlsConfig *tls.Config   // immutable; nil: connections served as accepted
 	conns     *connLimits   // immutable; nil: connections not counted
 	accepted  chan accepted // from the goroutine calling inner.Accept
@@ -51,7 +51,7 @@ type Listener struct {
 	done      chan struct{} // closed by Close
 	close     sync.Once
 	// stopped is set by StopAccepting: inner is closed, and its
-	// accept error is not passed on.
+	// accept error is not passed on; Resume clears it.
 	stopped atomic.Bool
 
 	// mu guards resting, and is held only to change or take the map:
@@ -62,6 +62,11 @@ type Listener struct {
 	// restingConn's mu.
 	mu      sync.Mutex
 	resting map[*restingConn]struct{} // guarded by mu; connections waiting for a request; closed by Close
+	// inner is the listening socket, accepted from by one goroutine,
+	// which closes acceptDone as it returns. Guarded by mu: Resume
+	// replaces both.
+	inner      net.Listener
+	acceptDone chan struct{}
 }
 
 type accepted struct {
@@ -126,12 +131,13 @@ func NewListenerWith(inner net.Listener, opts ListenerOptions) (*Listener, error
 // newListener is NewListenerWith with the clock refusals are logged by.
 func newListener(inner net.Listener, opts ListenerOptions, now func() time.Time) *Listener {
 	l := &Listener{
-		inner:     inner,
-		tlsConfig: opts.TLSConfig,
-		accepted:  make(chan accepted),
-		back:      make(chan net.Conn, backQueue),
-		done:      make(chan struct{}),
-		resting:   make(map[*restingConn]struct{}),
+		tlsConfig:  opts.TLSConfig,
+		accepted:   make(chan accepted),
+		back:       make(chan net.Conn, backQueue),
+		done:       make(chan struct{}),
+		resting:    make(map[*restingConn]struct{}),
+		inner:      inner,
+		acceptDone: make(chan struct{}),
 	}
 	g, max := opts.Gateway, opts.MaxConnsPerIP
 	if g != nil {
@@ -140,7 +146,7 @@ func newListener(inner net.Listener, opts ListenerOptions, now func() time.Time)
 	if max > 0 || g != nil {
 		l.conns = newConnLimits(max, g, now)
 	}
-	go l.acceptInner()
+	go l.acceptInner(inner, l.acceptDone)
 	return l
 }
 
@@ -158,11 +164,13 @@ func (l *Listener) Accept() (net.Conn, error) {
 	}
 }
 
-// acceptInner accepts from the inner listener, one connection (or error)
-// at a time, until the Listener is closed.
-func (l *Listener) acceptInner() {
+// acceptInner accepts from inner, one connection (or error) at a time,
+// until the Listener is closed or stops accepting; it closes done as it
+// returns.
+func (l *Listener) acceptInner(inner net.Listener, done chan struct{}) {
+	defer close(done)
 	for {
-		c, err := l.inner.Accept()
+		c, err := inner.Accept()
 		if err != nil && l.stopped.Load() {
 			return
 		}
@@ -209,11 +217,12 @@ func (l *Listener) Close() error {
 	err := net.ErrClosed
 	l.close.Do(func() {
 		close(l.done)
-		err = l.inner.Close()
 		l.mu.Lock()
+		inner := l.inner
 		resting := l.resting
 		l.resting = nil
 		l.mu.Unlock()
+		err = inner.Close()
 		for r := range resting {
 			r.mu.Lock()
 			t := r.t
@@ -235,14 +244,47 @@ func (l *Listener) Close() error {
 // says Connection: close from then on, so that each client's next request
 // opens a connection to the new process.
 func (l *Listener) StopAccepting() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if !l.stopped.CompareAndSwap(false, true) {
 		return nil
 	}
 	return l.inner.Close()
 }
 
+// Resume has a Listener that stopped accepting accept again, from inner:
+// a copy of the socket StopAccepting left to another process, kept for
+// when that process exits first (a live upgrade's new process dying,
+// docs/design/005-live-upgrade.md). Answers say Connection: close no
+// longer. It waits for the goroutine that accepted from the old socket
+// to return, and fails, closing inner, if the Listener is closed or was
+// not stopped.
+func (l *Listener) Resume(inner net.Listener) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.resting == nil:
+		inner.Close()
+		return net.ErrClosed
+	case !l.stopped.Load():
+		inner.Close()
+		return errors.New("bosh: Resume of a Listener that is accepting")
+	}
+	// The old goroutine returns at once: its socket is closed and
+	// stopped is set; it takes no lock.
+	<-l.acceptDone
+	l.inner, l.acceptDone = inner, make(chan struct{})
+	l.stopped.Store(false)
+	go l.acceptInner(inner, l.acceptDone)
+	return nil
+}
+
 // Addr returns the inner listener's address.
-func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
+func (l *Listener) Addr() net.Addr {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.inner.Addr()
+}
 
 // backQueue is how many given-back connections may wait for Accept.
 const backQueue = 256

@@ -93,20 +93,32 @@ func startUpgradableAt(t *testing.T, bin string, p *prosody, env []string, args 
 // returning the new process's pid.
 func upgradeTo(t *testing.T, b *boshdProcess, pid int) int {
 	t.Helper()
-	before := len(handedOver.FindAllStringSubmatch(b.Log(), -1))
-	if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
+	next, err := upgradeOnce(b, pid)
+	if err != nil {
 		t.Fatal(err)
 	}
+	return next
+}
+
+// upgradeOnce is upgradeTo for a goroutine other than the test's (a
+// browser's control route): it returns an error instead of failing.
+func upgradeOnce(b *boshdProcess, pid int) (int, error) {
+	before := len(handedOver.FindAllStringSubmatch(b.Log(), -1))
+	if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
+		return 0, fmt.Errorf("SIGUSR2 to %d: %w", pid, err)
+	}
 	var all [][]string
-	eventually(t, 30*time.Second, "a hand-over logged", func() bool {
+	if !wait.For(30*time.Second, func() bool {
 		all = handedOver.FindAllStringSubmatch(b.Log(), -1)
 		return len(all) > before
-	})
+	}) {
+		return 0, fmt.Errorf("no hand-over logged within 30s of SIGUSR2 to %d:\n%s", pid, b.logs.Tail(20))
+	}
 	next, _ := strconv.Atoi(all[before][1])
 	if next == 0 || next == pid {
-		t.Fatalf("handed over to pid %d, from %d", next, pid)
+		return 0, fmt.Errorf("handed over to pid %d, from %d", next, pid)
 	}
-	return next
+	return next, nil
 }
 
 // TestLiveUpgrade is issue 18's upgrade with real parts: BOSH clients
@@ -359,11 +371,30 @@ func TestLiveUpgradeNotify(t *testing.T) {
 // process's metrics count them, and say when the old one exits) until
 // upgrade_drain_timeout, when the BOSH client is told system-shutdown and
 // the WebSocket closed with 1012 (service restart); then it exits.
+//
+// It runs over a plaintext upstream and over STARTTLS (Prosody requiring
+// it), whose sessions could not move even once moving is built.
 func TestLiveUpgradeDrainTimeout(t *testing.T) {
-	parallel(t)
-	p := startProsody(t, prosodyOptions{})
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		tls  bool
+	}{{"plaintext", false}, {"starttls", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			parallel(t)
+			testLiveUpgradeDrainTimeout(t, tc.tls)
+		})
+	}
+}
+
+func testLiveUpgradeDrainTimeout(t *testing.T, tls bool) {
+	p := startProsody(t, prosodyOptions{TLS: tls})
 	const drain = 4 * time.Second
-	b := startUpgradable(t, p, nil, "--upgrade-drain-timeout", drain.String(), "--max-wait", "10s")
+	args := []string{"--upgrade-drain-timeout", drain.String(), "--max-wait", "10s"}
+	if tls {
+		args = append(args, "--upstream-tls", "starttls", "--upstream-ca", p.CAFile)
+	}
+	b := startUpgradable(t, p, nil, args...)
 	alice, aliceLogin := login(t, b.URL, p, "alice", "PLAIN", "web")
 	bob := dialWS(t, "bob", "ws://"+b.Addr+"/xmpp-websocket", nil)
 	bobLogin := bob.Login(p, "PLAIN", "bob", "ws")
@@ -462,4 +493,170 @@ func TestLiveUpgradeNewBinary(t *testing.T) {
 	}
 	alice.tr.CloseIdleConnections()
 	chatInOrder(t, alice, aliceLogin.JID, bob, bobLogin.JID, "after", 20)
+}
+
+// TestLiveUpgradeSuccessorKilled is kill -9 of the new process right
+// after the hand-over: the old process, which kept copies of the
+// listening sockets, accepts again (a session created just after the
+// kill, its connection queued meanwhile, is served), logs it, counts it,
+// and is the process the status page shows; the sessions it held go on,
+// the one the dead process held is answered item-not-found, and a next
+// upgrade hands over the sockets taken back.
+func TestLiveUpgradeSuccessorKilled(t *testing.T) {
+	parallel(t)
+	p := startProsody(t, prosodyOptions{})
+	cfgFile := filepath.Join(t.TempDir(), "boshd.yaml")
+	if err := os.WriteFile(cfgFile, []byte(upgradeConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := startUpgradable(t, p, nil, "--config", cfgFile)
+	alice, aliceLogin := login(t, b.URL, p, "alice", "PLAIN", "web")
+	bob, bobLogin := login(t, b.URL, p, "bob", "PLAIN", "web")
+	goOnline(t, alice, bob)
+	chatInOrder(t, alice, aliceLogin.JID, bob, bobLogin.JID, "before", 10)
+	alice.Sync()
+	bob.Sync()
+
+	old := b.Pid()
+	newPID := upgradeTo(t, b, old)
+	if err := syscall.Kill(newPID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// At once, before the old process has seen the death: the
+	// connection waits in the socket's queue, never refused.
+	dave := newClient(t, "dave", b.URL)
+	dave.MustCreate()
+	b.WaitLog(t, "the new process died after the hand-over; this process accepts again")
+	if got := statusPID(t, b.AdminAddr); got != old {
+		t.Errorf("the status page shows pid %d, want the old process %d, accepting again", got, old)
+	}
+	if n := b.AdminMetric(`boshd_upgrades_total{outcome="taken_back"}`); n != 1 {
+		t.Errorf("boshd_upgrades_total{outcome=\"taken_back\"} = %v, want 1", n)
+	}
+
+	// The old process's sessions go on, on new connections too.
+	alice.tr.CloseIdleConnections()
+	bob.tr.CloseIdleConnections()
+	chatInOrder(t, alice, aliceLogin.JID, bob, bobLogin.JID, "after", 10)
+	chatInOrder(t, bob, bobLogin.JID, alice, aliceLogin.JID, "back", 10)
+	if resp := dave.Terminate(""); resp.Attr("type") != "terminate" || resp.Attr("condition") != "" {
+		t.Errorf("dave's session, made as the new process died, ended with %s", resp)
+	}
+
+	// A session the dead process held is gone: item-not-found, at once.
+	second := upgradeTo(t, b, old)
+	carol := newClient(t, "carol", b.URL)
+	carol.MustCreate()
+	sid := carol.SID()
+	carol.Close()
+	if err := syscall.Kill(second, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, eventTimeout, "the second take-back", func() bool {
+		return countLines(b.Log(), "this process accepts again") == 2
+	})
+	c := &http.Client{Timeout: eventTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
+	_, data, err := readAll(c.Post(b.URL, "text/xml; charset=utf-8", strings.NewReader(fmt.Sprintf("<body xmlns='http://jabber.org/protocol/httpbind' sid='%s' rid='%d'/>", sid, randomRID()))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), "item-not-found") {
+		t.Errorf("a request for the dead process's session answered %s, want item-not-found", data)
+	}
+
+	// The sockets taken back are handed over again.
+	next := upgradeTo(t, b, old)
+	if got := statusPID(t, b.AdminAddr); got != next {
+		t.Errorf("after a third upgrade the status page shows pid %d, want %d", got, next)
+	}
+	alice.tr.CloseIdleConnections()
+	bob.tr.CloseIdleConnections()
+	chatInOrder(t, alice, aliceLogin.JID, bob, bobLogin.JID, "third", 10)
+	for _, c := range []*Client{alice, bob} {
+		c.mu.Lock()
+		err, terminal := c.err, c.terminal
+		c.mu.Unlock()
+		if err != nil || terminal != nil {
+			t.Errorf("%s: error %v, terminate %v", c.name, err, terminal)
+		}
+	}
+}
+
+// TestLiveUpgradeProsodySlow is an upgrade while Prosody does not read:
+// it is stopped (SIGSTOP) with messages on their way both ways, boshd is
+// upgraded, more messages are sent (into the sockets' buffers), and
+// Prosody goes on (SIGCONT) only once the new process has taken over.
+// Every message arrives once and in order, no client sees an error or a
+// terminate, and the old process exits once its sessions end.
+func TestLiveUpgradeProsodySlow(t *testing.T) {
+	parallel(t)
+	p := startProsody(t, prosodyOptions{})
+	cfgFile := filepath.Join(t.TempDir(), "boshd.yaml")
+	if err := os.WriteFile(cfgFile, []byte(upgradeConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := startUpgradable(t, p, nil, "--config", cfgFile)
+	alice, aliceLogin := login(t, b.URL, p, "alice", "PLAIN", "web")
+	bob, bobLogin := login(t, b.URL, p, "bob", "PLAIN", "web")
+	goOnline(t, alice, bob)
+	chatInOrder(t, alice, aliceLogin.JID, bob, bobLogin.JID, "before", 10)
+
+	prosodyPID := p.process().Pid()
+	if err := syscall.Kill(prosodyPID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	defer func() {
+		if stopped {
+			syscall.Kill(prosodyPID, syscall.SIGCONT)
+		}
+	}()
+	const n = 40
+	send := func(from int, to int) {
+		for i := from; i < to; i++ {
+			alice.Send(message(bobLogin.JID, fmt.Sprintf("x%d", i), fmt.Sprintf("slow %d", i)))
+			bob.Send(message(aliceLogin.JID, fmt.Sprintf("y%d", i), fmt.Sprintf("slow %d", i)))
+		}
+	}
+	send(0, n/2)
+	newPID := upgradeTo(t, b, b.Pid())
+	send(n/2, n)
+	syscall.Kill(prosodyPID, syscall.SIGCONT)
+	stopped = false
+	for i := range n {
+		for _, c := range []struct {
+			to   *Client
+			from string
+			id   string
+		}{{bob, aliceLogin.JID, "x"}, {alice, bobLogin.JID, "y"}} {
+			m := c.to.WaitFor("a message sent while Prosody was stopped", isStanza("message", attrIs("from", c.from)))
+			if want := fmt.Sprintf("%s%d", c.id, i); m.Attr("id") != want {
+				t.Fatalf("%s got %s, want id %s: lost, repeated or out of order", c.to.name, m, want)
+			}
+		}
+	}
+	alice.tr.CloseIdleConnections()
+	bob.tr.CloseIdleConnections()
+	chatInOrder(t, bob, bobLogin.JID, alice, aliceLogin.JID, "after", 10)
+	for _, c := range []*Client{alice, bob} {
+		c.Sync()
+		c.mu.Lock()
+		err, terminal := c.err, c.terminal
+		c.mu.Unlock()
+		if err != nil || terminal != nil {
+			t.Errorf("%s: error %v, terminate %v", c.name, err, terminal)
+		}
+		if resp := c.Terminate(""); resp.Attr("type") != "terminate" {
+			t.Errorf("%s's terminate answered %s", c.name, resp)
+		}
+	}
+	if !wait.For(oldExitBound, func() bool { return processExited(b.Pid()) }) {
+		t.Errorf("the old process (%d) still runs with no session left", b.Pid())
+	}
+	if processExited(newPID) {
+		t.Errorf("the new process (%d) exited", newPID)
+	}
+	if lines := grepLines(b.Log(), "level=ERROR"); lines != "" {
+		t.Errorf("boshd logged errors:\n%s", lines)
+	}
 }

@@ -17,6 +17,9 @@ const (
 	// UpgradeRefused: SIGUSR2 during an upgrade, or after this process
 	// handed over.
 	UpgradeRefused = "refused"
+	// UpgradeTakenBack: the new process died after the hand-over,
+	// before this one exited, and this one accepts again.
+	UpgradeTakenBack = "taken_back"
 )
 
 // upgrade are the metrics of live upgrades: those this process started,
@@ -30,7 +33,7 @@ type upgrade struct {
 func newUpgrade() *upgrade {
 	u := &upgrade{
 		upgrades: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "boshd_upgrades_total", Help: "Live upgrades (SIGUSR2) this process started, by outcome: ready (handed over), failed (the new process failed, exited or was late; this one serves on) or refused (one at a time).",
+			Name: "boshd_upgrades_total", Help: "Live upgrades (SIGUSR2) this process started, by outcome: ready (handed over), failed (the new process failed, exited or was late; this one serves on), refused (one at a time) or taken_back (the new process died after the hand-over; this one accepts again).",
 		}, []string{"outcome"}),
 		oldSessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "boshd_upgrade_old_sessions", Help: "Sessions the old processes of a live upgrade still serve to their end, beside this one, by binding (bosh, websocket); 0 once they exited.",
@@ -39,7 +42,7 @@ func newUpgrade() *upgrade {
 			Name: "boshd_upgrade_old_exit_timestamp_seconds", Help: "When the old process of a live upgrade exits at the latest (its upgrade_drain_timeout), in Unix seconds; 0 when there is none.",
 		}),
 	}
-	for _, o := range []string{UpgradeReady, UpgradeFailed, UpgradeRefused} {
+	for _, o := range []string{UpgradeReady, UpgradeFailed, UpgradeRefused, UpgradeTakenBack} {
 		u.upgrades.WithLabelValues(o)
 	}
 	u.oldSessions.WithLabelValues("bosh")

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -201,6 +202,7 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 		}
 	}
 	var prebindSrv *http.Server
+	var serveAgent func(net.Listener) // nil without agent_listen
 	if prebind != nil && cfg.PrebindListen != "" {
 		pln, err := u.listen("prebind_listen", cfg.PrebindListen)
 		if err != nil {
@@ -252,11 +254,14 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 		actx, acancel := context.WithCancel(context.Background())
 		defer acancel()
 		agent := admin.NewAgent(h, admin.Options{Listening: listening.Load})
-		go func() {
-			if err := agent.Serve(actx, agln); err != nil {
-				errc <- fmt.Errorf("agent_listen: %w", err)
-			}
-		}()
+		serveAgent = func(ln net.Listener) {
+			go func() {
+				if err := agent.Serve(actx, ln); err != nil {
+					errc <- fmt.Errorf("agent_listen: %w", err)
+				}
+			}()
+		}
+		serveAgent(agln)
 		logger.Info("HAProxy agent-check", "addr", agln.Addr().String())
 	}
 
@@ -292,14 +297,51 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 			}
 		}
 	}
+	// resumeAccepting undoes stopAccepting on the copies of the sockets
+	// taken back from a new process that died (upgrader.takeBack).
+	resumeAccepting := func(ls []handoff.Listener) {
+		for _, l := range ls {
+			var s *http.Server
+			switch l.Key {
+			case "listen":
+				if err := bln.Resume(l.L); err != nil {
+					logger.Error("upgrade: not accepting again", "key", l.Key, "err", err)
+				}
+				continue
+			case "agent_listen":
+				if serveAgent != nil {
+					serveAgent(l.L)
+					continue
+				}
+			case "admin_listen":
+				s = adminSrv
+			case "prebind_listen":
+				s = prebindSrv
+			}
+			if s == nil {
+				l.L.Close()
+				continue
+			}
+			s.SetKeepAlivesEnabled(true)
+			go func() { errc <- s.Serve(l.L) }()
+		}
+		listening.Store(true)
+	}
 	quiet := false // exiting after a hand-over with no session left
 	for {
 		select {
 		case err := <-errc:
-			if u.handedOff {
-				continue // a listener closed by stopAccepting
+			if u.handedOff || errors.Is(err, net.ErrClosed) {
+				// A listener closed by stopAccepting; its error may
+				// come after this process took accepting back.
+				continue
 			}
 			return err
+		case <-u.successorExited():
+			if u.takeBack(resumeAccepting) {
+				tick = nil
+			}
+			continue
 		case <-sig.hup:
 			reload(h, wsh, cert, tok, loadConfig, logger)
 			continue
@@ -318,6 +360,11 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 			}
 			continue
 		case now := <-tick:
+			select {
+			case <-u.successorExited():
+				continue // taken back first, if need be
+			default:
+			}
 			done, empty, why := u.drained(now)
 			if !done {
 				continue

@@ -46,10 +46,15 @@ type upgrader struct {
 
 	// The upgrade this process started, owned by serve's goroutine:
 	// child is the new process (under way, or handed over to once
-	// handedOff), and exitBy when this one exits at the latest.
+	// handedOff), and exitBy when this one exits at the latest. spares
+	// are copies of the sockets handed over, for accepting again if the
+	// child dies first (takeBack); childGone is set once the child has
+	// exited and this process has acted on it.
 	child     *handoff.Child
 	handedOff bool
 	exitBy    time.Time
+	spares    *handoff.Spares
+	childGone bool
 
 	// old is what the old process (the parent) last said, oldOK
 	// whether there is one still; guarded by mu.
@@ -243,6 +248,13 @@ func (u *upgrader) finish(r upgradeResult, drain time.Duration, stop func()) {
 	// The child accepts already, and may hold sessions whose requests
 	// come on connections open to this process.
 	u.h.SetSuccessor(r.socket)
+	// Copies of the sockets, made before stop closes them, keep them
+	// listening should the child die while this process runs.
+	spares, err := handoff.Keep(u.opened)
+	if err != nil {
+		u.log.Warn("upgrade: no copy of the listening sockets kept: if the new process dies, nothing accepts until boshd is restarted", "err", err)
+	}
+	u.spares, u.childGone = spares, false
 	stop()
 	u.metrics.Upgraded(metrics.UpgradeReady)
 	if err := u.notify.MainPID(u.child.Pid()); err != nil {
@@ -251,6 +263,67 @@ func (u *upgrader) finish(r upgradeResult, drain time.Duration, stop func()) {
 	bosh, ws := u.serves()
 	u.log.Info("upgrade: handed over; serving the open sessions to their end", "new_pid", u.child.Pid(), "sessions", bosh, "websocket", ws, "exit_by", u.exitBy.UTC().Format(time.RFC3339))
 	u.tell()
+}
+
+// successorExited returns what is closed once the process this one
+// handed over to has exited; nil before a hand-over, and once acted on
+// (takeBack).
+func (u *upgrader) successorExited() <-chan struct{} {
+	if !u.handedOff || u.childGone {
+		return nil
+	}
+	return u.child.Exited()
+}
+
+// takeBack is called once the process this one handed over to has
+// exited. If it stopped cleanly (exit status 0: a stop its service
+// manager asked for), this one goes on serving its sessions to their end.
+// Otherwise (killed, crashed) nothing would accept on the service's
+// sockets: this process takes the copies it kept, has resume accept on
+// them, forwards nothing more to the dead process, tells systemd it is
+// the main process again, and may start another upgrade. The sessions
+// the dead process held are lost with it; their clients are told
+// item-not-found. It reports whether this process took accepting back.
+func (u *upgrader) takeBack(resume func([]handoff.Listener)) bool {
+	u.childGone = true
+	pid, exit := u.child.Pid(), u.child.Err()
+	u.h.SetSuccessor("")
+	if exit == nil {
+		u.spares.Close()
+		u.spares = nil
+		u.log.Info("upgrade: the new process stopped; this one serves its sessions to their end", "new_pid", pid)
+		return false
+	}
+	if u.spares == nil {
+		u.log.Error("upgrade: the new process died after the hand-over, and no copy of the listening sockets was kept: nothing accepts until boshd is restarted", "new_pid", pid, "exit", exit)
+		return false
+	}
+	ls, err := u.spares.Take()
+	u.spares = nil
+	if err != nil {
+		u.log.Error("upgrade: some listening sockets could not be taken back", "err", err)
+	}
+	// The sockets handed to the next child are the copies taken back;
+	// a key not taken back is opened anew by that child.
+	var opened []handoff.Listener
+	for _, o := range u.opened {
+		for _, l := range ls {
+			if l.Key == o.Key {
+				opened = append(opened, l)
+			}
+		}
+	}
+	u.opened = opened
+	resume(ls)
+	u.child.Close()
+	u.child, u.handedOff, u.exitBy = nil, false, time.Time{}
+	u.metrics.Upgraded(metrics.UpgradeTakenBack)
+	if err := u.notify.MainPID(os.Getpid()); err != nil {
+		u.log.Warn("systemd not told MAINPID", "err", err)
+	}
+	bosh, ws := u.serves()
+	u.log.Error("upgrade: the new process died after the hand-over; this process accepts again", "new_pid", pid, "exit", exit, "sessions", bosh, "websocket", ws)
+	return true
 }
 
 // serves returns the sessions this process and its old ones serve.
@@ -291,6 +364,7 @@ func (u *upgrader) drained(now time.Time) (done, empty bool, why string) {
 // close stops serving the handoff socket and, after a hand-over, lets the
 // child see this process gone.
 func (u *upgrader) close(ctx context.Context) {
+	u.spares.Close()
 	if u.socketSrv != nil {
 		if err := u.socketSrv.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			u.socketSrv.Close()

@@ -5,13 +5,17 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/boshd/boshd/bosh"
 	"github.com/boshd/boshd/config"
+	"github.com/boshd/boshd/internal/handoff"
 	"github.com/boshd/boshd/internal/xmpptest"
 )
 
@@ -98,5 +102,91 @@ func TestUpgradeFails(t *testing.T) {
 		t.Error("no upgrade may start after a failed one")
 	} else {
 		<-again
+	}
+}
+
+// TestUpgradeTakeBack: once handed over, this process keeps copies of
+// its listening sockets; if the new process then dies (kill -9), it
+// takes accepting back on them (a connection made meanwhile waits in the
+// socket's queue), forwards nothing more to it, counts and logs it, and
+// may upgrade again. A new process that stops cleanly (exit status 0) is
+// not taken over from: this one serves its sessions to their end.
+func TestUpgradeTakeBack(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		end      func(c *handoff.Child)
+		takeBack bool
+		log      string
+	}{
+		{"killed", []string{"30"}, func(c *handoff.Child) { syscall.Kill(c.Pid(), syscall.SIGKILL) }, true, "the new process died after the hand-over; this process accepts again"},
+		{"stopped", []string{"0.2"}, func(*handoff.Child) {}, false, "the new process stopped; this one serves its sessions to their end"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			u := newUpgrader(t, "/bin/sleep", tc.args, &logs) // stands for the new process
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := ln.Addr().String()
+			u.opened = []handoff.Listener{{Key: "listen", Addr: addr, L: ln}}
+			if u.start(context.Background(), time.Minute) == nil {
+				t.Fatal("the upgrade did not start")
+			}
+			// As if it had said ready.
+			u.finish(upgradeResult{socket: filepath.Join(t.TempDir(), "new.sock")}, time.Minute, func() { ln.Close() })
+			if !u.handedOff || u.successorExited() == nil {
+				t.Fatalf("not handed over: %v", u.handedOff)
+			}
+			tc.end(u.child)
+			select {
+			case <-u.successorExited():
+			case <-time.After(10 * time.Second):
+				t.Fatal("the new process's exit not seen")
+			}
+			queued, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if tc.takeBack && err != nil {
+				t.Fatalf("a connection while the new process is dead: %v", err)
+			}
+			var resumed []handoff.Listener
+			took := u.takeBack(func(ls []handoff.Listener) { resumed = ls })
+			if took != tc.takeBack || u.handedOff == tc.takeBack || u.successorExited() != nil {
+				t.Fatalf("takeBack %v, handed over %v; want %v, %v, and the exit acted on", took, u.handedOff, tc.takeBack, !tc.takeBack)
+			}
+			if !strings.Contains(logs.String(), tc.log) {
+				t.Errorf("the log does not say %q:\n%s", tc.log, logs.String())
+			}
+			if !tc.takeBack {
+				if resumed != nil {
+					t.Errorf("sockets taken back from a process that stopped: %v", resumed)
+				}
+				return
+			}
+			defer queued.Close()
+			if len(resumed) != 1 || resumed[0].Key != "listen" || len(u.opened) != 1 || u.opened[0].L != resumed[0].L {
+				t.Fatalf("resumed %v, opened %v: want the copy of listen in both", resumed, u.opened)
+			}
+			go func() {
+				c, err := resumed[0].L.Accept()
+				if err == nil {
+					c.Write([]byte("back\n"))
+					c.Close()
+				}
+			}()
+			queued.SetDeadline(time.Now().Add(5 * time.Second))
+			if got, _ := io.ReadAll(queued); string(got) != "back\n" {
+				t.Errorf("the queued connection got %q from the socket taken back", got)
+			}
+			resumed[0].L.Close()
+			if got := upgradesCounted(t, u, "taken_back"); !strings.HasSuffix(got, " 1") {
+				t.Errorf("take-backs counted: %q, want 1", got)
+			}
+			if again := u.start(context.Background(), 10*time.Millisecond); again == nil {
+				t.Error("no upgrade may start after taking back")
+			} else {
+				<-again
+			}
+		})
 	}
 }

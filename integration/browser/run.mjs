@@ -138,8 +138,15 @@ class Session {
                 log(`${name} console.${msg.type()}:`, msg.text().slice(0, 500));
             }
         });
+        const isBOSH = (req) => req.method() === 'POST' && new URL(req.url()).pathname.endsWith(this.input.boshPath || '/http-bind');
+        // BOSH requests that got no answer at all (a reset, a refused
+        // connection), which page.boshResponses never sees.
+        page.boshFailures = [];
         page.on('requestfailed', (req) => {
             const failure = req.failure()?.errorText;
+            if (isBOSH(req)) {
+                page.boshFailures.push({ url: req.url(), rid: attr(req.postData() || '', 'rid'), failure });
+            }
             if (failure !== 'net::ERR_NAME_NOT_RESOLVED') {
                 log(`${name} request failed: ${req.url().slice(0, 200)} ${failure}`);
             }
@@ -177,7 +184,6 @@ class Session {
             page.errors.push(String(err));
             log(`${name} page error:`, String(err).slice(0, 500));
         });
-        const isBOSH = (req) => req.method() === 'POST' && new URL(req.url()).pathname.endsWith(this.input.boshPath || '/http-bind');
         page.on('request', (req) => {
             if (isBOSH(req)) {
                 const body = req.postData() || '';
@@ -1289,6 +1295,103 @@ async function clusterBOSH(input, s) {
     };
 }
 
+// --- Live upgrades ----------------------------------------------------------
+
+// upgradeSenders send a round's numbered messages with input.client and
+// return the bodies the receiving page has of them, in the order it shows
+// them, once the last has arrived.
+const upgradeSenders = {
+    strophe: {
+        async round(input, from, to, toJID, prefix, n) {
+            await from.evaluate(([to, p, n]) => window.chat.sendMany(to, p, n), [toJID, prefix, n]);
+        },
+        async received(input, page, prefix, n) {
+            const bodies = await waitBodies(input, page, prefix, n);
+            // Once each, and in rid order on the wire (the library may
+            // hand two responses over in the other order, #709).
+            await checkDelivery(page, bodies, prefix, n);
+            return bodies;
+        },
+    },
+    converse: {
+        async round(input, from, to, toJID, prefix, n) {
+            for (let i = 0; i < n; i++) {
+                await converseSend(from, `${prefix}-${i}`);
+            }
+            await converseSend(from, `${prefix}-end`);
+        },
+        async received(input, page, prefix, n) {
+            await converseWaitFor(page, `${prefix}-end`);
+            const want = expected(prefix, n);
+            await page
+                .waitForFunction(
+                    ([p, n]) => [...document.querySelectorAll('converse-chat .chat-msg__text')].filter((e) => e.textContent.trim().startsWith(p + '-')).length >= n + 1,
+                    [prefix, n],
+                    { timeout: Math.min(input.timeoutMs, 5000), polling: 50 },
+                )
+                .catch(() => {});
+            const bodies = await page.evaluate((p) => [...document.querySelectorAll('converse-chat .chat-msg__text')].map((e) => e.textContent.trim()).filter((t) => t.startsWith(p + '-')), prefix);
+            checkSequence(bodies, prefix, n);
+            return want;
+        },
+    },
+};
+
+// (18) input.client (strophe or converse) logged in as alice and bob over
+// BOSH; input.upgrades times, the Go test upgrades boshd (POST
+// /control/upgrade: SIGUSR2 to the newest process, answered once it has
+// handed over) while input.messages numbered messages go each way. Every
+// message arrives exactly once and in order; no BOSH request fails, is
+// answered with an HTTP error or a terminate; each page keeps the one
+// session it logged in with (no new login).
+async function upgradeChat(input, s) {
+    const client = clusterClients[input.client];
+    const sender = upgradeSenders[input.client];
+    check(client && sender, `unknown client ${input.client}; known: ${Object.keys(upgradeSenders)}`);
+    await s.launch();
+    const pa = await s.page('alice');
+    const pb = await s.page('bob', await s.isolatedContext());
+    const { alice, bob } = input.users;
+    pa.peer = { ...bob, self: alice.jid };
+    pb.peer = { ...alice, self: bob.jid };
+    const [a, b] = await Promise.all([client.login(input, pa, alice, `${input.client}-a`), client.login(input, pb, bob, `${input.client}-b`)]);
+    const n = input.messages;
+    const upgrades = [];
+    for (let round = 0; round < input.upgrades; round++) {
+        const [ab, ba] = [`u${round}a2b`, `u${round}b2a`];
+        // The upgrade starts while the messages are on their way.
+        const sending = Promise.all([sender.round(input, pa, pb, b, ab, n), sender.round(input, pb, pa, a, ba, n)]);
+        const upgraded = control(input, 'upgrade');
+        await sending;
+        upgrades.push(await upgraded);
+        await Promise.all([sender.received(input, pb, ab, n), sender.received(input, pa, ba, n)]);
+        log(`round ${round}: ${n + 1} messages each way across the upgrade to ${JSON.stringify(upgrades[round])}`);
+    }
+    // After the last upgrade too, with nothing on the way.
+    await sender.round(input, pa, pb, b, 'after-a2b', n);
+    await sender.received(input, pb, 'after-a2b', n);
+    await Promise.all(pa.bodyReads.concat(pb.bodyReads));
+    const failures = [...pa.boshFailures, ...pb.boshFailures];
+    const bad = [...pa.boshResponses, ...pb.boshResponses].filter((r) => r.status !== 200 || r.condition);
+    const result = {
+        client: input.client,
+        upgrades,
+        sids: { alice: sidsOf(pa), bob: sidsOf(pb) },
+        // Session creations: requests without a sid.
+        creations: [pa, pb].map((p) => p.boshRequests.filter((r) => !r.sid).length),
+        failures,
+        bad,
+        requests: pa.boshRequests.length + pb.boshRequests.length,
+    };
+    check(failures.length === 0, `BOSH requests failed: ${JSON.stringify(failures.slice(0, 5))}`);
+    check(bad.length === 0, `BOSH answers with an HTTP error or a terminate: ${JSON.stringify(bad.slice(0, 5))}`);
+    check(result.sids.alice.length === 1 && result.sids.bob.length === 1, `more than one session: ${JSON.stringify(result.sids)}`);
+    check(result.creations.every((c) => c === 1), `session creations per page ${result.creations}, want one each`);
+    check(pa.errors.length === 0 && pb.errors.length === 0, `page errors: ${[...pa.errors, ...pb.errors].join('; ')}`);
+    await Promise.all([client.logout(pa), client.logout(pb)]);
+    return result;
+}
+
 // --- The demo page --------------------------------------------------------
 
 // (5) The page scripts/demo serves, as a newcomer uses it: alice and bob
@@ -1336,6 +1439,7 @@ const scenarios = {
     'ws-fallback': wsFallback,
     'converse-resume': converseResume,
     'cluster-bosh': clusterBOSH,
+    'upgrade-chat': upgradeChat,
     demo,
 };
 

@@ -199,6 +199,18 @@ func (c *Child) Pid() int { return c.proc.Pid }
 // Exited is closed once the child has exited and been reaped.
 func (c *Child) Exited() <-chan struct{} { return c.exited }
 
+// Err returns how the child exited once Exited is closed: nil for exit
+// status 0 (a clean stop), else an *exec.ExitError or the error of
+// waiting for it. Before that it returns nil.
+func (c *Child) Err() error {
+	select {
+	case <-c.exited:
+		return c.err
+	default:
+		return nil
+	}
+}
+
 // ErrNotReady is the error of a child that did not become ready; the
 // error WaitReady returns wraps it with why.
 var ErrNotReady = errors.New("the new process did not become ready")

@@ -311,3 +311,74 @@ func TestParentListenerUnchanged(t *testing.T) {
 		t.Fatal("closing the parent's listener hangs: its socket was put in blocking mode")
 	}
 }
+
+// TestTakeBack: the parent keeps copies of the sockets it handed over;
+// once the child is killed (kill -9) after the hand-over, a connection
+// made meanwhile is queued on the socket, not refused, and the parent
+// accepts it, and later ones, on the copy it takes back.
+func TestTakeBack(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	spares, err := Keep([]Listener{{Key: "listen", Addr: addr, L: ln}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spares.Close()
+	c, _ := start(t, "serve", ln, addr)
+	if _, err := c.WaitReady(context.Background(), 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	read := func(conn net.Conn) string {
+		t.Helper()
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		got, _ := io.ReadAll(conn)
+		conn.Close()
+		return string(got)
+	}
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := read(conn), fmt.Sprintf("child %d\n", c.Pid()); got != want {
+		t.Fatalf("before the kill the socket answered %q, want %q", got, want)
+	}
+
+	c.Kill()
+	queued, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("a connection after the child died was refused: %v", err)
+	}
+	ls, err := spares.Take()
+	if err != nil || len(ls) != 1 || ls[0].Key != "listen" || ls[0].Addr != addr {
+		t.Fatalf("Take: %v, %v", ls, err)
+	}
+	back := ls[0].L
+	defer back.Close()
+	go func() {
+		for {
+			c, err := back.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintln(c, "parent")
+			c.Close()
+		}
+	}()
+	if got := read(queued); got != "parent\n" {
+		t.Errorf("the connection queued while no one accepted got %q, want the parent's answer", got)
+	}
+	conn, err = net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := read(conn); got != "parent\n" {
+		t.Errorf("a new connection got %q, want the parent's answer", got)
+	}
+	if again, err := spares.Take(); err != nil || len(again) != 0 {
+		t.Errorf("a second Take: %v, %v; want nothing", again, err)
+	}
+}

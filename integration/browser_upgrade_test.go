@@ -1,0 +1,124 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/boshd/boshd/internal/wait"
+)
+
+// Real web clients through live upgrades (issue 18 point 5, design 005):
+// Strophe.js and Converse.js in Chromium chat over BOSH with the boshd
+// binary while it is upgraded (SIGUSR2) several times in a row.
+
+// browserUpgrades is how many upgrades in a row one run goes through.
+const browserUpgrades = 3
+
+// browserUpgradeMessages is how many numbered messages each client sends
+// each way while one upgrade is under way (and one more, prefix-end).
+const browserUpgradeMessages = 10
+
+// TestBrowserUpgrade is run.mjs's upgrade-chat for Strophe.js and
+// Converse.js, over a plaintext upstream and over STARTTLS (Prosody
+// requiring it, with a certificate of the test's CA): alice and bob chat
+// with numbered messages while boshd goes through browserUpgrades
+// upgrades, each started as the messages are on their way. No client sees
+// a failed request, an HTTP error or a terminate, or logs in again; every
+// message arrives once, in order. Each old process serves the sessions it
+// holds to their end (with a STARTTLS upstream they cannot move, design
+// 005) and exits once alice and bob log out; the newest process stays.
+func TestBrowserUpgrade(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		client string
+		tls    bool
+	}{
+		{"strophe", "strophe", false},
+		{"converse", "converse", false},
+		{"strophe-starttls", "strophe", true},
+		{"converse-starttls", "converse", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tools := needBrowser(t)
+			p := startProsody(t, prosodyOptions{TLS: tc.tls})
+			users := browserUsers(t, p)
+			cfgFile := filepath.Join(t.TempDir(), "boshd.yaml")
+			if err := os.WriteFile(cfgFile, []byte(upgradeConfig), 0o644); err != nil {
+				t.Fatal(err)
+			}
+
+			var mu sync.Mutex
+			var b *boshdProcess
+			pids := []int{}
+			pages := servePages(t, tools, map[string]func() (any, error){
+				"upgrade": func() (any, error) {
+					mu.Lock()
+					defer mu.Unlock()
+					next, err := upgradeOnce(b, pids[len(pids)-1])
+					if err != nil {
+						return nil, err
+					}
+					pids = append(pids, next)
+					return map[string]int{"from": pids[len(pids)-2], "to": next}, nil
+				},
+			})
+			args := []string{"--config", cfgFile, "--cors-origins", pages.Origin}
+			if tc.tls {
+				args = append(args, "--upstream-tls", "starttls", "--upstream-ca", p.CAFile)
+			}
+			mu.Lock()
+			b = startUpgradable(t, p, nil, args...)
+			pids = append(pids, b.Pid())
+			mu.Unlock()
+			t.Cleanup(func() { checkBoshdLog(t, b.Log()) })
+
+			res := runBrowser(t, tools, map[string]any{
+				"scenario":   "upgrade-chat",
+				"client":     tc.client,
+				"baseURL":    pages.Origin,
+				"buildDir":   pages.BuildDir,
+				"users":      users,
+				"serviceURL": b.URL,
+				"controlURL": pages.Origin + "/control",
+				"upgrades":   browserUpgrades,
+				"messages":   browserUpgradeMessages,
+			})
+			t.Logf("%v upgrades; sids %v; %v BOSH requests", res["upgrades"], res["sids"], res["requests"])
+
+			mu.Lock()
+			defer mu.Unlock()
+			if len(pids) != browserUpgrades+1 {
+				t.Fatalf("processes %v, want %d: one per upgrade and the first", pids, browserUpgrades+1)
+			}
+			newest := pids[len(pids)-1]
+			if got := statusPID(t, b.AdminAddr); got != newest {
+				t.Errorf("the status page shows pid %d, want the newest process %d", got, newest)
+			}
+			// The last round went through the newest process, which
+			// relayed it along the line to the first.
+			if n := b.AdminMetric(`boshd_forwarded_requests_total{outcome="ok",peer="predecessor"}`); n < 1 {
+				t.Errorf("the newest process forwarded %v requests to its predecessor, want some", n)
+			}
+			// The clients logged out: every old process exits, the
+			// newest serves on.
+			for _, pid := range pids[:len(pids)-1] {
+				if !wait.For(oldExitBound, func() bool { return processExited(pid) }) {
+					t.Errorf("old process %d still runs after the clients logged out", pid)
+				}
+			}
+			if processExited(newest) {
+				t.Fatalf("the newest process (%d) exited", newest)
+			}
+			if n := countLines(b.Log(), "upgrade: the old process exits", "no session left"); n != browserUpgrades {
+				t.Errorf("%d old processes exited for having no session left, want %d:\n%s", n, browserUpgrades, grepLines(b.Log(), "the old process exits"))
+			}
+			if countLines(b.Log(), "system-shutdown") > 0 {
+				t.Errorf("a session was told system-shutdown:\n%s", grepLines(b.Log(), "system-shutdown"))
+			}
+		})
+	}
+}
