@@ -113,7 +113,11 @@ func TestBrowserUpgrade(t *testing.T) {
 			if processExited(newest) {
 				t.Fatalf("the newest process (%d) exited", newest)
 			}
-			if n := countLines(b.Log(), "upgrade: the old process exits", "no session left"); n != browserUpgrades {
+			// Each old process logs why it exits just before it does;
+			// the log is read from its pipe a moment later.
+			exited := func() int { return countLines(b.Log(), "upgrade: the old process exits", "no session left") }
+			wait.For(wait.Deadline, func() bool { return exited() >= browserUpgrades })
+			if n := exited(); n != browserUpgrades {
 				t.Errorf("%d old processes exited for having no session left, want %d:\n%s", n, browserUpgrades, grepLines(b.Log(), "the old process exits"))
 			}
 			if countLines(b.Log(), "system-shutdown") > 0 {
