@@ -26,7 +26,8 @@ const browserUpgradeMessages = 10
 // with numbered messages while boshd goes through browserUpgrades
 // upgrades, each started as the messages are on their way. No client sees
 // a failed request, an HTTP error or a terminate, or logs in again; every
-// message arrives once, in order. Each old process serves the sessions it
+// message arrives once, in order on the wire (checked with Strophe.js;
+// Converse.js's screen is checked for once each, see run.mjs). Each old process serves the sessions it
 // holds to their end (with a STARTTLS upstream they cannot move, design
 // 005) and exits once alice and bob log out; the newest process stays.
 func TestBrowserUpgrade(t *testing.T) {
