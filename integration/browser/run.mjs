@@ -724,9 +724,25 @@ function contact(page, name) {
 }
 
 // converseOpenChat opens the chat with the roster contact named name.
+// Converse.js re-renders the roster as presence and roster pushes come in
+// after login, and a click on an entry that is being replaced is lost (the
+// chat never opened once in CI, the session itself healthy): the click is
+// repeated until the chat's textarea shows, within the usual minute.
 async function converseOpenChat(page, name) {
-    await contact(page, name).click();
-    await page.locator('converse-chat textarea.chat-textarea').first().waitFor({ state: 'visible' });
+    const textarea = page.locator('converse-chat textarea.chat-textarea').first();
+    const deadline = Date.now() + 60000;
+    for (let attempt = 1; ; attempt++) {
+        await contact(page, name).click({ timeout: Math.max(1000, deadline - Date.now()) });
+        try {
+            await textarea.waitFor({ state: 'visible', timeout: 5000 });
+            return;
+        } catch (err) {
+            if (Date.now() + 5000 > deadline) {
+                throw err;
+            }
+            log(`${page.name}: the chat with ${name} did not open after click ${attempt}; clicking again`);
+        }
+    }
 }
 
 async function converseSend(page, text) {
