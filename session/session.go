@@ -240,6 +240,10 @@ type Session struct {
 	// the client so. told says whether the client has received it.
 	final *Response
 	told  bool
+	// frozen is set while the session is being moved to another
+	// process (Freeze): its timers fire to no effect, and its upstreams
+	// are not watched, until Thaw, or Moved forgets it.
+	frozen bool
 }
 
 // request is a Request on its way through the session. Request and done

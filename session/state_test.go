@@ -56,6 +56,7 @@ var sessionFields = map[string]string{
 	"waitGen":    "- a new timer's",
 	"final":      "- nil when quiet: an ended session does not move (Snapshot refuses)",
 	"told":       "- goes with final",
+	"frozen":     "- false in the new process: set by Freeze, which takes the state",
 }
 
 // streamFields is sessionFields for a stream and StreamState.

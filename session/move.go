@@ -1,0 +1,216 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+
+	"github.com/boshd/boshd/xmpp"
+)
+
+// This file moves a session to another process in a live upgrade
+// (docs/design/005-live-upgrade.md, "What moves"): Freeze takes a quiet
+// session's State and its upstream streams' sockets at once, under the
+// session's lock, and leaves it frozen: nothing it does from then on
+// reaches a client or the server (its timers fire to no effect, its
+// streams' watches are cancelled). Once the other process has restored
+// it, Moved forgets it here, writing nothing; if that process could
+// not, Thaw lets it go on here as if nothing had happened.
+//
+// While a session is frozen its caller keeps new requests out of it
+// (bosh does, by sid): Freeze has no way to refuse them.
+
+// ErrCannotMove is the error of Freeze for a session that cannot move
+// at all, busy or not: an upstream over TLS, or one that cannot be handed
+// over.
+var ErrCannotMove = errors.New("session: cannot move")
+
+// handoffer is an Upstream that can hand its idle connection to another
+// process, as *xmpp.Conn does (xmpp.Conn.Handoff).
+type handoffer interface {
+	Handoff() (xmpp.ConnState, int, error)
+	Secure() bool
+}
+
+// dropper is an Upstream that can be let go without a word to the
+// server, as *xmpp.Conn does (xmpp.Conn.Drop).
+type dropper interface{ Drop() }
+
+// Frozen is a frozen session's State with its upstream streams' state
+// and sockets, in the order of State.Streams: a closed stream has a
+// zero ConnState and -1.
+type Frozen struct {
+	State State
+	Conns []xmpp.ConnState
+	// FDs are duplicates of the upstreams' sockets, the caller's to
+	// close once sent (with Close: the connections live on in the
+	// other process).
+	FDs []int
+}
+
+// Movable reports whether the session could ever move: every open
+// upstream can be handed over (plaintext), which ErrCannotMove is
+// about. It does not say it is quiet now.
+func (s *Session) Movable() (ok bool) {
+	s.do(func() { ok = s.movableLocked() == nil })
+	return ok
+}
+
+func (s *Session) movableLocked() error {
+	for _, x := range s.streams {
+		if x.closed {
+			continue
+		}
+		h, ok := x.up.(handoffer)
+		switch {
+		case !ok:
+			return fmt.Errorf("%w: a %T upstream", ErrCannotMove, x.up)
+		case h.Secure():
+			return fmt.Errorf("%w: an upstream over TLS", ErrCannotMove)
+		}
+	}
+	return nil
+}
+
+// Freeze takes the state of a quiet session and its upstreams' sockets
+// for another process, and freezes it until Moved or Thaw. It fails with
+// ErrCannotMove for a session that never can move, and ErrBusy for one
+// that is not quiet now (see Snapshot; an upstream not parked, or already
+// frozen, is busy too): try again a moment later. On error nothing
+// changed.
+func (s *Session) Freeze() (f Frozen, err error) {
+	s.do(func() { f, err = s.freezeLocked() })
+	return f, err
+}
+
+func (s *Session) freezeLocked() (Frozen, error) {
+	if s.frozen {
+		return Frozen{}, fmt.Errorf("%w: being moved", ErrBusy)
+	}
+	if err := s.movableLocked(); err != nil {
+		return Frozen{}, err
+	}
+	st, err := s.snapshotLocked()
+	if err != nil {
+		return Frozen{}, err
+	}
+	f := Frozen{State: st, Conns: make([]xmpp.ConnState, len(s.streams)), FDs: make([]int, len(s.streams))}
+	for i, x := range s.streams {
+		f.FDs[i] = -1
+		if x.closed {
+			continue
+		}
+		cs, fd, err := x.up.(handoffer).Handoff()
+		if err != nil {
+			// Those handed off already go on here: their readers
+			// park again.
+			for j := range i {
+				if f.FDs[j] >= 0 {
+					syscall.Close(f.FDs[j])
+					go s.read(s.streams[j], false)
+				}
+			}
+			return Frozen{}, fmt.Errorf("%w: %v", ErrBusy, err)
+		}
+		f.Conns[i], f.FDs[i] = cs, fd
+	}
+	s.frozen = true
+	return f, nil
+}
+
+// Thaw lets a frozen session go on here: the other process did not take
+// it. Its upstreams are watched again and its timers re-armed where
+// they stood.
+func (s *Session) Thaw() {
+	s.do(func() {
+		if !s.frozen {
+			return
+		}
+		s.frozen = false
+		if !s.idleSince.IsZero() && s.idle == nil {
+			s.armIdleLocked(max(s.idleSince.Add(s.idleFor).Sub(s.clock.Now()), 0))
+		}
+		if len(s.held) > 0 && !s.held[0].due.IsZero() {
+			s.armWaitLocked(s.held[0].due)
+		}
+		for _, x := range s.streams {
+			if !x.closed {
+				go s.read(x, false)
+			}
+		}
+	})
+}
+
+// Moved forgets a frozen session another process has taken: it leaves
+// the registry, its timers stop, its held requests are left unanswered
+// (their clients' connections moved too), and its upstreams are dropped,
+// writing nothing (the connections live on in the other process).
+// Params.OnEnd is called, as for a session that ends, but not
+// Registry.OnEnd: the session has not ended.
+func (s *Session) Moved() {
+	var ups []Upstream
+	s.do(func() {
+		if !s.frozen || s.final != nil {
+			return
+		}
+		stop(s.wait)
+		stop(s.idle)
+		stop(s.gap)
+		s.wait, s.idle, s.gap = nil, nil, nil
+		s.waitGen++
+		s.idleGen++
+		// Ended for whatever still reaches it: told already, so that
+		// nothing more is answered.
+		s.final = &Response{Type: TypeTerminate, Condition: ItemNotFound}
+		s.told = true
+		s.reg.stats.live.Add(-1)
+		s.reg.stats.held.Add(-int64(len(s.held)))
+		clear(s.held)
+		s.held = s.held[:0]
+		var queued int64
+		for _, x := range s.streams {
+			queued += int64(len(x.queue))
+			if !x.closed {
+				ups = append(ups, x.up)
+			}
+		}
+		s.reg.stats.queued.Add(-queued)
+		s.reg.stats.queuedBytes.Add(-s.queueBytes)
+		s.queueBytes = 0
+		if s.Params.OnEnd != nil {
+			s.queueLocked(event{f: s.Params.OnEnd})
+		}
+	})
+	for _, up := range ups {
+		if d, ok := up.(dropper); ok {
+			d.Drop()
+		}
+	}
+	s.reg.remove(s)
+	s.log.Info("session moved to the new process")
+}
+
+// Notify makes the call's request call f once it is answered, as Start's
+// notify does, at once if it has been already: for a request Restore
+// made. f must be quick.
+func (c *Call) Notify(f func()) {
+	if c.r == nil {
+		f()
+		return
+	}
+	now := false
+	c.s.do(func() {
+		if len(c.r.done) > 0 {
+			now = true
+			return
+		}
+		c.r.notify = f
+	})
+	if now {
+		f()
+	}
+}
+
+// Sessions returns the registered sessions, ended ones not yet forgotten
+// included, in no order.
+func (r *Registry) Sessions() []*Session { return r.all(false) }
