@@ -160,7 +160,7 @@ func (s *Session) waitExpired(gen uint64) {
 			return
 		}
 		s.wait = nil
-		if s.frozen {
+		if s.frozen.Load() {
 			return // re-armed by Thaw
 		}
 		now := s.clock.Now()

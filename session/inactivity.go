@@ -62,7 +62,7 @@ func (s *Session) idleExpiredLocked(gen uint64) bool {
 		return false
 	}
 	s.idle = nil
-	if s.frozen {
+	if s.frozen.Load() {
 		return false // re-armed by Thaw
 	}
 	if s.idleSince.IsZero() || len(s.held) > 0 {

@@ -83,18 +83,30 @@ func (s *Session) Freeze() (f Frozen, err error) {
 	return f, err
 }
 
-func (s *Session) freezeLocked() (Frozen, error) {
-	if s.frozen {
+func (s *Session) freezeLocked() (f Frozen, err error) {
+	if s.frozen.Load() {
 		return Frozen{}, fmt.Errorf("%w: being moved", ErrBusy)
 	}
 	if err := s.movableLocked(); err != nil {
 		return Frozen{}, err
 	}
+	// Set before users is read, as Enter adds to users before it reads
+	// frozen: either this sees the request, or the request sees the
+	// session frozen.
+	s.frozen.Store(true)
+	defer func() {
+		if err != nil {
+			s.frozen.Store(false)
+		}
+	}()
+	if n := s.users.Load(); n > 0 {
+		return Frozen{}, fmt.Errorf("%w: %d requests on their way in", ErrBusy, n)
+	}
 	st, err := s.snapshotLocked()
 	if err != nil {
 		return Frozen{}, err
 	}
-	f := Frozen{State: st, Conns: make([]xmpp.ConnState, len(s.streams)), FDs: make([]int, len(s.streams))}
+	f = Frozen{State: st, Conns: make([]xmpp.ConnState, len(s.streams)), FDs: make([]int, len(s.streams))}
 	for i, x := range s.streams {
 		f.FDs[i] = -1
 		if x.closed {
@@ -114,7 +126,7 @@ func (s *Session) freezeLocked() (Frozen, error) {
 		}
 		f.Conns[i], f.FDs[i] = cs, fd
 	}
-	s.frozen = true
+	s.thawed = make(chan struct{})
 	return f, nil
 }
 
@@ -123,10 +135,12 @@ func (s *Session) freezeLocked() (Frozen, error) {
 // they stood.
 func (s *Session) Thaw() {
 	s.do(func() {
-		if !s.frozen {
+		if !s.frozen.Load() || s.moved.Load() {
 			return
 		}
-		s.frozen = false
+		s.frozen.Store(false)
+		close(s.thawed)
+		s.thawed = nil
 		if !s.idleSince.IsZero() && s.idle == nil {
 			s.armIdleLocked(max(s.idleSince.Add(s.idleFor).Sub(s.clock.Now()), 0))
 		}
@@ -150,9 +164,12 @@ func (s *Session) Thaw() {
 func (s *Session) Moved() {
 	var ups []Upstream
 	s.do(func() {
-		if !s.frozen || s.final != nil {
+		if !s.frozen.Load() || s.moved.Load() || s.final != nil {
 			return
 		}
+		s.moved.Store(true)
+		close(s.thawed)
+		s.thawed = nil
 		stop(s.wait)
 		stop(s.idle)
 		stop(s.gap)
@@ -189,6 +206,35 @@ func (s *Session) Moved() {
 	s.reg.remove(s)
 	s.log.Info("session moved to the new process")
 }
+
+// Enter marks a request on its way into the session (Start, Handle,
+// Fail, …) until Leave, and reports true; or false if the session is
+// frozen: the request must not go in, but wait for the channel returned
+// to be closed and try again, unless MovedAway then reports that the
+// session is another process's. A session with a request between Enter
+// and Leave is not frozen (Freeze: ErrBusy).
+func (s *Session) Enter() (ok bool, wait <-chan struct{}) {
+	s.users.Add(1)
+	if !s.frozen.Load() {
+		return true, nil
+	}
+	s.users.Add(-1)
+	var ch chan struct{}
+	s.do(func() { ch = s.thawed })
+	if ch == nil {
+		ch = make(chan struct{})
+		close(ch) // thawed or moved since: try again
+	}
+	return false, ch
+}
+
+// Leave follows Enter once the request is in the session: held (and
+// parked, for a caller that parks), or answered.
+func (s *Session) Leave() { s.users.Add(-1) }
+
+// MovedAway reports whether the session has moved to another process
+// (Moved).
+func (s *Session) MovedAway() bool { return s.moved.Load() }
 
 // Notify makes the call's request call f once it is answered, as Start's
 // notify does, at once if it has been already: for a request Restore

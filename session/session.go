@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -240,10 +241,18 @@ type Session struct {
 	// the client so. told says whether the client has received it.
 	final *Response
 	told  bool
+	// thawed is closed when a frozen session is thawed or moved; nil
+	// when it is not frozen.
+	thawed chan struct{}
+
 	// frozen is set while the session is being moved to another
 	// process (Freeze): its timers fire to no effect, and its upstreams
-	// are not watched, until Thaw, or Moved forgets it.
-	frozen bool
+	// are not watched, until Thaw, or Moved forgets it; moved is set by
+	// Moved. Both change under mu, and are read without it by Enter.
+	// users counts the requests between Enter and Leave: Freeze refuses
+	// a session with any (see Enter).
+	frozen, moved atomic.Bool
+	users         atomic.Int32
 }
 
 // request is a Request on its way through the session. Request and done
