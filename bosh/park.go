@@ -167,6 +167,7 @@ func (h *Handler) park(w *responseWriter, r *http.Request, s *session.Session, c
 			h.log.Debug("parked request not watched", "err", err)
 		}
 	}
+	h.parked.add(p)
 	wake.arm(p.answered)
 	return true
 }
@@ -231,6 +232,7 @@ func (p *parkedRequest) gone() {
 
 // done counts the request out of the handler's parked ones.
 func (p *parkedRequest) done() {
+	p.h.parked.remove(p)
 	p.h.parkedNow.Add(-1)
 	p.h.parkers.Done()
 }

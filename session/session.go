@@ -53,6 +53,10 @@ type Params struct {
 	// Domain is the XMPP domain the session was created for. The session
 	// only keeps it.
 	Domain string
+	// Client is the client's address the session's slot was taken for
+	// (gateway.Gateway.Acquire), so that a process the session moves to
+	// counts it for the same address. The session only keeps it.
+	Client string
 	// Polling is the shortest interval allowed between two empty
 	// requests of a polling session (XEP-0124 §12).
 	Polling time.Duration
