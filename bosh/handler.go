@@ -251,7 +251,8 @@ func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
 			// (move.go).
 			switch h.enter(r.Context(), s) {
 			case entered:
-				defer s.Leave()
+				defer w.leave()
+				w.entered = s
 			case enterGone:
 				putBuffer(bp, data)
 				setOutcome(w, "gone")

@@ -89,6 +89,9 @@ type MoveResult struct {
 	Took time.Duration
 }
 
+// maxKeptLogged is how many kept sessions a hand-over logs, each with why.
+const maxKeptLogged = 10
+
 // moveRetry is how long MoveSessions waits before trying busy sessions
 // again.
 const moveRetry = 20 * time.Millisecond
@@ -106,6 +109,19 @@ func (h *Handler) MoveSessions(ctx context.Context, send MoveSender, ln *Listene
 	deadline := start.Add(bound)
 	todo := h.sessions.Sessions()
 	broken := false
+	why := make(map[*session.Session]error) // the last reason a session did not move
+	logged := 0
+	kept := func(s *session.Session, err error) {
+		res.Kept++
+		if logged < maxKeptLogged {
+			logged++
+			h.log.Info("upgrade: session kept: this process serves it to its end", "sid", s.LogID(), "why", err)
+		}
+	}
+	// closed is when each busy session was first closed to requests by
+	// Freeze: one not quiet within gateMax is let go on a while.
+	closed := make(map[*session.Session]time.Time)
+	gateMax := max(time.Second, 2*h.cfg.ParkAfter)
 	for len(todo) > 0 && !broken {
 		var busy []*session.Session
 		for _, s := range todo {
@@ -121,9 +137,17 @@ func (h *Handler) MoveSessions(ctx context.Context, send MoveSender, ln *Listene
 				res.Moved++
 			case errors.Is(err, session.ErrBusy):
 				busy = append(busy, s)
-			case errors.Is(err, session.ErrCannotMove), errors.Is(err, errEnded):
-				res.Kept++
-				h.log.Debug("upgrade: session kept", "sid", s.LogID(), "why", err)
+				why[s] = err
+				if at, ok := closed[s]; !ok {
+					closed[s] = time.Now()
+				} else if time.Since(at) > gateMax {
+					s.Thaw()
+					delete(closed, s)
+				}
+			case errors.Is(err, errEnded):
+				s.Thaw()
+			case errors.Is(err, session.ErrCannotMove):
+				kept(s, err)
 			case errors.Is(err, ErrMoveRefused):
 				res.Failed++
 				h.log.Warn("upgrade: the new process did not take a session; this process serves it to its end", "sid", s.LogID(), "err", err)
@@ -144,8 +168,9 @@ func (h *Handler) MoveSessions(ctx context.Context, send MoveSender, ln *Listene
 		}
 	}
 	for _, s := range todo {
+		s.Thaw() // if Freeze left it closed
 		if !s.Ended() {
-			res.Kept++
+			kept(s, why[s])
 		}
 	}
 	if !broken && ln != nil {
@@ -166,7 +191,10 @@ func (h *Handler) moveOne(s *session.Session, send MoveSender) (err error) {
 	if s.Ended() {
 		return errEnded
 	}
-	f, err := s.Freeze()
+	// Held requests that are not parked (held in net/http, or come
+	// through the new process over the handoff socket) are answered
+	// first: their clients' next requests wait for the move.
+	f, err := s.Freeze(func(rid uint64) bool { return h.parked.get(s, rid) != nil })
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package integration
 import (
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -19,12 +20,15 @@ import (
 
 // Live upgrades of the boshd binary (docs/design/005-live-upgrade.md,
 // issue 18): SIGUSR2 starts the binary again as a new process that takes
-// over the listening sockets, while the old one serves its sessions to
-// their end and then exits.
+// over the listening sockets; the old one moves its BOSH sessions to it
+// (the same TCP connections), serves those that cannot move (a TLS
+// upstream, WebSocket) to their end, and then exits.
 
 // upgradeConfig is the configuration file of TestLiveUpgrade: its
 // settings beside the command line's.
-const upgradeConfig = "max_wait: 10s\nupgrade_ready_timeout: 20s\nupgrade_drain_timeout: 2m\n"
+// park_after is short so that sessions are quiet, and move, soon after
+// the traffic stops.
+const upgradeConfig = "max_wait: 10s\nupgrade_ready_timeout: 20s\nupgrade_drain_timeout: 2m\npark_after: 200ms\n"
 
 // oldExitBound bounds the wait for an old process to exit once it holds
 // no session: its next tick (1 s), requests it forwards answered (at most
@@ -33,6 +37,60 @@ const oldExitBound = 45 * time.Second
 
 // handedOver matches the old process's log line of a hand-over.
 var handedOver = regexp.MustCompile(`msg="upgrade: handed over; [^"]*" new_pid=(\d+)`)
+
+// movedLine matches the old process's log line once it has moved what it
+// could to the new one.
+var movedLine = regexp.MustCompile(`msg="upgrade: sessions moved to the new process" moved=(\d+) failed=(\d+) kept=(\d+)`)
+
+// waitMoved waits for the n-th hand-over's moves (from 1) to be logged,
+// and returns its counts.
+func waitMoved(t *testing.T, b *boshdProcess, n int) (moved, failed, kept int) {
+	t.Helper()
+	var all [][]string
+	if !wait.For(30*time.Second, func() bool {
+		all = movedLine.FindAllStringSubmatch(b.Log(), -1)
+		return len(all) >= n
+	}) {
+		t.Fatalf("hand-over %d: no moves logged within 30s:\n%s", n, b.logs.Tail(30))
+	}
+	m := all[n-1]
+	moved, _ = strconv.Atoi(m[1])
+	failed, _ = strconv.Atoi(m[2])
+	kept, _ = strconv.Atoi(m[3])
+	return moved, failed, kept
+}
+
+// Prosody's log lines of a client stream connected and disconnected,
+// with the stream's c2s session name.
+var (
+	c2sConnected    = regexp.MustCompile(`(c2s[0-9a-f]+)\s+info\s+Client connected`)
+	c2sDisconnected = regexp.MustCompile(`(c2s[0-9a-f]+)\s+info\s+Client disconnected`)
+)
+
+// liveStreams returns the client streams a Prosody log shows connected
+// and not disconnected.
+func liveStreams(log string) map[string]bool {
+	live := make(map[string]bool)
+	for _, m := range c2sConnected.FindAllStringSubmatch(log, -1) {
+		live[m[1]] = true
+	}
+	for _, m := range c2sDisconnected.FindAllStringSubmatch(log, -1) {
+		delete(live, m[1])
+	}
+	return live
+}
+
+// disconnected returns those of streams a Prosody log shows
+// disconnected.
+func disconnected(log string, streams map[string]bool) []string {
+	var gone []string
+	for _, m := range c2sDisconnected.FindAllStringSubmatch(log, -1) {
+		if streams[m[1]] {
+			gone = append(gone, m[1])
+		}
+	}
+	return gone
+}
 
 // processExited reports whether pid has exited: gone, or a zombie no one
 // has reaped yet (an old process's children are reparented).
@@ -123,11 +181,12 @@ func upgradeOnce(b *boshdProcess, pid int) (int, error) {
 
 // TestLiveUpgrade is issue 18's upgrade with real parts: BOSH clients
 // chat with numbered messages through four SIGUSR2 in a row, one of them
-// to a binary whose configuration has become invalid; every message
-// arrives once and in order, no client sees a terminate or an HTTP
-// error, the listening process changes, a second SIGUSR2 to a process
-// that handed over is refused, and each old process exits once it serves
-// nothing.
+// to a binary whose configuration has become invalid; every session
+// moves to the new process at each hand-over, its upstream the same TCP
+// connection (Prosody logs no disconnect); every message arrives once
+// and in order, no client sees a terminate or an HTTP error, the
+// listening process changes, a second SIGUSR2 to a process that handed
+// over is refused, and each old process exits once its sessions moved.
 func TestLiveUpgrade(t *testing.T) {
 	parallel(t)
 	p := startProsody(t, prosodyOptions{})
@@ -153,12 +212,23 @@ func TestLiveUpgrade(t *testing.T) {
 		t.Fatalf("the status page shows pid %d, want boshd's %d", got, b.Pid())
 	}
 
+	// The client streams Prosody has open: they must live through the
+	// moves.
+	streams := liveStreams(p.Log())
+	if len(streams) != 2 {
+		t.Fatalf("Prosody shows %d client streams open, want alice's and bob's: %v", len(streams), streams)
+	}
+
 	// First upgrade, with messages on their way both ways.
 	for i := range 20 {
 		alice.Send(message(bobLogin.JID, fmt.Sprintf("x%d", i), fmt.Sprintf("across %d", i)))
 		bob.Send(message(aliceLogin.JID, fmt.Sprintf("y%d", i), fmt.Sprintf("across %d", i)))
 	}
 	pids = append(pids, upgradeTo(t, b, pids[0]))
+	// A process that handed over refuses another upgrade (at once: it
+	// exits once its sessions have moved).
+	syscall.Kill(pids[0], syscall.SIGUSR2)
+	b.WaitLog(t, "upgrade refused: this process has handed over already")
 	for i := range 20 {
 		for _, c := range []struct {
 			to   *Client
@@ -174,19 +244,22 @@ func TestLiveUpgrade(t *testing.T) {
 	if got := statusPID(t, b.AdminAddr); got != pids[1] {
 		t.Errorf("after the upgrade the status page shows pid %d, want the new process %d", got, pids[1])
 	}
-	// The old process serves its sessions; its clients' next
-	// connections reach the new one, which forwards to it.
+	// Both sessions moved once quiet: the new process has them, and
+	// the old one, serving nothing, exits without waiting for them to
+	// end.
+	if moved, failed, kept := waitMoved(t, b, 1); moved != 2 || failed != 0 || kept != 0 {
+		t.Errorf("the first hand-over moved %d sessions, failed %d, kept %d; want 2, 0, 0", moved, failed, kept)
+	}
+	if n := b.AdminMetric(`boshd_upgrade_sessions_received_total`); n != 2 {
+		t.Errorf("the new process received %v sessions, want 2", n)
+	}
+	if !wait.For(oldExitBound, func() bool { return processExited(pids[0]) }) {
+		t.Errorf("the first process (%d) still runs once its sessions moved", pids[0])
+	}
 	alice.tr.CloseIdleConnections()
 	bob.tr.CloseIdleConnections()
 	chat(alice, aliceLogin.JID, bob, bobLogin.JID)
 	chat(bob, bobLogin.JID, alice, aliceLogin.JID)
-	if n := b.AdminMetric(`boshd_forwarded_requests_total{outcome="ok",peer="predecessor"}`); n < 1 {
-		t.Errorf("the new process forwarded %v requests to the old one, want some", n)
-	}
-
-	// A process that handed over refuses another upgrade.
-	syscall.Kill(pids[0], syscall.SIGUSR2)
-	b.WaitLog(t, "upgrade refused: this process has handed over already")
 
 	// Sessions made in the new process.
 	carol, carolLogin := login(t, b.URL, p, "carol", "PLAIN", "web")
@@ -194,6 +267,7 @@ func TestLiveUpgrade(t *testing.T) {
 	goOnline(t, carol, dave)
 	chat(carol, carolLogin.JID, alice, aliceLogin.JID)
 	chat(bob, bobLogin.JID, dave, daveLogin.JID)
+	streams = liveStreams(p.Log())
 
 	// An upgrade to a binary that cannot start: its configuration
 	// refused. The process goes on serving everything.
@@ -213,11 +287,21 @@ func TestLiveUpgrade(t *testing.T) {
 	}
 	chat(alice, aliceLogin.JID, carol, carolLogin.JID)
 
-	// Two more in a row: three processes serve sessions at once, the
-	// oldest reached through the middle one.
-	pids = append(pids, upgradeTo(t, b, pids[1]))
-	chat(dave, daveLogin.JID, bob, bobLogin.JID)
-	pids = append(pids, upgradeTo(t, b, pids[2]))
+	// Two more in a row, with a chat while the sessions move: every
+	// session moves each time, and each old process exits.
+	for n := 2; n <= 3; n++ {
+		pids = append(pids, upgradeTo(t, b, pids[n-1]))
+		chat(dave, daveLogin.JID, bob, bobLogin.JID)
+		if moved, failed, kept := waitMoved(t, b, n); moved != 4 || failed != 0 || kept != 0 {
+			t.Errorf("hand-over %d moved %d sessions, failed %d, kept %d; want 4, 0, 0", n, moved, failed, kept)
+		}
+		if !wait.For(oldExitBound, func() bool { return processExited(pids[n-1]) }) {
+			t.Errorf("old process %d still runs once its sessions moved", pids[n-1])
+		}
+		if got := b.AdminMetric(`boshd_upgrade_sessions_received_total`); got != 4 {
+			t.Errorf("process %d received %v sessions, want 4", pids[n], got)
+		}
+	}
 	for _, c := range []*Client{alice, bob, carol, dave} {
 		c.tr.CloseIdleConnections()
 	}
@@ -248,30 +332,22 @@ func TestLiveUpgrade(t *testing.T) {
 			t.Errorf("%s: error %v, terminate %v", c.name, err, terminal)
 		}
 	}
+	// The same upstream TCP connections: Prosody saw no client stream
+	// of the four disconnect, and no other connect.
+	log := p.Log()
+	if len(streams) != 4 {
+		t.Errorf("Prosody showed client streams %v open before the last upgrades, want the four sessions'", streams)
+	}
+	if gone := disconnected(log, streams); len(gone) != 0 {
+		t.Errorf("Prosody logged the sessions' client streams %v disconnected through the upgrades", gone)
+	}
+	if live := liveStreams(log); !maps.Equal(live, streams) {
+		t.Errorf("Prosody shows client streams %v open after the upgrades, want the same as before, %v", live, streams)
+	}
 
-	// The old processes exit once they serve nothing: the first one
-	// when alice and bob leave, the second (which also forwards to the
-	// first) then, once carol and dave leave too; the third never held
-	// a session.
-	for _, c := range []*Client{alice, bob} {
+	for _, c := range clients {
 		if resp := c.Terminate(""); resp.Attr("type") != "terminate" {
 			t.Errorf("%s's terminate answered %s", c.name, resp)
-		}
-	}
-	if !wait.For(oldExitBound, func() bool { return processExited(pids[0]) }) {
-		t.Errorf("the first process (%d) still runs with no session left", pids[0])
-	}
-	if processExited(pids[1]) {
-		t.Errorf("the second process (%d) exited while it held carol's and dave's sessions", pids[1])
-	}
-	for _, c := range []*Client{carol, dave} {
-		if resp := c.Terminate(""); resp.Attr("type") != "terminate" {
-			t.Errorf("%s's terminate answered %s", c.name, resp)
-		}
-	}
-	for _, pid := range pids[1:3] {
-		if !wait.For(oldExitBound, func() bool { return processExited(pid) }) {
-			t.Errorf("old process %d still runs with no session left", pid)
 		}
 	}
 	if processExited(pids[3]) {

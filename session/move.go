@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"syscall"
 
 	"github.com/boshd/boshd/xmpp"
@@ -73,34 +74,59 @@ func (s *Session) movableLocked() error {
 }
 
 // Freeze takes the state of a quiet session and its upstreams' sockets
-// for another process, and freezes it until Moved or Thaw. It fails with
-// ErrCannotMove for a session that never can move, and ErrBusy for one
-// that is not quiet now (see Snapshot; an upstream not parked, or already
-// frozen, is busy too): try again a moment later. On error nothing
-// changed.
-func (s *Session) Freeze() (f Frozen, err error) {
-	s.do(func() { f, err = s.freezeLocked() })
+// for another process, and freezes it until Moved or Thaw.
+//
+// The first call closes the session to requests (Enter waits) and stops
+// its timers' effect; it stays closed, even when Freeze then fails with
+// ErrBusy, so that the session can become quiet without a new request
+// coming in: call Freeze again a moment later, and Thaw to give up. If
+// keep is not nil and reports false for a held request's rid (one that
+// cannot move with the session: held where the caller cannot take its
+// connection), every held request is answered, empty, as at the end of
+// its wait, and Freeze fails with ErrBusy: the answers are being
+// written. It fails with ErrCannotMove for a session that never can
+// move, and then, as when a request is on its way in or one waits for a
+// missing rid, leaves the session open.
+func (s *Session) Freeze(keep func(rid uint64) bool) (f Frozen, err error) {
+	s.do(func() { f, err = s.freezeLocked(keep) })
 	return f, err
 }
 
-func (s *Session) freezeLocked() (f Frozen, err error) {
-	if s.frozen.Load() {
+func (s *Session) freezeLocked(keep func(rid uint64) bool) (f Frozen, err error) {
+	switch {
+	case s.moved.Load() || s.handing:
 		return Frozen{}, fmt.Errorf("%w: being moved", ErrBusy)
+	case s.final != nil:
+		return Frozen{}, fmt.Errorf("%w: ended", ErrBusy)
 	}
 	if err := s.movableLocked(); err != nil {
+		s.letInLocked()
 		return Frozen{}, err
 	}
-	// Set before users is read, as Enter adds to users before it reads
-	// frozen: either this sees the request, or the request sees the
-	// session frozen.
-	s.frozen.Store(true)
-	defer func() {
-		if err != nil {
+	if !s.frozen.Load() {
+		// Set before users is read, as Enter adds to users before it
+		// reads frozen: either this sees the request, or the request
+		// sees the session closed.
+		s.frozen.Store(true)
+		if n := s.users.Load(); n > 0 {
 			s.frozen.Store(false)
+			return Frozen{}, fmt.Errorf("%w: %d requests on their way in", ErrBusy, n)
 		}
-	}()
-	if n := s.users.Load(); n > 0 {
-		return Frozen{}, fmt.Errorf("%w: %d requests on their way in", ErrBusy, n)
+		s.thawed = make(chan struct{})
+	}
+	if len(s.pending) > 0 {
+		// The missing rid may be waiting to come in.
+		s.letInLocked()
+		return Frozen{}, fmt.Errorf("%w: %d requests wait for a missing rid", ErrBusy, len(s.pending))
+	}
+	if keep != nil && len(s.held) > 0 && slices.ContainsFunc(s.held, func(r *request) bool { return !keep(r.RID) }) {
+		for len(s.held) > 0 {
+			s.answerLocked(s.held[0], s.nextOrEmptyLocked())
+		}
+		if s.final == nil {
+			s.startIdleLocked()
+		}
+		return Frozen{}, fmt.Errorf("%w: held requests answered first", ErrBusy)
 	}
 	st, err := s.snapshotLocked()
 	if err != nil {
@@ -126,33 +152,49 @@ func (s *Session) freezeLocked() (f Frozen, err error) {
 		}
 		f.Conns[i], f.FDs[i] = cs, fd
 	}
-	s.thawed = make(chan struct{})
+	s.handing = true
 	return f, nil
 }
 
-// Thaw lets a frozen session go on here: the other process did not take
-// it. Its upstreams are watched again and its timers re-armed where
-// they stood.
+// Thaw lets a session Freeze closed go on here: the other process did
+// not take it, or Freeze was given up. Its upstreams handed over are
+// watched again, its timers re-armed where they stood, and requests let
+// in.
 func (s *Session) Thaw() {
 	s.do(func() {
 		if !s.frozen.Load() || s.moved.Load() {
 			return
 		}
-		s.frozen.Store(false)
-		close(s.thawed)
-		s.thawed = nil
-		if !s.idleSince.IsZero() && s.idle == nil {
-			s.armIdleLocked(max(s.idleSince.Add(s.idleFor).Sub(s.clock.Now()), 0))
-		}
-		if len(s.held) > 0 && !s.held[0].due.IsZero() {
-			s.armWaitLocked(s.held[0].due)
-		}
-		for _, x := range s.streams {
-			if !x.closed {
-				go s.read(x, false)
+		if s.handing {
+			s.handing = false
+			for _, x := range s.streams {
+				if !x.closed {
+					go s.read(x, false)
+				}
 			}
 		}
+		s.letInLocked()
 	})
+}
+
+// letInLocked lets requests into a session Freeze closed, and re-arms its
+// timers.
+func (s *Session) letInLocked() {
+	if !s.frozen.Load() {
+		return
+	}
+	s.frozen.Store(false)
+	close(s.thawed)
+	s.thawed = nil
+	if s.final != nil {
+		return
+	}
+	if !s.idleSince.IsZero() && s.idle == nil {
+		s.armIdleLocked(max(s.idleSince.Add(s.idleFor).Sub(s.clock.Now()), 0))
+	}
+	if len(s.held) > 0 && !s.held[0].due.IsZero() {
+		s.armWaitLocked(s.held[0].due)
+	}
 }
 
 // Moved forgets a frozen session another process has taken: it leaves
@@ -164,7 +206,7 @@ func (s *Session) Thaw() {
 func (s *Session) Moved() {
 	var ups []Upstream
 	s.do(func() {
-		if !s.frozen.Load() || s.moved.Load() || s.final != nil {
+		if !s.handing || s.moved.Load() || s.final != nil {
 			return
 		}
 		s.moved.Store(true)

@@ -107,7 +107,7 @@ func TestFreezeRefuses(t *testing.T) {
 		up := newHandingUpstream(t)
 		up.secure = true
 		h := newHarnessOn(t, defaultParams(), up)
-		if _, err := h.s.Freeze(); !errors.Is(err, ErrCannotMove) {
+		if _, err := h.s.Freeze(nil); !errors.Is(err, ErrCannotMove) {
 			t.Fatalf("Freeze over TLS: %v, want ErrCannotMove", err)
 		}
 		if h.s.Movable() {
@@ -116,7 +116,7 @@ func TestFreezeRefuses(t *testing.T) {
 	})
 	t.Run("not an upstream that hands over", func(t *testing.T) {
 		h := newHarness(t, defaultParams())
-		if _, err := h.s.Freeze(); !errors.Is(err, ErrCannotMove) {
+		if _, err := h.s.Freeze(nil); !errors.Is(err, ErrCannotMove) {
 			t.Fatalf("Freeze: %v, want ErrCannotMove", err)
 		}
 	})
@@ -131,19 +131,27 @@ func TestFreezeRefuses(t *testing.T) {
 		up.pmu.Lock()
 		up.resume = nil // as if it had not parked again yet
 		up.pmu.Unlock()
-		if _, err := h.s.Freeze(); !errors.Is(err, ErrBusy) {
+		if _, err := h.s.Freeze(nil); !errors.Is(err, ErrBusy) {
 			t.Fatalf("Freeze of a stream not parked: %v, want ErrBusy", err)
 		}
+		if ok, _ := h.s.Enter(); ok {
+			t.Fatal("a request let into a session Freeze closed")
+		}
+		h.s.Thaw()
+		if ok, _ := h.s.Enter(); !ok {
+			t.Fatal("a request kept out after Thaw")
+		}
+		h.s.Leave()
 		// Nothing changed: a request is served as before.
 		h.start(Request{RID: firstRID + 2, Payload: [][]byte{[]byte("<presence/>")}})
 		h.waitWritten("<presence/>")
 	})
 	t.Run("frozen already", func(t *testing.T) {
 		h, _, _ := frozenHarness(t)
-		if _, err := h.s.Freeze(); err != nil {
+		if _, err := h.s.Freeze(nil); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := h.s.Freeze(); !errors.Is(err, ErrBusy) {
+		if _, err := h.s.Freeze(nil); !errors.Is(err, ErrBusy) {
 			t.Fatalf("Freeze twice: %v, want ErrBusy", err)
 		}
 	})
@@ -154,7 +162,7 @@ func TestFreezeRefuses(t *testing.T) {
 // again.
 func TestFreezeThaw(t *testing.T) {
 	h, up, c := frozenHarness(t)
-	f, err := h.s.Freeze()
+	f, err := h.s.Freeze(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +212,7 @@ func TestMoved(t *testing.T) {
 		t.Fatal("the upstream did not park")
 	}
 	c := h.hold(firstRID + 1)
-	f, err := s.Freeze()
+	f, err := s.Freeze(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,5 +268,40 @@ func TestRestoreNotify(t *testing.T) {
 	case <-notified:
 	default:
 		t.Fatal("Notify after the answer did not call at once")
+	}
+}
+
+// TestFreezeAnswersHeld: a held request that cannot move (keep says no)
+// is answered first, and the session moves once the answer is written,
+// no request coming in meanwhile.
+func TestFreezeAnswersHeld(t *testing.T) {
+	h, _, c := frozenHarness(t)
+	_, err := h.s.Freeze(func(uint64) bool { return false })
+	if !errors.Is(err, ErrBusy) {
+		t.Fatalf("Freeze with a held request not kept: %v, want ErrBusy", err)
+	}
+	if r := c.wait(t); r.RID != firstRID+1 || len(r.Payload) != 0 {
+		t.Fatalf("the held request answered %+v, want empty", r)
+	}
+	ok, thawed := h.s.Enter()
+	if ok {
+		t.Fatal("a request let in between two Freezes")
+	}
+	f, err := h.s.Freeze(func(uint64) bool { return false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.State.Held) != 0 || f.State.Answered != firstRID+1 {
+		t.Errorf("state %+v: want nothing held, rid %d answered", f.State, firstRID+1)
+	}
+	syscall.Close(f.FDs[0])
+	h.s.Moved()
+	select {
+	case <-thawed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a request waiting to enter not told of the move")
+	}
+	if !h.s.MovedAway() {
+		t.Error("MovedAway false after Moved")
 	}
 }

@@ -246,8 +246,10 @@ type Session struct {
 	final *Response
 	told  bool
 	// thawed is closed when a frozen session is thawed or moved; nil
-	// when it is not frozen.
-	thawed chan struct{}
+	// when it is not frozen. handing is set once Freeze has handed its
+	// upstreams over, until Thaw.
+	thawed  chan struct{}
+	handing bool
 
 	// frozen is set while the session is being moved to another
 	// process (Freeze): its timers fire to no effect, and its upstreams

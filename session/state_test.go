@@ -59,6 +59,7 @@ var sessionFields = map[string]string{
 	"frozen":     "- false in the new process: set by Freeze, which takes the state",
 	"moved":      "- false in the new process: set once it has the session",
 	"thawed":     "- nil when not frozen",
+	"handing":    "- false in the new process: set by Freeze, which takes the state",
 	"users":      "- zero when frozen (Freeze refuses)",
 }
 
