@@ -396,7 +396,7 @@ func TestLiveUpgradeNotify(t *testing.T) {
 	if got := next("READY=1"); got != "READY=1" {
 		t.Fatalf("boshd started and said %q, want READY=1", got)
 	}
-	alice, _ := login(t, b.URL, p, "alice", "PLAIN", "web") // the old process serves it on
+	alice, _ := login(t, b.URL, p, "alice", "PLAIN", "web") // moves to the new process
 
 	syscall.Kill(b.Pid(), syscall.SIGUSR2)
 	if got := next("RELOADING=1"); got != "RELOADING=1" {
@@ -423,12 +423,12 @@ func TestLiveUpgradeNotify(t *testing.T) {
 		}
 	}
 
-	// The old process exits once alice leaves, silently; the new one
-	// says STOPPING=1 on SIGTERM.
-	alice.Terminate("")
+	// The old process exits once alice's session has moved, silently;
+	// the new one says STOPPING=1 on SIGTERM.
 	if !wait.For(oldExitBound, func() bool { return processExited(b.Pid()) }) {
 		t.Fatalf("the old process (%d) still runs with no session left", b.Pid())
 	}
+	alice.Terminate("")
 	syscall.Kill(newPID, syscall.SIGTERM)
 	if got := next("STOPPING=1"); got != "STOPPING=1" {
 		t.Fatalf("on SIGTERM the main process said %q, want STOPPING=1", got)
@@ -442,14 +442,15 @@ func TestLiveUpgradeNotify(t *testing.T) {
 	}
 }
 
-// TestLiveUpgradeDrainTimeout checks the bound of an old process: a BOSH
-// and a WebSocket session it holds go on after the hand-over (the new
-// process's metrics count them, and say when the old one exits) until
+// TestLiveUpgradeDrainTimeout checks the bound of an old process: what
+// it could not move goes on after the hand-over (the new process's
+// metrics count it, and say when the old one exits) until
 // upgrade_drain_timeout, when the BOSH client is told system-shutdown and
 // the WebSocket closed with 1012 (service restart); then it exits.
 //
-// It runs over a plaintext upstream and over STARTTLS (Prosody requiring
-// it), whose sessions could not move even once moving is built.
+// Over STARTTLS (Prosody requiring it) neither session can move. Over a
+// plaintext upstream the BOSH session moves to the new process and goes
+// on after the bound, the old one serving the WebSocket alone.
 func TestLiveUpgradeDrainTimeout(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -466,7 +467,7 @@ func TestLiveUpgradeDrainTimeout(t *testing.T) {
 func testLiveUpgradeDrainTimeout(t *testing.T, tls bool) {
 	p := startProsody(t, prosodyOptions{TLS: tls})
 	const drain = 4 * time.Second
-	args := []string{"--upgrade-drain-timeout", drain.String(), "--max-wait", "10s"}
+	args := []string{"--upgrade-drain-timeout", drain.String(), "--max-wait", "10s", "--park-after", "200ms"}
 	if tls {
 		args = append(args, "--upstream-tls", "starttls", "--upstream-ca", p.CAFile)
 	}
@@ -478,16 +479,26 @@ func testLiveUpgradeDrainTimeout(t *testing.T, tls bool) {
 
 	start := time.Now()
 	newPID := upgradeTo(t, b, b.Pid())
+	wantMoved, oldBOSH := 1, 0.0
+	if tls {
+		wantMoved, oldBOSH = 0, 1
+	}
+	if moved, failed, kept := waitMoved(t, b, 1); moved != wantMoved || failed != 0 || kept != 1-wantMoved {
+		t.Errorf("the hand-over moved %d sessions, failed %d, kept %d; want %d, 0, %d", moved, failed, kept, wantMoved, 1-wantMoved)
+	}
 	eventually(t, eventTimeout, "the new process counting the old one's sessions", func() bool {
-		return b.AdminMetric(`boshd_upgrade_old_sessions{binding="bosh"}`) == 1 &&
+		return b.AdminMetric(`boshd_upgrade_old_sessions{binding="bosh"}`) == oldBOSH &&
 			b.AdminMetric(`boshd_upgrade_old_sessions{binding="websocket"}`) == 1
 	})
+	if n := b.AdminMetric("boshd_upgrade_sessions_received_total"); n != float64(wantMoved) {
+		t.Errorf("the new process received %v sessions, want %d", n, wantMoved)
+	}
 	exit := b.AdminMetric("boshd_upgrade_old_exit_timestamp_seconds")
 	if at := time.UnixMilli(int64(exit * 1000)); at.Before(start.Add(drain-time.Second)) || at.After(time.Now().Add(drain+time.Second)) {
 		t.Errorf("the new process says the old one exits at %v, want about %v after the hand-over at %v", at, drain, start)
 	}
 
-	// Both sessions go on in the old process meanwhile.
+	// Both sessions go on meanwhile.
 	bob.Send(chat(aliceLogin.JID, "after the hand-over"))
 	if m := alice.WaitFor("bob's message", isStanza("message")); m.ChildText(nsClient, "body") != "after the hand-over" {
 		t.Fatalf("alice got %s", m)
@@ -497,16 +508,19 @@ func testLiveUpgradeDrainTimeout(t *testing.T, tls bool) {
 		t.Fatalf("bob got %s", m)
 	}
 
-	// At the bound: system-shutdown, 1012, and the old process exits.
-	end := alice.WaitTerminated()
-	if end.Attr("condition") != "system-shutdown" {
-		t.Errorf("alice's session ended with %s, want system-shutdown", end)
+	// At the bound: 1012, system-shutdown for a session that did not
+	// move, and the old process exits.
+	if code, reason := bob.WaitClosed(); code != 1012 {
+		t.Errorf("bob's WebSocket closed with %d %q, want 1012", code, reason)
 	}
 	if took := time.Since(start); took < drain-time.Second {
 		t.Errorf("the old process ended its sessions %v after the hand-over, before upgrade_drain_timeout %v", took, drain)
 	}
-	if code, reason := bob.WaitClosed(); code != 1012 {
-		t.Errorf("bob's WebSocket closed with %d %q, want 1012", code, reason)
+	if tls {
+		end := alice.WaitTerminated()
+		if end.Attr("condition") != "system-shutdown" {
+			t.Errorf("alice's session ended with %s, want system-shutdown", end)
+		}
 	}
 	if !wait.For(oldExitBound, func() bool { return processExited(b.Pid()) }) {
 		t.Fatalf("the old process (%d) still runs after upgrade_drain_timeout", b.Pid())
@@ -517,6 +531,20 @@ func testLiveUpgradeDrainTimeout(t *testing.T, tls bool) {
 	})
 	if processExited(newPID) {
 		t.Fatalf("the new process (%d) exited", newPID)
+	}
+	if !tls {
+		// The session that moved goes on in the new process.
+		alice.tr.CloseIdleConnections()
+		alice.Send(chat(aliceLogin.JID, "after the bound"))
+		if m := alice.WaitFor("her own message", isStanza("message")); m.ChildText(nsClient, "body") != "after the bound" {
+			t.Fatalf("alice got %s", m)
+		}
+		alice.mu.Lock()
+		err, terminal := alice.err, alice.terminal
+		alice.mu.Unlock()
+		if err != nil || terminal != nil {
+			t.Errorf("alice: error %v, terminate %v", err, terminal)
+		}
 	}
 }
 
@@ -571,13 +599,14 @@ func TestLiveUpgradeNewBinary(t *testing.T) {
 	chatInOrder(t, alice, aliceLogin.JID, bob, bobLogin.JID, "after", 20)
 }
 
-// TestLiveUpgradeSuccessorKilled is kill -9 of the new process right
-// after the hand-over: the old process, which kept copies of the
+// TestLiveUpgradeSuccessorKilled is kill -9 of the new process in the
+// middle of the hand-over: the old process, which kept copies of the
 // listening sockets, accepts again (a session created just after the
 // kill, its connection queued meanwhile, is served), logs it, counts it,
-// and is the process the status page shows; the sessions it held go on,
-// the one the dead process held is answered item-not-found, and a next
-// upgrade hands over the sockets taken back.
+// and is the process the status page shows; the sessions not moved yet
+// (busy with messages on their way) go on, every message delivered once
+// and in order, the one that moved before the kill is answered
+// item-not-found, and a next upgrade hands over the sockets taken back.
 func TestLiveUpgradeSuccessorKilled(t *testing.T) {
 	parallel(t)
 	p := startProsody(t, prosodyOptions{})
@@ -589,12 +618,27 @@ func TestLiveUpgradeSuccessorKilled(t *testing.T) {
 	alice, aliceLogin := login(t, b.URL, p, "alice", "PLAIN", "web")
 	bob, bobLogin := login(t, b.URL, p, "bob", "PLAIN", "web")
 	goOnline(t, alice, bob)
+	// erin's session is quiet: it moves as soon as the hand-over starts.
+	erin := newClient(t, "erin", b.URL)
+	erin.MustCreate()
+	erinSID := erin.SID()
+	erin.Close()
 	chatInOrder(t, alice, aliceLogin.JID, bob, bobLogin.JID, "before", 10)
 	alice.Sync()
 	bob.Sync()
 
+	// alice's and bob's sessions are busy, messages on their way both
+	// ways, when the new process dies: right after erin's moved.
+	for i := range 20 {
+		alice.Send(message(bobLogin.JID, fmt.Sprintf("x%d", i), fmt.Sprintf("across %d", i)))
+		bob.Send(message(aliceLogin.JID, fmt.Sprintf("y%d", i), fmt.Sprintf("across %d", i)))
+	}
 	old := b.Pid()
 	newPID := upgradeTo(t, b, old)
+	movedLog := func(sid string) string { return `msg="session moved to the new process" sid=` + sid[:8] }
+	if !wait.For(30*time.Second, func() bool { return strings.Contains(b.Log(), movedLog(erinSID)) }) {
+		t.Fatalf("erin's quiet session did not move:\n%s", b.logs.Tail(30))
+	}
 	if err := syscall.Kill(newPID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -610,13 +654,46 @@ func TestLiveUpgradeSuccessorKilled(t *testing.T) {
 		t.Errorf("boshd_upgrades_total{outcome=\"taken_back\"} = %v, want 1", n)
 	}
 
-	// The old process's sessions go on, on new connections too.
+	// The moves stopped with the new process: alice's and bob's
+	// sessions, not moved yet, go on here, every message once and in
+	// order, on new connections too.
+	// (One may have been on its way when the process died: failed,
+	// the other not tried yet or busy: kept.)
+	if moved, failed, kept := waitMoved(t, b, 1); moved != 1 || failed+kept != 2 {
+		t.Errorf("the hand-over cut by the kill moved %d sessions, failed %d and kept %d; want erin's moved, the two others failed or kept", moved, failed, kept)
+	}
+	for _, c := range []*Client{alice, bob} {
+		if strings.Contains(b.Log(), movedLog(c.SID())) {
+			t.Errorf("%s's session moved before the kill, though busy", c.name)
+		}
+	}
+	for i := range 20 {
+		for _, c := range []struct {
+			to   *Client
+			from string
+			id   string
+		}{{bob, aliceLogin.JID, "x"}, {alice, bobLogin.JID, "y"}} {
+			m := c.to.WaitFor("a message sent across the cut hand-over", isStanza("message", attrIs("from", c.from)))
+			if want := fmt.Sprintf("%s%d", c.id, i); m.Attr("id") != want {
+				t.Fatalf("%s got %s, want id %s: lost, repeated or out of order", c.to.name, m, want)
+			}
+		}
+	}
 	alice.tr.CloseIdleConnections()
 	bob.tr.CloseIdleConnections()
 	chatInOrder(t, alice, aliceLogin.JID, bob, bobLogin.JID, "after", 10)
 	chatInOrder(t, bob, bobLogin.JID, alice, aliceLogin.JID, "back", 10)
 	if resp := dave.Terminate(""); resp.Attr("type") != "terminate" || resp.Attr("condition") != "" {
 		t.Errorf("dave's session, made as the new process died, ended with %s", resp)
+	}
+	// erin's session moved to the process that died: gone with it.
+	c := &http.Client{Timeout: eventTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
+	_, data, err := readAll(c.Post(b.URL, "text/xml; charset=utf-8", strings.NewReader(fmt.Sprintf("<body xmlns='http://jabber.org/protocol/httpbind' sid='%s' rid='%d'/>", erinSID, randomRID()))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), "item-not-found") {
+		t.Errorf("a request for erin's session, moved to the process that died, answered %s, want item-not-found", data)
 	}
 
 	// A session the dead process held is gone: item-not-found, at once.
@@ -631,8 +708,7 @@ func TestLiveUpgradeSuccessorKilled(t *testing.T) {
 	eventually(t, eventTimeout, "the second take-back", func() bool {
 		return countLines(b.Log(), "this process accepts again") == 2
 	})
-	c := &http.Client{Timeout: eventTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
-	_, data, err := readAll(c.Post(b.URL, "text/xml; charset=utf-8", strings.NewReader(fmt.Sprintf("<body xmlns='http://jabber.org/protocol/httpbind' sid='%s' rid='%d'/>", sid, randomRID()))))
+	_, data, err = readAll(c.Post(b.URL, "text/xml; charset=utf-8", strings.NewReader(fmt.Sprintf("<body xmlns='http://jabber.org/protocol/httpbind' sid='%s' rid='%d'/>", sid, randomRID()))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -663,7 +739,8 @@ func TestLiveUpgradeSuccessorKilled(t *testing.T) {
 // upgraded, more messages are sent (into the sockets' buffers), and
 // Prosody goes on (SIGCONT) only once the new process has taken over.
 // Every message arrives once and in order, no client sees an error or a
-// terminate, and the old process exits once its sessions end.
+// terminate, and the old process exits once its sessions have moved or
+// ended.
 func TestLiveUpgradeProsodySlow(t *testing.T) {
 	parallel(t)
 	p := startProsody(t, prosodyOptions{})
