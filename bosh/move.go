@@ -119,8 +119,11 @@ func (h *Handler) MoveSessions(ctx context.Context, send MoveSender, ln *Listene
 		}
 	}
 	// closed is when each busy session was first closed to requests by
-	// Freeze: one not quiet within gateMax is let go on a while.
+	// Freeze: one not quiet within gateMax is let go on as long before
+	// it is tried again (open, until then), so that its clients are
+	// not kept waiting the whole bound.
 	closed := make(map[*session.Session]time.Time)
+	open := make(map[*session.Session]time.Time)
 	gateMax := max(time.Second, 2*h.cfg.ParkAfter)
 	for len(todo) > 0 && !broken {
 		var busy []*session.Session
@@ -128,7 +131,7 @@ func (h *Handler) MoveSessions(ctx context.Context, send MoveSender, ln *Listene
 			if ctx.Err() != nil {
 				broken = true
 			}
-			if broken {
+			if until, ok := open[s]; broken || ok && time.Now().Before(until) {
 				busy = append(busy, s)
 				continue
 			}
@@ -143,6 +146,7 @@ func (h *Handler) MoveSessions(ctx context.Context, send MoveSender, ln *Listene
 				} else if time.Since(at) > gateMax {
 					s.Thaw()
 					delete(closed, s)
+					open[s] = time.Now().Add(gateMax)
 				}
 			case errors.Is(err, errEnded):
 				s.Thaw()

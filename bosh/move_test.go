@@ -189,3 +189,41 @@ func TestRestoreMovedRefuses(t *testing.T) {
 		w.Close()
 	}
 }
+
+// TestMoveResting: a connection resting between requests moves after
+// the sessions, and its next request is served by the new handler.
+func TestMoveResting(t *testing.T) {
+	t.Parallel()
+	env := newParkEnv(t, nil)
+	c, sid := parkOne(t, env, 100)
+	env.up.Push(t, "<message><body>before</body></message>")
+	if _, body := c.receive(); !strings.Contains(body, "before") {
+		t.Fatalf("the parked request answered %s", body)
+	}
+	waitParked(t, env.h, 0)
+	ln := env.hs.Listener.(*Listener)
+	if !wait.For(wait.Deadline, func() bool {
+		ln.mu.Lock()
+		defer ln.mu.Unlock()
+		return len(ln.resting) == 1
+	}) {
+		t.Fatal("the connection does not rest")
+	}
+	next := newSuccessor(t, env)
+	var res MoveResult
+	if !wait.For(wait.Deadline, func() bool {
+		res = env.h.MoveSessions(context.Background(), next.sendTo(t), ln, time.Second)
+		return res.Moved == 1
+	}) {
+		t.Fatalf("MoveSessions: %+v, want 1 moved", res)
+	}
+	if res.Conns != 1 {
+		t.Fatalf("MoveSessions moved %d resting connections, want 1", res.Conns)
+	}
+	c.send(emptyBody(sid, 102))
+	waitParked(t, next.h, 1)
+	env.up.Push(t, "<message><body>after</body></message>")
+	if _, body := c.receive(); !strings.Contains(body, "after") {
+		t.Fatalf("the request on the moved connection answered %s", body)
+	}
+}
