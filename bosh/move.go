@@ -298,7 +298,12 @@ func (h *Handler) moveResting(send MoveSender, ln *Listener) int {
 // resting connection, served through ln. fds are the record's
 // descriptors, used or closed whatever happens. An error means nothing
 // was taken: the old process keeps it.
-func (h *Handler) RestoreMoved(data []byte, fds []int, ln *Listener) (err error) {
+//
+// What it took does nothing until Commit: the old process may still keep
+// it (it did not get the answer), and nothing must be read or written
+// here meanwhile. A session is registered, but closed to requests (they
+// wait), its upstreams not read.
+func (h *Handler) RestoreMoved(data []byte, fds []int, ln *Listener) (r *Restored, err error) {
 	defer func() {
 		if err != nil {
 			closeFDs(fds)
@@ -306,28 +311,67 @@ func (h *Handler) RestoreMoved(data []byte, fds []int, ln *Listener) (err error)
 	}()
 	var rec moveRecord
 	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&rec); err != nil {
-		return fmt.Errorf("bosh: a moved record: %w", err)
+		return nil, fmt.Errorf("bosh: a moved record: %w", err)
 	}
 	if rec.Version != moveVersion {
-		return fmt.Errorf("bosh: a moved record of version %d, want %d", rec.Version, moveVersion)
+		return nil, fmt.Errorf("bosh: a moved record of version %d, want %d", rec.Version, moveVersion)
 	}
 	if rec.Session == nil {
 		if len(fds) != 1 {
-			return fmt.Errorf("bosh: a moved connection with %d descriptors", len(fds))
+			return nil, fmt.Errorf("bosh: a moved connection with %d descriptors", len(fds))
 		}
 		c, err := fileConn(fds[0])
 		fds = nil // fileConn closed it
 		if err != nil {
-			return err
+			return nil, err
 		}
-		ln.rest(ln.adopt(c), h.poller)
-		return nil
+		return &Restored{h: h, ln: ln, conn: ln.adopt(c)}, nil
 	}
 	return h.restoreSession(&rec, fds, ln)
 }
 
+// Restored is what RestoreMoved took, waiting for the old process to let
+// it go.
+type Restored struct {
+	h      *Handler
+	ln     *Listener
+	conn   net.Conn // a resting connection; nil for a session
+	s      *session.Session
+	parked []*parkedRequest
+}
+
+// Commit puts what was restored in service: the old process has let it
+// go (it sent the next record, or said it is done, or is gone).
+func (r *Restored) Commit() {
+	if r.conn != nil {
+		r.ln.rest(r.conn, r.h.poller)
+		return
+	}
+	r.s.Thaw()
+	r.h.metrics.UpgradeReceived()
+}
+
+// Abort gives back what was restored: the old process keeps it. Nothing
+// is written; the sockets are closed (the connections live on in the old
+// process).
+func (r *Restored) Abort() {
+	if r.conn != nil {
+		r.conn.Close()
+		return
+	}
+	for _, p := range r.parked {
+		if p.watch != nil && !p.watch.Stop() {
+			continue // its client went away: gone does the rest
+		}
+		r.h.parked.remove(p)
+		p.conn.Close()
+		p.done()
+	}
+	r.s.Unrestore()
+}
+
 // restoreSession is RestoreMoved for a session.
-func (h *Handler) restoreSession(rec *moveRecord, fds []int, ln *Listener) error {
+func (h *Handler) restoreSession(rec *moveRecord, fds []int, ln *Listener) (*Restored, error) {
 	st := rec.Session
 	open := 0
 	for _, x := range st.Streams {
@@ -337,11 +381,11 @@ func (h *Handler) restoreSession(rec *moveRecord, fds []int, ln *Listener) error
 	}
 	switch {
 	case len(rec.Conns) != len(st.Streams) || len(rec.Held) != len(st.Held):
-		return fmt.Errorf("bosh: a moved session of %d streams and %d held requests, described by %d and %d", len(st.Streams), len(st.Held), len(rec.Conns), len(rec.Held))
+		return nil, fmt.Errorf("bosh: a moved session of %d streams and %d held requests, described by %d and %d", len(st.Streams), len(st.Held), len(rec.Conns), len(rec.Held))
 	case len(fds) != open+len(st.Held):
-		return fmt.Errorf("bosh: a moved session of %d open streams and %d held requests, with %d descriptors", open, len(st.Held), len(fds))
+		return nil, fmt.Errorf("bosh: a moved session of %d open streams and %d held requests, with %d descriptors", open, len(st.Held), len(fds))
 	case h.g.Stopping():
-		return errors.New("bosh: shutting down")
+		return nil, errors.New("bosh: shutting down")
 	}
 	// From here on every descriptor is turned into what owns it, and
 	// that is let go on failure.
@@ -389,15 +433,16 @@ func (h *Handler) restoreSession(rec *moveRecord, fds []int, ln *Listener) error
 		clients = append(clients, ln.adopt(c))
 	}
 	if len(errs) > 0 {
-		return errors.Join(errs...)
+		return nil, errors.Join(errs...)
 	}
 	release := h.g.Adopt(st.Params.Client)
-	s, calls, err := h.sessions.Restore(*st, ups, release)
+	s, calls, err := h.sessions.RestoreClosed(*st, ups, release)
 	if err != nil {
 		release()
-		return err
+		return nil, err
 	}
 	ok = true
+	r := &Restored{h: h, ln: ln, s: s}
 	for i, call := range calls {
 		m := rec.Held[i]
 		p := &parkedRequest{
@@ -416,12 +461,12 @@ func (h *Handler) restoreSession(rec *moveRecord, fds []int, ln *Listener) error
 			}
 		}
 		h.parked.add(p)
+		r.parked = append(r.parked, p)
 		wake := new(wakeup)
 		wake.arm(p.answered)
 		call.Notify(wake.fire)
 	}
-	h.metrics.UpgradeReceived()
-	return nil
+	return r, nil
 }
 
 // rewatch watches a parked request's client for a hang-up again, after

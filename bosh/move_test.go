@@ -61,9 +61,12 @@ func (s *successor) sendTo(t *testing.T) MoveSender {
 			}
 			dups[i] = d
 		}
-		if err := s.h.RestoreMoved(data, dups, s.ln); err != nil {
+		r, err := s.h.RestoreMoved(data, dups, s.ln)
+		if err != nil {
 			return fmt.Errorf("%w: %v", ErrMoveRefused, err)
 		}
+		// The old process lets it go once answered.
+		r.Commit()
 		return nil
 	}
 }
@@ -179,7 +182,7 @@ func TestRestoreMovedRefuses(t *testing.T) {
 			}
 			fds = append(fds, d)
 		}
-		if err := next.h.RestoreMoved(data, fds, next.ln); err == nil {
+		if _, err := next.h.RestoreMoved(data, fds, next.ln); err == nil {
 			t.Errorf("%s: restored", name)
 		}
 		if after := openFDs(t); after != before {
@@ -225,5 +228,53 @@ func TestMoveResting(t *testing.T) {
 	env.up.Push(t, "<message><body>after</body></message>")
 	if _, body := c.receive(); !strings.Contains(body, "after") {
 		t.Fatalf("the request on the moved connection answered %s", body)
+	}
+}
+
+// TestRestoredAborted: a session restored but given back (the old process
+// kept it) is forgotten by the new handler without a word, and served by
+// the old one on its upstream and client connections.
+func TestRestoredAborted(t *testing.T) {
+	t.Parallel()
+	env := newParkEnv(t, nil)
+	c, sid := parkOne(t, env, 100)
+	next := newSuccessor(t, env)
+	var restored *Restored
+	keep := func(data []byte, fds []int) error {
+		dups := make([]int, len(fds))
+		for i, fd := range fds {
+			dups[i], _ = syscall.Dup(fd)
+		}
+		r, err := next.h.RestoreMoved(data, dups, next.ln)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next.h.sessions.Get(sid) == nil {
+			t.Error("a restored session is not registered")
+		}
+		restored = r
+		// The answer lost: the old process keeps the session.
+		return errors.New("no answer")
+	}
+	if res := env.h.MoveSessions(context.Background(), keep, nil, time.Second); res.Moved != 0 {
+		t.Fatalf("MoveSessions %+v, want nothing moved", res)
+	}
+	if restored == nil {
+		t.Fatal("nothing restored")
+	}
+	restored.Abort()
+	if next.h.sessions.Get(sid) != nil || next.h.sessions.Stats() != (session.Stats{}) {
+		t.Errorf("the new handler holds the session given back: %+v", next.h.sessions.Stats())
+	}
+	waitParked(t, next.h, 0)
+	if n, _ := next.h.g.Sessions(""); n != 0 {
+		t.Errorf("the new handler counts %d sessions against its limits", n)
+	}
+	env.up.Push(t, "<message><body>kept</body></message>")
+	if _, body := c.receive(); !strings.Contains(body, "kept") {
+		t.Fatalf("the parked request answered %s", body)
+	}
+	if env.up.Received("</stream:stream>") {
+		t.Error("the upstream stream was closed")
 	}
 }

@@ -168,7 +168,11 @@ func (s *Session) Thaw() {
 		if s.handing {
 			s.handing = false
 			for _, x := range s.streams {
-				if !x.closed {
+				switch {
+				case x.closed:
+				case x.resume == nil:
+					s.startReading(x) // restored closed: never read here
+				default:
 					go s.read(x, false)
 				}
 			}
@@ -203,12 +207,21 @@ func (s *Session) letInLocked() {
 // writing nothing (the connections live on in the other process).
 // Params.OnEnd is called, as for a session that ends, but not
 // Registry.OnEnd: the session has not ended.
-func (s *Session) Moved() {
+func (s *Session) Moved() { s.forget("session moved to the new process") }
+
+// Unrestore forgets a session RestoreClosed restored, the old process
+// having kept it after all: as Moved, writing nothing.
+func (s *Session) Unrestore() { s.forget("session left to the old process") }
+
+// forget is Moved and Unrestore, logging msg.
+func (s *Session) forget(msg string) {
 	var ups []Upstream
+	ok := false
 	s.do(func() {
 		if !s.handing || s.moved.Load() || s.final != nil {
 			return
 		}
+		ok = true
 		s.moved.Store(true)
 		close(s.thawed)
 		s.thawed = nil
@@ -245,8 +258,11 @@ func (s *Session) Moved() {
 			d.Drop()
 		}
 	}
+	if !ok {
+		return
+	}
 	s.reg.remove(s)
-	s.log.Info("session moved to the new process")
+	s.log.Info(msg)
 }
 
 // Enter marks a request on its way into the session (Start, Handle,

@@ -18,10 +18,20 @@ import (
 // (bosh.Handler.MoveSessions); the new one restores each
 // (bosh.Handler.RestoreMoved) and answers "moved", or "failed" and why.
 
-// The answers of the new process, one record each.
+// The answers of the new process, one record each, and what the old one
+// says besides its records.
+//
+// What the new process restored stays closed until the old one has let
+// it go: the old one sends its next record only after it got the answer
+// and forgot what it sent, so that record, or "done", puts the last one
+// in service; "abort" (the old process got no answer in time, and keeps
+// it) gives it back, nothing read or written meanwhile. If the old
+// process is gone (the move socket's end) it is put in service.
 const (
 	answerMoved  = "moved"
 	answerFailed = "failed"
+	sayDone      = "done"
+	sayAbort     = "abort"
 )
 
 // moveAnswerWait bounds the wait for the new process's answer to one
@@ -52,27 +62,44 @@ func (u *upgrader) receiveMoves(ln *net.UnixListener, bln *bosh.Listener) {
 // answering each, until it closes.
 func (u *upgrader) receive(ch *handoff.Channel, bln *bosh.Listener) {
 	defer ch.Close()
-	for {
-		data, fds, err := ch.Receive()
-		if err != nil {
-			if !errors.Is(err, handoff.ErrRecord) {
-				return // the old process is done, or gone
-			}
-			u.log.Warn("upgrade: a record from the old process refused", "err", err)
-			ch.SetDeadline(time.Now().Add(moveAnswerWait))
-			if ch.Send([]byte(answerFailed+" "+err.Error()), nil) != nil {
-				return
-			}
-			continue
-		}
-		answer := answerMoved
-		if err := u.h.RestoreMoved(data, fds, bln); err != nil {
-			u.log.Warn("upgrade: a session from the old process not restored: it serves it on", "err", err)
-			answer = answerFailed + " " + err.Error()
-		} else {
+	var pending *bosh.Restored
+	settle := func(keep bool) {
+		switch {
+		case pending == nil:
+		case keep:
+			pending.Commit()
 			u.mu.Lock()
 			u.old.Moved++
 			u.mu.Unlock()
+		default:
+			pending.Abort()
+		}
+		pending = nil
+	}
+	// The old process is done, or gone: what it last sent is this
+	// process's.
+	defer settle(true)
+	for {
+		data, fds, err := ch.Receive()
+		if err != nil && !errors.Is(err, handoff.ErrRecord) {
+			return
+		}
+		switch string(data) {
+		case sayAbort:
+			settle(false)
+			continue
+		case sayDone:
+			settle(true)
+			continue
+		}
+		settle(true)
+		answer := answerMoved
+		if err != nil {
+			u.log.Warn("upgrade: a record from the old process refused", "err", err)
+			answer = answerFailed + " " + err.Error()
+		} else if pending, err = u.h.RestoreMoved(data, fds, bln); err != nil {
+			u.log.Warn("upgrade: a session from the old process not restored: it serves it on", "err", err)
+			answer = answerFailed + " " + err.Error()
 		}
 		ch.SetDeadline(time.Now().Add(moveAnswerWait))
 		if err := ch.Send([]byte(answer), nil); err != nil {
@@ -94,6 +121,7 @@ func (u *upgrader) move(ctx context.Context, socket string, bln *bosh.Listener, 
 		return bosh.MoveResult{Kept: n}
 	}
 	defer ch.Close()
+	unanswered := false // a record sent whose answer did not come
 	send := func(data []byte, fds []int) error {
 		ch.SetDeadline(time.Now().Add(moveAnswerWait))
 		if err := ch.Send(data, fds); err != nil {
@@ -102,6 +130,7 @@ func (u *upgrader) move(ctx context.Context, socket string, bln *bosh.Listener, 
 		answer, afds, err := ch.Receive()
 		handoff.CloseFDs(afds)
 		if err != nil {
+			unanswered = true
 			return err
 		}
 		switch verb, why, _ := strings.Cut(string(answer), " "); verb {
@@ -115,5 +144,13 @@ func (u *upgrader) move(ctx context.Context, socket string, bln *bosh.Listener, 
 	}
 	res := u.h.MoveSessions(ctx, send, bln, bound)
 	u.metrics.UpgradeHandOff(res.Took)
+	// The last record answered is let go; one not answered is kept
+	// here, and the new process told to give it back.
+	say := sayDone
+	if unanswered {
+		say = sayAbort
+	}
+	ch.SetDeadline(time.Now().Add(time.Second))
+	ch.Send([]byte(say), nil)
 	return res
 }

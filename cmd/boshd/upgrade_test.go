@@ -139,6 +139,12 @@ func TestUpgradeTakeBack(t *testing.T) {
 			if !u.handedOff || u.successorExited() == nil {
 				t.Fatalf("not handed over: %v", u.handedOff)
 			}
+			// No move socket there: nothing moves, and the log is
+			// the test's to read once the moves are over.
+			if res := <-u.moving; res.Moved != 0 {
+				t.Errorf("moved %+v to a process with no move socket", res)
+			}
+			u.moving = nil
 			tc.end(u.child)
 			select {
 			case <-u.successorExited():
