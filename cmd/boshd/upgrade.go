@@ -48,9 +48,10 @@ type upgrader struct {
 	// over (move.go). Set by serve's goroutine before serving.
 	bln    *bosh.Listener
 	moveLn *net.UnixListener
-	// moving brings what the hand-over moved, while it runs; owned by
-	// serve's goroutine.
-	moving <-chan bosh.MoveResult
+	// moving brings what the hand-over moved, while it runs, and
+	// stopMoving stops it; owned by serve's goroutine.
+	moving     <-chan bosh.MoveResult
+	stopMoving context.CancelFunc
 
 	// The upgrade this process started, owned by serve's goroutine:
 	// child is the new process (under way, or handed over to once
@@ -215,6 +216,10 @@ func (u *upgrader) start(ctx context.Context, readyTimeout time.Duration) <-chan
 		u.metrics.Upgraded(metrics.UpgradeRefused)
 		u.log.Warn("upgrade refused: one is under way", "new_pid", u.child.Pid())
 		return nil
+	case u.moving != nil:
+		// Taken back from a new process that died while sessions
+		// moved to it (takeBack stopped the moves): they end at once.
+		u.moved(<-u.moving)
 	}
 	if err := u.notify.Reloading(); err != nil {
 		u.log.Warn("systemd not told RELOADING=1", "err", err)
@@ -283,14 +288,16 @@ func (u *upgrader) finish(ctx context.Context, r upgradeResult, drain, bound tim
 	nb, ws := u.serves()
 	u.log.Info("upgrade: handed over; moving the BOSH sessions, serving the rest to their end", "new_pid", u.child.Pid(), "sessions", nb, "websocket", ws, "exit_by", u.exitBy.UTC().Format(time.RFC3339))
 	moving := make(chan bosh.MoveResult, 1)
-	u.moving = moving
-	go func() { moving <- u.move(ctx, r.socket, u.bln, bound) }()
+	mctx, cancel := context.WithCancel(ctx)
+	u.moving, u.stopMoving = moving, cancel
+	go func() { moving <- u.move(mctx, r.socket, u.bln, bound) }()
 	u.tell()
 }
 
 // moved logs what the hand-over moved, once it is done.
 func (u *upgrader) moved(res bosh.MoveResult) {
 	u.moving = nil
+	u.stopMoving()
 	nb, ws := u.serves()
 	u.log.Info("upgrade: sessions moved to the new process", "moved", res.Moved, "failed", res.Failed, "kept", res.Kept, "connections", res.Conns, "took", res.Took.Round(time.Millisecond), "serving", nb, "websocket", ws)
 	if u.child != nil && u.handedOff {
@@ -321,6 +328,9 @@ func (u *upgrader) takeBack(resume func([]handoff.Listener)) bool {
 	u.childGone = true
 	pid, exit := u.child.Pid(), u.child.Err()
 	u.h.SetSuccessor("")
+	if u.stopMoving != nil {
+		u.stopMoving() // the sessions not moved yet stay
+	}
 	if exit == nil {
 		u.spares.Close()
 		u.spares = nil

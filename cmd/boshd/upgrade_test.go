@@ -145,6 +145,7 @@ func TestUpgradeTakeBack(t *testing.T) {
 				t.Errorf("moved %+v to a process with no move socket", res)
 			}
 			u.moving = nil
+			u.stopMoving()
 			tc.end(u.child)
 			select {
 			case <-u.successorExited():
