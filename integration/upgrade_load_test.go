@@ -254,11 +254,13 @@ func testLiveUpgradeLoad(t *testing.T, tls bool) {
 	// Every old process exits once it serves nothing: boshload ended
 	// every session, and each old process also waits for its own
 	// predecessor.
+	loadEnded := time.Now()
 	for _, pid := range pids[:len(pids)-1] {
 		if !wait.For(oldExitBound, func() bool { return processExited(pid) }) {
 			t.Errorf("old process %d still runs %v after boshload ended its sessions", pid, oldExitBound)
 		}
 	}
+	t.Logf("the old processes exited within %v of boshload's end", time.Since(loadEnded).Round(100*time.Millisecond))
 	newest := pids[len(pids)-1]
 	if processExited(newest) {
 		t.Fatalf("the newest process (%d) exited", newest)
