@@ -216,9 +216,16 @@ func (r *runner) chat(loadCtx, runCtx context.Context, c loadSession) (terminate
 }
 
 // writeReadyFile writes path, saying when chatting or polling started.
+// It appears whole (written beside it, then renamed), so that a caller
+// waiting for it never reads it half written.
 func writeReadyFile(path string, at time.Time) error {
 	data := fmt.Sprintf("started %s\nstart_unix_ms %d\n", at.UTC().Format(time.RFC3339Nano), at.UnixMilli())
-	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
+		return fmt.Errorf("--ready-file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("--ready-file: %w", err)
 	}
 	return nil
