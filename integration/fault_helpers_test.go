@@ -235,7 +235,11 @@ type watcher struct {
 }
 
 // startWatcher logs user in to p directly with resource and sends initial
-// presence. Its connection is bounded by timeout in all.
+// presence. timeout bounds that, and then each Send; it reads until the
+// test ends (its cleanup closes the connection), however long the test
+// waits before using it (a browser test waits for a browser slot: once
+// the 3 minutes of a whole-connection deadline ran out before the
+// scenario began).
 func startWatcher(t *testing.T, p *prosody, user, resource string, timeout time.Duration) *watcher {
 	t.Helper()
 	x, err := dialXMPP(p.Addr, timeout)
@@ -268,6 +272,8 @@ func startWatcher(t *testing.T, p *prosody, user, resource string, timeout time.
 	if err := x.Send("<presence/>"); err != nil {
 		t.Fatal(err)
 	}
+	_ = x.conn.SetDeadline(time.Time{})
+	x.writeTimeout = timeout
 	go func() {
 		for {
 			el, err := x.Next()

@@ -542,6 +542,8 @@ type xmppConn struct {
 	conn     net.Conn
 	dec      *xml.Decoder
 	deadline time.Time
+	// writeTimeout, if set, bounds each Send from its start instead.
+	writeTimeout time.Duration
 }
 
 func newXMPPConn(conn net.Conn, deadline time.Time) *xmppConn {
@@ -564,6 +566,9 @@ func (x *xmppConn) Close() error { return x.conn.Close() }
 
 // Send writes raw XML.
 func (x *xmppConn) Send(s string) error {
+	if x.writeTimeout > 0 {
+		_ = x.conn.SetWriteDeadline(time.Now().Add(x.writeTimeout))
+	}
 	_, err := x.conn.Write([]byte(s))
 	return err
 }

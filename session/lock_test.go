@@ -5,6 +5,8 @@ import (
 	"io"
 	"testing"
 	"time"
+
+	"github.com/boshd/boshd/internal/wait"
 )
 
 // TestPanicLeavesSessionUnlocked makes every entry point of a session
@@ -201,10 +203,13 @@ func (h *harness) mustPanic(f func()) {
 }
 
 // unlocked fails unless the session's lock is free, no write is believed
-// under way, and no callback is left queued.
+// under way, and no callback is left queued. The lock is waited for: after
+// a session ends, its upstream's reader (the fake's, here) takes the lock
+// for an instant when it sees the stream closed, while a lock a panic left
+// held would stay held.
 func (h *harness) unlocked() {
 	h.t.Helper()
-	if !h.s.mu.TryLock() {
+	if !wait.For(wait.Deadline, h.s.mu.TryLock) {
 		h.t.Fatal("session left locked")
 	}
 	writing, events, ops := h.s.writing, len(h.s.events), len(h.s.ops)

@@ -87,6 +87,14 @@ type hub struct {
 	latMu     sync.Mutex
 	latencies []time.Duration
 
+	// startNanos is startAt in nanoseconds since epoch, for the
+	// receiving goroutines; stored before start is closed.
+	startNanos atomic.Int64
+	// timeline holds, for each second since start, the messages
+	// received in it and the longest push latency among them: when
+	// the server was slow, not only how slow (an upgrade's moment).
+	timeline []second
+
 	// CPU time of the processes under test (and of boshload, pid 0)
 	// from start to the end of the load; cpuDone is closed once the
 	// second reading is taken.
@@ -117,11 +125,53 @@ func newHub(cfg *config) *hub {
 		cpuDone: make(chan struct{}),
 		jids:    make(map[int]string),
 		bound:   make(map[int]chan struct{}),
+		// Chatting starts after setup and ends by --duration.
+		timeline: make([]second, int(cfg.duration/time.Second)+1),
 	}
 	for i := 1; i <= 2*cfg.pairs; i++ {
 		h.bound[i] = make(chan struct{})
 	}
 	return h
+}
+
+// second is one second of a hub's timeline.
+type second struct {
+	received atomic.Int64 // messages received in it
+	maxNanos atomic.Int64 // the longest push latency among them
+}
+
+// mark counts a message received at now, in nanoseconds since the
+// epoch, with its push latency.
+func (h *hub) mark(now int64, latency time.Duration) {
+	k := (now - h.startNanos.Load()) / int64(time.Second)
+	if k < 0 || k >= int64(len(h.timeline)) {
+		return
+	}
+	s := &h.timeline[k]
+	s.received.Add(1)
+	for {
+		m := s.maxNanos.Load()
+		if int64(latency) <= m || s.maxNanos.CompareAndSwap(m, int64(latency)) {
+			return
+		}
+	}
+}
+
+// timelineReport returns the timeline up to its last second with a
+// message.
+func (h *hub) timelineReport() []timelinePoint {
+	last := -1
+	for k := range h.timeline {
+		if h.timeline[k].received.Load() > 0 {
+			last = k
+		}
+	}
+	out := make([]timelinePoint, last+1)
+	for k := range out {
+		s := &h.timeline[k]
+		out[k] = timelinePoint{Second: k, Received: s.received.Load(), MaxMS: float64(s.maxNanos.Load()) / float64(time.Millisecond)}
+	}
+	return out
 }
 
 // now returns the nanoseconds since h.epoch, on the monotonic clock.
@@ -238,6 +288,16 @@ type receiver struct {
 	in inspector
 }
 
+// chatState is what a chatting BOSH session keeps from one login to the
+// next (--relogin). Only the session's goroutine touches it.
+type chatState struct {
+	to     string    // the partner's full JID
+	rc     *receiver // the partner's messages checked so far
+	seq    uint64    // the last sequence number sent
+	queued int       // messages due and not yet sent
+	due    time.Time // when the next message is due; zero before start
+}
+
 // take checks the children of one response, which arrived at the
 // client at arrived (now if zero), in nanoseconds since the hub's epoch.
 func (rc *receiver) take(children []rawxml.Element, arrived int64) {
@@ -303,21 +363,35 @@ func (rc *receiver) check(from, text string, now int64) {
 		rc.h.inWindow.Add(1)
 	}
 	rc.h.lastReceived.Store(now)
+	lat := time.Duration(now - ts)
+	rc.h.mark(now, lat)
 	if len(rc.latencies) < maxLatencySamples {
-		rc.latencies = append(rc.latencies, time.Duration(now-ts))
+		rc.latencies = append(rc.latencies, lat)
 	}
 }
 
 // chat runs a chatting session until loadCtx ends; then it terminates
 // the session as idle does.
+//
+// A session logged in again (--relogin) calls chat once more: what it
+// checked of its partner's messages, its own numbering and the messages
+// due are kept in c.chatState, so that it chats on where it stopped.
 func (c *client) chat(loadCtx, runCtx context.Context, h *hub, terminate bool) (terminated bool, err error) {
-	h.publish(c.index, c.jid)
-	to, err := h.partnerJID(loadCtx, c.index)
-	if err != nil {
-		return false, nil // the run ended first
+	st := c.chatState
+	if st == nil {
+		h.publish(c.index, c.jid)
+		to, err := h.partnerJID(loadCtx, c.index)
+		if err != nil {
+			return false, nil // the run ended first
+		}
+		st = &chatState{to: to, rc: &receiver{h: h, from: to}}
+		c.chatState = st
 	}
-	rc := &receiver{h: h, from: to}
-	defer func() { h.addLatencies(rc.latencies) }()
+	to, rc := st.to, st.rc
+	defer func() {
+		h.addLatencies(rc.latencies)
+		rc.latencies = nil
+	}()
 
 	type result struct {
 		rid uint64
@@ -359,25 +433,28 @@ func (c *client) chat(loadCtx, runCtx context.Context, h *hub, terminate bool) (
 		c.onHeld()
 		posts <- post{rid, sessionBody(rid, c.sid, payload)}
 	}
-	// Messages due and not yet sent.
-	var seq uint64
-	queued := 0
 	perSession := c.cfg.ratePerPair / 2
 	interval := time.Duration(float64(time.Second) / perSession)
-	var due time.Time // when the next message is due; zero before start
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 	startCh := h.start
+	if !st.due.IsZero() {
+		// Logged in again: the messages go on from where they were.
+		startCh = nil
+		if st.due.Before(h.stopAt) {
+			timer.Reset(time.Until(st.due))
+		}
+	}
 
 	payload := initialPresence
 	for {
 		switch {
 		case inFlight == 0:
-			send(payload + c.takeMessages(h, to, &seq, &queued))
+			send(payload + c.takeMessages(h, to, &st.seq, &st.queued))
 			payload = ""
-		case inFlight == 1 && queued > 0:
-			send(c.takeMessages(h, to, &seq, &queued))
+		case inFlight == 1 && st.queued > 0:
+			send(c.takeMessages(h, to, &st.seq, &st.queued))
 		}
 		select {
 		case res := <-done:
@@ -404,20 +481,20 @@ func (c *client) chat(loadCtx, runCtx context.Context, h *hub, terminate bool) (
 		case <-startCh:
 			startCh = nil
 			// A random phase spreads the sessions' sends.
-			due = h.startAt.Add(time.Duration(rand.Int64N(int64(interval) + 1)))
-			timer.Reset(time.Until(due))
+			st.due = h.startAt.Add(time.Duration(rand.Int64N(int64(interval) + 1)))
+			timer.Reset(time.Until(st.due))
 		case <-timer.C:
 			now := time.Now()
-			for !due.After(now) && due.Before(h.stopAt) {
-				if queued < maxQueue {
-					queued++
+			for !st.due.After(now) && st.due.Before(h.stopAt) {
+				if st.queued < maxQueue {
+					st.queued++
 				} else {
 					h.skipped.Add(1)
 				}
-				due = due.Add(interval)
+				st.due = st.due.Add(interval)
 			}
-			if due.Before(h.stopAt) {
-				timer.Reset(time.Until(due))
+			if st.due.Before(h.stopAt) {
+				timer.Reset(time.Until(st.due))
 			}
 		case <-loadCtx.Done():
 			if terminate && runCtx.Err() == nil {
@@ -540,6 +617,8 @@ func (h *hub) report(cfg *config, res *results) {
 		Malformed:      h.malformed.Load(),
 		Latency:        latencySummary(lat),
 		LatencySamples: len(lat),
+		StartUnixMS:    h.startAt.UnixMilli(),
+		Timeline:       h.timelineReport(),
 	}
 	c.Missing = c.Sent - (c.Received - c.Duplicates)
 	if c.SendSeconds > 0 {

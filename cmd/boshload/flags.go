@@ -21,6 +21,7 @@ const (
 	maxWait       = 3600             // highest --wait, seconds
 	maxInFlight   = 10000            // highest --max-setup
 	maxSettle     = 5 * time.Minute  // longest --settle
+	maxRelogin    = 100              // highest --relogin
 	minDuration   = time.Second      // shortest --duration
 	defaultWait   = 60               // --wait when not given
 	defaultSettle = 3 * time.Second  // --settle when not given
@@ -87,6 +88,13 @@ type config struct {
 	alsoPIDs []int
 	// cpuProfile, if set, is where boshload writes its own CPU profile.
 	cpuProfile string
+	// relogin is how many times a chatting BOSH session that fails
+	// (a terminate, an HTTP error, a network error) logs in again and
+	// chats on, as a web client does; 0: a failed session is dropped.
+	relogin int
+	// readyFile, if set, is written once chatting or polling starts,
+	// so that a caller knows when to act on the server (an upgrade).
+	readyFile string
 }
 
 // parseFlags parses and validates the command line. It returns
@@ -119,6 +127,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		chatFor = fs.Duration("chat-for", 0, "with --pairs or --poll: end the load this long (plus --drain) after chatting starts (0: at --duration)")
 		also    = fs.String("also-pid", "", "comma-separated `PIDS` sampled with --pid (the rest of the stack)")
 		cpuProf = fs.String("cpuprofile", "", "write boshload's own CPU profile of the whole run to `FILE` (go tool pprof)")
+		relogin = fs.Int("relogin", 0, "with --pairs: a chatting session that fails logs in again and chats on, at most `N` times (counted as relogins); BOSH only")
+		ready   = fs.String("ready-file", "", "write `FILE` once every session is set up and chatting or polling starts")
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: boshload [flags]\n\n"+
@@ -155,6 +165,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		poll:            *poll,
 		chatFor:         *chatFor,
 		cpuProfile:      *cpuProf,
+		relogin:         *relogin,
+		readyFile:       *ready,
 	}
 	set := make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -168,7 +180,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			*rawURL = defaultWebSocketURL
 		}
 		// What only BOSH has: a held request, and polling.
-		for _, name := range []string{"hold", "poll"} {
+		for _, name := range []string{"hold", "poll", "relogin"} {
 			if set[name] {
 				return nil, fmt.Errorf("--%s is BOSH only, not for --transport websocket", name)
 			}
@@ -220,6 +232,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.pairs > 0 && c.loginUser == "" {
 		return nil, errors.New("--pairs needs --login: messages go between bound full JIDs")
+	}
+	if c.relogin < 0 || c.relogin > maxRelogin {
+		return nil, fmt.Errorf("--relogin: %d is not in [0, %d]", c.relogin, maxRelogin)
+	}
+	if c.relogin > 0 && c.pairs == 0 {
+		return nil, errors.New("--relogin needs --pairs: only chatting sessions log in again")
 	}
 	if c.pairs > 0 && c.poll {
 		return nil, errors.New("--pairs and --poll exclude each other")

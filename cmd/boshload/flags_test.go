@@ -144,6 +144,10 @@ func TestParseFlagsRefused(t *testing.T) {
 		{[]string{"--transport", "websocket", "--poll", "--hold", "0"}, "--hold is BOSH only"},
 		{[]string{"--transport", "websocket", "--poll"}, "--poll is BOSH only"},
 		{[]string{"--url", "ws://127.0.0.1/xmpp-websocket"}, "--url"},
+		{[]string{"--relogin", "-1"}, "--relogin"},
+		{[]string{"--relogin", "101", "--login", "u%d:p", "--pairs", "1"}, "--relogin"},
+		{[]string{"--relogin", "1"}, "--relogin needs --pairs"},
+		{[]string{"--transport", "websocket", "--relogin", "1", "--login", "u%d:p", "--pairs", "1"}, "--relogin is BOSH only"},
 	} {
 		_, err := parseFlags(tc.args, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

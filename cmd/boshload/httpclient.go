@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -44,6 +45,8 @@ type httpClient struct {
 
 	// slots holds a token per connection in use.
 	slots chan struct{}
+	// resends counts the requests sent again on a new connection.
+	resends atomic.Int64
 
 	mu     sync.Mutex
 	idle   []*httpConn // kept-alive connections not in use; guarded by mu
@@ -116,6 +119,7 @@ func (c *httpClient) post(ctx context.Context, body string) (httpResult, error) 
 			hc.nc.Close()
 		}
 		if err != nil && hc.reused && !answered && ctx.Err() == nil {
+			c.resends.Add(1)
 			continue // the server had closed it: once more on a new one
 		}
 		return res, err

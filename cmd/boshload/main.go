@@ -27,6 +27,17 @@
 // session sends empty requests back to back and round trips are counted.
 // See chat.go.
 //
+// Across a live upgrade of the server (issue 18), chat with --chat-for
+// and --ready-file (written once chatting starts, so that the caller
+// upgrades then): the report counts terminates, HTTP errors and network
+// errors (each ends a session), the requests resent on a new connection
+// after the server closed a kept-alive one (no failure), and, with
+// --relogin N, the chatting sessions that logged in again after a
+// failure and chatted on, as a web client does. Its chat part has a
+// timeline: the messages received in each second since chatting started
+// and the longest push latency among them, with the start's wall-clock
+// time, so that a caller reads what clients saw at the moment it acted.
+//
 // With --transport websocket, each session is an XMPP over WebSocket
 // connection (RFC 7395, subprotocol xmpp, a ws:// or wss:// --url): the
 // same login, each stanza a message of its own, a restart with a new

@@ -42,6 +42,19 @@ type results struct {
 	// IdleResponses counts the held requests answered (BOSH) or the
 	// messages received (WebSocket) once sessions were set up; Stanzas
 	// the stanzas in them.
+	// Terminates, HTTPErrors and NetworkErrors count the failures of
+	// those kinds in Failures, whatever the phase: a terminate other
+	// than the answer to the session's own, a status other than 200, a
+	// connection lost or refused.
+	Terminates    int `json:"terminates"`
+	HTTPErrors    int `json:"http_errors"`
+	NetworkErrors int `json:"network_errors"`
+	// Relogins counts chatting sessions logged in again after a failure
+	// (--relogin); Resends the BOSH requests sent again, with the same
+	// rid, on a new connection because the server had closed the
+	// kept-alive one before answering (XEP-0124 §14.3: no failure).
+	Relogins      int64       `json:"relogins"`
+	Resends       int64       `json:"resends"`
 	IdleResponses int64       `json:"idle_responses"`
 	Stanzas       int64       `json:"stanzas"`
 	Memory        *memReport  `json:"memory,omitempty"`
@@ -117,6 +130,20 @@ type chatReport struct {
 	AllDelivered   bool           `json:"all_delivered"` // missing == 0: nothing still on its way at the end
 	Latency        *latencyReport `json:"push_latency_ms,omitempty"`
 	LatencySamples int            `json:"latency_samples"`
+	// StartUnixMS is when chatting started, in milliseconds since the
+	// Unix epoch (wall clock), and Timeline the messages received in
+	// each second since then with the longest push latency among them:
+	// a caller that acted on the server at a known time (an upgrade)
+	// reads what the clients saw then.
+	StartUnixMS int64           `json:"start_unix_ms"`
+	Timeline    []timelinePoint `json:"timeline,omitempty"`
+}
+
+// timelinePoint is one second of a chat's timeline.
+type timelinePoint struct {
+	Second   int     `json:"second"`   // since chatting started
+	Received int64   `json:"received"` // messages received in it, repeats included
+	MaxMS    float64 `json:"max_ms"`   // the longest push latency among them
 }
 
 // cpuReport is one process's CPU time over the chat or poll window.
@@ -132,6 +159,24 @@ type pollReport struct {
 	RoundTrips   int64          `json:"round_trips"`
 	Rate         float64        `json:"round_trips_per_second"`
 	RoundTripLat *latencyReport `json:"round_trip_ms,omitempty"`
+}
+
+// countKinds sums r.Failures by kind into Terminates, HTTPErrors and
+// NetworkErrors.
+func (r *results) countKinds() {
+	for reason, n := range r.Failures {
+		// reason is "phase: kind: detail".
+		_, rest, _ := strings.Cut(reason, ": ")
+		kind, _, _ := strings.Cut(rest, ": ")
+		switch kind {
+		case kindTerminate:
+			r.Terminates += n
+		case kindHTTP:
+			r.HTTPErrors += n
+		case kindNetwork:
+			r.NetworkErrors += n
+		}
+	}
 }
 
 // latencySummary returns percentiles of d, which it sorts.
@@ -170,6 +215,8 @@ func (r *results) print(w io.Writer) {
 		fmt.Fprintf(w, "  idle          %d responses with %d stanzas; %d sessions dropped\n", r.IdleResponses, r.Stanzas, r.Dropped)
 	}
 	fmt.Fprintf(w, "  terminated    %d\n", r.Terminated)
+	fmt.Fprintf(w, "  errors        %d terminates, %d HTTP errors, %d network errors; %d relogins, %d requests resent on a new connection\n",
+		r.Terminates, r.HTTPErrors, r.NetworkErrors, r.Relogins, r.Resends)
 	if l := r.TerminateLatency; l != nil {
 		fmt.Fprintf(w, "  terminate latency p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms\n", l.P50, l.P90, l.P99, l.Max)
 	}
@@ -281,6 +328,8 @@ func (r *results) printSummary(w io.Writer) {
 	for k, c := range r.CPU {
 		chat += fmt.Sprintf(" cpu%d_s=%.2f cpu%d_us=%.1f", k, c.Seconds, k, c.PerUnitUS)
 	}
+	chat += fmt.Sprintf(" terminates=%d http_errors=%d network_errors=%d relogins=%d resends=%d",
+		r.Terminates, r.HTTPErrors, r.NetworkErrors, r.Relogins, r.Resends)
 	fmt.Fprintf(w, "result sessions=%d established=%d setup_failed=%d dropped=%d terminated=%d terminate_failed=%d "+
 		"setup_s=%.2f setup_rate=%.1f rss_before_kib=%s rss_after_kib=%s rss_delta_kib=%s kib_per_session=%s stack_kib_per_session=%s%s transport=%s\n",
 		r.Requested, r.Established, r.SetupFailed, r.Dropped, r.Terminated, endFailures,

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,8 @@ type runner struct {
 	held      atomic.Int64 // idle requests in flight now
 	stanzas   atomic.Int64 // children received in idle responses
 	responses atomic.Int64 // idle responses received
+	relogins  atomic.Int64 // chatting sessions logged in again (--relogin)
+	resends   atomic.Int64 // BOSH requests sent again on a new connection
 
 	mu              sync.Mutex
 	launched        int
@@ -134,6 +137,7 @@ func (r *runner) session(loadCtx, runCtx context.Context, i int, setupDone func(
 			r.responses.Add(1)
 			r.stanzas.Add(int64(n))
 		},
+		onResends: func(n int64) { r.resends.Add(n) },
 	}
 
 	start := time.Now()
@@ -162,7 +166,7 @@ func (r *runner) session(loadCtx, runCtx context.Context, i int, setupDone func(
 	var terminated bool
 	switch {
 	case i <= 2*r.cfg.pairs:
-		terminated, err = c.chat(loadCtx, runCtx, r.hub, r.cfg.terminate)
+		terminated, err = r.chat(loadCtx, runCtx, c)
 	case r.cfg.poll:
 		terminated, err = c.poll(loadCtx, runCtx, r.hub, r.cfg.terminate)
 	default:
@@ -171,7 +175,7 @@ func (r *runner) session(loadCtx, runCtx context.Context, i int, setupDone func(
 	if err != nil {
 		f := asFailure(phaseIdle, err)
 		r.mu.Lock()
-		if f.phase == phaseIdle {
+		if f.phase != phaseTerminate { // the idle phase, or a relogin's setup
 			r.dropped++
 		}
 		r.mu.Unlock()
@@ -184,6 +188,47 @@ func (r *runner) session(loadCtx, runCtx context.Context, i int, setupDone func(
 		r.endLatencies = append(r.endLatencies, c.terminateLatency())
 		r.mu.Unlock()
 	}
+}
+
+// chat runs session c's chat phase. With --relogin, a BOSH session that
+// fails before the end of the load, its failure counted, logs in again
+// (a new BOSH session as the same user and resource) and chats on, up to
+// --relogin times; a relogin that fails ends it.
+func (r *runner) chat(loadCtx, runCtx context.Context, c loadSession) (terminated bool, err error) {
+	for n := 0; ; n++ {
+		terminated, err = c.chat(loadCtx, runCtx, r.hub, r.cfg.terminate)
+		bc, ok := c.(*client)
+		if err == nil || !ok || n >= r.cfg.relogin || loadCtx.Err() != nil {
+			return terminated, err
+		}
+		if f := asFailure(phaseIdle, err); f.phase != phaseIdle {
+			return terminated, err // the end of the run's own terminate
+		}
+		r.record(asFailure(phaseIdle, err))
+		r.relogins.Add(1)
+		if err := bc.relogin(loadCtx); err != nil {
+			if loadCtx.Err() != nil {
+				return false, nil
+			}
+			return false, err
+		}
+	}
+}
+
+// writeReadyFile writes path, saying when chatting or polling started.
+// It appears whole (written beside it, then renamed), so that a caller
+// waiting for it never reads it half written.
+func writeReadyFile(path string, at time.Time) error {
+	data := fmt.Sprintf("started %s\nstart_unix_ms %d\n", at.UTC().Format(time.RFC3339Nano), at.UnixMilli())
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
+		return fmt.Errorf("--ready-file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("--ready-file: %w", err)
+	}
+	return nil
 }
 
 // run opens the sessions at the configured rate, samples memory when
@@ -334,7 +379,13 @@ func (r *runner) run(ctx context.Context, progress io.Writer) *results {
 			h.cpuEnd = h.readCPUs()
 			close(h.cpuDone)
 		}()
+		h.startNanos.Store(h.since(h.startAt))
 		close(h.start)
+		if cfg.readyFile != "" {
+			if err := writeReadyFile(cfg.readyFile, h.startAt); err != nil {
+				res.Errors = append(res.Errors, err.Error())
+			}
+		}
 		fmt.Fprintf(progress, "boshload: %s for %.1fs\n", map[bool]string{true: "chatting", false: "polling"}[cfg.pairs > 0],
 			h.stopAt.Sub(h.startAt).Seconds())
 		go r.progress(loadCtx, progress)
@@ -356,6 +407,9 @@ func (r *runner) run(ctx context.Context, progress io.Writer) *results {
 	res.Examples = r.examples
 	res.Stanzas = r.stanzas.Load()
 	res.IdleResponses = r.responses.Load()
+	res.Relogins = r.relogins.Load()
+	res.Resends = r.resends.Load()
+	res.countKinds()
 	if r.established > 0 {
 		res.SetupSeconds = r.lastEstablished.Sub(start).Seconds()
 		if res.SetupSeconds > 0 {

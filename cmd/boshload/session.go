@@ -37,6 +37,8 @@ type client struct {
 	jid           string // the full JID bound at login
 	// endLatency is how long the terminate request took, once answered.
 	endLatency time.Duration
+	// chatState is the chat kept across a relogin; nil until chat.
+	chatState *chatState
 
 	// sessionHooks: onHeld and onReleased are called when a request of
 	// the idle loop is sent and when it comes back, to count held
@@ -55,7 +57,22 @@ func newClient(cfg *config, i int, dial dialFunc) *client {
 }
 
 // close releases the client's connections.
-func (c *client) close() { c.http.close() }
+func (c *client) close() {
+	c.http.close()
+	if c.onResends != nil {
+		c.onResends(c.http.resends.Load())
+	}
+}
+
+// relogin replaces a session that failed with a new one, logged in as
+// the same user (--relogin): new connections, a new sid, the same
+// resource bound.
+func (c *client) relogin(ctx context.Context) error {
+	c.close()
+	c.http = newHTTPClient(c.cfg.url, c.http.dial)
+	c.sid, c.jid, c.authenticated = "", "", false
+	return c.setup(ctx)
+}
 
 // setup creates the session and, with --login, logs in.
 func (c *client) setup(ctx context.Context) error {

@@ -42,6 +42,10 @@ type sessionHooks struct {
 	// onStanzas is called with the number of stanzas in each response
 	// (BOSH) or message (WebSocket, always 1).
 	onStanzas func(n int)
+	// onResends, if set, is called as a BOSH session closes (or logs in
+	// again) with the requests it sent again on a new connection, the
+	// kept-alive one having been closed by the server before answering.
+	onResends func(n int64)
 	// endSlots, shared by all sessions, bounds how many clean ends
 	// (terminate requests, <close/>) are in flight at once; nil: no
 	// bound.
