@@ -111,7 +111,10 @@ func TestBrowserUpgrade(t *testing.T) {
 					t.Errorf("the newest process forwarded %v requests to its predecessor, want some", n)
 				}
 			}
-			// Plaintext, every hand-over moved both sessions; over
+			// Plaintext, the first hand-over moved both sessions and
+			// none was kept or failed later (a later hand-over may come
+			// before the sessions have landed in the process making
+			// it, the scenario upgrading as soon as it is told); over
 			// STARTTLS the first kept them, and the later ones had
 			// none of their own.
 			all := movedLine.FindAllStringSubmatch(b.Log(), -1)
@@ -119,15 +122,13 @@ func TestBrowserUpgrade(t *testing.T) {
 				t.Errorf("%d hand-overs logged their moves, want %d", len(all), browserUpgrades)
 			}
 			for i, m := range all {
-				want := []string{"2", "0", "0"}
+				got := m[1:]
 				switch {
-				case tc.tls && i == 0:
-					want = []string{"0", "0", "2"}
-				case tc.tls:
-					want = []string{"0", "0", "0"}
-				}
-				if got := m[1:]; !slices.Equal(got, want) {
-					t.Errorf("hand-over %d moved, failed, kept %v sessions, want %v", i+1, got, want)
+				case i == 0 && !tc.tls && !slices.Equal(got, []string{"2", "0", "0"}),
+					i == 0 && tc.tls && !slices.Equal(got, []string{"0", "0", "2"}),
+					i > 0 && !tc.tls && (got[1] != "0" || got[2] != "0"),
+					i > 0 && tc.tls && !slices.Equal(got, []string{"0", "0", "0"}):
+					t.Errorf("hand-over %d moved, failed, kept %v sessions", i+1, got)
 				}
 			}
 			// The clients logged out: every old process exits, the
