@@ -50,6 +50,9 @@ type OldProcess struct {
 	BOSH, WebSocket int
 	// Exit is when it exits at the latest; zero until it has said.
 	Exit time.Time
+	// Moved is how many BOSH sessions it moved to this process at the
+	// hand-over.
+	Moved int
 }
 
 // server serves the admin endpoints of one BOSH handler.
@@ -162,7 +165,7 @@ var statusPage = template.Must(template.New("status").Parse(`<!DOCTYPE html>
 <tr><th>Go</th><td>{{.Go}}</td></tr>
 <tr><th>uptime</th><td>{{.Uptime}}</td></tr>
 <tr><th>process</th><td>{{.PID}}</td></tr>
-{{with .Old}}<tr><th>old process</th><td>{{.PID}}, after a live upgrade: serving {{.BOSH}} BOSH and {{.WebSocket}} WebSocket sessions to their end{{if not .Exit.IsZero}}, exiting by {{.Exit.UTC.Format "2006-01-02 15:04:05 UTC"}}{{end}}</td></tr>
+{{with .Old}}<tr><th>old process</th><td>{{.PID}}, after a live upgrade: moved {{.Moved}} BOSH sessions here, serving {{.BOSH}} BOSH and {{.WebSocket}} WebSocket sessions to their end{{if not .Exit.IsZero}}, exiting by {{.Exit.UTC.Format "2006-01-02 15:04:05 UTC"}}{{end}}</td></tr>
 {{end}}{{if .Draining}}<tr><th>draining</th><td>yes: new sessions are refused (<a href="/drain">/drain</a>)</td></tr>
 {{end}}<tr><th>BOSH sessions</th><td>{{.Stats.Live}}</td></tr>
 <tr><th>held requests</th><td>{{.Stats.Held}}</td></tr>

@@ -113,10 +113,10 @@ func TestStatusOldProcess(t *testing.T) {
 		{"no upgrade", nil, ""},
 		{"old process gone", func() (admin.OldProcess, bool) { return admin.OldProcess{}, false }, ""},
 		{"old process serving", func() (admin.OldProcess, bool) {
-			return admin.OldProcess{PID: 4242, BOSH: 7, WebSocket: 2, Exit: exit}, true
-		}, "<th>old process</th><td>4242, after a live upgrade: serving 7 BOSH and 2 WebSocket sessions to their end, exiting by 2026-12-07 14:35:00 UTC</td>"},
+			return admin.OldProcess{PID: 4242, BOSH: 7, WebSocket: 2, Exit: exit, Moved: 12}, true
+		}, "<th>old process</th><td>4242, after a live upgrade: moved 12 BOSH sessions here, serving 7 BOSH and 2 WebSocket sessions to their end, exiting by 2026-12-07 14:35:00 UTC</td>"},
 		{"exit not said yet", func() (admin.OldProcess, bool) { return admin.OldProcess{PID: 4242}, true },
-			"<th>old process</th><td>4242, after a live upgrade: serving 0 BOSH and 0 WebSocket sessions to their end</td>"},
+			"<th>old process</th><td>4242, after a live upgrade: moved 0 BOSH sessions here, serving 0 BOSH and 0 WebSocket sessions to their end</td>"},
 	} {
 		_, body := get(t, admin.NewHandler(h, admin.Options{OldProcess: tc.old}), "/")
 		if !strings.Contains(body, fmt.Sprintf("<tr><th>process</th><td>%d</td></tr>", os.Getpid())) {

@@ -86,6 +86,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 	}
 	c.params.Secure = h.overTLS(r) // XEP-0124 §19.1
 	c.params.OnEnd = release
+	c.params.Client = ip
 	s, err := h.sessions.Create(c.params, conn, b.rid)
 	if err != nil {
 		h.refuse(w, c.content, c.params.Legacy, &requestError{cond: session.SystemShutdown, msg: err.Error()})

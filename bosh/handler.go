@@ -49,6 +49,11 @@ type Handler struct {
 	poller    *netpoll.Poller // immutable
 	parkers   sync.WaitGroup
 	parkedNow atomic.Int64
+	// parked are the parked requests by session and rid, and moved
+	// the sids of the sessions moved to the new process of a live
+	// upgrade (move.go).
+	parked parkedSet
+	moved  sync.Map // sid → struct{}
 
 	// testPanic, if set, is called at points of serveBOSH named by its
 	// argument, so that tests can make handling a request panic. Only
@@ -237,8 +242,26 @@ func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
 		h.forwardCreation(w, r, data)
 		return
 	}
+	var s *session.Session
 	if b.sid != "" {
-		if p := h.relative(r); p != nil && h.sessions.Get(b.sid) == nil {
+		s = h.sessions.Get(b.sid)
+		if s != nil {
+			// Kept out of a session being moved to the new process
+			// of a live upgrade until it has moved, or not
+			// (move.go).
+			switch h.enter(r.Context(), s) {
+			case entered:
+				defer w.leave()
+				w.entered = s
+			case enterGone:
+				putBuffer(bp, data)
+				setOutcome(w, "gone")
+				return
+			case enterMoved:
+				s = nil
+			}
+		}
+		if p := h.relativeFor(r, b.sid); p != nil && s == nil {
 			// A live upgrade: the other process may hold it
 			// (handoff.go). The buffer is left to the collector.
 			h.relay(w, r, p, b.sid, b.rid, data)
@@ -257,7 +280,6 @@ func (h *Handler) serveBOSH(w *responseWriter, r *http.Request) {
 		h.create(w, r, b)
 		return
 	}
-	s := h.sessions.Get(b.sid)
 	if s == nil {
 		// XEP-0124 §7.1, §17.1: unknown sid, told in the body.
 		h.log.Debug("unknown sid", "remote", r.RemoteAddr)

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strings"
 	"sync/atomic"
+
+	"github.com/boshd/boshd/session"
 )
 
 // This file forwards requests between the processes of a live upgrade
@@ -30,6 +32,10 @@ import (
 const (
 	asPredecessor = "predecessor"
 	asSuccessor   = "successor"
+	// asMover is a predecessor sending back a request for a session it
+	// has moved to the receiver (move.go): the receiver holds it, or it
+	// has ended; either way the request goes no further.
+	asMover = "mover"
 )
 
 // relatives are the processes before and after this one, when an
@@ -37,6 +43,8 @@ const (
 type relatives struct {
 	pred atomic.Pointer[peer] // nil when there is none, or it exited
 	succ atomic.Pointer[peer] // nil until this process hands over
+	// mover is succ, reached as asMover.
+	mover atomic.Pointer[peer]
 }
 
 // handoffKey marks, in a request's context, that it came over this
@@ -58,6 +66,7 @@ func (h *Handler) SetPredecessor(socket string) {
 // it.
 func (h *Handler) SetSuccessor(socket string) {
 	h.rel.succ.Store(h.handoffPeer(asSuccessor, asPredecessor, socket))
+	h.rel.mover.Store(h.handoffPeer(asSuccessor, asMover, socket))
 }
 
 // handoffPeer returns the relative name reached at socket, to which this
@@ -90,6 +99,9 @@ func (h *Handler) relative(r *http.Request) *peer {
 		from = hp.from
 	}
 	switch {
+	case from == asMover:
+		// Sent back by the process that moved the session here.
+		return nil
 	case from == asSuccessor:
 		// On its way back: older processes only.
 		return pred
@@ -99,6 +111,45 @@ func (h *Handler) relative(r *http.Request) *peer {
 	default:
 		// The newest process: back, where it may have come from.
 		return pred
+	}
+}
+
+// relativeFor is relative for a request for sid, which this process
+// does not hold: a request on its way back for a session this process
+// has moved to the new one goes to it once more, marked so that it goes
+// no further.
+func (h *Handler) relativeFor(r *http.Request, sid string) *peer {
+	if hp := hopOf(r); hp != nil && viaHandoff(r) && hp.from == asSuccessor {
+		if _, moved := h.moved.Load(sid); moved {
+			return h.rel.mover.Load()
+		}
+	}
+	return h.relative(r)
+}
+
+// The outcomes of enter.
+const (
+	entered    = iota // in the session: Leave once held or answered
+	enterGone         // the client went away while the session was frozen
+	enterMoved        // the session has moved to the new process
+)
+
+// enter lets a request into s (session.Session.Enter), waiting while s
+// is frozen for a move to the new process of a live upgrade.
+func (h *Handler) enter(ctx context.Context, s *session.Session) int {
+	for {
+		ok, thawed := s.Enter()
+		if ok {
+			return entered
+		}
+		select {
+		case <-thawed:
+		case <-ctx.Done():
+			return enterGone
+		}
+		if s.MovedAway() {
+			return enterMoved
+		}
 	}
 }
 
@@ -120,8 +171,8 @@ func setHop(header http.Header, h *hop) {
 // readHandoffHop returns the hop of a request forwarded by a relative.
 func readHandoffHop(header http.Header) (*hop, error) {
 	hp := &hop{from: header.Get(hopFrom), xff: strings.Join(header.Values("X-Forwarded-For"), ", ")}
-	if hp.from != asPredecessor && hp.from != asSuccessor {
-		return nil, fmt.Errorf("%s: want %s or %s, got %q", hopFrom, asPredecessor, asSuccessor, hp.from)
+	if hp.from != asPredecessor && hp.from != asSuccessor && hp.from != asMover {
+		return nil, fmt.Errorf("%s: want %s, %s or %s, got %q", hopFrom, asPredecessor, asSuccessor, asMover, hp.from)
 	}
 	a, err := netip.ParseAddr(header.Get(hopFor))
 	if err != nil {

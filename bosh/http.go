@@ -47,6 +47,19 @@ type responseWriter struct {
 	outcome string
 	size    int
 	in      int // the request body's length, decompressed
+
+	// entered is the session the request entered
+	// (session.Session.Enter), until leave.
+	entered *session.Session
+}
+
+// leave lets the session the request entered be moved: the request is
+// in it, held or answered. It may be called more than once.
+func (w *responseWriter) leave() {
+	if w.entered != nil {
+		w.entered.Leave()
+		w.entered = nil
+	}
 }
 
 // setOutcome records how a request ended, for metrics: "refused",

@@ -338,6 +338,54 @@ func (l *Listener) rest(c net.Conn, poller *netpoll.Poller) {
 	r.mu.Unlock()
 }
 
+// takeResting takes the connections resting on plain sockets whose watch
+// it could stop, for moving them to the new process of a live upgrade
+// (move.go): they are the caller's, to move, rest again or close. Those
+// over TLS stay.
+func (l *Listener) takeResting() []net.Conn {
+	l.mu.Lock()
+	var rs []*restingConn
+	for r := range l.resting {
+		if plainConn(r.c) != nil {
+			rs = append(rs, r)
+		}
+	}
+	l.mu.Unlock()
+	var taken []net.Conn
+	for _, r := range rs {
+		r.mu.Lock()
+		w, t := r.w, r.t
+		r.mu.Unlock()
+		if w == nil || !w.Stop() {
+			continue // readable, or expired: on its way already
+		}
+		if t != nil {
+			t.Stop()
+		}
+		l.forget(r)
+		taken = append(taken, r.c)
+	}
+	return taken
+}
+
+// adopt returns c, a connection the old process of a live upgrade handed
+// over, counted as the connections accepted here are (never refused: it
+// is open already).
+func (l *Listener) adopt(c net.Conn) net.Conn {
+	if l.conns == nil {
+		return c
+	}
+	ip, ok := ipOf(c.RemoteAddr())
+	if !ok {
+		return c
+	}
+	l.conns.take(ip, false)
+	if l.conns.g != nil {
+		l.conns.g.Metrics().ConnOpened()
+	}
+	return &countedConn{Conn: c, limits: l.conns, ip: ip}
+}
+
 // restingConn is a connection waiting for its client's next request.
 type restingConn struct {
 	l *Listener

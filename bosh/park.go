@@ -76,11 +76,14 @@ var parkTimers = sync.Pool{New: func() any {
 func (h *Handler) handle(w *responseWriter, r *http.Request, s *session.Session, req session.Request) (resp *session.Response, sent func(), parked bool, err error) {
 	origin, rc := h.parkable(r)
 	if rc == nil {
-		resp, sent, err = s.Handle(r.Context(), req)
+		call := s.Start(req, nil)
+		w.leave() // held or answered: the session may be moved
+		resp, sent, err = call.Wait(r.Context())
 		return resp, sent, false, err
 	}
 	wake := new(wakeup)
 	call := s.Start(req, wake.fire)
+	w.leave()
 	if !call.Ready() {
 		if after := h.cfg.ParkAfter; after > 0 {
 			t := parkTimers.Get().(*time.Timer)
@@ -167,6 +170,7 @@ func (h *Handler) park(w *responseWriter, r *http.Request, s *session.Session, c
 			h.log.Debug("parked request not watched", "err", err)
 		}
 	}
+	h.parked.add(p)
 	wake.arm(p.answered)
 	return true
 }
@@ -231,6 +235,7 @@ func (p *parkedRequest) gone() {
 
 // done counts the request out of the handler's parked ones.
 func (p *parkedRequest) done() {
+	p.h.parked.remove(p)
 	p.h.parkedNow.Add(-1)
 	p.h.parkers.Done()
 }

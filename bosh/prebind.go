@@ -152,6 +152,7 @@ func (h *Handler) Prebind(ctx context.Context, req PrebindRequest) (*PrebindSess
 		MaxQueueBytes: h.cfg.MaxQueueBytes,
 		ContentType:   defaultContentType,
 		Domain:        target.Domain,
+		Client:        req.ClientIP,
 		Polling:       h.cfg.Polling,
 		OnEnd:         release,
 	}

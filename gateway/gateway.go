@@ -159,6 +159,14 @@ func (g *Gateway) Dial(ctx context.Context, t xmpp.Target) (*xmpp.Conn, error) {
 	return conn, err
 }
 
+// Resume goes on with an upstream stream the old process of a live
+// upgrade handed over (xmpp.Conn.Handoff), on f, its socket: the stream
+// is parked and watched by this gateway's poller at once, as a dialled
+// one would be. f stays the caller's.
+func (g *Gateway) Resume(st xmpp.ConnState, f *os.File) (*xmpp.Conn, error) {
+	return g.dialer.Resume(st, f)
+}
+
 // Stop marks the server as stopping: Stopping reports true from then on,
 // and Ready fails. A binding's Shutdown calls it first, so that no
 // binding opens a session once any is shutting down.

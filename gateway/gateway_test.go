@@ -459,3 +459,27 @@ func TestCountingWatcher(t *testing.T) {
 	}
 	check("failed watch", 0)
 }
+
+// TestAdopt: a session handed over by the old process of an upgrade takes
+// a slot over the limits, and counts against them until released.
+func TestAdopt(t *testing.T) {
+	t.Parallel()
+	g := newGateway(t, func(c *config.Config) { c.MaxSessions, c.MaxSessionsPerIP = 1, 1 })
+	r1, err := g.Acquire("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2 := g.Adopt("a")
+	if total, forA := g.Sessions("a"); total != 2 || forA != 2 {
+		t.Errorf("Sessions(a) = %d, %d; want 2, 2", total, forA)
+	}
+	r1()
+	if _, err := g.Acquire("b"); err == nil {
+		t.Error("a new session taken while an adopted one fills max_sessions")
+	}
+	r2()
+	r2()
+	if total, _ := g.Sessions("a"); total != 0 {
+		t.Errorf("%d sessions counted after releasing all", total)
+	}
+}

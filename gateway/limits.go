@@ -64,6 +64,16 @@ func (l *sessionLimits) acquire(ip string) (release func(), err error) {
 	return func() { once.Do(func() { l.release(ip) }) }, nil
 }
 
+// adopt takes a slot for ip whatever the limits.
+func (l *sessionLimits) adopt(ip string) (release func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total++
+	l.perIP[ip]++
+	var once sync.Once
+	return func() { once.Do(func() { l.release(ip) }) }
+}
+
 func (l *sessionLimits) release(ip string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -177,6 +187,14 @@ func clientIP(r *http.Request, proxies proxyList) (ip string, forwardIgnored boo
 // is a *LimitError naming the limit reached.
 func (g *Gateway) Acquire(ip string) (release func(), err error) {
 	return g.limits.acquire(ip)
+}
+
+// Adopt takes a slot for a session of the client at ip that the old
+// process of a live upgrade handed over, whatever the limits: the session
+// exists already, and counts against them from now on. release is as
+// Acquire's.
+func (g *Gateway) Adopt(ip string) (release func()) {
+	return g.limits.adopt(ip)
 }
 
 // Sessions returns the sessions counted against the limits, in all and

@@ -3,6 +3,7 @@ package integration
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -27,9 +28,13 @@ const browserUpgradeMessages = 10
 // upgrades, each started as the messages are on their way. No client sees
 // a failed request, an HTTP error or a terminate, or logs in again; every
 // message arrives once, in order on the wire (checked with Strophe.js;
-// Converse.js's screen is checked for once each, see run.mjs). Each old process serves the sessions it
-// holds to their end (with a STARTTLS upstream they cannot move, design
-// 005) and exits once alice and bob log out; the newest process stays.
+// Converse.js's screen is checked for once each, see run.mjs). Over a
+// plaintext upstream both sessions move to the new process at each
+// hand-over (the browsers' parked requests with them) and each old
+// process exits at once; with a STARTTLS upstream they cannot move
+// (design 005): each old process serves them to their end, the newest
+// forwarding to it, and exits once alice and bob log out. The newest
+// process stays.
 func TestBrowserUpgrade(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -99,10 +104,32 @@ func TestBrowserUpgrade(t *testing.T) {
 			if got := statusPID(t, b.AdminAddr); got != newest {
 				t.Errorf("the status page shows pid %d, want the newest process %d", got, newest)
 			}
-			// The last round went through the newest process, which
-			// relayed it along the line to the first.
-			if n := b.AdminMetric(`boshd_forwarded_requests_total{outcome="ok",peer="predecessor"}`); n < 1 {
-				t.Errorf("the newest process forwarded %v requests to its predecessor, want some", n)
+			if tc.tls {
+				// The last round went through the newest process,
+				// which relayed it along the line to the first.
+				if n := b.AdminMetric(`boshd_forwarded_requests_total{outcome="ok",peer="predecessor"}`); n < 1 {
+					t.Errorf("the newest process forwarded %v requests to its predecessor, want some", n)
+				}
+			}
+			// Plaintext, the first hand-over moved both sessions and
+			// none was kept or failed later (a later hand-over may come
+			// before the sessions have landed in the process making
+			// it, the scenario upgrading as soon as it is told); over
+			// STARTTLS the first kept them, and the later ones had
+			// none of their own.
+			all := movedLine.FindAllStringSubmatch(b.Log(), -1)
+			if len(all) != browserUpgrades {
+				t.Errorf("%d hand-overs logged their moves, want %d", len(all), browserUpgrades)
+			}
+			for i, m := range all {
+				got := m[1:]
+				switch {
+				case i == 0 && !tc.tls && !slices.Equal(got, []string{"2", "0", "0"}),
+					i == 0 && tc.tls && !slices.Equal(got, []string{"0", "0", "2"}),
+					i > 0 && !tc.tls && (got[1] != "0" || got[2] != "0"),
+					i > 0 && tc.tls && !slices.Equal(got, []string{"0", "0", "0"}):
+					t.Errorf("hand-over %d moved, failed, kept %v sessions", i+1, got)
+				}
 			}
 			// The clients logged out: every old process exits, the
 			// newest serves on.

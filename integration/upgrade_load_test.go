@@ -23,7 +23,9 @@ import (
 // read (SIGSTOP across the hand-over). No session sees a terminate, an
 // HTTP error or a network error, none logs in again, every message
 // arrives once and in order, the listening process changes each time,
-// and every old process exits once its sessions have ended.
+// the sessions move to the new process at each hand-over over a
+// plaintext upstream (design 005), and every old process exits once its
+// sessions have moved or ended.
 //
 // BOSHD_UPGRADE_LOAD_SESSIONS sets the number of sessions of both runs
 // (default upgradeLoadDefault; -short: 100).
@@ -76,11 +78,10 @@ type upgradeLoadExtra struct {
 }
 
 // TestLiveUpgradeLoad runs the upgrades under load over a plaintext
-// upstream and over STARTTLS (Prosody requiring it). Until sessions
-// move (design 005), every old process serves its sessions to their
-// end, the newest forwarding each request down the chain of processes;
-// once they move, the plaintext ones change process at each upgrade. The
-// test checks what a client sees, so it holds either way.
+// upstream and over STARTTLS (Prosody requiring it). The plaintext
+// sessions move to the new process at each upgrade; the STARTTLS ones
+// cannot (design 005): the first old process serves them to their end,
+// the newest forwarding each request down the chain of processes.
 func TestLiveUpgradeLoad(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -250,6 +251,7 @@ func testLiveUpgradeLoad(t *testing.T, tls bool) {
 	}
 	checkUpgradeLoad(t, n, r, x)
 	logUpgradeTimeline(t, x, events)
+	checkUpgradeLoadMoves(t, n, tls, b.Log())
 
 	// Every old process exits once it serves nothing: boshload ended
 	// every session, and each old process also waits for its own
@@ -275,6 +277,35 @@ func testLiveUpgradeLoad(t *testing.T, tls bool) {
 	for _, line := range strings.Split(grepLines(b.Log(), "level=ERROR"), "\n") {
 		if line != "" && !strings.Contains(line, "upgrade failed: this process goes on serving") {
 			t.Errorf("boshd logged an error: %s", line)
+		}
+	}
+}
+
+// checkUpgradeLoadMoves checks what each of the four hand-overs moved
+// (design 005): over a plaintext upstream, the sessions, chatting, move
+// to the new process each time, nearly all of them (a session never
+// quiet within the bound is kept; none fails); over STARTTLS the first
+// keeps them all, and the later ones have none of their own.
+func checkUpgradeLoadMoves(t *testing.T, n int, tls bool, log string) {
+	t.Helper()
+	t.Logf("moves:\n%s", grepLines(log, "upgrade: sessions moved to the new process"))
+	all := movedLine.FindAllStringSubmatch(log, -1)
+	if len(all) != 4 {
+		t.Errorf("%d hand-overs logged their moves, want 4", len(all))
+	}
+	for i, m := range all {
+		moved, _ := strconv.Atoi(m[1])
+		failed, _ := strconv.Atoi(m[2])
+		kept, _ := strconv.Atoi(m[3])
+		switch {
+		case failed != 0:
+			t.Errorf("hand-over %d: %d sessions failed to move", i+1, failed)
+		case tls && i == 0 && (moved != 0 || kept != n):
+			t.Errorf("hand-over %d over STARTTLS moved %d sessions and kept %d, want all %d kept", i+1, moved, kept, n)
+		case tls && i > 0 && moved+kept != 0:
+			t.Errorf("hand-over %d over STARTTLS moved %d sessions and kept %d, want none of its own", i+1, moved, kept)
+		case !tls && (moved+kept != n || moved < n*9/10):
+			t.Errorf("hand-over %d moved %d sessions and kept %d, want nearly all %d moved", i+1, moved, kept, n)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package integration
 import (
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -19,12 +20,15 @@ import (
 
 // Live upgrades of the boshd binary (docs/design/005-live-upgrade.md,
 // issue 18): SIGUSR2 starts the binary again as a new process that takes
-// over the listening sockets, while the old one serves its sessions to
-// their end and then exits.
+// over the listening sockets; the old one moves its BOSH sessions to it
+// (the same TCP connections), serves those that cannot move (a TLS
+// upstream, WebSocket) to their end, and then exits.
 
 // upgradeConfig is the configuration file of TestLiveUpgrade: its
 // settings beside the command line's.
-const upgradeConfig = "max_wait: 10s\nupgrade_ready_timeout: 20s\nupgrade_drain_timeout: 2m\n"
+// park_after is short so that sessions are quiet, and move, soon after
+// the traffic stops.
+const upgradeConfig = "max_wait: 10s\nupgrade_ready_timeout: 20s\nupgrade_drain_timeout: 2m\npark_after: 200ms\n"
 
 // oldExitBound bounds the wait for an old process to exit once it holds
 // no session: its next tick (1 s), requests it forwards answered (at most
@@ -33,6 +37,60 @@ const oldExitBound = 45 * time.Second
 
 // handedOver matches the old process's log line of a hand-over.
 var handedOver = regexp.MustCompile(`msg="upgrade: handed over; [^"]*" new_pid=(\d+)`)
+
+// movedLine matches the old process's log line once it has moved what it
+// could to the new one.
+var movedLine = regexp.MustCompile(`msg="upgrade: sessions moved to the new process" moved=(\d+) failed=(\d+) kept=(\d+)`)
+
+// waitMoved waits for the n-th hand-over's moves (from 1) to be logged,
+// and returns its counts.
+func waitMoved(t *testing.T, b *boshdProcess, n int) (moved, failed, kept int) {
+	t.Helper()
+	var all [][]string
+	if !wait.For(30*time.Second, func() bool {
+		all = movedLine.FindAllStringSubmatch(b.Log(), -1)
+		return len(all) >= n
+	}) {
+		t.Fatalf("hand-over %d: no moves logged within 30s:\n%s", n, b.logs.Tail(30))
+	}
+	m := all[n-1]
+	moved, _ = strconv.Atoi(m[1])
+	failed, _ = strconv.Atoi(m[2])
+	kept, _ = strconv.Atoi(m[3])
+	return moved, failed, kept
+}
+
+// Prosody's log lines of a client stream connected and disconnected,
+// with the stream's c2s session name.
+var (
+	c2sConnected    = regexp.MustCompile(`(c2s[0-9a-f]+)\s+info\s+Client connected`)
+	c2sDisconnected = regexp.MustCompile(`(c2s[0-9a-f]+)\s+info\s+Client disconnected`)
+)
+
+// liveStreams returns the client streams a Prosody log shows connected
+// and not disconnected.
+func liveStreams(log string) map[string]bool {
+	live := make(map[string]bool)
+	for _, m := range c2sConnected.FindAllStringSubmatch(log, -1) {
+		live[m[1]] = true
+	}
+	for _, m := range c2sDisconnected.FindAllStringSubmatch(log, -1) {
+		delete(live, m[1])
+	}
+	return live
+}
+
+// disconnected returns those of streams a Prosody log shows
+// disconnected.
+func disconnected(log string, streams map[string]bool) []string {
+	var gone []string
+	for _, m := range c2sDisconnected.FindAllStringSubmatch(log, -1) {
+		if streams[m[1]] {
+			gone = append(gone, m[1])
+		}
+	}
+	return gone
+}
 
 // processExited reports whether pid has exited: gone, or a zombie no one
 // has reaped yet (an old process's children are reparented).
@@ -123,11 +181,12 @@ func upgradeOnce(b *boshdProcess, pid int) (int, error) {
 
 // TestLiveUpgrade is issue 18's upgrade with real parts: BOSH clients
 // chat with numbered messages through four SIGUSR2 in a row, one of them
-// to a binary whose configuration has become invalid; every message
-// arrives once and in order, no client sees a terminate or an HTTP
-// error, the listening process changes, a second SIGUSR2 to a process
-// that handed over is refused, and each old process exits once it serves
-// nothing.
+// to a binary whose configuration has become invalid; every session
+// moves to the new process at each hand-over, its upstream the same TCP
+// connection (Prosody logs no disconnect); every message arrives once
+// and in order, no client sees a terminate or an HTTP error, the
+// listening process changes, a second SIGUSR2 to a process that handed
+// over is refused, and each old process exits once its sessions moved.
 func TestLiveUpgrade(t *testing.T) {
 	parallel(t)
 	p := startProsody(t, prosodyOptions{})
@@ -153,12 +212,23 @@ func TestLiveUpgrade(t *testing.T) {
 		t.Fatalf("the status page shows pid %d, want boshd's %d", got, b.Pid())
 	}
 
+	// The client streams Prosody has open: they must live through the
+	// moves.
+	streams := liveStreams(p.Log())
+	if len(streams) != 2 {
+		t.Fatalf("Prosody shows %d client streams open, want alice's and bob's: %v", len(streams), streams)
+	}
+
 	// First upgrade, with messages on their way both ways.
 	for i := range 20 {
 		alice.Send(message(bobLogin.JID, fmt.Sprintf("x%d", i), fmt.Sprintf("across %d", i)))
 		bob.Send(message(aliceLogin.JID, fmt.Sprintf("y%d", i), fmt.Sprintf("across %d", i)))
 	}
 	pids = append(pids, upgradeTo(t, b, pids[0]))
+	// A process that handed over refuses another upgrade (at once: it
+	// exits once its sessions have moved).
+	syscall.Kill(pids[0], syscall.SIGUSR2)
+	b.WaitLog(t, "upgrade refused: this process has handed over already")
 	for i := range 20 {
 		for _, c := range []struct {
 			to   *Client
@@ -174,19 +244,22 @@ func TestLiveUpgrade(t *testing.T) {
 	if got := statusPID(t, b.AdminAddr); got != pids[1] {
 		t.Errorf("after the upgrade the status page shows pid %d, want the new process %d", got, pids[1])
 	}
-	// The old process serves its sessions; its clients' next
-	// connections reach the new one, which forwards to it.
+	// Both sessions moved once quiet: the new process has them, and
+	// the old one, serving nothing, exits without waiting for them to
+	// end.
+	if moved, failed, kept := waitMoved(t, b, 1); moved != 2 || failed != 0 || kept != 0 {
+		t.Errorf("the first hand-over moved %d sessions, failed %d, kept %d; want 2, 0, 0", moved, failed, kept)
+	}
+	if !wait.For(eventTimeout, func() bool { return b.AdminMetric(`boshd_upgrade_sessions_received_total`) == 2 }) {
+		t.Errorf("the new process received %v sessions, want 2", b.AdminMetric(`boshd_upgrade_sessions_received_total`))
+	}
+	if !wait.For(oldExitBound, func() bool { return processExited(pids[0]) }) {
+		t.Errorf("the first process (%d) still runs once its sessions moved", pids[0])
+	}
 	alice.tr.CloseIdleConnections()
 	bob.tr.CloseIdleConnections()
 	chat(alice, aliceLogin.JID, bob, bobLogin.JID)
 	chat(bob, bobLogin.JID, alice, aliceLogin.JID)
-	if n := b.AdminMetric(`boshd_forwarded_requests_total{outcome="ok",peer="predecessor"}`); n < 1 {
-		t.Errorf("the new process forwarded %v requests to the old one, want some", n)
-	}
-
-	// A process that handed over refuses another upgrade.
-	syscall.Kill(pids[0], syscall.SIGUSR2)
-	b.WaitLog(t, "upgrade refused: this process has handed over already")
 
 	// Sessions made in the new process.
 	carol, carolLogin := login(t, b.URL, p, "carol", "PLAIN", "web")
@@ -194,6 +267,7 @@ func TestLiveUpgrade(t *testing.T) {
 	goOnline(t, carol, dave)
 	chat(carol, carolLogin.JID, alice, aliceLogin.JID)
 	chat(bob, bobLogin.JID, dave, daveLogin.JID)
+	streams = liveStreams(p.Log())
 
 	// An upgrade to a binary that cannot start: its configuration
 	// refused. The process goes on serving everything.
@@ -213,11 +287,21 @@ func TestLiveUpgrade(t *testing.T) {
 	}
 	chat(alice, aliceLogin.JID, carol, carolLogin.JID)
 
-	// Two more in a row: three processes serve sessions at once, the
-	// oldest reached through the middle one.
-	pids = append(pids, upgradeTo(t, b, pids[1]))
-	chat(dave, daveLogin.JID, bob, bobLogin.JID)
-	pids = append(pids, upgradeTo(t, b, pids[2]))
+	// Two more in a row, with a chat while the sessions move: every
+	// session moves each time, and each old process exits.
+	for n := 2; n <= 3; n++ {
+		pids = append(pids, upgradeTo(t, b, pids[n-1]))
+		chat(dave, daveLogin.JID, bob, bobLogin.JID)
+		if moved, failed, kept := waitMoved(t, b, n); moved != 4 || failed != 0 || kept != 0 {
+			t.Errorf("hand-over %d moved %d sessions, failed %d, kept %d; want 4, 0, 0", n, moved, failed, kept)
+		}
+		if !wait.For(oldExitBound, func() bool { return processExited(pids[n-1]) }) {
+			t.Errorf("old process %d still runs once its sessions moved", pids[n-1])
+		}
+		if !wait.For(eventTimeout, func() bool { return b.AdminMetric(`boshd_upgrade_sessions_received_total`) == 4 }) {
+			t.Errorf("process %d received %v sessions, want 4", pids[n], b.AdminMetric(`boshd_upgrade_sessions_received_total`))
+		}
+	}
 	for _, c := range []*Client{alice, bob, carol, dave} {
 		c.tr.CloseIdleConnections()
 	}
@@ -248,30 +332,22 @@ func TestLiveUpgrade(t *testing.T) {
 			t.Errorf("%s: error %v, terminate %v", c.name, err, terminal)
 		}
 	}
+	// The same upstream TCP connections: Prosody saw no client stream
+	// of the four disconnect, and no other connect.
+	log := p.Log()
+	if len(streams) != 4 {
+		t.Errorf("Prosody showed client streams %v open before the last upgrades, want the four sessions'", streams)
+	}
+	if gone := disconnected(log, streams); len(gone) != 0 {
+		t.Errorf("Prosody logged the sessions' client streams %v disconnected through the upgrades", gone)
+	}
+	if live := liveStreams(log); !maps.Equal(live, streams) {
+		t.Errorf("Prosody shows client streams %v open after the upgrades, want the same as before, %v", live, streams)
+	}
 
-	// The old processes exit once they serve nothing: the first one
-	// when alice and bob leave, the second (which also forwards to the
-	// first) then, once carol and dave leave too; the third never held
-	// a session.
-	for _, c := range []*Client{alice, bob} {
+	for _, c := range clients {
 		if resp := c.Terminate(""); resp.Attr("type") != "terminate" {
 			t.Errorf("%s's terminate answered %s", c.name, resp)
-		}
-	}
-	if !wait.For(oldExitBound, func() bool { return processExited(pids[0]) }) {
-		t.Errorf("the first process (%d) still runs with no session left", pids[0])
-	}
-	if processExited(pids[1]) {
-		t.Errorf("the second process (%d) exited while it held carol's and dave's sessions", pids[1])
-	}
-	for _, c := range []*Client{carol, dave} {
-		if resp := c.Terminate(""); resp.Attr("type") != "terminate" {
-			t.Errorf("%s's terminate answered %s", c.name, resp)
-		}
-	}
-	for _, pid := range pids[1:3] {
-		if !wait.For(oldExitBound, func() bool { return processExited(pid) }) {
-			t.Errorf("old process %d still runs with no session left", pid)
 		}
 	}
 	if processExited(pids[3]) {
@@ -320,7 +396,7 @@ func TestLiveUpgradeNotify(t *testing.T) {
 	if got := next("READY=1"); got != "READY=1" {
 		t.Fatalf("boshd started and said %q, want READY=1", got)
 	}
-	alice, _ := login(t, b.URL, p, "alice", "PLAIN", "web") // the old process serves it on
+	alice, _ := login(t, b.URL, p, "alice", "PLAIN", "web") // moves to the new process
 
 	syscall.Kill(b.Pid(), syscall.SIGUSR2)
 	if got := next("RELOADING=1"); got != "RELOADING=1" {
@@ -347,12 +423,12 @@ func TestLiveUpgradeNotify(t *testing.T) {
 		}
 	}
 
-	// The old process exits once alice leaves, silently; the new one
-	// says STOPPING=1 on SIGTERM.
-	alice.Terminate("")
+	// The old process exits once alice's session has moved, silently;
+	// the new one says STOPPING=1 on SIGTERM.
 	if !wait.For(oldExitBound, func() bool { return processExited(b.Pid()) }) {
 		t.Fatalf("the old process (%d) still runs with no session left", b.Pid())
 	}
+	alice.Terminate("")
 	syscall.Kill(newPID, syscall.SIGTERM)
 	if got := next("STOPPING=1"); got != "STOPPING=1" {
 		t.Fatalf("on SIGTERM the main process said %q, want STOPPING=1", got)
@@ -366,14 +442,15 @@ func TestLiveUpgradeNotify(t *testing.T) {
 	}
 }
 
-// TestLiveUpgradeDrainTimeout checks the bound of an old process: a BOSH
-// and a WebSocket session it holds go on after the hand-over (the new
-// process's metrics count them, and say when the old one exits) until
+// TestLiveUpgradeDrainTimeout checks the bound of an old process: what
+// it could not move goes on after the hand-over (the new process's
+// metrics count it, and say when the old one exits) until
 // upgrade_drain_timeout, when the BOSH client is told system-shutdown and
 // the WebSocket closed with 1012 (service restart); then it exits.
 //
-// It runs over a plaintext upstream and over STARTTLS (Prosody requiring
-// it), whose sessions could not move even once moving is built.
+// Over STARTTLS (Prosody requiring it) neither session can move. Over a
+// plaintext upstream the BOSH session moves to the new process and goes
+// on after the bound, the old one serving the WebSocket alone.
 func TestLiveUpgradeDrainTimeout(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -390,7 +467,7 @@ func TestLiveUpgradeDrainTimeout(t *testing.T) {
 func testLiveUpgradeDrainTimeout(t *testing.T, tls bool) {
 	p := startProsody(t, prosodyOptions{TLS: tls})
 	const drain = 4 * time.Second
-	args := []string{"--upgrade-drain-timeout", drain.String(), "--max-wait", "10s"}
+	args := []string{"--upgrade-drain-timeout", drain.String(), "--max-wait", "10s", "--park-after", "200ms"}
 	if tls {
 		args = append(args, "--upstream-tls", "starttls", "--upstream-ca", p.CAFile)
 	}
@@ -402,16 +479,32 @@ func testLiveUpgradeDrainTimeout(t *testing.T, tls bool) {
 
 	start := time.Now()
 	newPID := upgradeTo(t, b, b.Pid())
+	wantMoved, oldBOSH := 1, 0.0
+	if tls {
+		wantMoved, oldBOSH = 0, 1
+	}
+	if moved, failed, kept := waitMoved(t, b, 1); moved != wantMoved || failed != 0 || kept != 1-wantMoved {
+		t.Errorf("the hand-over moved %d sessions, failed %d, kept %d; want %d, 0, %d", moved, failed, kept, wantMoved, 1-wantMoved)
+	}
 	eventually(t, eventTimeout, "the new process counting the old one's sessions", func() bool {
-		return b.AdminMetric(`boshd_upgrade_old_sessions{binding="bosh"}`) == 1 &&
+		return b.AdminMetric(`boshd_upgrade_old_sessions{binding="bosh"}`) == oldBOSH &&
 			b.AdminMetric(`boshd_upgrade_old_sessions{binding="websocket"}`) == 1
 	})
+	if !wait.For(eventTimeout, func() bool { return b.AdminMetric("boshd_upgrade_sessions_received_total") == float64(wantMoved) }) {
+		t.Errorf("the new process received %v sessions, want %d", b.AdminMetric("boshd_upgrade_sessions_received_total"), wantMoved)
+	}
 	exit := b.AdminMetric("boshd_upgrade_old_exit_timestamp_seconds")
 	if at := time.UnixMilli(int64(exit * 1000)); at.Before(start.Add(drain-time.Second)) || at.After(time.Now().Add(drain+time.Second)) {
 		t.Errorf("the new process says the old one exits at %v, want about %v after the hand-over at %v", at, drain, start)
 	}
 
-	// Both sessions go on in the old process meanwhile.
+	if !tls {
+		// Her next requests on new connections, which reach the new
+		// process: one kept alive to the old process would be cut
+		// when it exits (as for every session it did not hold).
+		alice.tr.CloseIdleConnections()
+	}
+	// Both sessions go on meanwhile.
 	bob.Send(chat(aliceLogin.JID, "after the hand-over"))
 	if m := alice.WaitFor("bob's message", isStanza("message")); m.ChildText(nsClient, "body") != "after the hand-over" {
 		t.Fatalf("alice got %s", m)
@@ -421,16 +514,19 @@ func testLiveUpgradeDrainTimeout(t *testing.T, tls bool) {
 		t.Fatalf("bob got %s", m)
 	}
 
-	// At the bound: system-shutdown, 1012, and the old process exits.
-	end := alice.WaitTerminated()
-	if end.Attr("condition") != "system-shutdown" {
-		t.Errorf("alice's session ended with %s, want system-shutdown", end)
+	// At the bound: 1012, system-shutdown for a session that did not
+	// move, and the old process exits.
+	if code, reason := bob.WaitClosed(); code != 1012 {
+		t.Errorf("bob's WebSocket closed with %d %q, want 1012", code, reason)
 	}
 	if took := time.Since(start); took < drain-time.Second {
 		t.Errorf("the old process ended its sessions %v after the hand-over, before upgrade_drain_timeout %v", took, drain)
 	}
-	if code, reason := bob.WaitClosed(); code != 1012 {
-		t.Errorf("bob's WebSocket closed with %d %q, want 1012", code, reason)
+	if tls {
+		end := alice.WaitTerminated()
+		if end.Attr("condition") != "system-shutdown" {
+			t.Errorf("alice's session ended with %s, want system-shutdown", end)
+		}
 	}
 	if !wait.For(oldExitBound, func() bool { return processExited(b.Pid()) }) {
 		t.Fatalf("the old process (%d) still runs after upgrade_drain_timeout", b.Pid())
@@ -441,6 +537,20 @@ func testLiveUpgradeDrainTimeout(t *testing.T, tls bool) {
 	})
 	if processExited(newPID) {
 		t.Fatalf("the new process (%d) exited", newPID)
+	}
+	if !tls {
+		// The session that moved goes on in the new process.
+		alice.tr.CloseIdleConnections()
+		alice.Send(chat(aliceLogin.JID, "after the bound"))
+		if m := alice.WaitFor("her own message", isStanza("message")); m.ChildText(nsClient, "body") != "after the bound" {
+			t.Fatalf("alice got %s", m)
+		}
+		alice.mu.Lock()
+		err, terminal := alice.err, alice.terminal
+		alice.mu.Unlock()
+		if err != nil || terminal != nil {
+			t.Errorf("alice: error %v, terminate %v", err, terminal)
+		}
 	}
 }
 
@@ -495,13 +605,17 @@ func TestLiveUpgradeNewBinary(t *testing.T) {
 	chatInOrder(t, alice, aliceLogin.JID, bob, bobLogin.JID, "after", 20)
 }
 
-// TestLiveUpgradeSuccessorKilled is kill -9 of the new process right
-// after the hand-over: the old process, which kept copies of the
+// TestLiveUpgradeSuccessorKilled is kill -9 of the new process in the
+// middle of a hand-over: the old process, which kept copies of the
 // listening sockets, accepts again (a session created just after the
 // kill, its connection queued meanwhile, is served), logs it, counts it,
-// and is the process the status page shows; the sessions it held go on,
-// the one the dead process held is answered item-not-found, and a next
-// upgrade hands over the sockets taken back.
+// and is the process the status page shows; a session not moved yet (one
+// waiting for a missing rid cannot move) goes on there, the one that
+// moved before the kill is answered item-not-found, and a next upgrade
+// hands over the sockets taken back, sessions moving to it.
+//
+// No request is on its way through the new process as it is killed: one
+// would fail at the HTTP level, which Go's client does not retry.
 func TestLiveUpgradeSuccessorKilled(t *testing.T) {
 	parallel(t)
 	p := startProsody(t, prosodyOptions{})
@@ -510,15 +624,40 @@ func TestLiveUpgradeSuccessorKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := startUpgradable(t, p, nil, "--config", cfgFile)
-	alice, aliceLogin := login(t, b.URL, p, "alice", "PLAIN", "web")
-	bob, bobLogin := login(t, b.URL, p, "bob", "PLAIN", "web")
-	goOnline(t, alice, bob)
-	chatInOrder(t, alice, aliceLogin.JID, bob, bobLogin.JID, "before", 10)
-	alice.Sync()
-	bob.Sync()
+	hc := &http.Client{Timeout: eventTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
+	post := func(body string) string {
+		t.Helper()
+		_, data, err := readAll(hc.Post(b.URL, "text/xml; charset=utf-8", strings.NewReader(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	// erin's session is quiet: it moves as soon as the hand-over starts.
+	erin := newClient(t, "erin", b.URL)
+	erin.MustCreate()
+	erinSID := erin.SID()
+	erin.Close()
+	// frank's waits for a missing rid (its request rid+2 came first,
+	// held here): it cannot move until rid+1 comes.
+	frank := newClient(t, "frank", b.URL)
+	frank.MustCreate()
+	frank.Close()
+	frank.mu.Lock()
+	frankSID, frankRID := frank.sid, frank.nextRID-1 // frankRID+1 is the next rid
+	frank.mu.Unlock()
+	ahead := make(chan string, 1)
+	go func() {
+		_, data, _ := readAll(hc.Post(b.URL, "text/xml; charset=utf-8", strings.NewReader(fmt.Sprintf("<body xmlns='http://jabber.org/protocol/httpbind' sid='%s' rid='%d'/>", frankSID, frankRID+2))))
+		ahead <- string(data)
+	}()
 
 	old := b.Pid()
 	newPID := upgradeTo(t, b, old)
+	movedLog := func(sid string) string { return `msg="session moved to the new process" sid=` + sid[:8] }
+	if !wait.For(30*time.Second, func() bool { return strings.Contains(b.Log(), movedLog(erinSID)) }) {
+		t.Fatalf("erin's quiet session did not move:\n%s", b.logs.Tail(30))
+	}
 	if err := syscall.Kill(newPID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -533,21 +672,39 @@ func TestLiveUpgradeSuccessorKilled(t *testing.T) {
 	if n := b.AdminMetric(`boshd_upgrades_total{outcome="taken_back"}`); n != 1 {
 		t.Errorf("boshd_upgrades_total{outcome=\"taken_back\"} = %v, want 1", n)
 	}
+	if moved, failed, kept := waitMoved(t, b, 1); moved != 1 || failed+kept != 1 {
+		t.Errorf("the hand-over cut by the kill moved %d sessions, failed %d, kept %d; want erin's moved, frank's kept", moved, failed, kept)
+	}
+	if strings.Contains(b.Log(), movedLog(frankSID)) {
+		t.Error("frank's session moved while waiting for a missing rid")
+	}
 
-	// The old process's sessions go on, on new connections too.
-	alice.tr.CloseIdleConnections()
-	bob.tr.CloseIdleConnections()
-	chatInOrder(t, alice, aliceLogin.JID, bob, bobLogin.JID, "after", 10)
-	chatInOrder(t, bob, bobLogin.JID, alice, aliceLogin.JID, "back", 10)
+	// frank's session, not moved, goes on here: its missing rid comes,
+	// and both requests are answered.
+	if resp := post(fmt.Sprintf("<body xmlns='http://jabber.org/protocol/httpbind' sid='%s' rid='%d'/>", frankSID, frankRID+1)); strings.Contains(resp, "terminate") {
+		t.Errorf("frank's missing rid answered %s", resp)
+	}
+	select {
+	case resp := <-ahead:
+		if resp == "" || strings.Contains(resp, "terminate") {
+			t.Errorf("frank's request ahead of the missing rid answered %q", resp)
+		}
+	case <-time.After(eventTimeout):
+		t.Error("frank's request ahead of the missing rid not answered")
+	}
 	if resp := dave.Terminate(""); resp.Attr("type") != "terminate" || resp.Attr("condition") != "" {
 		t.Errorf("dave's session, made as the new process died, ended with %s", resp)
+	}
+	// erin's session moved to the process that died: gone with it.
+	if resp := post(fmt.Sprintf("<body xmlns='http://jabber.org/protocol/httpbind' sid='%s' rid='%d'/>", erinSID, randomRID())); !strings.Contains(resp, "item-not-found") {
+		t.Errorf("a request for erin's session, moved to the process that died, answered %s, want item-not-found", resp)
 	}
 
 	// A session the dead process held is gone: item-not-found, at once.
 	second := upgradeTo(t, b, old)
 	carol := newClient(t, "carol", b.URL)
 	carol.MustCreate()
-	sid := carol.SID()
+	carolSID := carol.SID()
 	carol.Close()
 	if err := syscall.Kill(second, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -555,19 +712,22 @@ func TestLiveUpgradeSuccessorKilled(t *testing.T) {
 	eventually(t, eventTimeout, "the second take-back", func() bool {
 		return countLines(b.Log(), "this process accepts again") == 2
 	})
-	c := &http.Client{Timeout: eventTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
-	_, data, err := readAll(c.Post(b.URL, "text/xml; charset=utf-8", strings.NewReader(fmt.Sprintf("<body xmlns='http://jabber.org/protocol/httpbind' sid='%s' rid='%d'/>", sid, randomRID()))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(data), "item-not-found") {
-		t.Errorf("a request for the dead process's session answered %s, want item-not-found", data)
+	if resp := post(fmt.Sprintf("<body xmlns='http://jabber.org/protocol/httpbind' sid='%s' rid='%d'/>", carolSID, randomRID())); !strings.Contains(resp, "item-not-found") {
+		t.Errorf("a request for the dead process's session answered %s, want item-not-found", resp)
 	}
 
-	// The sockets taken back are handed over again.
+	// The sockets taken back are handed over again, and the sessions
+	// left move to the new process.
+	alice, aliceLogin := login(t, b.URL, p, "alice", "PLAIN", "web")
+	bob, bobLogin := login(t, b.URL, p, "bob", "PLAIN", "web")
+	goOnline(t, alice, bob)
+	chatInOrder(t, alice, aliceLogin.JID, bob, bobLogin.JID, "before", 10)
 	next := upgradeTo(t, b, old)
 	if got := statusPID(t, b.AdminAddr); got != next {
 		t.Errorf("after a third upgrade the status page shows pid %d, want %d", got, next)
+	}
+	if moved, failed, _ := waitMoved(t, b, 3); moved < 2 || failed != 0 {
+		t.Errorf("the third hand-over moved %d sessions, failed %d; want alice's and bob's moved", moved, failed)
 	}
 	alice.tr.CloseIdleConnections()
 	bob.tr.CloseIdleConnections()
@@ -587,7 +747,8 @@ func TestLiveUpgradeSuccessorKilled(t *testing.T) {
 // upgraded, more messages are sent (into the sockets' buffers), and
 // Prosody goes on (SIGCONT) only once the new process has taken over.
 // Every message arrives once and in order, no client sees an error or a
-// terminate, and the old process exits once its sessions end.
+// terminate, and the old process exits once its sessions have moved or
+// ended.
 func TestLiveUpgradeProsodySlow(t *testing.T) {
 	parallel(t)
 	p := startProsody(t, prosodyOptions{})

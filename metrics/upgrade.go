@@ -28,6 +28,9 @@ type upgrade struct {
 	upgrades    *prometheus.CounterVec
 	oldSessions *prometheus.GaugeVec
 	oldExit     prometheus.Gauge
+	moved       *prometheus.CounterVec
+	received    prometheus.Counter
+	handOff     prometheus.Gauge
 }
 
 func newUpgrade() *upgrade {
@@ -41,6 +44,18 @@ func newUpgrade() *upgrade {
 		oldExit: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "boshd_upgrade_old_exit_timestamp_seconds", Help: "When the old process of a live upgrade exits at the latest (its upgrade_drain_timeout), in Unix seconds; 0 when there is none.",
 		}),
+		moved: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "boshd_upgrade_sessions_moved_total", Help: "BOSH sessions of this process at the hand-over of a live upgrade, by outcome: moved (the new process has them, the same TCP connections), failed (the new process did not take them) or kept (a TLS upstream or client connection, or never quiet); this process serves failed and kept ones to their end.",
+		}, []string{"outcome"}),
+		received: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "boshd_upgrade_sessions_received_total", Help: "BOSH sessions the old process of a live upgrade moved to this one.",
+		}),
+		handOff: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "boshd_upgrade_handoff_seconds", Help: "How long the last hand-over of sessions to a new process took, in seconds; 0 before any.",
+		}),
+	}
+	for _, o := range []string{"moved", "failed", "kept"} {
+		u.moved.WithLabelValues(o)
 	}
 	for _, o := range []string{UpgradeReady, UpgradeFailed, UpgradeRefused, UpgradeTakenBack} {
 		u.upgrades.WithLabelValues(o)
@@ -51,7 +66,7 @@ func newUpgrade() *upgrade {
 }
 
 func (u *upgrade) collectors() []prometheus.Collector {
-	return []prometheus.Collector{u.upgrades, u.oldSessions, u.oldExit}
+	return []prometheus.Collector{u.upgrades, u.oldSessions, u.oldExit, u.moved, u.received, u.handOff}
 }
 
 // Upgraded counts an upgrade this process started, with its outcome.
@@ -68,3 +83,18 @@ func (m *Metrics) OldProcess(bosh, websocket int, exit time.Time) {
 	}
 	m.upgrade.oldExit.Set(float64(exit.UnixMilli()) / 1000)
 }
+
+// UpgradeMoved counts the BOSH sessions of a hand-over: moved to the new
+// process, failed (it did not take them) and kept (they could not move).
+func (m *Metrics) UpgradeMoved(moved, failed, kept int) {
+	m.upgrade.moved.WithLabelValues("moved").Add(float64(moved))
+	m.upgrade.moved.WithLabelValues("failed").Add(float64(failed))
+	m.upgrade.moved.WithLabelValues("kept").Add(float64(kept))
+}
+
+// UpgradeReceived counts a BOSH session the old process moved to this
+// one.
+func (m *Metrics) UpgradeReceived() { m.upgrade.received.Inc() }
+
+// UpgradeHandOff sets how long the last hand-over of sessions took.
+func (m *Metrics) UpgradeHandOff(d time.Duration) { m.upgrade.handOff.Set(d.Seconds()) }

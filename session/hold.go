@@ -160,6 +160,9 @@ func (s *Session) waitExpired(gen uint64) {
 			return
 		}
 		s.wait = nil
+		if s.frozen.Load() {
+			return // re-armed by Thaw
+		}
 		now := s.clock.Now()
 		expired := false
 		for len(s.held) > 0 && !s.held[0].due.After(now) {

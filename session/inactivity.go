@@ -62,6 +62,9 @@ func (s *Session) idleExpiredLocked(gen uint64) bool {
 		return false
 	}
 	s.idle = nil
+	if s.frozen.Load() {
+		return false // re-armed by Thaw
+	}
 	if s.idleSince.IsZero() || len(s.held) > 0 {
 		return false // busy since: the next idle period arms a new timer
 	}

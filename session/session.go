@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -52,6 +53,10 @@ type Params struct {
 	// Domain is the XMPP domain the session was created for. The session
 	// only keeps it.
 	Domain string
+	// Client is the client's address the session's slot was taken for
+	// (gateway.Gateway.Acquire), so that a process the session moves to
+	// counts it for the same address. The session only keeps it.
+	Client string
 	// Polling is the shortest interval allowed between two empty
 	// requests of a polling session (XEP-0124 §12).
 	Polling time.Duration
@@ -240,6 +245,20 @@ type Session struct {
 	// the client so. told says whether the client has received it.
 	final *Response
 	told  bool
+	// thawed is closed when a frozen session is thawed or moved; nil
+	// when it is not frozen. handing is set once Freeze has handed its
+	// upstreams over, until Thaw.
+	thawed  chan struct{}
+	handing bool
+
+	// frozen is set while the session is being moved to another
+	// process (Freeze): its timers fire to no effect, and its upstreams
+	// are not watched, until Thaw, or Moved forgets it; moved is set by
+	// Moved. Both change under mu, and are read without it by Enter.
+	// users counts the requests between Enter and Leave: Freeze refuses
+	// a session with any (see Enter).
+	frozen, moved atomic.Bool
+	users         atomic.Int32
 }
 
 // request is a Request on its way through the session. Request and done

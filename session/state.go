@@ -173,6 +173,19 @@ func copyResponse(r *Response) *Response {
 // connection. It fails if st is of another version, does not match ups,
 // or its ID is taken here.
 func (r *Registry) Restore(st State, ups []Upstream, onEnd func()) (*Session, []*Call, error) {
+	return r.restore(st, ups, onEnd, false)
+}
+
+// RestoreClosed is Restore of a session that is not to do anything yet:
+// it is registered, but closed to requests as Freeze closes a session,
+// its timers to no effect and its upstreams not read, until Thaw opens
+// it (the old process has let it go), or Moved drops it (it has not),
+// writing nothing.
+func (r *Registry) RestoreClosed(st State, ups []Upstream, onEnd func()) (*Session, []*Call, error) {
+	return r.restore(st, ups, onEnd, true)
+}
+
+func (r *Registry) restore(st State, ups []Upstream, onEnd func(), closed bool) (*Session, []*Call, error) {
 	switch {
 	case st.Version != StateVersion:
 		return nil, nil, fmt.Errorf("session: state of version %d, want %d", st.Version, StateVersion)
@@ -225,6 +238,11 @@ func (r *Registry) Restore(st State, ups []Upstream, onEnd func()) (*Session, []
 		req.due = h.Due
 		s.held = append(s.held, req)
 	}
+	if closed {
+		s.frozen.Store(true)
+		s.handing = true
+		s.thawed = make(chan struct{})
+	}
 	if err := r.addAs(s); err != nil {
 		return nil, nil, err
 	}
@@ -245,12 +263,14 @@ func (r *Registry) Restore(st State, ups []Upstream, onEnd func()) (*Session, []
 			s.armWaitLocked(s.held[0].due)
 		}
 	})
-	for _, x := range s.streams {
-		if !x.closed {
-			s.startReading(x)
+	if !closed {
+		for _, x := range s.streams {
+			if !x.closed {
+				s.startReading(x)
+			}
 		}
 	}
-	s.log.Info("session restored", "held", len(s.held), "queued", queued)
+	s.log.Info("session restored", "held", len(s.held), "queued", queued, "closed", closed)
 	return s, calls, nil
 }
 

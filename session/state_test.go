@@ -56,6 +56,11 @@ var sessionFields = map[string]string{
 	"waitGen":    "- a new timer's",
 	"final":      "- nil when quiet: an ended session does not move (Snapshot refuses)",
 	"told":       "- goes with final",
+	"frozen":     "- false in the new process: set by Freeze, which takes the state",
+	"moved":      "- false in the new process: set once it has the session",
+	"thawed":     "- nil when not frozen",
+	"handing":    "- false in the new process: set by Freeze, which takes the state",
+	"users":      "- zero when frozen (Freeze refuses)",
 }
 
 // streamFields is sessionFields for a stream and StreamState.

@@ -168,6 +168,7 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 	if err != nil {
 		return err
 	}
+	u.bln = bln
 	errc := make(chan error, 4) // the BOSH, prebind, admin and agent listeners'
 	go func() {
 		err := srv.Serve(bln)
@@ -352,12 +353,15 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 			continue
 		case r := <-upgrading:
 			upgrading = nil
-			u.finish(r, cfg.UpgradeDrainTimeout, stopAccepting)
+			u.finish(ctx, r, cfg.UpgradeDrainTimeout, moveBound(cfg.ParkAfter), stopAccepting)
 			if u.handedOff {
 				t := time.NewTicker(time.Second)
 				defer t.Stop()
 				tick = t.C
 			}
+			continue
+		case res := <-u.moving:
+			u.moved(res)
 			continue
 		case now := <-tick:
 			select {
@@ -385,6 +389,12 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 		break
 	}
 	listening.Store(false)
+	if u.moving != nil {
+		// A session is not left frozen: the hand-over stops at the
+		// record under way (ctx has ended), or within its answer's
+		// bound.
+		u.moved(<-u.moving)
+	}
 	if !u.handedOff {
 		if err := u.notify.Stopping(); err != nil {
 			logger.Warn("systemd not told STOPPING=1", "err", err)

@@ -43,6 +43,15 @@ type upgrader struct {
 	// serve's goroutine.
 	socket    *handoff.Socket
 	socketSrv *http.Server
+	// bln is the BOSH listener, through which sessions moved here are
+	// served; moveLn is the move socket their old process sends them
+	// over (move.go). Set by serve's goroutine before serving.
+	bln    *bosh.Listener
+	moveLn *net.UnixListener
+	// moving brings what the hand-over moved, while it runs, and
+	// stopMoving stops it; owned by serve's goroutine.
+	moving     <-chan bosh.MoveResult
+	stopMoving context.CancelFunc
 
 	// The upgrade this process started, owned by serve's goroutine:
 	// child is the new process (under way, or handed over to once
@@ -118,6 +127,16 @@ func (u *upgrader) serving() error {
 	}
 	if err := u.serveSocket(); err != nil {
 		return err
+	}
+	if u.bln != nil {
+		// The old process moves its sessions here once this one is
+		// ready; without the socket, it serves them to their end.
+		if ln, err := u.socket.ListenMoves(); err != nil {
+			u.log.Warn("upgrade: no move socket: the old process serves its sessions to their end", "err", err)
+		} else {
+			u.moveLn = ln
+			go u.receiveMoves(ln, u.bln)
+		}
 	}
 	u.mu.Lock()
 	u.old, u.oldOK = admin.OldProcess{PID: os.Getppid()}, true
@@ -197,6 +216,10 @@ func (u *upgrader) start(ctx context.Context, readyTimeout time.Duration) <-chan
 		u.metrics.Upgraded(metrics.UpgradeRefused)
 		u.log.Warn("upgrade refused: one is under way", "new_pid", u.child.Pid())
 		return nil
+	case u.moving != nil:
+		// Taken back from a new process that died while sessions
+		// moved to it (takeBack stopped the moves): they end at once.
+		u.moved(<-u.moving)
 	}
 	if err := u.notify.Reloading(); err != nil {
 		u.log.Warn("systemd not told RELOADING=1", "err", err)
@@ -232,8 +255,10 @@ func (u *upgrader) start(ctx context.Context, readyTimeout time.Duration) <-chan
 // on as before; once the child is ready, it stops accepting (stop closes
 // the sockets the child now accepts on), sends the child the requests
 // for sessions it does not hold, tells systemd the child is the main
-// process, and serves its own sessions to their end, at most drain.
-func (u *upgrader) finish(r upgradeResult, drain time.Duration, stop func()) {
+// process, starts moving its sessions to the child (bound: how long busy
+// ones are tried again; the outcome comes on u.moving), and serves those
+// that stay to their end, at most drain.
+func (u *upgrader) finish(ctx context.Context, r upgradeResult, drain, bound time.Duration, stop func()) {
 	if r.err != nil {
 		u.child = nil
 		u.metrics.Upgraded(metrics.UpgradeFailed)
@@ -260,9 +285,24 @@ func (u *upgrader) finish(r upgradeResult, drain time.Duration, stop func()) {
 	if err := u.notify.MainPID(u.child.Pid()); err != nil {
 		u.log.Warn("systemd not told MAINPID", "err", err)
 	}
-	bosh, ws := u.serves()
-	u.log.Info("upgrade: handed over; serving the open sessions to their end", "new_pid", u.child.Pid(), "sessions", bosh, "websocket", ws, "exit_by", u.exitBy.UTC().Format(time.RFC3339))
+	nb, ws := u.serves()
+	u.log.Info("upgrade: handed over; moving the BOSH sessions, serving the rest to their end", "new_pid", u.child.Pid(), "sessions", nb, "websocket", ws, "exit_by", u.exitBy.UTC().Format(time.RFC3339))
+	moving := make(chan bosh.MoveResult, 1)
+	mctx, cancel := context.WithCancel(ctx)
+	u.moving, u.stopMoving = moving, cancel
+	go func() { moving <- u.move(mctx, r.socket, u.bln, bound) }()
 	u.tell()
+}
+
+// moved logs what the hand-over moved, once it is done.
+func (u *upgrader) moved(res bosh.MoveResult) {
+	u.moving = nil
+	u.stopMoving()
+	nb, ws := u.serves()
+	u.log.Info("upgrade: sessions moved to the new process", "moved", res.Moved, "failed", res.Failed, "kept", res.Kept, "connections", res.Conns, "took", res.Took.Round(time.Millisecond), "serving", nb, "websocket", ws)
+	if u.child != nil && u.handedOff {
+		u.tell()
+	}
 }
 
 // successorExited returns what is closed once the process this one
@@ -288,6 +328,9 @@ func (u *upgrader) takeBack(resume func([]handoff.Listener)) bool {
 	u.childGone = true
 	pid, exit := u.child.Pid(), u.child.Err()
 	u.h.SetSuccessor("")
+	if u.stopMoving != nil {
+		u.stopMoving() // the sessions not moved yet stay
+	}
 	if exit == nil {
 		u.spares.Close()
 		u.spares = nil
@@ -347,7 +390,7 @@ func (u *upgrader) tell() {
 // (requests for their sessions come through this one); or exitBy has
 // passed.
 func (u *upgrader) drained(now time.Time) (done, empty bool, why string) {
-	if !u.handedOff {
+	if !u.handedOff || u.moving != nil {
 		return false, false, ""
 	}
 	u.tell()
@@ -365,6 +408,9 @@ func (u *upgrader) drained(now time.Time) (done, empty bool, why string) {
 // child see this process gone.
 func (u *upgrader) close(ctx context.Context) {
 	u.spares.Close()
+	if u.moveLn != nil {
+		u.moveLn.Close()
+	}
 	if u.socketSrv != nil {
 		if err := u.socketSrv.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			u.socketSrv.Close()

@@ -88,7 +88,7 @@ func TestUpgradeFails(t *testing.T) {
 		t.Fatal("the upgrade did not start")
 	}
 	stopped := false
-	u.finish(<-done, time.Minute, func() { stopped = true })
+	u.finish(context.Background(), <-done, time.Minute, time.Second, func() { stopped = true })
 	if stopped || u.handedOff || u.child != nil {
 		t.Errorf("after a failed upgrade: stopped accepting %v, handed over %v, child %v", stopped, u.handedOff, u.child)
 	}
@@ -135,10 +135,17 @@ func TestUpgradeTakeBack(t *testing.T) {
 				t.Fatal("the upgrade did not start")
 			}
 			// As if it had said ready.
-			u.finish(upgradeResult{socket: filepath.Join(t.TempDir(), "new.sock")}, time.Minute, func() { ln.Close() })
+			u.finish(context.Background(), upgradeResult{socket: filepath.Join(t.TempDir(), "new.sock")}, time.Minute, time.Second, func() { ln.Close() })
 			if !u.handedOff || u.successorExited() == nil {
 				t.Fatalf("not handed over: %v", u.handedOff)
 			}
+			// No move socket there: nothing moves, and the log is
+			// the test's to read once the moves are over.
+			if res := <-u.moving; res.Moved != 0 {
+				t.Errorf("moved %+v to a process with no move socket", res)
+			}
+			u.moving = nil
+			u.stopMoving()
 			tc.end(u.child)
 			select {
 			case <-u.successorExited():

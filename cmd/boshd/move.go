@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/boshd/boshd/bosh"
+	"github.com/boshd/boshd/internal/handoff"
+)
+
+// This file moves the BOSH sessions of a live upgrade
+// (docs/design/005-live-upgrade.md, "What moves"): the old process dials
+// the new one's move socket once it is ready and sends its sessions
+// (bosh.Handler.MoveSessions); the new one restores each
+// (bosh.Handler.RestoreMoved) and answers "moved", or "failed" and why.
+
+// The answers of the new process, one record each, and what the old one
+// says besides its records.
+//
+// What the new process restored stays closed until the old one has let
+// it go: the old one sends its next record only after it got the answer
+// and forgot what it sent, so that record, or "done", puts the last one
+// in service; "abort" (the old process got no answer in time, and keeps
+// it) gives it back, nothing read or written meanwhile. If the old
+// process is gone (the move socket's end) it is put in service.
+const (
+	answerMoved  = "moved"
+	answerFailed = "failed"
+	sayDone      = "done"
+	sayAbort     = "abort"
+)
+
+// moveAnswerWait bounds the wait for the new process's answer to one
+// record: one that does not answer in time is taken for broken, and the
+// sessions not moved yet stay here.
+const moveAnswerWait = 10 * time.Second
+
+// moveBound is how long busy sessions are tried again before they are
+// kept: a session is quiet once its upstream and held requests are
+// parked, park_after after the last traffic.
+func moveBound(parkAfter time.Duration) time.Duration {
+	return max(5*time.Second, 3*parkAfter)
+}
+
+// receiveMoves serves the move socket of a process an upgrade started:
+// the records its old process sends, restored through bln.
+func (u *upgrader) receiveMoves(ln *net.UnixListener, bln *bosh.Listener) {
+	for {
+		c, err := ln.AcceptUnix()
+		if err != nil {
+			return
+		}
+		go u.receive(handoff.NewChannel(c), bln)
+	}
+}
+
+// receive restores the records of one connection from the old process,
+// answering each, until it closes.
+func (u *upgrader) receive(ch *handoff.Channel, bln *bosh.Listener) {
+	defer ch.Close()
+	var pending *bosh.Restored
+	settle := func(keep bool) {
+		switch {
+		case pending == nil:
+		case keep:
+			pending.Commit()
+			u.mu.Lock()
+			u.old.Moved++
+			u.mu.Unlock()
+		default:
+			pending.Abort()
+		}
+		pending = nil
+	}
+	// The old process is done, or gone: what it last sent is this
+	// process's.
+	defer settle(true)
+	for {
+		data, fds, err := ch.Receive()
+		if err != nil && !errors.Is(err, handoff.ErrRecord) {
+			return
+		}
+		switch string(data) {
+		case sayAbort:
+			settle(false)
+			continue
+		case sayDone:
+			settle(true)
+			continue
+		}
+		settle(true)
+		answer := answerMoved
+		if err != nil {
+			u.log.Warn("upgrade: a record from the old process refused", "err", err)
+			answer = answerFailed + " " + err.Error()
+		} else if pending, err = u.h.RestoreMoved(data, fds, bln); err != nil {
+			u.log.Warn("upgrade: a session from the old process not restored: it serves it on", "err", err)
+			answer = answerFailed + " " + err.Error()
+		}
+		ch.SetDeadline(time.Now().Add(moveAnswerWait))
+		if err := ch.Send([]byte(answer), nil); err != nil {
+			u.log.Warn("upgrade: the old process not answered", "err", err)
+			return
+		}
+	}
+}
+
+// move sends this process's sessions to the new one at its move socket,
+// beside socket, its handoff socket; bound is how long busy sessions
+// are tried again. It returns what moved.
+func (u *upgrader) move(ctx context.Context, socket string, bln *bosh.Listener, bound time.Duration) bosh.MoveResult {
+	ch, err := handoff.DialMoves(handoff.MoveSocket(socket))
+	if err != nil {
+		u.log.Warn("upgrade: no session moved: the new process takes none", "err", err)
+		n := int(u.h.Stats().Live)
+		u.metrics.UpgradeMoved(0, 0, n)
+		return bosh.MoveResult{Kept: n}
+	}
+	defer ch.Close()
+	unanswered := false // a record sent whose answer did not come
+	send := func(data []byte, fds []int) error {
+		ch.SetDeadline(time.Now().Add(moveAnswerWait))
+		if err := ch.Send(data, fds); err != nil {
+			return err
+		}
+		answer, afds, err := ch.Receive()
+		handoff.CloseFDs(afds)
+		if err != nil {
+			unanswered = true
+			return err
+		}
+		switch verb, why, _ := strings.Cut(string(answer), " "); verb {
+		case answerMoved:
+			return nil
+		case answerFailed:
+			return fmt.Errorf("%w: %s", bosh.ErrMoveRefused, why)
+		default:
+			return fmt.Errorf("upgrade: the new process answered %q", answer)
+		}
+	}
+	res := u.h.MoveSessions(ctx, send, bln, bound)
+	u.metrics.UpgradeHandOff(res.Took)
+	// The last record answered is let go; one not answered is kept
+	// here, and the new process told to give it back.
+	say := sayDone
+	if unanswered {
+		say = sayAbort
+	}
+	ch.SetDeadline(time.Now().Add(time.Second))
+	ch.Send([]byte(say), nil)
+	return res
+}
