@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -402,10 +403,16 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 	}
 	if quiet {
 		// No session left, but requests this process forwards to the
-		// new one on connections still open to it: each is answered
-		// (within max_wait), its connection closed after.
+		// new one on connections still open to it, and requests the new
+		// one sent here for a session that has moved to it since, which
+		// go back to it over the handoff sockets: each is answered
+		// (within max_wait), before the handler's shutdown would cut
+		// them with 503 "shutting down".
 		qctx, qcancel := context.WithTimeout(context.Background(), cfg.MaxWait+10*time.Second)
-		srv.Shutdown(qctx)
+		var quiesced sync.WaitGroup
+		quiesced.Go(func() { srv.Shutdown(qctx) })
+		quiesced.Go(func() { u.quiesce(qctx) })
+		quiesced.Wait()
 		qcancel()
 	}
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)

@@ -406,6 +406,15 @@ func (u *upgrader) drained(now time.Time) (done, empty bool, why string) {
 
 // close stops serving the handoff socket and, after a hand-over, lets the
 // child see this process gone.
+// quiesce waits, until ctx ends, for the requests the handoff socket is
+// serving to be answered, and serves no more on it: a process leaving
+// after a hand-over calls it before its handler stops forwarding.
+func (u *upgrader) quiesce(ctx context.Context) {
+	if u.socketSrv != nil {
+		u.socketSrv.Shutdown(ctx)
+	}
+}
+
 func (u *upgrader) close(ctx context.Context) {
 	u.spares.Close()
 	if u.moveLn != nil {
