@@ -93,8 +93,12 @@ type MoveResult struct {
 const maxKeptLogged = 10
 
 // moveRetry is how long MoveSessions waits before trying busy sessions
-// again.
+// again, once every session has been tried.
 const moveRetry = 20 * time.Millisecond
+
+// moveBatch is how many sessions MoveSessions tries before it tries again
+// those it found busy.
+const moveBatch = 64
 
 // MoveSessions moves every session it can to the new process through
 // send, then the Listener ln's resting connections: sessions that are
@@ -125,44 +129,67 @@ func (h *Handler) MoveSessions(ctx context.Context, send MoveSender, ln *Listene
 	closed := make(map[*session.Session]time.Time)
 	open := make(map[*session.Session]time.Time)
 	gateMax := max(time.Second, 2*h.cfg.ParkAfter)
-	for len(todo) > 0 && !broken {
-		var busy []*session.Session
-		for _, s := range todo {
-			if ctx.Err() != nil {
-				broken = true
-			}
-			if until, ok := open[s]; broken || ok && time.Now().Before(until) {
-				busy = append(busy, s)
-				continue
-			}
-			switch err := h.moveOne(s, send); {
-			case err == nil:
-				res.Moved++
-			case errors.Is(err, session.ErrBusy):
-				busy = append(busy, s)
-				why[s] = err
-				if at, ok := closed[s]; !ok {
-					closed[s] = time.Now()
-				} else if time.Since(at) > gateMax {
-					s.Thaw()
-					delete(closed, s)
-					open[s] = time.Now().Add(gateMax)
-				}
-			case errors.Is(err, errEnded):
+	// try tries to move s once, and reports whether it is still to be
+	// tried: busy, or in the way of a broken channel.
+	try := func(s *session.Session) (again bool) {
+		if ctx.Err() != nil {
+			broken = true
+		}
+		if until, ok := open[s]; broken || ok && time.Now().Before(until) {
+			return true
+		}
+		switch err := h.moveOne(s, send); {
+		case err == nil:
+			res.Moved++
+		case errors.Is(err, session.ErrBusy):
+			why[s] = err
+			if at, ok := closed[s]; !ok {
+				closed[s] = time.Now()
+			} else if time.Since(at) > gateMax {
 				s.Thaw()
-			case errors.Is(err, session.ErrCannotMove):
-				kept(s, err)
-			case errors.Is(err, ErrMoveRefused):
-				res.Failed++
-				h.log.Warn("upgrade: the new process did not take a session; this process serves it to its end", "sid", s.LogID(), "err", err)
-			default:
-				res.Failed++
-				broken = true
-				h.log.Error("upgrade: moving sessions stopped: this process serves those left to their end", "err", err)
+				delete(closed, s)
+				open[s] = time.Now().Add(gateMax)
+			}
+			return true
+		case errors.Is(err, errEnded):
+			s.Thaw()
+		case errors.Is(err, session.ErrCannotMove):
+			kept(s, err)
+		case errors.Is(err, ErrMoveRefused):
+			res.Failed++
+			h.log.Warn("upgrade: the new process did not take a session; this process serves it to its end", "sid", s.LogID(), "err", err)
+		default:
+			res.Failed++
+			broken = true
+			h.log.Error("upgrade: moving sessions stopped: this process serves those left to their end", "err", err)
+		}
+		return false
+	}
+	// The sessions are taken moveBatch at a time, and those a batch
+	// found busy (closed by Freeze, most of them quiet a moment later)
+	// are tried again after the next batch, not after every session
+	// has been tried once: a session's door stays closed for about a
+	// batch's time, not for a pass over thousands.
+	var busy []*session.Session
+	for (len(todo) > 0 || len(busy) > 0) && !broken {
+		n := min(moveBatch, len(todo))
+		var again []*session.Session
+		for _, s := range todo[:n] {
+			if try(s) {
+				again = append(again, s)
 			}
 		}
-		todo = busy
-		if len(todo) == 0 || broken || !time.Now().Add(moveRetry).Before(deadline) {
+		todo = todo[n:]
+		for _, s := range busy {
+			if try(s) {
+				again = append(again, s)
+			}
+		}
+		busy = again
+		if len(todo) > 0 {
+			continue
+		}
+		if len(busy) == 0 || broken || !time.Now().Add(moveRetry).Before(deadline) {
 			break
 		}
 		select {
@@ -171,6 +198,7 @@ func (h *Handler) MoveSessions(ctx context.Context, send MoveSender, ln *Listene
 			broken = true
 		}
 	}
+	todo = append(busy, todo...)
 	for _, s := range todo {
 		s.Thaw() // if Freeze left it closed
 		if !s.Ended() {

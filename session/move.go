@@ -33,6 +33,21 @@ type handoffer interface {
 	Secure() bool
 }
 
+// parkNower is an Upstream whose reader can be told to park at once
+// instead of after a spell of silence, as *xmpp.Conn can
+// (xmpp.Conn.ParkNow): only a parked stream can be handed over.
+type parkNower interface{ ParkNow(now bool) }
+
+// parkNowLocked tells s's open upstreams to park at once (or no longer).
+// ParkNow does not block: it takes a lock of its own for an instant.
+func (s *Session) parkNowLocked(now bool) {
+	for _, x := range s.streams {
+		if p, ok := x.up.(parkNower); ok && !x.closed {
+			p.ParkNow(now)
+		}
+	}
+}
+
 // dropper is an Upstream that can be let go without a word to the
 // server, as *xmpp.Conn does (xmpp.Conn.Drop).
 type dropper interface{ Drop() }
@@ -113,6 +128,10 @@ func (s *Session) freezeLocked(keep func(rid uint64) bool) (f Frozen, err error)
 			return Frozen{}, fmt.Errorf("%w: %d requests on their way in", ErrBusy, n)
 		}
 		s.thawed = make(chan struct{})
+		// A stream that heard from the server within park_after
+		// would not park before then: have it park at once, so that
+		// a session chatting every second still becomes quiet.
+		s.parkNowLocked(true)
 	}
 	if len(s.pending) > 0 {
 		// The missing rid may be waiting to come in.
@@ -188,6 +207,7 @@ func (s *Session) letInLocked() {
 		return
 	}
 	s.frozen.Store(false)
+	s.parkNowLocked(false)
 	close(s.thawed)
 	s.thawed = nil
 	if s.final != nil {

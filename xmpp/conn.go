@@ -43,6 +43,13 @@ type Conn struct {
 	parkAfter    time.Duration // how long Park waits before using watcher
 	logins       LoginGate     // paces SASL exchanges; nil if none
 
+	// pmu guards parkNow and parkWaiting: ParkNow cuts Park's wait
+	// short with a read deadline only while Park waits, never while
+	// Next reads.
+	pmu         sync.Mutex
+	parkNow     bool // set by ParkNow: Park hands the wait over at once
+	parkWaiting bool // Park waits parkAfter on the runtime poller
+
 	// Owned by the goroutine calling Next (by Dial before that).
 	src          source         // nc's bytes, buffered
 	rd           *rawxml.Reader // reads the current server stream from src; nil while idle (see reader)
@@ -93,15 +100,8 @@ func (c *Conn) Park(resume func()) bool {
 	if c.watcher == nil || c.src.raw == nil || c.afterSuccess || c.rerr != nil || !c.src.drained() {
 		return false
 	}
-	if c.parkAfter > 0 {
-		// Wait here first, near the top of the stack: readiness
-		// through the runtime poller, bounded by a read deadline.
-		c.nc.SetReadDeadline(time.Now().Add(c.parkAfter))
-		err := netpoll.AwaitReadable(c.src.raw)
-		c.nc.SetReadDeadline(time.Time{})
-		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
-			return false // something came, or an error Next will see
-		}
+	if c.parkAfter > 0 && !c.waitBeforePark() {
+		return false // something came, or an error Next will see
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -114,6 +114,44 @@ func (c *Conn) Park(resume func()) bool {
 	}
 	c.stopWatch = stop
 	return true
+}
+
+// waitBeforePark waits, near the top of the stack, for the server to send
+// something within parkAfter (readiness through the runtime poller,
+// bounded by a read deadline), unless ParkNow says not to or cuts it
+// short. It reports whether Park should hand the wait over: nothing came.
+func (c *Conn) waitBeforePark() bool {
+	c.pmu.Lock()
+	if c.parkNow {
+		c.pmu.Unlock()
+		return true
+	}
+	c.nc.SetReadDeadline(time.Now().Add(c.parkAfter))
+	c.parkWaiting = true
+	c.pmu.Unlock()
+	err := netpoll.AwaitReadable(c.src.raw)
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	c.parkWaiting = false
+	// Cleared under pmu, after which ParkNow sets no deadline: Next's
+	// reads have none.
+	c.nc.SetReadDeadline(time.Time{})
+	return err != nil && errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// ParkNow has Park, from now on, hand the wait to the Watcher at once
+// instead of waiting the Dialer's ParkAfter first, and cuts a wait under
+// way short: a stream about to be handed to another process (Handoff,
+// which takes only a parked stream) gets there within a round of its
+// reader, not after ParkAfter of silence. ParkNow(false) restores the
+// wait. It may be called from any goroutine.
+func (c *Conn) ParkNow(now bool) {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	c.parkNow = now
+	if now && c.parkWaiting {
+		c.nc.SetReadDeadline(time.Now())
+	}
 }
 
 // Buffered reports whether the server has sent bytes that were read from

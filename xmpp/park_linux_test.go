@@ -375,3 +375,86 @@ func TestDropParked(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 }
+
+// TestParkNow checks Conn.ParkNow: it cuts short the wait Park makes
+// before handing over (a stream about to move need not stay silent for
+// ParkAfter), makes the next Park hand over at once, leaves a read of
+// Next alone (the deadline it uses applies only while Park waits), and
+// ParkNow(false) restores the wait.
+func TestParkNow(t *testing.T) {
+	goOn := make(chan struct{})
+	addr := serve(t, xmpptest.Opened("s1", featuresPlainAuth, func(p *xmpptest.Peer) error {
+		for _, s := range []string{
+			`<presence id='1'/>`,            // while parked
+			`<presence id='2'>`,             // the start of an element...
+			`</presence><presence id='3'/>`, // ...its end, after a ParkNow
+		} {
+			<-goOn
+			if err := p.Send(s); err != nil {
+				return err
+			}
+		}
+		p.WaitQuit()
+		return nil
+	}))
+	c := mustDial(t, &Dialer{Watcher: newPoller(t), ParkAfter: time.Minute}, addr)
+	resumed := make(chan struct{}, 4)
+	resume := func() { resumed <- struct{}{} }
+
+	// A Park waiting its minute is cut short.
+	parked := make(chan bool, 1)
+	go func() { parked <- c.Park(resume) }()
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	c.ParkNow(true)
+	if !wait.Receive(t, parked, "Park after ParkNow(true)") {
+		t.Fatal("Park cut short by ParkNow = false, want the wait handed over")
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("Park returned %v after ParkNow", d)
+	}
+	goOn <- struct{}{}
+	awaitResumed(t, resumed, "not resumed when the server sent more")
+	if b, err := c.Next(); err != nil || string(b) != `<presence xmlns='jabber:client' id='1'/>` {
+		t.Fatalf("Next() = %s, %v", b, err)
+	}
+
+	// Next, blocked in the middle of an element, is not disturbed.
+	goOn <- struct{}{}
+	next := make(chan error, 1)
+	go func() {
+		b, err := c.Next()
+		if err == nil && string(b) != `<presence xmlns='jabber:client' id='2'></presence>` {
+			err = fmt.Errorf("Next() = %s", b)
+		}
+		next <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	c.ParkNow(true)
+	time.Sleep(50 * time.Millisecond)
+	goOn <- struct{}{}
+	if err := wait.Receive(t, next, "Next across a ParkNow"); err != nil {
+		t.Fatalf("Next across a ParkNow: %v", err)
+	}
+	// presence 3 is buffered: Park refuses; once read, Park hands over
+	// at once.
+	if c.Park(resume) {
+		t.Fatal("Park with a stanza buffered = true")
+	}
+	if _, err := c.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Park(resume) {
+		t.Fatal("Park after ParkNow(true) = false, want the wait handed over at once")
+	}
+	c.Drop()
+
+	// ParkNow(false): the wait is back.
+	c.ParkNow(false)
+	c.pmu.Lock()
+	now := c.parkNow
+	c.pmu.Unlock()
+	if now {
+		t.Fatal("ParkNow(false) left parkNow set")
+	}
+}
