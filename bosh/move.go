@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/boshd/boshd/internal/handoff"
 	"github.com/boshd/boshd/internal/netpoll"
 	"github.com/boshd/boshd/session"
 	"github.com/boshd/boshd/xmpp"
@@ -570,23 +571,7 @@ func dupSocket(c *net.TCPConn) (int, error) {
 	if c == nil {
 		return -1, errors.New("not a plain TCP connection")
 	}
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	fd := -1
-	var derr error
-	err = rc.Control(func(s uintptr) {
-		syscall.ForkLock.RLock()
-		defer syscall.ForkLock.RUnlock()
-		if fd, derr = syscall.Dup(int(s)); derr == nil {
-			syscall.CloseOnExec(fd)
-		}
-	})
-	if err == nil {
-		err = derr
-	}
-	return fd, err
+	return handoff.Dup(c)
 }
 
 // fileConn returns the connection of descriptor fd, which it closes.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/boshd/boshd/internal/handoff"
 	"github.com/boshd/boshd/internal/rawxml"
 )
 
@@ -93,23 +94,7 @@ func dupSocket(nc net.Conn) (int, error) {
 	if !ok {
 		return -1, fmt.Errorf("a %T has no descriptor", nc)
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	fd := -1
-	var derr error
-	err = rc.Control(func(s uintptr) {
-		syscall.ForkLock.RLock()
-		defer syscall.ForkLock.RUnlock()
-		if fd, derr = syscall.Dup(int(s)); derr == nil {
-			syscall.CloseOnExec(fd)
-		}
-	})
-	if err == nil {
-		err = derr
-	}
-	return fd, err
+	return handoff.Dup(sc)
 }
 
 // Resume goes on with a stream another process handed over (Handoff): f

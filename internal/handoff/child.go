@@ -57,32 +57,13 @@ type Child struct {
 	sendMu sync.Mutex // one status at a time
 }
 
-// dupListener returns a duplicate of l's socket, close-on-exec (ForkExec
-// clears the flag of those it hands over).
+// dupListener returns a duplicate of l's socket, close-on-exec (Dup).
 func dupListener(l net.Listener) (int, error) {
 	sc, ok := l.(syscall.Conn)
 	if !ok {
 		return -1, fmt.Errorf("a %T cannot be handed over", l)
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	fd := -1
-	var derr error
-	err = rc.Control(func(s uintptr) {
-		// As os/exec does: no fork between the dup and the flag.
-		syscall.ForkLock.RLock()
-		defer syscall.ForkLock.RUnlock()
-		fd, derr = syscall.Dup(int(s))
-		if derr == nil {
-			syscall.CloseOnExec(fd)
-		}
-	})
-	if err == nil {
-		err = derr
-	}
-	return fd, err
+	return Dup(sc)
 }
 
 // Start starts the child: opts.Path with opts.Args, inheriting the
@@ -193,6 +174,29 @@ func (c *Child) read() {
 	}
 }
 
+// lastFailure returns the reason of a failed message the child sent
+// before it exited, or "": it reads what is left on the pair until the
+// pair ends (the child's end closed with its exit), for a second at most.
+func (c *Child) lastFailure() (reason string) {
+	bound := time.NewTimer(time.Second)
+	defer bound.Stop()
+	for c.msgs != nil {
+		select {
+		case m, ok := <-c.msgs:
+			if !ok {
+				c.msgs = nil
+				break
+			}
+			if verb, rest := splitMessage(m); verb == verbFailed {
+				reason = strings.TrimSpace(rest)
+			}
+		case <-bound.C:
+			return reason
+		}
+	}
+	return reason
+}
+
 // Pid returns the child's process id.
 func (c *Child) Pid() int { return c.proc.Pid }
 
@@ -239,14 +243,11 @@ func (c *Child) WaitReady(ctx context.Context, timeout time.Duration) (socket st
 				reason = fmt.Sprintf("unexpected message %q", m)
 			}
 		case <-c.exited:
-			// A failure it sent just before exiting comes first.
-			select {
-			case m, ok := <-c.msgs:
-				if verb, rest := splitMessage(m); ok && verb == verbFailed {
-					reason = strings.TrimSpace(rest)
-					continue
-				}
-			default:
+			// A failure it sent just before exiting comes first: it
+			// may not have been read off the pair yet.
+			if r := c.lastFailure(); r != "" {
+				reason = r
+				continue
 			}
 			reason = fmt.Sprintf("exited (%v)", c.err)
 		case <-timer.C:
