@@ -101,25 +101,28 @@ type loadReport struct {
 	Failures    map[string]int    `json:"failures"`
 	Examples    map[string]string `json:"failure_examples"`
 	SetupRate   float64           `json:"setup_rate"`
-	Chat        *struct {
-		Pairs        int     `json:"pairs"`
-		Sent         int64   `json:"sent"`
-		Skipped      int64   `json:"skipped"`
-		Received     int64   `json:"received"`
-		Duplicates   int64   `json:"duplicates"`
-		Gaps         int64   `json:"gaps"`
-		Late         int64   `json:"late"`
-		Missing      int64   `json:"missing"`
-		Foreign      int64   `json:"foreign"`
-		Malformed    int64   `json:"malformed"`
-		ExactlyOnce  bool    `json:"exactly_once"`
-		InOrder      bool    `json:"exactly_once_in_order"`
-		AllDelivered bool    `json:"all_delivered"`
-		SendSeconds  float64 `json:"send_seconds"`
-		Latency      *struct {
-			P50, P99, Max float64
-		} `json:"push_latency_ms"`
-	} `json:"chat"`
+	Chat        *loadChat         `json:"chat"`
+}
+
+// loadChat is the chat part of boshload's report.
+type loadChat struct {
+	Pairs        int     `json:"pairs"`
+	Sent         int64   `json:"sent"`
+	Skipped      int64   `json:"skipped"`
+	Received     int64   `json:"received"`
+	Duplicates   int64   `json:"duplicates"`
+	Gaps         int64   `json:"gaps"`
+	Late         int64   `json:"late"`
+	Missing      int64   `json:"missing"`
+	Foreign      int64   `json:"foreign"`
+	Malformed    int64   `json:"malformed"`
+	ExactlyOnce  bool    `json:"exactly_once"`
+	InOrder      bool    `json:"exactly_once_in_order"`
+	AllDelivered bool    `json:"all_delivered"`
+	SendSeconds  float64 `json:"send_seconds"`
+	Latency      *struct {
+		P50, P99, Max float64
+	} `json:"push_latency_ms"`
 }
 
 // clusterLoad is one boshload run: sessions logged in as load1…, half
@@ -194,27 +197,7 @@ func (l clusterLoad) run(t *testing.T) loadReport {
 	if want := int64(float64(l.sessions/2) * l.ratePerPair * l.chatFor.Seconds() / 2); c.Sent < want {
 		t.Errorf("%d messages sent, want at least %d", c.Sent, want)
 	}
-	checks := []struct {
-		what string
-		bad  bool
-	}{
-		{fmt.Sprintf("skipped %d (a sender's queue full)", c.Skipped), c.Skipped != 0},
-		{fmt.Sprintf("duplicates %d", c.Duplicates), c.Duplicates != 0},
-		{fmt.Sprintf("gaps %d", c.Gaps), c.Gaps != 0},
-		{fmt.Sprintf("late %d (reordered)", c.Late), c.Late != 0},
-		{fmt.Sprintf("missing %d", c.Missing), c.Missing != 0},
-		{fmt.Sprintf("foreign %d", c.Foreign), c.Foreign != 0},
-		{fmt.Sprintf("malformed %d", c.Malformed), c.Malformed != 0},
-		{fmt.Sprintf("received %d of %d sent", c.Received, c.Sent), c.Received != c.Sent},
-		{"not exactly once", !c.ExactlyOnce},
-		{"not in order", !c.InOrder},
-		{"not all delivered by the end", !c.AllDelivered},
-	}
-	for _, ch := range checks {
-		if ch.bad {
-			t.Errorf("chat: %s", ch.what)
-		}
-	}
+	checkChat(t, c)
 	if c.Latency != nil {
 		t.Logf("%d sessions, %d messages in %.1f s, push latency p50 %.2f ms, p99 %.2f ms, max %.2f ms (figures on a shared machine: printed, not checked)",
 			r.Established, c.Sent, c.SendSeconds, c.Latency.P50, c.Latency.P99, c.Latency.Max)
@@ -315,5 +298,32 @@ func TestClusterLoadNginx(t *testing.T) {
 	}
 	if created != float64(n) {
 		t.Errorf("the nodes created %v sessions, want %d", created, n)
+	}
+}
+
+// checkChat checks boshload's chat check: every message sent delivered
+// once, in order, none skipped, foreign or malformed.
+func checkChat(t *testing.T, c *loadChat) {
+	t.Helper()
+	checks := []struct {
+		what string
+		bad  bool
+	}{
+		{fmt.Sprintf("skipped %d (a sender's queue full)", c.Skipped), c.Skipped != 0},
+		{fmt.Sprintf("duplicates %d", c.Duplicates), c.Duplicates != 0},
+		{fmt.Sprintf("gaps %d", c.Gaps), c.Gaps != 0},
+		{fmt.Sprintf("late %d (reordered)", c.Late), c.Late != 0},
+		{fmt.Sprintf("missing %d", c.Missing), c.Missing != 0},
+		{fmt.Sprintf("foreign %d", c.Foreign), c.Foreign != 0},
+		{fmt.Sprintf("malformed %d", c.Malformed), c.Malformed != 0},
+		{fmt.Sprintf("received %d of %d sent", c.Received, c.Sent), c.Received != c.Sent},
+		{"not exactly once", !c.ExactlyOnce},
+		{"not in order", !c.InOrder},
+		{"not all delivered by the end", !c.AllDelivered},
+	}
+	for _, ch := range checks {
+		if ch.bad {
+			t.Errorf("chat: %s", ch.what)
+		}
 	}
 }

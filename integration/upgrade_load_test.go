@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -338,27 +337,7 @@ func checkUpgradeLoad(t *testing.T, n int, r loadReport, x upgradeLoadExtra) {
 	if want := int64(float64(n/2) * c.SendSeconds / 2); c.Sent < want {
 		t.Errorf("%d messages sent, want at least %d", c.Sent, want)
 	}
-	checks := []struct {
-		what string
-		bad  bool
-	}{
-		{fmt.Sprintf("skipped %d (a sender's queue full)", c.Skipped), c.Skipped != 0},
-		{fmt.Sprintf("duplicates %d", c.Duplicates), c.Duplicates != 0},
-		{fmt.Sprintf("gaps %d", c.Gaps), c.Gaps != 0},
-		{fmt.Sprintf("late %d (reordered)", c.Late), c.Late != 0},
-		{fmt.Sprintf("missing %d", c.Missing), c.Missing != 0},
-		{fmt.Sprintf("foreign %d", c.Foreign), c.Foreign != 0},
-		{fmt.Sprintf("malformed %d", c.Malformed), c.Malformed != 0},
-		{fmt.Sprintf("received %d of %d sent", c.Received, c.Sent), c.Received != c.Sent},
-		{"not exactly once", !c.ExactlyOnce},
-		{"not in order", !c.InOrder},
-		{"not all delivered by the end", !c.AllDelivered},
-	}
-	for _, ch := range checks {
-		if ch.bad {
-			t.Errorf("chat: %s", ch.what)
-		}
-	}
+	checkChat(t, c)
 	if c.Latency != nil {
 		t.Logf("%d sessions, %d messages in %.1f s, push latency p50 %.2f ms, p99 %.2f ms, max %.2f ms; %d requests resent on a new connection (figures on a shared machine: printed, not checked)",
 			r.Established, c.Sent, c.SendSeconds, c.Latency.P50, c.Latency.P99, c.Latency.Max, x.Resends)
