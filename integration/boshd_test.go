@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -366,13 +367,24 @@ func startBinaryEnv(t *testing.T, env []string, args ...string) *boshdProcess {
 func startBinaryAt(t *testing.T, bin string, env []string, args ...string) *boshdProcess {
 	t.Helper()
 	b := &boshdProcess{logs: &logBuffer{}}
-	cmd := exec.Command(bin, args...)
-	if env != nil {
-		cmd.Env = append(os.Environ(), env...)
-	}
-	cmd.Stderr = b.logs
 	var err error
-	if b.process, err = startProcess(cmd); err != nil {
+	for tries := 1; ; tries++ {
+		cmd := exec.Command(bin, args...)
+		if env != nil {
+			cmd.Env = append(os.Environ(), env...)
+		}
+		cmd.Stderr = b.logs
+		b.process, err = startProcess(cmd)
+		// A binary the test has just written (a copy, to be replaced
+		// as a package manager would) may still be open for writing
+		// in a process another test is forking at that moment, until
+		// that process execs: "text file busy". Try again.
+		if err == nil || !errors.Is(err, syscall.ETXTBSY) || tries == 20 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
