@@ -1,8 +1,6 @@
 package integration
 
 import (
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -52,10 +50,7 @@ func TestBrowserUpgrade(t *testing.T) {
 			tools := needBrowser(t)
 			p := startProsody(t, prosodyOptions{TLS: tc.tls})
 			users := browserUsers(t, p)
-			cfgFile := filepath.Join(t.TempDir(), "boshd.yaml")
-			if err := os.WriteFile(cfgFile, []byte(upgradeConfig), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			cfgFile := upgradeConfigFile(t)
 
 			var mu sync.Mutex
 			var b *boshdProcess

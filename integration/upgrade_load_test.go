@@ -98,10 +98,7 @@ func testLiveUpgradeLoad(t *testing.T, tls bool) {
 	n := upgradeLoadSessions(t)
 	p := startProsody(t, prosodyOptions{LogLevel: "warn", TLS: tls})
 	p.addLoadUsers(t, n)
-	cfgFile := filepath.Join(t.TempDir(), "boshd.yaml")
-	if err := os.WriteFile(cfgFile, []byte(upgradeConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := upgradeConfigFile(t)
 	args := append([]string{"--config", cfgFile}, clusterLoadArgs...)
 	if tls {
 		args = append(args, "--upstream-tls", "starttls", "--upstream-ca", p.CAFile)

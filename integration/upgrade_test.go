@@ -158,6 +158,18 @@ func upgradeTo(t *testing.T, b *boshdProcess, pid int) int {
 	return next
 }
 
+// upgradeConfigFile writes upgradeConfig to a file of t's and returns its
+// path, for a boshd started with --config (which a test may rewrite
+// before an upgrade).
+func upgradeConfigFile(t *testing.T) string {
+	t.Helper()
+	name := filepath.Join(t.TempDir(), "boshd.yaml")
+	if err := os.WriteFile(name, []byte(upgradeConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
 // upgradeOnce is upgradeTo for a goroutine other than the test's (a
 // browser's control route): it returns an error instead of failing.
 func upgradeOnce(b *boshdProcess, pid int) (int, error) {
@@ -190,10 +202,7 @@ func upgradeOnce(b *boshdProcess, pid int) (int, error) {
 func TestLiveUpgrade(t *testing.T) {
 	parallel(t)
 	p := startProsody(t, prosodyOptions{})
-	cfgFile := filepath.Join(t.TempDir(), "boshd.yaml")
-	if err := os.WriteFile(cfgFile, []byte(upgradeConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := upgradeConfigFile(t)
 	b := startUpgradable(t, p, nil, "--config", cfgFile)
 
 	alice, aliceLogin := login(t, b.URL, p, "alice", "PLAIN", "web")
@@ -619,10 +628,7 @@ func TestLiveUpgradeNewBinary(t *testing.T) {
 func TestLiveUpgradeSuccessorKilled(t *testing.T) {
 	parallel(t)
 	p := startProsody(t, prosodyOptions{})
-	cfgFile := filepath.Join(t.TempDir(), "boshd.yaml")
-	if err := os.WriteFile(cfgFile, []byte(upgradeConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := upgradeConfigFile(t)
 	b := startUpgradable(t, p, nil, "--config", cfgFile)
 	hc := &http.Client{Timeout: eventTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
 	post := func(body string) string {
@@ -752,10 +758,7 @@ func TestLiveUpgradeSuccessorKilled(t *testing.T) {
 func TestLiveUpgradeProsodySlow(t *testing.T) {
 	parallel(t)
 	p := startProsody(t, prosodyOptions{})
-	cfgFile := filepath.Join(t.TempDir(), "boshd.yaml")
-	if err := os.WriteFile(cfgFile, []byte(upgradeConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := upgradeConfigFile(t)
 	b := startUpgradable(t, p, nil, "--config", cfgFile)
 	alice, aliceLogin := login(t, b.URL, p, "alice", "PLAIN", "web")
 	bob, bobLogin := login(t, b.URL, p, "bob", "PLAIN", "web")

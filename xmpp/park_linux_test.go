@@ -404,7 +404,11 @@ func TestParkNow(t *testing.T) {
 	// A Park waiting its minute is cut short.
 	parked := make(chan bool, 1)
 	go func() { parked <- c.Park(resume) }()
-	time.Sleep(50 * time.Millisecond)
+	wait.Until(t, func() bool {
+		c.pmu.Lock()
+		defer c.pmu.Unlock()
+		return c.parkWaiting
+	}, "Park to wait its ParkAfter")
 	start := time.Now()
 	c.ParkNow(true)
 	if !wait.Receive(t, parked, "Park after ParkNow(true)") {
