@@ -43,15 +43,13 @@ type Handler struct {
 	rel relatives
 
 	// poller is g's, watching the clients of parked requests
-	// (docs/design/002); nil when parking is off or unavailable. parkers
-	// counts the parked requests not yet written, and parkedNow the same
-	// for metrics.
+	// (docs/design/002); nil when parking is off or unavailable.
+	// parkedNow counts the parked requests not yet written, for metrics.
 	poller    *netpoll.Poller // immutable
-	parkers   sync.WaitGroup
 	parkedNow atomic.Int64
-	// parked are the parked requests by session and rid, and moved
-	// the sids of the sessions moved to the new process of a live
-	// upgrade (move.go).
+	// parked are the parked requests not yet written, by session and
+	// rid, which Shutdown waits for (park.go), and moved the sids of the
+	// sessions moved to the new process of a live upgrade (move.go).
 	parked parkedSet
 	moved  sync.Map // sid → struct{}
 
@@ -135,7 +133,7 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	h.sessions.Shutdown()
 	written := make(chan struct{})
 	go func() {
-		h.parkers.Wait()
+		h.parked.closeWait()
 		close(written)
 	}()
 	select {

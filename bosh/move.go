@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sync"
 	"syscall"
 	"time"
 
@@ -413,11 +412,12 @@ func (h *Handler) restoreSession(rec *moveRecord, fds []int, ln *Listener) (*Res
 		return nil, fmt.Errorf("bosh: a moved session of %d streams and %d held requests, described by %d and %d", len(st.Streams), len(st.Held), len(rec.Conns), len(rec.Held))
 	case len(fds) != open+len(st.Held):
 		return nil, fmt.Errorf("bosh: a moved session of %d open streams and %d held requests, with %d descriptors", open, len(st.Held), len(fds))
-	case h.g.Stopping():
+	case h.g.Stopping() || !h.parked.enter(len(st.Held)):
 		return nil, errors.New("bosh: shutting down")
 	}
 	// From here on every descriptor is turned into what owns it, and
-	// that is let go on failure.
+	// that is let go on failure; each held request entered in h.parked
+	// leaves when written or let go.
 	var ups []session.Upstream
 	var conns []*xmpp.Conn
 	var clients []net.Conn
@@ -425,6 +425,9 @@ func (h *Handler) restoreSession(rec *moveRecord, fds []int, ln *Listener) (*Res
 	defer func() {
 		if ok {
 			return
+		}
+		for range st.Held {
+			h.parked.leave()
 		}
 		for _, c := range conns {
 			c.Drop() // nothing written: the old process goes on with it
@@ -481,7 +484,6 @@ func (h *Handler) restoreSession(rec *moveRecord, fds []int, ln *Listener) (*Res
 		if p.header == nil {
 			p.header = make(http.Header)
 		}
-		h.parkers.Add(1)
 		h.parkedNow.Add(1)
 		if rc := netpoll.RawConnOf(p.conn); rc != nil && h.poller != nil {
 			if p.watch, err = h.poller.Watch(rc, netpoll.HangUp, p.hungUp); err != nil {
@@ -512,41 +514,6 @@ func (p *parkedRequest) rewatch() {
 		w = nil
 	}
 	p.watch = w
-}
-
-// parkedSet is a Handler's parked requests, by session and rid, for
-// moving them with their sessions.
-type parkedSet struct {
-	mu sync.Mutex
-	m  map[parkKey]*parkedRequest // guarded by mu
-}
-
-type parkKey struct {
-	s   *session.Session
-	rid uint64
-}
-
-func (ps *parkedSet) add(p *parkedRequest) {
-	ps.mu.Lock()
-	if ps.m == nil {
-		ps.m = make(map[parkKey]*parkedRequest)
-	}
-	ps.m[parkKey{p.s, p.rid}] = p
-	ps.mu.Unlock()
-}
-
-func (ps *parkedSet) remove(p *parkedRequest) {
-	ps.mu.Lock()
-	if ps.m[parkKey{p.s, p.rid}] == p {
-		delete(ps.m, parkKey{p.s, p.rid})
-	}
-	ps.mu.Unlock()
-}
-
-func (ps *parkedSet) get(s *session.Session, rid uint64) *parkedRequest {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	return ps.m[parkKey{s, rid}]
 }
 
 // plainConn returns the TCP connection under c, counted or not, or nil

@@ -139,9 +139,13 @@ type parkedRequest struct {
 // It reports false if the connection could not be taken: the caller then
 // waits as usual.
 func (h *Handler) park(w *responseWriter, r *http.Request, s *session.Session, call *session.Call, wake *wakeup, ln *Listener) bool {
+	if !h.parked.enter(1) {
+		return false // shutting down
+	}
 	header := w.Header().Clone()
 	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
+		h.parked.leave()
 		return false
 	}
 	p := &parkedRequest{
@@ -149,7 +153,6 @@ func (h *Handler) park(w *responseWriter, r *http.Request, s *session.Session, c
 		start: time.Now(), header: header, gzip: w.gzip, rid: w.rid, in: w.in,
 	}
 	w.parked = true
-	h.parkers.Add(1)
 	h.parkedNow.Add(1)
 	if n := brw.Reader.Buffered(); n > 0 {
 		// The client sent more on this connection (HTTP pipelining),
@@ -237,7 +240,7 @@ func (p *parkedRequest) gone() {
 func (p *parkedRequest) done() {
 	p.h.parked.remove(p)
 	p.h.parkedNow.Add(-1)
-	p.h.parkers.Done()
+	p.h.parked.leave()
 }
 
 // respond writes resp to the client, with the headers writeBody gives it.
@@ -342,4 +345,72 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return c.Conn.Read(p)
+}
+
+// parkedSet is a Handler's parked requests not yet written: by session
+// and rid, for moving them with their sessions (move.go), and counted, so
+// that Shutdown waits for their answers.
+type parkedSet struct {
+	mu     sync.Mutex
+	m      map[parkKey]*parkedRequest // guarded by mu
+	closed bool                       // guarded by mu: Shutdown waits for writers; none enters
+	// writers counts the requests entered and not yet left. Its Add is
+	// called under mu and only while the set is open, never after the
+	// Wait of closeWait began (sync.WaitGroup's rule, which the race
+	// detector enforces: a request parked by a handler still running
+	// as the server shut down once broke it).
+	writers sync.WaitGroup
+}
+
+type parkKey struct {
+	s   *session.Session
+	rid uint64
+}
+
+// enter counts n more requests about to be parked, unless Shutdown has
+// begun waiting for them: it reports whether it did. Each request entered
+// leaves once written or let go.
+func (ps *parkedSet) enter(n int) bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.closed {
+		return false
+	}
+	ps.writers.Add(n)
+	return true
+}
+
+// leave counts out a request entered.
+func (ps *parkedSet) leave() { ps.writers.Done() }
+
+// closeWait lets no more requests enter and waits until those that did
+// have left.
+func (ps *parkedSet) closeWait() {
+	ps.mu.Lock()
+	ps.closed = true
+	ps.mu.Unlock()
+	ps.writers.Wait()
+}
+
+func (ps *parkedSet) add(p *parkedRequest) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.m == nil {
+		ps.m = make(map[parkKey]*parkedRequest)
+	}
+	ps.m[parkKey{p.s, p.rid}] = p
+}
+
+func (ps *parkedSet) remove(p *parkedRequest) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.m[parkKey{p.s, p.rid}] == p {
+		delete(ps.m, parkKey{p.s, p.rid})
+	}
+}
+
+func (ps *parkedSet) get(s *session.Session, rid uint64) *parkedRequest {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return ps.m[parkKey{s, rid}]
 }

@@ -219,6 +219,59 @@ func TestParkedShutdown(t *testing.T) {
 	}
 }
 
+// TestParkedSetCloseWait: Shutdown's wait for parked requests lets none
+// enter once it began, and returns once those entered have left. A
+// request parked by a handler still running as the server shut down once
+// entered during the wait, which the race detector caught in CI.
+func TestParkedSetCloseWait(t *testing.T) {
+	t.Parallel()
+	var ps parkedSet
+	if !ps.enter(1) {
+		t.Fatal("an open set refused a request")
+	}
+	done := make(chan struct{})
+	go func() {
+		ps.closeWait()
+		close(done)
+	}()
+	wait.Until(t, func() bool {
+		ps.mu.Lock()
+		defer ps.mu.Unlock()
+		return ps.closed
+	}, "the set closed")
+	if ps.enter(1) {
+		t.Fatal("a request entered a set being waited for")
+	}
+	select {
+	case <-done:
+		t.Fatal("closeWait returned while a request had not left")
+	default:
+	}
+	ps.leave()
+	wait.Receive(t, done, "closeWait to return")
+}
+
+// TestParkedShutdownRace parks requests while the Handler shuts down:
+// under -race, any request counted after Shutdown began to wait fails it.
+func TestParkedShutdownRace(t *testing.T) {
+	t.Parallel()
+	for range 20 {
+		env := newParkEnv(t, nil)
+		c := dialRaw(t, env.hs.URL)
+		sid := c.create(100, 60)
+		c.send(emptyBody(sid, 101))
+		done := make(chan error, 1)
+		go func() { done <- env.h.Shutdown(context.Background()) }()
+		// Parked or held, the request is answered.
+		if _, body := c.receive(); attrs(body)["condition"] != "system-shutdown" && attrs(body)["type"] != "terminate" {
+			t.Fatalf("request answered %s at shutdown", body)
+		}
+		if err := wait.Receive(t, done, "Shutdown to return"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestParkedPipelined(t *testing.T) {
 	t.Parallel()
 	// A client that pipelines (sends the next request before the held
