@@ -352,6 +352,14 @@ func serve(ctx context.Context, cfg config.Config, loadConfig func() (config.Con
 				upgrading = c
 			}
 			continue
+		case <-u.whenSettled():
+			// A SIGUSR2 that came while the old process moved its
+			// sessions here.
+			u.deferred = false
+			if c := u.start(ctx, cfg.UpgradeReadyTimeout); c != nil {
+				upgrading = c
+			}
+			continue
 		case r := <-upgrading:
 			upgrading = nil
 			u.finish(ctx, r, cfg.UpgradeDrainTimeout, moveBound(cfg.ParkAfter), stopAccepting)

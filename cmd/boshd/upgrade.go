@@ -65,11 +65,20 @@ type upgrader struct {
 	spares    *handoff.Spares
 	childGone bool
 
+	// deferred is set when SIGUSR2 came while the old process was
+	// still moving its sessions here: the upgrade starts once settled is
+	// closed. Owned by serve's goroutine.
+	deferred bool
+
 	// old is what the old process (the parent) last said, oldOK
-	// whether there is one still; guarded by mu.
-	mu    sync.Mutex
-	old   admin.OldProcess
-	oldOK bool
+	// whether there is one still, and oldMoving whether it may still be
+	// moving sessions here (until it says it is done, or exits), settled
+	// closed when it no longer may; guarded by mu.
+	mu        sync.Mutex
+	old       admin.OldProcess
+	oldOK     bool
+	oldMoving bool
+	settled   chan struct{}
 }
 
 // upgradeResult is how an upgrade ended: the child's handoff socket, or
@@ -139,7 +148,8 @@ func (u *upgrader) serving() error {
 		}
 	}
 	u.mu.Lock()
-	u.old, u.oldOK = admin.OldProcess{PID: os.Getppid()}, true
+	u.old, u.oldOK, u.oldMoving = admin.OldProcess{PID: os.Getppid()}, true, true
+	u.settled = make(chan struct{})
 	u.mu.Unlock()
 	if err := u.parent.Ready(u.socket.Path()); err != nil {
 		return err
@@ -152,20 +162,47 @@ func (u *upgrader) serving() error {
 // requests for sessions this process does not hold are no longer sent
 // to it.
 func (u *upgrader) watchParent(p *handoff.Parent) {
-	err := p.Watch(func(s handoff.Status) {
-		u.mu.Lock()
-		u.old.BOSH, u.old.WebSocket, u.old.Exit = s.BOSH, s.WebSocket, s.Exit
-		u.mu.Unlock()
-		u.metrics.OldProcess(s.BOSH, s.WebSocket, s.Exit)
-	})
+	err := p.Watch(u.heard)
 	u.h.SetPredecessor("")
 	u.mu.Lock()
 	pid := u.old.PID
 	u.oldOK = false
+	u.settle()
 	u.mu.Unlock()
 	u.metrics.OldProcess(0, 0, time.Time{})
 	p.Close()
 	u.log.Info("upgrade: the old process has exited", "pid", pid, "err", err)
+}
+
+// heard takes in what the old process said.
+func (u *upgrader) heard(s handoff.Status) {
+	u.mu.Lock()
+	u.old.BOSH, u.old.WebSocket, u.old.Exit = s.BOSH, s.WebSocket, s.Exit
+	if !s.Moving {
+		u.settle()
+	}
+	u.mu.Unlock()
+	u.metrics.OldProcess(s.BOSH, s.WebSocket, s.Exit)
+}
+
+// settle notes that the old process moves nothing more here; called with
+// mu held.
+func (u *upgrader) settle() {
+	if u.oldMoving {
+		u.oldMoving = false
+		close(u.settled)
+	}
+}
+
+// whenSettled returns what is closed once the old process moves nothing
+// more here, if an upgrade waits for that; nil otherwise.
+func (u *upgrader) whenSettled() <-chan struct{} {
+	if !u.deferred {
+		return nil
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.settled
 }
 
 // oldProcess is admin.Options.OldProcess.
@@ -173,6 +210,14 @@ func (u *upgrader) oldProcess() (admin.OldProcess, bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.old, u.oldOK
+}
+
+// receiving reports whether the old process may still be moving its
+// sessions here: from the start until it says it is done, or exits.
+func (u *upgrader) receiving() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.oldOK && u.oldMoving
 }
 
 // oldServing reports the sessions the old processes still serve.
@@ -205,7 +250,7 @@ func (u *upgrader) serveSocket() error {
 }
 
 // start starts an upgrade on SIGUSR2, and returns the channel its
-// outcome comes on; nil if it was refused (logged).
+// outcome comes on; nil if it was refused or deferred (logged).
 func (u *upgrader) start(ctx context.Context, readyTimeout time.Duration) <-chan upgradeResult {
 	switch {
 	case u.handedOff:
@@ -215,6 +260,16 @@ func (u *upgrader) start(ctx context.Context, readyTimeout time.Duration) <-chan
 	case u.child != nil:
 		u.metrics.Upgraded(metrics.UpgradeRefused)
 		u.log.Warn("upgrade refused: one is under way", "new_pid", u.child.Pid())
+		return nil
+	case u.receiving():
+		// Sessions that arrived after this process took its list
+		// would stay here, served to their end instead of moving on:
+		// the upgrade starts once the old process has moved them all
+		// (whenSettled).
+		if !u.deferred {
+			u.deferred = true
+			u.log.Info("upgrade deferred: the sessions of the old process are still arriving; it starts once they have")
+		}
 		return nil
 	case u.moving != nil:
 		// Taken back from a new process that died while sessions
@@ -382,7 +437,7 @@ func (u *upgrader) serves() (bosh, websocket int) {
 // tell sends the child what this process serves and when it exits.
 func (u *upgrader) tell() {
 	bosh, ws := u.serves()
-	u.child.SendStatus(handoff.Status{BOSH: bosh, WebSocket: ws, Exit: u.exitBy})
+	u.child.SendStatus(handoff.Status{BOSH: bosh, WebSocket: ws, Exit: u.exitBy, Moving: u.moving != nil})
 }
 
 // drained reports, after a hand-over, whether this process may exit, and
@@ -404,8 +459,6 @@ func (u *upgrader) drained(now time.Time) (done, empty bool, why string) {
 	return false, false, ""
 }
 
-// close stops serving the handoff socket and, after a hand-over, lets the
-// child see this process gone.
 // quiesce waits, until ctx ends, for the requests the handoff socket is
 // serving to be answered, and serves no more on it: a process leaving
 // after a hand-over calls it before its handler stops forwarding.
@@ -415,6 +468,8 @@ func (u *upgrader) quiesce(ctx context.Context) {
 	}
 }
 
+// close stops serving the handoff socket and, after a hand-over, lets the
+// child see this process gone.
 func (u *upgrader) close(ctx context.Context) {
 	u.spares.Close()
 	if u.moveLn != nil {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/boshd/boshd/admin"
 	"github.com/boshd/boshd/bosh"
 	"github.com/boshd/boshd/config"
 	"github.com/boshd/boshd/internal/handoff"
@@ -74,6 +75,51 @@ func TestUpgradeOneAtATime(t *testing.T) {
 	}
 	if got := upgradesCounted(t, u, "refused"); !strings.HasSuffix(got, " 1") {
 		t.Errorf("refusals counted: %q, want 1", got)
+	}
+}
+
+// TestUpgradeDeferredWhileReceiving: a process an upgrade started defers
+// a SIGUSR2 of its own until its old process says it moved what it could
+// (a status with Moving unset), so that no session arriving late stays
+// behind in it; then the upgrade starts.
+func TestUpgradeDeferredWhileReceiving(t *testing.T) {
+	var logs bytes.Buffer
+	u := newUpgrader(t, "/bin/false", nil, &logs)
+	// As serving sets them in a process an upgrade started, before its
+	// old process has said anything.
+	u.old, u.oldOK, u.oldMoving, u.settled = admin.OldProcess{PID: 1}, true, true, make(chan struct{})
+	if u.whenSettled() != nil {
+		t.Fatal("an upgrade waits before any SIGUSR2")
+	}
+	for range 2 {
+		if u.start(context.Background(), 10*time.Second) != nil || u.child != nil {
+			t.Fatal("an upgrade started while the old process moves its sessions here")
+		}
+	}
+	if n := strings.Count(logs.String(), "upgrade deferred: the sessions of the old process are still arriving"); n != 1 {
+		t.Errorf("the deferral logged %d times, want once:\n%s", n, logs.String())
+	}
+	settled := u.whenSettled()
+	u.heard(handoff.Status{BOSH: 3, Exit: time.Now().Add(time.Minute), Moving: true})
+	select {
+	case <-settled:
+		t.Fatal("settled while the old process says it is moving")
+	default:
+	}
+	u.heard(handoff.Status{BOSH: 1, Exit: time.Now().Add(time.Minute)})
+	select {
+	case <-settled:
+	default:
+		t.Fatal("not settled once the old process said it moved what it could")
+	}
+	u.deferred = false // as serve's loop does
+	done := u.start(context.Background(), 10*time.Second)
+	if done == nil {
+		t.Fatalf("the deferred upgrade did not start:\n%s", logs.String())
+	}
+	<-done
+	if got := upgradesCounted(t, u, "refused"); got != "" && !strings.HasSuffix(got, " 0") {
+		t.Errorf("a deferred upgrade counted refused: %q", got)
 	}
 }
 

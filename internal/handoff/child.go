@@ -279,6 +279,9 @@ func (c *Child) SendStatus(s Status) error {
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
 	c.pair.SetWriteDeadline(time.Now().Add(time.Second))
+	if _, err := c.pair.Write(s.encodeMoving()); err != nil {
+		return err
+	}
 	_, err := c.pair.Write(s.encode())
 	return err
 }

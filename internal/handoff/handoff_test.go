@@ -63,7 +63,9 @@ func child(mode string) int {
 		fmt.Println("Ready:", err)
 		return 12
 	}
-	p.Watch(func(s Status) { fmt.Printf("status %d %d %d\n", s.BOSH, s.WebSocket, s.Exit.Unix()) })
+	p.Watch(func(s Status) {
+		fmt.Printf("status %d %d %d moving=%v\n", s.BOSH, s.WebSocket, s.Exit.Unix(), s.Moving)
+	})
 	fmt.Println("parent gone")
 	return 0
 }
@@ -144,8 +146,17 @@ func TestHandOver(t *testing.T) {
 		t.Errorf("the listening socket answered %q, want %q", got, want)
 	}
 	exit := time.Unix(1_800_000_000, 0)
-	if err := c.SendStatus(Status{BOSH: 7, WebSocket: 2, Exit: exit}); err != nil {
+	// A parent of an older version says no "moving": not moving.
+	if _, err := c.pair.Write(Status{BOSH: 9, Exit: exit}.encode()); err != nil {
 		t.Fatal(err)
+	}
+	for _, s := range []Status{
+		{BOSH: 8, WebSocket: 3, Exit: exit, Moving: true},
+		{BOSH: 7, WebSocket: 2, Exit: exit},
+	} {
+		if err := c.SendStatus(s); err != nil {
+			t.Fatal(err)
+		}
 	}
 	c.Close()
 	select {
@@ -156,7 +167,8 @@ func TestHandOver(t *testing.T) {
 	if c.err != nil {
 		t.Errorf("child: %v\n%s", c.err, readFile(t, out))
 	}
-	want := "inherited=true unused=[admin_listen] socket=/run/parent.sock\nstatus 7 2 1800000000\nparent gone\n"
+	want := "inherited=true unused=[admin_listen] socket=/run/parent.sock\n" +
+		"status 9 0 1800000000 moving=false\nstatus 8 3 1800000000 moving=true\nstatus 7 2 1800000000 moving=false\nparent gone\n"
 	if got := readFile(t, out); got != want {
 		t.Errorf("the child said:\n%s\nwant:\n%s", got, want)
 	}

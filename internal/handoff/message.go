@@ -12,11 +12,18 @@ import (
 //
 //	child → parent: "ready SOCKET"  (the child's own handoff socket)
 //	child → parent: "failed REASON"
+//	parent → child: "moving 1|0"  (whether the parent is still moving
+//	                sessions to the child), then
 //	parent → child: "status BOSH WEBSOCKET EXIT" (sessions the parent
 //	                still serves, and when it exits, in Unix nanoseconds)
+//
+// A verb a process does not know is ignored, so that processes of two
+// versions hand over: "moving" came after "status", which stayed as it
+// was for that reason.
 const (
 	verbReady  = "ready"
 	verbFailed = "failed"
+	verbMoving = "moving"
 	verbStatus = "status"
 )
 
@@ -31,10 +38,20 @@ type Status struct {
 	// Exit is when the parent exits at the latest: its
 	// upgrade_drain_timeout from the hand-off.
 	Exit time.Time
+	// Moving is set while the parent is still moving sessions to the
+	// child. A parent too old to say is taken as not moving.
+	Moving bool
 }
 
 func (s Status) encode() []byte {
 	return []byte(fmt.Sprintf("%s %d %d %d", verbStatus, s.BOSH, s.WebSocket, s.Exit.UnixNano()))
+}
+
+func (s Status) encodeMoving() []byte {
+	if s.Moving {
+		return []byte(verbMoving + " 1")
+	}
+	return []byte(verbMoving + " 0")
 }
 
 func decodeStatus(fields []string) (Status, error) {

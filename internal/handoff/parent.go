@@ -142,6 +142,7 @@ func (p *Parent) send(m []byte) error {
 // the parent has closed the pair (it exited) or Close was called.
 func (p *Parent) Watch(status func(Status)) error {
 	buf := make([]byte, maxMessage)
+	moving := false // what the last "moving" said; it comes before its status
 	for {
 		n, err := p.pair.Read(buf)
 		if err != nil || n == 0 {
@@ -151,11 +152,14 @@ func (p *Parent) Watch(status func(Status)) error {
 			return err
 		}
 		verb, rest := splitMessage(buf[:n])
-		if verb != verbStatus {
-			continue
-		}
-		if s, err := decodeStatus(strings.Fields(rest)); err == nil {
-			status(s)
+		switch verb {
+		case verbMoving:
+			moving = strings.TrimSpace(rest) == "1"
+		case verbStatus:
+			if s, err := decodeStatus(strings.Fields(rest)); err == nil {
+				s.Moving = moving
+				status(s)
+			}
 		}
 	}
 }
