@@ -302,17 +302,13 @@ func checkUpgradeLoadMoves(t *testing.T, n int, tls bool, log string) {
 			t.Errorf("hand-over %d over STARTTLS moved %d sessions and kept %d, want all %d kept", i+1, moved, kept, n)
 		case tls && i > 0 && moved+kept != 0:
 			t.Errorf("hand-over %d over STARTTLS moved %d sessions and kept %d, want none of its own", i+1, moved, kept)
-		case !tls && i == 0 && (moved+kept != held || moved < held*9/10):
-			t.Errorf("hand-over %d moved %d sessions and kept %d, want nearly all of its %d moved", i+1, moved, kept, held)
-		case !tls && (moved+kept > held || moved < (moved+kept)*9/10):
+		case !tls && (moved+kept != held || moved < held*9/10):
 			// A session kept stays in that process to its end: the
-			// next hand-over holds only those that moved. And on a
-			// slow machine a hand-over may begin while the sessions
-			// of the one before are still arriving: those that
-			// arrive after it took its list stay where they land,
-			// served to their end (design 005), neither moved nor
-			// kept, and only exactly-once delivery speaks for them.
-			t.Errorf("hand-over %d moved %d sessions and kept %d of the %d it could hold, want nearly all it tried moved", i+1, moved, kept, held)
+			// next hand-over holds only those that moved. A SIGUSR2
+			// that comes while the sessions of the hand-over before
+			// are still arriving waits until they have (design 005),
+			// so each hand-over tries every session it was given.
+			t.Errorf("hand-over %d moved %d sessions and kept %d, want nearly all of its %d moved", i+1, moved, kept, held)
 		}
 		held = moved
 	}
