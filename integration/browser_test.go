@@ -16,6 +16,7 @@ import (
 
 	"github.com/boshd/boshd/bosh"
 	"github.com/boshd/boshd/config"
+	"github.com/boshd/boshd/internal/wait"
 )
 
 // Browser tests: real web clients in Debian's Chromium talk BOSH to boshd in
@@ -419,13 +420,18 @@ func TestBrowserStropheKeepalive(t *testing.T) {
 	for name, inflight := range map[string]bool{"quiet": false, "request in flight": true} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			st := startBrowserStack(t, serveOptions{})
+			var st *browserStack
+			st = startBrowserStack(t, serveOptions{Routes: func(mux *http.ServeMux) {
+				mux.HandleFunc("POST /control/abandoned", func(w http.ResponseWriter, r *http.Request) {
+					abandonedRoute(w, r, st)
+				})
+			}})
 			t.Cleanup(func() {
 				if t.Failed() {
 					t.Logf("rids boshd read, per session: %v", st.Wire.bySession())
 				}
 			})
-			res := st.Run(t, "strophe-keepalive", map[string]any{"inflight": inflight})
+			res := st.Run(t, "strophe-keepalive", map[string]any{"inflight": inflight, "controlURL": st.Origin + "/control"})
 			sid, _ := res["sid"].(string)
 			last, first := number(t, res, "lastOldRid"), number(t, res, "firstNewRid")
 			if got, _ := res["firstNewSid"].(string); got != sid {
@@ -474,6 +480,34 @@ func TestBrowserStropheKeepalive(t *testing.T) {
 		})
 	}
 }
+
+// abandonedRoute is the strophe-keepalive scenario's control route
+// /control/abandoned?sid=SID&rid=RID: it answers {"abandoned": true} once
+// boshd has logged the held request rid of session sid abandoned by its
+// client, or {"abandoned": false} after abandonWait. The scenario waits
+// for it after unloading a page whose poll boshd held: the browser closes
+// that poll's connection when it gets to it, which may be after the new
+// page asked for its first file, and a message boshd answered that poll
+// with before it saw the connection closed would die with the old page
+// (BOSH without acks cannot tell; a client restoring its session goes on
+// from the next rid). Waiting keeps the test to what it checks: that what
+// arrives during the reload is kept for the restored page.
+func abandonedRoute(w http.ResponseWriter, r *http.Request, st *browserStack) {
+	sid, rid := r.URL.Query().Get("sid"), r.URL.Query().Get("rid")
+	abandoned := wait.For(abandonWait, func() bool {
+		for _, line := range strings.Split(grepLines(st.Log(), "held request abandoned by client"), "\n") {
+			if strings.Contains(line, "sid="+logID(sid)) && (strings.Contains(line, "rid="+rid+" ") || strings.HasSuffix(line, "rid="+rid)) {
+				return true
+			}
+		}
+		return false
+	})
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]bool{"abandoned": abandoned})
+}
+
+// abandonWait bounds abandonedRoute's wait.
+const abandonWait = 5 * time.Second
 
 // TestBrowserStropheNetworkTrouble is scenario (c): the pages' requests are
 // intercepted; some are aborted before they reach boshd, and for others

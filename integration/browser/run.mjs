@@ -553,6 +553,16 @@ async function stropheKeepalive(input, s) {
     if (trapped) {
         await trapped.abort('aborted').catch(() => {});
     }
+    if (!input.inflight && input.controlURL) {
+        // The old page's poll, held by boshd, dies with it, but the
+        // browser may close its connection only after the new page has
+        // asked for its first file: a message boshd answered it with
+        // before it saw that would be lost with the old page (BOSH
+        // without acks cannot tell). Wait until boshd has seen it go.
+        const heldRid = Math.max(...pa.boshRequests.map((r) => Number(r.rid)));
+        const seen = await control(input, `abandoned?sid=${encodeURIComponent(a.sid)}&rid=${heldRid}`);
+        log(`alice: the old page's held poll (rid ${heldRid}) ${seen.abandoned ? 'abandoned at boshd' : 'not seen abandoned within the bound'}`);
+    }
 
     const during = 20;
     for (let i = 0; i < during; i++) {
