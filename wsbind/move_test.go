@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/boshd/boshd/config"
+	"github.com/boshd/boshd/gateway"
 	"github.com/boshd/boshd/internal/handoff"
 	"github.com/boshd/boshd/internal/wait"
 	"github.com/boshd/boshd/internal/xmpptest"
@@ -97,6 +98,36 @@ func chat(t *testing.T, c *wsClient, up *xmpptest.Server, peer int, tag string, 
 	}
 }
 
+// metricSum returns the sum of the series of the metric name in g's
+// metrics whose labels include labels.
+func metricSum(t *testing.T, g *gateway.Gateway, name string, labels map[string]string) float64 {
+	t.Helper()
+	families, err := g.Metrics().Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			have := make(map[string]string)
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue series
+				}
+			}
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
+}
+
 // TestMoveSessions moves a session between two Handlers: afterwards it
 // relays both ways on the same client connection and the same upstream
 // connection, from the new Handler only, the old one having forgotten
@@ -121,6 +152,15 @@ func TestMoveSessions(t *testing.T) {
 			m.commit()
 			if st := old.h.Stats(); st.Live != 0 || st.Parked != 0 {
 				t.Errorf("old handler after the move: %+v, want nothing", st)
+			}
+			if n := metricSum(t, old.g, "boshd_upgrade_websocket_sessions_moved_total", map[string]string{"outcome": "moved"}); n != 1 {
+				t.Errorf("old handler counted %v sessions moved, want 1", n)
+			}
+			if n := metricSum(t, old.g, "boshd_websocket_sessions_ended_total", nil); n != 0 {
+				t.Errorf("old handler counted %v sessions ended, want none: the session moved", n)
+			}
+			if n := metricSum(t, next.g, "boshd_upgrade_websocket_sessions_received_total", nil); n != 1 {
+				t.Errorf("new handler counted %v sessions received, want 1", n)
 			}
 			if total, _ := old.g.Sessions("127.0.0.1"); total != 0 {
 				t.Errorf("old gateway counts %d sessions, want 0", total)
@@ -207,6 +247,14 @@ func TestMoveSessionsKept(t *testing.T) {
 			}
 			if st := next.h.Stats(); st.Live != 0 {
 				t.Errorf("new handler holds %+v", st)
+			}
+			for outcome, want := range map[string]int{"moved": 0, "failed": tc.failed, "kept": tc.kept} {
+				if n := metricSum(t, old.g, "boshd_upgrade_websocket_sessions_moved_total", map[string]string{"outcome": outcome}); n != float64(want) {
+					t.Errorf("old handler counted %v sessions %s, want %d", n, outcome, want)
+				}
+			}
+			if n := metricSum(t, next.g, "boshd_upgrade_websocket_sessions_received_total", nil); n != 0 {
+				t.Errorf("new handler counted %v sessions received, want none", n)
 			}
 			if total, _ := next.g.Sessions("127.0.0.1"); total != 0 {
 				t.Errorf("new gateway counts %d sessions, want 0", total)
@@ -324,4 +372,66 @@ func socketPair(t *testing.T, unix bool) (int, net.Conn) {
 		t.Fatal(err)
 	}
 	return fd, b
+}
+
+// TestMoveSessionsShutdownMeanwhile stops the old handler while a
+// session's sockets are on their way: its end waits. If the session
+// moves, it is not ended (no close frame; it relays from the new
+// handler); if it stays, it is ended then, as Shutdown ends it
+// (system-shutdown, <close/>, 1012).
+func TestMoveSessionsShutdownMeanwhile(t *testing.T) {
+	for _, moves := range []bool{true, false} {
+		t.Run(map[bool]string{true: "moved", false: "kept"}[moves], func(t *testing.T) {
+			up := xmpptest.NewRelay(t, features)
+			old := newTestServer(t, up, nil)
+			next := newTestServer(t, up, nil)
+			c := openParked(t, old, up)
+			var s *session
+			old.h.mu.Lock()
+			for s = range old.h.sessions {
+			}
+			old.h.mu.Unlock()
+			stopped := make(chan error, 1)
+			m := &mover{t: t, to: next.h}
+			if !moves {
+				m.fail = errors.New("the way to the new process broke")
+			}
+			send := func(data []byte, fds []int) error {
+				go func() {
+					ctx, cancel := context.WithTimeout(context.Background(), wait.Deadline)
+					defer cancel()
+					stopped <- old.h.Shutdown(ctx)
+				}()
+				if !wait.For(wait.Deadline, func() bool {
+					s.mu.Lock()
+					defer s.mu.Unlock()
+					return s.pendingEnd != nil
+				}) {
+					t.Error("Shutdown did not ask the session to end")
+				}
+				return m.send(data, fds)
+			}
+			res := old.h.MoveSessions(context.Background(), send, time.Second)
+			if err := <-stopped; err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+			if !moves {
+				if res.Failed != 1 {
+					t.Fatalf("MoveSessions: %+v, want 1 failed", res)
+				}
+				c.expect(`<system-shutdown`)
+				c.expect(`<close xmlns="urn:ietf:params:xml:ns:xmpp-framing"`)
+				c.expectClose(1012)
+				return
+			}
+			if res.Moved != 1 {
+				t.Fatalf("MoveSessions: %+v, want 1 moved", res)
+			}
+			m.commit()
+			if n := metricSum(t, old.g, "boshd_websocket_sessions_ended_total", nil); n != 0 {
+				t.Errorf("old handler counted %v sessions ended, want none", n)
+			}
+			chat(t, c, up, 0, "after", 3)
+		})
+	}
 }
