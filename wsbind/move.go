@@ -90,38 +90,28 @@ var (
 	errEnded = errors.New("wsbind: session ended")
 )
 
-// Bounds of MoveSessions, as bosh's.
-const (
-	// moveRetry is how long MoveSessions waits before trying busy
-	// sessions again, once every session has been tried.
-	moveRetry = 20 * time.Millisecond
-	// moveBatch is how many sessions MoveSessions tries before it tries
-	// again those it found busy.
-	moveBatch = 64
-	// maxKeptLogged is how many kept sessions a hand-over logs.
-	maxKeptLogged = 10
-)
+// maxKeptLogged is how many kept sessions a hand-over logs, each with why.
+const maxKeptLogged = 10
 
 // MoveSessions moves every session it can to the new process through
-// send: sessions that are busy are tried again, every 20 ms, for bound at
-// most, and then kept, as are those that cannot move. A busy session has
-// its door closed meanwhile (its sockets park at once, pings skip it);
-// one not quiet within max(1 s, 2×park_after) is let go on as long before
-// it is tried again. It returns early, keeping the rest, when ctx ends or
-// the way to the new process breaks. Call it once this process no longer
-// accepts.
+// send: sessions are taken in batches, and those that are busy are tried
+// again (handoff.MoveAll, as bosh does), for bound at most, and then
+// kept, as are those that cannot move. A busy session has its door
+// closed meanwhile (its sockets park at once, pings skip it); one not
+// quiet within max(1 s, 2×park_after) is let go on as long before it is
+// tried again. MoveSessions returns early, keeping the rest, when ctx
+// ends or the way to the new process breaks. Call it once this process
+// no longer accepts.
 func (h *Handler) MoveSessions(ctx context.Context, send MoveSender, bound time.Duration) MoveResult {
 	start := time.Now()
 	var res MoveResult
-	deadline := start.Add(bound)
 	h.mu.Lock()
-	todo := make([]*session, 0, len(h.sessions))
+	all := make([]*session, 0, len(h.sessions))
 	for s := range h.sessions {
-		todo = append(todo, s)
+		all = append(all, s)
 	}
 	h.mu.Unlock()
-	broken := false
-	why := make(map[*session]error)
+	why := make(map[*session]error) // the last reason a session did not move
 	logged := 0
 	kept := func(s *session, err error) {
 		res.Kept++
@@ -130,29 +120,13 @@ func (h *Handler) MoveSessions(ctx context.Context, send MoveSender, bound time.
 			s.logger().Info("upgrade: websocket session kept: this process serves it to its end", "why", err)
 		}
 	}
-	closed := make(map[*session]time.Time) // when a busy session's door first closed
-	open := make(map[*session]time.Time)   // a session let go on until then
-	gateMax := max(time.Second, 2*h.cfg.ParkAfter)
-	try := func(s *session) (again bool) {
-		if ctx.Err() != nil {
-			broken = true
-		}
-		if until, ok := open[s]; broken || ok && time.Now().Before(until) {
-			return true
-		}
+	try := func(s *session) handoff.Try {
 		switch err := h.moveOne(s, send); {
 		case err == nil:
 			res.Moved++
 		case errors.Is(err, errBusy):
 			why[s] = err
-			if at, ok := closed[s]; !ok {
-				closed[s] = time.Now()
-			} else if time.Since(at) > gateMax {
-				s.openDoor()
-				delete(closed, s)
-				open[s] = time.Now().Add(gateMax)
-			}
-			return true
+			return handoff.Busy
 		case errors.Is(err, errEnded):
 		case errors.Is(err, errCannotMove):
 			kept(s, err)
@@ -161,40 +135,14 @@ func (h *Handler) MoveSessions(ctx context.Context, send MoveSender, bound time.
 			s.logger().Warn("upgrade: the new process did not take a websocket session; this process serves it to its end", "err", err)
 		default:
 			res.Failed++
-			broken = true
 			h.log.Error("upgrade: moving websocket sessions stopped: this process serves those left to their end", "err", err)
+			return handoff.Broken
 		}
-		return false
+		return handoff.Settled
 	}
-	var busy []*session
-	for (len(todo) > 0 || len(busy) > 0) && !broken {
-		n := min(moveBatch, len(todo))
-		var again []*session
-		for _, s := range todo[:n] {
-			if try(s) {
-				again = append(again, s)
-			}
-		}
-		todo = todo[n:]
-		for _, s := range busy {
-			if try(s) {
-				again = append(again, s)
-			}
-		}
-		busy = again
-		if len(todo) > 0 {
-			continue
-		}
-		if len(busy) == 0 || broken || !time.Now().Add(moveRetry).Before(deadline) {
-			break
-		}
-		select {
-		case <-time.After(moveRetry):
-		case <-ctx.Done():
-			broken = true
-		}
-	}
-	for _, s := range append(busy, todo...) {
+	gateMax := max(time.Second, 2*h.cfg.ParkAfter)
+	left, _ := handoff.MoveAll(ctx, all, bound, gateMax, try, (*session).openDoor)
+	for _, s := range left {
 		s.openDoor()
 		if !s.isEnded() {
 			kept(s, why[s])

@@ -238,7 +238,7 @@ func TestMoveSessionsKept(t *testing.T) {
 				t.Fatalf("MoveSessions: %+v, want %d failed and %d kept", res, tc.failed, tc.kept)
 			}
 			switch {
-			case tc.noOpen && took < 300*time.Millisecond-moveRetry:
+			case tc.noOpen && took < 300*time.Millisecond-handoff.MoveRetry:
 				t.Errorf("a busy session kept after %v, before the bound", took)
 			case tc.tls && m.sent != 0:
 				t.Errorf("a TLS session sent %d times", m.sent)
