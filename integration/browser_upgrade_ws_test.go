@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"sync"
 	"testing"
 
 	"github.com/boshd/boshd/internal/wait"
@@ -24,25 +23,9 @@ func TestBrowserUpgradeWebSocket(t *testing.T) {
 			p := startProsody(t, prosodyOptions{})
 			users := browserUsers(t, p)
 
-			var mu sync.Mutex
-			var b *boshdProcess
-			pids := []int{}
-			pages := servePages(t, tools, map[string]func() (any, error){
-				"upgrade": func() (any, error) {
-					mu.Lock()
-					defer mu.Unlock()
-					next, err := upgradeOnce(b, pids[len(pids)-1])
-					if err != nil {
-						return nil, err
-					}
-					pids = append(pids, next)
-					return map[string]int{"from": pids[len(pids)-2], "to": next}, nil
-				},
-			})
-			mu.Lock()
-			b = startUpgradable(t, p, nil, "--config", upgradeConfigFile(t), "--cors-origins", pages.Origin)
-			pids = append(pids, b.Pid())
-			mu.Unlock()
+			line := new(upgradeLine)
+			pages := servePages(t, tools, map[string]func() (any, error){"upgrade": line.upgrade})
+			b := line.start(startUpgradable(t, p, nil, "--config", upgradeConfigFile(t), "--cors-origins", pages.Origin))
 			t.Cleanup(func() { checkBoshdLog(t, b.Log()) })
 
 			res := runBrowser(t, tools, map[string]any{
@@ -58,8 +41,7 @@ func TestBrowserUpgradeWebSocket(t *testing.T) {
 			})
 			t.Logf("%v upgrades", res["upgrades"])
 
-			mu.Lock()
-			defer mu.Unlock()
+			pids := line.processes()
 			if len(pids) != browserUpgrades+1 {
 				t.Fatalf("processes %v, want %d: one per upgrade and the first", pids, browserUpgrades+1)
 			}

@@ -44,21 +44,28 @@ var handedOver = regexp.MustCompile(`msg="upgrade: handed over; [^"]*" new_pid=(
 var movedLine = regexp.MustCompile(`msg="upgrade: sessions moved to the new process" moved=(\d+) failed=(\d+) kept=(\d+)`)
 
 // waitMoved waits for the n-th hand-over's moves (from 1) to be logged,
-// and returns its counts.
+// and returns its counts of BOSH sessions.
 func waitMoved(t *testing.T, b *boshdProcess, n int) (moved, failed, kept int) {
+	t.Helper()
+	return waitCounts(t, b, movedLine, n)
+}
+
+// waitCounts waits for the n-th match (from 1) of line, which has three
+// numbers, in b's log, and returns them.
+func waitCounts(t *testing.T, b *boshdProcess, line *regexp.Regexp, n int) (x, y, z int) {
 	t.Helper()
 	var all [][]string
 	if !wait.For(30*time.Second, func() bool {
-		all = movedLine.FindAllStringSubmatch(b.Log(), -1)
+		all = line.FindAllStringSubmatch(b.Log(), -1)
 		return len(all) >= n
 	}) {
 		t.Fatalf("hand-over %d: no moves logged within 30s:\n%s", n, b.logs.Tail(30))
 	}
 	m := all[n-1]
-	moved, _ = strconv.Atoi(m[1])
-	failed, _ = strconv.Atoi(m[2])
-	kept, _ = strconv.Atoi(m[3])
-	return moved, failed, kept
+	x, _ = strconv.Atoi(m[1])
+	y, _ = strconv.Atoi(m[2])
+	z, _ = strconv.Atoi(m[3])
+	return x, y, z
 }
 
 // Prosody's log lines of a client stream connected and disconnected,

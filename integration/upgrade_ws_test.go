@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"regexp"
-	"strconv"
 	"testing"
 	"time"
 
@@ -22,21 +21,10 @@ import (
 var wsMovedLine = regexp.MustCompile(`msg="upgrade: sessions moved to the new process" .*websocket_moved=(\d+) websocket_failed=(\d+) websocket_kept=(\d+)`)
 
 // waitWSMoved waits for the n-th hand-over's moves (from 1) to be logged,
-// and returns its WebSocket counts.
+// and returns its counts of WebSocket sessions.
 func waitWSMoved(t *testing.T, b *boshdProcess, n int) (moved, failed, kept int) {
 	t.Helper()
-	var all [][]string
-	if !wait.For(30*time.Second, func() bool {
-		all = wsMovedLine.FindAllStringSubmatch(b.Log(), -1)
-		return len(all) >= n
-	}) {
-		t.Fatalf("hand-over %d: no WebSocket moves logged within 30s:\n%s", n, b.logs.Tail(30))
-	}
-	m := all[n-1]
-	moved, _ = strconv.Atoi(m[1])
-	failed, _ = strconv.Atoi(m[2])
-	kept, _ = strconv.Atoi(m[3])
-	return moved, failed, kept
+	return waitCounts(t, b, wsMovedLine, n)
 }
 
 // wsReceiveInOrder waits for n messages to c from fromJID with the ids
