@@ -171,7 +171,7 @@ func (s *session) park(controlOnly bool) bool {
 
 // startParkWait sets the read deadline of park's wait, after, and
 // reports true; or false, with no deadline set, if the session is to park
-// at once: its door is closed for a move (moveDoor cuts a wait under way
+// at once: its door is closed for a move (freeze cuts a wait under way
 // short the same way, by the deadline).
 func (s *session) startParkWait(after time.Duration) bool {
 	s.mu.Lock()
