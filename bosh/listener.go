@@ -368,6 +368,12 @@ func (l *Listener) takeResting() []net.Conn {
 	return taken
 }
 
+// Adopt returns c, a connection the old process of a live upgrade handed
+// over with a session of another binding (a WebSocket's), counted as the
+// connections accepted here are (never refused: it is open already),
+// until it is closed.
+func (l *Listener) Adopt(c net.Conn) net.Conn { return l.adopt(c) }
+
 // adopt returns c, a connection the old process of a live upgrade handed
 // over, counted as the connections accepted here are (never refused: it
 // is open already).

@@ -92,27 +92,19 @@ type MoveResult struct {
 // maxKeptLogged is how many kept sessions a hand-over logs, each with why.
 const maxKeptLogged = 10
 
-// moveRetry is how long MoveSessions waits before trying busy sessions
-// again, once every session has been tried.
-const moveRetry = 20 * time.Millisecond
-
-// moveBatch is how many sessions MoveSessions tries before it tries again
-// those it found busy.
-const moveBatch = 64
-
 // MoveSessions moves every session it can to the new process through
-// send, then the Listener ln's resting connections: sessions that are
-// busy are tried again, every moveRetry, for bound at most, and then
-// kept, as are those that cannot move. It returns early, keeping the
-// rest, when ctx ends or the way to the new process breaks. Call it once
-// this process no longer accepts (Listener.StopAccepting) and forwards
-// to the new one (SetSuccessor).
+// send, then the Listener ln's resting connections: sessions are taken
+// in batches, and those that are busy are tried again
+// (handoff.MoveAll), for bound at most, and then kept, as are those that
+// cannot move. A busy session stays closed to requests (Freeze) while it
+// becomes quiet; one not quiet within max(1 s, 2×park_after) is let in
+// again for as long before it is tried again. MoveSessions returns early,
+// keeping the rest, when ctx ends or the way to the new process breaks.
+// Call it once this process no longer accepts (Listener.StopAccepting)
+// and forwards to the new one (SetSuccessor).
 func (h *Handler) MoveSessions(ctx context.Context, send MoveSender, ln *Listener, bound time.Duration) MoveResult {
 	start := time.Now()
 	var res MoveResult
-	deadline := start.Add(bound)
-	todo := h.sessions.Sessions()
-	broken := false
 	why := make(map[*session.Session]error) // the last reason a session did not move
 	logged := 0
 	kept := func(s *session.Session, err error) {
@@ -122,35 +114,13 @@ func (h *Handler) MoveSessions(ctx context.Context, send MoveSender, ln *Listene
 			h.log.Info("upgrade: session kept: this process serves it to its end", "sid", s.LogID(), "why", err)
 		}
 	}
-	// closed is when each busy session was first closed to requests by
-	// Freeze: one not quiet within gateMax is let go on as long before
-	// it is tried again (open, until then), so that its clients are
-	// not kept waiting the whole bound.
-	closed := make(map[*session.Session]time.Time)
-	open := make(map[*session.Session]time.Time)
-	gateMax := max(time.Second, 2*h.cfg.ParkAfter)
-	// try tries to move s once, and reports whether it is still to be
-	// tried: busy, or in the way of a broken channel.
-	try := func(s *session.Session) (again bool) {
-		if ctx.Err() != nil {
-			broken = true
-		}
-		if until, ok := open[s]; broken || ok && time.Now().Before(until) {
-			return true
-		}
+	try := func(s *session.Session) handoff.Try {
 		switch err := h.moveOne(s, send); {
 		case err == nil:
 			res.Moved++
 		case errors.Is(err, session.ErrBusy):
 			why[s] = err
-			if at, ok := closed[s]; !ok {
-				closed[s] = time.Now()
-			} else if time.Since(at) > gateMax {
-				s.Thaw()
-				delete(closed, s)
-				open[s] = time.Now().Add(gateMax)
-			}
-			return true
+			return handoff.Busy
 		case errors.Is(err, errEnded):
 			s.Thaw()
 		case errors.Is(err, session.ErrCannotMove):
@@ -160,46 +130,14 @@ func (h *Handler) MoveSessions(ctx context.Context, send MoveSender, ln *Listene
 			h.log.Warn("upgrade: the new process did not take a session; this process serves it to its end", "sid", s.LogID(), "err", err)
 		default:
 			res.Failed++
-			broken = true
 			h.log.Error("upgrade: moving sessions stopped: this process serves those left to their end", "err", err)
+			return handoff.Broken
 		}
-		return false
+		return handoff.Settled
 	}
-	// The sessions are taken moveBatch at a time, and those a batch
-	// found busy (closed by Freeze, most of them quiet a moment later)
-	// are tried again after the next batch, not after every session
-	// has been tried once: a session's door stays closed for about a
-	// batch's time, not for a pass over thousands.
-	var busy []*session.Session
-	for (len(todo) > 0 || len(busy) > 0) && !broken {
-		n := min(moveBatch, len(todo))
-		var again []*session.Session
-		for _, s := range todo[:n] {
-			if try(s) {
-				again = append(again, s)
-			}
-		}
-		todo = todo[n:]
-		for _, s := range busy {
-			if try(s) {
-				again = append(again, s)
-			}
-		}
-		busy = again
-		if len(todo) > 0 {
-			continue
-		}
-		if len(busy) == 0 || broken || !time.Now().Add(moveRetry).Before(deadline) {
-			break
-		}
-		select {
-		case <-time.After(moveRetry):
-		case <-ctx.Done():
-			broken = true
-		}
-	}
-	todo = append(busy, todo...)
-	for _, s := range todo {
+	gateMax := max(time.Second, 2*h.cfg.ParkAfter)
+	left, broken := handoff.MoveAll(ctx, h.sessions.Sessions(), bound, gateMax, try, (*session.Session).Thaw)
+	for _, s := range left {
 		s.Thaw() // if Freeze left it closed
 		if !s.Ended() {
 			kept(s, why[s])

@@ -19,6 +19,42 @@ const browserUpgrades = 3
 // each way while one upgrade is under way (and one more, prefix-end).
 const browserUpgradeMessages = 10
 
+// upgradeLine is the processes a browser test upgrades through: its
+// pages' control route "upgrade" (POST /control/upgrade) upgrades the
+// newest, answering once it has handed over.
+type upgradeLine struct {
+	mu   sync.Mutex
+	b    *boshdProcess
+	pids []int // the first process, then each new one
+}
+
+// start records b, the first process, and returns it.
+func (l *upgradeLine) start(b *boshdProcess) *boshdProcess {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b, l.pids = b, []int{b.Pid()}
+	return b
+}
+
+// upgrade is the control route: SIGUSR2 to the newest process.
+func (l *upgradeLine) upgrade() (any, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	next, err := upgradeOnce(l.b, l.pids[len(l.pids)-1])
+	if err != nil {
+		return nil, err
+	}
+	l.pids = append(l.pids, next)
+	return map[string]int{"from": l.pids[len(l.pids)-2], "to": next}, nil
+}
+
+// processes returns the pids so far, the newest last.
+func (l *upgradeLine) processes() []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.pids)
+}
+
 // TestBrowserUpgrade is run.mjs's upgrade-chat for Strophe.js and
 // Converse.js, over a plaintext upstream and over STARTTLS (Prosody
 // requiring it, with a certificate of the test's CA): alice and bob chat
@@ -52,29 +88,13 @@ func TestBrowserUpgrade(t *testing.T) {
 			users := browserUsers(t, p)
 			cfgFile := upgradeConfigFile(t)
 
-			var mu sync.Mutex
-			var b *boshdProcess
-			pids := []int{}
-			pages := servePages(t, tools, map[string]func() (any, error){
-				"upgrade": func() (any, error) {
-					mu.Lock()
-					defer mu.Unlock()
-					next, err := upgradeOnce(b, pids[len(pids)-1])
-					if err != nil {
-						return nil, err
-					}
-					pids = append(pids, next)
-					return map[string]int{"from": pids[len(pids)-2], "to": next}, nil
-				},
-			})
+			line := new(upgradeLine)
+			pages := servePages(t, tools, map[string]func() (any, error){"upgrade": line.upgrade})
 			args := []string{"--config", cfgFile, "--cors-origins", pages.Origin}
 			if tc.tls {
 				args = append(args, "--upstream-tls", "starttls", "--upstream-ca", p.CAFile)
 			}
-			mu.Lock()
-			b = startUpgradable(t, p, nil, args...)
-			pids = append(pids, b.Pid())
-			mu.Unlock()
+			b := line.start(startUpgradable(t, p, nil, args...))
 			t.Cleanup(func() { checkBoshdLog(t, b.Log()) })
 
 			res := runBrowser(t, tools, map[string]any{
@@ -90,8 +110,7 @@ func TestBrowserUpgrade(t *testing.T) {
 			})
 			t.Logf("%v upgrades; sids %v; %v BOSH requests", res["upgrades"], res["sids"], res["requests"])
 
-			mu.Lock()
-			defer mu.Unlock()
+			pids := line.processes()
 			if len(pids) != browserUpgrades+1 {
 				t.Fatalf("processes %v, want %d: one per upgrade and the first", pids, browserUpgrades+1)
 			}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,7 +25,8 @@ import (
 // arrives once and in order, the listening process changes each time,
 // the sessions move to the new process at each hand-over over a
 // plaintext upstream (design 005), and every old process exits once its
-// sessions have moved or ended.
+// sessions have moved or ended. The same over XMPP over WebSocket: no
+// WebSocket closed, every session moving each time.
 //
 // BOSHD_UPGRADE_LOAD_SESSIONS sets the number of sessions of both runs
 // (default upgradeLoadDefault; -short: 100).
@@ -77,7 +79,8 @@ type upgradeLoadExtra struct {
 }
 
 // TestLiveUpgradeLoad runs the upgrades under load over a plaintext
-// upstream and over STARTTLS (Prosody requiring it). The plaintext
+// upstream and over STARTTLS (Prosody requiring it), with BOSH sessions,
+// and over a plaintext upstream with WebSocket sessions. The plaintext
 // sessions move to the new process at each upgrade; the STARTTLS ones
 // cannot (design 005): the first old process serves them to their end,
 // the newest forwarding each request down the chain of processes.
@@ -86,15 +89,16 @@ func TestLiveUpgradeLoad(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		tls  bool
-	}{{"plaintext", false}, {"starttls", true}} {
+		ws   bool
+	}{{"plaintext", false, false}, {"starttls", true, false}, {"websocket", false, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			parallelAlone(t)
-			testLiveUpgradeLoad(t, tc.tls)
+			testLiveUpgradeLoad(t, tc.tls, tc.ws)
 		})
 	}
 }
 
-func testLiveUpgradeLoad(t *testing.T, tls bool) {
+func testLiveUpgradeLoad(t *testing.T, tls, ws bool) {
 	n := upgradeLoadSessions(t)
 	p := startProsody(t, prosodyOptions{LogLevel: "warn", TLS: tls})
 	p.addLoadUsers(t, n)
@@ -113,16 +117,24 @@ func testLiveUpgradeLoad(t *testing.T, tls bool) {
 	ready, jsonPath := filepath.Join(dir, "ready"), filepath.Join(dir, "boshload.json")
 	setup := time.Duration(n/50)*time.Second + 30*time.Second
 	duration := setup + chatFor + 20*time.Second
+	url := b.URL
+	if ws {
+		url = "ws://" + b.Addr + "/xmpp-websocket"
+	}
 	loadArgs := []string{
-		"--url", b.URL, "--domain", p.Domain,
+		"--url", url, "--domain", p.Domain,
 		"--sessions", strconv.Itoa(n), "--rate", "200", "--max-setup", "32",
 		"--login", "load%d:" + clusterLoadPassword,
 		"--pairs", strconv.Itoa(n / 2), "--rate-per-pair", "1",
 		"--chat-for", chatFor.String(), "--drain", "3s", "--settle", "0s",
+		"--duration", duration.String(), "--json", jsonPath, "--ready-file", ready,
+	}
+	if ws {
+		loadArgs = append(loadArgs, "--transport", "websocket")
+	} else {
 		// A session that fails logs in again and chats on, as a web
 		// client does: counted, and the run goes on being checked.
-		"--relogin", "3",
-		"--duration", duration.String(), "--json", jsonPath, "--ready-file", ready,
+		loadArgs = append(loadArgs, "--relogin", "3")
 	}
 	bin, err := boshloadBinary()
 	if err != nil {
@@ -247,7 +259,11 @@ func testLiveUpgradeLoad(t *testing.T, tls bool) {
 	}
 	checkUpgradeLoad(t, n, r, x)
 	logUpgradeTimeline(t, x, events)
-	checkUpgradeLoadMoves(t, n, tls, b.Log())
+	moved := movedLine
+	if ws {
+		moved = wsMovedLine
+	}
+	checkUpgradeLoadMoves(t, n, tls, moved, b.Log())
 
 	// Every old process exits once it serves nothing: boshload ended
 	// every session, and each old process also waits for its own
@@ -278,15 +294,16 @@ func testLiveUpgradeLoad(t *testing.T, tls bool) {
 }
 
 // checkUpgradeLoadMoves checks what each of the four hand-overs moved
-// (design 005): over a plaintext upstream, the sessions, chatting, move
-// to the new process each time, nearly all of those it holds (a session
-// never quiet within the bound is kept, and stays in that process to its
-// end; none fails); over STARTTLS the first
-// keeps them all, and the later ones have none of their own.
-func checkUpgradeLoadMoves(t *testing.T, n int, tls bool, log string) {
+// (design 005), as line (movedLine, wsMovedLine) reads them from log:
+// over a plaintext upstream, the sessions, chatting, move to the new
+// process each time, nearly all of those it holds (a session never quiet
+// within the bound is kept, and stays in that process to its end; none
+// fails); over STARTTLS the first keeps them all, and the later ones have
+// none of their own.
+func checkUpgradeLoadMoves(t *testing.T, n int, tls bool, line *regexp.Regexp, log string) {
 	t.Helper()
 	t.Logf("moves:\n%s", grepLines(log, "upgrade: sessions moved to the new process"))
-	all := movedLine.FindAllStringSubmatch(log, -1)
+	all := line.FindAllStringSubmatch(log, -1)
 	if len(all) != 4 {
 		t.Errorf("%d hand-overs logged their moves, want 4", len(all))
 	}
@@ -302,12 +319,15 @@ func checkUpgradeLoadMoves(t *testing.T, n int, tls bool, log string) {
 			t.Errorf("hand-over %d over STARTTLS moved %d sessions and kept %d, want all %d kept", i+1, moved, kept, n)
 		case tls && i > 0 && moved+kept != 0:
 			t.Errorf("hand-over %d over STARTTLS moved %d sessions and kept %d, want none of its own", i+1, moved, kept)
-		case !tls && (moved+kept != held || moved < held*9/10):
+		case !tls && (moved+kept > held || moved < held*9/10):
 			// A session kept stays in that process to its end: the
 			// next hand-over holds only those that moved. A SIGUSR2
 			// that comes while the sessions of the hand-over before
 			// are still arriving waits until they have (design 005),
-			// so each hand-over tries every session it was given.
+			// so each hand-over tries every session it was given; on
+			// a loaded machine the last may still be moving as
+			// boshload ends its sessions, which are then neither
+			// moved nor kept.
 			t.Errorf("hand-over %d moved %d sessions and kept %d, want nearly all of its %d moved", i+1, moved, kept, held)
 		}
 		held = moved

@@ -20,9 +20,10 @@ import (
 
 // Live upgrades of the boshd binary (docs/design/005-live-upgrade.md,
 // issue 18): SIGUSR2 starts the binary again as a new process that takes
-// over the listening sockets; the old one moves its BOSH sessions to it
-// (the same TCP connections), serves those that cannot move (a TLS
-// upstream, WebSocket) to their end, and then exits.
+// over the listening sockets; the old one moves its BOSH and WebSocket
+// sessions to it (the same TCP connections), serves those that cannot
+// move (a TLS upstream or client connection) to their end, and then
+// exits.
 
 // upgradeConfig is the configuration file of TestLiveUpgrade: its
 // settings beside the command line's.
@@ -43,21 +44,28 @@ var handedOver = regexp.MustCompile(`msg="upgrade: handed over; [^"]*" new_pid=(
 var movedLine = regexp.MustCompile(`msg="upgrade: sessions moved to the new process" moved=(\d+) failed=(\d+) kept=(\d+)`)
 
 // waitMoved waits for the n-th hand-over's moves (from 1) to be logged,
-// and returns its counts.
+// and returns its counts of BOSH sessions.
 func waitMoved(t *testing.T, b *boshdProcess, n int) (moved, failed, kept int) {
+	t.Helper()
+	return waitCounts(t, b, movedLine, n)
+}
+
+// waitCounts waits for the n-th match (from 1) of line, which has three
+// numbers, in b's log, and returns them.
+func waitCounts(t *testing.T, b *boshdProcess, line *regexp.Regexp, n int) (x, y, z int) {
 	t.Helper()
 	var all [][]string
 	if !wait.For(30*time.Second, func() bool {
-		all = movedLine.FindAllStringSubmatch(b.Log(), -1)
+		all = line.FindAllStringSubmatch(b.Log(), -1)
 		return len(all) >= n
 	}) {
 		t.Fatalf("hand-over %d: no moves logged within 30s:\n%s", n, b.logs.Tail(30))
 	}
 	m := all[n-1]
-	moved, _ = strconv.Atoi(m[1])
-	failed, _ = strconv.Atoi(m[2])
-	kept, _ = strconv.Atoi(m[3])
-	return moved, failed, kept
+	x, _ = strconv.Atoi(m[1])
+	y, _ = strconv.Atoi(m[2])
+	z, _ = strconv.Atoi(m[3])
+	return x, y, z
 }
 
 // Prosody's log lines of a client stream connected and disconnected,
@@ -458,8 +466,8 @@ func TestLiveUpgradeNotify(t *testing.T) {
 // the WebSocket closed with 1012 (service restart); then it exits.
 //
 // Over STARTTLS (Prosody requiring it) neither session can move. Over a
-// plaintext upstream the BOSH session moves to the new process and goes
-// on after the bound, the old one serving the WebSocket alone.
+// plaintext upstream both move to the new process and go on after the
+// bound, the old one exiting at once.
 func TestLiveUpgradeDrainTimeout(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -488,23 +496,36 @@ func testLiveUpgradeDrainTimeout(t *testing.T, tls bool) {
 
 	start := time.Now()
 	newPID := upgradeTo(t, b, b.Pid())
-	wantMoved, oldBOSH := 1, 0.0
+	wantMoved := 1
 	if tls {
-		wantMoved, oldBOSH = 0, 1
+		wantMoved = 0
 	}
 	if moved, failed, kept := waitMoved(t, b, 1); moved != wantMoved || failed != 0 || kept != 1-wantMoved {
 		t.Errorf("the hand-over moved %d sessions, failed %d, kept %d; want %d, 0, %d", moved, failed, kept, wantMoved, 1-wantMoved)
 	}
-	eventually(t, eventTimeout, "the new process counting the old one's sessions", func() bool {
-		return b.AdminMetric(`boshd_upgrade_old_sessions{binding="bosh"}`) == oldBOSH &&
-			b.AdminMetric(`boshd_upgrade_old_sessions{binding="websocket"}`) == 1
-	})
+	if moved, failed, kept := waitWSMoved(t, b, 1); moved != wantMoved || failed != 0 || kept != 1-wantMoved {
+		t.Errorf("the hand-over moved %d WebSocket sessions, failed %d, kept %d; want %d, 0, %d", moved, failed, kept, wantMoved, 1-wantMoved)
+	}
 	if !wait.For(eventTimeout, func() bool { return b.AdminMetric("boshd_upgrade_sessions_received_total") == float64(wantMoved) }) {
 		t.Errorf("the new process received %v sessions, want %d", b.AdminMetric("boshd_upgrade_sessions_received_total"), wantMoved)
 	}
-	exit := b.AdminMetric("boshd_upgrade_old_exit_timestamp_seconds")
-	if at := time.UnixMilli(int64(exit * 1000)); at.Before(start.Add(drain-time.Second)) || at.After(time.Now().Add(drain+time.Second)) {
-		t.Errorf("the new process says the old one exits at %v, want about %v after the hand-over at %v", at, drain, start)
+	if !wait.For(eventTimeout, func() bool {
+		return b.AdminMetric("boshd_upgrade_websocket_sessions_received_total") == float64(wantMoved)
+	}) {
+		t.Errorf("the new process received %v WebSocket sessions, want %d", b.AdminMetric("boshd_upgrade_websocket_sessions_received_total"), wantMoved)
+	}
+	if tls {
+		eventually(t, eventTimeout, "the new process counting the old one's sessions", func() bool {
+			return b.AdminMetric(`boshd_upgrade_old_sessions{binding="bosh"}`) == 1 &&
+				b.AdminMetric(`boshd_upgrade_old_sessions{binding="websocket"}`) == 1
+		})
+		exit := b.AdminMetric("boshd_upgrade_old_exit_timestamp_seconds")
+		if at := time.UnixMilli(int64(exit * 1000)); at.Before(start.Add(drain-time.Second)) || at.After(time.Now().Add(drain+time.Second)) {
+			t.Errorf("the new process says the old one exits at %v, want about %v after the hand-over at %v", at, drain, start)
+		}
+	} else if !wait.For(oldExitBound, func() bool { return processExited(b.Pid()) }) {
+		// Everything moved: the old process serves nothing.
+		t.Errorf("the old process (%d) still runs once its sessions moved", b.Pid())
 	}
 
 	if !tls {
@@ -525,13 +546,13 @@ func testLiveUpgradeDrainTimeout(t *testing.T, tls bool) {
 
 	// At the bound: 1012, system-shutdown for a session that did not
 	// move, and the old process exits.
-	if code, reason := bob.WaitClosed(); code != 1012 {
-		t.Errorf("bob's WebSocket closed with %d %q, want 1012", code, reason)
-	}
-	if took := time.Since(start); took < drain-time.Second {
-		t.Errorf("the old process ended its sessions %v after the hand-over, before upgrade_drain_timeout %v", took, drain)
-	}
 	if tls {
+		if code, reason := bob.WaitClosed(); code != 1012 {
+			t.Errorf("bob's WebSocket closed with %d %q, want 1012", code, reason)
+		}
+		if took := time.Since(start); took < drain-time.Second {
+			t.Errorf("the old process ended its sessions %v after the hand-over, before upgrade_drain_timeout %v", took, drain)
+		}
 		end := alice.WaitTerminated()
 		if end.Attr("condition") != "system-shutdown" {
 			t.Errorf("alice's session ended with %s, want system-shutdown", end)
@@ -548,17 +569,29 @@ func testLiveUpgradeDrainTimeout(t *testing.T, tls bool) {
 		t.Fatalf("the new process (%d) exited", newPID)
 	}
 	if !tls {
-		// The session that moved goes on in the new process.
+		// The sessions that moved go on in the new process, past the
+		// bound.
+		time.Sleep(time.Until(start.Add(drain + time.Second)))
 		alice.tr.CloseIdleConnections()
-		alice.Send(chat(aliceLogin.JID, "after the bound"))
-		if m := alice.WaitFor("her own message", isStanza("message")); m.ChildText(nsClient, "body") != "after the bound" {
+		bob.Send(chat(aliceLogin.JID, "after the bound"))
+		if m := alice.WaitFor("bob's message after the bound", isStanza("message")); m.ChildText(nsClient, "body") != "after the bound" {
 			t.Fatalf("alice got %s", m)
+		}
+		alice.Send(chat(bobLogin.JID, "to bob after the bound"))
+		if m := bob.WaitFor("alice's message after the bound", func(e *Element) bool { return e.Is(nsClient, "message") }); m.ChildText(nsClient, "body") != "to bob after the bound" {
+			t.Fatalf("bob got %s", m)
 		}
 		alice.mu.Lock()
 		err, terminal := alice.err, alice.terminal
 		alice.mu.Unlock()
 		if err != nil || terminal != nil {
 			t.Errorf("alice: error %v, terminate %v", err, terminal)
+		}
+		bob.mu.Lock()
+		closed, readErr := bob.closeSeen, bob.readErr
+		bob.mu.Unlock()
+		if closed || readErr != nil {
+			t.Errorf("bob: close frame %v, connection ended: %v", closed, readErr)
 		}
 	}
 }

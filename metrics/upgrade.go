@@ -30,6 +30,8 @@ type upgrade struct {
 	oldExit     prometheus.Gauge
 	moved       *prometheus.CounterVec
 	received    prometheus.Counter
+	wsMoved     *prometheus.CounterVec
+	wsReceived  prometheus.Counter
 	handOff     prometheus.Gauge
 }
 
@@ -50,12 +52,19 @@ func newUpgrade() *upgrade {
 		received: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "boshd_upgrade_sessions_received_total", Help: "BOSH sessions the old process of a live upgrade moved to this one.",
 		}),
+		wsMoved: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "boshd_upgrade_websocket_sessions_moved_total", Help: "WebSocket sessions of this process at the hand-over of a live upgrade, by outcome: moved (the new process has them, the same TCP connections), failed (the new process did not take them) or kept (TLS on either side, or never quiet); this process serves failed and kept ones to their end.",
+		}, []string{"outcome"}),
+		wsReceived: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "boshd_upgrade_websocket_sessions_received_total", Help: "WebSocket sessions the old process of a live upgrade moved to this one.",
+		}),
 		handOff: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "boshd_upgrade_handoff_seconds", Help: "How long the last hand-over of sessions to a new process took, in seconds; 0 before any.",
 		}),
 	}
 	for _, o := range []string{"moved", "failed", "kept"} {
 		u.moved.WithLabelValues(o)
+		u.wsMoved.WithLabelValues(o)
 	}
 	for _, o := range []string{UpgradeReady, UpgradeFailed, UpgradeRefused, UpgradeTakenBack} {
 		u.upgrades.WithLabelValues(o)
@@ -66,7 +75,7 @@ func newUpgrade() *upgrade {
 }
 
 func (u *upgrade) collectors() []prometheus.Collector {
-	return []prometheus.Collector{u.upgrades, u.oldSessions, u.oldExit, u.moved, u.received, u.handOff}
+	return []prometheus.Collector{u.upgrades, u.oldSessions, u.oldExit, u.moved, u.received, u.wsMoved, u.wsReceived, u.handOff}
 }
 
 // Upgraded counts an upgrade this process started, with its outcome.
@@ -95,6 +104,18 @@ func (m *Metrics) UpgradeMoved(moved, failed, kept int) {
 // UpgradeReceived counts a BOSH session the old process moved to this
 // one.
 func (m *Metrics) UpgradeReceived() { m.upgrade.received.Inc() }
+
+// UpgradeWebSocketMoved counts the WebSocket sessions of a hand-over, as
+// UpgradeMoved the BOSH ones.
+func (m *Metrics) UpgradeWebSocketMoved(moved, failed, kept int) {
+	m.upgrade.wsMoved.WithLabelValues("moved").Add(float64(moved))
+	m.upgrade.wsMoved.WithLabelValues("failed").Add(float64(failed))
+	m.upgrade.wsMoved.WithLabelValues("kept").Add(float64(kept))
+}
+
+// UpgradeWebSocketReceived counts a WebSocket session the old process
+// moved to this one.
+func (m *Metrics) UpgradeWebSocketReceived() { m.upgrade.wsReceived.Inc() }
 
 // UpgradeHandOff sets how long the last hand-over of sessions took.
 func (m *Metrics) UpgradeHandOff(d time.Duration) { m.upgrade.handOff.Set(d.Seconds()) }

@@ -147,10 +147,9 @@ func (s *session) park(controlOnly bool) bool {
 	}
 	s.putReader()
 	s.msg = nil // an idle session holds no message buffer either
-	if after := s.h.cfg.ParkAfter; after > 0 && !controlOnly {
-		s.setReadDeadline(time.Now().Add(after))
+	if after := s.h.cfg.ParkAfter; after > 0 && !controlOnly && s.startParkWait(after) {
 		err := netpoll.AwaitReadable(s.raw)
-		s.setReadDeadline(time.Time{})
+		s.endParkWait()
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			return false // something came, or an error the next read reports
 		}
@@ -168,6 +167,37 @@ func (s *session) park(controlOnly bool) bool {
 	s.watch = w
 	s.h.parked.Add(1)
 	return true
+}
+
+// startParkWait sets the read deadline of park's wait, after, and
+// reports true; or false, with no deadline set, if the session is to park
+// at once: its door is closed for a move (freeze cuts a wait under way
+// short the same way, by the deadline).
+func (s *session) startParkWait(after time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.door {
+		return false
+	}
+	if s.ended {
+		s.conn.SetReadDeadline(s.lingerUntil)
+	} else {
+		s.conn.SetReadDeadline(time.Now().Add(after))
+	}
+	s.parkWaiting = true
+	return true
+}
+
+// endParkWait clears the deadline startParkWait set.
+func (s *session) endParkWait() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.parkWaiting = false
+	if s.ended {
+		s.conn.SetReadDeadline(s.lingerUntil)
+	} else {
+		s.conn.SetReadDeadline(time.Time{})
+	}
 }
 
 // wake is the parked socket's watch function, on the poller's goroutine.

@@ -28,6 +28,16 @@
 //   - ping.go: WebSocket pings from one goroutine visiting buckets of
 //     sessions, no timer per session; a client silent for two
 //     websocket_ping_interval is taken as lost.
+//   - move.go: a live upgrade (docs/design/005-live-upgrade.md) moving a
+//     session to the new process: MoveSessions, in the old process, takes
+//     each session whose client connection and upstream are plaintext,
+//     with its stream open and both sockets parked, freezes it and sends
+//     its record and its two sockets through a MoveSender; RestoreMoved,
+//     in the new one, takes it closed, and Restored.Commit puts it in
+//     service (Abort gives it back). The TCP connections are the same on
+//     both sides: the client and the server see nothing. A session that
+//     cannot move (TLS either side, never quiet) stays, served to its
+//     end or told 1012 at upgrade_drain_timeout.
 //
 // Only package github.com/gobwas/ws of that module is used: its frame
 // header, CheckHeader, Cipher and HTTPUpgrader, which keep no state and

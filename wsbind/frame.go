@@ -373,7 +373,25 @@ type writer struct {
 	// held across I/O: it orders the frames). It guards the fields below.
 	mu        sync.Mutex
 	closeSent bool
+	frozen    bool  // the session is being moved: nothing is written (freeze)
 	err       error // the first write error, returned by every later write
+}
+
+// errFrozen is the error of a write to the client of a session being
+// moved to another process: nothing was written.
+var errFrozen = errors.New("wsbind: the session is being moved")
+
+// freeze has every write from now on write nothing and fail with
+// errFrozen, once a write under way is over; thaw undoes it.
+func (w *writer) freeze() { w.setFrozen(true) }
+
+// thaw undoes freeze.
+func (w *writer) thaw() { w.setFrozen(false) }
+
+func (w *writer) setFrozen(f bool) {
+	w.mu.Lock()
+	w.frozen = f
+	w.mu.Unlock()
 }
 
 // writeText writes msg as one text message: an unfragmented, unmasked
@@ -417,6 +435,9 @@ func (w *writer) writeFrame(op ws.OpCode, p []byte, s string) error {
 	defer w.mu.Unlock()
 	if w.err != nil {
 		return w.err
+	}
+	if w.frozen {
+		return errFrozen
 	}
 	if w.closeSent {
 		return errCloseSent

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net"
 	"sync"
@@ -95,6 +96,25 @@ type session struct {
 	resumable   bool           // the client enabled resumable stream management
 	ended       bool
 	lingerUntil time.Time // once ended: the read deadline for the client's close frame
+
+	// Moving the session to another process (move.go). door is closed
+	// while the session is made quiet: its sockets park at once, pings
+	// skip it. handing is set while its sockets' duplicates are on
+	// their way: no reader runs or starts, nothing is written, and an
+	// end asked for meanwhile waits in pendingEnd until the move
+	// fails, or is dropped once it succeeds. parkWaiting: the client's
+	// reader waits park_after before parking, which closing the door
+	// cuts short.
+	door        bool
+	handing     bool
+	parkWaiting bool
+	pendingEnd  *pendingEnd
+}
+
+// pendingEnd is an end asked for while the session was being handed over.
+type pendingEnd struct {
+	e     ending
+	cause error
 }
 
 // newSession returns the session of an upgraded connection.
@@ -158,12 +178,18 @@ func (s *session) send(msg []byte) error {
 	return err
 }
 
-// ping pings the client, for the pinger.
+// ping pings the client, for the pinger; not a session being moved.
 func (s *session) ping() {
-	if s.isEnded() {
+	s.mu.Lock()
+	skip := s.ended || s.door
+	s.mu.Unlock()
+	if skip {
 		return
 	}
 	err := s.w.writePing(nil)
+	if errors.Is(err, errFrozen) {
+		return // it closed the door meanwhile: nothing written
+	}
 	s.lastWriteNs.Store(time.Now().UnixNano())
 	if err != nil {
 		s.end(endClientLost, err)
@@ -258,6 +284,15 @@ func (s *session) endWith(reason, condition, text string, err error) {
 func (s *session) finish(e ending, cause error) {
 	s.mu.Lock()
 	if s.ended {
+		s.mu.Unlock()
+		return
+	}
+	if s.handing {
+		// Its sockets are on their way to another process: ended here
+		// if it stays, forgotten if it goes (unhand, moved).
+		if s.pendingEnd == nil {
+			s.pendingEnd = &pendingEnd{e: e, cause: cause}
+		}
 		s.mu.Unlock()
 		return
 	}

@@ -10,13 +10,17 @@ import (
 
 	"github.com/boshd/boshd/bosh"
 	"github.com/boshd/boshd/internal/handoff"
+	"github.com/boshd/boshd/wsbind"
 )
 
-// This file moves the BOSH sessions of a live upgrade
+// This file moves the sessions of a live upgrade
 // (docs/design/005-live-upgrade.md, "What moves"): the old process dials
-// the new one's move socket once it is ready and sends its sessions
-// (bosh.Handler.MoveSessions); the new one restores each
-// (bosh.Handler.RestoreMoved) and answers "moved", or "failed" and why.
+// the new one's move socket once it is ready and sends its BOSH sessions
+// (bosh.Handler.MoveSessions), then its WebSocket ones
+// (wsbind.Handler.MoveSessions); the new one restores each
+// (bosh.Handler.RestoreMoved, or wsbind.Handler.RestoreMoved for a
+// record wsbind.IsMoveRecord tells apart) and answers "moved", or
+// "failed" and why.
 
 // The answers of the new process, one record each, and what the old one
 // says besides its records.
@@ -33,6 +37,20 @@ const (
 	sayDone      = "done"
 	sayAbort     = "abort"
 )
+
+// moveResult is what a hand-over moved: the BOSH sessions and resting
+// connections, and the WebSocket sessions. Took is the whole hand-over's.
+type moveResult struct {
+	bosh.MoveResult
+	WebSocket wsbind.MoveResult
+}
+
+// restored is what the new process restored from a record, waiting for
+// the old one to let it go: a *bosh.Restored or a *wsbind.Restored.
+type restored interface {
+	Commit()
+	Abort()
+}
 
 // moveAnswerWait bounds the wait for the new process's answer to one
 // record: one that does not answer in time is taken for broken, and the
@@ -62,7 +80,7 @@ func (u *upgrader) receiveMoves(ln *net.UnixListener, bln *bosh.Listener) {
 // answering each, until it closes.
 func (u *upgrader) receive(ch *handoff.Channel, bln *bosh.Listener) {
 	defer ch.Close()
-	var pending *bosh.Restored
+	var pending restored
 	settle := func(keep bool) {
 		switch {
 		case pending == nil:
@@ -97,7 +115,7 @@ func (u *upgrader) receive(ch *handoff.Channel, bln *bosh.Listener) {
 		if err != nil {
 			u.log.Warn("upgrade: a record from the old process refused", "err", err)
 			answer = answerFailed + " " + err.Error()
-		} else if pending, err = u.h.RestoreMoved(data, fds, bln); err != nil {
+		} else if pending, err = u.restore(data, fds, bln); err != nil {
 			u.log.Warn("upgrade: a session from the old process not restored: it serves it on", "err", err)
 			answer = answerFailed + " " + err.Error()
 		}
@@ -109,28 +127,58 @@ func (u *upgrader) receive(ch *handoff.Channel, bln *bosh.Listener) {
 	}
 }
 
+// restore restores a record: a WebSocket session's through the
+// WebSocket handler (its client connection counted by bln), any other
+// through the BOSH one. On error no descriptor is left open.
+func (u *upgrader) restore(data []byte, fds []int, bln *bosh.Listener) (restored, error) {
+	if !wsbind.IsMoveRecord(data) {
+		r, err := u.h.RestoreMoved(data, fds, bln)
+		if err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
+	if u.wsh == nil {
+		handoff.CloseFDs(fds)
+		return nil, errors.New("upgrade: a WebSocket session, and no websocket_path here")
+	}
+	r, err := u.wsh.RestoreMoved(data, fds, bln.Adopt)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
 // move sends this process's sessions to the new one at its move socket,
 // beside socket, its handoff socket; bound is how long busy sessions
 // are tried again. It returns what moved.
-func (u *upgrader) move(ctx context.Context, socket string, bln *bosh.Listener, bound time.Duration) bosh.MoveResult {
+func (u *upgrader) move(ctx context.Context, socket string, bln *bosh.Listener, bound time.Duration) moveResult {
+	start := time.Now()
 	ch, err := handoff.DialMoves(handoff.MoveSocket(socket))
 	if err != nil {
 		u.log.Warn("upgrade: no session moved: the new process takes none", "err", err)
-		n := int(u.h.Stats().Live)
-		u.metrics.UpgradeMoved(0, 0, n)
-		return bosh.MoveResult{Kept: n}
+		var res moveResult
+		res.Kept = int(u.h.Stats().Live)
+		u.metrics.UpgradeMoved(0, 0, res.Kept)
+		if u.wsh != nil {
+			res.WebSocket.Kept = int(u.wsh.Stats().Live)
+			u.metrics.UpgradeWebSocketMoved(0, 0, res.WebSocket.Kept)
+		}
+		return res
 	}
 	defer ch.Close()
 	unanswered := false // a record sent whose answer did not come
+	broken := false     // nothing more is sent
 	send := func(data []byte, fds []int) error {
 		ch.SetDeadline(time.Now().Add(moveAnswerWait))
 		if err := ch.Send(data, fds); err != nil {
+			broken = true
 			return err
 		}
 		answer, afds, err := ch.Receive()
 		handoff.CloseFDs(afds)
 		if err != nil {
-			unanswered = true
+			unanswered, broken = true, true
 			return err
 		}
 		switch verb, why, _ := strings.Cut(string(answer), " "); verb {
@@ -139,10 +187,27 @@ func (u *upgrader) move(ctx context.Context, socket string, bln *bosh.Listener, 
 		case answerFailed:
 			return fmt.Errorf("%w: %s", bosh.ErrMoveRefused, why)
 		default:
+			broken = true
 			return fmt.Errorf("upgrade: the new process answered %q", answer)
 		}
 	}
-	res := u.h.MoveSessions(ctx, send, bln, bound)
+	res := moveResult{MoveResult: u.h.MoveSessions(ctx, send, bln, bound)}
+	if u.wsh != nil {
+		if broken || ctx.Err() != nil {
+			// The way is broken: every WebSocket session stays.
+			res.WebSocket.Kept = int(u.wsh.Stats().Live)
+			u.metrics.UpgradeWebSocketMoved(0, 0, res.WebSocket.Kept)
+		} else {
+			res.WebSocket = u.wsh.MoveSessions(ctx, func(data []byte, fds []int) error {
+				err := send(data, fds)
+				if errors.Is(err, bosh.ErrMoveRefused) {
+					return fmt.Errorf("%w: %v", wsbind.ErrMoveRefused, err)
+				}
+				return err
+			}, bound)
+		}
+	}
+	res.Took = time.Since(start)
 	u.metrics.UpgradeHandOff(res.Took)
 	// The last record answered is let go; one not answered is kept
 	// here, and the new process told to give it back.

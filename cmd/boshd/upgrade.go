@@ -50,7 +50,7 @@ type upgrader struct {
 	moveLn *net.UnixListener
 	// moving brings what the hand-over moved, while it runs, and
 	// stopMoving stops it; owned by serve's goroutine.
-	moving     <-chan bosh.MoveResult
+	moving     <-chan moveResult
 	stopMoving context.CancelFunc
 
 	// The upgrade this process started, owned by serve's goroutine:
@@ -341,8 +341,8 @@ func (u *upgrader) finish(ctx context.Context, r upgradeResult, drain, bound tim
 		u.log.Warn("systemd not told MAINPID", "err", err)
 	}
 	nb, ws := u.serves()
-	u.log.Info("upgrade: handed over; moving the BOSH sessions, serving the rest to their end", "new_pid", u.child.Pid(), "sessions", nb, "websocket", ws, "exit_by", u.exitBy.UTC().Format(time.RFC3339))
-	moving := make(chan bosh.MoveResult, 1)
+	u.log.Info("upgrade: handed over; moving the sessions, serving the rest to their end", "new_pid", u.child.Pid(), "sessions", nb, "websocket", ws, "exit_by", u.exitBy.UTC().Format(time.RFC3339))
+	moving := make(chan moveResult, 1)
 	mctx, cancel := context.WithCancel(ctx)
 	u.moving, u.stopMoving = moving, cancel
 	go func() { moving <- u.move(mctx, r.socket, u.bln, bound) }()
@@ -350,11 +350,13 @@ func (u *upgrader) finish(ctx context.Context, r upgradeResult, drain, bound tim
 }
 
 // moved logs what the hand-over moved, once it is done.
-func (u *upgrader) moved(res bosh.MoveResult) {
+func (u *upgrader) moved(res moveResult) {
 	u.moving = nil
 	u.stopMoving()
 	nb, ws := u.serves()
-	u.log.Info("upgrade: sessions moved to the new process", "moved", res.Moved, "failed", res.Failed, "kept", res.Kept, "connections", res.Conns, "took", res.Took.Round(time.Millisecond), "serving", nb, "websocket", ws)
+	u.log.Info("upgrade: sessions moved to the new process", "moved", res.Moved, "failed", res.Failed, "kept", res.Kept, "connections", res.Conns,
+		"websocket_moved", res.WebSocket.Moved, "websocket_failed", res.WebSocket.Failed, "websocket_kept", res.WebSocket.Kept,
+		"took", res.Took.Round(time.Millisecond), "serving", nb, "websocket", ws)
 	if u.child != nil && u.handedOff {
 		u.tell()
 	}

@@ -1428,6 +1428,61 @@ async function upgradeChat(input, s) {
     return result;
 }
 
+// (18.3) input.client (strophe or xmppjs, through window.chat) logged in
+// as alice and bob over input.wsURL; input.upgrades times, the Go test
+// upgrades boshd (POST /control/upgrade) while input.messages numbered
+// messages go each way, and once more after the last. Over a plaintext
+// upstream each WebSocket session moves to the new process on its own TCP
+// connections: every message arrives once and in order, and each page
+// keeps the one WebSocket it opened, never closed by the server and with
+// no stream error, until it logs out.
+async function wsUpgradeChat(input, s) {
+    check(['strophe', 'xmppjs'].includes(input.client), `unknown client ${input.client}; known: strophe, xmppjs`);
+    const client = wsClients[input.client];
+    await s.launch();
+    const pa = await s.page('alice');
+    const pb = await s.page('bob', await s.isolatedContext());
+    const { alice, bob } = input.users;
+    pa.peer = bob;
+    pb.peer = alice;
+    await Promise.all([client.login(input, pa, alice, `${input.client}-a`), client.login(input, pb, bob, `${input.client}-b`)]);
+    const n = input.messages;
+    const sendRound = async (from, to, prefix) => {
+        for (let i = 0; i < n; i++) {
+            await client.send(from, { jid: to.jid }, `${prefix}-${i}`);
+        }
+        await client.send(from, { jid: to.jid }, `${prefix}-end`);
+    };
+    const receivedRound = async (ab, ba) => {
+        checkSequence(await waitBodies(input, pb, ab, n), ab, n);
+        checkSequence(await waitBodies(input, pa, ba, n), ba, n);
+    };
+    const upgrades = [];
+    for (let round = 0; round < input.upgrades; round++) {
+        const [ab, ba] = [`u${round}a2b`, `u${round}b2a`];
+        // The upgrade starts while the messages are on their way.
+        const sending = Promise.all([sendRound(pa, bob, ab), sendRound(pb, alice, ba)]);
+        const upgraded = control(input, 'upgrade');
+        await sending;
+        upgrades.push(await upgraded);
+        await receivedRound(ab, ba);
+        log(`round ${round}: ${n + 1} messages each way across the upgrade to ${JSON.stringify(upgrades[round])}`);
+    }
+    await Promise.all([sendRound(pa, bob, 'after-a2b'), sendRound(pb, alice, 'after-b2a')]);
+    await receivedRound('after-a2b', 'after-b2a');
+    const before = { alice: await wsSummary(pa), bob: await wsSummary(pb) };
+    for (const page of [pa, pb]) {
+        const list = before[page.name];
+        check(list.length === 1, `${page.name}: ${list.length} WebSockets, want the one it logged in on: ${JSON.stringify(list)}`);
+        const w = list[0];
+        check(!w.closed && w.close === null, `${page.name}: its WebSocket closed through the upgrades: ${JSON.stringify(w)}`);
+        check(w.serverCloses.length === 0 && w.streamErrors.length === 0, `${page.name}: the server closed its stream: ${JSON.stringify(w)}`);
+        check(page.errors.length === 0, `${page.name}: page errors: ${page.errors.join('; ')}`);
+    }
+    await Promise.all([client.logout(pa), client.logout(pb)]);
+    return { client: input.client, upgrades, sockets: before };
+}
+
 // --- The demo page --------------------------------------------------------
 
 // (5) The page scripts/demo serves, as a newcomer uses it: alice and bob
@@ -1476,6 +1531,7 @@ const scenarios = {
     'converse-resume': converseResume,
     'cluster-bosh': clusterBOSH,
     'upgrade-chat': upgradeChat,
+    'ws-upgrade-chat': wsUpgradeChat,
     demo,
 };
 
