@@ -397,11 +397,7 @@ type Restored struct {
 func (r *Restored) Commit() {
 	s, h := r.s, r.s.h
 	if !h.add(s) {
-		// Shut down since it was restored: it ends as the others did.
-		h.conns.Add(1)
-		go s.readClient()
-		go s.readUpstream(false)
-		s.end(endShutdown, nil)
+		s.endUnadded()
 		return
 	}
 	h.metrics.UpgradeWebSocketReceived()
@@ -419,6 +415,39 @@ func (r *Restored) Commit() {
 	}
 	go s.readUpstream(false)
 	s.logger().Info("websocket session moved here from the old process", "ip", s.ip, "domain", s.domain)
+}
+
+// endUnadded ends a restored session that its handler, shut down since,
+// did not take: as Shutdown ends the others (close code 1012 and, unless
+// the client can resume, <system-shutdown/> and <close/> first; the
+// upstream dropped for a client that can resume, closed otherwise), but
+// at once, not waiting for the client's close frame, and never counted in
+// h.conns, which Shutdown may be waiting on already (no Add may follow
+// a WaitGroup's Wait from zero).
+func (s *session) endUnadded() {
+	e := s.endingOf(endShutdown, nil)
+	s.mu.Lock()
+	s.ended = true
+	s.mu.Unlock()
+	var err error
+	if e.streamError != nil {
+		err = s.send(e.streamError)
+	}
+	if err == nil && e.framing {
+		err = s.send([]byte(closeMessage))
+	}
+	if err == nil {
+		s.w.writeClose(e.code, e.why)
+	}
+	s.conn.Close()
+	if e.drop {
+		s.up.Drop()
+	} else {
+		s.up.Close()
+	}
+	s.release()
+	s.h.metrics.WebSocketSessionEnded(e.reason)
+	s.logger().Info("websocket session ended", "reason", e.reason, "close_code", int(e.code))
 }
 
 // Abort gives the session back: the old process keeps it. Nothing is

@@ -435,3 +435,36 @@ func TestMoveSessionsShutdownMeanwhile(t *testing.T) {
 		})
 	}
 }
+
+// TestMoveCommitAfterShutdown: a session restored in a handler that shuts
+// down before the old process lets it go ends on Commit as Shutdown ends
+// sessions (system-shutdown, <close/>, close code 1012), its slot given
+// back; and Shutdown, which may be waiting already, is not held up by it.
+func TestMoveCommitAfterShutdown(t *testing.T) {
+	up := xmpptest.NewRelay(t, features)
+	old := newTestServer(t, up, nil)
+	next := newTestServer(t, up, nil)
+	c := openParked(t, old, up)
+	m := &mover{t: t, to: next.h}
+	if res := old.h.MoveSessions(context.Background(), m.send, 5*time.Second); res.Moved != 1 {
+		t.Fatalf("MoveSessions: %+v, want 1 moved", res)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := next.h.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	m.commit()
+	c.expect(`<stream:error`, `<system-shutdown`)
+	c.expect(`<close xmlns="urn:ietf:params:xml:ns:xmpp-framing"`)
+	c.expectClose(1012)
+	if total, _ := next.g.Sessions("127.0.0.1"); total != 0 {
+		t.Errorf("new gateway counts %d sessions after the session ended, want 0", total)
+	}
+	if st := next.h.Stats(); st.Live != 0 {
+		t.Errorf("new handler: %+v, want nothing", st)
+	}
+	if n := metricSum(t, next.g, "boshd_websocket_sessions_ended_total", map[string]string{"reason": "shutdown"}); n != 1 {
+		t.Errorf("new handler counted %v sessions ended by shutdown, want 1", n)
+	}
+}
