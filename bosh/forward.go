@@ -253,6 +253,16 @@ func (h *Handler) relay(w *responseWriter, r *http.Request, p *peer, sid string,
 	setOutcome(w, "forwarded")
 	start := time.Now()
 	status, header, answer, err := h.send(r, p, sid, rid, data)
+	// Nodes reloaded together with a new secret take it a moment apart:
+	// a request signed here with one may reach the peer when it has the
+	// other. It is signed and sent again, a few times over a second or
+	// two, before its client is told.
+	for _, pause := range []time.Duration{100 * time.Millisecond, 400 * time.Millisecond, time.Second} {
+		if !errors.Is(err, errSignatureRefused) || !h.pauseForward(r.Context(), pause) {
+			break
+		}
+		status, header, answer, err = h.send(r, p, sid, rid, data)
+	}
 	outcome := metrics.ForwardOK
 	switch {
 	case err == nil:
@@ -339,9 +349,27 @@ func (h *Handler) send(r *http.Request, p *peer, sid string, rid uint64, data []
 	case int64(len(body)) > h.fwd.maxAnswer:
 		return 0, nil, nil, fmt.Errorf("answer over %d bytes", h.fwd.maxAnswer)
 	case resp.StatusCode == http.StatusForbidden:
-		return 0, nil, nil, errors.New("the peer refused the signature: is cluster_secret_file the same on both nodes, their clocks within 30s?")
+		return 0, nil, nil, errSignatureRefused
 	}
 	return resp.StatusCode, resp.Header, body, nil
+}
+
+// errSignatureRefused is send's error when the peer answered 403: it
+// refused the hop's signature.
+var errSignatureRefused = errors.New("the peer refused the signature: is cluster_secret_file the same on both nodes, their clocks within 30s?")
+
+// pauseForward waits d before a forwarded request is sent again, and
+// reports false if its client left or this node stops meanwhile.
+func (h *Handler) pauseForward(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+	case <-h.fwd.stopped.Done():
+	}
+	return false
 }
 
 // clientIP returns the client address of r for limits and logs: the one

@@ -622,3 +622,37 @@ func TestForwardPeerSilent(t *testing.T) {
 		t.Errorf("not logged with the peer:\n%s", env.logs)
 	}
 }
+
+// TestForwardSecretChanging: nodes reloaded together with a new secret
+// take it a moment apart. A request n1 forwards while n2 has the new
+// secret and n1 the old is refused by n2, signed again and sent again
+// once n1 has the new one too, and served; a secret that stays different
+// ends in item-not-found after the retries, as before.
+func TestForwardSecretChanging(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, nil)
+	sid := c.n2.create(100, 1) // a held request is answered within 1 s
+	newSecret := []byte(strings.Repeat("n3w-s3cret-", 4))
+	c.n2.h.fwd.setSecret(newSecret)
+	later := time.AfterFunc(250*time.Millisecond, func() { c.n1.h.fwd.setSecret(newSecret) })
+	defer later.Stop()
+	_, _, resp := c.n1.post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='101' sid='` + sid + `'><message xmlns='jabber:client' to='a@example.org'><body>during the change</body></message></body>`)
+	if a := attrs(resp); a["type"] == "terminate" {
+		t.Fatalf("a request forwarded while the secret changed answered %s", resp)
+	}
+	c.n2.up.WaitGot(t, "during the change")
+	if n := strings.Count(c.n2.logs.String(), "forwarded request refused"); n == 0 {
+		t.Errorf("n2 refused no signature: the test did not forward during the change")
+	}
+
+	// A secret that stays different.
+	c.n2.h.fwd.setSecret(testSecret)
+	start := time.Now()
+	_, _, resp = c.n1.post(emptyBody(sid, 102))
+	if a := attrs(resp); a["type"] != "terminate" || a["condition"] != "item-not-found" {
+		t.Fatalf("a request forwarded with the wrong secret answered %s, want item-not-found", resp)
+	}
+	if took := time.Since(start); took < 1500*time.Millisecond {
+		t.Errorf("refused after %v, before the retries were over", took)
+	}
+}
