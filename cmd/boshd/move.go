@@ -29,8 +29,10 @@ import (
 // it go: the old one sends its next record only after it got the answer
 // and forgot what it sent, so that record, or "done", puts the last one
 // in service; "abort" (the old process got no answer in time, and keeps
-// it) gives it back, nothing read or written meanwhile. If the old
-// process is gone (the move socket's end) it is put in service.
+// it) gives it back, nothing read or written meanwhile. If the move
+// socket ends with neither, it is put in service if the old process has
+// exited, and given back if it lives (it gave up, and could not say
+// abort).
 const (
 	answerMoved  = "moved"
 	answerFailed = "failed"
@@ -51,6 +53,10 @@ type restored interface {
 	Commit()
 	Abort()
 }
+
+// oldExitWait bounds the wait, once the move socket ended in the middle
+// of a record, for the old process's pair to end too if it has exited.
+const oldExitWait = 2 * time.Second
 
 // moveAnswerWait bounds the wait for the new process's answer to one
 // record: one that does not answer in time is taken for broken, and the
@@ -94,9 +100,17 @@ func (u *upgrader) receive(ch *handoff.Channel, bln *bosh.Listener) {
 		}
 		pending = nil
 	}
-	// The old process is done, or gone: what it last sent is this
-	// process's.
-	defer settle(true)
+	// The connection ended with neither done nor abort after a record:
+	// an old process that died had forgotten it on the answer, or cannot
+	// serve it any more, and it is this process's; one that lives gave up
+	// waiting for the answer (or never got it), kept the session, and
+	// could not say abort: it is given back, so that no session is
+	// served by both.
+	defer func() {
+		if pending != nil {
+			settle(u.oldExited(oldExitWait))
+		}
+	}()
 	for {
 		data, fds, err := ch.Receive()
 		if err != nil && !errors.Is(err, handoff.ErrRecord) {

@@ -73,12 +73,15 @@ type upgrader struct {
 	// old is what the old process (the parent) last said, oldOK
 	// whether there is one still, and oldMoving whether it may still be
 	// moving sessions here (until it says it is done, or exits), settled
-	// closed when it no longer may; guarded by mu.
+	// closed when it no longer may; guarded by mu. oldGone is closed
+	// once the old process has exited; made with settled, immutable
+	// after.
 	mu        sync.Mutex
 	old       admin.OldProcess
 	oldOK     bool
 	oldMoving bool
 	settled   chan struct{}
+	oldGone   chan struct{}
 }
 
 // upgradeResult is how an upgrade ended: the child's handoff socket, or
@@ -149,7 +152,7 @@ func (u *upgrader) serving() error {
 	}
 	u.mu.Lock()
 	u.old, u.oldOK, u.oldMoving = admin.OldProcess{PID: os.Getppid()}, true, true
-	u.settled = make(chan struct{})
+	u.settled, u.oldGone = make(chan struct{}), make(chan struct{})
 	u.mu.Unlock()
 	if err := u.parent.Ready(u.socket.Path()); err != nil {
 		return err
@@ -168,6 +171,7 @@ func (u *upgrader) watchParent(p *handoff.Parent) {
 	pid := u.old.PID
 	u.oldOK = false
 	u.settle()
+	close(u.oldGone)
 	u.mu.Unlock()
 	u.metrics.OldProcess(0, 0, time.Time{})
 	p.Close()
@@ -203,6 +207,27 @@ func (u *upgrader) whenSettled() <-chan struct{} {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.settled
+}
+
+// oldExited reports whether the old process has exited, waiting up to
+// d for it to: a process that dies closes its move socket and its pair
+// at once, and the pair's end may be seen a moment later. A process not
+// started by an upgrade has none, taken as gone.
+func (u *upgrader) oldExited(d time.Duration) bool {
+	u.mu.Lock()
+	gone := u.oldGone
+	u.mu.Unlock()
+	if gone == nil {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-gone:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // oldProcess is admin.Options.OldProcess.
