@@ -1246,9 +1246,10 @@ const clusterClients = {
         waitFor: (page, text) => converseWaitFor(page, text),
         received: (page, text) => page.locator('converse-chat .chat-msg__text', { hasText: text }).count(),
         // Converse.js (auto_reconnect) logs in again by itself: a new
-        // session, whose requests carry a sid not seen before.
-        async reconnect(input, page) {
-            const before = new Set(sidsOf(page));
+        // session, whose requests carry a sid not among before, the sids
+        // seen before the kill (it may have reconnected already when
+        // this is called).
+        async reconnect(input, page, user, resource, before) {
             await until(page.boshWaiters, () => sidsOf(page).some((sid) => !before.has(sid)), input.timeoutMs, () => `${page.name}: no new BOSH session after the kill; sids ${sidsOf(page)}`);
             await page.waitForFunction(() => window.converseReconnected > 0, null, { polling: 100 });
             log(`${page.name}: Converse.js reconnected`);
@@ -1298,11 +1299,12 @@ async function clusterBOSH(input, s) {
     await round('before');
 
     const killedAt = Date.now() - started;
+    const sidsBeforeKill = new Set(sidsOf(pa));
     const killed = await control(input, `kill?sid=${encodeURIComponent(sidA)}&other=${encodeURIComponent(sidB)}`);
     log(`killed: ${JSON.stringify(killed)}`);
     await until(pa.boshWaiters, () => pa.boshResponses.some((r) => r.at >= killedAt && r.condition === 'item-not-found'), input.timeoutMs, () => `alice got no item-not-found after the kill; last responses ${JSON.stringify(pa.boshResponses.slice(-5))}`);
     const notFound = pa.boshResponses.find((r) => r.at >= killedAt && r.condition === 'item-not-found');
-    const a2 = await client.reconnect(input, pa, alice, `${input.client}-a2`);
+    const a2 = await client.reconnect(input, pa, alice, `${input.client}-a2`, sidsBeforeKill);
     a = a2; // bob writes to alice's new JID (her new resource, with Strophe.js)
     const newSID = lastSID(pa);
     log(`alice reconnected with sid ${newSID}, item-not-found ${notFound.at - killedAt} ms after the kill was asked`);
