@@ -1,9 +1,14 @@
 package integration
 
 import (
+	"fmt"
+	"os"
 	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/boshd/boshd/internal/wait"
 )
@@ -19,13 +24,31 @@ const browserUpgrades = 3
 // each way while one upgrade is under way (and one more, prefix-end).
 const browserUpgradeMessages = 10
 
+// The kinds of upgrade an upgradeLine's plan holds.
+const (
+	upgradeOK       = "ok"              // the new process takes over
+	upgradeFails    = "fails"           // the new process fails to become ready (an invalid configuration)
+	upgradeStalled  = "prosody-stopped" // the new process takes over while Prosody does not read (SIGSTOP)
+	upgradeStallFor = 2 * time.Second   // how long Prosody is stopped around an upgradeStalled
+)
+
+// issue18Upgrades is issue 18 point 5's five upgrades in a row: one to a
+// binary that fails to become ready, one while Prosody is slow to read.
+var issue18Upgrades = []string{upgradeOK, upgradeFails, upgradeOK, upgradeStalled, upgradeOK}
+
 // upgradeLine is the processes a browser test upgrades through: its
 // pages' control route "upgrade" (POST /control/upgrade) upgrades the
-// newest, answering once it has handed over.
+// newest, answering once it has handed over. With a plan, each upgrade
+// is the plan's next kind: one that fails needs cfgFile (boshd's
+// --config), one with Prosody stopped needs prosody.
 type upgradeLine struct {
-	mu   sync.Mutex
-	b    *boshdProcess
-	pids []int // the first process, then each new one
+	mu      sync.Mutex
+	b       *boshdProcess
+	pids    []int    // the first process, then each new one
+	plan    []string // the kinds of the upgrades to come; nil: every one upgradeOK
+	cfgFile string
+	prosody *prosody
+	failed  int // upgrades that failed as planned
 }
 
 // start records b, the first process, and returns it.
@@ -36,16 +59,70 @@ func (l *upgradeLine) start(b *boshdProcess) *boshdProcess {
 	return b
 }
 
-// upgrade is the control route: SIGUSR2 to the newest process.
+// upgrade is the control route: SIGUSR2 to the newest process, as the
+// plan's next kind says.
 func (l *upgradeLine) upgrade() (any, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	next, err := upgradeOnce(l.b, l.pids[len(l.pids)-1])
+	kind := upgradeOK
+	if len(l.plan) > 0 {
+		kind, l.plan = l.plan[0], l.plan[1:]
+	}
+	newest := l.pids[len(l.pids)-1]
+	switch kind {
+	case upgradeFails:
+		if err := l.failOnce(newest); err != nil {
+			return nil, err
+		}
+		l.failed++
+		return map[string]any{"kind": kind, "failed": true, "serving": newest}, nil
+	case upgradeStalled:
+		pid := l.prosody.process().Pid()
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			return nil, err
+		}
+		stopped := time.Now()
+		defer func() {
+			time.Sleep(time.Until(stopped.Add(upgradeStallFor)))
+			syscall.Kill(pid, syscall.SIGCONT)
+		}()
+	}
+	next, err := upgradeOnce(l.b, newest)
 	if err != nil {
 		return nil, err
 	}
 	l.pids = append(l.pids, next)
-	return map[string]int{"from": l.pids[len(l.pids)-2], "to": next}, nil
+	return map[string]any{"kind": kind, "from": newest, "to": next}, nil
+}
+
+// failOnce upgrades pid to a configuration the new process refuses, and
+// returns once pid has logged the upgrade failed; the configuration is
+// put back.
+func (l *upgradeLine) failOnce(pid int) error {
+	good, err := os.ReadFile(l.cfgFile)
+	if err != nil {
+		return err
+	}
+	defer os.WriteFile(l.cfgFile, good, 0o644)
+	if err := os.WriteFile(l.cfgFile, []byte(strings.Replace(string(good), "max_wait: 10s", "max_wait: forever", 1)), 0o644); err != nil {
+		return err
+	}
+	const failed = "upgrade failed: this process goes on serving"
+	before := countLines(l.b.Log(), failed)
+	if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
+		return err
+	}
+	if !wait.For(30*time.Second, func() bool { return countLines(l.b.Log(), failed) > before }) {
+		return fmt.Errorf("no failed upgrade logged within 30s of SIGUSR2 to %d:\n%s", pid, l.b.logs.Tail(20))
+	}
+	return nil
+}
+
+// failures returns how many upgrades failed as planned.
+func (l *upgradeLine) failures() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failed
 }
 
 // processes returns the pids so far, the newest last.
@@ -58,8 +135,10 @@ func (l *upgradeLine) processes() []int {
 // TestBrowserUpgrade is run.mjs's upgrade-chat for Strophe.js and
 // Converse.js, over a plaintext upstream and over STARTTLS (Prosody
 // requiring it, with a certificate of the test's CA): alice and bob chat
-// with numbered messages while boshd goes through browserUpgrades
-// upgrades, each started as the messages are on their way. No client sees
+// with numbered messages while boshd goes through issue 18's five
+// upgrades in a row (issue18Upgrades: one to a configuration the new
+// process refuses, one while Prosody is stopped), each started as the
+// messages are on their way. No client sees
 // a failed request, an HTTP error or a terminate, or logs in again; every
 // message arrives once, in order on the wire (checked with Strophe.js;
 // Converse.js's screen is checked for once each, see run.mjs). Over a
@@ -88,14 +167,18 @@ func TestBrowserUpgrade(t *testing.T) {
 			users := browserUsers(t, p)
 			cfgFile := upgradeConfigFile(t)
 
-			line := new(upgradeLine)
+			line := &upgradeLine{plan: slices.Clone(issue18Upgrades), cfgFile: cfgFile, prosody: p}
 			pages := servePages(t, tools, map[string]func() (any, error){"upgrade": line.upgrade})
 			args := []string{"--config", cfgFile, "--cors-origins", pages.Origin}
 			if tc.tls {
 				args = append(args, "--upstream-tls", "starttls", "--upstream-ca", p.CAFile)
 			}
 			b := line.start(startUpgradable(t, p, nil, args...))
-			t.Cleanup(func() { checkBoshdLog(t, b.Log()) })
+			t.Cleanup(func() {
+				// No error but the failed upgrade's own.
+				checkBoshdLog(t, strings.ReplaceAll(b.Log(), "level=ERROR msg=\"upgrade failed: this process goes on serving\"", "(the planned failure)"))
+			})
+			handOvers := len(issue18Upgrades) - 1 // one fails
 
 			res := runBrowser(t, tools, map[string]any{
 				"scenario":   "upgrade-chat",
@@ -105,14 +188,14 @@ func TestBrowserUpgrade(t *testing.T) {
 				"users":      users,
 				"serviceURL": b.URL,
 				"controlURL": pages.Origin + "/control",
-				"upgrades":   browserUpgrades,
+				"upgrades":   len(issue18Upgrades),
 				"messages":   browserUpgradeMessages,
 			})
 			t.Logf("%v upgrades; sids %v; %v BOSH requests", res["upgrades"], res["sids"], res["requests"])
 
 			pids := line.processes()
-			if len(pids) != browserUpgrades+1 {
-				t.Fatalf("processes %v, want %d: one per upgrade and the first", pids, browserUpgrades+1)
+			if len(pids) != handOvers+1 || line.failures() != 1 {
+				t.Fatalf("processes %v and %d upgrades failed, want %d processes (the first, then one per hand-over) and 1 failed", pids, line.failures(), handOvers+1)
 			}
 			newest := pids[len(pids)-1]
 			if got := statusPID(t, b.AdminAddr); got != newest {
@@ -132,8 +215,8 @@ func TestBrowserUpgrade(t *testing.T) {
 			// STARTTLS the first kept them, and the later ones had
 			// none of their own.
 			all := movedLine.FindAllStringSubmatch(b.Log(), -1)
-			if len(all) != browserUpgrades {
-				t.Errorf("%d hand-overs logged their moves, want %d", len(all), browserUpgrades)
+			if len(all) != handOvers {
+				t.Errorf("%d hand-overs logged their moves, want %d", len(all), handOvers)
 			}
 			for i, m := range all {
 				got := m[1:]
@@ -158,9 +241,9 @@ func TestBrowserUpgrade(t *testing.T) {
 			// Each old process logs why it exits just before it does;
 			// the log is read from its pipe a moment later.
 			exited := func() int { return countLines(b.Log(), "upgrade: the old process exits", "no session left") }
-			wait.For(wait.Deadline, func() bool { return exited() >= browserUpgrades })
-			if n := exited(); n != browserUpgrades {
-				t.Errorf("%d old processes exited for having no session left, want %d:\n%s", n, browserUpgrades, grepLines(b.Log(), "the old process exits"))
+			wait.For(wait.Deadline, func() bool { return exited() >= handOvers })
+			if n := exited(); n != handOvers {
+				t.Errorf("%d old processes exited for having no session left, want %d:\n%s", n, handOvers, grepLines(b.Log(), "the old process exits"))
 			}
 			if countLines(b.Log(), "system-shutdown") > 0 {
 				t.Errorf("a session was told system-shutdown:\n%s", grepLines(b.Log(), "system-shutdown"))
