@@ -126,7 +126,10 @@ func testLiveUpgradeLoad(t *testing.T, tls, ws bool) {
 		"--sessions", strconv.Itoa(n), "--rate", "200", "--max-setup", "32",
 		"--login", "load%d:" + clusterLoadPassword,
 		"--pairs", strconv.Itoa(n / 2), "--rate-per-pair", "1",
-		"--chat-for", chatFor.String(), "--drain", "3s", "--settle", "0s",
+		// --drain: what is on its way when chatting stops has 5 s to
+		// arrive before the sessions end; a machine loaded far past its
+		// cores once delayed pushes by up to 10 s, and 3 s left some out.
+		"--chat-for", chatFor.String(), "--drain", "5s", "--settle", "0s",
 		"--duration", duration.String(), "--json", jsonPath, "--ready-file", ready,
 	}
 	if ws {
