@@ -160,6 +160,16 @@ func (s *session) park(controlOnly bool) bool {
 		return false
 	}
 	s.conn.SetReadDeadline(time.Time{})
+	return s.watchClient()
+}
+
+// watchClient hands the client's socket to the poller, counted as parked;
+// called with mu held. It reports false if the socket cannot be watched:
+// a reader must read it instead.
+func (s *session) watchClient() bool {
+	if s.raw == nil || s.h.poller == nil {
+		return false
+	}
 	w, err := s.h.poller.Watch(s.raw, netpoll.Readable, s.wake)
 	if err != nil {
 		return false

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/boshd/boshd/internal/handoff"
-	"github.com/boshd/boshd/internal/netpoll"
 	"github.com/boshd/boshd/xmpp"
 )
 
@@ -270,13 +269,7 @@ func (s *session) unhand(upHanded bool) {
 	s.handing = false
 	pending := s.pendingEnd
 	s.pendingEnd = nil
-	read := false
-	if w, err := s.h.poller.Watch(s.raw, netpoll.Readable, s.wake); err == nil {
-		s.watch = w
-		s.h.parked.Add(1)
-	} else {
-		read = true
-	}
+	read := !s.watchClient()
 	s.mu.Unlock()
 	if read {
 		go s.readClient()
@@ -402,13 +395,7 @@ func (r *Restored) Commit() {
 	}
 	h.metrics.UpgradeWebSocketReceived()
 	s.mu.Lock()
-	read := true
-	if s.raw != nil && h.poller != nil {
-		if w, err := h.poller.Watch(s.raw, netpoll.Readable, s.wake); err == nil {
-			s.watch, read = w, false
-			h.parked.Add(1)
-		}
-	}
+	read := !s.watchClient()
 	s.mu.Unlock()
 	if read {
 		go s.readClient()
